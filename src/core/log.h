@@ -1,0 +1,31 @@
+/*
+ * log - logfmt lines on stderr.
+ *
+ * One line per call, written with a single write(2) so lines from threads and
+ * processes never interleave: `ts=... level=info msg="..." k=v ...`. The level
+ * threshold comes from REFOLD_LOG (debug, info, warn, error; default info).
+ * Callers format their own k=v fields; free text goes through log_quote.
+ * Secrets (API keys) must never be passed here.
+ */
+#ifndef REFOLD_LOG_H
+#define REFOLD_LOG_H
+
+#include <stddef.h>
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+
+/* Set the threshold from a name; unknown names keep "info". Call before threads start. */
+void log_set_level(const char *name);
+int log_enabled(enum log_level level);
+/* msg is quoted; fields (may be NULL) is a printf format for trailing k=v pairs. */
+void log_write(enum log_level level, const char *msg, const char *fields, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Quote s as a logfmt value ("..." with \" \\ \n escaped) into out; truncates to n. */
+const char *log_quote(const char *s, char *out, size_t n);
+
+#define log_debug(msg, ...) log_write(LOG_DEBUG, msg, __VA_ARGS__)
+#define log_info(msg, ...) log_write(LOG_INFO, msg, __VA_ARGS__)
+#define log_warn(msg, ...) log_write(LOG_WARN, msg, __VA_ARGS__)
+#define log_error(msg, ...) log_write(LOG_ERROR, msg, __VA_ARGS__)
+
+#endif

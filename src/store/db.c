@@ -1,0 +1,170 @@
+/*
+ * db - backend selection and the conveniences built on the driver calls.
+ * See db.h for the contract. No state of its own.
+ */
+#include "store/db.h"
+
+#include <string.h>
+
+#include "core/xalloc.h"
+#include "core/banned.h"
+
+enum rf_status db_open(const char *url, struct db **out, struct rf_err *err)
+{
+    const struct db_driver *drv = &db_sqlite_driver;
+    if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0)
+        drv = &db_pg_driver;
+    return drv->open(url, out, err);
+}
+
+void db_close(struct db *db)
+{
+    if (db)
+        db->drv->close(db);
+}
+
+enum rf_status db_exec_script(struct db *db, const char *sql, struct rf_err *err)
+{
+    return db->drv->exec_script(db, sql, err);
+}
+
+enum rf_status db_query(struct db *db, const char *sql, const struct db_val *args, int n,
+                        struct db_stmt **out, struct rf_err *err)
+{
+    return db->drv->query(db, sql, args, n, out, err);
+}
+
+enum rf_status db_next(struct db_stmt *st, bool *row, struct rf_err *err)
+{
+    return st->db->drv->next(st, row, err);
+}
+
+void db_done(struct db_stmt *st)
+{
+    if (st)
+        st->db->drv->done(st);
+}
+
+bool db_is_null(struct db_stmt *st, int col)
+{
+    return st->db->drv->is_null(st, col);
+}
+
+const char *db_text(struct db_stmt *st, int col)
+{
+    return st->db->drv->text(st, col);
+}
+
+int64_t db_int(struct db_stmt *st, int col)
+{
+    return st->db->drv->integer(st, col);
+}
+
+double db_double(struct db_stmt *st, int col)
+{
+    return st->db->drv->real(st, col);
+}
+
+char *db_strdup(struct db_stmt *st, int col)
+{
+    return xstrdup(db_text(st, col));
+}
+
+enum rf_status db_run(struct db *db, const char *sql, const struct db_val *args, int n,
+                      int64_t *changes, struct rf_err *err)
+{
+    struct db_stmt *st = NULL;
+    bool row;
+    enum rf_status rc = db_query(db, sql, args, n, &st, err);
+    if (rc)
+        return rc;
+    rc = db_next(st, &row, err);
+    if (rc == RF_OK && changes)
+        *changes = db->drv->changes(st);
+    db_done(st);
+    return rc;
+}
+
+enum rf_status db_row(struct db *db, const char *sql, const struct db_val *args, int n,
+                      struct db_stmt **out, bool *found, struct rf_err *err)
+{
+    *out = NULL;
+    *found = false;
+    enum rf_status rc = db_query(db, sql, args, n, out, err);
+    if (rc)
+        return rc;
+    rc = db_next(*out, found, err);
+    if (rc) {
+        db_done(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+enum rf_status db_scalar(struct db *db, const char *sql, const struct db_val *args, int n,
+                         int64_t *out, bool *found, struct rf_err *err)
+{
+    struct db_stmt *st;
+    bool row;
+    enum rf_status rc = db_row(db, sql, args, n, &st, &row, err);
+    if (rc)
+        return rc;
+    if (row)
+        *out = db_int(st, 0);
+    if (found)
+        *found = row;
+    db_done(st);
+    return RF_OK;
+}
+
+enum rf_status db_begin(struct db *db, struct rf_err *err)
+{
+    if (db->depth > 0) {
+        db->depth++;
+        return RF_OK;
+    }
+    enum rf_status rc = db->drv->begin(db, err);
+    if (rc == RF_OK) {
+        db->depth = 1;
+        db->aborted = false;
+    }
+    return rc;
+}
+
+enum rf_status db_commit(struct db *db, struct rf_err *err)
+{
+    if (db->depth > 1) {
+        db->depth--;
+        return RF_OK;
+    }
+    if (db->depth == 0)
+        return rf_fail(err, RF_INTERNAL, "commit without a transaction");
+    if (db->aborted) {
+        db->drv->rollback(db);
+        db->depth = 0;
+        return rf_fail(err, RF_INTERNAL, "transaction was rolled back by an inner step");
+    }
+    enum rf_status rc = db->drv->commit(db, err);
+    if (rc)
+        db->drv->rollback(db);
+    db->depth = 0;
+    return rc;
+}
+
+void db_rollback(struct db *db)
+{
+    if (db->depth == 0)
+        return;
+    if (db->depth > 1) {
+        db->depth--;
+        db->aborted = true;
+        return;
+    }
+    db->drv->rollback(db);
+    db->depth = 0;
+}
+
+enum rf_status db_ping(struct db *db, struct rf_err *err)
+{
+    return db->drv->ping(db, err);
+}

@@ -1,0 +1,132 @@
+/*
+ * db - the store's private SQL layer: one small driver interface that the
+ * SQLite and PostgreSQL backends implement, so every store_*.c query is
+ * written once.
+ *
+ * SQL is portable text with `?` placeholders (the PostgreSQL driver rewrites
+ * them to $n when it prepares). Arguments are passed as a typed array built
+ * with DB_ARGS(DB_T(s), DB_I(n), ...), so no varargs type can go wrong.
+ * Statements are prepared once per connection and cached by the address of
+ * the SQL constant: pass named constants, never built strings.
+ *
+ * Threading: a struct db is one connection used by one thread at a time. A
+ * query's struct db_stmt is valid until db_done(); only one statement per SQL
+ * constant may be open at a time on a connection.
+ *
+ * Writes happen inside db_begin()/db_commit(). On SQLite db_begin takes a
+ * process-wide write lock and then BEGIN IMMEDIATE, so threads of one process
+ * queue on a mutex instead of spinning on SQLITE_BUSY; other processes are
+ * waited for by busy_timeout.
+ *
+ * Nothing here leaves src/store/: callers outside see only store.h.
+ */
+#ifndef REFOLD_STORE_DB_H
+#define REFOLD_STORE_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/status.h"
+
+enum db_backend { DB_SQLITE, DB_POSTGRES };
+
+enum db_val_type { DBV_NULL, DBV_TEXT, DBV_INT, DBV_DOUBLE };
+
+struct db_val {
+    enum db_val_type type;
+    const char *s; /* DBV_TEXT; NULL binds SQL NULL */
+    int64_t i;
+    double d;
+};
+
+#define DB_T(x) ((struct db_val){.type = DBV_TEXT, .s = (x)})
+#define DB_I(x) ((struct db_val){.type = DBV_INT, .i = (int64_t)(x)})
+#define DB_D(x) ((struct db_val){.type = DBV_DOUBLE, .d = (x)})
+#define DB_NULL ((struct db_val){.type = DBV_NULL})
+/* An integer, or NULL when set is false. */
+#define DB_IN(x, set) ((set) ? DB_I(x) : DB_NULL)
+#define DB_ARGS(...)                                                                               \
+    (const struct db_val[]){__VA_ARGS__},                                                          \
+        (int)(sizeof((const struct db_val[]){__VA_ARGS__}) / sizeof(struct db_val))
+#define DB_NOARGS NULL, 0
+
+struct db;
+
+/* Drivers embed this header first in their statement type. */
+struct db_stmt {
+    struct db *db;
+};
+
+struct db_driver {
+    const char *name;
+    enum rf_status (*open)(const char *url, struct db **out, struct rf_err *err);
+    void (*close)(struct db *db);
+    enum rf_status (*exec_script)(struct db *db, const char *sql, struct rf_err *err);
+    enum rf_status (*query)(struct db *db, const char *sql, const struct db_val *args, int n,
+                            struct db_stmt **out, struct rf_err *err);
+    enum rf_status (*next)(struct db_stmt *st, bool *row, struct rf_err *err);
+    bool (*is_null)(struct db_stmt *st, int col);
+    const char *(*text)(struct db_stmt *st, int col);
+    int64_t (*integer)(struct db_stmt *st, int col);
+    double (*real)(struct db_stmt *st, int col);
+    int64_t (*changes)(struct db_stmt *st);
+    void (*done)(struct db_stmt *st);
+    enum rf_status (*begin)(struct db *db, struct rf_err *err);
+    enum rf_status (*commit)(struct db *db, struct rf_err *err);
+    void (*rollback)(struct db *db);
+    enum rf_status (*ping)(struct db *db, struct rf_err *err);
+};
+
+/* Every connection starts with this header (drivers embed it first). */
+struct db {
+    const struct db_driver *drv;
+    enum db_backend backend;
+    int depth;    /* nesting of db_begin; the driver sees only the outermost */
+    bool aborted; /* an inner level rolled back: the outermost commit must not */
+};
+
+extern const struct db_driver db_sqlite_driver;
+extern const struct db_driver db_pg_driver;
+
+/* Open a connection: postgres:// or postgresql:// URLs use PostgreSQL, anything else is a
+ * SQLite path. Caller owns the connection; close with db_close. */
+enum rf_status db_open(const char *url, struct db **out, struct rf_err *err);
+void db_close(struct db *db);
+
+/* Run a script of several statements without parameters (migrations). */
+enum rf_status db_exec_script(struct db *db, const char *sql, struct rf_err *err);
+/* Start a query; step through rows with db_next; always finish with db_done. */
+enum rf_status db_query(struct db *db, const char *sql, const struct db_val *args, int n,
+                        struct db_stmt **out, struct rf_err *err);
+enum rf_status db_next(struct db_stmt *st, bool *row, struct rf_err *err);
+void db_done(struct db_stmt *st);
+/* Column accessors for the current row. Text is borrowed until the next db_next/db_done;
+ * NULL for SQL NULL. */
+bool db_is_null(struct db_stmt *st, int col);
+const char *db_text(struct db_stmt *st, int col);
+int64_t db_int(struct db_stmt *st, int col);
+double db_double(struct db_stmt *st, int col);
+/* Duplicate of a text column (NULL stays NULL); caller frees. */
+char *db_strdup(struct db_stmt *st, int col);
+
+/* Run a statement that returns no rows; *changes (may be NULL) gets the affected rows. */
+enum rf_status db_run(struct db *db, const char *sql, const struct db_val *args, int n,
+                      int64_t *changes, struct rf_err *err);
+/* Run a query expected to return at most one row; *found says whether it did. The
+ * statement stays open on that row for the accessors: call db_done after reading. */
+enum rf_status db_row(struct db *db, const char *sql, const struct db_val *args, int n,
+                      struct db_stmt **out, bool *found, struct rf_err *err);
+/* A single integer (first column of the first row); *found false when there is no row. */
+enum rf_status db_scalar(struct db *db, const char *sql, const struct db_val *args, int n,
+                         int64_t *out, bool *found, struct rf_err *err);
+
+/* Write transactions. They nest: inner levels only count, the outermost commits, and a
+ * rollback at any level makes the whole transaction roll back. db_rollback is safe to
+ * call when no transaction is open. */
+enum rf_status db_begin(struct db *db, struct rf_err *err);
+enum rf_status db_commit(struct db *db, struct rf_err *err);
+void db_rollback(struct db *db);
+enum rf_status db_ping(struct db *db, struct rf_err *err);
+
+#endif

@@ -1,0 +1,266 @@
+/*
+ * store - connection lifecycle, migrations, transactions and the row
+ * readers shared by the store_*.c files. See store.h for the contract.
+ *
+ * Migrations are the files src/store/migrations/NNN_name.sql compiled into
+ * the binary, applied in order, each in its own transaction together with
+ * its row in schema_migrations. Concurrent migrators are serialised: SQLite by
+ * BEGIN IMMEDIATE, PostgreSQL by an advisory lock held for the whole run.
+ */
+#include "store/store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/embed.h"
+#include "core/jsonx.h"
+#include "core/log.h"
+#include "core/xalloc.h"
+#include "store/store_internal.h"
+#include "core/banned.h"
+
+#define MIGRATION_DIR "src/store/migrations/"
+#define MIGRATE_LOCK_ID 7878001
+
+static const char *SQL_MIGRATIONS_TABLE =
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";
+static const char *SQL_MIGRATION_APPLIED =
+    "SELECT COUNT(*) FROM schema_migrations WHERE version = ?";
+static const char *SQL_MIGRATION_RECORD =
+    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)";
+static const char *SQL_SCHEMA_VERSION = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations";
+static const char *SQL_TABLE_EXISTS_LITE =
+    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'";
+static const char *SQL_TABLE_EXISTS_PG =
+    "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'schema_migrations' "
+    "AND table_schema = current_schema()";
+static const char *SQL_PG_LOCK = "SELECT pg_advisory_lock(?)";
+static const char *SQL_PG_UNLOCK = "SELECT pg_advisory_unlock(?)";
+
+enum rf_status store_open(const char *url, struct store **out, struct rf_err *err)
+{
+    struct db *db = NULL;
+    enum rf_status rc = db_open(url, &db, err);
+    if (rc)
+        return rc;
+    struct store *st = xcalloc(1, sizeof *st);
+    st->db = db;
+    *out = st;
+    return RF_OK;
+}
+
+void store_close(struct store *st)
+{
+    if (!st)
+        return;
+    db_close(st->db);
+    free(st);
+}
+
+const char *store_backend(const struct store *st)
+{
+    return st->db->drv->name;
+}
+
+enum rf_status store_ping(struct store *st, struct rf_err *err)
+{
+    return db_ping(st->db, err);
+}
+
+enum rf_status store_begin(struct store *st, struct rf_err *err)
+{
+    return db_begin(st->db, err);
+}
+
+enum rf_status store_commit(struct store *st, struct rf_err *err)
+{
+    return db_commit(st->db, err);
+}
+
+void store_rollback(struct store *st)
+{
+    db_rollback(st->db);
+}
+
+/* Migrations in the embedded table, sorted by path (so by number). */
+static int migration_number(const char *path)
+{
+    const char *base = path + strlen(MIGRATION_DIR);
+    return (int)strtol(base, NULL, 10);
+}
+
+static bool is_migration(const struct embed_file *f)
+{
+    size_t n = strlen(MIGRATION_DIR), len = strlen(f->path);
+    return strncmp(f->path, MIGRATION_DIR, n) == 0 && len > 4 &&
+           strcmp(f->path + len - 4, ".sql") == 0;
+}
+
+int store_migrations_known(void)
+{
+    int n = 0;
+    for (const struct embed_file *f = embed_table(); f->path; f++)
+        if (is_migration(f))
+            n++;
+    return n;
+}
+
+static enum rf_status apply_one(struct db *db, const struct embed_file *f, bool *ran,
+                                struct rf_err *err)
+{
+    int number = migration_number(f->path);
+    int64_t count = 0;
+    *ran = false;
+    enum rf_status rc = db_begin(db, err);
+    if (rc)
+        return rc;
+    rc = db_scalar(db, SQL_MIGRATION_APPLIED, DB_ARGS(DB_I(number)), &count, NULL, err);
+    if (rc == RF_OK && count == 0) {
+        rc = db_exec_script(db, (const char *)f->data, err);
+        if (rc == RF_OK)
+            rc = db_run(db, SQL_MIGRATION_RECORD,
+                        DB_ARGS(DB_I(number), DB_T(f->path + strlen(MIGRATION_DIR)),
+                                DB_I(clock_now_ms())),
+                        NULL, err);
+        *ran = rc == RF_OK;
+    }
+    if (rc) {
+        db_rollback(db);
+        return rc;
+    }
+    return db_commit(db, err);
+}
+
+enum rf_status store_migrate(struct store *st, int *applied, struct rf_err *err)
+{
+    struct db *db = st->db;
+    bool pg = db->backend == DB_POSTGRES;
+    int done = 0;
+    enum rf_status rc = RF_OK;
+    if (pg) {
+        int64_t ignored;
+        rc = db_scalar(db, SQL_PG_LOCK, DB_ARGS(DB_I(MIGRATE_LOCK_ID)), &ignored, NULL, err);
+        if (rc)
+            return rc;
+    }
+    rc = db_exec_script(db, SQL_MIGRATIONS_TABLE, err);
+    for (const struct embed_file *f = embed_table(); rc == RF_OK && f->path; f++) {
+        if (!is_migration(f))
+            continue;
+        bool ran = false;
+        rc = apply_one(db, f, &ran, err);
+        if (ran) {
+            done++;
+            log_info("migration applied", "migration=%s backend=%s",
+                     f->path + strlen(MIGRATION_DIR), db->drv->name);
+        }
+    }
+    if (pg) {
+        int64_t ignored;
+        struct rf_err e2;
+        db_scalar(db, SQL_PG_UNLOCK, DB_ARGS(DB_I(MIGRATE_LOCK_ID)), &ignored, NULL, &e2);
+    }
+    if (applied)
+        *applied = done;
+    return rc;
+}
+
+enum rf_status store_schema_version(struct store *st, int *version, struct rf_err *err)
+{
+    int64_t exists = 0, v = 0;
+    const char *sql = st->db->backend == DB_POSTGRES ? SQL_TABLE_EXISTS_PG : SQL_TABLE_EXISTS_LITE;
+    enum rf_status rc = db_scalar(st->db, sql, DB_NOARGS, &exists, NULL, err);
+    if (rc == RF_OK && exists)
+        rc = db_scalar(st->db, SQL_SCHEMA_VERSION, DB_NOARGS, &v, NULL, err);
+    *version = (int)v;
+    return rc;
+}
+
+/* ---- shared row readers ---- */
+
+json_t *col_str(struct db_stmt *s, int col)
+{
+    return jx_str_or_null(db_text(s, col));
+}
+
+json_t *col_time(struct db_stmt *s, int col)
+{
+    return db_is_null(s, col) ? json_null() : jx_time(db_int(s, col));
+}
+
+json_t *col_json(struct db_stmt *s, int col)
+{
+    return jx_from_text(db_text(s, col));
+}
+
+json_t *version_from_row(struct db_stmt *s, int c)
+{
+    json_t *v = json_object();
+    json_object_set_new(v, "id", col_str(s, c + 0));
+    json_object_set_new(v, "agent_id", col_str(s, c + 1));
+    json_object_set_new(v, "version", json_integer(db_int(s, c + 2)));
+    json_object_set_new(v, "prompt_template", col_str(s, c + 3));
+    json_object_set_new(v, "variables", col_json(s, c + 4));
+    json_object_set_new(v, "source", col_str(s, c + 5));
+    json_object_set_new(v, "parent_version_id", col_str(s, c + 6));
+    json_object_set_new(v, "status", col_str(s, c + 7));
+    json_object_set_new(v, "accuracy",
+                        db_is_null(s, c + 8) ? json_null() : json_real(db_double(s, c + 8)));
+    json_object_set_new(v, "change_summary", col_str(s, c + 9));
+    json_object_set_new(v, "changes", col_json(s, c + 10));
+    json_object_set_new(v, "failure_patterns", col_json(s, c + 11));
+    json_object_set_new(v, "created_by_job_id", col_str(s, c + 12));
+    json_object_set_new(v, "review_note", col_str(s, c + 13));
+    json_object_set_new(v, "created_at", col_time(s, c + 14));
+    json_object_set_new(v, "decided_at", col_time(s, c + 15));
+    return v;
+}
+
+void store_list_release(struct store_list *l)
+{
+    json_decref(l->data);
+    free(l->next_cursor);
+    l->data = NULL;
+    l->next_cursor = NULL;
+}
+
+enum rf_status page_id_cursor(const struct store_page *p, const char **bound, struct rf_err *err)
+{
+    *bound = CURSOR_END;
+    if (!p->cursor)
+        return RF_OK;
+    size_t n = strlen(p->cursor);
+    if (n == 0 || n >= ID_MAX || strspn(p->cursor, "abcdefghijklmnopqrstuvwxyz_0123456789"
+                                                   "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != n)
+        return rf_fail_field(err, RF_INVALID, "cursor", "cursor is not one this API returned");
+    *bound = p->cursor;
+    return RF_OK;
+}
+
+void page_finish(struct store_list *out, int limit, const char *key_field)
+{
+    out->next_cursor = NULL;
+    if ((int)json_array_size(out->data) > limit) {
+        json_array_remove(out->data, (size_t)limit);
+        json_t *last = json_array_get(out->data, (size_t)limit - 1);
+        json_t *key = json_object_get(last, key_field);
+        if (json_is_integer(key))
+            out->next_cursor = xasprintf("%lld", (long long)json_integer_value(key));
+        else
+            out->next_cursor = xstrdup(json_string_value(key));
+    }
+}
+
+const char *store_outcome_name(enum store_outcome o)
+{
+    switch (o) {
+    case OUTCOME_CREATED: return "created";
+    case OUTCOME_UPDATED: return "updated";
+    case OUTCOME_UNCHANGED: return "unchanged";
+    case OUTCOME_REJECTED: return "rejected";
+    }
+    return "rejected";
+}

@@ -1,0 +1,301 @@
+/*
+ * store - refold's one persistence interface.
+ *
+ * Everything that is stored goes through here; no SQL, no SQLite or libpq
+ * type leaves src/store/. The backend is chosen by the URL given to
+ * store_open (a postgres:// URL selects PostgreSQL, anything else is a SQLite
+ * file), and callers cannot tell which one they got.
+ *
+ * Entities cross this boundary as jansson objects shaped exactly like the
+ * API's objects (SPEC §4.2: ids, RFC 3339 timestamps, nested JSON columns
+ * parsed), because the HTTP layer, the CLI and the jobs all consume them in
+ * that shape; inputs are plain C structs that the caller has validated.
+ * Every query is scoped by workspace id: an object of another workspace is
+ * reported exactly like a missing one (RF_NOT_FOUND).
+ *
+ * Returned json_t values are owned by the caller (json_decref). Strings in
+ * input structs are borrowed for the duration of the call.
+ *
+ * Threading: a struct store is one database connection for one thread at a
+ * time; each thread opens its own. Writes are transactions; store_begin /
+ * store_commit let a caller group several store calls (they nest: the
+ * outermost commit decides).
+ *
+ * Counters: agent_stats holds exact per-agent counts behind Agent.stats and
+ * is maintained by every write path of traces, feedback and executions; the
+ * contradiction query walks an agent's feedback newest first by index. See
+ * docs/architecture.md.
+ */
+#ifndef REFOLD_STORE_H
+#define REFOLD_STORE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/status.h"
+#include "core/ulid.h"
+
+struct store;
+
+/* ---- connection, schema, transactions ---- */
+
+/* Open a connection (does not migrate). Caller owns it; close with store_close. */
+enum rf_status store_open(const char *url, struct store **out, struct rf_err *err);
+void store_close(struct store *st);
+/* "sqlite" or "postgres". */
+const char *store_backend(const struct store *st);
+/* Apply pending numbered migrations; *applied (may be NULL) gets how many ran. Safe to run
+ * from several processes at once. */
+enum rf_status store_migrate(struct store *st, int *applied, struct rf_err *err);
+/* Highest applied migration number (0 on an empty database). */
+enum rf_status store_schema_version(struct store *st, int *version, struct rf_err *err);
+/* Number of migrations compiled into this binary. */
+int store_migrations_known(void);
+enum rf_status store_ping(struct store *st, struct rf_err *err);
+enum rf_status store_begin(struct store *st, struct rf_err *err);
+enum rf_status store_commit(struct store *st, struct rf_err *err);
+void store_rollback(struct store *st);
+
+/* ---- lists ---- */
+
+#define STORE_LIMIT_DEFAULT 50
+#define STORE_LIMIT_MAX 500
+
+struct store_page {
+    int limit;          /* 1..STORE_LIMIT_MAX */
+    const char *cursor; /* NULL for the first page; else a next_cursor seen before */
+};
+
+struct store_list {
+    json_t *data;      /* array, caller owns */
+    char *next_cursor; /* NULL on the last page; caller frees */
+};
+
+/* Release both members. */
+void store_list_release(struct store_list *l);
+
+/* ---- workspaces and API keys ---- */
+
+/* {id, name, created_at}; RF_CONFLICT when the name is taken. */
+enum rf_status store_workspace_create(struct store *st, const char *name, json_t **out,
+                                      struct rf_err *err);
+/* By name or id. */
+enum rf_status store_workspace_find(struct store *st, const char *name_or_id, json_t **out,
+                                    struct rf_err *err);
+enum rf_status store_workspace_list(struct store *st, json_t **out, struct rf_err *err);
+
+#define API_KEY_PREFIX_LEN 8
+
+/* Create a key; *secret (caller frees) is the only time the plain key exists.
+ * out: {id, workspace_id, name, prefix, created_at, revoked_at}. */
+enum rf_status store_key_create(struct store *st, const char *workspace_id, const char *name,
+                                char **secret, json_t **out, struct rf_err *err);
+enum rf_status store_key_list(struct store *st, const char *workspace_id, json_t **out,
+                              struct rf_err *err);
+/* Revoke by id or by prefix (unique within the workspace). */
+enum rf_status store_key_revoke(struct store *st, const char *workspace_id,
+                                const char *id_or_prefix, json_t **out, struct rf_err *err);
+/* Resolve a presented key to its workspace; RF_UNAUTHORIZED when unknown or revoked. */
+enum rf_status store_key_authenticate(struct store *st, const char *secret,
+                                      char workspace_id[ID_MAX], struct rf_err *err);
+
+/* ---- agents ---- */
+
+struct agent_new {
+    const char *name;
+    const char *description;     /* may be NULL */
+    const char *prompt_template; /* may be NULL: then no version is created */
+    const char *status;          /* NULL: "confirmed" */
+};
+
+/* Creates the agent and, with a template, version 1 (manual, active). */
+enum rf_status store_agent_create(struct store *st, const char *ws, const struct agent_new *in,
+                                  json_t **out, struct rf_err *err);
+enum rf_status store_agent_list(struct store *st, const char *ws, const char *status,
+                                const struct store_page *page, struct store_list *out,
+                                struct rf_err *err);
+/* Agent with its active version, and with "stats" when with_stats. */
+enum rf_status store_agent_get(struct store *st, const char *ws, const char *id, bool with_stats,
+                               json_t **out, struct rf_err *err);
+
+struct agent_patch {
+    const char *name;        /* NULL: unchanged */
+    bool set_description;    /* description given (NULL clears it) */
+    const char *description;
+    const char *status;      /* NULL: unchanged */
+};
+
+enum rf_status store_agent_update(struct store *st, const char *ws, const char *id,
+                                  const struct agent_patch *in, json_t **out, struct rf_err *err);
+/* Archive (idempotent). */
+enum rf_status store_agent_archive(struct store *st, const char *ws, const char *id,
+                                   struct rf_err *err);
+/* Stats object of SPEC §4.2 from the counters. */
+enum rf_status store_agent_stats(struct store *st, const char *ws, const char *agent_id,
+                                 json_t **out, struct rf_err *err);
+
+/* ---- versions ---- */
+
+struct version_new {
+    const char *prompt_template;
+    const char *source;            /* "manual", "ai_improved", "discovered" */
+    const char *status;            /* NULL: "candidate" */
+    const char *change_summary;    /* may be NULL */
+    const json_t *changes;         /* array or NULL */
+    const json_t *failure_patterns; /* array or NULL */
+    const char *created_by_job_id; /* may be NULL */
+};
+
+/* New version max+1 of the agent; parent = the active version (if any). Variables are
+ * extracted from the template. RF_CONFLICT (reason agent_archived) for archived agents. */
+enum rf_status store_version_create(struct store *st, const char *ws, const char *agent_id,
+                                    const struct version_new *in, json_t **out,
+                                    struct rf_err *err);
+/* Ordered by version descending; the cursor is a version number. */
+enum rf_status store_version_list(struct store *st, const char *ws, const char *agent_id,
+                                  const char *status, const struct store_page *page,
+                                  struct store_list *out, struct rf_err *err);
+enum rf_status store_version_get(struct store *st, const char *ws, const char *agent_id,
+                                 int64_t number, json_t **out, struct rf_err *err);
+/* The agent's active version; RF_CONFLICT with reason "no_active_version" when none. */
+enum rf_status store_version_active(struct store *st, const char *ws, const char *agent_id,
+                                    json_t **out, struct rf_err *err);
+/* candidate|archived -> active; the previous active -> archived; one transaction.
+ * RF_CONFLICT (reason invalid_transition) from other states. */
+enum rf_status store_version_promote(struct store *st, const char *ws, const char *agent_id,
+                                     int64_t number, const char *note, json_t **out,
+                                     struct rf_err *err);
+/* candidate -> rejected; RF_CONFLICT from other states. */
+enum rf_status store_version_reject(struct store *st, const char *ws, const char *agent_id,
+                                    int64_t number, const char *reason, json_t **out,
+                                    struct rf_err *err);
+
+/* ---- batches (traces, feedback, executions) ---- */
+
+enum store_outcome { OUTCOME_CREATED, OUTCOME_UPDATED, OUTCOME_UNCHANGED, OUTCOME_REJECTED };
+
+/* What happened to one item of a batch. */
+struct store_item_result {
+    enum store_outcome outcome;
+    char id[ID_MAX];   /* the stored object's id unless rejected */
+    struct rf_err err; /* when rejected */
+};
+
+const char *store_outcome_name(enum store_outcome o);
+
+/* A reference to a trace: by id, or by (source, external_id). */
+struct trace_ref {
+    const char *trace_id;
+    const char *source; /* NULL: "api" */
+    const char *external_id;
+};
+
+/* ---- traces ---- */
+
+struct trace_new {
+    const char *agent_id;         /* one of agent_id (active version) ... */
+    const char *agent_version_id; /* ... or agent_version_id is required */
+    const char *source;           /* NULL: "api" */
+    const char *external_id;      /* may be NULL: then never deduplicated */
+    int64_t timestamp;            /* ms */
+    bool has_timestamp;           /* false: now */
+    const char *input;
+    const char *output;
+    const char *steps;    /* compact JSON array text or NULL */
+    const char *metadata; /* compact JSON object text or NULL */
+};
+
+/* Insert or update n traces in one transaction. An item whose (source, external_id)
+ * exists is updated when its content differs (unchanged otherwise); an item naming an
+ * unknown or foreign agent/version is rejected alone. results has n entries. */
+enum rf_status store_traces_put(struct store *st, const char *ws, const struct trace_new *items,
+                                int n, struct store_item_result *results, struct rf_err *err);
+enum rf_status store_trace_get(struct store *st, const char *ws, const char *id, json_t **out,
+                               struct rf_err *err);
+
+struct trace_filter {
+    const char *agent_id; /* NULL: all */
+    int64_t version;      /* with agent_id; 0: all */
+    const char *rating;   /* NULL: any */
+    int has_feedback;     /* -1 any, 0 without, 1 with */
+};
+
+enum rf_status store_trace_list(struct store *st, const char *ws, const struct trace_filter *f,
+                                const struct store_page *page, struct store_list *out,
+                                struct rf_err *err);
+/* Delete a trace with its feedback and executions (counters follow). */
+enum rf_status store_trace_delete(struct store *st, const char *ws, const char *id,
+                                  struct rf_err *err);
+
+/* ---- feedback ---- */
+
+struct feedback_new {
+    struct trace_ref trace;
+    const char *rating; /* positive|negative|neutral */
+    const char *note;   /* may be NULL */
+};
+
+/* Upsert n feedback rows in one transaction (one per trace); results has n entries, whose
+ * id is the trace id. */
+enum rf_status store_feedback_put(struct store *st, const char *ws, const struct feedback_new *items,
+                                  int n, struct store_item_result *results, struct rf_err *err);
+/* {rating, note, updated_at} of a trace's feedback. */
+enum rf_status store_feedback_get(struct store *st, const char *ws, const char *trace_id,
+                                  json_t **out, struct rf_err *err);
+enum rf_status store_feedback_delete(struct store *st, const char *ws, const char *trace_id,
+                                     struct rf_err *err);
+
+/* ---- evals and executions ---- */
+
+/* {id, agent_id, name, description, created_at}; RF_CONFLICT on a duplicate name. */
+enum rf_status store_eval_create(struct store *st, const char *ws, const char *agent_id,
+                                 const char *name, const char *description, json_t **out,
+                                 struct rf_err *err);
+enum rf_status store_eval_list(struct store *st, const char *ws, const char *agent_id,
+                               const struct store_page *page, struct store_list *out,
+                               struct rf_err *err);
+enum rf_status store_eval_get(struct store *st, const char *ws, const char *id, json_t **out,
+                              struct rf_err *err);
+
+struct execution_new {
+    struct trace_ref trace;
+    bool predicted_result;
+    const char *predicted_reason; /* may be NULL */
+    int64_t execution_time_ms;
+    bool has_execution_time;
+};
+
+/* Upsert n executions of one eval, one per (eval, trace); the trace must belong to the
+ * eval's agent. results' ids are execution ids. */
+enum rf_status store_executions_put(struct store *st, const char *ws, const char *eval_id,
+                                    const struct execution_new *items, int n,
+                                    struct store_item_result *results, struct rf_err *err);
+
+/* ---- contradictions ---- */
+
+/* Up to limit contradictions of the agent (SPEC §7 step 2), newest feedback first; kind is
+ * NULL, "missed_failure" or "false_alarm". Elements: {trace_id, eval_id, eval_name, kind,
+ * human_rating, note, predicted_result, predicted_reason, feedback_at, input, output}. */
+enum rf_status store_contradictions(struct store *st, const char *ws, const char *agent_id,
+                                    const char *kind, int limit, json_t **out,
+                                    struct rf_err *err);
+
+/* ---- best practices ---- */
+
+enum rf_status store_practice_list(struct store *st, const char *ws, const char *category,
+                                   const struct store_page *page, struct store_list *out,
+                                   struct rf_err *err);
+enum rf_status store_practice_create(struct store *st, const char *ws, const char *category,
+                                     const char *title, const char *content, const char *url,
+                                     json_t **out, struct rf_err *err);
+/* Delete one of the workspace's own rows; built-in rows and other workspaces' rows
+ * answer RF_NOT_FOUND. */
+enum rf_status store_practice_delete(struct store *st, const char *ws, const char *id,
+                                     struct rf_err *err);
+/* The practices the improvement job sends (SPEC §7 step 4): categories clarity, structure,
+ * reasoning, general; workspace rows first, then newest; at most limit. */
+enum rf_status store_practice_select(struct store *st, const char *ws, int limit, json_t **out,
+                                     struct rf_err *err);
+
+#endif

@@ -1,0 +1,544 @@
+/*
+ * store_agents - agents, their versioned prompt templates and the version
+ * state machine.
+ *
+ * Invariants kept here: version numbers are 1, 2, 3 ... per agent (max + 1
+ * inside the inserting transaction, backed by the unique (agent_id, version)
+ * index); at most one version per agent is active (partial unique index) and
+ * agents.active_version_id names it; promote moves the old active version to
+ * archived in the same transaction.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/jsonx.h"
+#include "core/template.h"
+#include "core/xalloc.h"
+#include "store/store_internal.h"
+#include "core/banned.h"
+
+#define AGENT_COLS                                                                                 \
+    "a.id, a.name, a.description, a.status, a.active_version_id, a.created_at, a.updated_at"
+#define AGENT_NCOLS 7
+
+static const char *SQL_AGENT_INSERT =
+    "INSERT INTO agents (id, workspace_id, name, description, status, active_version_id, "
+    "created_at, updated_at) VALUES (?, ?, ?, ?, ?, NULL, ?, ?)";
+static const char *SQL_STATS_INSERT = "INSERT INTO agent_stats (agent_id) VALUES (?)";
+static const char *SQL_AGENT_SET_ACTIVE =
+    "UPDATE agents SET active_version_id = ?, updated_at = ? WHERE id = ?";
+static const char *SQL_AGENT_GET =
+    "SELECT " AGENT_COLS ", " VERSION_COLS " FROM agents a "
+    "LEFT JOIN agent_versions v ON v.id = a.active_version_id "
+    "WHERE a.id = ? AND a.workspace_id = ?";
+static const char *SQL_AGENT_LIST =
+    "SELECT " AGENT_COLS ", " VERSION_COLS " FROM agents a "
+    "LEFT JOIN agent_versions v ON v.id = a.active_version_id "
+    "WHERE a.workspace_id = ? AND a.id < ? AND (CAST(? AS TEXT) IS NULL OR a.status = ?) "
+    "ORDER BY a.id DESC LIMIT ?";
+static const char *SQL_AGENT_STATUS =
+    "SELECT status FROM agents WHERE id = ? AND workspace_id = ?";
+static const char *SQL_AGENT_UPDATE =
+    "UPDATE agents SET name = COALESCE(?, name), "
+    "description = CASE WHEN ? = 1 THEN ? ELSE description END, "
+    "status = COALESCE(?, status), updated_at = ? WHERE id = ? AND workspace_id = ?";
+static const char *SQL_AGENT_ARCHIVE =
+    "UPDATE agents SET status = 'archived', updated_at = ? "
+    "WHERE id = ? AND workspace_id = ? AND status <> 'archived'";
+static const char *SQL_STATS_GET =
+    "SELECT s.traces, s.positive, s.negative, s.neutral, s.executions, s.pos_pass, s.pos_fail, "
+    "s.neg_pass, s.neg_fail, (SELECT COUNT(*) FROM evals e WHERE e.agent_id = s.agent_id) "
+    "FROM agent_stats s JOIN agents a ON a.id = s.agent_id "
+    "WHERE s.agent_id = ? AND a.workspace_id = ?";
+static const char *SQL_STATS_ADD =
+    "UPDATE agent_stats SET traces = traces + ?, positive = positive + ?, "
+    "negative = negative + ?, neutral = neutral + ?, executions = executions + ?, "
+    "pos_pass = pos_pass + ?, pos_fail = pos_fail + ?, neg_pass = neg_pass + ?, "
+    "neg_fail = neg_fail + ? WHERE agent_id = ?";
+
+static const char *SQL_VERSION_NEXT =
+    "SELECT COALESCE(MAX(version), 0) + 1 FROM agent_versions WHERE agent_id = ?";
+static const char *SQL_VERSION_INSERT =
+    "INSERT INTO agent_versions (id, agent_id, version, prompt_template, variables, source, "
+    "parent_version_id, status, change_summary, changes, failure_patterns, created_by_job_id, "
+    "created_at, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+static const char *SQL_VERSION_GET =
+    "SELECT " VERSION_COLS " FROM agent_versions v JOIN agents a ON a.id = v.agent_id "
+    "WHERE v.agent_id = ? AND a.workspace_id = ? AND v.version = ?";
+static const char *SQL_VERSION_BY_ID =
+    "SELECT " VERSION_COLS " FROM agent_versions v WHERE v.id = ?";
+static const char *SQL_VERSION_LIST =
+    "SELECT " VERSION_COLS " FROM agent_versions v "
+    "WHERE v.agent_id = ? AND v.version < ? AND (CAST(? AS TEXT) IS NULL OR v.status = ?) "
+    "ORDER BY v.version DESC LIMIT ?";
+static const char *SQL_VERSION_ARCHIVE_ACTIVE =
+    "UPDATE agent_versions SET status = 'archived', decided_at = ? "
+    "WHERE agent_id = ? AND status = 'active'";
+static const char *SQL_VERSION_DECIDE =
+    "UPDATE agent_versions SET status = ?, decided_at = ?, review_note = COALESCE(?, review_note) "
+    "WHERE id = ?";
+
+static json_t *agent_from_row(struct db_stmt *s)
+{
+    json_t *a = json_object();
+    json_object_set_new(a, "id", col_str(s, 0));
+    json_object_set_new(a, "name", col_str(s, 1));
+    json_object_set_new(a, "description", col_str(s, 2));
+    json_object_set_new(a, "status", col_str(s, 3));
+    json_object_set_new(a, "active_version_id", col_str(s, 4));
+    json_object_set_new(a, "active_version",
+                        db_is_null(s, AGENT_NCOLS) ? json_null()
+                                                   : version_from_row(s, AGENT_NCOLS));
+    json_object_set_new(a, "created_at", col_time(s, 5));
+    json_object_set_new(a, "updated_at", col_time(s, 6));
+    return a;
+}
+
+/* The agent's status, or RF_NOT_FOUND when it is not in ws. */
+static enum rf_status agent_status(struct db *db, const char *ws, const char *id, char *status,
+                                   size_t n, struct rf_err *err)
+{
+    struct db_stmt *s;
+    bool found;
+    enum rf_status rc = db_row(db, SQL_AGENT_STATUS, DB_ARGS(DB_T(id), DB_T(ws)), &s, &found, err);
+    if (rc)
+        return rc;
+    if (found)
+        snprintf(status, n, "%s", db_text(s, 0));
+    db_done(s);
+    return found ? RF_OK : rf_fail(err, RF_NOT_FOUND, "agent %s not found", id);
+}
+
+static enum rf_status name_taken(struct rf_err *err, const char *name)
+{
+    return rf_fail_field(err, RF_CONFLICT, "name", "an agent named \"%s\" already exists", name);
+}
+
+/* Insert version max+1; parent is the current active version. Caller holds a transaction. */
+static enum rf_status insert_version(struct db *db, const char *agent_id, const char *parent_id,
+                                     const struct version_new *in, const char *status,
+                                     char id[ID_MAX], struct rf_err *err)
+{
+    int64_t number = 1, now = clock_now_ms();
+    enum rf_status rc = db_scalar(db, SQL_VERSION_NEXT, DB_ARGS(DB_T(agent_id)), &number, NULL,
+                                  err);
+    if (rc)
+        return rc;
+    json_t *vars = template_variables(in->prompt_template);
+    char *vars_text = jx_dump(vars);
+    char *changes = in->changes ? jx_dump(in->changes) : NULL;
+    char *patterns = in->failure_patterns ? jx_dump(in->failure_patterns) : NULL;
+    id_new("agv_", id);
+    bool decided = strcmp(status, "candidate") != 0;
+    rc = db_run(db, SQL_VERSION_INSERT,
+                DB_ARGS(DB_T(id), DB_T(agent_id), DB_I(number), DB_T(in->prompt_template),
+                        DB_T(vars_text), DB_T(in->source), DB_T(parent_id), DB_T(status),
+                        DB_T(in->change_summary), DB_T(changes), DB_T(patterns),
+                        DB_T(in->created_by_job_id), DB_I(now), DB_IN(now, decided)),
+                NULL, err);
+    json_decref(vars);
+    free(vars_text);
+    free(changes);
+    free(patterns);
+    if (rc == RF_CONFLICT)
+        rf_fail(err, RF_CONFLICT, "version %lld of agent %s was created concurrently",
+                (long long)number, agent_id);
+    return rc;
+}
+
+enum rf_status store_agent_create(struct store *st, const char *ws, const struct agent_new *in,
+                                  json_t **out, struct rf_err *err)
+{
+    struct db *db = st->db;
+    char id[ID_MAX], vid[ID_MAX];
+    id_new("agent_", id);
+    int64_t now = clock_now_ms();
+    enum rf_status rc = db_begin(db, err);
+    if (rc)
+        return rc;
+    rc = db_run(db, SQL_AGENT_INSERT,
+                DB_ARGS(DB_T(id), DB_T(ws), DB_T(in->name), DB_T(in->description),
+                        DB_T(in->status ? in->status : "confirmed"), DB_I(now), DB_I(now)),
+                NULL, err);
+    if (rc == RF_CONFLICT)
+        name_taken(err, in->name);
+    if (rc == RF_OK)
+        rc = db_run(db, SQL_STATS_INSERT, DB_ARGS(DB_T(id)), NULL, err);
+    if (rc == RF_OK && in->prompt_template) {
+        struct version_new v = {.prompt_template = in->prompt_template, .source = "manual"};
+        rc = insert_version(db, id, NULL, &v, "active", vid, err);
+        if (rc == RF_OK)
+            rc = db_run(db, SQL_AGENT_SET_ACTIVE, DB_ARGS(DB_T(vid), DB_I(now), DB_T(id)), NULL,
+                        err);
+    }
+    if (rc == RF_OK)
+        rc = db_commit(db, err);
+    else
+        db_rollback(db);
+    if (rc == RF_OK && out)
+        rc = store_agent_get(st, ws, id, false, out, err);
+    return rc;
+}
+
+enum rf_status store_agent_list(struct store *st, const char *ws, const char *status,
+                                const struct store_page *page, struct store_list *out,
+                                struct rf_err *err)
+{
+    const char *bound;
+    enum rf_status rc = page_id_cursor(page, &bound, err);
+    if (rc)
+        return rc;
+    struct db_stmt *s;
+    bool row;
+    rc = db_query(st->db, SQL_AGENT_LIST,
+                  DB_ARGS(DB_T(ws), DB_T(bound), DB_T(status), DB_T(status),
+                          DB_I(page->limit + 1)),
+                  &s, err);
+    if (rc)
+        return rc;
+    out->data = json_array();
+    while ((rc = db_next(s, &row, err)) == RF_OK && row)
+        json_array_append_new(out->data, agent_from_row(s));
+    db_done(s);
+    if (rc) {
+        store_list_release(out);
+        return rc;
+    }
+    page_finish(out, page->limit, "id");
+    return RF_OK;
+}
+
+enum rf_status store_agent_get(struct store *st, const char *ws, const char *id, bool with_stats,
+                               json_t **out, struct rf_err *err)
+{
+    struct db_stmt *s;
+    bool found;
+    enum rf_status rc = db_row(st->db, SQL_AGENT_GET, DB_ARGS(DB_T(id), DB_T(ws)), &s, &found, err);
+    if (rc)
+        return rc;
+    json_t *a = found ? agent_from_row(s) : NULL;
+    db_done(s);
+    if (!found)
+        return rf_fail(err, RF_NOT_FOUND, "agent %s not found", id);
+    if (with_stats) {
+        json_t *stats = NULL;
+        rc = store_agent_stats(st, ws, id, &stats, err);
+        if (rc) {
+            json_decref(a);
+            return rc;
+        }
+        json_object_set_new(a, "stats", stats);
+    }
+    *out = a;
+    return RF_OK;
+}
+
+enum rf_status store_agent_update(struct store *st, const char *ws, const char *id,
+                                  const struct agent_patch *in, json_t **out, struct rf_err *err)
+{
+    struct db *db = st->db;
+    int64_t changes = 0;
+    enum rf_status rc = db_begin(db, err);
+    if (rc)
+        return rc;
+    rc = db_run(db, SQL_AGENT_UPDATE,
+                DB_ARGS(DB_T(in->name), DB_I(in->set_description ? 1 : 0), DB_T(in->description),
+                        DB_T(in->status), DB_I(clock_now_ms()), DB_T(id), DB_T(ws)),
+                &changes, err);
+    if (rc == RF_CONFLICT)
+        name_taken(err, in->name ? in->name : "(current name)");
+    if (rc == RF_OK && changes == 0)
+        rc = rf_fail(err, RF_NOT_FOUND, "agent %s not found", id);
+    if (rc) {
+        db_rollback(db);
+        return rc;
+    }
+    rc = db_commit(db, err);
+    if (rc == RF_OK && out)
+        rc = store_agent_get(st, ws, id, false, out, err);
+    return rc;
+}
+
+enum rf_status store_agent_archive(struct store *st, const char *ws, const char *id,
+                                   struct rf_err *err)
+{
+    struct db *db = st->db;
+    char status[16];
+    enum rf_status rc = db_begin(db, err);
+    if (rc)
+        return rc;
+    rc = agent_status(db, ws, id, status, sizeof status, err);
+    if (rc == RF_OK)
+        rc = db_run(db, SQL_AGENT_ARCHIVE, DB_ARGS(DB_I(clock_now_ms()), DB_T(id), DB_T(ws)),
+                    NULL, err);
+    if (rc) {
+        db_rollback(db);
+        return rc;
+    }
+    return db_commit(db, err);
+}
+
+enum rf_status stats_add(struct db *db, const char *agent_id, int64_t traces, int64_t positive,
+                         int64_t negative, int64_t neutral, int64_t executions, int64_t pos_pass,
+                         int64_t pos_fail, int64_t neg_pass, int64_t neg_fail, struct rf_err *err)
+{
+    if (!traces && !positive && !negative && !neutral && !executions && !pos_pass && !pos_fail &&
+        !neg_pass && !neg_fail)
+        return RF_OK;
+    return db_run(db, SQL_STATS_ADD,
+                  DB_ARGS(DB_I(traces), DB_I(positive), DB_I(negative), DB_I(neutral),
+                          DB_I(executions), DB_I(pos_pass), DB_I(pos_fail), DB_I(neg_pass),
+                          DB_I(neg_fail), DB_T(agent_id)),
+                  NULL, err);
+}
+
+enum rf_status store_agent_stats(struct store *st, const char *ws, const char *agent_id,
+                                 json_t **out, struct rf_err *err)
+{
+    struct db_stmt *s;
+    bool found;
+    enum rf_status rc =
+        db_row(st->db, SQL_STATS_GET, DB_ARGS(DB_T(agent_id), DB_T(ws)), &s, &found, err);
+    if (rc)
+        return rc;
+    if (!found) {
+        db_done(s);
+        return rf_fail(err, RF_NOT_FOUND, "agent %s not found", agent_id);
+    }
+    int64_t traces = db_int(s, 0), pos = db_int(s, 1), neg = db_int(s, 2), neu = db_int(s, 3);
+    int64_t execs = db_int(s, 4), pp = db_int(s, 5), pf = db_int(s, 6), np = db_int(s, 7),
+            nf = db_int(s, 8), evals = db_int(s, 9);
+    db_done(s);
+    int64_t judged = pp + pf + np + nf, contradictions = pf + np;
+    json_t *rate = judged ? json_real((double)contradictions / (double)judged) : json_null();
+    json_t *acc =
+        judged ? json_real(1.0 - (double)contradictions / (double)judged) : json_null();
+    *out = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "traces",
+                     (json_int_t)traces, "rated", (json_int_t)(pos + neg + neu), "positive",
+                     (json_int_t)pos, "negative", (json_int_t)neg, "neutral", (json_int_t)neu,
+                     "evals", (json_int_t)evals, "executions", (json_int_t)execs,
+                     "contradictions", (json_int_t)contradictions, "missed_failures",
+                     (json_int_t)np, "false_alarms", (json_int_t)pf, "contradiction_rate", rate,
+                     "eval_accuracy", acc);
+    return RF_OK;
+}
+
+/* ---- versions ---- */
+
+static enum rf_status version_by_id(struct db *db, const char *id, json_t **out,
+                                    struct rf_err *err)
+{
+    struct db_stmt *s;
+    bool found;
+    enum rf_status rc = db_row(db, SQL_VERSION_BY_ID, DB_ARGS(DB_T(id)), &s, &found, err);
+    if (rc)
+        return rc;
+    if (found)
+        *out = version_from_row(s, 0);
+    db_done(s);
+    return found ? RF_OK : rf_fail(err, RF_NOT_FOUND, "version %s not found", id);
+}
+
+enum rf_status store_version_create(struct store *st, const char *ws, const char *agent_id,
+                                    const struct version_new *in, json_t **out,
+                                    struct rf_err *err)
+{
+    struct db *db = st->db;
+    char status[16], vid[ID_MAX];
+    json_t *active = NULL;
+    enum rf_status rc = db_begin(db, err);
+    if (rc)
+        return rc;
+    rc = agent_status(db, ws, agent_id, status, sizeof status, err);
+    if (rc == RF_OK && strcmp(status, "archived") == 0) {
+        rc = rf_fail_reason(err, RF_CONFLICT, "agent_archived", "agent %s is archived", agent_id);
+    }
+    if (rc == RF_OK) {
+        rc = store_version_active(st, ws, agent_id, &active, err);
+        if (rc == RF_CONFLICT) /* no active version: the new one has no parent */
+            rc = RF_OK;
+    }
+    if (rc == RF_OK)
+        rc = insert_version(db, agent_id,
+                            active ? json_string_value(json_object_get(active, "id")) : NULL, in,
+                            in->status ? in->status : "candidate", vid, err);
+    json_decref(active);
+    if (rc) {
+        db_rollback(db);
+        return rc;
+    }
+    rc = db_commit(db, err);
+    if (rc == RF_OK && out)
+        rc = version_by_id(db, vid, out, err);
+    return rc;
+}
+
+enum rf_status store_version_list(struct store *st, const char *ws, const char *agent_id,
+                                  const char *status, const struct store_page *page,
+                                  struct store_list *out, struct rf_err *err)
+{
+    char astatus[16];
+    int64_t bound = INT32_MAX;
+    if (page->cursor) {
+        char *end;
+        bound = strtoll(page->cursor, &end, 10);
+        if (*end || bound < 1)
+            return rf_fail_field(err, RF_INVALID, "cursor", "cursor is not one this API returned");
+    }
+    enum rf_status rc = agent_status(st->db, ws, agent_id, astatus, sizeof astatus, err);
+    if (rc)
+        return rc;
+    struct db_stmt *s;
+    bool row;
+    rc = db_query(st->db, SQL_VERSION_LIST,
+                  DB_ARGS(DB_T(agent_id), DB_I(bound), DB_T(status), DB_T(status),
+                          DB_I(page->limit + 1)),
+                  &s, err);
+    if (rc)
+        return rc;
+    out->data = json_array();
+    while ((rc = db_next(s, &row, err)) == RF_OK && row)
+        json_array_append_new(out->data, version_from_row(s, 0));
+    db_done(s);
+    if (rc) {
+        store_list_release(out);
+        return rc;
+    }
+    page_finish(out, page->limit, "version");
+    return RF_OK;
+}
+
+enum rf_status store_version_get(struct store *st, const char *ws, const char *agent_id,
+                                 int64_t number, json_t **out, struct rf_err *err)
+{
+    struct db_stmt *s;
+    bool found;
+    enum rf_status rc = db_row(st->db, SQL_VERSION_GET,
+                               DB_ARGS(DB_T(agent_id), DB_T(ws), DB_I(number)), &s, &found, err);
+    if (rc)
+        return rc;
+    if (found)
+        *out = version_from_row(s, 0);
+    db_done(s);
+    if (found)
+        return RF_OK;
+    char status[16];
+    rc = agent_status(st->db, ws, agent_id, status, sizeof status, err);
+    return rc ? rc
+              : rf_fail(err, RF_NOT_FOUND, "agent %s has no version %lld", agent_id,
+                        (long long)number);
+}
+
+enum rf_status store_version_active(struct store *st, const char *ws, const char *agent_id,
+                                    json_t **out, struct rf_err *err)
+{
+    json_t *agent = NULL;
+    enum rf_status rc = store_agent_get(st, ws, agent_id, false, &agent, err);
+    if (rc)
+        return rc;
+    json_t *v = json_object_get(agent, "active_version");
+    if (json_is_object(v)) {
+        *out = json_incref(v);
+    } else {
+        rc = rf_fail_reason(err, RF_CONFLICT, "no_active_version",
+                            "agent %s has no active version", agent_id);
+    }
+    json_decref(agent);
+    return rc;
+}
+
+static enum rf_status invalid_transition(struct rf_err *err, const char *verb, int64_t n,
+                                         const char *status)
+{
+    return rf_fail_reason(err, RF_CONFLICT, "invalid_transition", "cannot %s version %lld: it is %s",
+                          verb, (long long)n, status);
+}
+
+enum rf_status store_version_promote(struct store *st, const char *ws, const char *agent_id,
+                                     int64_t number, const char *note, json_t **out,
+                                     struct rf_err *err)
+{
+    struct db *db = st->db;
+    json_t *v = NULL;
+    int64_t now = clock_now_ms();
+    enum rf_status rc = db_begin(db, err);
+    if (rc)
+        return rc;
+    rc = store_version_get(st, ws, agent_id, number, &v, err);
+    if (rc)
+        goto out;
+    const char *status = json_string_value(json_object_get(v, "status"));
+    const char *vid = json_string_value(json_object_get(v, "id"));
+    if (strcmp(status, "candidate") != 0 && strcmp(status, "archived") != 0) {
+        rc = invalid_transition(err, "promote", number, status);
+        goto out;
+    }
+    rc = db_run(db, SQL_VERSION_ARCHIVE_ACTIVE, DB_ARGS(DB_I(now), DB_T(agent_id)), NULL, err);
+    if (rc == RF_OK)
+        rc = db_run(db, SQL_VERSION_DECIDE, DB_ARGS(DB_T("active"), DB_I(now), DB_T(note), DB_T(vid)),
+                    NULL, err);
+    if (rc == RF_OK)
+        rc = db_run(db, SQL_AGENT_SET_ACTIVE, DB_ARGS(DB_T(vid), DB_I(now), DB_T(agent_id)), NULL,
+                    err);
+    if (rc == RF_OK) {
+        char id[ID_MAX];
+        snprintf(id, sizeof id, "%s", vid);
+        json_decref(v);
+        v = NULL;
+        rc = version_by_id(db, id, &v, err);
+    }
+out:
+    if (rc) {
+        json_decref(v);
+        db_rollback(db);
+        return rc;
+    }
+    rc = db_commit(db, err);
+    if (rc == RF_OK && out)
+        *out = v;
+    else
+        json_decref(v);
+    return rc;
+}
+
+enum rf_status store_version_reject(struct store *st, const char *ws, const char *agent_id,
+                                    int64_t number, const char *reason, json_t **out,
+                                    struct rf_err *err)
+{
+    struct db *db = st->db;
+    json_t *v = NULL;
+    enum rf_status rc = db_begin(db, err);
+    if (rc)
+        return rc;
+    rc = store_version_get(st, ws, agent_id, number, &v, err);
+    if (rc)
+        goto out;
+    const char *status = json_string_value(json_object_get(v, "status"));
+    char id[ID_MAX];
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(v, "id")));
+    if (strcmp(status, "candidate") != 0) {
+        rc = invalid_transition(err, "reject", number, status);
+        goto out;
+    }
+    rc = db_run(db, SQL_VERSION_DECIDE,
+                DB_ARGS(DB_T("rejected"), DB_I(clock_now_ms()), DB_T(reason), DB_T(id)), NULL,
+                err);
+    json_decref(v);
+    v = NULL;
+    if (rc == RF_OK)
+        rc = version_by_id(db, id, &v, err);
+out:
+    if (rc) {
+        json_decref(v);
+        db_rollback(db);
+        return rc;
+    }
+    rc = db_commit(db, err);
+    if (rc == RF_OK && out)
+        *out = v;
+    else
+        json_decref(v);
+    return rc;
+}

@@ -1,0 +1,246 @@
+/*
+ * store_evals - evals and their executions, with the agent counters.
+ *
+ * An execution is one eval's prediction on one trace, upserted by
+ * (eval_id, trace_id). The trace must belong to the eval's agent. Counter
+ * upkeep: a new execution adds to `executions`, and when its trace is rated
+ * positive or negative also to the matching pass/fail bucket; a changed
+ * prediction moves it between buckets.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/jsonx.h"
+#include "core/xalloc.h"
+#include "store/store_internal.h"
+#include "core/banned.h"
+
+#define EVAL_COLS "e.id, e.agent_id, e.name, e.description, e.created_at"
+
+static const char *SQL_AGENT_IN_WS =
+    "SELECT status FROM agents WHERE id = ? AND workspace_id = ?";
+static const char *SQL_EVAL_INSERT =
+    "INSERT INTO evals (id, agent_id, name, description, created_at) VALUES (?, ?, ?, ?, ?)";
+static const char *SQL_EVAL_GET =
+    "SELECT " EVAL_COLS " FROM evals e JOIN agents a ON a.id = e.agent_id "
+    "WHERE e.id = ? AND a.workspace_id = ?";
+static const char *SQL_EVAL_LIST_WS =
+    "SELECT " EVAL_COLS " FROM evals e JOIN agents a ON a.id = e.agent_id "
+    "WHERE a.workspace_id = ? AND e.id < ? ORDER BY e.id DESC LIMIT ?";
+static const char *SQL_EVAL_LIST_AGENT =
+    "SELECT " EVAL_COLS " FROM evals e JOIN agents a ON a.id = e.agent_id "
+    "WHERE e.agent_id = ? AND a.workspace_id = ? AND e.id < ? ORDER BY e.id DESC LIMIT ?";
+static const char *SQL_EXEC_GET =
+    "SELECT id, predicted_result, predicted_reason, execution_time_ms FROM eval_executions "
+    "WHERE eval_id = ? AND trace_id = ?";
+static const char *SQL_EXEC_INSERT =
+    "INSERT INTO eval_executions (id, eval_id, trace_id, agent_id, predicted_result, "
+    "predicted_reason, execution_time_ms, executed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+static const char *SQL_EXEC_UPDATE =
+    "UPDATE eval_executions SET predicted_result = ?, predicted_reason = ?, "
+    "execution_time_ms = ?, executed_at = ? WHERE id = ?";
+static const char *SQL_TRACE_RATING = "SELECT rating FROM feedback WHERE trace_id = ?";
+
+static json_t *eval_from_row(struct db_stmt *s)
+{
+    return json_pack("{s:o, s:o, s:o, s:o, s:o}", "id", col_str(s, 0), "agent_id", col_str(s, 1),
+                     "name", col_str(s, 2), "description", col_str(s, 3), "created_at",
+                     col_time(s, 4));
+}
+
+enum rf_status store_eval_create(struct store *st, const char *ws, const char *agent_id,
+                                 const char *name, const char *description, json_t **out,
+                                 struct rf_err *err)
+{
+    struct db *db = st->db;
+    char id[ID_MAX];
+    id_new("eval_", id);
+    bool found;
+    enum rf_status rc = db_begin(db, err);
+    if (rc)
+        return rc;
+    struct db_stmt *s;
+    rc = db_row(db, SQL_AGENT_IN_WS, DB_ARGS(DB_T(agent_id), DB_T(ws)), &s, &found, err);
+    if (rc == RF_OK) {
+        db_done(s);
+        if (!found)
+            rc = rf_fail_field(err, RF_NOT_FOUND, "agent_id", "agent %s not found", agent_id);
+    }
+    if (rc == RF_OK) {
+        rc = db_run(db, SQL_EVAL_INSERT,
+                    DB_ARGS(DB_T(id), DB_T(agent_id), DB_T(name), DB_T(description),
+                            DB_I(clock_now_ms())),
+                    NULL, err);
+        if (rc == RF_CONFLICT)
+            rf_fail_field(err, RF_CONFLICT, "name", "agent %s already has an eval named \"%s\"",
+                          agent_id, name);
+    }
+    if (rc) {
+        db_rollback(db);
+        return rc;
+    }
+    rc = db_commit(db, err);
+    if (rc == RF_OK && out)
+        rc = store_eval_get(st, ws, id, out, err);
+    return rc;
+}
+
+enum rf_status store_eval_get(struct store *st, const char *ws, const char *id, json_t **out,
+                              struct rf_err *err)
+{
+    struct db_stmt *s;
+    bool found;
+    enum rf_status rc = db_row(st->db, SQL_EVAL_GET, DB_ARGS(DB_T(id), DB_T(ws)), &s, &found, err);
+    if (rc)
+        return rc;
+    if (found)
+        *out = eval_from_row(s);
+    db_done(s);
+    return found ? RF_OK : rf_fail(err, RF_NOT_FOUND, "eval %s not found", id);
+}
+
+enum rf_status store_eval_list(struct store *st, const char *ws, const char *agent_id,
+                               const struct store_page *page, struct store_list *out,
+                               struct rf_err *err)
+{
+    const char *bound;
+    enum rf_status rc = page_id_cursor(page, &bound, err);
+    if (rc)
+        return rc;
+    struct db_stmt *s;
+    bool row;
+    if (agent_id)
+        rc = db_query(st->db, SQL_EVAL_LIST_AGENT,
+                      DB_ARGS(DB_T(agent_id), DB_T(ws), DB_T(bound), DB_I(page->limit + 1)), &s,
+                      err);
+    else
+        rc = db_query(st->db, SQL_EVAL_LIST_WS,
+                      DB_ARGS(DB_T(ws), DB_T(bound), DB_I(page->limit + 1)), &s, err);
+    if (rc)
+        return rc;
+    out->data = json_array();
+    while ((rc = db_next(s, &row, err)) == RF_OK && row)
+        json_array_append_new(out->data, eval_from_row(s));
+    db_done(s);
+    if (rc) {
+        store_list_release(out);
+        return rc;
+    }
+    page_finish(out, page->limit, "id");
+    return RF_OK;
+}
+
+/* Bucket deltas (pos_pass, pos_fail, neg_pass, neg_fail) for one execution on a trace
+ * rated `rating`, signed by sign. */
+static void bucket(const char *rating, bool predicted, int64_t sign, int64_t d[4])
+{
+    if (!rating)
+        return;
+    if (strcmp(rating, "positive") == 0)
+        d[predicted ? 0 : 1] += sign;
+    else if (strcmp(rating, "negative") == 0)
+        d[predicted ? 2 : 3] += sign;
+}
+
+static enum rf_status put_execution(struct db *db, const char *ws, const char *eval_id,
+                                    const char *eval_agent, const struct execution_new *in,
+                                    int64_t now, struct store_item_result *r, struct rf_err *err)
+{
+    char trace_id[ID_MAX], agent_id[ID_MAX];
+    enum rf_status rc = trace_resolve(db, ws, &in->trace, trace_id, agent_id, &r->err);
+    if (rc == RF_NOT_FOUND) {
+        r->outcome = OUTCOME_REJECTED;
+        return RF_OK;
+    }
+    if (rc) {
+        if (err)
+            *err = r->err;
+        return rc;
+    }
+    if (strcmp(agent_id, eval_agent) != 0) {
+        r->outcome = OUTCOME_REJECTED;
+        rf_fail_field(&r->err, RF_INVALID, "trace_id",
+                      "trace %s belongs to another agent than eval %s", trace_id, eval_id);
+        return RF_OK;
+    }
+    struct db_stmt *s;
+    bool found, had_rating;
+    rc = db_row(db, SQL_EXEC_GET, DB_ARGS(DB_T(eval_id), DB_T(trace_id)), &s, &found, err);
+    if (rc)
+        return rc;
+    bool old_pred = false;
+    if (found) {
+        snprintf(r->id, ID_MAX, "%s", db_text(s, 0));
+        old_pred = db_int(s, 1) != 0;
+        bool same = old_pred == in->predicted_result &&
+                    ((!db_text(s, 2) && !in->predicted_reason) ||
+                     (db_text(s, 2) && in->predicted_reason &&
+                      strcmp(db_text(s, 2), in->predicted_reason) == 0)) &&
+                    (db_is_null(s, 3) ? !in->has_execution_time
+                                      : in->has_execution_time &&
+                                            db_int(s, 3) == in->execution_time_ms);
+        db_done(s);
+        if (same) {
+            r->outcome = OUTCOME_UNCHANGED;
+            return RF_OK;
+        }
+        r->outcome = OUTCOME_UPDATED;
+        rc = db_run(db, SQL_EXEC_UPDATE,
+                    DB_ARGS(DB_I(in->predicted_result), DB_T(in->predicted_reason),
+                            DB_IN(in->execution_time_ms, in->has_execution_time), DB_I(now),
+                            DB_T(r->id)),
+                    NULL, err);
+    } else {
+        db_done(s);
+        id_new("exe_", r->id);
+        r->outcome = OUTCOME_CREATED;
+        rc = db_run(db, SQL_EXEC_INSERT,
+                    DB_ARGS(DB_T(r->id), DB_T(eval_id), DB_T(trace_id), DB_T(agent_id),
+                            DB_I(in->predicted_result), DB_T(in->predicted_reason),
+                            DB_IN(in->execution_time_ms, in->has_execution_time), DB_I(now)),
+                    NULL, err);
+    }
+    if (rc)
+        return rc;
+    if (found && old_pred == in->predicted_result)
+        return RF_OK; /* only the reason or timing changed: no counter moves */
+    rc = db_row(db, SQL_TRACE_RATING, DB_ARGS(DB_T(trace_id)), &s, &had_rating, err);
+    if (rc)
+        return rc;
+    int64_t d[4] = {0};
+    const char *rating = had_rating ? db_text(s, 0) : NULL;
+    if (found)
+        bucket(rating, old_pred, -1, d);
+    bucket(rating, in->predicted_result, 1, d);
+    db_done(s);
+    return stats_add(db, agent_id, 0, 0, 0, 0, found ? 0 : 1, d[0], d[1], d[2], d[3], err);
+}
+
+enum rf_status store_executions_put(struct store *st, const char *ws, const char *eval_id,
+                                    const struct execution_new *items, int n,
+                                    struct store_item_result *results, struct rf_err *err)
+{
+    struct db *db = st->db;
+    json_t *eval = NULL;
+    enum rf_status rc = db_begin(db, err);
+    if (rc)
+        return rc;
+    rc = store_eval_get(st, ws, eval_id, &eval, err);
+    int64_t now = clock_now_ms();
+    if (rc == RF_OK) {
+        char agent[ID_MAX];
+        snprintf(agent, sizeof agent, "%s", json_string_value(json_object_get(eval, "agent_id")));
+        for (int i = 0; rc == RF_OK && i < n; i++) {
+            memset(&results[i], 0, sizeof results[i]);
+            rc = put_execution(db, ws, eval_id, agent, &items[i], now, &results[i], err);
+        }
+    }
+    json_decref(eval);
+    if (rc) {
+        db_rollback(db);
+        return rc;
+    }
+    return db_commit(db, err);
+}

@@ -1,0 +1,359 @@
+/*
+ * store_pg - the PostgreSQL driver of the store's SQL layer (db.h), over libpq.
+ *
+ * The same portable SQL as SQLite: `?` placeholders are rewritten to $1..$n
+ * when a statement is first used on a connection, then prepared server-side
+ * under a generated name. Parameters travel as text; results come back as
+ * text and are converted by the accessors.
+ *
+ * Connection loss: a failed call on a broken connection reports
+ * RF_UNAVAILABLE; the next call resets the connection (PQreset) and forgets
+ * the server-side prepared statements, so callers recover by retrying.
+ *
+ * Threading: one PGconn per struct db, used by one thread at a time.
+ */
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/xalloc.h"
+#include "store/db.h"
+#include "core/banned.h"
+
+#define MAX_PARAMS 64
+
+struct pg_stmt {
+    struct db_stmt base;
+    const char *sql; /* key: the caller's constant */
+    char name[16];
+    char *text;      /* with $n placeholders */
+    bool prepared;   /* on the current server connection */
+    PGresult *res;
+    int row, rows;
+    char scratch[MAX_PARAMS][32]; /* text of integer and double parameters */
+};
+
+struct pg {
+    struct db base;
+    PGconn *conn;
+    struct pg_stmt **cache;
+    size_t cap, count;
+    unsigned next_name;
+};
+
+static enum rf_status result_fail(struct pg *p, PGresult *res, struct rf_err *err,
+                                  const char *what)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    enum rf_status code = RF_INTERNAL;
+    if (PQstatus(p->conn) != CONNECTION_OK)
+        code = RF_UNAVAILABLE;
+    else if (state && strcmp(state, "23505") == 0)
+        code = RF_CONFLICT;
+    else if (state && (strcmp(state, "23503") == 0 || strcmp(state, "23514") == 0 ||
+                       strcmp(state, "23502") == 0))
+        code = RF_INVALID;
+    else if (state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
+                       strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0))
+        code = RF_UNAVAILABLE;
+    const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(p->conn);
+    char clean[200];
+    snprintf(clean, sizeof clean, "%s", msg && *msg ? msg : PQerrorMessage(p->conn));
+    clean[strcspn(clean, "\n")] = '\0';
+    return rf_fail(err, code, "database %s failed: %s", what, clean);
+}
+
+/* Bring a broken connection back; forget statements prepared on the old one. */
+static enum rf_status ensure_connected(struct pg *p, struct rf_err *err)
+{
+    if (PQstatus(p->conn) == CONNECTION_OK)
+        return RF_OK;
+    PQreset(p->conn);
+    for (size_t i = 0; i < p->cap; i++)
+        if (p->cache[i])
+            p->cache[i]->prepared = false;
+    if (PQstatus(p->conn) != CONNECTION_OK) {
+        char clean[200];
+        snprintf(clean, sizeof clean, "%s", PQerrorMessage(p->conn));
+        clean[strcspn(clean, "\n")] = '\0';
+        return rf_fail(err, RF_UNAVAILABLE, "database unreachable: %s", clean);
+    }
+    PQclear(PQexec(p->conn, "SET client_min_messages = warning"));
+    return RF_OK;
+}
+
+static enum rf_status pg_open(const char *url, struct db **out, struct rf_err *err)
+{
+    PGconn *conn = PQconnectdb(url);
+    if (PQstatus(conn) != CONNECTION_OK) {
+        char clean[200];
+        snprintf(clean, sizeof clean, "%s", PQerrorMessage(conn));
+        clean[strcspn(clean, "\n")] = '\0';
+        PQfinish(conn);
+        return rf_fail(err, RF_UNAVAILABLE, "cannot connect to PostgreSQL: %s", clean);
+    }
+    PQclear(PQexec(conn, "SET client_min_messages = warning"));
+    struct pg *p = xcalloc(1, sizeof *p);
+    p->base.drv = &db_pg_driver;
+    p->base.backend = DB_POSTGRES;
+    p->conn = conn;
+    p->cap = 64;
+    p->cache = xcalloc(p->cap, sizeof *p->cache);
+    *out = &p->base;
+    return RF_OK;
+}
+
+static void pg_close(struct db *db)
+{
+    struct pg *p = (struct pg *)db;
+    for (size_t i = 0; i < p->cap; i++) {
+        if (p->cache[i]) {
+            PQclear(p->cache[i]->res);
+            free(p->cache[i]->text);
+            free(p->cache[i]);
+        }
+    }
+    free(p->cache);
+    PQfinish(p->conn);
+    free(p);
+}
+
+static enum rf_status pg_exec_script(struct db *db, const char *sql, struct rf_err *err)
+{
+    struct pg *p = (struct pg *)db;
+    enum rf_status rc = ensure_connected(p, err);
+    if (rc)
+        return rc;
+    PGresult *res = PQexec(p->conn, sql);
+    ExecStatusType s = PQresultStatus(res);
+    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK && s != PGRES_EMPTY_QUERY)
+        rc = result_fail(p, res, err, "script");
+    PQclear(res);
+    return rc;
+}
+
+/* `?` -> `$n`, leaving quoted strings and identifiers alone. */
+static char *rewrite(const char *sql)
+{
+    struct buf b;
+    buf_init(&b, BUF_UNLIMITED);
+    int n = 0;
+    char quote = 0;
+    for (const char *s = sql; *s; s++) {
+        if (quote) {
+            if (*s == quote)
+                quote = 0;
+            buf_putc(&b, *s);
+        } else if (*s == '\'' || *s == '"') {
+            quote = *s;
+            buf_putc(&b, *s);
+        } else if (*s == '?') {
+            buf_printf(&b, "$%d", ++n);
+        } else {
+            buf_putc(&b, *s);
+        }
+    }
+    return buf_detach(&b, NULL);
+}
+
+static size_t slot_of(struct pg *p, const char *sql)
+{
+    uintptr_t h = (uintptr_t)sql;
+    h ^= h >> 17;
+    h *= 0x9E3779B97F4A7C15ull;
+    size_t i = (size_t)(h >> 7) & (p->cap - 1);
+    while (p->cache[i] && p->cache[i]->sql != sql)
+        i = (i + 1) & (p->cap - 1);
+    return i;
+}
+
+static void grow(struct pg *p)
+{
+    struct pg_stmt **old = p->cache;
+    size_t oldcap = p->cap;
+    p->cap *= 2;
+    p->cache = xcalloc(p->cap, sizeof *p->cache);
+    for (size_t i = 0; i < oldcap; i++)
+        if (old[i])
+            p->cache[slot_of(p, old[i]->sql)] = old[i];
+    free(old);
+}
+
+static enum rf_status pg_query(struct db *db, const char *sql, const struct db_val *args, int n,
+                               struct db_stmt **out, struct rf_err *err)
+{
+    struct pg *p = (struct pg *)db;
+    if (n > MAX_PARAMS)
+        return rf_fail(err, RF_INTERNAL, "too many query parameters (%d)", n);
+    /* Reconnecting inside a transaction would silently drop it: report instead. */
+    if (PQstatus(p->conn) != CONNECTION_OK && p->base.depth > 0)
+        return rf_fail(err, RF_UNAVAILABLE, "database connection lost in a transaction");
+    enum rf_status rc = ensure_connected(p, err);
+    if (rc)
+        return rc;
+    size_t i = slot_of(p, sql);
+    struct pg_stmt *st = p->cache[i];
+    if (!st) {
+        st = xcalloc(1, sizeof *st);
+        st->base.db = db;
+        st->sql = sql;
+        st->text = rewrite(sql);
+        snprintf(st->name, sizeof st->name, "s%u", p->next_name++);
+        p->cache[i] = st;
+        if (++p->count * 2 > p->cap)
+            grow(p);
+    }
+    PQclear(st->res);
+    st->res = NULL;
+    if (!st->prepared) {
+        PGresult *res = PQprepare(p->conn, st->name, st->text, 0, NULL);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            rc = result_fail(p, res, err, "prepare");
+            PQclear(res);
+            return rc;
+        }
+        PQclear(res);
+        st->prepared = true;
+    }
+    const char *values[MAX_PARAMS];
+    for (int k = 0; k < n; k++) {
+        const struct db_val *v = &args[k];
+        switch (v->type) {
+        case DBV_NULL: values[k] = NULL; break;
+        case DBV_TEXT: values[k] = v->s; break;
+        case DBV_INT:
+            snprintf(st->scratch[k], sizeof st->scratch[k], "%" PRId64, v->i);
+            values[k] = st->scratch[k];
+            break;
+        case DBV_DOUBLE:
+            snprintf(st->scratch[k], sizeof st->scratch[k], "%.17g", v->d);
+            values[k] = st->scratch[k];
+            break;
+        }
+    }
+    PGresult *res = PQexecPrepared(p->conn, st->name, n, values, NULL, NULL, 0);
+    ExecStatusType s = PQresultStatus(res);
+    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
+        rc = result_fail(p, res, err, "query");
+        PQclear(res);
+        if (PQstatus(p->conn) != CONNECTION_OK)
+            for (size_t j = 0; j < p->cap; j++)
+                if (p->cache[j])
+                    p->cache[j]->prepared = false;
+        return rc;
+    }
+    st->res = res;
+    st->row = -1;
+    st->rows = PQntuples(res);
+    *out = &st->base;
+    return RF_OK;
+}
+
+static enum rf_status pg_next(struct db_stmt *stmt, bool *row, struct rf_err *err)
+{
+    (void)err;
+    struct pg_stmt *st = (struct pg_stmt *)stmt;
+    if (st->row < st->rows)
+        st->row++;
+    *row = st->row < st->rows;
+    return RF_OK;
+}
+
+static bool pg_is_null(struct db_stmt *stmt, int col)
+{
+    struct pg_stmt *st = (struct pg_stmt *)stmt;
+    return PQgetisnull(st->res, st->row, col);
+}
+
+static const char *pg_text(struct db_stmt *stmt, int col)
+{
+    struct pg_stmt *st = (struct pg_stmt *)stmt;
+    if (PQgetisnull(st->res, st->row, col))
+        return NULL;
+    return PQgetvalue(st->res, st->row, col);
+}
+
+static int64_t pg_int(struct db_stmt *stmt, int col)
+{
+    const char *s = pg_text(stmt, col);
+    return s ? strtoll(s, NULL, 10) : 0;
+}
+
+static double pg_real(struct db_stmt *stmt, int col)
+{
+    const char *s = pg_text(stmt, col);
+    return s ? strtod(s, NULL) : 0.0;
+}
+
+static int64_t pg_changes(struct db_stmt *stmt)
+{
+    struct pg_stmt *st = (struct pg_stmt *)stmt;
+    const char *s = PQcmdTuples(st->res);
+    return s && *s ? strtoll(s, NULL, 10) : 0;
+}
+
+static void pg_done(struct db_stmt *stmt)
+{
+    struct pg_stmt *st = (struct pg_stmt *)stmt;
+    PQclear(st->res);
+    st->res = NULL;
+}
+
+static enum rf_status simple(struct pg *p, const char *sql, struct rf_err *err)
+{
+    PGresult *res = PQexec(p->conn, sql);
+    enum rf_status rc = RF_OK;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        rc = result_fail(p, res, err, sql);
+    PQclear(res);
+    return rc;
+}
+
+static enum rf_status pg_begin(struct db *db, struct rf_err *err)
+{
+    struct pg *p = (struct pg *)db;
+    enum rf_status rc = ensure_connected(p, err);
+    return rc ? rc : simple(p, "BEGIN", err);
+}
+
+static enum rf_status pg_commit(struct db *db, struct rf_err *err)
+{
+    return simple((struct pg *)db, "COMMIT", err);
+}
+
+static void pg_rollback(struct db *db)
+{
+    struct pg *p = (struct pg *)db;
+    if (PQstatus(p->conn) == CONNECTION_OK)
+        PQclear(PQexec(p->conn, "ROLLBACK"));
+}
+
+static const char *SQL_PING = "SELECT 1";
+
+static enum rf_status pg_ping(struct db *db, struct rf_err *err)
+{
+    int64_t v;
+    return db_scalar(db, SQL_PING, DB_NOARGS, &v, NULL, err);
+}
+
+const struct db_driver db_pg_driver = {
+    .name = "postgres",
+    .open = pg_open,
+    .close = pg_close,
+    .exec_script = pg_exec_script,
+    .query = pg_query,
+    .next = pg_next,
+    .is_null = pg_is_null,
+    .text = pg_text,
+    .integer = pg_int,
+    .real = pg_real,
+    .changes = pg_changes,
+    .done = pg_done,
+    .begin = pg_begin,
+    .commit = pg_commit,
+    .rollback = pg_rollback,
+    .ping = pg_ping,
+};

@@ -1,0 +1,549 @@
+/*
+ * store_traces - traces and their feedback, with the agent counters.
+ *
+ * Batches run in one transaction; an item that cannot be stored (unknown
+ * agent, a trace that exists under another agent) is rejected alone and the
+ * rest commit. Idempotency: a trace with (source, external_id) that already
+ * exists is compared field by field and updated only when something differs.
+ *
+ * Counter upkeep (agent_stats): inserting a trace adds to `traces`; a
+ * feedback row moves the trace between rating buckets and moves its
+ * executions between pos_pass/pos_fail/neg_pass/neg_fail; deletes undo both.
+ * Every change happens in the same transaction as the row it describes.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/jsonx.h"
+#include "core/xalloc.h"
+#include "store/store_internal.h"
+#include "core/banned.h"
+
+static const char *SQL_VERSION_OF_AGENT =
+    "SELECT a.active_version_id, a.status FROM agents a WHERE a.id = ? AND a.workspace_id = ?";
+static const char *SQL_AGENT_OF_VERSION =
+    "SELECT v.agent_id, a.status FROM agent_versions v JOIN agents a ON a.id = v.agent_id "
+    "WHERE v.id = ? AND a.workspace_id = ?";
+static const char *SQL_TRACE_BY_EXTERNAL =
+    "SELECT id, agent_id, agent_version_id, \"timestamp\", input, output, steps, metadata "
+    "FROM traces WHERE workspace_id = ? AND source = ? AND external_id = ?";
+static const char *SQL_TRACE_INSERT =
+    "INSERT INTO traces (id, workspace_id, agent_id, agent_version_id, source, external_id, "
+    "\"timestamp\", input, output, steps, metadata, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+static const char *SQL_TRACE_UPDATE =
+    "UPDATE traces SET agent_version_id = ?, \"timestamp\" = ?, input = ?, output = ?, "
+    "steps = ?, metadata = ? WHERE id = ?";
+static const char *SQL_TRACE_REF_ID =
+    "SELECT id, agent_id FROM traces WHERE id = ? AND workspace_id = ?";
+static const char *SQL_TRACE_REF_EXTERNAL =
+    "SELECT id, agent_id FROM traces WHERE workspace_id = ? AND source = ? AND external_id = ?";
+static const char *SQL_TRACE_DELETE = "DELETE FROM traces WHERE id = ?";
+
+#define TRACE_SELECT                                                                               \
+    "SELECT t.id, t.agent_id, t.agent_version_id, v.version, t.source, t.external_id, "           \
+    "t.\"timestamp\", t.input, t.output, t.steps, t.metadata, t.created_at, f.rating, f.note, "   \
+    "f.updated_at FROM traces t JOIN agent_versions v ON v.id = t.agent_version_id "              \
+    "LEFT JOIN feedback f ON f.trace_id = t.id "
+#define TRACE_FILTERS                                                                              \
+    " AND t.id < ? AND (CAST(? AS TEXT) IS NULL OR f.rating = ?) AND (? = -1 OR "                 \
+    "(? = 1 AND f.trace_id IS NOT NULL) OR (? = 0 AND f.trace_id IS NULL)) "                      \
+    "ORDER BY t.id DESC LIMIT ?"
+static const char *SQL_TRACE_GET = TRACE_SELECT "WHERE t.id = ? AND t.workspace_id = ?";
+static const char *SQL_TRACE_LIST_WS = TRACE_SELECT "WHERE t.workspace_id = ?" TRACE_FILTERS;
+static const char *SQL_TRACE_LIST_AGENT =
+    TRACE_SELECT "WHERE t.agent_id = ? AND t.workspace_id = ?" TRACE_FILTERS;
+static const char *SQL_TRACE_LIST_VERSION =
+    TRACE_SELECT "WHERE t.agent_version_id = ? AND t.workspace_id = ?" TRACE_FILTERS;
+static const char *SQL_VERSION_ID_BY_NUMBER =
+    "SELECT v.id FROM agent_versions v JOIN agents a ON a.id = v.agent_id "
+    "WHERE v.agent_id = ? AND a.workspace_id = ? AND v.version = ?";
+
+static const char *SQL_FEEDBACK_GET_RAW = "SELECT rating, note FROM feedback WHERE trace_id = ?";
+static const char *SQL_FEEDBACK_UPSERT =
+    "INSERT INTO feedback (id, trace_id, agent_id, rating, note, created_at, updated_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (trace_id) DO UPDATE SET rating = excluded.rating, "
+    "note = excluded.note, updated_at = excluded.updated_at";
+static const char *SQL_FEEDBACK_GET =
+    "SELECT f.rating, f.note, f.updated_at, f.created_at FROM feedback f "
+    "JOIN traces t ON t.id = f.trace_id WHERE f.trace_id = ? AND t.workspace_id = ?";
+static const char *SQL_FEEDBACK_DELETE = "DELETE FROM feedback WHERE trace_id = ?";
+static const char *SQL_EXEC_COUNTS =
+    "SELECT COALESCE(SUM(predicted_result), 0), COUNT(*) FROM eval_executions WHERE trace_id = ?";
+
+/* Per-batch counter deltas, applied once per agent at the end of the batch. */
+struct delta {
+    char agent_id[ID_MAX];
+    int64_t traces;
+};
+
+struct deltas {
+    struct delta *v;
+    int n, cap;
+};
+
+static void delta_add(struct deltas *d, const char *agent_id, int64_t traces)
+{
+    for (int i = 0; i < d->n; i++) {
+        if (strcmp(d->v[i].agent_id, agent_id) == 0) {
+            d->v[i].traces += traces;
+            return;
+        }
+    }
+    if (d->n == d->cap) {
+        d->cap = d->cap ? d->cap * 2 : 8;
+        d->v = xrealloc(d->v, sizeof *d->v * (size_t)d->cap);
+    }
+    snprintf(d->v[d->n].agent_id, ID_MAX, "%s", agent_id);
+    d->v[d->n].traces = traces;
+    d->n++;
+}
+
+/* Agent and version for a new trace, checked against ws. Rejections go to item_err. */
+static enum rf_status resolve_target(struct db *db, const char *ws, const struct trace_new *in,
+                                     char agent_id[ID_MAX], char version_id[ID_MAX],
+                                     bool *rejected, struct rf_err *item_err, struct rf_err *err)
+{
+    struct db_stmt *s;
+    bool found;
+    enum rf_status rc;
+    *rejected = false;
+    if (in->agent_version_id) {
+        rc = db_row(db, SQL_AGENT_OF_VERSION, DB_ARGS(DB_T(in->agent_version_id), DB_T(ws)), &s,
+                    &found, err);
+        if (rc)
+            return rc;
+        if (found) {
+            snprintf(agent_id, ID_MAX, "%s", db_text(s, 0));
+            snprintf(version_id, ID_MAX, "%s", in->agent_version_id);
+        }
+    } else {
+        rc = db_row(db, SQL_VERSION_OF_AGENT, DB_ARGS(DB_T(in->agent_id), DB_T(ws)), &s, &found,
+                    err);
+        if (rc)
+            return rc;
+        if (found) {
+            snprintf(agent_id, ID_MAX, "%s", in->agent_id);
+            snprintf(version_id, ID_MAX, "%s", db_text(s, 0) ? db_text(s, 0) : "");
+        }
+    }
+    bool archived = found && strcmp(db_text(s, 1), "archived") == 0;
+    db_done(s);
+    *rejected = true;
+    if (!found && in->agent_version_id)
+        rf_fail_field(item_err, RF_NOT_FOUND, "agent_version_id", "agent version %s not found",
+                      in->agent_version_id);
+    else if (!found)
+        rf_fail_field(item_err, RF_NOT_FOUND, "agent_id", "agent %s not found", in->agent_id);
+    else if (archived)
+        rf_fail_reason(item_err, RF_CONFLICT, "agent_archived", "agent %s is archived", agent_id);
+    else if (!version_id[0])
+        rf_fail_reason(item_err, RF_CONFLICT, "no_active_version",
+                       "agent %s has no active version to attach the trace to", agent_id);
+    else
+        *rejected = false;
+    return RF_OK;
+}
+
+static bool same_text(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* One trace: insert, or compare and update the existing one. */
+static enum rf_status put_trace(struct db *db, const char *ws, const struct trace_new *in,
+                                int64_t now, struct deltas *deltas, struct store_item_result *r,
+                                struct rf_err *err)
+{
+    char agent_id[ID_MAX] = "", version_id[ID_MAX] = "";
+    bool rejected;
+    const char *source = in->source ? in->source : "api";
+    int64_t ts = in->has_timestamp ? in->timestamp : now;
+    enum rf_status rc =
+        resolve_target(db, ws, in, agent_id, version_id, &rejected, &r->err, err);
+    if (rc || rejected) {
+        r->outcome = OUTCOME_REJECTED;
+        return rc;
+    }
+    if (in->external_id) {
+        struct db_stmt *s;
+        bool found;
+        rc = db_row(db, SQL_TRACE_BY_EXTERNAL,
+                    DB_ARGS(DB_T(ws), DB_T(source), DB_T(in->external_id)), &s, &found, err);
+        if (rc)
+            return rc;
+        if (found) {
+            snprintf(r->id, ID_MAX, "%s", db_text(s, 0));
+            bool other_agent = strcmp(db_text(s, 1), agent_id) != 0;
+            if (!in->has_timestamp)
+                ts = db_int(s, 3);
+            bool same = strcmp(db_text(s, 2), version_id) == 0 && db_int(s, 3) == ts &&
+                        same_text(db_text(s, 4), in->input) &&
+                        same_text(db_text(s, 5), in->output) &&
+                        same_text(db_text(s, 6), in->steps) &&
+                        same_text(db_text(s, 7), in->metadata);
+            db_done(s);
+            if (other_agent) {
+                r->outcome = OUTCOME_REJECTED;
+                rf_fail_field(&r->err, RF_CONFLICT, "external_id",
+                              "trace %s/%s already exists under another agent", source,
+                              in->external_id);
+                return RF_OK;
+            }
+            if (same) {
+                r->outcome = OUTCOME_UNCHANGED;
+                return RF_OK;
+            }
+            r->outcome = OUTCOME_UPDATED;
+            return db_run(db, SQL_TRACE_UPDATE,
+                          DB_ARGS(DB_T(version_id), DB_I(ts), DB_T(in->input), DB_T(in->output),
+                                  DB_T(in->steps), DB_T(in->metadata), DB_T(r->id)),
+                          NULL, err);
+        }
+        db_done(s);
+    }
+    id_new("trace_", r->id);
+    rc = db_run(db, SQL_TRACE_INSERT,
+                DB_ARGS(DB_T(r->id), DB_T(ws), DB_T(agent_id), DB_T(version_id), DB_T(source),
+                        DB_T(in->external_id), DB_I(ts), DB_T(in->input), DB_T(in->output),
+                        DB_T(in->steps), DB_T(in->metadata), DB_I(now)),
+                NULL, err);
+    if (rc)
+        return rc;
+    r->outcome = OUTCOME_CREATED;
+    delta_add(deltas, agent_id, 1);
+    return RF_OK;
+}
+
+enum rf_status store_traces_put(struct store *st, const char *ws, const struct trace_new *items,
+                                int n, struct store_item_result *results, struct rf_err *err)
+{
+    struct db *db = st->db;
+    struct deltas deltas = {0};
+    int64_t now = clock_now_ms();
+    enum rf_status rc = db_begin(db, err);
+    if (rc)
+        return rc;
+    for (int i = 0; rc == RF_OK && i < n; i++) {
+        memset(&results[i], 0, sizeof results[i]);
+        rc = put_trace(db, ws, &items[i], now, &deltas, &results[i], err);
+    }
+    for (int i = 0; rc == RF_OK && i < deltas.n; i++)
+        rc = stats_add(db, deltas.v[i].agent_id, deltas.v[i].traces, 0, 0, 0, 0, 0, 0, 0, 0, err);
+    free(deltas.v);
+    if (rc) {
+        db_rollback(db);
+        return rc;
+    }
+    return db_commit(db, err);
+}
+
+static json_t *trace_from_row(struct db_stmt *s)
+{
+    json_t *t = json_object();
+    json_object_set_new(t, "id", col_str(s, 0));
+    json_object_set_new(t, "agent_id", col_str(s, 1));
+    json_object_set_new(t, "agent_version_id", col_str(s, 2));
+    json_object_set_new(t, "version", json_integer(db_int(s, 3)));
+    json_object_set_new(t, "source", col_str(s, 4));
+    json_object_set_new(t, "external_id", col_str(s, 5));
+    json_object_set_new(t, "timestamp", col_time(s, 6));
+    json_object_set_new(t, "input", col_str(s, 7));
+    json_object_set_new(t, "output", col_str(s, 8));
+    json_object_set_new(t, "steps", col_json(s, 9));
+    json_object_set_new(t, "metadata", col_json(s, 10));
+    json_object_set_new(t, "feedback",
+                        db_is_null(s, 12)
+                            ? json_null()
+                            : json_pack("{s:o, s:o, s:o}", "rating", col_str(s, 12), "note",
+                                        col_str(s, 13), "updated_at", col_time(s, 14)));
+    json_object_set_new(t, "created_at", col_time(s, 11));
+    return t;
+}
+
+enum rf_status store_trace_get(struct store *st, const char *ws, const char *id, json_t **out,
+                               struct rf_err *err)
+{
+    struct db_stmt *s;
+    bool found;
+    enum rf_status rc = db_row(st->db, SQL_TRACE_GET, DB_ARGS(DB_T(id), DB_T(ws)), &s, &found, err);
+    if (rc)
+        return rc;
+    if (found)
+        *out = trace_from_row(s);
+    db_done(s);
+    return found ? RF_OK : rf_fail(err, RF_NOT_FOUND, "trace %s not found", id);
+}
+
+enum rf_status store_trace_list(struct store *st, const char *ws, const struct trace_filter *f,
+                                const struct store_page *page, struct store_list *out,
+                                struct rf_err *err)
+{
+    const char *bound;
+    enum rf_status rc = page_id_cursor(page, &bound, err);
+    if (rc)
+        return rc;
+    char version_id[ID_MAX] = "";
+    if (f->agent_id && f->version > 0) {
+        struct db_stmt *s;
+        bool found;
+        rc = db_row(st->db, SQL_VERSION_ID_BY_NUMBER,
+                    DB_ARGS(DB_T(f->agent_id), DB_T(ws), DB_I(f->version)), &s, &found, err);
+        if (rc)
+            return rc;
+        if (found)
+            snprintf(version_id, sizeof version_id, "%s", db_text(s, 0));
+        db_done(s);
+        if (!found)
+            return rf_fail_field(err, RF_NOT_FOUND, "version", "agent %s has no version %lld",
+                                 f->agent_id, (long long)f->version);
+    }
+    const char *sql = version_id[0] ? SQL_TRACE_LIST_VERSION
+                      : f->agent_id ? SQL_TRACE_LIST_AGENT
+                                    : SQL_TRACE_LIST_WS;
+    struct db_stmt *s;
+    bool row;
+    int64_t hf = f->has_feedback;
+#define FILTER_ARGS                                                                                \
+    DB_T(bound), DB_T(f->rating), DB_T(f->rating), DB_I(hf), DB_I(hf), DB_I(hf),                   \
+        DB_I(page->limit + 1)
+    if (version_id[0])
+        rc = db_query(st->db, sql, DB_ARGS(DB_T(version_id), DB_T(ws), FILTER_ARGS), &s, err);
+    else if (f->agent_id)
+        rc = db_query(st->db, sql, DB_ARGS(DB_T(f->agent_id), DB_T(ws), FILTER_ARGS), &s, err);
+    else
+        rc = db_query(st->db, sql, DB_ARGS(DB_T(ws), FILTER_ARGS), &s, err);
+#undef FILTER_ARGS
+    if (rc)
+        return rc;
+    out->data = json_array();
+    while ((rc = db_next(s, &row, err)) == RF_OK && row)
+        json_array_append_new(out->data, trace_from_row(s));
+    db_done(s);
+    if (rc) {
+        store_list_release(out);
+        return rc;
+    }
+    page_finish(out, page->limit, "id");
+    return RF_OK;
+}
+
+enum rf_status trace_resolve(struct db *db, const char *ws, const struct trace_ref *ref,
+                             char trace_id[ID_MAX], char agent_id[ID_MAX], struct rf_err *err)
+{
+    struct db_stmt *s;
+    bool found;
+    enum rf_status rc;
+    const char *source = ref->source ? ref->source : "api";
+    if (ref->trace_id)
+        rc = db_row(db, SQL_TRACE_REF_ID, DB_ARGS(DB_T(ref->trace_id), DB_T(ws)), &s, &found, err);
+    else
+        rc = db_row(db, SQL_TRACE_REF_EXTERNAL,
+                    DB_ARGS(DB_T(ws), DB_T(source), DB_T(ref->external_id)), &s, &found, err);
+    if (rc)
+        return rc;
+    if (found) {
+        snprintf(trace_id, ID_MAX, "%s", db_text(s, 0));
+        snprintf(agent_id, ID_MAX, "%s", db_text(s, 1));
+    }
+    db_done(s);
+    if (found)
+        return RF_OK;
+    if (ref->trace_id)
+        return rf_fail_field(err, RF_NOT_FOUND, "trace_id", "trace %s not found", ref->trace_id);
+    return rf_fail_field(err, RF_NOT_FOUND, "external_id", "no trace with source %s and "
+                         "external_id %s", source, ref->external_id);
+}
+
+/* How many of the trace's executions predicted 1 (pass) and 0 (fail). */
+static enum rf_status exec_counts(struct db *db, const char *trace_id, int64_t *pass,
+                                  int64_t *fail_n, struct rf_err *err)
+{
+    struct db_stmt *s;
+    bool found;
+    enum rf_status rc = db_row(db, SQL_EXEC_COUNTS, DB_ARGS(DB_T(trace_id)), &s, &found, err);
+    if (rc)
+        return rc;
+    *pass = found ? db_int(s, 0) : 0;
+    *fail_n = found ? db_int(s, 1) - *pass : 0;
+    db_done(s);
+    return RF_OK;
+}
+
+/* Counter deltas for a trace whose rating goes from `from` to `to` (either may be NULL). */
+static enum rf_status move_rating(struct db *db, const char *agent_id, const char *trace_id,
+                                  const char *from, const char *to, struct rf_err *err)
+{
+    if (same_text(from, to))
+        return RF_OK;
+    int64_t pass, fail_n;
+    enum rf_status rc = exec_counts(db, trace_id, &pass, &fail_n, err);
+    if (rc)
+        return rc;
+    int64_t d[8] = {0}; /* positive negative neutral pos_pass pos_fail neg_pass neg_fail */
+    const char *r[2] = {from, to};
+    for (int k = 0; k < 2; k++) {
+        int64_t sign = k == 0 ? -1 : 1;
+        if (!r[k])
+            continue;
+        if (strcmp(r[k], "positive") == 0) {
+            d[0] += sign;
+            d[3] += sign * pass;
+            d[4] += sign * fail_n;
+        } else if (strcmp(r[k], "negative") == 0) {
+            d[1] += sign;
+            d[5] += sign * pass;
+            d[6] += sign * fail_n;
+        } else {
+            d[2] += sign;
+        }
+    }
+    return stats_add(db, agent_id, 0, d[0], d[1], d[2], 0, d[3], d[4], d[5], d[6], err);
+}
+
+static enum rf_status put_feedback(struct db *db, const char *ws, const struct feedback_new *in,
+                                   int64_t now, struct store_item_result *r, struct rf_err *err)
+{
+    char trace_id[ID_MAX], agent_id[ID_MAX];
+    enum rf_status rc = trace_resolve(db, ws, &in->trace, trace_id, agent_id, &r->err);
+    if (rc == RF_NOT_FOUND) {
+        r->outcome = OUTCOME_REJECTED;
+        return RF_OK;
+    }
+    if (rc) {
+        if (err)
+            *err = r->err;
+        return rc;
+    }
+    snprintf(r->id, ID_MAX, "%s", trace_id);
+    struct db_stmt *s;
+    bool found;
+    rc = db_row(db, SQL_FEEDBACK_GET_RAW, DB_ARGS(DB_T(trace_id)), &s, &found, err);
+    if (rc)
+        return rc;
+    char *old_rating = found ? db_strdup(s, 0) : NULL;
+    bool same = found && strcmp(old_rating, in->rating) == 0 && same_text(db_text(s, 1), in->note);
+    db_done(s);
+    if (same) {
+        free(old_rating);
+        r->outcome = OUTCOME_UNCHANGED;
+        return RF_OK;
+    }
+    char fid[ID_MAX];
+    id_new("fb_", fid);
+    rc = db_run(db, SQL_FEEDBACK_UPSERT,
+                DB_ARGS(DB_T(fid), DB_T(trace_id), DB_T(agent_id), DB_T(in->rating),
+                        DB_T(in->note), DB_I(now), DB_I(now)),
+                NULL, err);
+    if (rc == RF_OK)
+        rc = move_rating(db, agent_id, trace_id, old_rating, in->rating, err);
+    r->outcome = found ? OUTCOME_UPDATED : OUTCOME_CREATED;
+    free(old_rating);
+    return rc;
+}
+
+enum rf_status store_feedback_put(struct store *st, const char *ws, const struct feedback_new *items,
+                                  int n, struct store_item_result *results, struct rf_err *err)
+{
+    struct db *db = st->db;
+    int64_t now = clock_now_ms();
+    enum rf_status rc = db_begin(db, err);
+    if (rc)
+        return rc;
+    for (int i = 0; rc == RF_OK && i < n; i++) {
+        memset(&results[i], 0, sizeof results[i]);
+        rc = put_feedback(db, ws, &items[i], now, &results[i], err);
+    }
+    if (rc) {
+        db_rollback(db);
+        return rc;
+    }
+    return db_commit(db, err);
+}
+
+enum rf_status store_feedback_get(struct store *st, const char *ws, const char *trace_id,
+                                  json_t **out, struct rf_err *err)
+{
+    struct db_stmt *s;
+    bool found;
+    enum rf_status rc =
+        db_row(st->db, SQL_FEEDBACK_GET, DB_ARGS(DB_T(trace_id), DB_T(ws)), &s, &found, err);
+    if (rc)
+        return rc;
+    if (found)
+        *out = json_pack("{s:s, s:o, s:o, s:o, s:o}", "trace_id", trace_id, "rating",
+                         col_str(s, 0), "note", col_str(s, 1), "created_at", col_time(s, 3),
+                         "updated_at", col_time(s, 2));
+    db_done(s);
+    return found ? RF_OK : rf_fail(err, RF_NOT_FOUND, "trace %s has no feedback", trace_id);
+}
+
+enum rf_status store_feedback_delete(struct store *st, const char *ws, const char *trace_id,
+                                     struct rf_err *err)
+{
+    struct db *db = st->db;
+    char tid[ID_MAX], agent_id[ID_MAX];
+    struct trace_ref ref = {.trace_id = trace_id};
+    enum rf_status rc = db_begin(db, err);
+    if (rc)
+        return rc;
+    rc = trace_resolve(db, ws, &ref, tid, agent_id, err);
+    struct db_stmt *s;
+    bool found = false;
+    char *old = NULL;
+    if (rc == RF_OK)
+        rc = db_row(db, SQL_FEEDBACK_GET_RAW, DB_ARGS(DB_T(tid)), &s, &found, err);
+    if (rc == RF_OK) {
+        old = found ? db_strdup(s, 0) : NULL;
+        db_done(s);
+        if (!found)
+            rc = rf_fail(err, RF_NOT_FOUND, "trace %s has no feedback", trace_id);
+    }
+    if (rc == RF_OK)
+        rc = move_rating(db, agent_id, tid, old, NULL, err);
+    if (rc == RF_OK)
+        rc = db_run(db, SQL_FEEDBACK_DELETE, DB_ARGS(DB_T(tid)), NULL, err);
+    free(old);
+    if (rc) {
+        db_rollback(db);
+        return rc;
+    }
+    return db_commit(db, err);
+}
+
+enum rf_status store_trace_delete(struct store *st, const char *ws, const char *id,
+                                  struct rf_err *err)
+{
+    struct db *db = st->db;
+    char tid[ID_MAX], agent_id[ID_MAX];
+    struct trace_ref ref = {.trace_id = id};
+    enum rf_status rc = db_begin(db, err);
+    if (rc)
+        return rc;
+    rc = trace_resolve(db, ws, &ref, tid, agent_id, err);
+    struct db_stmt *s;
+    bool found = false;
+    char *old = NULL;
+    int64_t pass = 0, fail_n = 0;
+    if (rc == RF_OK)
+        rc = db_row(db, SQL_FEEDBACK_GET_RAW, DB_ARGS(DB_T(tid)), &s, &found, err);
+    if (rc == RF_OK) {
+        old = found ? db_strdup(s, 0) : NULL;
+        db_done(s);
+        rc = move_rating(db, agent_id, tid, old, NULL, err);
+    }
+    if (rc == RF_OK)
+        rc = exec_counts(db, tid, &pass, &fail_n, err);
+    if (rc == RF_OK)
+        rc = stats_add(db, agent_id, -1, 0, 0, 0, -(pass + fail_n), 0, 0, 0, 0, err);
+    if (rc == RF_OK)
+        rc = db_run(db, SQL_TRACE_DELETE, DB_ARGS(DB_T(tid)), NULL, err);
+    free(old);
+    if (rc) {
+        db_rollback(db);
+        return rc;
+    }
+    return db_commit(db, err);
+}

@@ -1,0 +1,227 @@
+/*
+ * store_workspaces - workspaces and their API keys.
+ *
+ * A key is "rf_" followed by 40 random Crockford base32 characters (200
+ * bits). Only its SHA-256 hex digest is stored, with the first 8 characters
+ * as a display prefix; authentication hashes the presented key and looks the
+ * digest up through the unique index.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/crypto.h"
+#include "core/jsonx.h"
+#include "core/xalloc.h"
+#include "store/store_internal.h"
+#include "core/banned.h"
+
+static const char *SQL_WS_INSERT =
+    "INSERT INTO workspaces (id, name, created_at) VALUES (?, ?, ?)";
+static const char *SQL_WS_FIND =
+    "SELECT id, name, created_at FROM workspaces WHERE id = ? OR name = ?";
+static const char *SQL_WS_LIST = "SELECT id, name, created_at FROM workspaces ORDER BY id";
+static const char *SQL_KEY_INSERT =
+    "INSERT INTO api_keys (id, workspace_id, name, prefix, key_hash, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?)";
+#define KEY_COLS "id, workspace_id, name, prefix, created_at, revoked_at"
+static const char *SQL_KEY_LIST =
+    "SELECT " KEY_COLS " FROM api_keys WHERE workspace_id = ? ORDER BY id";
+static const char *SQL_KEY_FIND =
+    "SELECT " KEY_COLS " FROM api_keys WHERE workspace_id = ? AND (id = ? OR prefix = ?)";
+static const char *SQL_KEY_REVOKE =
+    "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL";
+static const char *SQL_KEY_AUTH =
+    "SELECT workspace_id FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL";
+
+static json_t *workspace_from_row(struct db_stmt *s)
+{
+    return json_pack("{s:o, s:o, s:o}", "id", col_str(s, 0), "name", col_str(s, 1),
+                     "created_at", col_time(s, 2));
+}
+
+static json_t *key_from_row(struct db_stmt *s)
+{
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "id", col_str(s, 0), "workspace_id",
+                     col_str(s, 1), "name", col_str(s, 2), "prefix", col_str(s, 3),
+                     "created_at", col_time(s, 4), "revoked_at", col_time(s, 5));
+}
+
+enum rf_status store_workspace_create(struct store *st, const char *name, json_t **out,
+                                      struct rf_err *err)
+{
+    char id[ID_MAX];
+    id_new("ws_", id);
+    int64_t now = clock_now_ms();
+    enum rf_status rc = db_begin(st->db, err);
+    if (rc)
+        return rc;
+    rc = db_run(st->db, SQL_WS_INSERT, DB_ARGS(DB_T(id), DB_T(name), DB_I(now)), NULL, err);
+    if (rc) {
+        db_rollback(st->db);
+        if (rc == RF_CONFLICT)
+            rf_fail_field(err, RF_CONFLICT, "name", "workspace \"%s\" already exists", name);
+        return rc;
+    }
+    rc = db_commit(st->db, err);
+    if (rc == RF_OK && out)
+        *out = json_pack("{s:s, s:s, s:o}", "id", id, "name", name, "created_at", jx_time(now));
+    return rc;
+}
+
+enum rf_status store_workspace_find(struct store *st, const char *name_or_id, json_t **out,
+                                    struct rf_err *err)
+{
+    struct db_stmt *s;
+    bool found;
+    enum rf_status rc =
+        db_row(st->db, SQL_WS_FIND, DB_ARGS(DB_T(name_or_id), DB_T(name_or_id)), &s, &found, err);
+    if (rc)
+        return rc;
+    if (found)
+        *out = workspace_from_row(s);
+    db_done(s);
+    return found ? RF_OK : rf_fail(err, RF_NOT_FOUND, "workspace %s not found", name_or_id);
+}
+
+enum rf_status store_workspace_list(struct store *st, json_t **out, struct rf_err *err)
+{
+    struct db_stmt *s;
+    bool row;
+    enum rf_status rc = db_query(st->db, SQL_WS_LIST, DB_NOARGS, &s, err);
+    if (rc)
+        return rc;
+    json_t *arr = json_array();
+    while ((rc = db_next(s, &row, err)) == RF_OK && row)
+        json_array_append_new(arr, workspace_from_row(s));
+    db_done(s);
+    if (rc) {
+        json_decref(arr);
+        return rc;
+    }
+    *out = arr;
+    return RF_OK;
+}
+
+static char *new_secret(void)
+{
+    static const char alphabet[] = "0123456789abcdefghjkmnpqrstvwxyz";
+    unsigned char rnd[40];
+    crypto_random(rnd, sizeof rnd);
+    char *s = xmalloc(3 + sizeof rnd + 1);
+    memcpy(s, "rf_", 3);
+    for (size_t i = 0; i < sizeof rnd; i++)
+        s[3 + i] = alphabet[rnd[i] & 31];
+    s[3 + sizeof rnd] = '\0';
+    return s;
+}
+
+enum rf_status store_key_create(struct store *st, const char *workspace_id, const char *name,
+                                char **secret, json_t **out, struct rf_err *err)
+{
+    char id[ID_MAX], hash[SHA256_HEX_LEN + 1], prefix[API_KEY_PREFIX_LEN + 1];
+    id_new("key_", id);
+    char *key = new_secret();
+    crypto_sha256_hex(key, strlen(key), hash);
+    memcpy(prefix, key, API_KEY_PREFIX_LEN);
+    prefix[API_KEY_PREFIX_LEN] = '\0';
+    int64_t now = clock_now_ms();
+    enum rf_status rc = db_begin(st->db, err);
+    if (rc == RF_OK) {
+        rc = db_run(st->db, SQL_KEY_INSERT,
+                    DB_ARGS(DB_T(id), DB_T(workspace_id), DB_T(name), DB_T(prefix), DB_T(hash),
+                            DB_I(now)),
+                    NULL, err);
+        if (rc == RF_INVALID)
+            rf_fail(err, RF_NOT_FOUND, "workspace %s not found", workspace_id);
+        if (rc)
+            db_rollback(st->db);
+        else
+            rc = db_commit(st->db, err);
+    }
+    if (rc) {
+        free(key);
+        return rc;
+    }
+    *secret = key;
+    if (out)
+        *out = json_pack("{s:s, s:s, s:s, s:s, s:o, s:n}", "id", id, "workspace_id",
+                         workspace_id, "name", name, "prefix", prefix, "created_at", jx_time(now),
+                         "revoked_at");
+    return RF_OK;
+}
+
+enum rf_status store_key_list(struct store *st, const char *workspace_id, json_t **out,
+                              struct rf_err *err)
+{
+    struct db_stmt *s;
+    bool row;
+    enum rf_status rc = db_query(st->db, SQL_KEY_LIST, DB_ARGS(DB_T(workspace_id)), &s, err);
+    if (rc)
+        return rc;
+    json_t *arr = json_array();
+    while ((rc = db_next(s, &row, err)) == RF_OK && row)
+        json_array_append_new(arr, key_from_row(s));
+    db_done(s);
+    if (rc) {
+        json_decref(arr);
+        return rc;
+    }
+    *out = arr;
+    return RF_OK;
+}
+
+enum rf_status store_key_revoke(struct store *st, const char *workspace_id,
+                                const char *id_or_prefix, json_t **out, struct rf_err *err)
+{
+    struct db_stmt *s;
+    bool found;
+    enum rf_status rc = db_begin(st->db, err);
+    if (rc)
+        return rc;
+    rc = db_row(st->db, SQL_KEY_FIND,
+                DB_ARGS(DB_T(workspace_id), DB_T(id_or_prefix), DB_T(id_or_prefix)), &s, &found,
+                err);
+    if (rc)
+        goto out;
+    if (!found) {
+        db_done(s);
+        rc = rf_fail(err, RF_NOT_FOUND, "API key %s not found", id_or_prefix);
+        goto out;
+    }
+    char *id = db_strdup(s, 0);
+    db_done(s);
+    rc = db_run(st->db, SQL_KEY_REVOKE, DB_ARGS(DB_I(clock_now_ms()), DB_T(id)), NULL, err);
+    if (rc == RF_OK)
+        rc = db_row(st->db, SQL_KEY_FIND,
+                    DB_ARGS(DB_T(workspace_id), DB_T(id), DB_T(id)), &s, &found, err);
+    free(id);
+    if (rc == RF_OK) {
+        if (out && found)
+            *out = key_from_row(s);
+        db_done(s);
+    }
+out:
+    if (rc) {
+        db_rollback(st->db);
+        return rc;
+    }
+    return db_commit(st->db, err);
+}
+
+enum rf_status store_key_authenticate(struct store *st, const char *secret,
+                                      char workspace_id[ID_MAX], struct rf_err *err)
+{
+    char hash[SHA256_HEX_LEN + 1];
+    crypto_sha256_hex(secret, strlen(secret), hash);
+    struct db_stmt *s;
+    bool found;
+    enum rf_status rc = db_row(st->db, SQL_KEY_AUTH, DB_ARGS(DB_T(hash)), &s, &found, err);
+    if (rc)
+        return rc;
+    if (found)
+        snprintf(workspace_id, ID_MAX, "%s", db_text(s, 0));
+    db_done(s);
+    return found ? RF_OK : rf_fail(err, RF_UNAUTHORIZED, "invalid or revoked API key");
+}
