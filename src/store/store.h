@@ -100,6 +100,16 @@ enum rf_status store_key_revoke(struct store *st, const char *workspace_id,
 enum rf_status store_key_authenticate(struct store *st, const char *secret,
                                       char workspace_id[ID_MAX], struct rf_err *err);
 
+/* Sign in with an API key: a new session token (caller frees) valid for ttl_ms. */
+enum rf_status store_session_create(struct store *st, const char *api_key, int64_t ttl_ms,
+                                    char **token, struct rf_err *err);
+/* Resolve a session token to its workspace; RF_UNAUTHORIZED when unknown, expired or its
+ * key was revoked. */
+enum rf_status store_session_authenticate(struct store *st, const char *token,
+                                          char workspace_id[ID_MAX], struct rf_err *err);
+/* Sign out (unknown tokens are ignored). */
+enum rf_status store_session_delete(struct store *st, const char *token, struct rf_err *err);
+
 /* ---- agents ---- */
 
 struct agent_new {
@@ -158,6 +168,9 @@ enum rf_status store_version_list(struct store *st, const char *ws, const char *
                                   struct store_list *out, struct rf_err *err);
 enum rf_status store_version_get(struct store *st, const char *ws, const char *agent_id,
                                  int64_t number, json_t **out, struct rf_err *err);
+/* A version by id. */
+enum rf_status store_version_find(struct store *st, const char *ws, const char *version_id,
+                                  json_t **out, struct rf_err *err);
 /* The agent's active version; RF_CONFLICT with reason "no_active_version" when none. */
 enum rf_status store_version_active(struct store *st, const char *ws, const char *agent_id,
                                     json_t **out, struct rf_err *err);

@@ -69,6 +69,9 @@ static const char *SQL_VERSION_GET =
     "WHERE v.agent_id = ? AND a.workspace_id = ? AND v.version = ?";
 static const char *SQL_VERSION_BY_ID =
     "SELECT " VERSION_COLS " FROM agent_versions v WHERE v.id = ?";
+static const char *SQL_VERSION_FIND =
+    "SELECT " VERSION_COLS " FROM agent_versions v JOIN agents a ON a.id = v.agent_id "
+    "WHERE v.id = ? AND a.workspace_id = ?";
 static const char *SQL_VERSION_LIST =
     "SELECT " VERSION_COLS " FROM agent_versions v "
     "WHERE v.agent_id = ? AND v.version < ? AND (CAST(? AS TEXT) IS NULL OR v.status = ?) "
@@ -429,6 +432,21 @@ enum rf_status store_version_get(struct store *st, const char *ws, const char *a
     return rc ? rc
               : rf_fail(err, RF_NOT_FOUND, "agent %s has no version %lld", agent_id,
                         (long long)number);
+}
+
+enum rf_status store_version_find(struct store *st, const char *ws, const char *version_id,
+                                  json_t **out, struct rf_err *err)
+{
+    struct db_stmt *s;
+    bool found;
+    enum rf_status rc =
+        db_row(st->db, SQL_VERSION_FIND, DB_ARGS(DB_T(version_id), DB_T(ws)), &s, &found, err);
+    if (rc)
+        return rc;
+    if (found)
+        *out = version_from_row(s, 0);
+    db_done(s);
+    return found ? RF_OK : rf_fail(err, RF_NOT_FOUND, "version %s not found", version_id);
 }
 
 enum rf_status store_version_active(struct store *st, const char *ws, const char *agent_id,

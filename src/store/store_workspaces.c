@@ -35,6 +35,15 @@ static const char *SQL_KEY_REVOKE =
 static const char *SQL_KEY_AUTH =
     "SELECT workspace_id FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL";
 
+static const char *SQL_KEY_ID_AUTH =
+    "SELECT id FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL";
+static const char *SQL_SESSION_INSERT =
+    "INSERT INTO sessions (token_hash, key_id, created_at, expires_at) VALUES (?, ?, ?, ?)";
+static const char *SQL_SESSION_AUTH =
+    "SELECT k.workspace_id FROM sessions s JOIN api_keys k ON k.id = s.key_id "
+    "WHERE s.token_hash = ? AND s.expires_at > ? AND k.revoked_at IS NULL";
+static const char *SQL_SESSION_DELETE = "DELETE FROM sessions WHERE token_hash = ? OR expires_at <= ?";
+
 static json_t *workspace_from_row(struct db_stmt *s)
 {
     return json_pack("{s:o, s:o, s:o}", "id", col_str(s, 0), "name", col_str(s, 1),
@@ -106,6 +115,7 @@ enum rf_status store_workspace_list(struct store *st, json_t **out, struct rf_er
 
 static char *new_secret(void)
 {
+    /* 40 characters of a 32-letter alphabet: 200 random bits. */
     static const char alphabet[] = "0123456789abcdefghjkmnpqrstvwxyz";
     unsigned char rnd[40];
     crypto_random(rnd, sizeof rnd);
@@ -224,4 +234,76 @@ enum rf_status store_key_authenticate(struct store *st, const char *secret,
         snprintf(workspace_id, ID_MAX, "%s", db_text(s, 0));
     db_done(s);
     return found ? RF_OK : rf_fail(err, RF_UNAUTHORIZED, "invalid or revoked API key");
+}
+
+enum rf_status store_session_create(struct store *st, const char *api_key, int64_t ttl_ms,
+                                    char **token, struct rf_err *err)
+{
+    char hash[SHA256_HEX_LEN + 1];
+    crypto_sha256_hex(api_key, strlen(api_key), hash);
+    struct db_stmt *s;
+    bool found;
+    enum rf_status rc = db_begin(st->db, err);
+    if (rc)
+        return rc;
+    rc = db_row(st->db, SQL_KEY_ID_AUTH, DB_ARGS(DB_T(hash)), &s, &found, err);
+    if (rc) {
+        db_rollback(st->db);
+        return rc;
+    }
+    char *key_id = found ? db_strdup(s, 0) : NULL;
+    db_done(s);
+    if (!found) {
+        db_rollback(st->db);
+        return rf_fail_field(err, RF_UNAUTHORIZED, "api_key", "invalid or revoked API key");
+    }
+    char *t = new_secret();
+    char thash[SHA256_HEX_LEN + 1];
+    crypto_sha256_hex(t, strlen(t), thash);
+    int64_t now = clock_now_ms();
+    rc = db_run(st->db, SQL_SESSION_INSERT,
+                DB_ARGS(DB_T(thash), DB_T(key_id), DB_I(now), DB_I(now + ttl_ms)), NULL, err);
+    free(key_id);
+    if (rc == RF_OK)
+        rc = db_commit(st->db, err);
+    else
+        db_rollback(st->db);
+    if (rc) {
+        free(t);
+        return rc;
+    }
+    *token = t;
+    return RF_OK;
+}
+
+enum rf_status store_session_authenticate(struct store *st, const char *token,
+                                          char workspace_id[ID_MAX], struct rf_err *err)
+{
+    char hash[SHA256_HEX_LEN + 1];
+    crypto_sha256_hex(token, strlen(token), hash);
+    struct db_stmt *s;
+    bool found;
+    enum rf_status rc = db_row(st->db, SQL_SESSION_AUTH,
+                               DB_ARGS(DB_T(hash), DB_I(clock_now_ms())), &s, &found, err);
+    if (rc)
+        return rc;
+    if (found)
+        snprintf(workspace_id, ID_MAX, "%s", db_text(s, 0));
+    db_done(s);
+    return found ? RF_OK : rf_fail(err, RF_UNAUTHORIZED, "session expired: sign in again");
+}
+
+enum rf_status store_session_delete(struct store *st, const char *token, struct rf_err *err)
+{
+    char hash[SHA256_HEX_LEN + 1];
+    crypto_sha256_hex(token, strlen(token), hash);
+    enum rf_status rc = db_begin(st->db, err);
+    if (rc)
+        return rc;
+    rc = db_run(st->db, SQL_SESSION_DELETE, DB_ARGS(DB_T(hash), DB_I(clock_now_ms())), NULL, err);
+    if (rc) {
+        db_rollback(st->db);
+        return rc;
+    }
+    return db_commit(st->db, err);
 }

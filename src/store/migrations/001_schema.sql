@@ -19,6 +19,15 @@ CREATE TABLE api_keys (
 );
 CREATE INDEX api_keys_workspace ON api_keys(workspace_id, id);
 
+-- Web UI sign-ins (POST /v1/session): the cookie holds a random token, never the
+-- API key; only its hash is stored. Revoking the key ends its sessions.
+CREATE TABLE sessions (
+    token_hash  TEXT PRIMARY KEY,
+    key_id      TEXT NOT NULL REFERENCES api_keys(id) ON DELETE CASCADE,
+    created_at  BIGINT NOT NULL,
+    expires_at  BIGINT NOT NULL
+);
+
 -- active_version_id has no foreign key: agents and agent_versions point at each
 -- other, and the store keeps the pair consistent inside promote's transaction.
 CREATE TABLE agents (

@@ -1,0 +1,95 @@
+/*
+ * cmd_serve - `refold serve`: migrate, then run the HTTP API and web UI
+ * until SIGTERM/SIGINT. Signals are blocked in every thread and taken by
+ * sigwait() in the main thread, so no handler runs at an arbitrary point.
+ */
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "cmd/cmd.h"
+#include "core/log.h"
+#include "http/server.h"
+#include "store/store.h"
+#include "core/banned.h"
+
+void cmd_block_signals(sigset_t *set)
+{
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+}
+
+/* Allow as many open files as the hard limit permits (SSE streams hold sockets). */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    struct config cfg;
+    config_load(&cfg);
+    const char *port_file = NULL;
+    static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
+                                         {"listen", required_argument, NULL, 'l'},
+                                         {"workers", required_argument, NULL, 'w'},
+                                         {"port-file", required_argument, NULL, 'p'},
+                                         {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': cfg.db = optarg; break;
+        case 'l': cfg.listen = optarg; break;
+        case 'w': cfg.workers = (int)strtol(optarg, NULL, 10); break;
+        case 'p': port_file = optarg; break;
+        default: return cmd_usage("serve");
+        }
+    }
+    if (optind != argc)
+        return cmd_usage("serve");
+
+    sigset_t stop;
+    cmd_block_signals(&stop);
+    raise_fd_limit();
+
+    struct store *st = cmd_open_store(cfg.db, true);
+    if (!st)
+        return 1;
+    store_close(st);
+
+    struct rf_err err;
+    rf_err_clear(&err);
+    struct http_config hc = {.listen = cfg.listen, .db_url = cfg.db,
+                             .max_body = HTTP_DEFAULT_MAX_BODY,
+                             .threads = HTTP_DEFAULT_THREADS, .port_file = port_file};
+    const char *mb = getenv("REFOLD_MAX_BODY");
+    if (mb && *mb)
+        hc.max_body = (size_t)strtoull(mb, NULL, 10);
+    const char *ht = getenv("REFOLD_HTTP_THREADS");
+    if (ht && *ht)
+        hc.threads = (int)strtol(ht, NULL, 10);
+    struct http_server *srv = NULL;
+    if (http_server_start(&hc, &srv, &err) != RF_OK)
+        return cmd_fail(&err);
+    log_info("listening", "addr=%s port=%d db=%s", cfg.listen, http_server_port(srv),
+             strncmp(cfg.db, "postgres", 8) == 0 ? "postgres" : cfg.db);
+
+    int sig = 0;
+    sigwait(&stop, &sig);
+    log_info("shutting down", "signal=%d", sig);
+    http_server_stop(srv);
+    log_info("stopped", NULL);
+    return 0;
+}

@@ -1,0 +1,124 @@
+/*
+ * config - settings shared by the commands; see cmd.h. The config file is
+ * small JSON: {"url": "...", "api_key": "..."}. Loaded once per process;
+ * the strings it yields live until exit.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cmd/cmd.h"
+#include "core/log.h"
+#include "core/xalloc.h"
+#include "core/banned.h"
+
+void config_path(char *out, size_t n)
+{
+    const char *xdg = getenv("XDG_CONFIG_HOME");
+    const char *home = getenv("HOME");
+    if (xdg && *xdg)
+        snprintf(out, n, "%s/refold/config.json", xdg);
+    else
+        snprintf(out, n, "%s/.config/refold/config.json", home ? home : ".");
+}
+
+static const char *env(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+void config_load(struct config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->db = "refold.db";
+    cfg->listen = "127.0.0.1:7878";
+    cfg->workers = 2;
+    cfg->log = "info";
+
+    char path[4096];
+    config_path(path, sizeof path);
+    json_t *file = json_load_file(path, 0, NULL);
+    if (json_is_object(file)) {
+        const char *url = json_string_value(json_object_get(file, "url"));
+        const char *key = json_string_value(json_object_get(file, "api_key"));
+        if (url)
+            cfg->url = xstrdup(url);
+        if (key) {
+            cfg->api_key = xstrdup(key);
+            cfg->api_key_from_file = true;
+        }
+    }
+    json_decref(file);
+
+    if (env("REFOLD_DB"))
+        cfg->db = env("REFOLD_DB");
+    if (env("REFOLD_LISTEN"))
+        cfg->listen = env("REFOLD_LISTEN");
+    if (env("REFOLD_WORKERS")) {
+        long w = strtol(env("REFOLD_WORKERS"), NULL, 10);
+        cfg->workers = w < 0 ? 0 : w > 64 ? 64 : (int)w;
+    }
+    if (env("REFOLD_LOG"))
+        cfg->log = env("REFOLD_LOG");
+    if (env("REFOLD_URL"))
+        cfg->url = env("REFOLD_URL");
+    if (env("REFOLD_API_KEY")) {
+        cfg->api_key = env("REFOLD_API_KEY");
+        cfg->api_key_from_file = false;
+    }
+    if (!cfg->url)
+        cfg->url = xasprintf("http://%s", cfg->listen);
+    log_set_level(cfg->log);
+}
+
+static enum rf_status mkdirs(char *dir, struct rf_err *err)
+{
+    for (char *p = dir + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        int r = mkdir(dir, 0700);
+        *p = '/';
+        if (r && errno != EEXIST)
+            return rf_fail(err, RF_INTERNAL, "cannot create %s: %s", dir, strerror(errno));
+    }
+    if (mkdir(dir, 0700) && errno != EEXIST)
+        return rf_fail(err, RF_INTERNAL, "cannot create %s: %s", dir, strerror(errno));
+    return RF_OK;
+}
+
+enum rf_status config_save(const char *url, const char *api_key, struct rf_err *err)
+{
+    char path[4096], dir[4096], tmp[4200];
+    config_path(path, sizeof path);
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    enum rf_status rc = mkdirs(dir, err);
+    if (rc)
+        return rc;
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0)
+        return rf_fail(err, RF_INTERNAL, "cannot write %s: %s", tmp, strerror(errno));
+    json_t *doc = json_pack("{s:s, s:s}", "url", url, "api_key", api_key);
+    char *text = json_dumps(doc, JSON_INDENT(2));
+    json_decref(doc);
+    size_t len = strlen(text);
+    bool ok = write(fd, text, len) == (ssize_t)len && write(fd, "\n", 1) == 1;
+    free(text);
+    ok = fsync(fd) == 0 && ok;
+    close(fd);
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return rf_fail(err, RF_INTERNAL, "cannot write %s: %s", path, strerror(errno));
+    }
+    return RF_OK;
+}

@@ -1,0 +1,132 @@
+/*
+ * h_system - the endpoints that are not resources: web sign-in sessions,
+ * /healthz, /metrics and the static web UI compiled into the binary.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/embed.h"
+#include "core/jsonx.h"
+#include "core/metrics.h"
+#include "http/handlers.h"
+#include "http/router.h"
+#include "http/session.h"
+#include "store/store.h"
+#include "core/banned.h"
+
+HANDLER(h_session_create)
+{
+    json_t *body = NULL;
+    const char *key;
+    char *token = NULL;
+    enum rf_status rc = req_json(req, false, &body, err);
+    if (rc == RF_OK)
+        rc = jx_string(body, "api_key", JX_REQUIRED, 256, false, &key, err);
+    if (rc == RF_OK)
+        rc = store_session_create(req->store, key, SESSION_TTL_MS, &token, err);
+    json_decref(body);
+    if (rc)
+        return rc;
+    snprintf(resp->set_cookie, sizeof resp->set_cookie,
+             SESSION_COOKIE "=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%lld", token,
+             SESSION_TTL_MS / 1000);
+    free(token);
+    resp_empty(resp, 204);
+    return RF_OK;
+}
+
+HANDLER(h_session_delete)
+{
+    const char *token = MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, SESSION_COOKIE);
+    if (token) {
+        enum rf_status rc = store_session_delete(req->store, token, err);
+        if (rc)
+            return rc;
+    }
+    snprintf(resp->set_cookie, sizeof resp->set_cookie,
+             SESSION_COOKIE "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    resp_empty(resp, 204);
+    return RF_OK;
+}
+
+HANDLER(h_healthz)
+{
+    struct rf_err dberr;
+    rf_err_clear(&dberr);
+    (void)err;
+    if (store_ping(req->store, &dberr) == RF_OK) {
+        resp_json(resp, 200,
+                  json_pack("{s:s, s:s, s:s}", "status", "ok", "db", "ok", "backend",
+                            store_backend(req->store)));
+    } else {
+        resp_json(resp, 503,
+                  json_pack("{s:s, s:s, s:s, s:s}", "status", "unavailable", "db", "error",
+                            "backend", store_backend(req->store), "error", dberr.message));
+    }
+    return RF_OK;
+}
+
+static const char *route_label(int index, const char **method)
+{
+    const struct route *r = router_get(index);
+    *method = r->method;
+    return r->pattern;
+}
+
+HANDLER(h_metrics)
+{
+    (void)err;
+    struct buf out;
+    buf_init(&out, BUF_UNLIMITED);
+    metrics_render(&out, route_label);
+    size_t len;
+    char *text = buf_detach(&out, &len);
+    resp->raw = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(resp->raw, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8");
+    resp->status = 200;
+    (void)req;
+    return RF_OK;
+}
+
+static const char *content_type(const char *path)
+{
+    static const struct {
+        const char *ext, *type;
+    } types[] = {
+        {".html", "text/html; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},
+        {".svg", "image/svg+xml"},
+        {".png", "image/png"},
+        {".ico", "image/x-icon"},
+        {".json", "application/json; charset=utf-8"},
+    };
+    const char *dot = strrchr(path, '.');
+    for (size_t i = 0; dot && i < sizeof types / sizeof types[0]; i++)
+        if (strcmp(dot, types[i].ext) == 0)
+            return types[i].type;
+    return "application/octet-stream";
+}
+
+HANDLER(h_ui)
+{
+    char path[256];
+    const char *file = req->params[0] ? req->params[0] : "index.html";
+    if (strstr(file, "..") || strchr(file, '/'))
+        return rf_fail(err, RF_NOT_FOUND, "no such file");
+    snprintf(path, sizeof path, "web/%s", file);
+    const struct embed_file *f = embed_find(path);
+    if (!f)
+        return rf_fail(err, RF_NOT_FOUND, "no such file: /ui/%s", file);
+    resp->raw = MHD_create_response_from_buffer(f->len, (void *)f->data, MHD_RESPMEM_PERSISTENT);
+    MHD_add_response_header(resp->raw, MHD_HTTP_HEADER_CONTENT_TYPE, content_type(path));
+    MHD_add_response_header(resp->raw, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    MHD_add_response_header(resp->raw, "Content-Security-Policy",
+                            "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+                            "script-src 'self'; connect-src 'self'; frame-ancestors 'none'");
+    MHD_add_response_header(resp->raw, "X-Content-Type-Options", "nosniff");
+    resp->status = 200;
+    return RF_OK;
+}

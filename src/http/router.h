@@ -1,0 +1,35 @@
+/*
+ * router - the static route table of SPEC §4.3 and path matching.
+ *
+ * Patterns are literal segments and `{name}` placeholders; a match fills the
+ * request's params in order. Each route has a stable index used by metrics
+ * (requests and latency by route and status).
+ */
+#ifndef REFOLD_HTTP_ROUTER_H
+#define REFOLD_HTTP_ROUTER_H
+
+#include "http/http.h"
+
+enum route_flags {
+    ROUTE_PUBLIC = 1, /* no API key needed */
+};
+
+struct route {
+    const char *method;
+    const char *pattern;
+    http_handler handler;
+    unsigned flags;
+};
+
+/* Number of routes and the table itself. */
+int router_count(void);
+const struct route *router_get(int index);
+
+enum route_match { ROUTE_FOUND, ROUTE_NO_PATH, ROUTE_NO_METHOD };
+
+/* Find the route for method and path; on ROUTE_FOUND fills req->params (allocating
+ * req->param_buf) and *index. On ROUTE_NO_METHOD, allow gets the allowed methods. */
+enum route_match router_match(const char *method, const char *path, struct req *req, int *index,
+                              char *allow, size_t allow_len);
+
+#endif

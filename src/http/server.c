@@ -1,0 +1,544 @@
+/*
+ * server - libmicrohttpd glue: request accumulation, routing, authentication,
+ * error bodies, request ids, metrics. See server.h for the design.
+ *
+ * Per-request state (struct req_state) is created on the first call of the
+ * access handler, filled with the body on the following calls, dispatched on
+ * the last one, and freed by the completion callback, which also records the
+ * request in the metrics.
+ */
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "core/clock.h"
+#include "core/jsonx.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/xalloc.h"
+#include "http/http.h"
+#include "http/router.h"
+#include "http/session.h"
+#include "store/store.h"
+#include "core/banned.h"
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    char *listen;
+    char *db_url;
+    size_t max_body;
+    int port;
+    pthread_key_t store_key;
+    http_shutdown_hook hook;
+    void *hook_ud;
+};
+
+struct req_state {
+    struct req req;
+    int route;
+    int status;
+    int64_t start_us;
+    bool too_large;
+};
+
+static void close_thread_store(void *p)
+{
+    store_close(p);
+}
+
+static struct store *thread_store(struct http_server *srv, struct rf_err *err)
+{
+    struct store *st = pthread_getspecific(srv->store_key);
+    if (st)
+        return st;
+    if (store_open(srv->db_url, &st, err) != RF_OK)
+        return NULL;
+    pthread_setspecific(srv->store_key, st);
+    return st;
+}
+
+static int http_status_of(enum rf_status code)
+{
+    switch (code) {
+    case RF_OK: return 200;
+    case RF_INVALID: return 400;
+    case RF_UNAUTHORIZED: return 401;
+    case RF_NOT_FOUND: return 404;
+    case RF_METHOD: return 405;
+    case RF_CONFLICT: return 409;
+    case RF_TOO_LARGE: return 413;
+    case RF_UNSUPPORTED: return 415;
+    case RF_UNAVAILABLE: return 503;
+    default: return 500;
+    }
+}
+
+json_t *http_error_object(const struct rf_err *err)
+{
+    enum rf_status code = err->code;
+    if (http_status_of(code) == 500)
+        code = RF_INTERNAL;
+    json_t *e = json_pack("{s:s, s:s}", "code", rf_status_name(code), "message",
+                          err->message[0] ? err->message : rf_status_name(code));
+    if (err->field[0] || err->reason[0]) {
+        json_t *d = json_object();
+        if (err->field[0])
+            json_object_set_new(d, "field", json_string(err->field));
+        if (err->reason[0])
+            json_object_set_new(d, "reason", json_string(err->reason));
+        json_object_set_new(e, "details", d);
+    }
+    return e;
+}
+
+static json_t *error_body(const struct rf_err *err, const char *request_id)
+{
+    json_t *e = http_error_object(err);
+    json_object_set_new(e, "request_id", json_string(request_id));
+    return json_pack("{s:o}", "error", e);
+}
+
+json_t *batch_render(const struct store_item_result *results, int n)
+{
+    json_t *data = json_array();
+    int counts[4] = {0};
+    for (int i = 0; i < n; i++) {
+        const struct store_item_result *r = &results[i];
+        counts[r->outcome]++;
+        if (r->outcome == OUTCOME_REJECTED)
+            json_array_append_new(data, json_pack("{s:i, s:o}", "index", i, "error",
+                                                  http_error_object(&r->err)));
+        else
+            json_array_append_new(data, json_pack("{s:i, s:s, s:s}", "index", i, "id", r->id,
+                                                  "result", store_outcome_name(r->outcome)));
+    }
+    return json_pack("{s:o, s:{s:i, s:i, s:i, s:i}}", "data", data, "summary", "created",
+                     counts[OUTCOME_CREATED], "updated", counts[OUTCOME_UPDATED], "unchanged",
+                     counts[OUTCOME_UNCHANGED], "rejected", counts[OUTCOME_REJECTED]);
+}
+
+static enum MHD_Result queue(struct req_state *rs, struct resp *resp)
+{
+    struct MHD_Response *r = resp->raw;
+    if (!r) {
+        char *text = resp->json ? jx_dump(resp->json) : NULL;
+        size_t len = text ? strlen(text) : 0;
+        r = MHD_create_response_from_buffer(len, text ? text : (void *)"",
+                                            text ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+        if (text)
+            MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                    "application/json; charset=utf-8");
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    }
+    MHD_add_response_header(r, "X-Request-Id", rs->req.request_id);
+    if (resp->location[0])
+        MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, resp->location);
+    if (resp->set_cookie[0])
+        MHD_add_response_header(r, MHD_HTTP_HEADER_SET_COOKIE, resp->set_cookie);
+    rs->status = resp->status;
+    enum MHD_Result ok = MHD_queue_response(rs->req.conn, (unsigned)resp->status, r);
+    MHD_destroy_response(r);
+    json_decref(resp->json);
+    resp->json = NULL;
+    return ok;
+}
+
+static enum MHD_Result queue_error(struct req_state *rs, const struct rf_err *err,
+                                   const char *allow)
+{
+    struct resp resp = {.status = http_status_of(err->code)};
+    resp.json = error_body(err, rs->req.request_id);
+    if (resp.status == 500)
+        log_error("request failed", "request_id=%s method=%s path=%s error=\"%s\"",
+                  rs->req.request_id, rs->req.method, rs->req.path, err->message);
+    if (allow) {
+        struct MHD_Response *r = NULL;
+        char *text = jx_dump(resp.json);
+        r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+        json_decref(resp.json);
+        resp.json = NULL;
+        resp.raw = r;
+    }
+    return queue(rs, &resp);
+}
+
+/* Bearer key or session cookie -> workspace. */
+static enum rf_status authenticate(struct req *req, struct rf_err *err)
+{
+    const char *auth = req_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *key = NULL;
+    if (auth) {
+        if (strncasecmp(auth, "Bearer ", 7) != 0)
+            return rf_fail(err, RF_UNAUTHORIZED, "Authorization must be \"Bearer <api key>\"");
+        key = auth + 7;
+        while (*key == ' ')
+            key++;
+    } else {
+        key = MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, SESSION_COOKIE);
+        req->cookie_auth = key != NULL;
+    }
+    if (!key || !*key)
+        return rf_fail(err, RF_UNAUTHORIZED,
+                       "missing API key: send \"Authorization: Bearer <api key>\"");
+    if (req->cookie_auth && strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+        const char *xrw = req_header(req, "X-Requested-With");
+        if (!xrw || strcmp(xrw, "refold") != 0)
+            return rf_fail(err, RF_UNAUTHORIZED,
+                           "requests signed in by cookie must send X-Requested-With: refold");
+    }
+    if (strlen(key) > 256)
+        return rf_fail(err, RF_UNAUTHORIZED, "invalid or revoked API key");
+    if (req->cookie_auth)
+        return store_session_authenticate(req->store, key, req->workspace_id, err);
+    return store_key_authenticate(req->store, key, req->workspace_id, err);
+}
+
+static bool has_json_type(struct req *req)
+{
+    const char *ct = req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (!ct)
+        return false;
+    size_t n = strlen("application/json");
+    return strncasecmp(ct, "application/json", n) == 0 && (ct[n] == '\0' || ct[n] == ';' ||
+                                                           ct[n] == ' ');
+}
+
+static enum MHD_Result dispatch(struct http_server *srv, struct req_state *rs)
+{
+    struct req *req = &rs->req;
+    struct rf_err err;
+    rf_err_clear(&err);
+    char allow[64];
+    enum route_match m =
+        router_match(req->method, req->path, req, &rs->route, allow, sizeof allow);
+    if (m == ROUTE_NO_PATH) {
+        rf_fail(&err, RF_NOT_FOUND, "no such endpoint: %s", req->path);
+        return queue_error(rs, &err, NULL);
+    }
+    if (m == ROUTE_NO_METHOD) {
+        rf_fail(&err, RF_METHOD, "%s is not allowed on %s (allowed: %s)", req->method, req->path,
+                allow);
+        return queue_error(rs, &err, allow);
+    }
+    if (rs->too_large) {
+        rf_fail(&err, RF_TOO_LARGE, "request body is larger than %zu bytes", srv->max_body);
+        return queue_error(rs, &err, NULL);
+    }
+    const struct route *route = router_get(rs->route);
+    req->store = thread_store(srv, &err);
+    if (!req->store) {
+        err.code = RF_UNAVAILABLE;
+        return queue_error(rs, &err, NULL);
+    }
+    if (!(route->flags & ROUTE_PUBLIC) && authenticate(req, &err) != RF_OK)
+        return queue_error(rs, &err, NULL);
+    if (req->body.len > 0 && !has_json_type(req)) {
+        rf_fail(&err, RF_UNSUPPORTED, "request bodies must be application/json");
+        return queue_error(rs, &err, NULL);
+    }
+    struct resp resp = {0};
+    enum rf_status rc = route->handler(req, &resp, &err);
+    if (rc) {
+        json_decref(resp.json);
+        if (resp.raw)
+            MHD_destroy_response(resp.raw);
+        if (err.code == RF_OK)
+            err.code = rc;
+        return queue_error(rs, &err, NULL);
+    }
+    if (!resp.status)
+        resp.status = 200;
+    return queue(rs, &resp);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_size, void **req_cls)
+{
+    (void)version;
+    struct http_server *srv = cls;
+    struct req_state *rs = *req_cls;
+    if (!rs) {
+        rs = xcalloc(1, sizeof *rs);
+        rs->start_us = clock_mono_us();
+        rs->route = -1;
+        rs->req.conn = conn;
+        rs->req.server = srv;
+        rs->req.method = method;
+        rs->req.path = url;
+        buf_init(&rs->req.body, srv->max_body);
+        id_new("req_", rs->req.request_id);
+        *req_cls = rs;
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > srv->max_body) {
+            /* Refuse before reading the body; MHD closes the connection after this. */
+            struct rf_err err;
+            rf_fail(&err, RF_TOO_LARGE, "request body is larger than %zu bytes", srv->max_body);
+            return queue_error(rs, &err, NULL);
+        }
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (!rs->too_large && buf_append(&rs->req.body, upload_data, *upload_size) != RF_OK) {
+            rs->too_large = true;
+            buf_release(&rs->req.body);
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (rs->status)
+        return MHD_YES; /* already answered (early 413) */
+    return dispatch(srv, rs);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    struct req_state *rs = *req_cls;
+    if (!rs)
+        return;
+    int64_t us = clock_mono_us() - rs->start_us;
+    metrics_request(rs->route, rs->status, us);
+    if (log_enabled(LOG_DEBUG))
+        log_debug("request", "request_id=%s method=%s path=%s status=%d duration_us=%lld",
+                  rs->req.request_id, rs->req.method, rs->req.path, rs->status, (long long)us);
+    buf_release(&rs->req.body);
+    free(rs->req.param_buf);
+    free(rs);
+    *req_cls = NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    msg[strcspn(msg, "\n")] = '\0';
+    log_warn("libmicrohttpd", "detail=\"%s\"", msg);
+}
+
+static enum rf_status parse_listen(const char *listen, struct sockaddr_storage *ss,
+                                   struct rf_err *err)
+{
+    char host[256];
+    const char *colon = strrchr(listen, ':');
+    if (!colon || colon == listen || (size_t)(colon - listen) >= sizeof host)
+        return rf_fail(err, RF_INVALID, "listen address must be host:port, got \"%s\"", listen);
+    memcpy(host, listen, (size_t)(colon - listen));
+    host[colon - listen] = '\0';
+    char *h = host;
+    if (h[0] == '[' && h[strlen(h) - 1] == ']') {
+        h[strlen(h) - 1] = '\0';
+        h++;
+    }
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port < 0 || port > 65535)
+        return rf_fail(err, RF_INVALID, "invalid port in listen address \"%s\"", listen);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV | AI_PASSIVE};
+    struct addrinfo *res = NULL;
+    int gai = getaddrinfo(h, colon + 1, &hints, &res);
+    if (gai != 0 || !res)
+        return rf_fail(err, RF_INVALID, "cannot resolve listen host \"%s\": %s", h,
+                       gai_strerror(gai));
+    memset(ss, 0, sizeof *ss);
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return RF_OK;
+}
+
+enum rf_status http_server_start(const struct http_config *cfg, struct http_server **out,
+                                 struct rf_err *err)
+{
+    struct sockaddr_storage ss;
+    enum rf_status rc = parse_listen(cfg->listen, &ss, err);
+    if (rc)
+        return rc;
+    struct http_server *srv = xcalloc(1, sizeof *srv);
+    srv->listen = xstrdup(cfg->listen);
+    srv->db_url = xstrdup(cfg->db_url);
+    srv->max_body = cfg->max_body ? cfg->max_body : HTTP_DEFAULT_MAX_BODY;
+    pthread_key_create(&srv->store_key, close_thread_store);
+    metrics_init_routes(router_count());
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    int threads = cfg->threads > 0 ? cfg->threads : HTTP_DEFAULT_THREADS;
+    srv->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)10000, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+        srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+    if (!srv->daemon) {
+        rf_fail(err, RF_UNAVAILABLE, "cannot listen on %s: %s", cfg->listen, strerror(errno));
+        pthread_key_delete(srv->store_key);
+        free(srv->listen);
+        free(srv->db_url);
+        free(srv);
+        return RF_UNAVAILABLE;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    srv->port = info ? info->port : 0;
+    if (cfg->port_file) {
+        char tmp[4096];
+        snprintf(tmp, sizeof tmp, "%s.tmp", cfg->port_file);
+        FILE *f = fopen(tmp, "w");
+        if (f) {
+            fprintf(f, "%d\n", srv->port);
+            fclose(f);
+            rename(tmp, cfg->port_file);
+        }
+    }
+    *out = srv;
+    return RF_OK;
+}
+
+int http_server_port(const struct http_server *srv)
+{
+    return srv->port;
+}
+
+void http_server_on_shutdown(struct http_server *srv, http_shutdown_hook fn, void *ud)
+{
+    srv->hook = fn;
+    srv->hook_ud = ud;
+}
+
+void http_server_stop(struct http_server *srv)
+{
+    if (!srv)
+        return;
+    if (srv->hook)
+        srv->hook(srv->hook_ud);
+    MHD_stop_daemon(srv->daemon);
+    pthread_key_delete(srv->store_key);
+    free(srv->listen);
+    free(srv->db_url);
+    free(srv);
+}
+
+/* ---- request and response helpers (http.h) ---- */
+
+const char *req_query(struct req *req, const char *key)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *req_header(struct req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+enum rf_status req_json(struct req *req, bool allow_empty, json_t **out, struct rf_err *err)
+{
+    *out = NULL;
+    if (req->body.len == 0) {
+        if (!allow_empty)
+            return rf_fail(err, RF_INVALID, "a JSON object body is required");
+        *out = json_object();
+        return RF_OK;
+    }
+    enum rf_status rc = jx_parse(req->body.data, req->body.len, out, err);
+    if (rc)
+        return rc;
+    if (!json_is_object(*out)) {
+        json_decref(*out);
+        *out = NULL;
+        return rf_fail(err, RF_INVALID, "the request body must be a JSON object");
+    }
+    return RF_OK;
+}
+
+enum rf_status req_query_int(struct req *req, const char *key, int64_t min, int64_t max,
+                             int64_t *out, struct rf_err *err)
+{
+    const char *v = req_query(req, key);
+    if (!v)
+        return RF_OK;
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (!*v || *end || errno || n < min || n > max)
+        return rf_fail_field(err, RF_INVALID, key, "%s must be an integer between %lld and %lld",
+                             key, (long long)min, (long long)max);
+    *out = n;
+    return RF_OK;
+}
+
+enum rf_status req_page(struct req *req, struct store_page *page, struct rf_err *err)
+{
+    int64_t limit = STORE_LIMIT_DEFAULT;
+    enum rf_status rc = req_query_int(req, "limit", 1, STORE_LIMIT_MAX, &limit, err);
+    page->limit = (int)limit;
+    page->cursor = req_query(req, "cursor");
+    return rc;
+}
+
+bool one_of(const char *v, const char *const *choices)
+{
+    for (; *choices; choices++)
+        if (strcmp(v, *choices) == 0)
+            return true;
+    return false;
+}
+
+enum rf_status req_query_enum(struct req *req, const char *key, const char *const *choices,
+                              const char **out, struct rf_err *err)
+{
+    const char *v = req_query(req, key);
+    *out = NULL;
+    if (!v)
+        return RF_OK;
+    if (!one_of(v, choices)) {
+        char list[256] = "";
+        size_t used = 0;
+        for (const char *const *c = choices; *c; c++) {
+            int w = snprintf(list + used, sizeof list - used, "%s%s", used ? ", " : "", *c);
+            if (w > 0 && used + (size_t)w < sizeof list)
+                used += (size_t)w;
+        }
+        return rf_fail_field(err, RF_INVALID, key, "%s must be one of: %s", key, list);
+    }
+    *out = v;
+    return RF_OK;
+}
+
+void resp_json(struct resp *resp, int status, json_t *body)
+{
+    resp->status = status;
+    json_decref(resp->json);
+    resp->json = body;
+}
+
+void resp_list(struct resp *resp, struct store_list *list)
+{
+    json_t *body = json_pack("{s:o, s:o}", "data", list->data, "next_cursor",
+                             jx_str_or_null(list->next_cursor));
+    list->data = NULL;
+    free(list->next_cursor);
+    list->next_cursor = NULL;
+    resp_json(resp, 200, body);
+}
+
+void resp_empty(struct resp *resp, int status)
+{
+    resp->status = status;
+    json_decref(resp->json);
+    resp->json = NULL;
+}

@@ -1,0 +1,50 @@
+/*
+ * server - refold's HTTP server (libmicrohttpd), used by `refold serve` and
+ * `refold demo`.
+ *
+ * DESIGN. libmicrohttpd runs a pool of internal threads, each with its own
+ * epoll loop (MHD_USE_EPOLL_INTERNAL_THREAD + MHD_OPTION_THREAD_POOL_SIZE),
+ * with suspend/resume allowed for Server-Sent Events. A request's body is
+ * accumulated (capped at max_body) and the response is queued on a later
+ * call of the access handler, never the first: queuing on the first call
+ * makes MHD close keep-alive connections. Each pool thread lazily opens its
+ * own store connection (pthread key; closed when the thread exits). Routing
+ * is a static table (router.c); authentication, the JSON error body, request
+ * ids and metrics are applied here for every route.
+ *
+ * Shutdown: http_server_stop first lets registered stream owners (SSE) end
+ * their suspended connections, then stops the daemon.
+ */
+#ifndef REFOLD_HTTP_SERVER_H
+#define REFOLD_HTTP_SERVER_H
+
+#include <stddef.h>
+
+#include "core/status.h"
+
+struct http_server;
+
+struct http_config {
+    const char *listen;    /* "host:port"; port 0 picks a free one */
+    const char *db_url;    /* store URL for the per-thread connections */
+    size_t max_body;       /* request body cap in bytes */
+    int threads;           /* MHD pool size */
+    const char *port_file; /* if set, the bound port is written there once listening */
+};
+
+#define HTTP_DEFAULT_MAX_BODY (8u * 1024 * 1024)
+#define HTTP_DEFAULT_THREADS 4
+
+enum rf_status http_server_start(const struct http_config *cfg, struct http_server **out,
+                                 struct rf_err *err);
+/* The port actually bound. */
+int http_server_port(const struct http_server *srv);
+/* Stop serving and free the server (NULL is ignored). */
+void http_server_stop(struct http_server *srv);
+
+/* Hook run by http_server_stop before the daemon stops (e.g. to end SSE streams).
+ * One hook per server; set before start returns to callers. */
+typedef void (*http_shutdown_hook)(void *ud);
+void http_server_on_shutdown(struct http_server *srv, http_shutdown_hook fn, void *ud);
+
+#endif
