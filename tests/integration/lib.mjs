@@ -1,0 +1,152 @@
+// Integration-test harness: boots the real refold binary on an ephemeral port
+// with a temporary database (like Redis's start_server), and talks HTTP to it.
+//
+//   const srv = await startServer();          // init + serve, default workspace
+//   const r = await srv.api('POST', '/v1/agents', {name: 'a'});
+//   r.status, r.json, r.headers
+//   await srv.restart();                       // same database, new process
+//   await srv.stop();
+//
+// REFOLD_BIN and REFOLD_SOURCE_DIR come from CTest; REFOLD_TEST_DB may name a
+// postgres:// URL base to run the same tests on PostgreSQL.
+import { spawn, execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, existsSync, rmSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const execFileP = promisify(execFile);
+export const BIN = process.env.REFOLD_BIN || join(process.cwd(), 'build', 'refold');
+export const SOURCE_DIR = process.env.REFOLD_SOURCE_DIR || process.cwd();
+export const OUTPUT_DIR = process.env.REFOLD_TEST_OUTPUT || join(tmpdir(), 'refold-test-output');
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+let pgCounter = 0;
+
+// A fresh database URL: a SQLite file in dir, or (REFOLD_TEST_PG_URL set) a new
+// PostgreSQL database created on that server.
+export async function freshDatabase(dir) {
+  const pg = process.env.REFOLD_TEST_PG_URL;
+  if (!pg) return join(dir, 'refold.db');
+  const name = `refold_t${process.pid}_${Date.now()}_${pgCounter++}`;
+  await execFileP('psql', [pg, '-qAtc', `CREATE DATABASE ${name}`]);
+  const u = new URL(pg);
+  u.pathname = '/' + name;
+  return u.toString();
+}
+
+// Run the CLI; resolves {code, stdout, stderr} (never rejects on exit status).
+export function run(args, { env = {}, input, timeout = 60000 } = {}) {
+  return new Promise((resolve) => {
+    const child = spawn(BIN, args, { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '', stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeout);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+    if (input !== undefined) child.stdin.end(input);
+    else child.stdin.end();
+  });
+}
+
+async function waitForFile(path, ms, child) {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (existsSync(path)) {
+      const text = readFileSync(path, 'utf8').trim();
+      if (text) return text;
+    }
+    if (child && child.exitCode !== null) throw new Error(`server exited early with ${child.exitCode}`);
+    await sleep(20);
+  }
+  throw new Error(`timed out waiting for ${path}`);
+}
+
+// A key for a new workspace on the same database (for cross-workspace tests).
+export async function createWorkspaceKey(db, name, env = {}) {
+  let r = await run(['workspace', 'create', name, '--db', db], { env });
+  if (r.code !== 0) throw new Error(`workspace create failed: ${r.stderr}`);
+  r = await run(['key', 'create', '--workspace', name, '--db', db], { env });
+  if (r.code !== 0) throw new Error(`key create failed: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+export class Server {
+  constructor(opts = {}) {
+    this.opts = opts;
+    this.dir = mkdtempSync(join(tmpdir(), 'refold-it-'));
+    this.env = { XDG_CONFIG_HOME: join(this.dir, 'config'), REFOLD_LOG: 'info', ...(opts.env || {}) };
+    this.logs = '';
+  }
+
+  async init() {
+    this.db = this.opts.db || (await freshDatabase(this.dir));
+    const r = await run(['init', '--db', this.db, '--no-config'], { env: this.env });
+    if (r.code !== 0) throw new Error(`refold init failed: ${r.stderr}`);
+    const m = r.stdout.match(/^\s+(rf_[a-z0-9]+)\s*$/m);
+    if (!m) throw new Error(`no key in init output: ${r.stdout}`);
+    this.key = m[1];
+  }
+
+  async start(extraArgs = []) {
+    const portFile = join(this.dir, `port-${Date.now()}-${Math.random()}`);
+    const args = ['serve', '--db', this.db, '--listen', '127.0.0.1:0', '--port-file', portFile,
+      ...(this.opts.args || []), ...extraArgs];
+    this.child = spawn(BIN, args, { env: { ...process.env, ...this.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child.stdout.on('data', (d) => (this.logs += d));
+    this.child.stderr.on('data', (d) => (this.logs += d));
+    this.exited = new Promise((r) => this.child.on('exit', (code, signal) => r({ code, signal })));
+    this.port = Number(await waitForFile(portFile, 15000, this.child));
+    this.url = `http://127.0.0.1:${this.port}`;
+    return this;
+  }
+
+  async api(method, path, body, { key = this.key, headers = {}, raw } = {}) {
+    const h = { ...headers };
+    if (key) h.authorization = `Bearer ${key}`;
+    let payload;
+    if (raw !== undefined) payload = raw;
+    else if (body !== undefined) {
+      payload = JSON.stringify(body);
+      h['content-type'] = h['content-type'] || 'application/json';
+    }
+    const res = await fetch(this.url + path, { method, headers: h, body: payload });
+    const text = await res.text();
+    let json = null;
+    try { json = text ? JSON.parse(text) : null; } catch { json = null; }
+    return { status: res.status, headers: res.headers, json, text };
+  }
+
+  // Graceful stop (SIGTERM) and wait for exit.
+  async stop(signal = 'SIGTERM') {
+    if (!this.child || this.child.exitCode !== null || this.child.signalCode) return this.exited;
+    this.child.kill(signal);
+    return this.exited;
+  }
+
+  async restart() {
+    await this.stop();
+    return this.start();
+  }
+
+  cleanup() {
+    try { rmSync(this.dir, { recursive: true, force: true }); } catch { /* ignore */ }
+  }
+}
+
+export async function startServer(opts = {}) {
+  const s = new Server(opts);
+  await s.init();
+  await s.start();
+  return s;
+}
+
+export function outputDir(name) {
+  const d = join(OUTPUT_DIR, name);
+  mkdirSync(d, { recursive: true });
+  return d;
+}
