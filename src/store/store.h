@@ -311,4 +311,203 @@ enum rf_status store_practice_delete(struct store *st, const char *ws, const cha
 enum rf_status store_practice_select(struct store *st, const char *ws, int limit, json_t **out,
                                      struct rf_err *err);
 
+/* ======================================================================================
+ * ---- jobs, job events and LLM calls (store_jobs.c; semantics in docs/jobs.md) ----
+ *
+ * A job moves queued -> running (claim) -> completed | failed | cancelled, or back to
+ * queued (transient failure, expired lease, shutdown release, API retry). Every write a
+ * worker makes is fenced: it names the claim (job id, attempt, lease_owner) and matches
+ * nothing once the job was requeued or claimed again, which the store reports as
+ * RF_LEASE_LOST with nothing written. Events get seq 1, 2, 3 ... per job from
+ * jobs.event_seq, incremented in the same transaction as the change they describe.
+ * ====================================================================================== */
+
+#define JOB_TYPE_MAX 64
+#define JOB_OWNER_MAX 80
+#define JOB_DEFAULT_MAX_ATTEMPTS 3
+#define JOB_MAX_ATTEMPTS_LIMIT 20
+#define IDEMPOTENCY_KEY_MAX 200
+
+struct job_new {
+    const char *type;
+    const char *params;          /* compact JSON object text */
+    const char *agent_id;        /* may be NULL; kept for the agent_id list filter */
+    int max_attempts;            /* 1..JOB_MAX_ATTEMPTS_LIMIT */
+    int64_t run_at;              /* ms */
+    const char *idempotency_key; /* may be NULL */
+    const char *fingerprint;     /* with a key: hash of what the key stands for */
+};
+
+/* Insert a queued job. With an idempotency key already used in ws: *created is false and
+ * *out is the existing job when the fingerprints match, else RF_CONFLICT (reason
+ * "idempotency_key_reused"). Concurrent callers with one key get one job. *out caller owns. */
+enum rf_status store_job_create(struct store *st, const char *ws, const struct job_new *in,
+                                json_t **out, bool *created, struct rf_err *err);
+/* The Job object of SPEC §4.2. */
+enum rf_status store_job_get(struct store *st, const char *ws, const char *id, json_t **out,
+                             struct rf_err *err);
+
+struct job_filter {
+    const char *status;   /* NULL: any */
+    const char *type;     /* NULL: any */
+    const char *agent_id; /* NULL: any */
+};
+
+/* Newest first; the cursor is a job id. */
+enum rf_status store_job_list(struct store *st, const char *ws, const struct job_filter *f,
+                              const struct store_page *page, struct store_list *out,
+                              struct rf_err *err);
+
+/* What a worker got from a claim. params: caller owns (json_decref). */
+struct job_claimed {
+    char id[ID_MAX];
+    char workspace_id[ID_MAX];
+    char type[JOB_TYPE_MAX];
+    json_t *params;
+    int attempt; /* this run's attempt, 1-based */
+    int max_attempts;
+    bool cancel_requested;
+};
+
+/* Move the oldest due queued job (run_at <= now) to running under lease_owner until
+ * now + lease_ms, incrementing attempt. *claimed false when nothing is due. */
+enum rf_status store_job_claim(struct store *st, const char *owner, int64_t now,
+                               int64_t lease_ms, struct job_claimed *out, bool *claimed,
+                               struct rf_err *err);
+/* The earliest run_at of a queued job; *found false when none is queued. */
+enum rf_status store_job_next_due(struct store *st, int64_t *run_at, bool *found,
+                                  struct rf_err *err);
+
+/* Names one claim of a job; every worker write carries it. Strings borrowed. */
+struct job_fence {
+    const char *job_id;
+    int attempt;
+    const char *owner;
+};
+
+/* Extend the lease to lease_until; *cancel_requested (may be NULL) gets the flag.
+ * RF_LEASE_LOST when the claim no longer holds. */
+enum rf_status store_job_heartbeat(struct store *st, const struct job_fence *f,
+                                   int64_t lease_until, bool *cancel_requested,
+                                   struct rf_err *err);
+/* Read the cancel flag of a claim (no write); RF_LEASE_LOST when the claim no longer holds. */
+enum rf_status store_job_check(struct store *st, const struct job_fence *f,
+                               bool *cancel_requested, struct rf_err *err);
+/* Store stage/progress on the job and append a `progress` event {job_id, status, stage,
+ * progress, ...extra}. extra (may be NULL) is an object of stage-specific fields. *seq
+ * (may be NULL) gets the event's seq. */
+enum rf_status store_job_progress(struct store *st, const struct job_fence *f, const char *stage,
+                                  int progress, const json_t *extra, int64_t *seq,
+                                  struct rf_err *err);
+/* Append a `log` event {job_id, level, message}. */
+enum rf_status store_job_log(struct store *st, const struct job_fence *f, const char *level,
+                             const char *message, int64_t *seq, struct rf_err *err);
+
+/* Run inside a job's completing transaction, after the fence matched and before the
+ * result is stored; may add rows with st and fields to result. A failure rolls back
+ * the whole completion. */
+typedef enum rf_status (*store_txn_fn)(struct store *st, json_t *result, void *ud,
+                                       struct rf_err *err);
+
+/* running -> completed with result (borrowed; fn may change it), the `completed` event and
+ * fn's rows, in one transaction. fn may be NULL. */
+enum rf_status store_job_complete(struct store *st, const struct job_fence *f, json_t *result,
+                                  store_txn_fn fn, void *ud, int64_t *seq, struct rf_err *err);
+/* running -> failed with {code, message} and a `failed` event, or -> cancelled with a
+ * `cancelled` event when a cancel was requested meanwhile. *status (may be NULL) gets the
+ * state reached: "failed" or "cancelled". */
+enum rf_status store_job_fail(struct store *st, const struct job_fence *f, const char *code,
+                              const char *message, const char **status, int64_t *seq,
+                              struct rf_err *err);
+/* running -> queued at run_at keeping {code, message} as the last error, with a `retry`
+ * event; or -> cancelled when a cancel was requested. *status: "queued" or "cancelled". */
+enum rf_status store_job_reschedule(struct store *st, const struct job_fence *f, int64_t run_at,
+                                    const char *code, const char *message, const char **status,
+                                    int64_t *seq, struct rf_err *err);
+/* running -> cancelled with a `cancelled` event (the handler stopped on request). */
+enum rf_status store_job_cancelled(struct store *st, const struct job_fence *f, int64_t *seq,
+                                   struct rf_err *err);
+/* running -> queued, due now, giving the attempt back (shutdown), with a `log` event. */
+enum rf_status store_job_release(struct store *st, const struct job_fence *f, int64_t *seq,
+                                 struct rf_err *err);
+
+/* One job the sweeper touched. */
+struct job_swept {
+    char id[ID_MAX];
+    const char *status; /* "queued", "failed" or "cancelled" (static strings) */
+};
+
+/* Requeue up to max running jobs whose lease expired before now (a `retry` event each), or
+ * fail them (`failed`) when their attempts are exhausted, or cancel them when a cancel was
+ * requested. out has room for max entries; *n gets how many were touched. */
+enum rf_status store_job_sweep(struct store *st, int64_t now, struct job_swept *out, int max,
+                               int *n, struct rf_err *err);
+
+/* API cancel: queued -> cancelled at once (with a `cancelled` event); running ->
+ * cancel_requested = 1 (*running true); cancelled stays as is. RF_CONFLICT (reason
+ * "invalid_transition") for completed and failed jobs. *out: the Job after the change. */
+enum rf_status store_job_cancel(struct store *st, const char *ws, const char *id, json_t **out,
+                                bool *running, struct rf_err *err);
+/* API retry: failed|cancelled -> queued with attempt 0 (a fresh budget), same id, and a
+ * `progress` event saying so. RF_CONFLICT (reason "invalid_transition") otherwise. */
+enum rf_status store_job_retry(struct store *st, const char *ws, const char *id, json_t **out,
+                               struct rf_err *err);
+
+/* Called once per event, in seq order; data is the event's compact JSON text (borrowed for
+ * the call). A non-zero return stops the walk. */
+typedef int (*store_event_fn)(void *ud, int64_t seq, const char *type, const char *data,
+                              int64_t created_at);
+
+/* Events of a job (no workspace check: callers checked the job) with seq > after, at most
+ * limit, in order; *last (may be NULL) gets the last seq visited (after when none). */
+enum rf_status store_job_events_each(struct store *st, const char *job_id, int64_t after,
+                                     int limit, store_event_fn fn, void *ud, int64_t *last,
+                                     struct rf_err *err);
+/* The same as a JSON array of {seq, type, data, created_at} (caller owns). */
+enum rf_status store_job_events(struct store *st, const char *job_id, int64_t after, int limit,
+                                json_t **out, struct rf_err *err);
+
+/* Number of jobs by status, indexed like JOB_STATUSES. */
+#define JOB_NSTATUS 5
+extern const char *const JOB_STATUSES[JOB_NSTATUS + 1]; /* NULL-terminated */
+enum rf_status store_job_counts(struct store *st, int64_t counts[JOB_NSTATUS],
+                                struct rf_err *err);
+
+/* A cheap "did anything change?" probe for the SSE hub's watcher: *changed is true when
+ * another connection may have committed since the previous call on this connection
+ * (SQLite: PRAGMA data_version). PostgreSQL reports true every time for now; LISTEN/NOTIFY
+ * belongs here (see src/jobs/hub.h). */
+enum rf_status store_changes_poll(struct store *st, int64_t *token, bool *changed,
+                                  struct rf_err *err);
+
+/* ---- LLM calls (the job's transcript) ---- */
+
+struct llm_call_new {
+    const char *step;                /* analysis | rewrite | repair */
+    const char *provider;
+    const char *model;
+    const char *request;             /* compact JSON text, no secrets */
+    const char *response_text;       /* may be NULL */
+    const char *stop_reason;         /* may be NULL */
+    int http_status;                 /* 0: none (stored NULL) */
+    const char *provider_request_id; /* may be NULL */
+    bool has_usage;                  /* token counts known */
+    int64_t input_tokens;
+    int64_t output_tokens;
+    int64_t latency_ms;
+    const char *error;               /* may be NULL */
+};
+
+/* Insert one call of the claim's attempt, fenced like every worker write; id (may be NULL)
+ * gets the new llm_ id. */
+enum rf_status store_llm_call_insert(struct store *st, const struct job_fence *f,
+                                     const struct llm_call_new *in, char *id,
+                                     struct rf_err *err);
+/* The job's calls, oldest first (a transcript); the cursor is a call id. Elements: {id,
+ * job_id, attempt, step, provider, model, request, response_text, stop_reason, http_status,
+ * provider_request_id, input_tokens, output_tokens, latency_ms, error, created_at}. */
+enum rf_status store_llm_call_list(struct store *st, const char *ws, const char *job_id,
+                                   const struct store_page *page, struct store_list *out,
+                                   struct rf_err *err);
+
 #endif
