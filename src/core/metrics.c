@@ -27,6 +27,11 @@ static const struct {
     [METRIC_JOBS_CLAIMED] = {"refold_jobs_claimed_total", "job attempts started by this process",
                              "counter"},
     [METRIC_SSE_STREAMS] = {"refold_sse_streams", "open Server-Sent Events streams", "gauge"},
+    [METRIC_JOB_FENCED_WRITES] = {"refold_job_fenced_writes_total",
+                                  "job writes refused because the worker had lost its lease",
+                                  "counter"},
+    [METRIC_JOB_LEASES_EXPIRED] = {"refold_job_leases_expired_total",
+                                   "running jobs rescued by this process's sweeper", "counter"},
 };
 
 /* Status codes tracked per route; anything else is counted as "other". */
