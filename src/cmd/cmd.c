@@ -25,6 +25,10 @@ static const struct command commands[] = {
     {"serve", cmd_serve, "serve [--db URL] [--listen HOST:PORT] [--workers N] [--port-file PATH]",
      "Run the HTTP API, the web UI and the job workers. Migrates the database first.\n"
      "SIGTERM or SIGINT stops gracefully."},
+    {"worker", cmd_worker, "worker [--db URL] [--workers N]",
+     "Run job workers only (no HTTP), for extra capacity or other machines sharing a\n"
+     "PostgreSQL database. SIGTERM stops claiming, lets running jobs finish within\n"
+     "REFOLD_SHUTDOWN_GRACE_MS (30 s), then puts the rest back in the queue."},
     {"migrate", cmd_migrate, "migrate [--db URL]", "Apply pending database migrations."},
     {"workspace", cmd_workspace, "workspace create NAME | workspace list [--db URL]",
      "Administer workspaces directly on the database."},
@@ -33,6 +37,17 @@ static const struct command commands[] = {
      "key revoke ID|PREFIX [--workspace NAME]",
      "Administer API keys directly on the database. A new key is printed once; only its\n"
      "SHA-256 hash is stored."},
+    {"jobs", cmd_jobs, "jobs [--status S] [--type T] [--limit N] [--json]",
+     "List the workspace's jobs, newest first, through the server's API\n"
+     "(REFOLD_URL and REFOLD_API_KEY, else the config file written by refold init)."},
+    {"job", cmd_job, "job ID [--follow] [--json]",
+     "Show a job. --follow prints its events as they happen, one line each, and exits\n"
+     "0 when it completes, 1 when it fails or is cancelled."},
+    {"cancel", cmd_cancel, "cancel ID",
+     "Cancel a job: a queued job is cancelled at once, a running one stops at its next\n"
+     "check (its LLM call is aborted)."},
+    {"retry", cmd_retry, "retry ID",
+     "Queue a failed or cancelled job again with a fresh attempt budget (same id)."},
     {"version", cmd_version, "version", "Print refold's version."},
     {"help", cmd_help, "help [COMMAND]", "Show the commands, or one command's usage."},
 };

@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/status.h"
 
@@ -37,6 +38,17 @@ struct config {
     const char *url;     /* REFOLD_URL, else config file, else http://<listen> */
     const char *api_key; /* REFOLD_API_KEY, else config file */
     bool api_key_from_file;
+    /* Jobs (docs/jobs.md); all in milliseconds. */
+    int64_t lease_ms;        /* REFOLD_LEASE_MS, default 30000 */
+    int64_t heartbeat_ms;    /* REFOLD_HEARTBEAT_MS, default 10000 */
+    int64_t poll_ms;         /* REFOLD_POLL_MS, default 200: idle workers' claim poll */
+    int64_t sweep_ms;        /* REFOLD_SWEEP_MS, default 1000: expired-lease sweeper */
+    int64_t cancel_poll_ms;  /* REFOLD_CANCEL_POLL_MS, default 200 */
+    int64_t backoff_base_ms; /* REFOLD_BACKOFF_BASE_MS, default 5000 */
+    int64_t grace_ms;        /* REFOLD_SHUTDOWN_GRACE_MS, default 30000 */
+    int64_t sse_ping_ms;     /* REFOLD_SSE_PING_MS, default 15000 */
+    int64_t sse_poll_ms;     /* REFOLD_SSE_POLL_MS, default 100: other processes' events */
+    bool test_jobs;          /* REFOLD_TEST_JOBS=1: test_sleep and POST /v1/test/jobs */
 };
 
 /* Defaults, then the config file (client settings), then the environment. Strings are
@@ -55,6 +67,10 @@ struct store *cmd_open_store(const char *db, bool migrate);
 /* Block SIGTERM/SIGINT (for sigwait) in this and every later thread; ignore SIGPIPE. */
 void cmd_block_signals(sigset_t *set);
 
+struct pool_config;
+/* The worker pool settings of cfg (cmd_worker.c). */
+void cmd_pool_config(const struct config *cfg, struct pool_config *pc);
+
 /* Commands. */
 int cmd_help(int argc, char **argv);
 int cmd_init(int argc, char **argv);
@@ -63,5 +79,10 @@ int cmd_migrate(int argc, char **argv);
 int cmd_workspace(int argc, char **argv);
 int cmd_key(int argc, char **argv);
 int cmd_version(int argc, char **argv);
+int cmd_worker(int argc, char **argv);
+int cmd_jobs(int argc, char **argv);
+int cmd_job(int argc, char **argv);
+int cmd_cancel(int argc, char **argv);
+int cmd_retry(int argc, char **argv);
 
 #endif

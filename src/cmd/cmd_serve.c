@@ -1,7 +1,13 @@
 /*
- * cmd_serve - `refold serve`: migrate, then run the HTTP API and web UI
- * until SIGTERM/SIGINT. Signals are blocked in every thread and taken by
- * sigwait() in the main thread, so no handler runs at an arbitrary point.
+ * cmd_serve - `refold serve`: migrate, then run the HTTP API, the web UI, the job
+ * workers and the job event hub until SIGTERM/SIGINT. Signals are blocked in every
+ * thread and taken by sigwait() in the main thread, so no handler runs at an arbitrary
+ * point.
+ *
+ * Shutdown order: the workers drain first (claim nothing more, finish or release running
+ * jobs within REFOLD_SHUTDOWN_GRACE_MS) while the API keeps answering, so SSE followers
+ * see the last events; then the HTTP server's shutdown hook ends every event stream
+ * (hub_stop) before the daemon stops; then the hub is freed.
  */
 #include <getopt.h>
 #include <pthread.h>
@@ -13,7 +19,11 @@
 
 #include "cmd/cmd.h"
 #include "core/log.h"
+#include "http/router.h"
 #include "http/server.h"
+#include "jobs/hub.h"
+#include "jobs/jobs.h"
+#include "jobs/pool.h"
 #include "store/store.h"
 #include "core/banned.h"
 
@@ -34,6 +44,13 @@ static void raise_fd_limit(void)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+}
+
+#define STREAM_END_WAIT_MS 2000
+
+static void end_streams(void *hub)
+{
+    hub_stop(hub, STREAM_END_WAIT_MS);
 }
 
 int cmd_serve(int argc, char **argv)
@@ -80,16 +97,42 @@ int cmd_serve(int argc, char **argv)
     const char *ht = getenv("REFOLD_HTTP_THREADS");
     if (ht && *ht)
         hc.threads = (int)strtol(ht, NULL, 10);
-    struct http_server *srv = NULL;
-    if (http_server_start(&hc, &srv, &err) != RF_OK)
+    job_types_enable_test(cfg.test_jobs);
+    router_enable_test_routes(cfg.test_jobs);
+    struct hub *hub = NULL;
+    struct hub_config hcfg = {.db_url = cfg.db, .poll_ms = cfg.sse_poll_ms,
+                              .ping_ms = cfg.sse_ping_ms};
+    if (hub_start(&hcfg, &hub, &err) != RF_OK)
         return cmd_fail(&err);
-    log_info("listening", "addr=%s port=%d db=%s", cfg.listen, http_server_port(srv),
-             strncmp(cfg.db, "postgres", 8) == 0 ? "postgres" : cfg.db);
+    struct worker_pool *pool = NULL;
+    if (cfg.workers > 0) {
+        struct pool_config pc;
+        cmd_pool_config(&cfg, &pc);
+        pc.hub = hub;
+        if (pool_start(&pc, &pool, &err) != RF_OK) {
+            hub_free(hub);
+            return cmd_fail(&err);
+        }
+    }
+    hc.hub = hub;
+    hc.pool = pool;
+    struct http_server *srv = NULL;
+    if (http_server_start(&hc, &srv, &err) != RF_OK) {
+        pool_stop(pool, 0);
+        hub_free(hub);
+        return cmd_fail(&err);
+    }
+    http_server_on_shutdown(srv, end_streams, hub);
+    log_info("listening", "addr=%s port=%d db=%s workers=%d test_jobs=%d", cfg.listen,
+             http_server_port(srv), strncmp(cfg.db, "postgres", 8) == 0 ? "postgres" : cfg.db,
+             cfg.workers, cfg.test_jobs ? 1 : 0);
 
     int sig = 0;
     sigwait(&stop, &sig);
     log_info("shutting down", "signal=%d", sig);
+    pool_stop(pool, cfg.grace_ms);
     http_server_stop(srv);
+    hub_free(hub);
     log_info("stopped", NULL);
     return 0;
 }

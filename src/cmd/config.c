@@ -33,6 +33,24 @@ static const char *env(const char *name)
     return v && *v ? v : NULL;
 }
 
+/* A millisecond setting from the environment; malformed or out-of-range values keep the
+ * default (with a warning). */
+static int64_t env_ms(const char *name, int64_t dflt, int64_t min)
+{
+    const char *v = env(name);
+    if (!v)
+        return dflt;
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (*end || errno || n < min || n > 7LL * 24 * 3600 * 1000) {
+        log_warn("ignoring invalid setting", "name=%s value=\"%.40s\" default=%lld", name, v,
+                 (long long)dflt);
+        return dflt;
+    }
+    return n;
+}
+
 void config_load(struct config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -75,6 +93,17 @@ void config_load(struct config *cfg)
     if (!cfg->url)
         cfg->url = xasprintf("http://%s", cfg->listen);
     log_set_level(cfg->log);
+
+    cfg->lease_ms = env_ms("REFOLD_LEASE_MS", 30000, 1);
+    cfg->heartbeat_ms = env_ms("REFOLD_HEARTBEAT_MS", 10000, 1);
+    cfg->poll_ms = env_ms("REFOLD_POLL_MS", 200, 1);
+    cfg->sweep_ms = env_ms("REFOLD_SWEEP_MS", 1000, 1);
+    cfg->cancel_poll_ms = env_ms("REFOLD_CANCEL_POLL_MS", 200, 1);
+    cfg->backoff_base_ms = env_ms("REFOLD_BACKOFF_BASE_MS", 5000, 0);
+    cfg->grace_ms = env_ms("REFOLD_SHUTDOWN_GRACE_MS", 30000, 0);
+    cfg->sse_ping_ms = env_ms("REFOLD_SSE_PING_MS", 15000, 1);
+    cfg->sse_poll_ms = env_ms("REFOLD_SSE_POLL_MS", 100, 1);
+    cfg->test_jobs = env("REFOLD_TEST_JOBS") && strcmp(env("REFOLD_TEST_JOBS"), "1") == 0;
 }
 
 static enum rf_status mkdirs(char *dir, struct rf_err *err)

@@ -12,6 +12,7 @@
 #include "http/handlers.h"
 #include "http/router.h"
 #include "http/session.h"
+#include "jobs/hub.h"
 #include "store/store.h"
 #include "core/banned.h"
 
@@ -80,13 +81,24 @@ HANDLER(h_metrics)
     struct buf out;
     buf_init(&out, BUF_UNLIMITED);
     metrics_render(&out, route_label);
+    int64_t counts[JOB_NSTATUS];
+    struct rf_err jerr;
+    if (store_job_counts(req->store, counts, &jerr) == RF_OK) {
+        buf_puts(&out, "# HELP refold_jobs jobs in the database by status\n"
+                       "# TYPE refold_jobs gauge\n");
+        for (int i = 0; i < JOB_NSTATUS; i++)
+            buf_printf(&out, "refold_jobs{status=\"%s\"} %lld\n", JOB_STATUSES[i],
+                       (long long)counts[i]);
+    }
+    buf_printf(&out, "# HELP refold_sse_subscribers job event subscribers attached to the hub\n"
+                     "# TYPE refold_sse_subscribers gauge\nrefold_sse_subscribers %d\n",
+               hub_subscribers(req->hub));
     size_t len;
     char *text = buf_detach(&out, &len);
     resp->raw = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(resp->raw, MHD_HTTP_HEADER_CONTENT_TYPE,
                             "text/plain; version=0.0.4; charset=utf-8");
     resp->status = 200;
-    (void)req;
     return RF_OK;
 }
 

@@ -42,11 +42,23 @@ HANDLER(h_executions_put);
 HANDLER(h_practices_list);
 HANDLER(h_practices_create);
 HANDLER(h_practices_delete);
+/* h_jobs.c */
+HANDLER(h_jobs_list);
+HANDLER(h_jobs_get);
+HANDLER(h_jobs_cancel);
+HANDLER(h_jobs_retry);
+HANDLER(h_jobs_events);
+HANDLER(h_jobs_llm_calls);
+HANDLER(h_test_jobs_create);
 /* h_system.c */
 HANDLER(h_session_create);
 HANDLER(h_session_delete);
 HANDLER(h_healthz);
 HANDLER(h_metrics);
 HANDLER(h_ui);
+
+/* Answer a job enqueued by jobs_enqueue: 202 with Location: /v1/jobs/{id} when created, 200
+ * when an Idempotency-Key matched an existing job. Takes ownership of job. */
+void resp_job_enqueued(struct resp *resp, json_t *job, bool created);
 
 #endif

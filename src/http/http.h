@@ -26,6 +26,8 @@
 #define HTTP_MAX_PARAMS 4
 
 struct http_server;
+struct hub;
+struct worker_pool;
 
 struct req {
     struct MHD_Connection *conn;
@@ -39,6 +41,8 @@ struct req {
     char request_id[ID_MAX];
     struct buf body;
     struct store *store;
+    struct hub *hub;          /* job events for SSE (may be NULL) */
+    struct worker_pool *pool; /* this process's workers (may be NULL) */
 };
 
 struct resp {

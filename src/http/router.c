@@ -40,6 +40,13 @@ static const struct route routes[] = {
     {"GET", "/v1/best-practices", h_practices_list, 0},
     {"POST", "/v1/best-practices", h_practices_create, 0},
     {"DELETE", "/v1/best-practices/{id}", h_practices_delete, 0},
+    {"GET", "/v1/jobs", h_jobs_list, 0},
+    {"GET", "/v1/jobs/{id}", h_jobs_get, 0},
+    {"POST", "/v1/jobs/{id}/cancel", h_jobs_cancel, 0},
+    {"POST", "/v1/jobs/{id}/retry", h_jobs_retry, 0},
+    {"GET", "/v1/jobs/{id}/events", h_jobs_events, 0},
+    {"GET", "/v1/jobs/{id}/llm-calls", h_jobs_llm_calls, 0},
+    {"POST", "/v1/test/jobs", h_test_jobs_create, ROUTE_TEST_ONLY},
     {"POST", "/v1/session", h_session_create, ROUTE_PUBLIC},
     {"DELETE", "/v1/session", h_session_delete, ROUTE_PUBLIC},
     {"GET", "/healthz", h_healthz, ROUTE_PUBLIC},
@@ -47,6 +54,13 @@ static const struct route routes[] = {
     {"GET", "/", h_ui, ROUTE_PUBLIC},
     {"GET", "/ui/{file}", h_ui, ROUTE_PUBLIC},
 };
+
+static bool test_routes;
+
+void router_enable_test_routes(bool on)
+{
+    test_routes = on;
+}
 
 int router_count(void)
 {
@@ -100,6 +114,8 @@ enum route_match router_match(const char *method, const char *path, struct req *
     if (allow_len)
         allow[0] = '\0';
     for (int i = 0; i < router_count(); i++) {
+        if ((routes[i].flags & ROUTE_TEST_ONLY) && !test_routes)
+            continue;
         if (!match(routes[i].pattern, path, buf, params, &nparams))
             continue;
         if (strcmp(routes[i].method, method) == 0) {

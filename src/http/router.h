@@ -8,10 +8,13 @@
 #ifndef REFOLD_HTTP_ROUTER_H
 #define REFOLD_HTTP_ROUTER_H
 
+#include <stdbool.h>
+
 #include "http/http.h"
 
 enum route_flags {
-    ROUTE_PUBLIC = 1, /* no API key needed */
+    ROUTE_PUBLIC = 1,    /* no API key needed */
+    ROUTE_TEST_ONLY = 2, /* exists only after router_enable_test_routes (REFOLD_TEST_JOBS=1) */
 };
 
 struct route {
@@ -20,6 +23,10 @@ struct route {
     http_handler handler;
     unsigned flags;
 };
+
+/* Make ROUTE_TEST_ONLY routes match (otherwise they answer like unknown paths). Call
+ * before the server starts. */
+void router_enable_test_routes(bool on);
 
 /* Number of routes and the table itself. */
 int router_count(void);

@@ -39,6 +39,8 @@ struct http_server {
     pthread_key_t store_key;
     http_shutdown_hook hook;
     void *hook_ud;
+    struct hub *hub;
+    struct worker_pool *pool;
 };
 
 struct req_state {
@@ -274,6 +276,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rs->route = -1;
         rs->req.conn = conn;
         rs->req.server = srv;
+        rs->req.hub = srv->hub;
+        rs->req.pool = srv->pool;
         rs->req.method = method;
         rs->req.path = url;
         buf_init(&rs->req.body, srv->max_body);
@@ -373,6 +377,8 @@ enum rf_status http_server_start(const struct http_config *cfg, struct http_serv
     srv->listen = xstrdup(cfg->listen);
     srv->db_url = xstrdup(cfg->db_url);
     srv->max_body = cfg->max_body ? cfg->max_body : HTTP_DEFAULT_MAX_BODY;
+    srv->hub = cfg->hub;
+    srv->pool = cfg->pool;
     pthread_key_create(&srv->store_key, close_thread_store);
     metrics_init_routes(router_count());
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;

@@ -23,6 +23,8 @@
 #include "core/status.h"
 
 struct http_server;
+struct hub;
+struct worker_pool;
 
 struct http_config {
     const char *listen;    /* "host:port"; port 0 picks a free one */
@@ -30,6 +32,8 @@ struct http_config {
     size_t max_body;       /* request body cap in bytes */
     int threads;           /* MHD pool size */
     const char *port_file; /* if set, the bound port is written there once listening */
+    struct hub *hub;           /* job event pub/sub for SSE; NULL: no live streams */
+    struct worker_pool *pool;  /* this process's workers, woken on enqueue; may be NULL */
 };
 
 #define HTTP_DEFAULT_MAX_BODY (8u * 1024 * 1024)

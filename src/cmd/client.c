@@ -1,0 +1,204 @@
+/*
+ * client - the CLI's HTTP client (libcurl); see client.h.
+ */
+#include "cmd/client.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/jsonx.h"
+#include "core/xalloc.h"
+#include "core/banned.h"
+
+#define CONNECT_TIMEOUT_MS 5000L
+#define CALL_TIMEOUT_MS 60000L
+
+enum rf_status client_init(struct client *c, const struct config *cfg, struct rf_err *err)
+{
+    static bool curl_ready;
+    memset(c, 0, sizeof *c);
+    if (!cfg->api_key || !*cfg->api_key) {
+        char path[4096];
+        config_path(path, sizeof path);
+        return rf_fail(err, RF_INVALID,
+                       "no API key: set REFOLD_API_KEY, or run `refold init` to save one in %s",
+                       path);
+    }
+    if (!curl_ready) { /* the CLI is single-threaded here */
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        curl_ready = true;
+    }
+    c->base = xstrdup(cfg->url);
+    size_t n = strlen(c->base);
+    while (n > 0 && c->base[n - 1] == '/')
+        c->base[--n] = '\0';
+    c->auth = xasprintf("Authorization: Bearer %s", cfg->api_key);
+    c->curl = curl_easy_init();
+    c->timeout_ms = CALL_TIMEOUT_MS;
+    if (!c->curl) {
+        client_release(c);
+        return rf_fail(err, RF_INTERNAL, "cannot initialise libcurl");
+    }
+    return RF_OK;
+}
+
+void client_release(struct client *c)
+{
+    if (c->curl)
+        curl_easy_cleanup(c->curl);
+    free(c->base);
+    free(c->auth);
+    memset(c, 0, sizeof *c);
+}
+
+char *client_escape(struct client *c, const char *s)
+{
+    char *e = curl_easy_escape(c->curl, s, 0);
+    char *copy = xstrdup(e ? e : "");
+    curl_free(e);
+    return copy;
+}
+
+/* The status whose API error code is name (RF_INTERNAL when unknown). */
+static enum rf_status status_of(const char *name)
+{
+    for (int code = RF_INVALID; code <= RF_LEASE_LOST; code++)
+        if (name && strcmp(rf_status_name((enum rf_status)code), name) == 0)
+            return (enum rf_status)code;
+    return RF_INTERNAL;
+}
+
+/* err from a non-2xx answer: the server's {"error": {code, message}} when it sent one. */
+static enum rf_status http_error(long status, const struct buf *body, const char *url,
+                                 struct rf_err *err)
+{
+    json_t *doc = json_loadb(body->data ? body->data : "", body->len, 0, NULL);
+    json_t *e = json_object_get(doc, "error");
+    const char *code = json_string_value(json_object_get(e, "code"));
+    const char *message = json_string_value(json_object_get(e, "message"));
+    enum rf_status rc;
+    if (code && message)
+        rc = rf_fail(err, status_of(code), "%s", message);
+    else
+        rc = rf_fail(err, status >= 500 ? RF_UNAVAILABLE : RF_INVALID, "HTTP %ld from %s",
+                     status, url);
+    const char *reason = json_string_value(json_object_get(json_object_get(e, "details"),
+                                                           "reason"));
+    if (reason)
+        snprintf(err->reason, sizeof err->reason, "%s", reason);
+    json_decref(doc);
+    return rc;
+}
+
+struct transfer {
+    CURL *curl;
+    struct buf body;    /* the whole body (calls) or an error body (streams) */
+    client_chunk_fn fn; /* streams: 2xx bodies go here */
+    void *ud;
+    bool stopped; /* fn asked to stop */
+};
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    struct transfer *t = ud;
+    size_t n = size * nmemb;
+    if (t->fn) {
+        long status = 0;
+        curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
+        if (status >= 200 && status < 300) {
+            if (!t->fn(t->ud, ptr, n)) {
+                t->stopped = true;
+                return 0;
+            }
+            return n;
+        }
+    }
+    return buf_append(&t->body, ptr, n) == RF_OK ? n : 0;
+}
+
+static enum rf_status perform(struct client *c, const char *method, const char *path,
+                              const json_t *body, const char *const *headers,
+                              struct transfer *t, long timeout_ms, long *status,
+                              struct rf_err *err)
+{
+    CURL *curl = c->curl;
+    struct curl_slist *h = NULL;
+    char *url = xasprintf("%s%s", c->base, path);
+    char *text = body ? jx_dump(body) : NULL;
+    enum rf_status rc = RF_OK;
+    *status = 0;
+    curl_easy_reset(curl);
+    h = curl_slist_append(h, c->auth);
+    h = curl_slist_append(h, t->fn ? "Accept: text/event-stream" : "Accept: application/json");
+    if (text)
+        h = curl_slist_append(h, "Content-Type: application/json");
+    for (const char *const *x = headers; x && *x; x++)
+        h = curl_slist_append(h, *x);
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, t);
+    if (text) {
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, text);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)strlen(text));
+    } else if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) {
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "");
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, 0L);
+    }
+    CURLcode cc = curl_easy_perform(curl);
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
+    if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
+        (cc == CURLE_OPERATION_TIMEDOUT && *status == 0)) {
+        rc = rf_fail(err, RF_UNAVAILABLE, "cannot reach refold at %s: is `refold serve` running?",
+                     c->base);
+    } else if (cc == CURLE_WRITE_ERROR && t->stopped) {
+        rc = RF_OK;
+    } else if (cc != CURLE_OK) {
+        rc = rf_fail(err, RF_UNAVAILABLE, "%s %s failed: %s", method, url,
+                     curl_easy_strerror(cc));
+    } else if (*status < 200 || *status >= 300) {
+        rc = http_error(*status, &t->body, url, err);
+    }
+    curl_slist_free_all(h);
+    free(text);
+    free(url);
+    return rc;
+}
+
+enum rf_status client_call(struct client *c, const char *method, const char *path,
+                           const json_t *body, const char *const *headers, json_t **out,
+                           long *status, struct rf_err *err)
+{
+    struct transfer t = {.curl = c->curl};
+    long code = 0;
+    buf_init(&t.body, CLIENT_MAX_RESPONSE);
+    if (out)
+        *out = NULL;
+    enum rf_status rc = perform(c, method, path, body, headers, &t, c->timeout_ms, &code, err);
+    if (rc == RF_OK && out && t.body.len > 0)
+        rc = jx_parse(t.body.data, t.body.len, out, err);
+    if (status)
+        *status = code;
+    buf_release(&t.body);
+    return rc;
+}
+
+enum rf_status client_stream(struct client *c, const char *path, const char *const *headers,
+                             client_chunk_fn fn, void *ud, long *status, struct rf_err *err)
+{
+    struct transfer t = {.curl = c->curl, .fn = fn, .ud = ud};
+    long code = 0;
+    buf_init(&t.body, CLIENT_MAX_RESPONSE);
+    enum rf_status rc = perform(c, "GET", path, NULL, headers, &t, 0, &code, err);
+    if (status)
+        *status = code;
+    buf_release(&t.body);
+    return rc;
+}

@@ -1,0 +1,59 @@
+/*
+ * client - the CLI's HTTP client for refold's own API (libcurl), shared by every command
+ * that talks to a running server (jobs, job, cancel, retry, improve ...).
+ *
+ * The base URL and the API key come from struct config (REFOLD_URL / REFOLD_API_KEY, else
+ * the config file `refold init` wrote). Requests and responses are JSON; failures come
+ * back as one-line messages in struct rf_err, ready for cmd_fail(): the server's own error
+ * message and code for HTTP errors, "cannot reach refold at URL: is `refold serve`
+ * running?" when nothing listens, and where the key is looked for when there is none.
+ *
+ * One struct client is one libcurl easy handle (connections are reused between calls)
+ * for one thread.
+ */
+#ifndef REFOLD_CMD_CLIENT_H
+#define REFOLD_CMD_CLIENT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cmd/cmd.h"
+#include "core/status.h"
+
+struct client {
+    char *base;          /* the server URL without a trailing slash */
+    char *auth;          /* "Authorization: Bearer ..." */
+    void *curl;          /* CURL * */
+    long timeout_ms;     /* whole-request timeout of client_call (0: none) */
+};
+
+#define CLIENT_MAX_RESPONSE (64u * 1024 * 1024)
+
+/* Caller-owned struct: set up from cfg. Fails (RF_INVALID, saying where the key is looked
+ * for) when no API key is configured. Release with client_release. */
+enum rf_status client_init(struct client *c, const struct config *cfg, struct rf_err *err);
+void client_release(struct client *c);
+
+/* method path (e.g. "/v1/jobs?status=failed"); body (may be NULL) is sent as JSON.
+ * headers: NULL-terminated extra "Name: value" lines (may be NULL). On a 2xx status *out
+ * (may be NULL) gets the parsed body (NULL when empty; caller owns) and *status (may be
+ * NULL) the code; otherwise the server's error becomes err (404 -> RF_NOT_FOUND, ...). */
+enum rf_status client_call(struct client *c, const char *method, const char *path,
+                           const json_t *body, const char *const *headers, json_t **out,
+                           long *status, struct rf_err *err);
+
+/* Called with each piece of a streamed response body as it arrives; return false to stop
+ * the transfer (client_stream then returns RF_OK). */
+typedef bool (*client_chunk_fn)(void *ud, const char *data, size_t len);
+
+/* GET path and hand the body to fn as it arrives, until the server ends it or fn stops
+ * it. *status gets the HTTP status; a non-2xx status is an error like client_call's (its
+ * body is not passed to fn). No overall timeout. */
+enum rf_status client_stream(struct client *c, const char *path, const char *const *headers,
+                             client_chunk_fn fn, void *ud, long *status, struct rf_err *err);
+
+/* Percent-encode s for a query string into a new string (caller frees). */
+char *client_escape(struct client *c, const char *s);
+
+#endif

@@ -1,0 +1,269 @@
+/*
+ * cmd_jobs - the job commands, clients of a running server's API (cmd/client.h):
+ * `refold jobs`, `refold job ID [--follow]`, `refold cancel ID`, `refold retry ID`.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd/client.h"
+#include "cmd/cmd.h"
+#include "core/buf.h"
+#include "core/jsonx.h"
+#include "core/ulid.h"
+#include "core/xalloc.h"
+#include "core/banned.h"
+
+static const char *str(const json_t *obj, const char *key)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    return s ? s : "-";
+}
+
+static void print_json(const json_t *v)
+{
+    char *text = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    printf("%s\n", text ? text : "null");
+    free(text);
+}
+
+/* A job id argument: job_ and a ULID (so it can go into a URL as is). */
+static bool valid_job_id(const char *id)
+{
+    return id_valid("job_", id);
+}
+
+int cmd_jobs(int argc, char **argv)
+{
+    struct config cfg;
+    config_load(&cfg);
+    const char *status = NULL, *type = NULL, *limit = NULL;
+    bool as_json = false;
+    static const struct option opts[] = {{"status", required_argument, NULL, 's'},
+                                         {"type", required_argument, NULL, 't'},
+                                         {"limit", required_argument, NULL, 'n'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': status = optarg; break;
+        case 't': type = optarg; break;
+        case 'n': limit = optarg; break;
+        case 'j': as_json = true; break;
+        default: return cmd_usage("jobs");
+        }
+    }
+    if (optind != argc)
+        return cmd_usage("jobs");
+
+    struct client cl;
+    struct rf_err err;
+    json_t *list = NULL;
+    struct buf path;
+    int rc = 1;
+    buf_init(&path, BUF_UNLIMITED);
+    if (client_init(&cl, &cfg, &err) != RF_OK) {
+        buf_release(&path);
+        return cmd_fail(&err);
+    }
+    buf_puts(&path, "/v1/jobs?limit=");
+    char *e = client_escape(&cl, limit ? limit : "50");
+    buf_puts(&path, e);
+    free(e);
+    if (status) {
+        e = client_escape(&cl, status);
+        buf_printf(&path, "&status=%s", e);
+        free(e);
+    }
+    if (type) {
+        e = client_escape(&cl, type);
+        buf_printf(&path, "&type=%s", e);
+        free(e);
+    }
+    if (client_call(&cl, "GET", buf_str(&path), NULL, NULL, &list, NULL, &err) != RF_OK) {
+        rc = cmd_fail(&err);
+        goto out;
+    }
+    if (as_json) {
+        print_json(json_object_get(list, "data"));
+        rc = 0;
+        goto out;
+    }
+    printf("%-32s  %-9s  %-20s  %-7s  %4s  %-26s  %s\n", "ID", "STATUS", "TYPE", "ATTEMPT",
+           "PROG", "STAGE", "CREATED");
+    size_t i;
+    json_t *j;
+    json_array_foreach(json_object_get(list, "data"), i, j)
+    {
+        char attempt[32];
+        snprintf(attempt, sizeof attempt, "%lld/%lld",
+                 (long long)json_integer_value(json_object_get(j, "attempt")),
+                 (long long)json_integer_value(json_object_get(j, "max_attempts")));
+        printf("%-32s  %-9s  %-20s  %-7s  %3lld%%  %-26s  %s\n", str(j, "id"), str(j, "status"),
+               str(j, "type"), attempt,
+               (long long)json_integer_value(json_object_get(j, "progress")), str(j, "stage"),
+               str(j, "created_at"));
+    }
+    if (json_array_size(json_object_get(list, "data")) == 0)
+        printf("(no jobs)\n");
+    rc = 0;
+out:
+    json_decref(list);
+    buf_release(&path);
+    client_release(&cl);
+    return rc;
+}
+
+static void print_job(const json_t *j)
+{
+    printf("id:         %s\n", str(j, "id"));
+    printf("type:       %s\n", str(j, "type"));
+    printf("status:     %s%s\n", str(j, "status"),
+           json_is_true(json_object_get(j, "cancel_requested")) &&
+                   strcmp(str(j, "status"), "running") == 0
+               ? " (cancel requested)"
+               : "");
+    printf("stage:      %s (%lld%%)\n", str(j, "stage"),
+           (long long)json_integer_value(json_object_get(j, "progress")));
+    printf("attempt:    %lld of %lld\n", (long long)json_integer_value(json_object_get(j, "attempt")),
+           (long long)json_integer_value(json_object_get(j, "max_attempts")));
+    json_t *e = json_object_get(j, "error");
+    if (json_is_object(e))
+        printf("error:      %s: %s\n", str(e, "code"), str(e, "message"));
+    printf("run at:     %s\n", str(j, "run_at"));
+    printf("created:    %s\n", str(j, "created_at"));
+    printf("started:    %s\n", str(j, "started_at"));
+    printf("finished:   %s\n", str(j, "finished_at"));
+    json_t *params = json_object_get(j, "params"), *result = json_object_get(j, "result");
+    char *p = json_dumps(params, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    printf("params:     %s\n", p ? p : "null");
+    free(p);
+    if (!json_is_null(result) && result) {
+        char *r = json_dumps(result, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        printf("result:     %s\n", r ? r : "null");
+        free(r);
+    }
+}
+
+/* Exit status for a finished job: 0 completed, 1 failed or cancelled. */
+static int exit_for(const char *status)
+{
+    return strcmp(status, "completed") == 0 ? 0 : 1;
+}
+
+int job_follow(struct client *cl, const char *id, bool as_json);
+
+int cmd_job(int argc, char **argv)
+{
+    struct config cfg;
+    config_load(&cfg);
+    bool as_json = false, follow = false;
+    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
+                                         {"follow", no_argument, NULL, 'f'},
+                                         {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "f", opts, NULL)) != -1) {
+        switch (c) {
+        case 'j': as_json = true; break;
+        case 'f': follow = true; break;
+        default: return cmd_usage("job");
+        }
+    }
+    if (optind != argc - 1)
+        return cmd_usage("job");
+    const char *id = argv[optind];
+    if (!valid_job_id(id)) {
+        cmd_error("\"%s\" is not a job id (job_ followed by 26 characters)", id);
+        return EXIT_USAGE;
+    }
+    struct client cl;
+    struct rf_err err;
+    if (client_init(&cl, &cfg, &err) != RF_OK)
+        return cmd_fail(&err);
+    int rc;
+    if (follow) {
+        rc = job_follow(&cl, id, as_json);
+    } else {
+        json_t *job = NULL;
+        char path[128];
+        snprintf(path, sizeof path, "/v1/jobs/%s", id);
+        if (client_call(&cl, "GET", path, NULL, NULL, &job, NULL, &err) != RF_OK) {
+            rc = cmd_fail(&err);
+        } else {
+            if (as_json)
+                print_json(job);
+            else
+                print_job(job);
+            rc = 0;
+        }
+        json_decref(job);
+    }
+    client_release(&cl);
+    return rc;
+}
+
+/* POST /v1/jobs/ID/<action>; prints what happened. */
+static int job_action(int argc, char **argv, const char *action)
+{
+    struct config cfg;
+    config_load(&cfg);
+    if (argc != 2)
+        return cmd_usage(argv[0]);
+    const char *id = argv[1];
+    if (!valid_job_id(id)) {
+        cmd_error("\"%s\" is not a job id (job_ followed by 26 characters)", id);
+        return EXIT_USAGE;
+    }
+    struct client cl;
+    struct rf_err err;
+    json_t *job = NULL;
+    char path[128];
+    int rc = 0;
+    if (client_init(&cl, &cfg, &err) != RF_OK)
+        return cmd_fail(&err);
+    snprintf(path, sizeof path, "/v1/jobs/%s/%s", id, action);
+    if (client_call(&cl, "POST", path, NULL, NULL, &job, NULL, &err) != RF_OK) {
+        rc = cmd_fail(&err);
+    } else if (strcmp(action, "cancel") == 0) {
+        if (strcmp(str(job, "status"), "running") == 0)
+            printf("%s: cancel requested; the running attempt stops at its next check\n", id);
+        else
+            printf("%s: %s\n", id, str(job, "status"));
+    } else {
+        printf("%s: %s again (attempt budget %lld)\n", id, str(job, "status"),
+               (long long)json_integer_value(json_object_get(job, "max_attempts")));
+    }
+    json_decref(job);
+    client_release(&cl);
+    return rc;
+}
+
+int cmd_cancel(int argc, char **argv)
+{
+    return job_action(argc, argv, "cancel");
+}
+
+int cmd_retry(int argc, char **argv)
+{
+    return job_action(argc, argv, "retry");
+}
+
+/* ---- refold job ID --follow ---- */
+
+int job_follow(struct client *cl, const char *id, bool as_json)
+{
+    (void)as_json;
+    json_t *job = NULL;
+    struct rf_err err;
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    if (client_call(cl, "GET", path, NULL, NULL, &job, NULL, &err) != RF_OK)
+        return cmd_fail(&err);
+    int rc = exit_for(str(job, "status"));
+    json_decref(job);
+    return rc;
+}

@@ -1,0 +1,76 @@
+/*
+ * cmd_worker - `refold worker`: job workers only, no HTTP. Extra capacity next to
+ * `refold serve`, on the same SQLite file or (the point of it) on other machines sharing
+ * a PostgreSQL database. Events it writes reach the server's SSE subscribers through the
+ * server's event watcher (jobs/hub.h). SIGTERM drains like `refold serve`.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd/cmd.h"
+#include "core/log.h"
+#include "jobs/jobs.h"
+#include "jobs/pool.h"
+#include "store/store.h"
+#include "core/banned.h"
+
+void cmd_pool_config(const struct config *cfg, struct pool_config *pc)
+{
+    pool_config_init(pc);
+    pc->db_url = cfg->db;
+    pc->workers = cfg->workers;
+    pc->lease_ms = cfg->lease_ms;
+    pc->heartbeat_ms = cfg->heartbeat_ms;
+    pc->poll_ms = cfg->poll_ms;
+    pc->sweep_ms = cfg->sweep_ms;
+    pc->cancel_poll_ms = cfg->cancel_poll_ms;
+    pc->backoff_base_ms = cfg->backoff_base_ms;
+}
+
+int cmd_worker(int argc, char **argv)
+{
+    struct config cfg;
+    config_load(&cfg);
+    static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
+                                         {"workers", required_argument, NULL, 'w'},
+                                         {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': cfg.db = optarg; break;
+        case 'w': cfg.workers = (int)strtol(optarg, NULL, 10); break;
+        default: return cmd_usage("worker");
+        }
+    }
+    if (optind != argc || cfg.workers < 1)
+        return cmd_usage("worker");
+
+    sigset_t stop;
+    cmd_block_signals(&stop);
+    struct store *st = cmd_open_store(cfg.db, true);
+    if (!st)
+        return 1;
+    store_close(st);
+
+    job_types_enable_test(cfg.test_jobs);
+    struct rf_err err;
+    rf_err_clear(&err);
+    struct pool_config pc;
+    cmd_pool_config(&cfg, &pc);
+    struct worker_pool *pool = NULL;
+    if (pool_start(&pc, &pool, &err) != RF_OK)
+        return cmd_fail(&err);
+    log_info("worker running", "db=%s workers=%d test_jobs=%d",
+             strncmp(cfg.db, "postgres", 8) == 0 ? "postgres" : cfg.db, cfg.workers,
+             cfg.test_jobs ? 1 : 0);
+    int sig = 0;
+    sigwait(&stop, &sig);
+    log_info("shutting down", "signal=%d", sig);
+    pool_stop(pool, cfg.grace_ms);
+    log_info("stopped", NULL);
+    return 0;
+}
