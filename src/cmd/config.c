@@ -33,6 +33,9 @@ static const char *env(const char *name)
     return v && *v ? v : NULL;
 }
 
+/* The config file's strings and the derived URL: one set per process. */
+static char file_url[1024], file_key[512], derived_url[600];
+
 void config_load(struct config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -47,10 +50,13 @@ void config_load(struct config *cfg)
     if (json_is_object(file)) {
         const char *url = json_string_value(json_object_get(file, "url"));
         const char *key = json_string_value(json_object_get(file, "api_key"));
-        if (url)
-            cfg->url = xstrdup(url);
+        if (url) {
+            snprintf(file_url, sizeof file_url, "%s", url);
+            cfg->url = file_url;
+        }
         if (key) {
-            cfg->api_key = xstrdup(key);
+            snprintf(file_key, sizeof file_key, "%s", key);
+            cfg->api_key = file_key;
             cfg->api_key_from_file = true;
         }
     }
@@ -72,8 +78,10 @@ void config_load(struct config *cfg)
         cfg->api_key = env("REFOLD_API_KEY");
         cfg->api_key_from_file = false;
     }
-    if (!cfg->url)
-        cfg->url = xasprintf("http://%s", cfg->listen);
+    if (!cfg->url) {
+        snprintf(derived_url, sizeof derived_url, "http://%s", cfg->listen);
+        cfg->url = derived_url;
+    }
     log_set_level(cfg->log);
 }
 

@@ -121,11 +121,22 @@ export class Server {
     return { status: res.status, headers: res.headers, json, text };
   }
 
-  // Graceful stop (SIGTERM) and wait for exit.
+  // Graceful stop (SIGTERM) and wait for exit. A server that died on its own, or
+  // whose log shows a sanitizer report, fails the test run loudly.
   async stop(signal = 'SIGTERM') {
-    if (!this.child || this.child.exitCode !== null || this.child.signalCode) return this.exited;
-    this.child.kill(signal);
-    return this.exited;
+    if (!this.child) return undefined;
+    const died = this.child.exitCode !== null || this.child.signalCode;
+    if (!died) this.child.kill(signal);
+    const result = await this.exited;
+    if (/ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/.test(this.logs)) {
+      process.stderr.write(this.logs);
+      throw new Error('the server reported a sanitizer error (log above)');
+    }
+    if (died && signal === 'SIGTERM' && !this.expectExit) {
+      process.stderr.write(this.logs);
+      throw new Error(`the server exited unexpectedly: ${JSON.stringify(result)}`);
+    }
+    return result;
   }
 
   async restart() {
