@@ -9,7 +9,7 @@
 //
 // REFOLD_BIN and REFOLD_SOURCE_DIR come from CTest; REFOLD_TEST_DB may name a
 // postgres:// URL base to run the same tests on PostgreSQL.
-import { spawn, execFile } from 'node:child_process';
+import { spawn, execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, existsSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,6 +34,14 @@ export async function freshDatabase(dir) {
   const u = new URL(pg);
   u.pathname = '/' + name;
   return u.toString();
+}
+
+// Drop a database made by freshDatabase (PostgreSQL only).
+export function dropDatabase(url) {
+  const pg = process.env.REFOLD_TEST_PG_URL;
+  const name = new URL(url).pathname.slice(1);
+  if (!pg || !/^refold_t[0-9_]+$/.test(name)) return;
+  try { execFileSync('psql', [pg, '-qAtc', `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`]); } catch { /* ignore */ }
 }
 
 // Run the CLI; resolves {code, stdout, stderr} (never rejects on exit status).
@@ -146,6 +154,7 @@ export class Server {
 
   cleanup() {
     try { rmSync(this.dir, { recursive: true, force: true }); } catch { /* ignore */ }
+    if (this.db && this.db.startsWith('postgres') && !this.opts.db) dropDatabase(this.db);
   }
 }
 
