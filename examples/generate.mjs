@@ -1239,49 +1239,62 @@ if (totalContradictions < 25 || totalContradictions > 50) problems.push(`${total
 
 const body = lines.map((l) => JSON.stringify(l)).join('\n') + '\n';
 const args = process.argv.slice(2);
-if (problems.length) {
-  console.error(`generate.mjs: ${problems.join('; ')}`);
-  process.exit(1);
-}
-if (args.includes('--stdout')) {
-  process.stdout.write(body);
-  process.exit(0);
-}
-if (args.includes('--check')) {
-  let current = '';
-  try { current = readFileSync(OUT, 'utf8'); } catch { /* missing counts as different */ }
-  if (current !== body) {
-    console.error('examples/support-agent.jsonl is out of date: run node examples/generate.mjs');
-    process.exit(1);
+// Exit codes are set, never forced with process.exit(): stdout may be a pipe, and exiting before
+// it drains would cut the output short.
+function main() {
+  if (problems.length) {
+    console.error(`generate.mjs: ${problems.join('; ')}`);
+    process.exitCode = 1;
+    return;
   }
-  console.log('examples/support-agent.jsonl is up to date');
-  process.exit(0);
+  if (args.includes('--stdout')) {
+    // `... --stdout | head` closes the pipe early; that is not an error.
+    process.stdout.on('error', (err) => { if (err.code !== 'EPIPE') throw err; });
+    process.stdout.write(body);
+    return;
+  }
+  if (args.includes('--check')) {
+    let current = '';
+    try { current = readFileSync(OUT, 'utf8'); } catch { /* missing counts as different */ }
+    if (current !== body) {
+      console.error('examples/support-agent.jsonl is out of date: run node examples/generate.mjs');
+      process.exitCode = 1;
+      return;
+    }
+    console.log('examples/support-agent.jsonl is up to date');
+    return;
+  }
+  writeFileSync(OUT, body);
+  if (args.includes('--plan')) {
+    for (const t of traces) console.log(`${t.id} ${t.item.variant} ${t.item.rating || '-'} help=${t.help} policy=${t.policy}`);
+  }
+  console.log(report());
 }
-writeFileSync(OUT, body);
 
-if (args.includes('--plan')) {
-  for (const t of traces) console.log(`${t.id} ${t.item.variant} ${t.item.rating || '-'} help=${t.help} policy=${t.policy}`);
+function report() {
+  const rated = ratings.positive + ratings.negative + ratings.neutral;
+  const count = (type) => lines.filter((l) => l.type === type).length;
+  const out = [];
+  out.push(`wrote examples/support-agent.jsonl: ${lines.length} lines, ${Buffer.byteLength(body)} bytes`);
+  out.push(`agents 1, evals ${EVALS.length}, traces ${traces.length} (${traces.filter((t) => t.steps).length} with steps, ${traces.filter((t) => t.withMeta).length} with metadata), feedback ${count('feedback')}, eval executions ${count('eval_execution')}`);
+  out.push(`rated ${rated} of ${traces.length} (${Math.round((100 * rated) / traces.length)}%): positive ${ratings.positive}, negative ${ratings.negative}, neutral ${ratings.neutral}`);
+  out.push(`first trace ${new Date(traces[0].ts).toISOString()}, last ${new Date(traces[traces.length - 1].ts).toISOString()}`);
+  out.push('');
+  out.push('| eval | missed failures | false alarms | total | agreements (rated positive/negative) |');
+  out.push('|---|---|---|---|---|');
+  for (const e of EVALS) {
+    const s = stats[e.name];
+    out.push(`| ${e.name} | ${s.missed_failure} | ${s.false_alarm} | ${s.missed_failure + s.false_alarm} | ${s.agree} |`);
+  }
+  const tm = EVALS.reduce((n, e) => n + stats[e.name].missed_failure, 0);
+  const tf = EVALS.reduce((n, e) => n + stats[e.name].false_alarm, 0);
+  out.push(`| all | ${tm} | ${tf} | ${tm + tf} | |`);
+  out.push('');
+  for (const e of EVALS) {
+    out.push(`${e.name}:`);
+    for (const [k, n] of Object.entries(stats[e.name].by_variant).sort()) out.push(`  ${k} ${n}`);
+  }
+  return out.join('\n');
 }
-const rated = ratings.positive + ratings.negative + ratings.neutral;
-const count = (type) => lines.filter((l) => l.type === type).length;
-const out = [];
-out.push(`wrote examples/support-agent.jsonl: ${lines.length} lines, ${Buffer.byteLength(body)} bytes`);
-out.push(`agents 1, evals ${EVALS.length}, traces ${traces.length} (${traces.filter((t) => t.steps).length} with steps, ${traces.filter((t) => t.withMeta).length} with metadata), feedback ${count('feedback')}, eval executions ${count('eval_execution')}`);
-out.push(`rated ${rated} of ${traces.length} (${Math.round((100 * rated) / traces.length)}%): positive ${ratings.positive}, negative ${ratings.negative}, neutral ${ratings.neutral}`);
-out.push(`first trace ${new Date(traces[0].ts).toISOString()}, last ${new Date(traces[traces.length - 1].ts).toISOString()}`);
-out.push('');
-out.push('| eval | missed failures | false alarms | total | agreements (rated positive/negative) |');
-out.push('|---|---|---|---|---|');
-for (const e of EVALS) {
-  const s = stats[e.name];
-  out.push(`| ${e.name} | ${s.missed_failure} | ${s.false_alarm} | ${s.missed_failure + s.false_alarm} | ${s.agree} |`);
-}
-const tm = EVALS.reduce((n, e) => n + stats[e.name].missed_failure, 0);
-const tf = EVALS.reduce((n, e) => n + stats[e.name].false_alarm, 0);
-out.push(`| all | ${tm} | ${tf} | ${tm + tf} | |`);
-out.push('');
-for (const e of EVALS) {
-  out.push(`${e.name}:`);
-  for (const [k, n] of Object.entries(stats[e.name].by_variant).sort()) out.push(`  ${k} ${n}`);
-}
-console.log(out.join('\n'));
+
+main();
