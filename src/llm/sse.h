@@ -31,7 +31,7 @@ struct sse_event {
     const char *type; /* the `event` field, "message" when none was given */
     const char *data; /* `data` lines joined by "\n" */
     size_t data_len;
-    const char *id;   /* last event id seen so far in the stream ("" when none) */
+    const char *id; /* last event id seen so far in the stream ("" when none) */
 };
 
 /* Called once per event; a non-RF_OK return stops the feed and is returned by it. */

@@ -60,37 +60,35 @@ static char *parse_cuts(const char *stream, size_t len, const size_t *cuts, size
     return buf_detach(&r.out, NULL);
 }
 
-static const char lf_stream[] =
-    "\xEF\xBB\xBFretry: 3000\n"
-    ": a comment\n"
-    "\n"
-    "event: message_start\n"
-    "data: {\"a\":1}\n"
-    "\n"
-    ": ping comment\n"
-    "id: 7\n"
-    "data: line one\n"
-    "data: line two\n"
-    "data:\n"
-    "\n"
-    "event: only_type\n"
-    "\n"
-    "data:no-space\n"
-    "data:  two spaces\n"
-    "data: has: colon\n"
-    "foo: ignored field\n"
-    "data\n"
-    "\n"
-    "event: utf8\n"
-    "data: caf\xC3\xA9 \xF0\x9F\x98\x80 \xC3\xB1\n"
-    "\n"
-    "data: trailing event without its blank line";
+static const char lf_stream[] = "\xEF\xBB\xBFretry: 3000\n"
+                                ": a comment\n"
+                                "\n"
+                                "event: message_start\n"
+                                "data: {\"a\":1}\n"
+                                "\n"
+                                ": ping comment\n"
+                                "id: 7\n"
+                                "data: line one\n"
+                                "data: line two\n"
+                                "data:\n"
+                                "\n"
+                                "event: only_type\n"
+                                "\n"
+                                "data:no-space\n"
+                                "data:  two spaces\n"
+                                "data: has: colon\n"
+                                "foo: ignored field\n"
+                                "data\n"
+                                "\n"
+                                "event: utf8\n"
+                                "data: caf\xC3\xA9 \xF0\x9F\x98\x80 \xC3\xB1\n"
+                                "\n"
+                                "data: trailing event without its blank line";
 
-static const char expected[] =
-    "message_start||{\"a\":1}\n--\n"
-    "message|7|line one\nline two\n\n--\n"
-    "message|7|no-space\n two spaces\nhas: colon\n\n--\n"
-    "utf8|7|caf\xC3\xA9 \xF0\x9F\x98\x80 \xC3\xB1\n--\n";
+static const char expected[] = "message_start||{\"a\":1}\n--\n"
+                               "message|7|line one\nline two\n\n--\n"
+                               "message|7|no-space\n two spaces\nhas: colon\n\n--\n"
+                               "utf8|7|caf\xC3\xA9 \xF0\x9F\x98\x80 \xC3\xB1\n--\n";
 
 /* lf_stream with every LF replaced by `eol`. */
 static char *with_eol(const char *eol)
