@@ -91,12 +91,12 @@ static size_t header_cb(char *line, size_t size, size_t nitems, void *ud)
     a->last_byte_ms = clock_mono_ms();
     if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
         /* A new response (after a 100 Continue, say): forget the previous headers. */
-        char status[8] = "";
-        const char *sp = memchr(line, ' ', n);
-        if (sp)
-            header_value(sp + 1, (size_t)(line + n - sp - 1) < 4 ? (size_t)(line + n - sp - 1) : 4,
-                         status, sizeof status);
-        a->status = strtol(status, NULL, 10);
+        const char *d = memchr(line, ' ', n);
+        const char *end = line + n;
+        long status = 0;
+        for (int i = 0; d && ++d < end && i < 3 && *d >= '0' && *d <= '9'; i++)
+            status = status * 10 + (*d - '0');
+        a->status = status;
         a->got_status = true;
         a->request_id[0] = a->retry_after[0] = a->retry_after_ms[0] = '\0';
         a->should_retry[0] = a->content_type[0] = '\0';
@@ -224,7 +224,9 @@ static void judge(struct attempt *a, CURLcode code, const char *curl_msg, bool t
                     (long long)elapsed_ms, curl_msg);
         return;
     }
-    if (code != CURLE_OK) {
+    if (code != CURLE_OK && a->streaming && a->st.done) {
+        code = CURLE_OK; /* broken after message_stop / [DONE]: the reply is complete */
+    } else if (code != CURLE_OK) {
         if (a->got_status)
             outcome_set(o, RF_TRANSIENT, false, "%s: the stream was cut off: %s", name, curl_msg);
         else if (connection_error(code))

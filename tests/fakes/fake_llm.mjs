@@ -58,6 +58,7 @@
  *   stall_ms            stop sending for this long after stall_after_chunks deltas (1)
  *   reset_after_bytes   send a TCP reset after N body bytes (0: before the response head)
  *   close_after_bytes   close the connection (FIN) after N body bytes (0: before the head)
+ *   reset_at_end        send the whole stream, then a TCP reset instead of its proper end
  */
 import http from 'node:http';
 import fs from 'node:fs';
@@ -316,6 +317,11 @@ async function sendStream(out, provider, spec, body, raw, seq) {
       return out.end();
     }
     if (spec.end_after_chunks !== undefined && deltas === spec.end_after_chunks) return out.end();
+  }
+  if (spec.reset_at_end) {
+    await sleep(30); /* let the last event reach the client first */
+    out.cutMode = 'reset';
+    return out.kill();
   }
   out.end();
 }

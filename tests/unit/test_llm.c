@@ -776,6 +776,29 @@ static void test_llm_stream_cut_off(void **state)
     }
 }
 
+/* A connection broken after message_stop / [DONE] does not lose a complete reply. */
+static void test_llm_reset_after_complete_stream(void **state)
+{
+    (void)state;
+    const char *providers[] = {"anthropic", "openai"};
+    for (int i = 0; i < 2; i++) {
+        script("[{\"text\": \"complete before the reset\", \"reset_at_end\": true}]");
+        struct llm_config cfg;
+        config(&cfg, providers[i]);
+        struct ctx c;
+        ctx_init(&c);
+        struct llm_response resp;
+        struct rf_err err;
+        enum rf_status rc = run(&cfg, &c, &resp, &err);
+        if (rc != RF_OK)
+            fail_msg("%s: %s", providers[i], err.message);
+        assert_string_equal(resp.text, "complete before the reset");
+        assert_int_equal(resp.attempts, 1);
+        llm_response_release(&resp);
+        ctx_release(&c);
+    }
+}
+
 /* ---- timeouts and cancellation --------------------------------------------- */
 
 static void test_llm_idle_timeout(void **state)
@@ -1293,6 +1316,7 @@ int main(void)
         cmocka_unit_test(test_llm_anthropic_overloaded_mid_stream),
         cmocka_unit_test(test_llm_openai_error_in_stream),
         cmocka_unit_test(test_llm_stream_cut_off),
+        cmocka_unit_test(test_llm_reset_after_complete_stream),
         cmocka_unit_test(test_llm_idle_timeout),
         cmocka_unit_test(test_llm_total_timeout),
         cmocka_unit_test(test_llm_cancel_in_flight),
