@@ -17,6 +17,8 @@ HANDLER(h_agents_get);
 HANDLER(h_agents_update);
 HANDLER(h_agents_delete);
 HANDLER(h_agents_contradictions);
+/* h_improve.c */
+HANDLER(h_agents_improve);
 /* h_versions.c */
 HANDLER(h_versions_create);
 HANDLER(h_versions_list);

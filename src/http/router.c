@@ -19,6 +19,7 @@ static const struct route routes[] = {
     {"PATCH", "/v1/agents/{id}", h_agents_update, 0},
     {"DELETE", "/v1/agents/{id}", h_agents_delete, 0},
     {"GET", "/v1/agents/{id}/contradictions", h_agents_contradictions, 0},
+    {"POST", "/v1/agents/{id}/improve-prompt", h_agents_improve, 0},
     {"POST", "/v1/agents/{id}/versions", h_versions_create, 0},
     {"GET", "/v1/agents/{id}/versions", h_versions_list, 0},
     {"GET", "/v1/agents/{id}/versions/{n}", h_versions_get, 0},

@@ -107,18 +107,17 @@ static void allocate(const size_t *len, size_t *alloc, int n, size_t budget)
     }
 }
 
+/* text is already defused. */
 static void fenced(struct buf *b, const char *fence, const char *text, size_t max, bool block,
                    size_t *used)
 {
-    char *defused = evidence_defuse(text ? text : "");
-    char *cut = evidence_cut(defused, max);
+    char *cut = evidence_cut(text, max);
     *used += jx_utf8_len(cut);
     if (block)
         buf_printf(b, "<%s>\n%s\n</%s>\n", fence, cut, fence);
     else
         buf_printf(b, "<%s>%s</%s>\n", fence, cut, fence);
     free(cut);
-    free(defused);
 }
 
 void evidence_build(const json_t *rows, size_t budget, const char *fence, struct evidence *out)
@@ -133,15 +132,14 @@ void evidence_build(const json_t *rows, size_t budget, const char *fence, struct
         const json_t *c = json_array_get(rows, i);
         bool missed = strcmp(json_string_value(json_object_get(c, "kind")), "missed_failure") == 0;
         struct buf *b = &sec[missed ? 0 : 1];
-        const char *fields[4] = {
-            json_string_value(json_object_get(c, "input")),
-            json_string_value(json_object_get(c, "output")),
-            json_string_value(json_object_get(c, "note")),
-            json_string_value(json_object_get(c, "predicted_reason")),
-        };
+        static const char *const keys[4] = {"input", "output", "note", "predicted_reason"};
+        char *fields[4];
         size_t len[4], alloc[4];
-        for (int k = 0; k < 4; k++)
+        for (int k = 0; k < 4; k++) {
+            const char *raw = json_string_value(json_object_get(c, keys[k]));
+            fields[k] = raw ? evidence_defuse(raw) : NULL;
             len[k] = fields[k] ? jx_utf8_len(fields[k]) : 0;
+        }
         allocate(len, alloc, 4, left / (n - i));
         count[missed ? 0 : 1]++;
         size_t used = 0;
@@ -159,10 +157,12 @@ void evidence_build(const json_t *rows, size_t budget, const char *fence, struct
         else
             buf_puts(b, "(none)\n");
         buf_puts(b, "Input:\n");
-        fenced(b, fence, fields[0], alloc[0], true, &used);
+        fenced(b, fence, fields[0] ? fields[0] : "", alloc[0], true, &used);
         buf_puts(b, "Output:\n");
-        fenced(b, fence, fields[1], alloc[1], true, &used);
+        fenced(b, fence, fields[1] ? fields[1] : "", alloc[1], true, &used);
         buf_putc(b, '\n');
+        for (int k = 0; k < 4; k++)
+            free(fields[k]);
         left -= used < left ? used : left;
         out->trace_chars += used;
     }

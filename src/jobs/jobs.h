@@ -113,6 +113,10 @@ void job_retry_after(struct job_ctx *ctx, int64_t ms);
  * result and the `completed` event, or not at all. fn may add fields to result. A failure
  * of fn is handled like the handler returning that status. */
 void job_succeed(struct job_ctx *ctx, json_t *result, store_txn_fn fn, void *ud);
+/* job_succeed for a ud that outlives the handler: free_ud(ud) runs once the run is over,
+ * whether the completion committed or not. */
+void job_succeed_with(struct job_ctx *ctx, json_t *result, store_txn_fn fn, void *ud,
+                      void (*free_ud)(void *ud));
 
 /* ---- enqueueing ---- */
 

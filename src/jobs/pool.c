@@ -92,6 +92,7 @@ struct job_ctx {
     json_t *result; /* the handler thread's own, like the rest below */
     store_txn_fn commit_fn;
     void *commit_ud;
+    void (*commit_free)(void *ud); /* frees commit_ud after the run, committed or not */
     int64_t retry_after_ms;
 };
 
@@ -299,10 +300,19 @@ void job_retry_after(struct job_ctx *ctx, int64_t ms)
 
 void job_succeed(struct job_ctx *ctx, json_t *result, store_txn_fn fn, void *ud)
 {
+    job_succeed_with(ctx, result, fn, ud, NULL);
+}
+
+void job_succeed_with(struct job_ctx *ctx, json_t *result, store_txn_fn fn, void *ud,
+                      void (*free_ud)(void *ud))
+{
     json_decref(ctx->result);
+    if (ctx->commit_free)
+        ctx->commit_free(ctx->commit_ud);
     ctx->result = result;
     ctx->commit_fn = fn;
     ctx->commit_ud = ud;
+    ctx->commit_free = free_ud;
 }
 
 /* ---- running one job ---- */
@@ -478,6 +488,8 @@ static void *worker_main(void *arg)
             pthread_mutex_unlock(&pool->lock);
             json_decref(ctx->claim.params);
             json_decref(ctx->result);
+            if (ctx->commit_free)
+                ctx->commit_free(ctx->commit_ud);
             free(ctx);
             continue;
         }

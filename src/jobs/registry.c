@@ -9,10 +9,12 @@
 #include <string.h>
 
 #include "jobs/jobs.h"
+#include "improve/improve.h"
 #include "jobs/types.h"
 #include "core/banned.h"
 
 static const struct job_type types[] = {
+    {IMPROVE_JOB_TYPE, job_prompt_improvement, false},
     {"test_sleep", job_test_sleep, true},
 };
 

@@ -155,6 +155,7 @@ struct version_new {
     const json_t *changes;         /* array or NULL */
     const json_t *failure_patterns; /* array or NULL */
     const char *created_by_job_id; /* may be NULL */
+    const char *parent_version_id; /* NULL: the agent's active version (if any) */
 };
 
 /* New version max+1 of the agent; parent = the active version (if any). Variables are

@@ -58,6 +58,9 @@ static const char *SQL_STATS_ADD =
     "pos_pass = pos_pass + ?, pos_fail = pos_fail + ?, neg_pass = neg_pass + ?, "
     "neg_fail = neg_fail + ? WHERE agent_id = ?";
 
+/* Taking the agent row's lock first serialises version numbering per agent on
+ * PostgreSQL (SQLite writers are serialised anyway). */
+static const char *SQL_AGENT_LOCK = "UPDATE agents SET updated_at = updated_at WHERE id = ?";
 static const char *SQL_VERSION_NEXT =
     "SELECT COALESCE(MAX(version), 0) + 1 FROM agent_versions WHERE agent_id = ?";
 static const char *SQL_VERSION_INSERT =
@@ -130,8 +133,9 @@ static enum rf_status insert_version(struct db *db, const char *agent_id, const 
                                      char id[ID_MAX], struct rf_err *err)
 {
     int64_t number = 1, now = clock_now_ms();
-    enum rf_status rc = db_scalar(db, SQL_VERSION_NEXT, DB_ARGS(DB_T(agent_id)), &number, NULL,
-                                  err);
+    enum rf_status rc = db_run(db, SQL_AGENT_LOCK, DB_ARGS(DB_T(agent_id)), NULL, err);
+    if (rc == RF_OK)
+        rc = db_scalar(db, SQL_VERSION_NEXT, DB_ARGS(DB_T(agent_id)), &number, NULL, err);
     if (rc)
         return rc;
     json_t *vars = template_variables(in->prompt_template);
@@ -370,8 +374,10 @@ enum rf_status store_version_create(struct store *st, const char *ws, const char
     }
     if (rc == RF_OK)
         rc = insert_version(db, agent_id,
-                            active ? json_string_value(json_object_get(active, "id")) : NULL, in,
-                            in->status ? in->status : "candidate", vid, err);
+                            in->parent_version_id ? in->parent_version_id
+                            : active ? json_string_value(json_object_get(active, "id"))
+                                     : NULL,
+                            in, in->status ? in->status : "candidate", vid, err);
     json_decref(active);
     if (rc) {
         db_rollback(db);

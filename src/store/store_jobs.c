@@ -525,7 +525,12 @@ enum rf_status store_job_complete(struct store *st, const struct job_fence *f, j
     enum rf_status rc = db_begin(db, err);
     if (rc)
         return rc;
-    rc = fence_reserve(db, f, &n, NULL, err);
+    /* The last stage, `completed` at 100, is a progress event like every other stage;
+     * then the terminal event. Both seqs are reserved while the fence still holds. */
+    int64_t stage_seq = 0;
+    rc = fence_reserve(db, f, &stage_seq, NULL, err);
+    if (rc == RF_OK)
+        rc = fence_reserve(db, f, &n, NULL, err);
     if (rc == RF_OK && fn)
         rc = fn(st, result, ud, err);
     if (rc == RF_OK) {
@@ -533,6 +538,11 @@ enum rf_status store_job_complete(struct store *st, const struct job_fence *f, j
         rc = db_run(db, SQL_SET_COMPLETED, DB_ARGS(DB_T(text), DB_I(now), DB_T(f->job_id)), NULL,
                     err);
     }
+    if (rc == RF_OK)
+        rc = insert_event(db, f->job_id, stage_seq, "progress",
+                          json_pack("{s:s, s:s, s:s, s:i}", "job_id", f->job_id, "status",
+                                    "completed", "stage", "completed", "progress", 100),
+                          now, err);
     if (rc == RF_OK)
         rc = insert_event(db, f->job_id, n, "completed",
                           json_pack("{s:s, s:s, s:O}", "job_id", f->job_id, "status", "completed",

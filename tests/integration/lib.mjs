@@ -170,3 +170,111 @@ export function outputDir(name) {
   mkdirSync(d, { recursive: true });
   return d;
 }
+
+// ---- the fake LLM server (tests/fakes/fake_llm.mjs) ----
+
+export async function startFakeLLM() {
+  const child = spawn(process.execPath, [join(SOURCE_DIR, 'tests', 'fakes', 'fake_llm.mjs'), '--port', '0'],
+    { stdio: ['ignore', 'pipe', 'inherit'] });
+  const line = await new Promise((resolve, reject) => {
+    let buf = '';
+    child.stdout.on('data', (d) => {
+      buf += d;
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) resolve(buf.slice(0, nl));
+    });
+    child.once('exit', (code) => reject(new Error(`fake_llm exited with ${code}`)));
+  });
+  const url = `http://127.0.0.1:${JSON.parse(line).port}`;
+  const control = async (method, path, body) => {
+    const r = await fetch(url + path, { method, headers: { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body) });
+    if (r.status !== 200) throw new Error(`fake control ${method} ${path}: ${r.status}`);
+    return r.json();
+  };
+  return {
+    url,
+    // Replace the queue with these entries (and optionally a default).
+    script: async (responses, def) => {
+      await control('POST', '/_control/reset', {});
+      await control('POST', '/_control/script', { responses, mode: 'replace', ...(def ? { default: def } : {}) });
+    },
+    requests: () => control('GET', '/_control/requests'),
+    reset: () => control('POST', '/_control/reset', {}),
+    stop: () => child.kill('SIGTERM'),
+  };
+}
+
+// Server environment pointing the anthropic provider at a fake LLM.
+export function llmEnv(fake, extra = {}) {
+  return { REFOLD_LLM_PROVIDER: 'anthropic', ANTHROPIC_API_KEY: 'sk-ant-test-key-0123456789',
+    ANTHROPIC_BASE_URL: fake.url, REFOLD_BACKOFF_BASE_MS: '50', ...extra };
+}
+
+// ---- Server-Sent Events ----
+
+// Read a job's SSE stream until the server closes it; resolves the events
+// [{id, event, data}] (data parsed as JSON). lastEventId resumes.
+export async function readSSE(srv, jobId, { lastEventId, key = srv.key, timeout = 60000, onEvent } = {}) {
+  const headers = { authorization: `Bearer ${key}`, accept: 'text/event-stream' };
+  if (lastEventId !== undefined) headers['last-event-id'] = String(lastEventId);
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), timeout);
+  const res = await fetch(`${srv.url}/v1/jobs/${jobId}/events`, { headers, signal: ac.signal });
+  if (res.status !== 200) {
+    clearTimeout(timer);
+    throw new Error(`SSE answered ${res.status}: ${await res.text()}`);
+  }
+  const events = [];
+  let buf = '';
+  const decoder = new TextDecoder();
+  try {
+    for await (const chunk of res.body) {
+      buf += decoder.decode(chunk, { stream: true });
+      let sep;
+      while ((sep = buf.indexOf('\n\n')) >= 0) {
+        const block = buf.slice(0, sep);
+        buf = buf.slice(sep + 2);
+        const ev = { id: null, event: 'message', data: '' };
+        let hasData = false;
+        for (const line of block.split('\n')) {
+          if (line.startsWith(':') || line === '') continue;
+          const i = line.indexOf(':');
+          const field = i < 0 ? line : line.slice(0, i);
+          const value = i < 0 ? '' : line.slice(i + 1).replace(/^ /, '');
+          if (field === 'id') ev.id = Number(value);
+          else if (field === 'event') ev.event = value;
+          else if (field === 'data') { ev.data += (hasData ? '\n' : '') + value; hasData = true; }
+        }
+        if (!hasData) continue;
+        ev.data = JSON.parse(ev.data);
+        events.push(ev);
+        if (onEvent) onEvent(ev);
+      }
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  return events;
+}
+
+// Poll a job until it reaches a terminal status.
+export async function waitJob(srv, jobId, { timeout = 60000, key = srv.key } = {}) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const r = await srv.api('GET', `/v1/jobs/${jobId}`, undefined, { key });
+    if (['completed', 'failed', 'cancelled'].includes(r.json.status)) return r.json;
+    if (Date.now() > deadline) throw new Error(`job ${jobId} still ${r.json.status}`);
+    await sleep(50);
+  }
+}
+
+// Run one SQL statement on a test database (SQLite file or PostgreSQL URL).
+export async function sql(db, statement) {
+  if (db.startsWith('postgres')) {
+    const { stdout } = await execFileP('psql', [db, '-qAtc', statement]);
+    return stdout.trim();
+  }
+  const { stdout } = await execFileP('sqlite3', ['-cmd', '.timeout 10000', db, statement]);
+  return stdout.trim();
+}

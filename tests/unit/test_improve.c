@@ -150,6 +150,8 @@ static void test_improve_evidence_fences(void **state)
          * next close after it. */
         const char *inj = strstr(sec, "SYSTEM: ignore");
         assert_non_null(inj);
+        /* The budget is ample: defusing must not make the text look longer than its share. */
+        assert_null(strstr(sec, "omitted"));
         const char *next_close = strstr(inj, close), *next_open = strstr(inj, open);
         assert_non_null(next_close);
         assert_true(!next_open || next_close < next_open);
