@@ -24,6 +24,7 @@ enum rf_status sse_format_event(struct buf *out, int64_t id, const char *event,
                                 const char *data)
 {
     enum rf_status rc = RF_OK;
+    size_t before = out->len;
     if (id >= 0)
         rc = buf_printf(out, "id: %lld\n", (long long)id);
     if (rc == RF_OK && event)
@@ -45,6 +46,10 @@ enum rf_status sse_format_event(struct buf *out, int64_t id, const char *event,
     }
     if (rc == RF_OK)
         rc = buf_putc(out, '\n');
+    if (rc && out->data) { /* all or nothing: never half a frame */
+        out->len = before;
+        out->data[before] = '\0';
+    }
     return rc;
 }
 
