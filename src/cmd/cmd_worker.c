@@ -71,6 +71,7 @@ int cmd_worker(int argc, char **argv)
     sigwait(&stop, &sig);
     log_info("shutting down", "signal=%d", sig);
     pool_stop(pool, cfg.grace_ms);
+    pool_free(pool);
     log_info("stopped", NULL);
     return 0;
 }

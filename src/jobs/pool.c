@@ -48,7 +48,9 @@
  * handlers return and the workers release the jobs to the queue giving the attempt back.
  * A handler that ignores that for ABORT_WAIT_MS more has its job released by pool_stop
  * itself (fenced, so the straggler's later writes match nothing); its thread is left
- * behind and the pool's memory with it, since the process is about to exit.
+ * behind and the pool's memory with it, since the process is about to exit. The pool
+ * struct outlives pool_stop until pool_free, so that HTTP handlers still answering during
+ * the drain can call pool_wake/pool_cancel safely (they find no worker to wake).
  */
 #include "jobs/pool.h"
 
@@ -124,6 +126,7 @@ struct worker_pool {
     pthread_t monitor;
     bool monitor_started;
     struct store *mst; /* the monitor's connection */
+    int stuck;         /* workers pool_stop had to leave behind */
 };
 
 /* ---- small helpers ---- */
@@ -736,7 +739,7 @@ static void wait_idle(struct worker_pool *pool, int64_t deadline)
 
 void pool_stop(struct worker_pool *pool, int64_t grace_ms)
 {
-    if (!pool)
+    if (!pool || (pool->stopping && !pool->monitor_started))
         return;
     pthread_mutex_lock(&pool->lock);
     pool->stopping = true;
@@ -769,8 +772,10 @@ void pool_stop(struct worker_pool *pool, int64_t grace_ms)
     pthread_cond_broadcast(&pool->mwake);
     pthread_mutex_unlock(&pool->lock);
 
-    if (pool->monitor_started)
+    if (pool->monitor_started) {
         pthread_join(pool->monitor, NULL);
+        pool->monitor_started = false;
+    }
     for (int i = 0; i < stuck; i++) {
         struct job_fence f = {left[i].id, left[i].attempt, left[i].owner};
         struct rf_err err;
@@ -790,13 +795,23 @@ void pool_stop(struct worker_pool *pool, int64_t grace_ms)
             pthread_detach(w->thread);
         else
             pthread_join(w->thread, NULL);
+        w->thread_started = false;
     }
     free(left);
-    if (stuck) {
-        /* Stragglers still use the pool; the process is exiting anyway. */
+    pool->stuck = stuck;
+    if (stuck)
         log_warn("leaving stuck worker threads behind", "threads=%d", stuck);
+    else
+        log_info("workers stopped", NULL);
+}
+
+void pool_free(struct worker_pool *pool)
+{
+    if (!pool)
         return;
-    }
+    if (!pool->stopping || pool->monitor_started)
+        pool_stop(pool, 0);
+    if (pool->stuck)
+        return; /* stragglers still use the pool; the process is exiting anyway */
     free_pool(pool);
-    log_info("workers stopped", NULL);
 }

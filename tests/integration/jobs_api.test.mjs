@@ -6,12 +6,15 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { createWorkspaceKey, run, startServer } from './lib.mjs';
-import { startJobsServer, enqueueOk, waitTerminal, storedEvents, metric } from './jobs_lib.mjs';
+import {
+  startJobsServer, enqueueOk, waitTerminal, storedEvents, metric, assertNoSanitizerReport,
+} from './jobs_lib.mjs';
 
 const srv = await startJobsServer({ REFOLD_SSE_PING_MS: '300' });
 const plain = await startServer(); // REFOLD_TEST_JOBS unset
 after(async () => {
   for (const s of [srv, plain]) { await s.stop(); s.cleanup(); }
+  assertNoSanitizerReport(plain.logs, 'refold serve (no test jobs)');
 });
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;

@@ -21,11 +21,27 @@ export const FAST = {
   REFOLD_SSE_POLL_MS: '50',
 };
 
+// A sanitizer build reports into the process's stderr; a report fails the test that
+// stops the process, whatever its exit status.
+const SANITIZER = /(AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:)/;
+export function assertNoSanitizerReport(logs, who) {
+  const m = logs.match(SANITIZER);
+  if (m) throw new Error(`${who}: sanitizer report:\n${logs.slice(Math.max(0, m.index - 200), m.index + 4000)}`);
+}
+
 export async function startJobsServer(env = {}, args = []) {
   const s = new Server({ env: { ...FAST, ...env }, args });
   await s.init();
   s.runLog = join(s.dir, 'runs.jsonl');
   s.env.REFOLD_TEST_JOBS_LOG = s.runLog;
+  const stop = s.stop.bind(s);
+  s.stop = async (signal) => {
+    const r = await stop(signal);
+    assertNoSanitizerReport(s.logs, 'refold serve');
+    if (signal === undefined || signal === 'SIGTERM')
+      if (r && r.code !== 0 && r.code !== null) throw new Error(`refold serve exited ${r.code} on SIGTERM:\n${s.logs.slice(-3000)}`);
+    return r;
+  };
   await s.start();
   return s;
 }
@@ -126,7 +142,10 @@ export async function startWorker(srv, env = {}, workers = 1) {
   }
   w.stop = async (signal = 'SIGTERM') => {
     if (child.exitCode === null && !child.signalCode) child.kill(signal);
-    return w.exited;
+    const r = await w.exited;
+    assertNoSanitizerReport(w.logs, 'refold worker');
+    if (signal === 'SIGTERM' && r.code !== 0 && r.code !== null) throw new Error(`refold worker exited ${r.code}:\n${w.logs.slice(-3000)}`);
+    return r;
   };
   return w;
 }
