@@ -10,7 +10,8 @@
  *     handler, then finish the job with one fenced transaction, and claim again at once.
  *     With nothing due it sleeps on pool->wake until pool_wake() (a job enqueued by this
  *     process: started within a millisecond or two) or until poll_ms or the next run_at
- *     passes (jobs enqueued by other processes, delayed retries).
+ *     passes (jobs enqueued by other processes, delayed retries). An idle worker looks
+ *     with a read (the earliest run_at) before it claims, so idling takes no write lock.
  *   - The monitor ticks every few tens of milliseconds: for each running job it reads the
  *     cancel flag every cancel_poll_ms and extends the lease every heartbeat_ms, both
  *     fenced (a heartbeat that matches no row means the lease is lost); and every sweep_ms
@@ -75,7 +76,6 @@
 #define ABORT_WAIT_MS 2000
 #define SWEEP_BATCH 64
 #define MONITOR_TICK_MAX_MS 50
-#define MIN_IDLE_WAIT_MS 2
 
 struct worker;
 
@@ -88,6 +88,7 @@ struct job_ctx {
     atomic_bool lost;     /* the lease is gone */
     atomic_bool shutdown; /* the process stops past its grace period */
     atomic_bool stop;     /* any of the three: what job_cancelled() reads */
+    bool finishing;       /* guarded by pool->lock: the outcome is being written */
     bool abort_fired;     /* guarded by pool->lock, with the hook below */
     void (*abort_fn)(void *ud);
     void *abort_ud;
@@ -415,6 +416,11 @@ static void run_job(struct worker *w, struct job_ctx *ctx)
     } else {
         rc = type->handler(ctx, &err);
     }
+    /* From here the claim may legitimately vanish (the finishing write clears it): the
+     * monitor must not take that for a lost lease. */
+    pthread_mutex_lock(&pool->lock);
+    ctx->finishing = true;
+    pthread_mutex_unlock(&pool->lock);
     finish(w, ctx, rc, &err);
 }
 
@@ -426,8 +432,9 @@ static void make_owner(struct worker *w, char *out)
              (unsigned long long)++w->claims);
 }
 
-/* How long an idle worker sleeps: until the next run_at, at most poll_ms. */
-static int64_t idle_wait(struct worker *w)
+/* How long an idle worker may sleep: 0 when a queued job is due now, else until the next
+ * run_at, at most poll_ms. A read, so idle polling never takes the write lock. */
+static int64_t until_due(struct worker *w)
 {
     struct worker_pool *pool = w->pool;
     int64_t next = 0;
@@ -436,9 +443,7 @@ static int64_t idle_wait(struct worker *w)
     if (store_job_next_due(w->st, &next, &found, &err) != RF_OK || !found)
         return pool->cfg.poll_ms;
     int64_t left = next - clock_now_ms();
-    if (left < MIN_IDLE_WAIT_MS)
-        left = MIN_IDLE_WAIT_MS;
-    return min64(left, pool->cfg.poll_ms);
+    return left <= 0 ? 0 : min64(left, pool->cfg.poll_ms);
 }
 
 static void *worker_main(void *arg)
@@ -446,6 +451,7 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     struct worker_pool *pool = w->pool;
     int64_t last_error_log = 0;
+    bool claim_now = true; /* false once a claim found nothing: look before claiming */
     for (;;) {
         pthread_mutex_lock(&pool->lock);
         bool stop = pool->stopping;
@@ -453,6 +459,16 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&pool->lock);
         if (stop)
             break;
+        if (!claim_now) {
+            int64_t wait = until_due(w);
+            if (wait > 0) {
+                pthread_mutex_lock(&pool->lock);
+                if (!pool->stopping && pool->wake_seq == seen)
+                    wait_ms(&pool->wake, &pool->lock, wait);
+                pthread_mutex_unlock(&pool->lock);
+                continue;
+            }
+        }
 
         struct job_ctx *ctx = xcalloc(1, sizeof *ctx);
         struct rf_err err;
@@ -482,22 +498,21 @@ static void *worker_main(void *arg)
             json_decref(ctx->claim.params);
             json_decref(ctx->result);
             free(ctx);
+            claim_now = true;
             continue;
         }
         free(ctx);
-        int64_t wait = pool->cfg.poll_ms;
+        claim_now = false;
         if (rc) {
             if (clock_mono_ms() - last_error_log > 10000) {
                 log_warn("cannot claim jobs", "worker=%d error=\"%s\"", w->index, err.message);
                 last_error_log = clock_mono_ms();
             }
-        } else {
-            wait = idle_wait(w);
+            pthread_mutex_lock(&pool->lock);
+            if (!pool->stopping)
+                wait_ms(&pool->wake, &pool->lock, pool->cfg.poll_ms);
+            pthread_mutex_unlock(&pool->lock);
         }
-        pthread_mutex_lock(&pool->lock);
-        if (!pool->stopping && pool->wake_seq == seen)
-            wait_ms(&pool->wake, &pool->lock, wait);
-        pthread_mutex_unlock(&pool->lock);
     }
     return NULL;
 }
@@ -518,7 +533,7 @@ static void flag_if_same(struct worker_pool *pool, struct worker *w, const char 
 {
     pthread_mutex_lock(&pool->lock);
     struct job_ctx *ctx = w->ctx;
-    if (ctx && strcmp(ctx->owner, owner) == 0) {
+    if (ctx && !ctx->finishing && strcmp(ctx->owner, owner) == 0) {
         if (lost && !atomic_load(&ctx->lost)) {
             log_warn("lease lost: job taken away from this worker", "job=%s attempt=%d owner=%s",
                      ctx->claim.id, ctx->claim.attempt, ctx->owner);
@@ -539,7 +554,7 @@ static void monitor_jobs(struct worker_pool *pool)
     for (int i = 0; i < pool->n; i++) {
         struct worker *w = &pool->workers[i];
         struct job_ctx *ctx = w->ctx;
-        if (!ctx)
+        if (!ctx || ctx->finishing)
             continue;
         bool hb = mono >= w->heartbeat_due, check = mono >= w->check_due;
         if (!hb && !check)

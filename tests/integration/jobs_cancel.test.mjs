@@ -68,6 +68,19 @@ test('7b: a running job ends cancelled within 2 s (in this process)', async () =
   await cancelRunning('in-process');
 });
 
+test('7b: a blocking call is cut short by the job_on_abort hook', async () => {
+  // The handler blocks in poll(2) on a pipe that only the abort hook writes to: without
+  // the hook it would run its full 30 s and complete.
+  const job = await enqueueOk(srv, { sleep_ms: 30000, block: true });
+  await waitJob(srv, job.id, (j) => j.status === 'running', 10000, 'running');
+  const t0 = Date.now();
+  assert.equal((await cancel(job.id)).status, 202);
+  const end = await waitTerminal(srv, job.id, 5000);
+  assert.equal(end.status, 'cancelled');
+  assert.ok(Date.now() - t0 < 1000, `aborted after ${Date.now() - t0} ms`);
+  assert.deepEqual(readRuns(srv.runLog).filter((x) => x.job === job.id).map((x) => x.outcome), ['stopped']);
+});
+
 test('7b: a running job ends cancelled within 2 s (in another worker process)', async () => {
   const other = await startJobsServer({ REFOLD_WORKERS: '0' });
   try {

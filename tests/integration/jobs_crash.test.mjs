@@ -16,6 +16,7 @@ after(async () => { await srv.stop(); srv.cleanup(); });
 
 // Read the database directly (the server is down): what a crash left behind.
 function sql(query) {
+  if (srv.db.startsWith('postgres')) return execFileSync('psql', [srv.db, '-qAtc', query], { encoding: 'utf8' }).trim();
   return execFileSync('sqlite3', ['-batch', '-noheader', srv.db, query], { encoding: 'utf8' }).trim();
 }
 
