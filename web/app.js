@@ -57,7 +57,7 @@ async function render({ focus = false } = {}) {
     await page(ctx, ...match.slice(1).map(decodeURIComponent));
   } catch (err) {
     if (!ctx.alive() || err.status === 401) return;
-    fill(root, h('h1', null, 'Something went wrong'), errorBox(err),
+    fill(root, h('h1', null, err.status === 404 ? 'Not found' : 'Something went wrong'), errorBox(err),
       h('p', null, h('a', { href: '#/agents' }, 'Back to the agents')));
   }
   if (focus && ctx.alive()) {

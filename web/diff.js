@@ -134,14 +134,18 @@ function sideLines(runs, side) {
   return lines;
 }
 
+// How much of the shorter side survives unchanged (0..1), ignoring spaces.
+// Low means the lines were replaced rather than edited.
 function similarity(runs) {
-  let same = 0, total = 0;
+  let same = 0, del = 0, ins = 0;
   for (const r of runs) {
     const n = r.text.replace(/\s+/g, '').length;
-    total += n;
-    if (r.t === '=') same += 2 * n;
+    if (r.t === '=') same += n;
+    else if (r.t === '-') del += n;
+    else ins += n;
   }
-  return total === 0 ? 1 : same / total;
+  const shorter = Math.min(same + del, same + ins);
+  return shorter === 0 ? 0 : same / shorter;
 }
 
 // Diff two prompt templates. Returns {blocks, stats}: blocks are
@@ -182,7 +186,7 @@ export function diffPrompts(oldText, newText) {
       if (r.t === '+') stats.wordsAdded += words;
       if (r.t === '-') stats.wordsRemoved += words;
     }
-    if (runs && similarity(runs) >= 0.3) {
+    if (runs && similarity(runs) >= 0.4) {
       left = sideLines(runs, '-');
       right = sideLines(runs, '+');
     } else {

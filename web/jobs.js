@@ -332,7 +332,7 @@ export async function jobPage(ctx, id) {
         logList.append(h('li', { class: `log-${d.level || 'info'}` },
           ev.at ? h('span', { class: 'log-time muted' }, new Date(ev.at).toLocaleTimeString()) : null,
           h('span', { class: 'log-level' }, d.level || 'info'), h('span', { class: 'log-msg' }, d.message || JSON.stringify(d))));
-        logList.lastChild.scrollIntoView?.({ block: 'nearest' });
+        logList.scrollTop = logList.scrollHeight; // follow the tail inside the box, not the page
         break;
       case 'retry':
         st.retries.push(d);

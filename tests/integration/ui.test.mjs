@@ -88,6 +88,7 @@ const SUPPORT_V2 = 'You are a friendly, accurate support agent for {{company}}.\
 
 let support, improveBot, reloadBot, failBot, probeAgent;
 let improveAvailable = false;
+let finishedJobHash = null; // a job page to check the layout of, once jobs exist
 let jobsAvailable = false;
 let browser, context, page;
 const external = [];
@@ -418,7 +419,7 @@ test('improvement: a reload in the middle of the job resumes the live view', asy
 
 test('improvement: a failing job shows its error', async (t) => {
   if (needJobs(t)) return;
-  await startImprovement(failBot);
+  const failedId = await startImprovement(failBot);
   const err = page.locator('#job-error');
   await err.waitFor({ timeout: 30000 });
   assert.match(await err.innerText(), /scripted refusal/);
@@ -426,6 +427,7 @@ test('improvement: a failing job shows its error', async (t) => {
   assert.equal(await page.locator('.stage.stage-failed').count(), 1);
   await page.getByRole('button', { name: 'Retry job' }).waitFor();
   await shot(page, 'live-job-failed');
+  finishedJobHash = `#/jobs/${failedId}`;
 });
 
 test('jobs list', async () => {
@@ -457,6 +459,7 @@ test('layout: no horizontal scrolling at 1280 and 390 px', async () => {
     ['#/best-practices', '#builtin-practices'],
     ['#/jobs', 'h1'],
   ];
+  if (finishedJobHash) pages.push([finishedJobHash, '#job-error']);
   for (const width of [1280, 390]) {
     await page.setViewportSize({ width, height: 860 });
     for (const [hash, ready] of pages) {
@@ -469,6 +472,11 @@ test('layout: no horizontal scrolling at 1280 and 390 px', async () => {
   await go(`#/agents/${support.id}`);
   await page.locator('#contradictions table').waitFor();
   await shot(page, 'agent-page-390');
+  if (finishedJobHash) {
+    await go(finishedJobHash);
+    await page.locator('#job-error').waitFor();
+    await shot(page, 'job-page-390');
+  }
   await page.setViewportSize({ width: 1280, height: 900 });
 });
 
@@ -513,6 +521,7 @@ test('keyboard: the main controls are reachable with Tab and show focus', async 
   await page.locator('dialog[open]').getByRole('heading', { name: 'Input' }).waitFor();
   await page.keyboard.press('Escape');
   await page.locator('dialog[open]').waitFor({ state: 'detached' });
+  assert.ok(await page.evaluate(() => document.activeElement.classList.contains('trace-open')), 'focus returns to the row');
 });
 
 test('sign out ends the session', async () => {
