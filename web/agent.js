@@ -115,9 +115,14 @@ async function renderContradictions(ctx, agent, card, kind) {
       });
       return [input, h('label', { for: id }, label, counts[value] !== undefined ? h('span', { class: 'count' }, num(counts[value])) : null)];
     }));
-  const body = h('div', { class: 'contra-body' }, h('p', { class: 'muted small' }, 'Loading…'));
+  // The previous rows stay on screen until the new ones arrive; only the
+  // newest request may fill the card (fast clicks on the filter).
+  const prev = card.querySelector('.contra-body');
+  const body = prev || h('div', { class: 'contra-body' }, h('p', { class: 'muted small' }, 'Loading…'));
+  body.setAttribute('aria-busy', 'true');
+  const ticket = (card.ticket = (card.ticket || 0) + 1);
   const hadFocus = card.contains(document.activeElement) ? document.activeElement.value : null;
-  fill(card, 
+  fill(card,
     h('div', { class: 'card-head' }, h('h2', { id: 'contra-h' }, 'Contradictions')),
     h('p', { class: 'muted small' }, 'Traces where the human rating and the eval disagree, newest rating first. Open a row to see the trace.'),
     filter, body);
@@ -129,9 +134,14 @@ async function renderContradictions(ctx, agent, card, kind) {
   try {
     rows = items(await get(`/v1/agents/${enc(agent.id)}/contradictions?limit=200${kind ? `&kind=${kind}` : ''}`));
   } catch (err) {
+    if (card.ticket !== ticket) return;
+    body.removeAttribute('aria-busy');
     fill(body, errorBox(err, 'Could not load contradictions'));
     return;
   }
+  if (card.ticket !== ticket) return;
+  body.removeAttribute('aria-busy');
+  body.dataset.kind = kind || 'all';
   if (!rows.length) {
     fill(body, empty(kind ? 'No contradictions of this kind.' : 'No contradictions: the evals agree with every human rating.'));
     return;
@@ -146,7 +156,7 @@ async function renderContradictions(ctx, agent, card, kind) {
         excerpt(r.input, 120) || r.trace_id)) },
     { label: 'Rated', cell: (r) => time(r.feedback_at) },
   ];
-  fill(body, 
+  fill(body,
     table(cols, rows, {
       caption: 'Contradictions',
       rowAttrs: (r) => ({ class: 'clickable', 'data-trace-id': r.trace_id, 'data-kind': r.kind, onclick: () => openTrace(r.trace_id, r) }),

@@ -170,7 +170,7 @@ export async function jobPage(ctx, id) {
     stageList.append(li);
   }
 
-  fill(ctx.root, 
+  fill(ctx.root,
     h('div', { class: 'page-head' },
       h('div', null,
         h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/jobs' }, 'Jobs'), ' / '),

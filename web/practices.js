@@ -74,7 +74,7 @@ export async function practicesPage(ctx) {
     });
   }
 
-  fill(ctx.root, 
+  fill(ctx.root,
     h('div', { class: 'page-head' },
       h('div', null, h('h1', null, 'Best practices'),
         h('p', { class: 'muted' }, 'Prompt-engineering advice the improvement job gives the model when it rewrites a prompt: the built-in set and your own, your own first.')),

@@ -141,7 +141,7 @@ async function renderDiff(ctx, agent, version, versions, card) {
   const raw = base && d.unified
     ? h('details', { class: 'raw' }, h('summary', null, 'Unified patch (as served by the API)'), h('pre', { class: 'code' }, d.unified))
     : null;
-  fill(card, 
+  fill(card,
     h('div', { class: 'card-head diff-head' },
       h('h2', { id: 'diff-h' }, 'Changes to the prompt'),
       h('div', { class: 'diff-tools' },

@@ -47,7 +47,7 @@ export function openTrace(traceId, evidence) {
     const steps = Array.isArray(t.steps) && t.steps.length
       ? h('ol', { class: 'steps' }, t.steps.map(stepNode))
       : h('p', { class: 'muted' }, 'No steps recorded.');
-    fill(body, 
+    fill(body,
       meta,
       section('Rating and eval', verdicts),
       section('Input', h('pre', { class: 'text', tabindex: 0 }, t.input)),

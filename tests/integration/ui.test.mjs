@@ -200,18 +200,21 @@ test('agent page: stats, active prompt with variables, versions timeline', async
   await shot(page, 'agent-page');
 });
 
+// Click a kind in the filter and wait until the table shows that kind only.
+async function filterKind(label, kind) {
+  await page.locator('#kind-filter').getByText(label).click();
+  await page.locator(`#contradictions .contra-body[data-kind="${kind}"]:not([aria-busy])`).waitFor();
+  return page.locator('#contradictions tbody tr').evaluateAll((trs) => trs.map((t) => t.dataset.kind));
+}
+
 test('contradictions: filter by kind and open a trace', async () => {
   const rows = page.locator('#contradictions tbody tr');
   assert.equal(await rows.count(), 6);
-  await page.locator('#kind-filter').getByText('Missed failures').click();
-  await page.waitForFunction(() => document.querySelectorAll('#contradictions tbody tr').length === 3);
-  assert.deepEqual([...new Set(await rows.evaluateAll((trs) => trs.map((t) => t.dataset.kind)))], ['missed_failure']);
+  assert.deepEqual(await filterKind('Missed failures', 'missed_failure'), Array(3).fill('missed_failure'));
   assert.match(page.url(), /kind=missed_failure/);
-  await page.locator('#kind-filter').getByText('False alarms').click();
-  await page.waitForFunction(() => [...document.querySelectorAll('#contradictions tbody tr')].every((t) => t.dataset.kind === 'false_alarm'));
-  assert.equal(await rows.count(), 3);
-  await page.locator('#kind-filter').getByText('Missed failures').click();
-  await page.waitForFunction(() => [...document.querySelectorAll('#contradictions tbody tr')].every((t) => t.dataset.kind === 'missed_failure'));
+  assert.deepEqual(await filterKind('False alarms', 'false_alarm'), Array(3).fill('false_alarm'));
+  assert.match(page.url(), /kind=false_alarm/);
+  assert.deepEqual(await filterKind('Missed failures', 'missed_failure'), Array(3).fill('missed_failure'));
 
   // Open a missed failure: a trace the human rated negative and the eval passed.
   const first = rows.first();
@@ -232,8 +235,7 @@ test('contradictions: filter by kind and open a trace', async () => {
   assert.match(text, /missed failure/);
   await page.keyboard.press('Escape');
   await dlg.waitFor({ state: 'detached' });
-  await page.locator('#kind-filter').getByText('All').click();
-  await page.waitForFunction(() => document.querySelectorAll('#contradictions tbody tr').length === 6);
+  assert.equal((await filterKind('All', 'all')).length, 6);
 });
 
 test('candidate review: side-by-side and unified diff with word highlights', async () => {
