@@ -148,9 +148,9 @@ async function renderContradictions(ctx, agent, card, kind) {
   }
   const cols = [
     { label: 'Kind', cell: (r) => badge(r.kind) },
-    { label: 'Human', cell: (r) => h('div', null, badge(r.human_rating, 'rating'), r.note ? h('div', { class: 'small clamp' }, r.note) : null) },
-    { label: 'Eval', cell: (r) => h('div', null, h('span', { class: 'small' }, r.eval_name, ': '), badge(r.predicted_result ? 'pass' : 'fail', 'rating'),
-      r.predicted_reason ? h('div', { class: 'small muted clamp' }, r.predicted_reason) : null) },
+    { label: 'Human', class: 'col-verdict', cell: (r) => h('div', null, badge(r.human_rating, 'rating'), r.note ? h('div', { class: 'small clamp' }, r.note) : null) },
+    { label: 'Eval', class: 'col-verdict', cell: (r) => h('div', null, badge(r.predicted_result ? 'pass' : 'fail', 'rating'), ' ', h('span', { class: 'small muted' }, r.eval_name),
+      r.predicted_reason ? h('div', { class: 'small clamp' }, r.predicted_reason) : null) },
     { label: 'Input', class: 'col-wide', cell: (r) => h('div', null,
       h('button', { type: 'button', class: 'link trace-open', 'aria-label': `Open trace ${r.trace_id}`, onclick: (ev) => { ev.stopPropagation(); openTrace(r.trace_id, r); } },
         excerpt(r.input, 120) || r.trace_id)) },
