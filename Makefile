@@ -5,7 +5,7 @@ ASAN_BUILD ?= build-asan
 JOBS ?= 2
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test test-asan demo bench clean
+.PHONY: all deps build test test-pg test-asan demo bench clean
 
 all: build
 
@@ -19,6 +19,19 @@ build:
 
 test: deps build
 	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS) $(CTEST_ARGS)
+
+# The integration suite again, on PostgreSQL: a throwaway cluster unless
+# REFOLD_TEST_PG_URL names one.
+PG_DIR ?= /tmp/refold-pg-test
+PG_PORT ?= 55433
+test-pg: deps build
+	@if [ -n "$$REFOLD_TEST_PG_URL" ]; then \
+		cd $(BUILD) && ctest --output-on-failure -j$(JOBS) -L integration $(CTEST_ARGS); \
+	else \
+		url=$$(scripts/pg-cluster.sh start $(PG_DIR) $(PG_PORT)) && \
+		(cd $(BUILD) && REFOLD_TEST_PG_URL=$$url ctest --output-on-failure -j$(JOBS) -L integration $(CTEST_ARGS)); \
+		status=$$?; scripts/pg-cluster.sh stop $(PG_DIR); exit $$status; \
+	fi
 
 # The same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 test-asan: deps

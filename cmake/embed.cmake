@@ -1,7 +1,8 @@
 # Turns files into a C table of (path, bytes, length) for core/embed.h.
-# Invoked as: cmake -DOUT=file.c -DBASE=dir -DFILES="rel1,rel2" -P embed.cmake
+# Invoked as: cmake -DOUT=file.c -DBASE=dir -DFILES="rel1|rel2" -P embed.cmake
+# (paths separated by | so the list survives add_custom_command's argument splitting)
 # Paths in the table are relative to BASE, e.g. "web/index.html".
-string(REPLACE "," ";" FILES "${FILES}")
+string(REPLACE "|" ";" FILES "${FILES}")
 set(body "")
 set(table "")
 set(i 0)

@@ -51,16 +51,8 @@ static int64_t env_ms(const char *name, int64_t dflt, int64_t min)
     return n;
 }
 
-/* Strings config_load allocated: they live until exit, and staying reachable from here is
- * what keeps LeakSanitizer from reporting them. Reloading frees the previous ones. */
-static char *owned_url, *owned_key, *owned_default_url;
-
-static const char *keep(char **slot, char *s)
-{
-    free(*slot);
-    *slot = s;
-    return s;
-}
+/* The config file's strings and the derived URL: one set per process. */
+static char file_url[1024], file_key[512], derived_url[600];
 
 void config_load(struct config *cfg)
 {
@@ -76,10 +68,13 @@ void config_load(struct config *cfg)
     if (json_is_object(file)) {
         const char *url = json_string_value(json_object_get(file, "url"));
         const char *key = json_string_value(json_object_get(file, "api_key"));
-        if (url)
-            cfg->url = keep(&owned_url, xstrdup(url));
+        if (url) {
+            snprintf(file_url, sizeof file_url, "%s", url);
+            cfg->url = file_url;
+        }
         if (key) {
-            cfg->api_key = keep(&owned_key, xstrdup(key));
+            snprintf(file_key, sizeof file_key, "%s", key);
+            cfg->api_key = file_key;
             cfg->api_key_from_file = true;
         }
     }
@@ -101,8 +96,10 @@ void config_load(struct config *cfg)
         cfg->api_key = env("REFOLD_API_KEY");
         cfg->api_key_from_file = false;
     }
-    if (!cfg->url)
-        cfg->url = keep(&owned_default_url, xasprintf("http://%s", cfg->listen));
+    if (!cfg->url) {
+        snprintf(derived_url, sizeof derived_url, "http://%s", cfg->listen);
+        cfg->url = derived_url;
+    }
     log_set_level(cfg->log);
 
     cfg->lease_ms = env_ms("REFOLD_LEASE_MS", 30000, 1);

@@ -10,6 +10,9 @@
 #include "core/banned.h"
 
 static enum rf_status vfail(struct rf_err *err, enum rf_status code, const char *field,
+                            const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
+
+static enum rf_status vfail(struct rf_err *err, enum rf_status code, const char *field,
                             const char *fmt, va_list ap)
 {
     if (!err)

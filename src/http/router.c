@@ -80,6 +80,8 @@ static bool match(const char *pattern, const char *path, char *buf, const char *
     const char *p = pattern, *s = path;
     char *o = buf;
     *nparams = 0;
+    for (int i = 0; i < HTTP_MAX_PARAMS; i++)
+        params[i] = NULL;
     while (*p && *s) {
         if (*p == '{') {
             const char *end = strchr(s, '/');
@@ -107,7 +109,7 @@ enum route_match router_match(const char *method, const char *path, struct req *
 {
     size_t n = strlen(path);
     char *buf = xmalloc(n + HTTP_MAX_PARAMS + 1);
-    const char *params[HTTP_MAX_PARAMS];
+    const char *params[HTTP_MAX_PARAMS] = {0};
     int nparams;
     bool path_seen = false;
     size_t used = 0;

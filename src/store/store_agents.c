@@ -83,6 +83,11 @@ static const char *SQL_VERSION_DECIDE =
     "UPDATE agent_versions SET status = ?, decided_at = ?, review_note = COALESCE(?, review_note) "
     "WHERE id = ?";
 
+const char *store_stats_sql(void)
+{
+    return SQL_STATS_GET;
+}
+
 static json_t *agent_from_row(struct db_stmt *s)
 {
     json_t *a = json_object();

@@ -10,6 +10,8 @@
  * the number of feedback rows visited before `limit` contradictions are found.
  * tests/unit/test_store.c checks the plan with EXPLAIN QUERY PLAN.
  */
+#include <string.h>
+
 #include "core/jsonx.h"
 #include "store/store_internal.h"
 #include "core/banned.h"
@@ -25,6 +27,15 @@ static const char *SQL_CONTRADICTIONS =
     "AND e.id = x.eval_id AND t.id = f.trace_id "
     "ORDER BY f.updated_at DESC, f.trace_id DESC LIMIT ?";
 static const char *SQL_AGENT_IN_WS = "SELECT 1 FROM agents WHERE id = ? AND workspace_id = ?";
+
+const char *store_query_sql(const char *name)
+{
+    if (strcmp(name, "contradictions") == 0)
+        return SQL_CONTRADICTIONS;
+    if (strcmp(name, "agent_stats") == 0)
+        return store_stats_sql();
+    return NULL;
+}
 
 enum rf_status store_contradictions(struct store *st, const char *ws, const char *agent_id,
                                     const char *kind, int limit, json_t **out,

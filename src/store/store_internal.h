@@ -49,4 +49,10 @@ enum rf_status stats_add(struct db *db, const char *agent_id, int64_t traces, in
 enum rf_status trace_resolve(struct db *db, const char *ws, const struct trace_ref *ref,
                              char trace_id[ID_MAX], char agent_id[ID_MAX], struct rf_err *err);
 
+/* The SQL text of a named query, for plan checks in tests: "contradictions",
+ * "agent_stats". NULL for unknown names. */
+const char *store_query_sql(const char *name);
+/* The agent stats query (store_agents.c). */
+const char *store_stats_sql(void);
+
 #endif

@@ -76,6 +76,7 @@ test('10 (control): without keep-alive comments dead suspended streams stay open
   // Shutdown still ends every stream before stopping the daemon, and exits cleanly.
   const t0 = Date.now();
   const exit = await slow.stop();
+  slow.expectExit = true; // stopped here: the after() hook's stop() finds it gone
   assert.equal(exit.code, 0);
   assert.ok(Date.now() - t0 < 5000, `stopped in ${Date.now() - t0} ms`);
   assert.doesNotMatch(slow.logs, /still open at shutdown/);

@@ -9,7 +9,7 @@
 //
 // REFOLD_BIN and REFOLD_SOURCE_DIR come from CTest; REFOLD_TEST_DB may name a
 // postgres:// URL base to run the same tests on PostgreSQL.
-import { spawn, execFile } from 'node:child_process';
+import { spawn, execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, existsSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,6 +34,14 @@ export async function freshDatabase(dir) {
   const u = new URL(pg);
   u.pathname = '/' + name;
   return u.toString();
+}
+
+// Drop a database made by freshDatabase (PostgreSQL only).
+export function dropDatabase(url) {
+  const pg = process.env.REFOLD_TEST_PG_URL;
+  const name = new URL(url).pathname.slice(1);
+  if (!pg || !/^refold_t[0-9_]+$/.test(name)) return;
+  try { execFileSync('psql', [pg, '-qAtc', `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`]); } catch { /* ignore */ }
 }
 
 // Run the CLI; resolves {code, stdout, stderr} (never rejects on exit status).
@@ -121,11 +129,22 @@ export class Server {
     return { status: res.status, headers: res.headers, json, text };
   }
 
-  // Graceful stop (SIGTERM) and wait for exit.
+  // Graceful stop (SIGTERM) and wait for exit. A server that died on its own, or
+  // whose log shows a sanitizer report, fails the test run loudly.
   async stop(signal = 'SIGTERM') {
-    if (!this.child || this.child.exitCode !== null || this.child.signalCode) return this.exited;
-    this.child.kill(signal);
-    return this.exited;
+    if (!this.child) return undefined;
+    const died = this.child.exitCode !== null || this.child.signalCode;
+    if (!died) this.child.kill(signal);
+    const result = await this.exited;
+    if (/ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/.test(this.logs)) {
+      process.stderr.write(this.logs);
+      throw new Error('the server reported a sanitizer error (log above)');
+    }
+    if (died && signal === 'SIGTERM' && !this.expectExit) {
+      process.stderr.write(this.logs);
+      throw new Error(`the server exited unexpectedly: ${JSON.stringify(result)}`);
+    }
+    return result;
   }
 
   async restart() {
@@ -135,6 +154,7 @@ export class Server {
 
   cleanup() {
     try { rmSync(this.dir, { recursive: true, force: true }); } catch { /* ignore */ }
+    if (this.db && this.db.startsWith('postgres') && !this.opts.db) dropDatabase(this.db);
   }
 }
 

@@ -1,6 +1,302 @@
+/*
+ * test_core - unit tests of the core helpers: ULIDs, template variables, the
+ * line diff, JSON helpers, key hashing, buffers and timestamps.
+ */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include <cmocka.h>
-static void test_core_placeholder(void **state) { (void)state; assert_true(1); }
-int main(void) { const struct CMUnitTest t[] = { cmocka_unit_test(test_core_placeholder) }; return cmocka_run_group_tests(t, NULL, NULL); }
+
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/crypto.h"
+#include "core/diff.h"
+#include "core/jsonx.h"
+#include "core/template.h"
+#include "core/ulid.h"
+
+static void test_ulid_format(void **state)
+{
+    (void)state;
+    char id[ID_MAX];
+    id_new("agent_", id);
+    assert_int_equal(strlen(id), 6 + ULID_LEN);
+    assert_true(id_valid("agent_", id));
+    assert_false(id_valid("trace_", id));
+    /* Crockford base32 only: no I, L, O, U. */
+    for (const char *p = id + 6; *p; p++)
+        assert_non_null(strchr("0123456789ABCDEFGHJKMNPQRSTVWXYZ", *p));
+    assert_false(id_valid("agent_", "agent_01ARZ3NDEKTSV4RRFFQ69G5FAV0")); /* 27 chars */
+    assert_false(id_valid("agent_", "agent_01ARZ3NDEKTSV4RRFFQ69G5FAI"));  /* I */
+    assert_false(id_valid("agent_", "agent_81ARZ3NDEKTSV4RRFFQ69G5FAV"));  /* > 48 bits */
+}
+
+static void test_ulid_order_and_time(void **state)
+{
+    (void)state;
+    char prev[ID_MAX], cur[ID_MAX];
+    int64_t before = clock_now_ms();
+    ulid_new(prev);
+    for (int i = 0; i < 100000; i++) {
+        ulid_new(cur);
+        assert_true(strcmp(prev, cur) < 0); /* strictly increasing, also within a millisecond */
+        memcpy(prev, cur, sizeof cur);
+    }
+    int64_t t = ulid_time_ms(cur), after = clock_now_ms();
+    assert_true(t >= before && t <= after + 1);
+}
+
+static void assert_vars(const char *tmpl, const char *expected_json)
+{
+    json_t *got = template_variables(tmpl);
+    char *text = jx_dump(got);
+    assert_string_equal(text, expected_json);
+    free(text);
+    json_decref(got);
+}
+
+static void test_template_variables(void **state)
+{
+    (void)state;
+    assert_vars("Hello {{name}}, reply in {{ language }}.", "[\"name\",\"language\"]");
+    assert_vars("{{a}} {{a}} {{ a }} {{b.c}} {{_x1}}", "[\"a\",\"b.c\",\"_x1\"]");
+    assert_vars("{{\tname\n}}", "[\"name\"]");
+    assert_vars("no vars here", "[]");
+    assert_vars("{{}} {{ }} {{1x}} {{a b}} {{a-b}} {name} {{unclosed", "[]");
+    assert_vars("{{{x}}}", "[\"x\"]");
+    assert_vars("{{ {{y}} }}", "[\"y\"]");
+    assert_vars("", "[]");
+}
+
+static void test_template_sets(void **state)
+{
+    (void)state;
+    json_t *a = json_pack("[s, s]", "x", "y"), *b = json_pack("[s, s, s]", "y", "x", "x");
+    json_t *c = json_pack("[s]", "x");
+    assert_true(template_same_set(a, b));
+    assert_false(template_same_set(a, c));
+    json_t *missing = template_missing(a, c);
+    char *text = jx_dump(missing);
+    assert_string_equal(text, "[\"y\"]");
+    free(text);
+    json_decref(missing);
+    json_decref(a);
+    json_decref(b);
+    json_decref(c);
+}
+
+static void assert_diff(const char *a, const char *b, const char *expected, int added,
+                        int removed)
+{
+    struct diff_result d;
+    diff_lines(a, b, "a", "b", &d);
+    assert_string_equal(d.unified, expected);
+    assert_int_equal(d.added, added);
+    assert_int_equal(d.removed, removed);
+    free(d.unified);
+}
+
+static void test_diff_basic(void **state)
+{
+    (void)state;
+    assert_diff("same\n", "same\n", "", 0, 0);
+    assert_diff("a\nb\nc\n", "a\nB\nc\n", "--- a\n+++ b\n@@ -1,3 +1,3 @@\n a\n-b\n+B\n c\n", 1, 1);
+    assert_diff("", "new\n", "--- a\n+++ b\n@@ -0,0 +1 @@\n+new\n", 1, 0);
+    assert_diff("old\n", "", "--- a\n+++ b\n@@ -1 +0,0 @@\n-old\n", 0, 1);
+    assert_diff("x", "x\n", "--- a\n+++ b\n@@ -1 +1 @@\n-x\n\\ No newline at end of file\n+x\n",
+                1, 1);
+}
+
+static void test_diff_hunks_and_context(void **state)
+{
+    (void)state;
+    /* Two changes 10 lines apart make two hunks with 3 lines of context each. */
+    char a[512] = "", b[512] = "";
+    for (int i = 1; i <= 20; i++) {
+        char line[16];
+        snprintf(line, sizeof line, "l%d\n", i);
+        strncat(a, line, sizeof a - strlen(a) - 1);
+        if (i == 2)
+            strncat(b, "L2\n", sizeof b - strlen(b) - 1);
+        else if (i == 15)
+            strncat(b, "L15\n", sizeof b - strlen(b) - 1);
+        else
+            strncat(b, line, sizeof b - strlen(b) - 1);
+    }
+    assert_diff(a, b,
+                "--- a\n+++ b\n@@ -1,5 +1,5 @@\n l1\n-l2\n+L2\n l3\n l4\n l5\n"
+                "@@ -12,7 +12,7 @@\n l12\n l13\n l14\n-l15\n+L15\n l16\n l17\n l18\n",
+                2, 2);
+}
+
+static void test_diff_applies(void **state)
+{
+    (void)state;
+    /* Property: replaying the unified diff on a yields b (random edits, 200 trials). */
+    srand(7);
+    for (int trial = 0; trial < 200; trial++) {
+        char a[4096] = "", b[4096] = "";
+        int n = rand() % 30;
+        for (int i = 0; i < n; i++) {
+            char line[16];
+            snprintf(line, sizeof line, "w%d\n", rand() % 6);
+            strncat(a, line, sizeof a - strlen(a) - 1);
+            int r = rand() % 4;
+            if (r == 0)
+                continue; /* deleted */
+            if (r == 1) {
+                snprintf(line, sizeof line, "n%d\n", rand() % 6);
+                strncat(b, line, sizeof b - strlen(b) - 1);
+            }
+            snprintf(line, sizeof line, "w%d\n", rand() % 6);
+            strncat(b, r == 3 ? line : "", sizeof b - strlen(b) - 1);
+        }
+        struct diff_result d;
+        diff_lines(a, b, "a", "b", &d);
+        /* Apply: walk a's lines, following hunks. */
+        char out[8192] = "";
+        const char *ap = a;
+        int aline = 1;
+        const char *p = strstr(d.unified, "@@");
+        while (p) {
+            int as, ac = 1, bs, bc = 1;
+            if (sscanf(p, "@@ -%d,%d +%d,%d @@", &as, &ac, &bs, &bc) < 2) {
+                sscanf(p, "@@ -%d +%d", &as, &bs);
+                const char *c1 = strchr(p + 3, ',');
+                const char *sp = strchr(p + 3, ' ');
+                ac = (c1 && c1 < sp) ? atoi(c1 + 1) : 1;
+            }
+            int start = ac == 0 ? as + 1 : as;
+            while (aline < start) {
+                const char *e = strchr(ap, '\n');
+                strncat(out, ap, (size_t)(e - ap + 1));
+                ap = e + 1;
+                aline++;
+            }
+            const char *l = strchr(p, '\n') + 1;
+            while (*l && strncmp(l, "@@", 2) != 0) {
+                const char *e = strchr(l, '\n');
+                if (*l == ' ' || *l == '-') {
+                    if (*l == ' ')
+                        strncat(out, l + 1, (size_t)(e - l));
+                    ap = strchr(ap, '\n') + 1;
+                    aline++;
+                } else if (*l == '+') {
+                    strncat(out, l + 1, (size_t)(e - l));
+                }
+                l = e + 1;
+            }
+            p = *l ? l : NULL;
+        }
+        strncat(out, ap, sizeof out - strlen(out) - 1);
+        assert_string_equal(out, b);
+        free(d.unified);
+    }
+}
+
+static void test_jsonx_fields(void **state)
+{
+    (void)state;
+    json_t *o = NULL;
+    struct rf_err err;
+    assert_int_equal(jx_parse("{\"a\": 1,", 8, &o, &err), RF_INVALID);
+    assert_non_null(strstr(err.message, "malformed JSON"));
+    assert_int_equal(jx_parse("{\"a\":1,\"a\":2}", 13, &o, &err), RF_INVALID); /* duplicate */
+    const char *doc = "{\"name\":\"héllo\",\"n\":5,\"b\":true,\"z\":null,\"e\":\"\"}";
+    assert_int_equal(jx_parse(doc, strlen(doc), &o, &err), RF_OK);
+    const char *s;
+    assert_int_equal(jx_string(o, "name", JX_REQUIRED, 5, false, &s, &err), RF_OK);
+    assert_string_equal(s, "héllo"); /* 5 characters, 6 bytes */
+    assert_int_equal(jx_string(o, "name", JX_REQUIRED, 4, false, &s, &err), RF_INVALID);
+    assert_string_equal(err.field, "name");
+    assert_int_equal(jx_string(o, "missing", JX_REQUIRED, 0, false, &s, &err), RF_INVALID);
+    assert_string_equal(err.field, "missing");
+    assert_int_equal(jx_string(o, "missing", JX_OPTIONAL, 0, false, &s, &err), RF_OK);
+    assert_null(s);
+    assert_int_equal(jx_string(o, "z", JX_NULLABLE, 0, false, &s, &err), RF_OK);
+    assert_null(s);
+    assert_int_equal(jx_string(o, "z", JX_OPTIONAL, 0, false, &s, &err), RF_INVALID);
+    assert_int_equal(jx_string(o, "e", JX_OPTIONAL, 0, false, &s, &err), RF_INVALID);
+    assert_int_equal(jx_string(o, "n", JX_OPTIONAL, 0, false, &s, &err), RF_INVALID);
+    int64_t n;
+    bool present;
+    assert_int_equal(jx_int(o, "n", JX_REQUIRED, 1, 5, &n, &present, &err), RF_OK);
+    assert_true(present);
+    assert_int_equal(n, 5);
+    assert_int_equal(jx_int(o, "n", JX_REQUIRED, 1, 4, &n, &present, &err), RF_INVALID);
+    bool b;
+    assert_int_equal(jx_bool(o, "b", JX_REQUIRED, &b, NULL, &err), RF_OK);
+    assert_true(b);
+    assert_int_equal(jx_bool(o, "n", JX_REQUIRED, &b, NULL, &err), RF_INVALID);
+    json_decref(o);
+    /* A string with an embedded NUL is rejected at parse time. */
+    assert_int_equal(jx_parse("{\"s\":\"a\\u0000b\"}", 16, &o, &err), RF_INVALID);
+}
+
+static void test_key_hashing(void **state)
+{
+    (void)state;
+    char hex[SHA256_HEX_LEN + 1];
+    crypto_sha256_hex("abc", 3, hex);
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    crypto_sha256_hex("", 0, hex);
+    assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+static void test_buf_cap(void **state)
+{
+    (void)state;
+    struct buf b;
+    buf_init(&b, 10);
+    assert_int_equal(buf_puts(&b, "hello"), RF_OK);
+    assert_int_equal(buf_printf(&b, "%s", "world"), RF_OK);
+    assert_int_equal(buf_putc(&b, '!'), RF_TOO_LARGE);
+    assert_string_equal(buf_str(&b), "helloworld");
+    buf_consume(&b, 5);
+    assert_string_equal(buf_str(&b), "world");
+    char *s = buf_detach(&b, NULL);
+    assert_string_equal(s, "world");
+    free(s);
+    assert_int_equal(b.len, 0);
+    buf_release(&b);
+}
+
+static void test_clock_rfc3339(void **state)
+{
+    (void)state;
+    char out[RFC3339_LEN];
+    clock_format(1795685853123LL, out);
+    assert_string_equal(out, "2026-11-26T09:37:33.123Z");
+    int64_t ms;
+    assert_true(clock_parse("2026-11-26T09:37:33.123Z", &ms));
+    assert_int_equal(ms, 1795685853123LL);
+    assert_true(clock_parse("2026-11-26T10:37:33.1+01:00", &ms));
+    assert_int_equal(ms, 1795685853100LL);
+    assert_true(clock_parse("2026-11-26T09:37:33Z", &ms));
+    assert_false(clock_parse("2026-11-26", &ms));
+    assert_false(clock_parse("2026-13-26T09:37:33Z", &ms));
+    assert_false(clock_parse("2026-11-26T09:37:33", &ms));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ulid_format),
+        cmocka_unit_test(test_ulid_order_and_time),
+        cmocka_unit_test(test_template_variables),
+        cmocka_unit_test(test_template_sets),
+        cmocka_unit_test(test_diff_basic),
+        cmocka_unit_test(test_diff_hunks_and_context),
+        cmocka_unit_test(test_diff_applies),
+        cmocka_unit_test(test_jsonx_fields),
+        cmocka_unit_test(test_key_hashing),
+        cmocka_unit_test(test_buf_cap),
+        cmocka_unit_test(test_clock_rfc3339),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

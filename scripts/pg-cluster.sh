@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL 15 cluster for tests, run as the unprivileged
+# `postgres` user (initdb refuses root) on a local port with a socket in /tmp.
+#
+#   scripts/pg-cluster.sh start DIR PORT   # prints the postgres:// URL
+#   scripts/pg-cluster.sh stop DIR
+set -euo pipefail
+cmd=${1:?start|stop}
+dir=${2:?directory}
+bin=/usr/lib/postgresql/15/bin
+as_pg() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+case "$cmd" in
+start)
+  port=${3:-55432}
+  mkdir -p "$dir"
+  [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    as_pg "$bin/initdb" -D "$dir/data" -A trust -U postgres >/dev/null
+  fi
+  as_pg "$bin/pg_ctl" -D "$dir/data" -w -l "$dir/log" \
+    -o "-p $port -k /tmp -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c synchronous_commit=off" \
+    start >/dev/null
+  echo "postgres://postgres@127.0.0.1:$port/postgres"
+  ;;
+stop)
+  as_pg "$bin/pg_ctl" -D "$dir/data" -m fast stop >/dev/null 2>&1 || true
+  ;;
+*)
+  echo "usage: $0 start DIR PORT | stop DIR" >&2
+  exit 2
+  ;;
+esac

@@ -1,0 +1,182 @@
+/*
+ * evidence - see evidence.h. Lengths are counted in UTF-8 characters; cuts
+ * happen on character boundaries.
+ */
+#include "improve/evidence.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/buf.h"
+#include "core/crypto.h"
+#include "core/jsonx.h"
+#include "core/xalloc.h"
+#include "core/banned.h"
+
+void evidence_fence(char *out)
+{
+    unsigned char rnd[8];
+    crypto_random(rnd, sizeof rnd);
+    int n = snprintf(out, FENCE_MAX, "trace-data-");
+    for (size_t i = 0; i < sizeof rnd; i++)
+        n += snprintf(out + n, (size_t)(FENCE_MAX - n), "%02x", rnd[i]);
+}
+
+/* Byte offset of character index `chars` in s (or its length). */
+static size_t byte_offset(const char *s, size_t chars)
+{
+    size_t i = 0, c = 0;
+    while (s[i]) {
+        if (((unsigned char)s[i] & 0xC0) != 0x80) {
+            if (c == chars)
+                return i;
+            c++;
+        }
+        i++;
+    }
+    return i;
+}
+
+char *evidence_cut(const char *text, size_t max)
+{
+    size_t n = jx_utf8_len(text);
+    if (n <= max)
+        return xstrdup(text);
+    char marker[96];
+    size_t mlen = 0;
+    /* The marker's length depends on the number it carries: settle it in two passes. */
+    for (int pass = 0; pass < 2; pass++) {
+        size_t keep = max > mlen ? max - mlen : 0;
+        snprintf(marker, sizeof marker, "\n[… %zu characters omitted …]\n", n - keep);
+        mlen = jx_utf8_len(marker);
+    }
+    if (max < mlen + 16) /* too small for a marker: a plain head */
+        return xstrndup(text, byte_offset(text, max));
+    size_t keep = max - mlen;
+    snprintf(marker, sizeof marker, "\n[… %zu characters omitted …]\n", n - keep);
+    size_t head = keep * 2 / 3, tail = keep - head;
+    size_t hb = byte_offset(text, head), tb = byte_offset(text, n - tail);
+    struct buf b;
+    buf_init(&b, BUF_UNLIMITED);
+    buf_append(&b, text, hb);
+    buf_puts(&b, marker);
+    buf_puts(&b, text + tb);
+    return buf_detach(&b, NULL);
+}
+
+char *evidence_defuse(const char *text)
+{
+    struct buf b;
+    buf_init(&b, BUF_UNLIMITED);
+    for (const char *p = text; *p; p++) {
+        if (*p == '<') {
+            const char *q = p + 1;
+            if (*q == '/')
+                q++;
+            while (*q == ' ' || *q == '\t')
+                q++;
+            if (strncasecmp(q, "trace-data", 10) == 0) {
+                buf_puts(&b, "&lt;");
+                continue;
+            }
+        }
+        buf_putc(&b, *p);
+    }
+    return buf_detach(&b, NULL);
+}
+
+/* Water-filling: give each of n fields min(its length, a fair share of what is left). */
+static void allocate(const size_t *len, size_t *alloc, int n, size_t budget)
+{
+    int order[4] = {0, 1, 2, 3};
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++)
+            if (len[order[j]] < len[order[i]]) {
+                int t = order[i];
+                order[i] = order[j];
+                order[j] = t;
+            }
+    size_t left = budget;
+    for (int k = 0; k < n; k++) {
+        size_t share = left / (size_t)(n - k);
+        size_t a = len[order[k]] < share ? len[order[k]] : share;
+        alloc[order[k]] = a;
+        left -= a;
+    }
+}
+
+static void fenced(struct buf *b, const char *fence, const char *text, size_t max, bool block,
+                   size_t *used)
+{
+    char *defused = evidence_defuse(text ? text : "");
+    char *cut = evidence_cut(defused, max);
+    *used += jx_utf8_len(cut);
+    if (block)
+        buf_printf(b, "<%s>\n%s\n</%s>\n", fence, cut, fence);
+    else
+        buf_printf(b, "<%s>%s</%s>\n", fence, cut, fence);
+    free(cut);
+    free(defused);
+}
+
+void evidence_build(const json_t *rows, size_t budget, const char *fence, struct evidence *out)
+{
+    struct buf sec[2]; /* 0: missed failures, 1: false alarms */
+    buf_init(&sec[0], BUF_UNLIMITED);
+    buf_init(&sec[1], BUF_UNLIMITED);
+    memset(out, 0, sizeof *out);
+    size_t n = json_array_size(rows), left = budget;
+    int count[2] = {0, 0};
+    for (size_t i = 0; i < n; i++) {
+        const json_t *c = json_array_get(rows, i);
+        bool missed = strcmp(json_string_value(json_object_get(c, "kind")), "missed_failure") == 0;
+        struct buf *b = &sec[missed ? 0 : 1];
+        const char *fields[4] = {
+            json_string_value(json_object_get(c, "input")),
+            json_string_value(json_object_get(c, "output")),
+            json_string_value(json_object_get(c, "note")),
+            json_string_value(json_object_get(c, "predicted_reason")),
+        };
+        size_t len[4], alloc[4];
+        for (int k = 0; k < 4; k++)
+            len[k] = fields[k] ? jx_utf8_len(fields[k]) : 0;
+        allocate(len, alloc, 4, left / (n - i));
+        count[missed ? 0 : 1]++;
+        size_t used = 0;
+        buf_printf(b, "### Case %d: eval \"%s\" judged the output %s; the human rated it %s\n",
+                   count[missed ? 0 : 1], json_string_value(json_object_get(c, "eval_name")),
+                   missed ? "good" : "bad", missed ? "negative" : "positive");
+        buf_puts(b, "Human note: ");
+        if (fields[2])
+            fenced(b, fence, fields[2], alloc[2], false, &used);
+        else
+            buf_puts(b, "(none)\n");
+        buf_puts(b, "Eval reason: ");
+        if (fields[3])
+            fenced(b, fence, fields[3], alloc[3], false, &used);
+        else
+            buf_puts(b, "(none)\n");
+        buf_puts(b, "Input:\n");
+        fenced(b, fence, fields[0], alloc[0], true, &used);
+        buf_puts(b, "Output:\n");
+        fenced(b, fence, fields[1], alloc[1], true, &used);
+        buf_putc(b, '\n');
+        left -= used < left ? used : left;
+        out->trace_chars += used;
+    }
+    out->missed_count = count[0];
+    out->false_alarm_count = count[1];
+    out->missed_failures = count[0] ? buf_detach(&sec[0], NULL) : xstrdup("(none)\n");
+    out->false_alarms = count[1] ? buf_detach(&sec[1], NULL) : xstrdup("(none)\n");
+    buf_release(&sec[0]);
+    buf_release(&sec[1]);
+}
+
+void evidence_release(struct evidence *ev)
+{
+    free(ev->missed_failures);
+    free(ev->false_alarms);
+    ev->missed_failures = ev->false_alarms = NULL;
+}

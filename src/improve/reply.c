@@ -1,0 +1,241 @@
+/*
+ * reply - see reply.h.
+ */
+#include "improve/reply.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/template.h"
+#include "core/xalloc.h"
+#include "core/banned.h"
+
+static json_t *parse_object(const char *s, size_t len)
+{
+    json_t *v = json_loadb(s, len, 0, NULL);
+    if (json_is_object(v))
+        return v;
+    json_decref(v);
+    return NULL;
+}
+
+/* The first balanced {...} starting at or after p that parses as an object. */
+static json_t *balanced(const char *p)
+{
+    for (const char *start = strchr(p, '{'); start; start = strchr(start + 1, '{')) {
+        int depth = 0;
+        bool in_str = false, esc = false;
+        for (const char *q = start; *q; q++) {
+            char c = *q;
+            if (in_str) {
+                if (esc)
+                    esc = false;
+                else if (c == '\\')
+                    esc = true;
+                else if (c == '"')
+                    in_str = false;
+                continue;
+            }
+            if (c == '"')
+                in_str = true;
+            else if (c == '{')
+                depth++;
+            else if (c == '}' && --depth == 0) {
+                json_t *v = parse_object(start, (size_t)(q - start + 1));
+                if (v)
+                    return v;
+                break;
+            }
+        }
+    }
+    return NULL;
+}
+
+json_t *reply_extract_object(const char *text)
+{
+    if (!text)
+        return NULL;
+    json_t *v = parse_object(text, strlen(text));
+    if (v)
+        return v;
+    /* Fenced code blocks: ```json ... ``` or ``` ... ```. */
+    for (const char *f = strstr(text, "```"); f; f = strstr(f, "```")) {
+        const char *body = strchr(f + 3, '\n');
+        if (!body)
+            break;
+        body++;
+        const char *end = strstr(body, "```");
+        if (!end)
+            break;
+        v = parse_object(body, (size_t)(end - body));
+        if (v)
+            return v;
+        f = end + 3;
+    }
+    return balanced(text);
+}
+
+static char *trimmed(const char *s)
+{
+    while (*s == ' ' || *s == '\n' || *s == '\r' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == '\t'))
+        n--;
+    return xstrndup(s, n);
+}
+
+void reply_analysis(const char *text, struct analysis *out)
+{
+    memset(out, 0, sizeof *out);
+    json_t *obj = reply_extract_object(text);
+    json_t *patterns = json_object_get(obj, "failure_patterns");
+    const char *summary = json_string_value(json_object_get(obj, "summary"));
+    if (json_is_array(patterns)) {
+        out->failure_patterns = json_array();
+        size_t i;
+        json_t *p;
+        json_array_foreach(patterns, i, p)
+        {
+            if (json_is_string(p) && json_string_length(p) > 0)
+                json_array_append(out->failure_patterns, p);
+        }
+        if (json_array_size(out->failure_patterns) > 0 || summary) {
+            out->summary = summary ? xstrdup(summary) : xstrdup("");
+            out->from_json = true;
+            json_decref(obj);
+            return;
+        }
+        json_decref(out->failure_patterns);
+    }
+    json_decref(obj);
+    /* Not the JSON we asked for: the whole text is both the pattern and the summary. */
+    char *t = trimmed(text ? text : "");
+    out->failure_patterns = json_array();
+    if (*t)
+        json_array_append_new(out->failure_patterns, json_string(t));
+    out->summary = t;
+    out->from_json = false;
+}
+
+void reply_analysis_release(struct analysis *a)
+{
+    json_decref(a->failure_patterns);
+    free(a->summary);
+    a->failure_patterns = NULL;
+    a->summary = NULL;
+}
+
+static void reason(json_t *reasons, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void reason(json_t *reasons, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_array_append_new(reasons, json_string(msg));
+}
+
+/* "{{a}}, {{b}}" for an array of names. */
+static char *braced(const json_t *names)
+{
+    struct buf b;
+    buf_init(&b, BUF_UNLIMITED);
+    size_t i;
+    json_t *n;
+    json_array_foreach(names, i, n)
+    buf_printf(&b, "%s{{%s}}", i ? ", " : "", json_string_value(n));
+    return buf_detach(&b, NULL);
+}
+
+static const char *string_field(const json_t *obj, const char *key, json_t *reasons)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (!v)
+        reason(reasons, "the field \"%s\" is missing", key);
+    else if (!json_is_string(v))
+        reason(reasons, "the field \"%s\" must be a string", key);
+    else if (json_string_length(v) == 0)
+        reason(reasons, "the field \"%s\" is empty", key);
+    else
+        return json_string_value(v);
+    return NULL;
+}
+
+bool reply_rewrite(const char *text, const char *stop_reason, const json_t *variables,
+                   const char *current_prompt, struct rewrite *out)
+{
+    memset(out, 0, sizeof *out);
+    out->reasons = json_array();
+    if (stop_reason && strcmp(stop_reason, "max_tokens") == 0)
+        reason(out->reasons, "the reply was cut off at the output token limit "
+                             "(stop_reason max_tokens); answer more briefly");
+    out->obj = reply_extract_object(text);
+    if (!out->obj) {
+        reason(out->reasons, "the reply does not contain a JSON object");
+        return false;
+    }
+    const char *prompt = string_field(out->obj, "improved_prompt", out->reasons);
+    const char *reasoning = string_field(out->obj, "reasoning", out->reasons);
+    const json_t *changes = json_object_get(out->obj, "changes");
+    if (!changes) {
+        reason(out->reasons, "the field \"changes\" is missing");
+    } else if (!json_is_array(changes)) {
+        reason(out->reasons, "the field \"changes\" must be an array of strings");
+    } else if (json_array_size(changes) == 0) {
+        reason(out->reasons, "the field \"changes\" is empty");
+    } else {
+        size_t i;
+        json_t *c;
+        json_array_foreach(changes, i, c)
+        {
+            if (!json_is_string(c) || json_string_length(c) == 0) {
+                reason(out->reasons, "every entry of \"changes\" must be a non-empty string");
+                break;
+            }
+        }
+    }
+    if (prompt) {
+        json_t *found = template_variables(prompt);
+        json_t *missing = template_missing(variables, found);
+        json_t *extra = template_missing(found, variables);
+        if (json_array_size(missing)) {
+            char *s = braced(missing);
+            reason(out->reasons, "improved_prompt lost the template variables %s: keep every one",
+                   s);
+            free(s);
+        }
+        if (json_array_size(extra)) {
+            char *s = braced(extra);
+            reason(out->reasons, "improved_prompt adds template variables that do not exist: %s",
+                   s);
+            free(s);
+        }
+        json_decref(found);
+        json_decref(missing);
+        json_decref(extra);
+        char *a = trimmed(prompt), *b = trimmed(current_prompt ? current_prompt : "");
+        if (strcmp(a, b) == 0)
+            reason(out->reasons, "improved_prompt is identical to the current prompt");
+        free(a);
+        free(b);
+    }
+    if (json_array_size(out->reasons) > 0)
+        return false;
+    out->improved_prompt = prompt;
+    out->changes = changes;
+    out->reasoning = reasoning;
+    return true;
+}
+
+void reply_rewrite_release(struct rewrite *r)
+{
+    json_decref(r->obj);
+    json_decref(r->reasons);
+    memset(r, 0, sizeof *r);
+}

@@ -1,0 +1,44 @@
+/*
+ * reply - reading the LLM's answers (SPEC §7 steps 3 and 6).
+ *
+ * A reply is parsed as JSON, else from a fenced code block, else from the
+ * first balanced {…} object in the text. The analysis falls back to the
+ * whole text when no object is found; the rewrite is validated strictly and
+ * every problem is named, so a repair turn can ask for all fixes at once.
+ * Stateless.
+ */
+#ifndef REFOLD_IMPROVE_REPLY_H
+#define REFOLD_IMPROVE_REPLY_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+/* The JSON object in text, or NULL (caller owns). */
+json_t *reply_extract_object(const char *text);
+
+struct analysis {
+    json_t *failure_patterns; /* array of strings (owned) */
+    char *summary;
+    bool from_json;           /* false: the plain-text fallback */
+};
+
+/* Read the failure analysis; never fails (falls back to the text). */
+void reply_analysis(const char *text, struct analysis *out);
+void reply_analysis_release(struct analysis *a);
+
+struct rewrite {
+    json_t *obj;           /* the reply object (owned), NULL when none was found */
+    const char *improved_prompt; /* borrowed from obj when valid */
+    const json_t *changes;
+    const char *reasoning;
+    json_t *reasons;       /* array of strings: every problem found (owned) */
+};
+
+/* Validate a rewrite reply against the variables the prompt must keep and the current
+ * prompt. stop_reason is the normalised one ("max_tokens" means cut off). True when the
+ * reply can be stored; otherwise out->reasons names every problem. */
+bool reply_rewrite(const char *text, const char *stop_reason, const json_t *variables,
+                   const char *current_prompt, struct rewrite *out);
+void reply_rewrite_release(struct rewrite *r);
+
+#endif

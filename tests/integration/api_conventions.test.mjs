@@ -1,0 +1,231 @@
+// The conventions of SPEC §4.1 on every endpoint: 401 without a key, with a
+// bad key and with a revoked key; 404 for another workspace's objects; 400
+// for malformed JSON; 413 past the body limit; 415; 405; request ids; the
+// web UI's cookie session and its X-Requested-With rule.
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, run, createWorkspaceKey } from './lib.mjs';
+
+let srv, otherKey, revokedKey, ids;
+const MAX_BODY = 64 * 1024;
+
+before(async () => {
+  srv = await startServer({ env: { REFOLD_MAX_BODY: String(MAX_BODY) } });
+  otherKey = await createWorkspaceKey(srv.db, 'other', srv.env);
+  const r = await run(['key', 'create', '--db', srv.db, '--name', 'doomed'], { env: srv.env });
+  revokedKey = r.stdout.trim();
+  const list = await run(['key', 'list', '--db', srv.db], { env: srv.env });
+  const doomed = list.stdout.split('\n').find((l) => l.includes('\tdoomed\t'));
+  const rev = await run(['key', 'revoke', doomed.split('\t')[0], '--db', srv.db], { env: srv.env });
+  assert.equal(rev.code, 0, rev.stderr);
+
+  // Objects of the default workspace, to be probed with the other workspace's key.
+  const agent = (await srv.api('POST', '/v1/agents', { name: 'conv', prompt_template: 'Hi {{x}}' })).json;
+  await srv.api('POST', `/v1/agents/${agent.id}/versions`, { prompt_template: 'Hello {{x}}' });
+  const tr = (await srv.api('POST', '/v1/traces', { agent_id: agent.id, external_id: 'e1', input: 'i', output: 'o' })).json;
+  await srv.api('PUT', `/v1/traces/${tr.id}/feedback`, { rating: 'positive' });
+  const ev = (await srv.api('POST', '/v1/evals', { agent_id: agent.id, name: 'e' })).json;
+  const bp = (await srv.api('POST', '/v1/best-practices', { category: 'general', title: 't', content: 'c' })).json;
+  ids = { agent: agent.id, trace: tr.id, eval: ev.id, bp: bp.id };
+});
+after(async () => { await srv.stop(); srv.cleanup(); });
+
+// Every authenticated endpoint with a valid request; `owned` marks the ones that
+// address an object of the default workspace.
+const endpoints = () => [
+  { m: 'POST', p: '/v1/agents', body: { name: 'n' } },
+  { m: 'GET', p: '/v1/agents' },
+  { m: 'GET', p: `/v1/agents/${ids.agent}`, owned: true },
+  { m: 'PATCH', p: `/v1/agents/${ids.agent}`, body: { description: 'd' }, owned: true },
+  { m: 'DELETE', p: `/v1/agents/${ids.agent}`, owned: true, skipValid: true },
+  { m: 'GET', p: `/v1/agents/${ids.agent}/contradictions`, owned: true },
+  { m: 'POST', p: `/v1/agents/${ids.agent}/versions`, body: { prompt_template: 'Yo {{x}}' }, owned: true },
+  { m: 'GET', p: `/v1/agents/${ids.agent}/versions`, owned: true },
+  { m: 'GET', p: `/v1/agents/${ids.agent}/versions/1`, owned: true },
+  { m: 'GET', p: `/v1/agents/${ids.agent}/versions/2/diff`, owned: true },
+  { m: 'POST', p: `/v1/agents/${ids.agent}/versions/2/promote`, body: {}, owned: true, skipValid: true },
+  { m: 'POST', p: `/v1/agents/${ids.agent}/versions/2/reject`, body: {}, owned: true, skipValid: true },
+  { m: 'POST', p: '/v1/traces', body: { agent_id: ids.agent, input: 'i', output: 'o' }, bodyOwned: true },
+  { m: 'GET', p: '/v1/traces' },
+  { m: 'GET', p: `/v1/traces/${ids.trace}`, owned: true },
+  { m: 'DELETE', p: `/v1/traces/${ids.trace}`, owned: true, skipValid: true },
+  { m: 'PUT', p: `/v1/traces/${ids.trace}/feedback`, body: { rating: 'negative' }, owned: true },
+  { m: 'GET', p: `/v1/traces/${ids.trace}/feedback`, owned: true },
+  { m: 'DELETE', p: `/v1/traces/${ids.trace}/feedback`, owned: true, skipValid: true },
+  { m: 'POST', p: '/v1/feedback', body: { feedback: [] } },
+  { m: 'POST', p: '/v1/evals', body: { agent_id: ids.agent, name: 'zz' }, bodyOwned: true },
+  { m: 'GET', p: '/v1/evals' },
+  { m: 'GET', p: `/v1/evals/${ids.eval}`, owned: true },
+  { m: 'POST', p: `/v1/evals/${ids.eval}/executions`, body: { executions: [] }, owned: true },
+  { m: 'GET', p: '/v1/best-practices' },
+  { m: 'POST', p: '/v1/best-practices', body: { category: 'general', title: 't', content: 'c' } },
+  { m: 'DELETE', p: `/v1/best-practices/${ids.bp}`, owned: true, skipValid: true },
+];
+
+test('every endpoint answers 401 without a key, with a bad key and with a revoked key', async () => {
+  for (const e of endpoints()) {
+    for (const key of [null, 'rf_notakey', revokedKey]) {
+      const r = await srv.api(e.m, e.p, e.body, { key });
+      assert.equal(r.status, 401, `${e.m} ${e.p} key=${key}`);
+      assert.equal(r.json.error.code, 'unauthorized');
+      assert.match(r.json.error.request_id, /^req_/);
+    }
+    const r = await srv.api(e.m, e.p, e.body, { key: null, headers: { authorization: 'Basic abc' } });
+    assert.equal(r.status, 401, `${e.m} ${e.p} basic`);
+  }
+});
+
+test("another workspace's objects answer 404, exactly like missing ones", async () => {
+  for (const e of endpoints().filter((x) => x.owned)) {
+    const r = await srv.api(e.m, e.p, e.body, { key: otherKey });
+    assert.equal(r.status, 404, `${e.m} ${e.p}`);
+    assert.equal(r.json.error.code, 'not_found');
+    const missing = e.p.replace(/(agent|trace|eval|bp)_[0-9A-Z]{26}/, '$1_01ARZ3NDEKTSV4RRFFQ69G5FAV');
+    const m = await srv.api(e.m, missing, e.body);
+    assert.equal(m.status, 404, `${e.m} ${missing}`);
+  }
+  // References inside bodies are scoped too.
+  for (const e of endpoints().filter((x) => x.bodyOwned)) {
+    const r = await srv.api(e.m, e.p, e.body, { key: otherKey });
+    assert.equal(r.status, 404, `${e.m} ${e.p}`);
+  }
+  // Lists never show another workspace's rows.
+  for (const p of ['/v1/agents', '/v1/traces', '/v1/evals']) {
+    const r = await srv.api('GET', p, undefined, { key: otherKey });
+    assert.deepEqual(r.json.data, [], p);
+  }
+  const bps = await srv.api('GET', '/v1/best-practices?limit=500', undefined, { key: otherKey });
+  assert.ok(!bps.json.data.some((b) => b.id === ids.bp));
+});
+
+test('malformed JSON, wrong types and non-object bodies are 400', async () => {
+  for (const e of endpoints().filter((x) => x.body)) {
+    for (const raw of ['{"name":', '[1,2]', '"str"', '{"a":1,"a":2}']) {
+      const r = await srv.api(e.m, e.p, undefined, { raw, headers: { 'content-type': 'application/json' } });
+      assert.equal(r.status, 400, `${e.m} ${e.p} ${raw}`);
+      assert.equal(r.json.error.code, 'invalid_request');
+    }
+  }
+  // Each invalid field is named.
+  const cases = [
+    ['POST', '/v1/agents', { name: 5 }, 'name'],
+    ['POST', '/v1/agents', { name: 'x', description: 7 }, 'description'],
+    ['POST', '/v1/agents', { name: 'x', prompt_template: ['a'] }, 'prompt_template'],
+    ['POST', '/v1/agents', { name: 'x', prompt_template: 'a', variables: 'a' }, 'variables'],
+    ['POST', '/v1/agents', { name: 'x', status: 'archived' }, 'status'],
+    ['POST', '/v1/agents', {}, 'name'],
+    ['POST', `/v1/agents/${ids.agent}/versions`, {}, 'prompt_template'],
+    ['POST', `/v1/agents/${ids.agent}/versions/2/promote`, { note: 3 }, 'note'],
+    ['POST', `/v1/agents/${ids.agent}/versions/2/reject`, { reason: {} }, 'reason'],
+    ['PUT', `/v1/traces/${ids.trace}/feedback`, { rating: 'positive', note: 1 }, 'note'],
+    ['PUT', `/v1/traces/${ids.trace}/feedback`, {}, 'rating'],
+    ['POST', '/v1/feedback', {}, 'feedback'],
+    ['POST', '/v1/feedback', { feedback: {} }, 'feedback'],
+    ['POST', '/v1/evals', { agent_id: 1, name: 'x' }, 'agent_id'],
+    ['POST', `/v1/evals/${ids.eval}/executions`, {}, 'executions'],
+    ['POST', '/v1/best-practices', { category: 'general', title: 't' }, 'content'],
+    ['POST', '/v1/best-practices', { category: 'general', title: 't', content: 'c', url: 5 }, 'url'],
+  ];
+  for (const [m, p, body, field] of cases) {
+    const r = await srv.api(m, p, body);
+    assert.equal(r.status, 400, `${m} ${p} ${JSON.stringify(body)}`);
+    assert.equal(r.json.error.details.field, field, `${m} ${p} ${JSON.stringify(body)}`);
+  }
+  // An empty body where one is required.
+  const r = await srv.api('POST', '/v1/agents', undefined);
+  assert.equal(r.status, 400);
+});
+
+test('bodies past the limit are 413 and nothing is written', async () => {
+  const before = (await srv.api('GET', '/v1/agents?limit=500')).json.data.length;
+  const big = JSON.stringify({ name: 'big', description: 'x'.repeat(MAX_BODY) });
+  for (const e of endpoints().filter((x) => x.body)) {
+    const r = await srv.api(e.m, e.p, undefined, { raw: big, headers: { 'content-type': 'application/json' } });
+    assert.equal(r.status, 413, `${e.m} ${e.p}`);
+    assert.equal(r.json.error.code, 'payload_too_large');
+  }
+  // Chunked upload without Content-Length is capped the same way.
+  const stream = new ReadableStream({ start(c) { c.enqueue(new TextEncoder().encode(big)); c.close(); } });
+  const res = await fetch(`${srv.url}/v1/agents`, { method: 'POST', body: stream, duplex: 'half',
+    headers: { authorization: `Bearer ${srv.key}`, 'content-type': 'application/json' } });
+  assert.equal(res.status, 413);
+  const after = (await srv.api('GET', '/v1/agents?limit=500')).json.data.length;
+  assert.equal(after, before);
+});
+
+test('other content types are 415', async () => {
+  const r = await srv.api('POST', '/v1/agents', undefined, { raw: 'name=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+  assert.equal(r.status, 415);
+  assert.equal(r.json.error.code, 'unsupported_media_type');
+  const ok = await srv.api('POST', '/v1/agents', undefined, { raw: '{"name":"ct"}', headers: { 'content-type': 'application/json; charset=utf-8' } });
+  assert.equal(ok.status, 201);
+});
+
+test('wrong methods are 405 with Allow; unknown paths are 404', async () => {
+  const cases = [['PUT', '/v1/agents'], ['POST', `/v1/agents/${ids.agent}`], ['DELETE', '/v1/traces'],
+    ['PATCH', '/v1/evals'], ['GET', '/v1/feedback'], ['POST', '/healthz'], ['PUT', '/v1/best-practices']];
+  for (const [m, p] of cases) {
+    const r = await srv.api(m, p, m === 'GET' ? undefined : {});
+    assert.equal(r.status, 405, `${m} ${p}`);
+    assert.equal(r.json.error.code, 'method_not_allowed');
+    assert.ok(r.headers.get('allow'), `${m} ${p}`);
+  }
+  const r = await srv.api('GET', '/v1/nothing');
+  assert.equal(r.status, 404);
+  assert.equal(r.json.error.code, 'not_found');
+});
+
+test('every response carries X-Request-Id, and errors repeat it', async () => {
+  const ok = await srv.api('GET', '/v1/agents');
+  assert.match(ok.headers.get('x-request-id'), /^req_[0-9A-Z]{26}$/);
+  const bad = await srv.api('GET', '/v1/agents?limit=0');
+  assert.equal(bad.json.error.request_id, bad.headers.get('x-request-id'));
+  const ui = await fetch(`${srv.url}/`);
+  assert.ok(ui.headers.get('x-request-id'));
+});
+
+test('cookie sessions: sign in, X-Requested-With on writes, sign out, revocation', async () => {
+  const bad = await fetch(`${srv.url}/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ api_key: 'rf_nope' }) });
+  assert.equal(bad.status, 401);
+  const res = await fetch(`${srv.url}/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ api_key: srv.key }) });
+  assert.equal(res.status, 204);
+  const setCookie = res.headers.get('set-cookie');
+  assert.match(setCookie, /refold_session=rf_[a-z0-9]+/);
+  assert.match(setCookie, /HttpOnly/);
+  assert.match(setCookie, /SameSite=Strict/);
+  assert.ok(!setCookie.includes(srv.key), 'the cookie must not hold the API key');
+  const cookie = setCookie.split(';')[0];
+  let r = await srv.api('GET', '/v1/agents', undefined, { key: null, headers: { cookie } });
+  assert.equal(r.status, 200);
+  r = await srv.api('POST', '/v1/agents', { name: 'cookie-made' }, { key: null, headers: { cookie } });
+  assert.equal(r.status, 401);
+  r = await srv.api('POST', '/v1/agents', { name: 'cookie-made' }, { key: null, headers: { cookie, 'x-requested-with': 'refold' } });
+  assert.equal(r.status, 201);
+  const out = await fetch(`${srv.url}/v1/session`, { method: 'DELETE', headers: { cookie } });
+  assert.equal(out.status, 204);
+  assert.match(out.headers.get('set-cookie'), /Max-Age=0/);
+  r = await srv.api('GET', '/v1/agents', undefined, { key: null, headers: { cookie } });
+  assert.equal(r.status, 401);
+
+  // Revoking the key that signed in ends its sessions.
+  const made = await run(['key', 'create', '--db', srv.db, '--name', 'browser'], { env: srv.env });
+  const browserKey = made.stdout.trim();
+  const signIn = await fetch(`${srv.url}/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ api_key: browserKey }) });
+  const cookie2 = signIn.headers.get('set-cookie').split(';')[0];
+  assert.equal((await srv.api('GET', '/v1/agents', undefined, { key: null, headers: { cookie: cookie2 } })).status, 200);
+  const id = (await run(['key', 'list', '--db', srv.db], { env: srv.env })).stdout.split('\n').find((l) => l.includes('\tbrowser\t')).split('\t')[0];
+  assert.equal((await run(['key', 'revoke', id, '--db', srv.db], { env: srv.env })).code, 0);
+  assert.equal((await srv.api('GET', '/v1/agents', undefined, { key: null, headers: { cookie: cookie2 } })).status, 401);
+});
+
+test('/healthz and /metrics need no key', async () => {
+  const h = await srv.api('GET', '/healthz', undefined, { key: null });
+  assert.equal(h.status, 200);
+  assert.equal(h.json.db, 'ok');
+  const m = await fetch(`${srv.url}/metrics`);
+  assert.equal(m.status, 200);
+  const text = await m.text();
+  assert.match(text, /refold_http_requests_total\{method="GET",route="\/v1\/agents",status="200"\} \d+/);
+  assert.match(text, /refold_http_requests_total\{method="POST",route="\/v1\/agents",status="401"\} \d+/);
+  assert.match(text, /refold_http_request_duration_seconds_bucket\{method="GET",route="\/v1\/agents",le="\+Inf"\} \d+/);
+});

@@ -1,0 +1,263 @@
+// Traces, feedback, evals, executions, contradictions, stats and best
+// practices over HTTP: single and batch writes, idempotency by
+// (source, external_id) and (eval, trace), per-item rejections, limits.
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer } from './lib.mjs';
+
+let srv, agent, eval1, eval2;
+before(async () => {
+  srv = await startServer();
+  agent = (await srv.api('POST', '/v1/agents', { name: 'ingest', prompt_template: 'Help with {{topic}}' })).json;
+  eval1 = (await srv.api('POST', '/v1/evals', { agent_id: agent.id, name: 'helpfulness' })).json;
+  eval2 = (await srv.api('POST', '/v1/evals', { agent_id: agent.id, name: 'tone', description: 'polite?' })).json;
+});
+after(async () => { await srv.stop(); srv.cleanup(); });
+
+const trace = (ext, extra = {}) => ({ agent_id: agent.id, external_id: ext, input: `question ${ext}`, output: `answer ${ext}`, ...extra });
+
+test('a single trace attaches to the active version; a repeat is idempotent', async () => {
+  const body = trace('s1', { source: 'langfuse', timestamp: '2026-11-01T10:00:00.000Z', steps: [{ tool: 'search' }], metadata: { user: 'u1' } });
+  const r = await srv.api('POST', '/v1/traces', body);
+  assert.equal(r.status, 201);
+  assert.equal(r.json.agent_version_id, agent.active_version_id);
+  assert.equal(r.json.version, 1);
+  assert.equal(r.json.source, 'langfuse');
+  assert.equal(r.json.timestamp, '2026-11-01T10:00:00.000Z');
+  assert.deepEqual(r.json.steps, [{ tool: 'search' }]);
+  assert.deepEqual(r.json.metadata, { user: 'u1' });
+  assert.equal(r.json.feedback, null);
+  const again = await srv.api('POST', '/v1/traces', body);
+  assert.equal(again.status, 200);
+  assert.equal(again.json.id, r.json.id);
+  // Same external id under another source is another trace.
+  const other = await srv.api('POST', '/v1/traces', { ...body, source: 'api' });
+  assert.notEqual(other.json.id, r.json.id);
+  const g = await srv.api('GET', `/v1/traces/${r.json.id}`);
+  assert.equal(g.status, 200);
+  assert.equal(g.json.input, 'question s1');
+});
+
+test('a batch reports each item: created, updated, unchanged, rejected', async () => {
+  await srv.api('POST', '/v1/traces', trace('b1'));
+  await srv.api('POST', '/v1/traces', trace('b2'));
+  const r = await srv.api('POST', '/v1/traces', {
+    traces: [
+      trace('b1'),                               // unchanged
+      trace('b2', { output: 'better answer' }),  // updated
+      trace('b3'),                               // created
+      { agent_id: agent.id, external_id: 'b4' }, // missing input/output
+      trace('b5', { agent_id: 'agent_01ARZ3NDEKTSV4RRFFQ69G5FAV' }), // unknown agent
+      'not an object',
+      trace('b6', { timestamp: 'yesterday' }),
+    ],
+  });
+  assert.equal(r.status, 201);
+  assert.deepEqual(r.json.summary, { created: 1, updated: 1, unchanged: 1, rejected: 4 });
+  const d = r.json.data;
+  assert.deepEqual(d.map((x) => x.result ?? 'rejected'), ['unchanged', 'updated', 'created', 'rejected', 'rejected', 'rejected', 'rejected']);
+  assert.deepEqual(d.map((x) => x.index), [0, 1, 2, 3, 4, 5, 6]);
+  assert.equal(d[3].error.code, 'invalid_request');
+  assert.equal(d[3].error.details.field, 'input');
+  assert.equal(d[4].error.code, 'not_found');
+  assert.equal(d[4].error.details.field, 'agent_id');
+  assert.equal(d[6].error.details.field, 'timestamp');
+  const updated = await srv.api('GET', `/v1/traces/${d[1].id}`);
+  assert.equal(updated.json.output, 'better answer');
+  // Nothing of the rejected items was stored.
+  const list = await srv.api('GET', `/v1/traces?agent_id=${agent.id}&limit=500`);
+  const exts = list.json.data.map((t) => t.external_id);
+  assert.ok(!exts.includes('b4') && !exts.includes('b5') && !exts.includes('b6'));
+});
+
+test('trace validation and limits', async () => {
+  let r = await srv.api('POST', '/v1/traces', { external_id: 'x', input: 'i', output: 'o' });
+  assert.equal(r.status, 400);
+  assert.equal(r.json.error.details.field, 'agent_id');
+  r = await srv.api('POST', '/v1/traces', trace('big', { input: 'x'.repeat(1024 * 1024 + 1) }));
+  assert.equal(r.status, 413);
+  assert.equal(r.json.error.details.field, 'input');
+  r = await srv.api('POST', '/v1/traces', trace('steps', { steps: { not: 'an array' } }));
+  assert.equal(r.status, 400);
+  assert.equal(r.json.error.details.field, 'steps');
+  r = await srv.api('POST', '/v1/traces', { traces: Array.from({ length: 1001 }, (_, i) => trace(`m${i}`)) });
+  assert.equal(r.status, 413);
+  assert.equal(r.json.error.details.field, 'traces');
+  r = await srv.api('POST', '/v1/traces', { traces: 'nope' });
+  assert.equal(r.status, 400);
+  // A batch of exactly 1,000 is accepted.
+  r = await srv.api('POST', '/v1/traces', { traces: Array.from({ length: 1000 }, (_, i) => trace(`k${i}`)) });
+  assert.equal(r.status, 201);
+  assert.equal(r.json.summary.created, 1000);
+});
+
+test('traces attach to an explicit version, and filters work', async () => {
+  const v2 = (await srv.api('POST', `/v1/agents/${agent.id}/versions`, { prompt_template: 'Help better with {{topic}}' })).json;
+  const r = await srv.api('POST', '/v1/traces', { agent_version_id: v2.id, external_id: 'v2t', input: 'i', output: 'o' });
+  assert.equal(r.status, 201);
+  assert.equal(r.json.version, 2);
+  const both = await srv.api('POST', '/v1/traces', { agent_id: agent.id, agent_version_id: v2.id, input: 'i', output: 'o' });
+  assert.equal(both.status, 400);
+  const byVersion = await srv.api('GET', `/v1/traces?agent_id=${agent.id}&version=2`);
+  assert.deepEqual(byVersion.json.data.map((t) => t.external_id), ['v2t']);
+  assert.equal((await srv.api('GET', `/v1/traces?version=2`)).status, 400);
+  assert.equal((await srv.api('GET', `/v1/traces?agent_id=${agent.id}&version=9`)).status, 404);
+  await srv.api('PUT', `/v1/traces/${r.json.id}/feedback`, { rating: 'positive' });
+  const rated = await srv.api('GET', `/v1/traces?agent_id=${agent.id}&rating=positive`);
+  assert.ok(rated.json.data.some((t) => t.id === r.json.id));
+  assert.ok(rated.json.data.every((t) => t.feedback.rating === 'positive'));
+  const unrated = await srv.api('GET', `/v1/traces?agent_id=${agent.id}&has_feedback=false&limit=500`);
+  assert.ok(unrated.json.data.every((t) => t.feedback === null));
+  assert.ok(!unrated.json.data.some((t) => t.id === r.json.id));
+  assert.equal((await srv.api('GET', '/v1/traces?rating=great')).status, 400);
+  assert.equal((await srv.api('GET', '/v1/traces?has_feedback=maybe')).status, 400);
+});
+
+test('feedback upserts one rating per trace, single and batch', async () => {
+  const t = (await srv.api('POST', '/v1/traces', trace('f1'))).json;
+  let r = await srv.api('PUT', `/v1/traces/${t.id}/feedback`, { rating: 'negative', note: 'wrong refund policy' });
+  assert.equal(r.status, 200);
+  assert.equal(r.json.rating, 'negative');
+  assert.equal(r.json.note, 'wrong refund policy');
+  r = await srv.api('PUT', `/v1/traces/${t.id}/feedback`, { rating: 'positive' });
+  assert.equal(r.json.rating, 'positive');
+  assert.equal(r.json.note, null);
+  const g = await srv.api('GET', `/v1/traces/${t.id}`);
+  assert.equal(g.json.feedback.rating, 'positive');
+  r = await srv.api('PUT', `/v1/traces/${t.id}/feedback`, { rating: 'meh' });
+  assert.equal(r.status, 400);
+  assert.equal(r.json.error.details.field, 'rating');
+  r = await srv.api('PUT', `/v1/traces/trace_01ARZ3NDEKTSV4RRFFQ69G5FAV/feedback`, { rating: 'positive' });
+  assert.equal(r.status, 404);
+
+  await srv.api('POST', '/v1/traces', trace('f2'));
+  r = await srv.api('POST', '/v1/feedback', {
+    feedback: [
+      { external_id: 'f2', rating: 'negative', note: 'rude' },
+      { trace_id: t.id, rating: 'positive' },           // unchanged
+      { external_id: 'nope', rating: 'positive' },      // unknown trace
+      { external_id: 'f2', source: 'other', rating: 'positive' }, // unknown under that source
+      { rating: 'positive' },                           // no reference
+    ],
+  });
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.json.summary, { created: 1, updated: 0, unchanged: 1, rejected: 3 });
+  assert.equal(r.json.data[2].error.code, 'not_found');
+  assert.equal(r.json.data[4].error.details.field, 'trace_id');
+});
+
+test('evals and executions upsert by (eval, trace); contradictions and stats follow', async () => {
+  const mk = async (ext, rating) => {
+    const t = (await srv.api('POST', '/v1/traces', trace(ext))).json;
+    if (rating) await srv.api('PUT', `/v1/traces/${t.id}/feedback`, { rating, note: `${rating} ${ext}` });
+    return t;
+  };
+  const good = await mk('c-good', 'positive');
+  const bad = await mk('c-bad', 'negative');
+  const meh = await mk('c-meh', 'neutral');
+  const before = (await srv.api('GET', `/v1/agents/${agent.id}`)).json.stats;
+
+  let r = await srv.api('POST', `/v1/evals/${eval1.id}/executions`, {
+    executions: [
+      { trace_id: good.id, predicted_result: false, predicted_reason: 'flagged tone' }, // false alarm
+      { external_id: 'c-bad', predicted_result: true, predicted_reason: 'looks fine', execution_time_ms: 12 }, // missed
+      { trace_id: meh.id, predicted_result: false },  // neutral: never a contradiction
+      { trace_id: good.id, predicted_result: 'yes' }, // invalid type
+    ],
+  });
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.json.summary, { created: 3, updated: 0, unchanged: 0, rejected: 1 });
+  assert.equal(r.json.data[3].error.details.field, 'predicted_result');
+
+  // A trace read alone carries every eval's verdict on it.
+  const gt = (await srv.api('GET', `/v1/traces/${bad.id}`)).json;
+  assert.deepEqual(gt.evaluations.map((e) => [e.eval_name, e.predicted_result, e.predicted_reason, e.execution_time_ms]),
+    [['helpfulness', true, 'looks fine', 12]]);
+
+  let c = await srv.api('GET', `/v1/agents/${agent.id}/contradictions`);
+  assert.equal(c.status, 200);
+  const byTrace = Object.fromEntries(c.json.data.map((x) => [x.trace_id, x]));
+  assert.equal(byTrace[good.id].kind, 'false_alarm');
+  assert.equal(byTrace[good.id].human_rating, 'positive');
+  assert.equal(byTrace[good.id].predicted_result, false);
+  assert.equal(byTrace[good.id].eval_name, 'helpfulness');
+  assert.equal(byTrace[bad.id].kind, 'missed_failure');
+  assert.equal(byTrace[bad.id].predicted_reason, 'looks fine');
+  assert.equal(byTrace[bad.id].note, 'negative c-bad');
+  assert.equal(byTrace[bad.id].input, 'question c-bad');
+  assert.ok(!byTrace[meh.id]);
+  c = await srv.api('GET', `/v1/agents/${agent.id}/contradictions?kind=missed_failure`);
+  assert.ok(c.json.data.every((x) => x.kind === 'missed_failure'));
+  assert.equal((await srv.api('GET', `/v1/agents/${agent.id}/contradictions?kind=other`)).status, 400);
+
+  let s = (await srv.api('GET', `/v1/agents/${agent.id}`)).json.stats;
+  assert.equal(s.evals, 2);
+  assert.equal(s.executions - before.executions, 3);
+  assert.equal(s.contradictions - before.contradictions, 2);
+  assert.equal(s.false_alarms - before.false_alarms, 1);
+  assert.equal(s.missed_failures - before.missed_failures, 1);
+  assert.ok(s.contradiction_rate > 0 && s.contradiction_rate <= 1);
+  assert.ok(Math.abs(s.eval_accuracy - (1 - s.contradiction_rate)) < 1e-9);
+
+  // The eval changes its mind on the false alarm: the contradiction goes away.
+  r = await srv.api('POST', `/v1/evals/${eval1.id}/executions`, { executions: [{ trace_id: good.id, predicted_result: true }] });
+  assert.deepEqual(r.json.summary, { created: 0, updated: 1, unchanged: 0, rejected: 0 });
+  s = (await srv.api('GET', `/v1/agents/${agent.id}`)).json.stats;
+  assert.equal(s.false_alarms - before.false_alarms, 0);
+  assert.equal(s.executions - before.executions, 3);
+  r = await srv.api('POST', `/v1/evals/${eval1.id}/executions`, { executions: [{ trace_id: good.id, predicted_result: true }] });
+  assert.deepEqual(r.json.summary, { created: 0, updated: 0, unchanged: 1, rejected: 0 });
+
+  // An execution of another agent's trace is rejected.
+  const other = (await srv.api('POST', '/v1/agents', { name: 'other-agent', prompt_template: 'x' })).json;
+  const ot = (await srv.api('POST', '/v1/traces', { agent_id: other.id, input: 'i', output: 'o' })).json;
+  r = await srv.api('POST', `/v1/evals/${eval2.id}/executions`, { executions: [{ trace_id: ot.id, predicted_result: true }] });
+  assert.equal(r.json.summary.rejected, 1);
+  assert.equal(r.json.data[0].error.details.field, 'trace_id');
+  assert.equal((await srv.api('POST', `/v1/evals/eval_01ARZ3NDEKTSV4RRFFQ69G5FAV/executions`, { executions: [] })).status, 404);
+
+  // Deleting a rated trace takes its contradiction and counts with it.
+  assert.equal((await srv.api('DELETE', `/v1/traces/${bad.id}`)).status, 204);
+  assert.equal((await srv.api('GET', `/v1/traces/${bad.id}`)).status, 404);
+  const after = (await srv.api('GET', `/v1/agents/${agent.id}`)).json.stats;
+  assert.equal(after.missed_failures, s.missed_failures - 1);
+  assert.equal(after.traces, s.traces - 1);
+  assert.equal(after.negative, s.negative - 1);
+});
+
+test('evals: names unique per agent, listing, validation', async () => {
+  let r = await srv.api('POST', '/v1/evals', { agent_id: agent.id, name: 'helpfulness' });
+  assert.equal(r.status, 409);
+  r = await srv.api('POST', '/v1/evals', { agent_id: 'agent_01ARZ3NDEKTSV4RRFFQ69G5FAV', name: 'x' });
+  assert.equal(r.status, 404);
+  r = await srv.api('POST', '/v1/evals', { agent_id: agent.id });
+  assert.equal(r.status, 400);
+  assert.equal(r.json.error.details.field, 'name');
+  r = await srv.api('GET', `/v1/evals?agent_id=${agent.id}`);
+  assert.deepEqual(r.json.data.map((e) => e.name).sort(), ['helpfulness', 'tone']);
+  r = await srv.api('GET', `/v1/evals/${eval2.id}`);
+  assert.equal(r.json.description, 'polite?');
+});
+
+test('best practices: built-in plus own; only own rows can be deleted', async () => {
+  let r = await srv.api('GET', '/v1/best-practices?limit=500');
+  assert.equal(r.status, 200);
+  const builtin = r.json.data.filter((p) => p.builtin);
+  assert.ok(builtin.length >= 20);
+  assert.deepEqual(new Set(builtin.map((p) => p.source)), new Set(['anthropic', 'openai', 'google']));
+  assert.ok(builtin.every((p) => p.url && p.title && p.content && p.category));
+  r = await srv.api('POST', '/v1/best-practices', { category: 'clarity', title: 'Say the audience', content: 'Name who reads the answer.' });
+  assert.equal(r.status, 201);
+  assert.equal(r.json.source, 'custom');
+  assert.equal(r.json.builtin, false);
+  const own = r.json.id;
+  r = await srv.api('GET', '/v1/best-practices?category=clarity&limit=500');
+  assert.ok(r.json.data.every((p) => p.category === 'clarity'));
+  assert.ok(r.json.data.some((p) => p.id === own));
+  r = await srv.api('POST', '/v1/best-practices', { category: 'vibes', title: 't', content: 'c' });
+  assert.equal(r.status, 400);
+  assert.equal(r.json.error.details.field, 'category');
+  assert.equal((await srv.api('DELETE', `/v1/best-practices/${builtin[0].id}`)).status, 404);
+  assert.equal((await srv.api('DELETE', `/v1/best-practices/${own}`)).status, 204);
+  assert.equal((await srv.api('DELETE', `/v1/best-practices/${own}`)).status, 404);
+});
