@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { createWorkspaceKey, run, startServer } from './lib.mjs';
 import {
-  startJobsServer, enqueueOk, waitTerminal, storedEvents, metric, assertNoSanitizerReport,
+  startJobsServer, enqueueOk, waitTerminal, waitJob, storedEvents, metric, assertNoSanitizerReport,
 } from './jobs_lib.mjs';
 
 const srv = await startJobsServer({ REFOLD_SSE_PING_MS: '300' });
@@ -242,4 +242,48 @@ test('CLI: clear errors when the server is down or no key is configured', async 
   r = await run(['jobs'], { env: { ...srv.env, REFOLD_URL: srv.url, REFOLD_API_KEY: 'rf_wrong' } });
   assert.equal(r.code, 1);
   assert.match(r.stderr, /^refold: invalid or revoked API key\n$/);
+});
+
+test('CLI: job --follow prints each event once and exits by outcome', async () => {
+  const env = { ...srv.env, REFOLD_URL: srv.url, REFOLD_API_KEY: srv.key };
+  const ok = await enqueueOk(srv, { sleep_ms: 300, progress: 3 });
+  let r = await run(['job', ok.id, '--follow'], { env });
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  assert.deepEqual(lines.map((l) => l.split(' ').slice(0, 2).join(' ')),
+    ['1 progress', '2 progress', '3 progress', '4 completed']);
+  assert.match(lines[0], /^1 progress sleeping 25% t_us=\d+ i=1$/);
+  assert.match(lines[3], /^4 completed result=\{"attempt":1,/);
+
+  const bad = await enqueueOk(srv, { fail: 'permanent', log: true });
+  r = await run(['job', bad.id, '--follow', '--json'], { env });
+  assert.equal(r.code, 1);
+  const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(events.map((e) => [e.seq, e.type]), [[1, 'log'], [2, 'failed']]);
+  assert.deepEqual(events[1].data.error, { code: 'test_permanent', message: 'test_sleep failed on attempt 1 as asked' });
+
+  const cancelled = await enqueueOk(srv, {}, { delayMs: 600000 });
+  await srv.api('POST', `/v1/jobs/${cancelled.id}/cancel`);
+  r = await run(['job', cancelled.id, '--follow'], { env });
+  assert.equal(r.code, 1);
+  assert.equal(r.stdout, '1 cancelled\n');
+  r = await run(['job', 'job_01ZZZZZZZZZZZZZZZZZZZZZZZZ', '--follow'], { env });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^refold: job job_01Z+ not found\n$/);
+});
+
+test('CLI: job --follow resumes with Last-Event-ID when the server dies mid-stream', { timeout: 60000 }, async () => {
+  const env = { ...srv.env, REFOLD_URL: srv.url, REFOLD_API_KEY: srv.key };
+  const port = srv.port;
+  const job = await enqueueOk(srv, { sleep_ms: 1200, progress: 6 });
+  const following = run(['job', job.id, '--follow'], { env });
+  await waitJob(srv, job.id, (j) => j.progress >= 28, 10000, 'a few events');
+  await srv.stop('SIGKILL');
+  await srv.start(['--listen', `127.0.0.1:${port}`]);
+  const r = await following;
+  assert.equal(r.code, 0, r.stderr);
+  const seqs = r.stdout.trim().split('\n').map((l) => Number(l.split(' ')[0]));
+  const stored = await storedEvents(srv, job.id);
+  assert.deepEqual(seqs, stored.map((e) => e.seq), 'every event once, across the restart');
+  assert.ok(stored.some((e) => e.type === 'retry' && e.data.error.code === 'lease_expired'));
 });
