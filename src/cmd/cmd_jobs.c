@@ -53,11 +53,20 @@ int cmd_jobs(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 's': status = optarg; break;
-        case 't': type = optarg; break;
-        case 'n': limit = optarg; break;
-        case 'j': as_json = true; break;
-        default: return cmd_usage("jobs");
+        case 's':
+            status = optarg;
+            break;
+        case 't':
+            type = optarg;
+            break;
+        case 'n':
+            limit = optarg;
+            break;
+        case 'j':
+            as_json = true;
+            break;
+        default:
+            return cmd_usage("jobs");
         }
     }
     if (optind != argc)
@@ -96,8 +105,8 @@ int cmd_jobs(int argc, char **argv)
         rc = 0;
         goto out;
     }
-    printf("%-32s  %-9s  %-20s  %-7s  %4s  %-26s  %s\n", "ID", "STATUS", "TYPE", "ATTEMPT",
-           "PROG", "STAGE", "CREATED");
+    printf("%-32s  %-9s  %-20s  %-7s  %4s  %-26s  %s\n", "ID", "STATUS", "TYPE", "ATTEMPT", "PROG",
+           "STAGE", "CREATED");
     size_t i;
     json_t *j;
     json_array_foreach(json_object_get(list, "data"), i, j)
@@ -132,7 +141,8 @@ static void print_job(const json_t *j)
                : "");
     printf("stage:      %s (%lld%%)\n", str(j, "stage"),
            (long long)json_integer_value(json_object_get(j, "progress")));
-    printf("attempt:    %lld of %lld\n", (long long)json_integer_value(json_object_get(j, "attempt")),
+    printf("attempt:    %lld of %lld\n",
+           (long long)json_integer_value(json_object_get(j, "attempt")),
            (long long)json_integer_value(json_object_get(j, "max_attempts")));
     json_t *e = json_object_get(j, "error");
     if (json_is_object(e))
@@ -165,16 +175,20 @@ int cmd_job(int argc, char **argv)
     struct config cfg;
     config_load(&cfg);
     bool as_json = false, follow = false;
-    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
-                                         {"follow", no_argument, NULL, 'f'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'}, {"follow", no_argument, NULL, 'f'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "f", opts, NULL)) != -1) {
         switch (c) {
-        case 'j': as_json = true; break;
-        case 'f': follow = true; break;
-        default: return cmd_usage("job");
+        case 'j':
+            as_json = true;
+            break;
+        case 'f':
+            follow = true;
+            break;
+        default:
+            return cmd_usage("job");
         }
     }
     if (optind != argc - 1)
@@ -274,7 +288,8 @@ static void print_event_line(int64_t seq, const char *type, const json_t *d)
 {
     printf("%lld %s", (long long)seq, type);
     if (strcmp(type, "progress") == 0) {
-        printf(" %s %lld%%", str(d, "stage"), (long long)json_integer_value(json_object_get(d, "progress")));
+        printf(" %s %lld%%", str(d, "stage"),
+               (long long)json_integer_value(json_object_get(d, "progress")));
         const char *k;
         json_t *v;
         json_object_foreach((json_t *)d, k, v)

@@ -41,9 +41,14 @@ int cmd_worker(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'd': cfg.db = optarg; break;
-        case 'w': cfg.workers = (int)strtol(optarg, NULL, 10); break;
-        default: return cmd_usage("worker");
+        case 'd':
+            cfg.db = optarg;
+            break;
+        case 'w':
+            cfg.workers = (int)strtol(optarg, NULL, 10);
+            break;
+        default:
+            return cmd_usage("worker");
         }
     }
     if (optind != argc || cfg.workers < 1)

@@ -86,8 +86,8 @@ enum rf_status job_log(struct job_ctx *ctx, const char *level, const char *messa
                        struct rf_err *err);
 /* Record one LLM call of this attempt (llm_calls); id (may be NULL, ID_MAX bytes) gets its
  * id. Fenced: a stale worker's calls are not recorded. */
-enum rf_status job_record_llm_call(struct job_ctx *ctx, const struct llm_call_new *call,
-                                   char *id, struct rf_err *err);
+enum rf_status job_record_llm_call(struct job_ctx *ctx, const struct llm_call_new *call, char *id,
+                                   struct rf_err *err);
 
 /* True once the job must stop: a cancel was requested, the lease was lost, or the process
  * is shutting down past its grace period. A relaxed atomic load: poll it freely. Cancels

@@ -178,8 +178,7 @@ static void fenced_out(const struct job_ctx *ctx, const char *op)
 {
     metrics_add(METRIC_JOB_FENCED_WRITES, 1);
     log_warn("fenced write changed 0 rows: lease lost, job dropped",
-             "job=%s attempt=%d owner=%s op=%s", ctx->claim.id, ctx->claim.attempt, ctx->owner,
-             op);
+             "job=%s attempt=%d owner=%s op=%s", ctx->claim.id, ctx->claim.attempt, ctx->owner, op);
 }
 
 /* After a ctx write: tell the hub, or note a fenced-out write. */
@@ -248,8 +247,8 @@ enum rf_status job_log(struct job_ctx *ctx, const char *level, const char *messa
     return after_write(ctx, rc, "log");
 }
 
-enum rf_status job_record_llm_call(struct job_ctx *ctx, const struct llm_call_new *call,
-                                   char *id, struct rf_err *err)
+enum rf_status job_record_llm_call(struct job_ctx *ctx, const struct llm_call_new *call, char *id,
+                                   struct rf_err *err)
 {
     enum rf_status rc = store_llm_call_insert(ctx->w->st, &ctx->fence, call, id, err);
     if (rc == RF_LEASE_LOST)
@@ -357,7 +356,7 @@ static void finish(struct worker *w, struct job_ctx *ctx, enum rf_status rc, str
         frc = store_job_cancelled(w->st, &ctx->fence, NULL, &ferr);
         goto out;
     }
-    const char *code = err->reason[0] ? err->reason
+    const char *code = err->reason[0]     ? err->reason
                        : is_transient(rc) ? "transient_error"
                                           : rf_status_name(rc);
     const char *message = err->message[0] ? err->message : rf_status_name(rc);
@@ -476,8 +475,8 @@ static void *worker_main(void *arg)
         ctx->w = w;
         make_owner(w, ctx->owner);
         int64_t now = clock_now_ms();
-        enum rf_status rc = store_job_claim(w->st, ctx->owner, now, pool->cfg.lease_ms,
-                                            &ctx->claim, &claimed, &err);
+        enum rf_status rc = store_job_claim(w->st, ctx->owner, now, pool->cfg.lease_ms, &ctx->claim,
+                                            &claimed, &err);
         if (rc == RF_OK && claimed) {
             ctx->fence = (struct job_fence){ctx->claim.id, ctx->claim.attempt, ctx->owner};
             int64_t mono = clock_mono_ms();
@@ -528,8 +527,7 @@ struct watched {
 };
 
 /* Set a stop flag on w's job if it still runs the claim named by owner. */
-static void flag_if_same(struct worker_pool *pool, struct worker *w, const char *owner,
-                         bool lost)
+static void flag_if_same(struct worker_pool *pool, struct worker *w, const char *owner, bool lost)
 {
     pthread_mutex_lock(&pool->lock);
     struct job_ctx *ctx = w->ctx;
@@ -574,11 +572,11 @@ static void monitor_jobs(struct worker_pool *pool)
         struct job_fence f = {list[i].id, list[i].attempt, list[i].owner};
         struct rf_err err;
         bool cancel = false;
-        enum rf_status rc = list[i].heartbeat
-                                ? store_job_heartbeat(pool->mst, &f,
-                                                      clock_now_ms() + pool->cfg.lease_ms,
-                                                      &cancel, &err)
-                                : store_job_check(pool->mst, &f, &cancel, &err);
+        enum rf_status rc =
+            list[i].heartbeat
+                ? store_job_heartbeat(pool->mst, &f, clock_now_ms() + pool->cfg.lease_ms, &cancel,
+                                      &err)
+                : store_job_check(pool->mst, &f, &cancel, &err);
         if (rc == RF_LEASE_LOST)
             flag_if_same(pool, list[i].w, list[i].owner, true);
         else if (rc == RF_OK && cancel)

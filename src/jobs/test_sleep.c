@@ -66,8 +66,8 @@ static void record_run(struct job_ctx *ctx, int64_t start, int64_t end, const ch
     int n = snprintf(line, sizeof line,
                      "{\"job\":\"%s\",\"attempt\":%d,\"pid\":%d,\"start_us\":%lld,"
                      "\"end_us\":%lld,\"outcome\":\"%s\"}\n",
-                     job_id(ctx), job_attempt(ctx), (int)getpid(), (long long)start,
-                     (long long)end, outcome);
+                     job_id(ctx), job_attempt(ctx), (int)getpid(), (long long)start, (long long)end,
+                     outcome);
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0)
         return;

@@ -70,7 +70,7 @@ static void test_jobs_backoff_retry_after(void **state)
     for (int s = 0; s < 10000; s++) {
         double u = crypto_random_unit();
         assert_int_equal(job_backoff_ms(1, 5000, 12000, u), 12000); /* longer: wins */
-        int64_t d = job_backoff_ms(1, 5000, 1000, u);                /* shorter: ignored */
+        int64_t d = job_backoff_ms(1, 5000, 1000, u);               /* shorter: ignored */
         assert_true(d >= 4500 && d <= 5500);
         assert_int_equal(job_backoff_ms(9, 5000, 400000, u), 400000); /* beyond the cap too */
     }
@@ -93,8 +93,9 @@ static void test_sse_format_event(void **state)
     (void)state;
     expect_event(7, "progress", "{\"a\":1}", "id: 7\nevent: progress\ndata: {\"a\":1}\n\n");
     expect_event(1, "log", "one\ntwo", "id: 1\nevent: log\ndata: one\ndata: two\n\n");
-    expect_event(2, "log", "one\r\ntwo\rthree\n", "id: 2\nevent: log\ndata: one\ndata: two\n"
-                                                   "data: three\ndata: \n\n");
+    expect_event(2, "log", "one\r\ntwo\rthree\n",
+                 "id: 2\nevent: log\ndata: one\ndata: two\n"
+                 "data: three\ndata: \n\n");
     expect_event(3, "x", "", "id: 3\nevent: x\ndata: \n\n");
     expect_event(-1, NULL, "plain", "data: plain\n\n");
     struct buf b;
@@ -162,8 +163,11 @@ static void new_job(struct fixture *f, const char *key, const char *params, int 
     struct rf_err err;
     json_t *job = NULL;
     bool created = false;
-    struct job_new in = {.type = "test_sleep", .params = params, .max_attempts = max_attempts,
-                         .run_at = clock_now_ms(), .idempotency_key = key,
+    struct job_new in = {.type = "test_sleep",
+                         .params = params,
+                         .max_attempts = max_attempts,
+                         .run_at = clock_now_ms(),
+                         .idempotency_key = key,
                          .fingerprint = key ? params : NULL};
     assert_int_equal(store_job_create(f->st, f->ws, &in, &job, &created, &err), want);
     if (want == RF_OK)
@@ -238,8 +242,7 @@ static void test_store_jobs_claim_and_fence(void **state)
     assert_int_equal(store_job_heartbeat(f->st, &fa, clock_now_ms() + 1000, NULL, &err),
                      RF_LEASE_LOST);
     json_t *result = json_object();
-    assert_int_equal(store_job_complete(f->st, &fa, result, NULL, NULL, NULL, &err),
-                     RF_LEASE_LOST);
+    assert_int_equal(store_job_complete(f->st, &fa, result, NULL, NULL, NULL, &err), RF_LEASE_LOST);
     assert_int_equal(store_job_fail(f->st, &fa, "x", "y", NULL, NULL, &err), RF_LEASE_LOST);
     assert_int_equal(store_job_release(f->st, &fa, NULL, &err), RF_LEASE_LOST);
     struct llm_call_new call = {.step = "analysis", .provider = "p", .model = "m", .latency_ms = 1};
@@ -257,8 +260,7 @@ static void test_store_jobs_claim_and_fence(void **state)
     json_decref(c2.params);
 }
 
-static enum rf_status failing_commit(struct store *st, json_t *result, void *ud,
-                                     struct rf_err *err)
+static enum rf_status failing_commit(struct store *st, json_t *result, void *ud, struct rf_err *err)
 {
     (void)st;
     (void)result;
@@ -313,9 +315,8 @@ static void test_store_jobs_cancel_wins(void **state)
     assert_int_equal(store_job_check(f->st, &fence, &flag, &err), RF_OK);
     assert_true(flag);
     /* A transient failure now is not retried: the job ends cancelled. */
-    assert_int_equal(store_job_reschedule(f->st, &fence, clock_now_ms(), "t", "m", &status, NULL,
-                                          &err),
-                     RF_OK);
+    assert_int_equal(
+        store_job_reschedule(f->st, &fence, clock_now_ms(), "t", "m", &status, NULL, &err), RF_OK);
     assert_string_equal(status, "cancelled");
     assert_string_equal(status_of(f, id, s, sizeof s), "cancelled");
     /* API retry: back to queued with attempt 0; a second retry is a conflict. */
