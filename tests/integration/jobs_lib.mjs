@@ -150,11 +150,25 @@ export async function startWorker(srv, env = {}, workers = 1) {
   return w;
 }
 
-// Open sockets of a process (listening socket and connections), from /proc/PID/fd.
-export function openSockets(pid) {
-  let n = 0;
+// TCP connections the process holds on its HTTP port (not its listening socket, not its
+// database connections): /proc/PID/fd socket inodes matched against /proc/net/tcp{,6}.
+export function openConnections(pid, port) {
+  const inodes = new Set();
   for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    try { if (readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith('socket:')) n++; } catch { /* closed meanwhile */ }
+    try {
+      const m = readlinkSync(`/proc/${pid}/fd/${fd}`).match(/^socket:\[(\d+)\]$/);
+      if (m) inodes.add(m[1]);
+    } catch { /* closed meanwhile */ }
+  }
+  let n = 0;
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    if (!existsSync(table)) continue;
+    for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 10) continue;
+      const localPort = parseInt(f[1].split(':')[1], 16);
+      if (localPort === port && f[3] !== '0A' && inodes.has(f[9])) n++; // 0A: LISTEN
+    }
   }
   return n;
 }

@@ -1,13 +1,13 @@
 // Issue 3, test 10: a client that disconnects is freed. 200 connect/abort cycles against the
 // stream of a running job leave no open connections behind: the server's file descriptors
-// sockets and its open-stream gauge come back to where they were. A suspended stream does not see
+// HTTP connections and its open-stream gauge come back to where they were. A suspended stream does not see
 // its client leave; the keep-alive comment (REFOLD_SSE_PING_MS, short here) is what finds
 // it - the control case below shows that without it the dead streams stay open.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { sleep } from './lib.mjs';
-import { startJobsServer, enqueueOk, waitJob, openSockets, metric } from './jobs_lib.mjs';
+import { startJobsServer, enqueueOk, waitJob, openConnections, metric } from './jobs_lib.mjs';
 
 const srv = await startJobsServer({ REFOLD_SSE_PING_MS: '100' });
 const slow = await startJobsServer({ REFOLD_SHUTDOWN_GRACE_MS: '100' }); // keep-alive: 15 s
@@ -48,7 +48,8 @@ test('10: 200 connect/abort cycles leave no open connections behind', { timeout:
   await waitJob(srv, job.id, (j) => j.status === 'running', 10000, 'running');
   await sleep(200);
   const pid = srv.child.pid;
-  const fds0 = openSockets(pid); // the listener and this test's keep-alive connections
+  const conns = () => openConnections(pid, srv.port);
+  const before = conns(); // this test's own keep-alive connections
   assert.equal(await metric(srv, 'refold_sse_streams'), 0);
 
   const modes = ['at-once', 'after-headers', 'after-first-event'];
@@ -56,10 +57,10 @@ test('10: 200 connect/abort cycles leave no open connections behind', { timeout:
     await Promise.all(Array.from({ length: 20 }, (_, i) => connectAndAbort(srv, job.id, modes[(batch + i) % 3])));
 
   const freed = await settle(srv, async () => (await metric(srv, 'refold_sse_streams')) === 0 &&
-    (await metric(srv, 'refold_sse_subscribers')) === 0 && openSockets(pid) <= fds0 + 2);
-  const fds1 = openSockets(pid);
+    (await metric(srv, 'refold_sse_subscribers')) === 0 && conns() <= before + 2);
+  const now = conns();
   assert.ok(freed, `streams ${await metric(srv, 'refold_sse_streams')}, subscribers ` +
-    `${await metric(srv, 'refold_sse_subscribers')}, sockets ${fds0} -> ${fds1}`);
+    `${await metric(srv, 'refold_sse_subscribers')}, connections ${before} -> ${now}`);
 
   // The server still streams normally afterwards.
   const r = await srv.api('POST', `/v1/jobs/${job.id}/cancel`);
