@@ -98,8 +98,9 @@ bool job_cancelled(const struct job_ctx *ctx);
 int job_abort_requested(void *ctx);
 /* Call fn(ud) once, from another thread, when job_cancelled() becomes true (for instance
  * curl_multi_wakeup, so a blocking wait ends at once instead of at the next progress
- * callback). fn must be quick and must not call back into ctx. NULL fn removes the hook.
- * If the job is already stopped, fn runs before this returns. */
+ * callback). fn must be quick and must not call back into ctx. NULL fn removes the hook;
+ * after that returns fn is not running and will not run. The hook is also dropped when the
+ * handler returns. If the job is already stopped, fn runs before this returns. */
 void job_on_abort(struct job_ctx *ctx, void (*fn)(void *ud), void *ud);
 /* Sleep up to ms, returning early (false) when job_cancelled() becomes true. */
 bool job_sleep(struct job_ctx *ctx, int64_t ms);

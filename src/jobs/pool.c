@@ -419,6 +419,7 @@ static void run_job(struct worker *w, struct job_ctx *ctx)
      * monitor must not take that for a lost lease. */
     pthread_mutex_lock(&pool->lock);
     ctx->finishing = true;
+    ctx->abort_fn = NULL; /* its ud may have lived on the handler's stack */
     pthread_mutex_unlock(&pool->lock);
     finish(w, ctx, rc, &err);
 }
