@@ -83,10 +83,10 @@ static enum rf_status http_error(long status, const struct buf *body, const char
     if (code && message)
         rc = rf_fail(err, status_of(code), "%s", message);
     else
-        rc = rf_fail(err, status >= 500 ? RF_UNAVAILABLE : RF_INVALID, "HTTP %ld from %s",
-                     status, url);
-    const char *reason = json_string_value(json_object_get(json_object_get(e, "details"),
-                                                           "reason"));
+        rc = rf_fail(err, status >= 500 ? RF_UNAVAILABLE : RF_INVALID, "HTTP %ld from %s", status,
+                     url);
+    const char *reason =
+        json_string_value(json_object_get(json_object_get(e, "details"), "reason"));
     if (reason)
         snprintf(err->reason, sizeof err->reason, "%s", reason);
     json_decref(doc);
@@ -120,9 +120,8 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
 }
 
 static enum rf_status perform(struct client *c, const char *method, const char *path,
-                              const json_t *body, const char *const *headers,
-                              struct transfer *t, long timeout_ms, long *status,
-                              struct rf_err *err)
+                              const json_t *body, const char *const *headers, struct transfer *t,
+                              long timeout_ms, long *status, struct rf_err *err)
 {
     CURL *curl = c->curl;
     struct curl_slist *h = NULL;
@@ -161,8 +160,7 @@ static enum rf_status perform(struct client *c, const char *method, const char *
     } else if (cc == CURLE_WRITE_ERROR && t->stopped) {
         rc = RF_OK;
     } else if (cc != CURLE_OK) {
-        rc = rf_fail(err, RF_UNAVAILABLE, "%s %s failed: %s", method, url,
-                     curl_easy_strerror(cc));
+        rc = rf_fail(err, RF_UNAVAILABLE, "%s %s failed: %s", method, url, curl_easy_strerror(cc));
     } else if (*status < 200 || *status >= 300) {
         rc = http_error(*status, &t->body, url, err);
     }

@@ -22,10 +22,10 @@
 #include "core/status.h"
 
 struct client {
-    char *base;          /* the server URL without a trailing slash */
-    char *auth;          /* "Authorization: Bearer ..." */
-    void *curl;          /* CURL * */
-    long timeout_ms;     /* whole-request timeout of client_call (0: none) */
+    char *base;      /* the server URL without a trailing slash */
+    char *auth;      /* "Authorization: Bearer ..." */
+    void *curl;      /* CURL * */
+    long timeout_ms; /* whole-request timeout of client_call (0: none) */
 };
 
 #define CLIENT_MAX_RESPONSE (64u * 1024 * 1024)

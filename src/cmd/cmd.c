@@ -26,9 +26,11 @@ static const struct command commands[] = {
      "Run the HTTP API, the web UI and the job workers. Migrates the database first.\n"
      "SIGTERM or SIGINT stops gracefully."},
     {"worker", cmd_worker, "worker [--db URL] [--workers N]",
-     "Run job workers only (no HTTP), for extra capacity or other machines sharing a\n"
-     "PostgreSQL database. SIGTERM stops claiming, lets running jobs finish within\n"
-     "REFOLD_SHUTDOWN_GRACE_MS (30 s), then puts the rest back in the queue."},
+     "Run job workers only, without HTTP.\n"
+     "For extra capacity next to `refold serve`, or on other machines sharing a PostgreSQL\n"
+     "database. SIGTERM stops claiming, lets running jobs finish within\n"
+     "REFOLD_SHUTDOWN_GRACE_MS (30 s), then puts the rest back in the queue. Job settings:\n"
+     "docs/jobs.md."},
     {"migrate", cmd_migrate, "migrate [--db URL]", "Apply pending database migrations."},
     {"workspace", cmd_workspace, "workspace create NAME | workspace list [--db URL]",
      "Administer workspaces directly on the database."},
@@ -38,14 +40,18 @@ static const struct command commands[] = {
      "Administer API keys directly on the database. A new key is printed once; only its\n"
      "SHA-256 hash is stored."},
     {"jobs", cmd_jobs, "jobs [--status S] [--type T] [--limit N] [--json]",
-     "List the workspace's jobs, newest first, through the server's API\n"
-     "(REFOLD_URL and REFOLD_API_KEY, else the config file written by refold init)."},
+     "List the workspace's jobs, newest first.\n"
+     "Talks to the server's API (REFOLD_URL and REFOLD_API_KEY, else the config file\n"
+     "written by refold init)."},
     {"job", cmd_job, "job ID [--follow] [--json]",
-     "Show a job. --follow prints its events as they happen, one line each, and exits\n"
-     "0 when it completes, 1 when it fails or is cancelled."},
+     "Show a job, or follow its events live.\n"
+     "--follow prints its events as they happen, one line each (JSON lines with --json),\n"
+     "resuming after a server restart, and exits 0 when it completes, 1 when it fails or\n"
+     "is cancelled."},
     {"cancel", cmd_cancel, "cancel ID",
-     "Cancel a job: a queued job is cancelled at once, a running one stops at its next\n"
-     "check (its LLM call is aborted)."},
+     "Cancel a job.\n"
+     "A queued job is cancelled at once; a running one stops at its next check (its LLM\n"
+     "call is aborted) and ends cancelled."},
     {"retry", cmd_retry, "retry ID",
      "Queue a failed or cancelled job again with a fresh attempt budget (same id)."},
     {"version", cmd_version, "version", "Print refold's version."},
@@ -111,7 +117,7 @@ int cmd_help(int argc, char **argv)
     }
     printf("\nrefold help COMMAND shows a command's options.\n"
            "Settings: REFOLD_DB, REFOLD_LISTEN, REFOLD_WORKERS, REFOLD_LOG, REFOLD_URL, "
-           "REFOLD_API_KEY (see README).\n");
+           "REFOLD_API_KEY (see README); job settings in docs/jobs.md.\n");
     return 0;
 }
 

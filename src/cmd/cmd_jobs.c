@@ -1,6 +1,8 @@
 /*
  * cmd_jobs - the job commands, clients of a running server's API (cmd/client.h):
  * `refold jobs`, `refold job ID [--follow]`, `refold cancel ID`, `refold retry ID`.
+ * --follow reads the SSE stream with the client-side parser of llm/sse.h and prints one
+ * line per event (or one JSON object per line with --json).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -10,9 +12,11 @@
 #include "cmd/client.h"
 #include "cmd/cmd.h"
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/jsonx.h"
 #include "core/ulid.h"
 #include "core/xalloc.h"
+#include "llm/sse.h"
 #include "core/banned.h"
 
 static const char *str(const json_t *obj, const char *key)
@@ -49,11 +53,20 @@ int cmd_jobs(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 's': status = optarg; break;
-        case 't': type = optarg; break;
-        case 'n': limit = optarg; break;
-        case 'j': as_json = true; break;
-        default: return cmd_usage("jobs");
+        case 's':
+            status = optarg;
+            break;
+        case 't':
+            type = optarg;
+            break;
+        case 'n':
+            limit = optarg;
+            break;
+        case 'j':
+            as_json = true;
+            break;
+        default:
+            return cmd_usage("jobs");
         }
     }
     if (optind != argc)
@@ -92,8 +105,8 @@ int cmd_jobs(int argc, char **argv)
         rc = 0;
         goto out;
     }
-    printf("%-32s  %-9s  %-20s  %-7s  %4s  %-26s  %s\n", "ID", "STATUS", "TYPE", "ATTEMPT",
-           "PROG", "STAGE", "CREATED");
+    printf("%-32s  %-9s  %-20s  %-7s  %4s  %-26s  %s\n", "ID", "STATUS", "TYPE", "ATTEMPT", "PROG",
+           "STAGE", "CREATED");
     size_t i;
     json_t *j;
     json_array_foreach(json_object_get(list, "data"), i, j)
@@ -128,7 +141,8 @@ static void print_job(const json_t *j)
                : "");
     printf("stage:      %s (%lld%%)\n", str(j, "stage"),
            (long long)json_integer_value(json_object_get(j, "progress")));
-    printf("attempt:    %lld of %lld\n", (long long)json_integer_value(json_object_get(j, "attempt")),
+    printf("attempt:    %lld of %lld\n",
+           (long long)json_integer_value(json_object_get(j, "attempt")),
            (long long)json_integer_value(json_object_get(j, "max_attempts")));
     json_t *e = json_object_get(j, "error");
     if (json_is_object(e))
@@ -154,23 +168,27 @@ static int exit_for(const char *status)
     return strcmp(status, "completed") == 0 ? 0 : 1;
 }
 
-int job_follow(struct client *cl, const char *id, bool as_json);
+static int job_follow(struct client *cl, const char *id, bool as_json);
 
 int cmd_job(int argc, char **argv)
 {
     struct config cfg;
     config_load(&cfg);
     bool as_json = false, follow = false;
-    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
-                                         {"follow", no_argument, NULL, 'f'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'}, {"follow", no_argument, NULL, 'f'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "f", opts, NULL)) != -1) {
         switch (c) {
-        case 'j': as_json = true; break;
-        case 'f': follow = true; break;
-        default: return cmd_usage("job");
+        case 'j':
+            as_json = true;
+            break;
+        case 'f':
+            follow = true;
+            break;
+        default:
+            return cmd_usage("job");
         }
     }
     if (optind != argc - 1)
@@ -254,16 +272,148 @@ int cmd_retry(int argc, char **argv)
 
 /* ---- refold job ID --follow ---- */
 
-int job_follow(struct client *cl, const char *id, bool as_json)
+#define FOLLOW_MAX_EVENT (4u * 1024 * 1024)
+#define FOLLOW_RECONNECT_FOR_MS 120000
+#define FOLLOW_DEFAULT_RETRY_MS 1000
+
+struct follow {
+    struct sse_parser parser;
+    bool as_json;
+    int64_t last_seq;  /* Last-Event-ID for a reconnection */
+    char terminal[16]; /* the terminal event's type once seen */
+};
+
+/* One line for an event: "SEQ TYPE details". */
+static void print_event_line(int64_t seq, const char *type, const json_t *d)
 {
-    (void)as_json;
+    printf("%lld %s", (long long)seq, type);
+    if (strcmp(type, "progress") == 0) {
+        printf(" %s %lld%%", str(d, "stage"),
+               (long long)json_integer_value(json_object_get(d, "progress")));
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)d, k, v)
+        {
+            if (!strcmp(k, "job_id") || !strcmp(k, "status") || !strcmp(k, "stage") ||
+                !strcmp(k, "progress"))
+                continue;
+            char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+            printf(" %s=%s", k, text ? text : "null");
+            free(text);
+        }
+    } else if (strcmp(type, "log") == 0) {
+        printf(" [%s] %s", str(d, "level"), str(d, "message"));
+    } else if (strcmp(type, "retry") == 0) {
+        json_t *e = json_object_get(d, "error");
+        printf(" attempt %lld failed (%s: %s); next attempt at %s",
+               (long long)json_integer_value(json_object_get(d, "attempt")), str(e, "code"),
+               str(e, "message"), str(d, "run_at"));
+    } else if (strcmp(type, "failed") == 0) {
+        json_t *e = json_object_get(d, "error");
+        printf(" %s: %s", str(e, "code"), str(e, "message"));
+    } else if (strcmp(type, "completed") == 0) {
+        char *text = json_dumps(json_object_get(d, "result"), JSON_COMPACT | JSON_ENCODE_ANY);
+        printf(" result=%s", text ? text : "null");
+        free(text);
+    }
+    printf("\n");
+}
+
+static enum rf_status on_follow_event(void *ud, const struct sse_event *ev)
+{
+    struct follow *f = ud;
+    char *end = NULL;
+    long long seq = strtoll(ev->id, &end, 10);
+    if (!*ev->id || *end || seq <= f->last_seq)
+        return RF_OK; /* not a job event, or one already printed */
+    f->last_seq = seq;
+    json_t *data = json_loadb(ev->data, ev->data_len, 0, NULL);
+    if (f->as_json) {
+        json_t *line = json_pack("{s:I, s:s, s:o}", "seq", (json_int_t)seq, "type", ev->type,
+                                 "data", data ? data : json_null());
+        char *text = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        printf("%s\n", text);
+        free(text);
+        json_decref(line);
+    } else {
+        print_event_line(seq, ev->type, data);
+        json_decref(data);
+    }
+    fflush(stdout);
+    if (!strcmp(ev->type, "completed") || !strcmp(ev->type, "failed") ||
+        !strcmp(ev->type, "cancelled")) {
+        snprintf(f->terminal, sizeof f->terminal, "%s", ev->type);
+        return RF_CANCELLED; /* stop reading: the server closes the stream anyway */
+    }
+    return RF_OK;
+}
+
+static bool on_follow_chunk(void *ud, const char *data, size_t len)
+{
+    struct follow *f = ud;
+    return sse_parser_feed(&f->parser, data, len) == RF_OK;
+}
+
+/* The job's current status into out ("" when it cannot be read). */
+static enum rf_status job_status_now(struct client *cl, const char *id, char *out, size_t n,
+                                     struct rf_err *err)
+{
     json_t *job = NULL;
-    struct rf_err err;
     char path[128];
     snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    if (client_call(cl, "GET", path, NULL, NULL, &job, NULL, &err) != RF_OK)
-        return cmd_fail(&err);
-    int rc = exit_for(str(job, "status"));
+    enum rf_status rc = client_call(cl, "GET", path, NULL, NULL, &job, NULL, err);
+    snprintf(out, n, "%s", rc == RF_OK ? str(job, "status") : "");
     json_decref(job);
+    return rc;
+}
+
+/* Print the job's events as they happen (reconnecting with Last-Event-ID when the stream
+ * breaks, e.g. across a server restart) until its terminal event. */
+static int job_follow(struct client *cl, const char *id, bool as_json)
+{
+    struct follow f = {.as_json = as_json};
+    struct rf_err err;
+    char path[160], last_header[64], status[16];
+    int64_t give_up = 0;
+    int rc = 1;
+    snprintf(path, sizeof path, "/v1/jobs/%s/events", id);
+    for (;;) {
+        const char *headers[] = {last_header, NULL};
+        snprintf(last_header, sizeof last_header, "Last-Event-ID: %lld", (long long)f.last_seq);
+        long code = 0;
+        sse_parser_init(&f.parser, FOLLOW_MAX_EVENT, on_follow_event, &f);
+        rf_err_clear(&err);
+        enum rf_status src = client_stream(cl, path, f.last_seq > 0 ? headers : NULL,
+                                           on_follow_chunk, &f, &code, &err);
+        int64_t retry = f.parser.retry_ms > 0 ? f.parser.retry_ms : FOLLOW_DEFAULT_RETRY_MS;
+        sse_parser_release(&f.parser);
+        if (f.terminal[0]) {
+            rc = exit_for(f.terminal);
+            break;
+        }
+        if (src == RF_OK && code == 204) { /* finished before we got here, nothing new */
+            if (job_status_now(cl, id, status, sizeof status, &err) != RF_OK) {
+                rc = cmd_fail(&err);
+                break;
+            }
+            if (!as_json)
+                printf("%s is %s\n", id, status);
+            rc = exit_for(status);
+            break;
+        }
+        if (src != RF_OK && src != RF_UNAVAILABLE) { /* 404, 401, ...: reconnecting won't help */
+            rc = cmd_fail(&err);
+            break;
+        }
+        /* The stream ended early (server restart) or the server is away: resume from the
+         * last event; give up after FOLLOW_RECONNECT_FOR_MS without reaching it. */
+        if (src == RF_OK || !give_up) {
+            give_up = clock_mono_ms() + FOLLOW_RECONNECT_FOR_MS;
+        } else if (clock_mono_ms() > give_up) {
+            rc = cmd_fail(&err);
+            break;
+        }
+        clock_sleep_ms(retry);
+    }
     return rc;
 }

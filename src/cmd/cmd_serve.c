@@ -7,7 +7,8 @@
  * Shutdown order: the workers drain first (claim nothing more, finish or release running
  * jobs within REFOLD_SHUTDOWN_GRACE_MS) while the API keeps answering, so SSE followers
  * see the last events; then the HTTP server's shutdown hook ends every event stream
- * (hub_stop) before the daemon stops; then the hub is freed.
+ * (hub_stop) before the daemon stops; then the pool and the hub are freed, once no
+ * handler can reach them.
  */
 #include <getopt.h>
 #include <pthread.h>
@@ -118,7 +119,7 @@ int cmd_serve(int argc, char **argv)
     hc.pool = pool;
     struct http_server *srv = NULL;
     if (http_server_start(&hc, &srv, &err) != RF_OK) {
-        pool_stop(pool, 0);
+        pool_free(pool);
         hub_free(hub);
         return cmd_fail(&err);
     }
@@ -132,6 +133,7 @@ int cmd_serve(int argc, char **argv)
     log_info("shutting down", "signal=%d", sig);
     pool_stop(pool, cfg.grace_ms);
     http_server_stop(srv);
+    pool_free(pool);
     hub_free(hub);
     log_info("stopped", NULL);
     return 0;

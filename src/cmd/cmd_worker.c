@@ -41,9 +41,14 @@ int cmd_worker(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'd': cfg.db = optarg; break;
-        case 'w': cfg.workers = (int)strtol(optarg, NULL, 10); break;
-        default: return cmd_usage("worker");
+        case 'd':
+            cfg.db = optarg;
+            break;
+        case 'w':
+            cfg.workers = (int)strtol(optarg, NULL, 10);
+            break;
+        default:
+            return cmd_usage("worker");
         }
     }
     if (optind != argc || cfg.workers < 1)
@@ -71,6 +76,7 @@ int cmd_worker(int argc, char **argv)
     sigwait(&stop, &sig);
     log_info("shutting down", "signal=%d", sig);
     pool_stop(pool, cfg.grace_ms);
+    pool_free(pool);
     log_info("stopped", NULL);
     return 0;
 }

@@ -103,8 +103,7 @@ static enum rf_status parse_seq(const char *v, const char *field, int64_t *out, 
     errno = 0;
     long long n = strtoll(v, &end, 10);
     if (!*v || *end || errno || n < 0)
-        return rf_fail_field(err, RF_INVALID, field, "%s must be an event id (a seq >= 0)",
-                             field);
+        return rf_fail_field(err, RF_INVALID, field, "%s must be an event id (a seq >= 0)", field);
     *out = n;
     return RF_OK;
 }
@@ -157,8 +156,7 @@ HANDLER(h_jobs_llm_calls)
     struct store_list list = {0};
     enum rf_status rc = req_page(req, &page, err);
     if (rc == RF_OK)
-        rc = store_llm_call_list(req->store, req->workspace_id, req->params[0], &page, &list,
-                                 err);
+        rc = store_llm_call_list(req->store, req->workspace_id, req->params[0], &page, &list, err);
     if (rc)
         return rc;
     resp_list(resp, &list);
@@ -180,8 +178,7 @@ static enum rf_status enqueue_test_job(struct req *req, const json_t *item, cons
         rc = jx_int(item, "max_attempts", JX_NULLABLE, 1, JOB_MAX_ATTEMPTS_LIMIT, &max_attempts,
                     &present, err);
     if (rc == RF_OK)
-        rc = jx_int(item, "delay_ms", JX_NULLABLE, 0, TEST_DELAY_MAX_MS, &delay_ms, &present,
-                    err);
+        rc = jx_int(item, "delay_ms", JX_NULLABLE, 0, TEST_DELAY_MAX_MS, &delay_ms, &present, err);
     if (rc == RF_OK)
         rc = jx_string(item, "agent_id", JX_NULLABLE, ID_MAX - 1, false, &spec.agent_id, err);
     if (rc)

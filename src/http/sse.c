@@ -20,10 +20,10 @@
 #define HUB_READ_BATCH 256
 #define SUBSCRIBE_TRIES 8
 
-enum rf_status sse_format_event(struct buf *out, int64_t id, const char *event,
-                                const char *data)
+enum rf_status sse_format_event(struct buf *out, int64_t id, const char *event, const char *data)
 {
     enum rf_status rc = RF_OK;
+    size_t before = out->len;
     if (id >= 0)
         rc = buf_printf(out, "id: %lld\n", (long long)id);
     if (rc == RF_OK && event)
@@ -45,6 +45,10 @@ enum rf_status sse_format_event(struct buf *out, int64_t id, const char *event,
     }
     if (rc == RF_OK)
         rc = buf_putc(out, '\n');
+    if (rc && out->data) { /* all or nothing: never half a frame */
+        out->len = before;
+        out->data[before] = '\0';
+    }
     return rc;
 }
 
@@ -167,14 +171,14 @@ static void stream_free(void *cls)
 }
 
 /* Append the stored events after *pos (advancing it), up to a terminal one. */
-static enum rf_status replay(struct store *st, struct stream *s, const char *job_id,
-                             int64_t *pos, struct rf_err *err)
+static enum rf_status replay(struct store *st, struct stream *s, const char *job_id, int64_t *pos,
+                             struct rf_err *err)
 {
     for (;;) {
         int before = s->events;
         int64_t last = *pos;
-        enum rf_status rc = store_job_events_each(st, job_id, *pos, REPLAY_PAGE, on_stored_event,
-                                                  s, &last, err);
+        enum rf_status rc =
+            store_job_events_each(st, job_id, *pos, REPLAY_PAGE, on_stored_event, s, &last, err);
         if (rc)
             return rc;
         *pos = last;
@@ -231,8 +235,8 @@ enum rf_status sse_job_stream(struct req *req, struct hub *hub, const char *job_
         if (rc)
             goto fail;
     }
-    resp->raw = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_read,
-                                                  s, stream_free);
+    resp->raw = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_read, s,
+                                                  stream_free);
     if (!resp->raw) {
         rc = rf_fail(err, RF_INTERNAL, "cannot create the event stream");
         goto fail;

@@ -27,9 +27,9 @@
 struct hub;
 
 /* Append one event: `id: N`, `event: TYPE`, one `data:` line per line of data, a blank
- * line. id < 0 omits the id line; NULL event omits the event line. */
-enum rf_status sse_format_event(struct buf *out, int64_t id, const char *event,
-                                const char *data);
+ * line. id < 0 omits the id line; NULL event omits the event line. All or nothing: past
+ * the buf's max it fails RF_TOO_LARGE and leaves out as it was. */
+enum rf_status sse_format_event(struct buf *out, int64_t id, const char *event, const char *data);
 /* Append a comment: `: text` and a blank line. */
 enum rf_status sse_format_comment(struct buf *out, const char *text);
 /* True for the event types after which a job's stream ends. */

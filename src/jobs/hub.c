@@ -207,8 +207,8 @@ static void load_dirty(struct hub *hub)
         for (;;) {
             struct rf_err err;
             size_t before = p[i].got.n;
-            if (store_job_events_each(hub->st, p[i].t->job_id, after, LOAD_PAGE, collect,
-                                      &p[i].got, &last, &err) != RF_OK) {
+            if (store_job_events_each(hub->st, p[i].t->job_id, after, LOAD_PAGE, collect, &p[i].got,
+                                      &last, &err) != RF_OK) {
                 log_warn("cannot load job events", "job=%s error=\"%s\"", p[i].t->job_id,
                          err.message);
                 p[i].more = true; /* try again on the next round */

@@ -83,8 +83,7 @@ struct hub_read_flags {
 
 /* Hand fn every cached event after sub's position, advancing it; at most max events
  * (0: all). Returns how many were handed over. */
-int hub_read(struct hub_sub *sub, hub_event_fn fn, void *ud, int max,
-             struct hub_read_flags *flags);
+int hub_read(struct hub_sub *sub, hub_event_fn fn, void *ud, int max, struct hub_read_flags *flags);
 
 /* Subscribers attached now (for metrics and tests). */
 int hub_subscribers(struct hub *hub);

@@ -86,8 +86,8 @@ enum rf_status job_log(struct job_ctx *ctx, const char *level, const char *messa
                        struct rf_err *err);
 /* Record one LLM call of this attempt (llm_calls); id (may be NULL, ID_MAX bytes) gets its
  * id. Fenced: a stale worker's calls are not recorded. */
-enum rf_status job_record_llm_call(struct job_ctx *ctx, const struct llm_call_new *call,
-                                   char *id, struct rf_err *err);
+enum rf_status job_record_llm_call(struct job_ctx *ctx, const struct llm_call_new *call, char *id,
+                                   struct rf_err *err);
 
 /* True once the job must stop: a cancel was requested, the lease was lost, or the process
  * is shutting down past its grace period. A relaxed atomic load: poll it freely. Cancels
@@ -98,8 +98,9 @@ bool job_cancelled(const struct job_ctx *ctx);
 int job_abort_requested(void *ctx);
 /* Call fn(ud) once, from another thread, when job_cancelled() becomes true (for instance
  * curl_multi_wakeup, so a blocking wait ends at once instead of at the next progress
- * callback). fn must be quick and must not call back into ctx. NULL fn removes the hook.
- * If the job is already stopped, fn runs before this returns. */
+ * callback). fn must be quick and must not call back into ctx. NULL fn removes the hook;
+ * after that returns fn is not running and will not run. The hook is also dropped when the
+ * handler returns. If the job is already stopped, fn runs before this returns. */
 void job_on_abort(struct job_ctx *ctx, void (*fn)(void *ud), void *ud);
 /* Sleep up to ms, returning early (false) when job_cancelled() becomes true. */
 bool job_sleep(struct job_ctx *ctx, int64_t ms);

@@ -10,7 +10,8 @@
  *     handler, then finish the job with one fenced transaction, and claim again at once.
  *     With nothing due it sleeps on pool->wake until pool_wake() (a job enqueued by this
  *     process: started within a millisecond or two) or until poll_ms or the next run_at
- *     passes (jobs enqueued by other processes, delayed retries).
+ *     passes (jobs enqueued by other processes, delayed retries). An idle worker looks
+ *     with a read (the earliest run_at) before it claims, so idling takes no write lock.
  *   - The monitor ticks every few tens of milliseconds: for each running job it reads the
  *     cancel flag every cancel_poll_ms and extends the lease every heartbeat_ms, both
  *     fenced (a heartbeat that matches no row means the lease is lost); and every sweep_ms
@@ -48,7 +49,9 @@
  * handlers return and the workers release the jobs to the queue giving the attempt back.
  * A handler that ignores that for ABORT_WAIT_MS more has its job released by pool_stop
  * itself (fenced, so the straggler's later writes match nothing); its thread is left
- * behind and the pool's memory with it, since the process is about to exit.
+ * behind and the pool's memory with it, since the process is about to exit. The pool
+ * struct outlives pool_stop until pool_free, so that HTTP handlers still answering during
+ * the drain can call pool_wake/pool_cancel safely (they find no worker to wake).
  */
 #include "jobs/pool.h"
 
@@ -73,7 +76,6 @@
 #define ABORT_WAIT_MS 2000
 #define SWEEP_BATCH 64
 #define MONITOR_TICK_MAX_MS 50
-#define MIN_IDLE_WAIT_MS 2
 
 struct worker;
 
@@ -86,6 +88,7 @@ struct job_ctx {
     atomic_bool lost;     /* the lease is gone */
     atomic_bool shutdown; /* the process stops past its grace period */
     atomic_bool stop;     /* any of the three: what job_cancelled() reads */
+    bool finishing;       /* guarded by pool->lock: the outcome is being written */
     bool abort_fired;     /* guarded by pool->lock, with the hook below */
     void (*abort_fn)(void *ud);
     void *abort_ud;
@@ -125,6 +128,7 @@ struct worker_pool {
     pthread_t monitor;
     bool monitor_started;
     struct store *mst; /* the monitor's connection */
+    int stuck;         /* workers pool_stop had to leave behind */
 };
 
 /* ---- small helpers ---- */
@@ -175,8 +179,7 @@ static void fenced_out(const struct job_ctx *ctx, const char *op)
 {
     metrics_add(METRIC_JOB_FENCED_WRITES, 1);
     log_warn("fenced write changed 0 rows: lease lost, job dropped",
-             "job=%s attempt=%d owner=%s op=%s", ctx->claim.id, ctx->claim.attempt, ctx->owner,
-             op);
+             "job=%s attempt=%d owner=%s op=%s", ctx->claim.id, ctx->claim.attempt, ctx->owner, op);
 }
 
 /* After a ctx write: tell the hub, or note a fenced-out write. */
@@ -245,8 +248,8 @@ enum rf_status job_log(struct job_ctx *ctx, const char *level, const char *messa
     return after_write(ctx, rc, "log");
 }
 
-enum rf_status job_record_llm_call(struct job_ctx *ctx, const struct llm_call_new *call,
-                                   char *id, struct rf_err *err)
+enum rf_status job_record_llm_call(struct job_ctx *ctx, const struct llm_call_new *call, char *id,
+                                   struct rf_err *err)
 {
     enum rf_status rc = store_llm_call_insert(ctx->w->st, &ctx->fence, call, id, err);
     if (rc == RF_LEASE_LOST)
@@ -363,7 +366,7 @@ static void finish(struct worker *w, struct job_ctx *ctx, enum rf_status rc, str
         frc = store_job_cancelled(w->st, &ctx->fence, NULL, &ferr);
         goto out;
     }
-    const char *code = err->reason[0] ? err->reason
+    const char *code = err->reason[0]     ? err->reason
                        : is_transient(rc) ? "transient_error"
                                           : rf_status_name(rc);
     const char *message = err->message[0] ? err->message : rf_status_name(rc);
@@ -422,6 +425,12 @@ static void run_job(struct worker *w, struct job_ctx *ctx)
     } else {
         rc = type->handler(ctx, &err);
     }
+    /* From here the claim may legitimately vanish (the finishing write clears it): the
+     * monitor must not take that for a lost lease. */
+    pthread_mutex_lock(&pool->lock);
+    ctx->finishing = true;
+    ctx->abort_fn = NULL; /* its ud may have lived on the handler's stack */
+    pthread_mutex_unlock(&pool->lock);
     finish(w, ctx, rc, &err);
 }
 
@@ -433,8 +442,9 @@ static void make_owner(struct worker *w, char *out)
              (unsigned long long)++w->claims);
 }
 
-/* How long an idle worker sleeps: until the next run_at, at most poll_ms. */
-static int64_t idle_wait(struct worker *w)
+/* How long an idle worker may sleep: 0 when a queued job is due now, else until the next
+ * run_at, at most poll_ms. A read, so idle polling never takes the write lock. */
+static int64_t until_due(struct worker *w)
 {
     struct worker_pool *pool = w->pool;
     int64_t next = 0;
@@ -443,9 +453,7 @@ static int64_t idle_wait(struct worker *w)
     if (store_job_next_due(w->st, &next, &found, &err) != RF_OK || !found)
         return pool->cfg.poll_ms;
     int64_t left = next - clock_now_ms();
-    if (left < MIN_IDLE_WAIT_MS)
-        left = MIN_IDLE_WAIT_MS;
-    return min64(left, pool->cfg.poll_ms);
+    return left <= 0 ? 0 : min64(left, pool->cfg.poll_ms);
 }
 
 static void *worker_main(void *arg)
@@ -453,6 +461,7 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     struct worker_pool *pool = w->pool;
     int64_t last_error_log = 0;
+    bool claim_now = true; /* false once a claim found nothing: look before claiming */
     for (;;) {
         pthread_mutex_lock(&pool->lock);
         bool stop = pool->stopping;
@@ -460,6 +469,16 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&pool->lock);
         if (stop)
             break;
+        if (!claim_now) {
+            int64_t wait = until_due(w);
+            if (wait > 0) {
+                pthread_mutex_lock(&pool->lock);
+                if (!pool->stopping && pool->wake_seq == seen)
+                    wait_ms(&pool->wake, &pool->lock, wait);
+                pthread_mutex_unlock(&pool->lock);
+                continue;
+            }
+        }
 
         struct job_ctx *ctx = xcalloc(1, sizeof *ctx);
         struct rf_err err;
@@ -467,8 +486,8 @@ static void *worker_main(void *arg)
         ctx->w = w;
         make_owner(w, ctx->owner);
         int64_t now = clock_now_ms();
-        enum rf_status rc = store_job_claim(w->st, ctx->owner, now, pool->cfg.lease_ms,
-                                            &ctx->claim, &claimed, &err);
+        enum rf_status rc = store_job_claim(w->st, ctx->owner, now, pool->cfg.lease_ms, &ctx->claim,
+                                            &claimed, &err);
         if (rc == RF_OK && claimed) {
             ctx->fence = (struct job_fence){ctx->claim.id, ctx->claim.attempt, ctx->owner};
             int64_t mono = clock_mono_ms();
@@ -491,22 +510,21 @@ static void *worker_main(void *arg)
             if (ctx->commit_free)
                 ctx->commit_free(ctx->commit_ud);
             free(ctx);
+            claim_now = true;
             continue;
         }
         free(ctx);
-        int64_t wait = pool->cfg.poll_ms;
+        claim_now = false;
         if (rc) {
             if (clock_mono_ms() - last_error_log > 10000) {
                 log_warn("cannot claim jobs", "worker=%d error=\"%s\"", w->index, err.message);
                 last_error_log = clock_mono_ms();
             }
-        } else {
-            wait = idle_wait(w);
+            pthread_mutex_lock(&pool->lock);
+            if (!pool->stopping)
+                wait_ms(&pool->wake, &pool->lock, pool->cfg.poll_ms);
+            pthread_mutex_unlock(&pool->lock);
         }
-        pthread_mutex_lock(&pool->lock);
-        if (!pool->stopping && pool->wake_seq == seen)
-            wait_ms(&pool->wake, &pool->lock, wait);
-        pthread_mutex_unlock(&pool->lock);
     }
     return NULL;
 }
@@ -522,12 +540,11 @@ struct watched {
 };
 
 /* Set a stop flag on w's job if it still runs the claim named by owner. */
-static void flag_if_same(struct worker_pool *pool, struct worker *w, const char *owner,
-                         bool lost)
+static void flag_if_same(struct worker_pool *pool, struct worker *w, const char *owner, bool lost)
 {
     pthread_mutex_lock(&pool->lock);
     struct job_ctx *ctx = w->ctx;
-    if (ctx && strcmp(ctx->owner, owner) == 0) {
+    if (ctx && !ctx->finishing && strcmp(ctx->owner, owner) == 0) {
         if (lost && !atomic_load(&ctx->lost)) {
             log_warn("lease lost: job taken away from this worker", "job=%s attempt=%d owner=%s",
                      ctx->claim.id, ctx->claim.attempt, ctx->owner);
@@ -548,7 +565,7 @@ static void monitor_jobs(struct worker_pool *pool)
     for (int i = 0; i < pool->n; i++) {
         struct worker *w = &pool->workers[i];
         struct job_ctx *ctx = w->ctx;
-        if (!ctx)
+        if (!ctx || ctx->finishing)
             continue;
         bool hb = mono >= w->heartbeat_due, check = mono >= w->check_due;
         if (!hb && !check)
@@ -568,11 +585,11 @@ static void monitor_jobs(struct worker_pool *pool)
         struct job_fence f = {list[i].id, list[i].attempt, list[i].owner};
         struct rf_err err;
         bool cancel = false;
-        enum rf_status rc = list[i].heartbeat
-                                ? store_job_heartbeat(pool->mst, &f,
-                                                      clock_now_ms() + pool->cfg.lease_ms,
-                                                      &cancel, &err)
-                                : store_job_check(pool->mst, &f, &cancel, &err);
+        enum rf_status rc =
+            list[i].heartbeat
+                ? store_job_heartbeat(pool->mst, &f, clock_now_ms() + pool->cfg.lease_ms, &cancel,
+                                      &err)
+                : store_job_check(pool->mst, &f, &cancel, &err);
         if (rc == RF_LEASE_LOST)
             flag_if_same(pool, list[i].w, list[i].owner, true);
         else if (rc == RF_OK && cancel)
@@ -748,7 +765,7 @@ static void wait_idle(struct worker_pool *pool, int64_t deadline)
 
 void pool_stop(struct worker_pool *pool, int64_t grace_ms)
 {
-    if (!pool)
+    if (!pool || (pool->stopping && !pool->monitor_started))
         return;
     pthread_mutex_lock(&pool->lock);
     pool->stopping = true;
@@ -781,8 +798,10 @@ void pool_stop(struct worker_pool *pool, int64_t grace_ms)
     pthread_cond_broadcast(&pool->mwake);
     pthread_mutex_unlock(&pool->lock);
 
-    if (pool->monitor_started)
+    if (pool->monitor_started) {
         pthread_join(pool->monitor, NULL);
+        pool->monitor_started = false;
+    }
     for (int i = 0; i < stuck; i++) {
         struct job_fence f = {left[i].id, left[i].attempt, left[i].owner};
         struct rf_err err;
@@ -802,13 +821,23 @@ void pool_stop(struct worker_pool *pool, int64_t grace_ms)
             pthread_detach(w->thread);
         else
             pthread_join(w->thread, NULL);
+        w->thread_started = false;
     }
     free(left);
-    if (stuck) {
-        /* Stragglers still use the pool; the process is exiting anyway. */
+    pool->stuck = stuck;
+    if (stuck)
         log_warn("leaving stuck worker threads behind", "threads=%d", stuck);
+    else
+        log_info("workers stopped", NULL);
+}
+
+void pool_free(struct worker_pool *pool)
+{
+    if (!pool)
         return;
-    }
+    if (!pool->stopping || pool->monitor_started)
+        pool_stop(pool, 0);
+    if (pool->stuck)
+        return; /* stragglers still use the pool; the process is exiting anyway */
     free_pool(pool);
-    log_info("workers stopped", NULL);
 }

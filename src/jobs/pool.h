@@ -42,8 +42,11 @@ void pool_wake(struct worker_pool *pool);
  * instead of at the next cancel poll (pool may be NULL). */
 void pool_cancel(struct worker_pool *pool, const char *job_id);
 /* Graceful stop (SIGTERM): claim nothing more, let running jobs finish for up to grace_ms,
- * then stop them and release them to the queue without using an attempt; free the pool
- * (NULL is ignored). */
+ * then stop them and release them to the queue without using an attempt, and join the
+ * threads. pool_wake and pool_cancel stay safe (and do nothing) until pool_free. NULL is
+ * ignored; a second call does nothing. */
 void pool_stop(struct worker_pool *pool, int64_t grace_ms);
+/* Free the pool (stopping it first, without grace, if needed). NULL is ignored. */
+void pool_free(struct worker_pool *pool);
 
 #endif

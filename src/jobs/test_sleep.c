@@ -14,6 +14,9 @@
  *           crash_attempts: 1,      ... only on attempts <= this
  *           ignore_cancel: false,   sleep through cancels and lease loss, then write a
  *                                   `log` event anyway (to prove fencing refuses it)
+ *           block: false,           instead of sleeping, block in poll(2) on a pipe for
+ *                                   sleep_ms that only the job_on_abort() hook can wake
+ *                                   (how a blocking LLM call is cut short)
  *           commit_row: false}      complete with an llm_calls row (provider "test")
  *                                   written by the completion callback
  *
@@ -23,6 +26,7 @@
  * runs of a job overlapped. The result is {attempt, pid, start_us, end_us, slept_ms}.
  */
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,8 +66,8 @@ static void record_run(struct job_ctx *ctx, int64_t start, int64_t end, const ch
     int n = snprintf(line, sizeof line,
                      "{\"job\":\"%s\",\"attempt\":%d,\"pid\":%d,\"start_us\":%lld,"
                      "\"end_us\":%lld,\"outcome\":\"%s\"}\n",
-                     job_id(ctx), job_attempt(ctx), (int)getpid(), (long long)start,
-                     (long long)end, outcome);
+                     job_id(ctx), job_attempt(ctx), (int)getpid(), (long long)start, (long long)end,
+                     outcome);
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0)
         return;
@@ -102,6 +106,28 @@ static enum rf_status commit_row(struct store *st, json_t *result, void *ud, str
     return RF_OK;
 }
 
+static void wake_pipe(void *ud)
+{
+    char c = 1;
+    if (write(*(int *)ud, &c, 1) < 0)
+        return; /* the pipe is ours and empty: cannot fail */
+}
+
+/* Block for up to ms in a call that nothing but the abort hook interrupts. */
+static enum rf_status block_until_aborted(struct job_ctx *ctx, int64_t ms, struct rf_err *err)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return rf_fail(err, RF_TRANSIENT, "pipe failed");
+    job_on_abort(ctx, wake_pipe, &fds[1]);
+    struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+    int n = poll(&pfd, 1, (int)ms);
+    job_on_abort(ctx, NULL, NULL); /* after this the hook cannot run: fds may go */
+    close(fds[0]);
+    close(fds[1]);
+    return n > 0 ? RF_CANCELLED : RF_OK;
+}
+
 enum rf_status job_test_sleep(struct job_ctx *ctx, struct rf_err *err)
 {
     const json_t *p = job_params(ctx);
@@ -122,7 +148,11 @@ enum rf_status job_test_sleep(struct job_ctx *ctx, struct rf_err *err)
         if (rc)
             goto out;
     }
-    if (ignore_cancel) {
+    if (json_is_true(json_object_get(p, "block"))) {
+        rc = block_until_aborted(ctx, sleep_ms, err);
+        if (rc)
+            goto out;
+    } else if (ignore_cancel) {
         clock_sleep_ms(sleep_ms);
         rc = job_log(ctx, "info", "slept through any cancel or lease loss", err);
         if (rc)

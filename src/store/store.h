@@ -225,6 +225,8 @@ struct trace_new {
  * unknown or foreign agent/version is rejected alone. results has n entries. */
 enum rf_status store_traces_put(struct store *st, const char *ws, const struct trace_new *items,
                                 int n, struct store_item_result *results, struct rf_err *err);
+/* The Trace object, plus "evaluations": every eval's verdict on it, [{eval_id, eval_name,
+ * predicted_result, predicted_reason, execution_time_ms, executed_at}] by eval name. */
 enum rf_status store_trace_get(struct store *st, const char *ws, const char *id, json_t **out,
                                struct rf_err *err);
 

@@ -27,11 +27,11 @@
 #include "store/store_internal.h"
 #include "core/banned.h"
 
-const char *const JOB_STATUSES[JOB_NSTATUS + 1] = {"queued",    "running", "completed",
-                                                  "failed",    "cancelled", NULL};
+const char *const JOB_STATUSES[JOB_NSTATUS + 1] = {"queued", "running",   "completed",
+                                                   "failed", "cancelled", NULL};
 
 #define JOB_COLS                                                                                   \
-    "id, type, status, stage, progress, params, result, error_code, error_message, attempt, "     \
+    "id, type, status, stage, progress, params, result, error_code, error_message, attempt, "      \
     "max_attempts, run_at, cancel_requested, created_at, started_at, finished_at"
 
 #define FENCE_WHERE "id = ? AND attempt = ? AND lease_owner = ? AND status = 'running'"
@@ -56,7 +56,7 @@ static const char *SQL_JOB_LIST_AGENT =
     "ORDER BY id DESC LIMIT ?";
 
 #define CLAIM_SET                                                                                  \
-    "UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_owner = ?, "                \
+    "UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_owner = ?, "                 \
     "lease_expires_at = ?, started_at = COALESCE(started_at, ?) "
 #define CLAIM_RETURNING                                                                            \
     " RETURNING id, workspace_id, type, params, attempt, max_attempts, cancel_requested"
@@ -73,9 +73,8 @@ static const char *SQL_NEXT_DUE = "SELECT MIN(run_at) FROM jobs WHERE status = '
 static const char *SQL_HEARTBEAT =
     "UPDATE jobs SET lease_expires_at = ? WHERE " FENCE_WHERE " RETURNING cancel_requested";
 static const char *SQL_CHECK = "SELECT cancel_requested FROM jobs WHERE " FENCE_WHERE;
-static const char *SQL_FENCE =
-    "UPDATE jobs SET event_seq = event_seq + 1 WHERE " FENCE_WHERE
-    " RETURNING event_seq, cancel_requested";
+static const char *SQL_FENCE = "UPDATE jobs SET event_seq = event_seq + 1 WHERE " FENCE_WHERE
+                               " RETURNING event_seq, cancel_requested";
 static const char *SQL_SET_PROGRESS = "UPDATE jobs SET stage = ?, progress = ? WHERE id = ?";
 static const char *SQL_SET_COMPLETED =
     "UPDATE jobs SET status = 'completed', stage = 'completed', progress = 100, result = ?, "
@@ -149,8 +148,8 @@ static json_t *job_from_row(struct db_stmt *s)
     if (db_is_null(s, 7))
         json_object_set_new(j, "error", json_null());
     else
-        json_object_set_new(j, "error", json_pack("{s:o, s:o}", "code", col_str(s, 7),
-                                                  "message", col_str(s, 8)));
+        json_object_set_new(
+            j, "error", json_pack("{s:o, s:o}", "code", col_str(s, 7), "message", col_str(s, 8)));
     json_object_set_new(j, "attempt", json_integer(db_int(s, 9)));
     json_object_set_new(j, "max_attempts", json_integer(db_int(s, 10)));
     json_object_set_new(j, "run_at", col_time(s, 11));
@@ -191,8 +190,8 @@ static enum rf_status existing_by_key(struct store *st, const char *ws, const st
     bool found = false;
     char id[ID_MAX] = "";
     bool same = false;
-    enum rf_status rc = db_row(st->db, SQL_JOB_BY_KEY,
-                               DB_ARGS(DB_T(ws), DB_T(in->idempotency_key)), &s, &found, err);
+    enum rf_status rc = db_row(st->db, SQL_JOB_BY_KEY, DB_ARGS(DB_T(ws), DB_T(in->idempotency_key)),
+                               &s, &found, err);
     if (rc)
         return rc;
     if (found) {
@@ -255,19 +254,18 @@ enum rf_status store_job_list(struct store *st, const char *ws, const struct job
     if (f->agent_id)
         rc = db_query(st->db, SQL_JOB_LIST_AGENT,
                       DB_ARGS(DB_T(f->agent_id), DB_T(ws), DB_T(bound), DB_T(f->status),
-                              DB_T(f->status), DB_T(f->type), DB_T(f->type),
-                              DB_I(page->limit + 1)),
+                              DB_T(f->status), DB_T(f->type), DB_T(f->type), DB_I(page->limit + 1)),
                       &s, err);
     else if (f->status)
         rc = db_query(st->db, SQL_JOB_LIST_STATUS,
-                      DB_ARGS(DB_T(ws), DB_T(f->status), DB_T(bound), DB_T(f->type),
-                              DB_T(f->type), DB_I(page->limit + 1)),
-                      &s, err);
-    else
-        rc = db_query(st->db, SQL_JOB_LIST_ALL,
-                      DB_ARGS(DB_T(ws), DB_T(bound), DB_T(f->type), DB_T(f->type),
+                      DB_ARGS(DB_T(ws), DB_T(f->status), DB_T(bound), DB_T(f->type), DB_T(f->type),
                               DB_I(page->limit + 1)),
                       &s, err);
+    else
+        rc = db_query(
+            st->db, SQL_JOB_LIST_ALL,
+            DB_ARGS(DB_T(ws), DB_T(bound), DB_T(f->type), DB_T(f->type), DB_I(page->limit + 1)), &s,
+            err);
     if (rc)
         return rc;
     out->data = json_array();
@@ -295,9 +293,8 @@ static void claimed_from_row(struct db_stmt *s, struct job_claimed *out)
     out->cancel_requested = db_int(s, 6) != 0;
 }
 
-enum rf_status store_job_claim(struct store *st, const char *owner, int64_t now,
-                               int64_t lease_ms, struct job_claimed *out, bool *claimed,
-                               struct rf_err *err)
+enum rf_status store_job_claim(struct store *st, const char *owner, int64_t now, int64_t lease_ms,
+                               struct job_claimed *out, bool *claimed, struct rf_err *err)
 {
     struct db *db = st->db;
     struct db_stmt *s = NULL;
@@ -375,9 +372,8 @@ static enum rf_status lease_lost(struct rf_err *err, const struct job_fence *f)
                    f->attempt, f->owner);
 }
 
-enum rf_status store_job_heartbeat(struct store *st, const struct job_fence *f,
-                                   int64_t lease_until, bool *cancel_requested,
-                                   struct rf_err *err)
+enum rf_status store_job_heartbeat(struct store *st, const struct job_fence *f, int64_t lease_until,
+                                   bool *cancel_requested, struct rf_err *err)
 {
     struct db *db = st->db;
     struct db_stmt *s = NULL;
@@ -400,14 +396,14 @@ enum rf_status store_job_heartbeat(struct store *st, const struct job_fence *f,
     return db_commit(db, err);
 }
 
-enum rf_status store_job_check(struct store *st, const struct job_fence *f,
-                               bool *cancel_requested, struct rf_err *err)
+enum rf_status store_job_check(struct store *st, const struct job_fence *f, bool *cancel_requested,
+                               struct rf_err *err)
 {
     struct db_stmt *s = NULL;
     bool found = false;
-    enum rf_status rc = db_row(st->db, SQL_CHECK,
-                               DB_ARGS(DB_T(f->job_id), DB_I(f->attempt), DB_T(f->owner)), &s,
-                               &found, err);
+    enum rf_status rc =
+        db_row(st->db, SQL_CHECK, DB_ARGS(DB_T(f->job_id), DB_I(f->attempt), DB_T(f->owner)), &s,
+               &found, err);
     if (rc)
         return rc;
     if (found)
@@ -423,9 +419,8 @@ static enum rf_status fence_reserve(struct db *db, const struct job_fence *f, in
 {
     struct db_stmt *s = NULL;
     bool found = false;
-    enum rf_status rc = db_row(db, SQL_FENCE,
-                               DB_ARGS(DB_T(f->job_id), DB_I(f->attempt), DB_T(f->owner)), &s,
-                               &found, err);
+    enum rf_status rc = db_row(
+        db, SQL_FENCE, DB_ARGS(DB_T(f->job_id), DB_I(f->attempt), DB_T(f->owner)), &s, &found, err);
     if (rc)
         return rc;
     if (found) {
@@ -438,15 +433,14 @@ static enum rf_status fence_reserve(struct db *db, const struct job_fence *f, in
 }
 
 /* Insert event seq of job_id; data is stolen. */
-static enum rf_status insert_event(struct db *db, const char *job_id, int64_t seq,
-                                   const char *type, json_t *data, int64_t now,
-                                   struct rf_err *err)
+static enum rf_status insert_event(struct db *db, const char *job_id, int64_t seq, const char *type,
+                                   json_t *data, int64_t now, struct rf_err *err)
 {
     char *text = jx_dump(data);
     json_decref(data);
-    enum rf_status rc = db_run(db, SQL_EVENT_INSERT,
-                               DB_ARGS(DB_T(job_id), DB_I(seq), DB_T(type), DB_T(text), DB_I(now)),
-                               NULL, err);
+    enum rf_status rc =
+        db_run(db, SQL_EVENT_INSERT,
+               DB_ARGS(DB_T(job_id), DB_I(seq), DB_T(type), DB_T(text), DB_I(now)), NULL, err);
     free(text);
     return rc;
 }
@@ -506,10 +500,10 @@ enum rf_status store_job_log(struct store *st, const struct job_fence *f, const 
         return rc;
     rc = fence_reserve(db, f, &n, NULL, err);
     if (rc == RF_OK)
-        rc = insert_event(db, f->job_id, n, "log",
-                          json_pack("{s:s, s:s, s:s}", "job_id", f->job_id, "level", level,
-                                    "message", message),
-                          clock_now_ms(), err);
+        rc = insert_event(
+            db, f->job_id, n, "log",
+            json_pack("{s:s, s:s, s:s}", "job_id", f->job_id, "level", level, "message", message),
+            clock_now_ms(), err);
     rc = finish(db, rc, err);
     if (rc == RF_OK && seq)
         *seq = n;
@@ -570,9 +564,8 @@ static enum rf_status set_cancelled(struct db *db, const char *job_id, int64_t n
 static enum rf_status set_failed(struct db *db, const char *job_id, int64_t n, const char *code,
                                  const char *message, int64_t now, struct rf_err *err)
 {
-    enum rf_status rc = db_run(db, SQL_SET_FAILED,
-                               DB_ARGS(DB_T(code), DB_T(message), DB_I(now), DB_T(job_id)), NULL,
-                               err);
+    enum rf_status rc = db_run(
+        db, SQL_SET_FAILED, DB_ARGS(DB_T(code), DB_T(message), DB_I(now), DB_T(job_id)), NULL, err);
     if (rc == RF_OK)
         rc = insert_event(db, job_id, n, "failed",
                           json_pack("{s:s, s:s, s:o}", "job_id", job_id, "status", "failed",
@@ -582,18 +575,18 @@ static enum rf_status set_failed(struct db *db, const char *job_id, int64_t n, c
 }
 
 static enum rf_status set_queued(struct db *db, const char *job_id, int attempt, int64_t n,
-                                 int64_t run_at, const char *code, const char *message,
-                                 int64_t now, struct rf_err *err)
+                                 int64_t run_at, const char *code, const char *message, int64_t now,
+                                 struct rf_err *err)
 {
-    enum rf_status rc = db_run(db, SQL_SET_QUEUED,
-                               DB_ARGS(DB_I(run_at), DB_T(code), DB_T(message), DB_T(job_id)),
-                               NULL, err);
+    enum rf_status rc =
+        db_run(db, SQL_SET_QUEUED, DB_ARGS(DB_I(run_at), DB_T(code), DB_T(message), DB_T(job_id)),
+               NULL, err);
     if (rc == RF_OK)
-        rc = insert_event(db, job_id, n, "retry",
-                          json_pack("{s:s, s:i, s:o, s:o}", "job_id", job_id, "attempt", attempt,
-                                    "run_at", jx_time(run_at), "error",
-                                    error_object(code, message)),
-                          now, err);
+        rc =
+            insert_event(db, job_id, n, "retry",
+                         json_pack("{s:s, s:i, s:o, s:o}", "job_id", job_id, "attempt", attempt,
+                                   "run_at", jx_time(run_at), "error", error_object(code, message)),
+                         now, err);
     return rc;
 }
 
@@ -862,9 +855,8 @@ out:
 
 /* ---- events ---- */
 
-enum rf_status store_job_events_each(struct store *st, const char *job_id, int64_t after,
-                                     int limit, store_event_fn fn, void *ud, int64_t *last,
-                                     struct rf_err *err)
+enum rf_status store_job_events_each(struct store *st, const char *job_id, int64_t after, int limit,
+                                     store_event_fn fn, void *ud, int64_t *last, struct rf_err *err)
 {
     struct db_stmt *s = NULL;
     bool row;
@@ -887,9 +879,9 @@ enum rf_status store_job_events_each(struct store *st, const char *job_id, int64
 static int collect_event(void *ud, int64_t seq, const char *type, const char *data,
                          int64_t created_at)
 {
-    json_array_append_new(ud, json_pack("{s:I, s:s, s:o, s:o}", "seq", (json_int_t)seq, "type",
-                                        type, "data", jx_from_text(data), "created_at",
-                                        jx_time(created_at)));
+    json_array_append_new(ud,
+                          json_pack("{s:I, s:s, s:o, s:o}", "seq", (json_int_t)seq, "type", type,
+                                    "data", jx_from_text(data), "created_at", jx_time(created_at)));
     return 0;
 }
 
@@ -897,8 +889,8 @@ enum rf_status store_job_events(struct store *st, const char *job_id, int64_t af
                                 json_t **out, struct rf_err *err)
 {
     *out = json_array();
-    enum rf_status rc = store_job_events_each(st, job_id, after, limit, collect_event, *out,
-                                              NULL, err);
+    enum rf_status rc =
+        store_job_events_each(st, job_id, after, limit, collect_event, *out, NULL, err);
     if (rc) {
         json_decref(*out);
         *out = NULL;
@@ -906,8 +898,7 @@ enum rf_status store_job_events(struct store *st, const char *job_id, int64_t af
     return rc;
 }
 
-enum rf_status store_job_counts(struct store *st, int64_t counts[JOB_NSTATUS],
-                                struct rf_err *err)
+enum rf_status store_job_counts(struct store *st, int64_t counts[JOB_NSTATUS], struct rf_err *err)
 {
     struct db_stmt *s = NULL;
     bool row;

@@ -57,6 +57,10 @@ static const char *SQL_TRACE_LIST_AGENT =
     TRACE_SELECT "WHERE t.agent_id = ? AND t.workspace_id = ?" TRACE_FILTERS;
 static const char *SQL_TRACE_LIST_VERSION =
     TRACE_SELECT "WHERE t.agent_version_id = ? AND t.workspace_id = ?" TRACE_FILTERS;
+static const char *SQL_TRACE_EVALUATIONS =
+    "SELECT x.eval_id, e.name, x.predicted_result, x.predicted_reason, x.execution_time_ms, "
+    "x.executed_at FROM eval_executions x JOIN evals e ON e.id = x.eval_id "
+    "WHERE x.trace_id = ? ORDER BY e.name";
 static const char *SQL_VERSION_ID_BY_NUMBER =
     "SELECT v.id FROM agent_versions v JOIN agents a ON a.id = v.agent_id "
     "WHERE v.agent_id = ? AND a.workspace_id = ? AND v.version = ?";
@@ -263,6 +267,32 @@ static json_t *trace_from_row(struct db_stmt *s)
     return t;
 }
 
+/* The eval verdicts on one trace: [{eval_id, eval_name, predicted_result, ...}]. */
+static enum rf_status trace_evaluations(struct db *db, const char *trace_id, json_t **out,
+                                        struct rf_err *err)
+{
+    struct db_stmt *s;
+    bool row;
+    enum rf_status rc = db_query(db, SQL_TRACE_EVALUATIONS, DB_ARGS(DB_T(trace_id)), &s, err);
+    if (rc)
+        return rc;
+    json_t *arr = json_array();
+    while ((rc = db_next(s, &row, err)) == RF_OK && row)
+        json_array_append_new(
+            arr, json_pack("{s:o, s:o, s:b, s:o, s:o, s:o}", "eval_id", col_str(s, 0), "eval_name",
+                           col_str(s, 1), "predicted_result", db_int(s, 2) != 0,
+                           "predicted_reason", col_str(s, 3), "execution_time_ms",
+                           db_is_null(s, 4) ? json_null() : json_integer(db_int(s, 4)),
+                           "executed_at", col_time(s, 5)));
+    db_done(s);
+    if (rc) {
+        json_decref(arr);
+        return rc;
+    }
+    *out = arr;
+    return RF_OK;
+}
+
 enum rf_status store_trace_get(struct store *st, const char *ws, const char *id, json_t **out,
                                struct rf_err *err)
 {
@@ -271,10 +301,19 @@ enum rf_status store_trace_get(struct store *st, const char *ws, const char *id,
     enum rf_status rc = db_row(st->db, SQL_TRACE_GET, DB_ARGS(DB_T(id), DB_T(ws)), &s, &found, err);
     if (rc)
         return rc;
-    if (found)
-        *out = trace_from_row(s);
+    json_t *t = found ? trace_from_row(s) : NULL;
     db_done(s);
-    return found ? RF_OK : rf_fail(err, RF_NOT_FOUND, "trace %s not found", id);
+    if (!found)
+        return rf_fail(err, RF_NOT_FOUND, "trace %s not found", id);
+    json_t *evals = NULL;
+    rc = trace_evaluations(st->db, id, &evals, err);
+    if (rc) {
+        json_decref(t);
+        return rc;
+    }
+    json_object_set_new(t, "evaluations", evals);
+    *out = t;
+    return RF_OK;
 }
 
 enum rf_status store_trace_list(struct store *st, const char *ws, const struct trace_filter *f,

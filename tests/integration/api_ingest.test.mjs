@@ -169,6 +169,11 @@ test('evals and executions upsert by (eval, trace); contradictions and stats fol
   assert.deepEqual(r.json.summary, { created: 3, updated: 0, unchanged: 0, rejected: 1 });
   assert.equal(r.json.data[3].error.details.field, 'predicted_result');
 
+  // A trace read alone carries every eval's verdict on it.
+  const gt = (await srv.api('GET', `/v1/traces/${bad.id}`)).json;
+  assert.deepEqual(gt.evaluations.map((e) => [e.eval_name, e.predicted_result, e.predicted_reason, e.execution_time_ms]),
+    [['helpfulness', true, 'looks fine', 12]]);
+
   let c = await srv.api('GET', `/v1/agents/${agent.id}/contradictions`);
   assert.equal(c.status, 200);
   const byTrace = Object.fromEntries(c.json.data.map((x) => [x.trace_id, x]));

@@ -1,0 +1,131 @@
+// Issue 3, test 7: cancelling a queued job (it never starts), a running job (it ends
+// `cancelled` within 2 s, here and in another worker process), and cancels racing
+// completion (each job ends completed or cancelled, never retried).
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { sleep } from './lib.mjs';
+import {
+  startJobsServer, enqueueOk, waitJob, waitTerminal, storedEvents, assertContiguous, readRuns,
+  startWorker,
+} from './jobs_lib.mjs';
+
+const srv = await startJobsServer();
+const workers = [];
+after(async () => {
+  for (const w of workers) await w.stop('SIGKILL');
+  await srv.stop();
+  srv.cleanup();
+});
+
+const cancel = (id) => srv.api('POST', `/v1/jobs/${id}/cancel`);
+
+test('7a: a queued job is cancelled at once and never starts', async () => {
+  const job = await enqueueOk(srv, { sleep_ms: 10 }, { delayMs: 400 });
+  const r = await cancel(job.id);
+  assert.equal(r.status, 202);
+  assert.equal(r.headers.get('location'), `/v1/jobs/${job.id}`);
+  assert.equal(r.json.status, 'cancelled');
+  assert.ok(r.json.finished_at);
+  await sleep(700); // past its run_at
+  const j = (await srv.api('GET', `/v1/jobs/${job.id}`)).json;
+  assert.equal(j.status, 'cancelled');
+  assert.equal(j.attempt, 0);
+  assert.equal(j.started_at, null);
+  assert.deepEqual((await storedEvents(srv, job.id)).map((e) => [e.seq, e.type, e.data.status]),
+    [[1, 'cancelled', 'cancelled']]);
+  assert.equal(readRuns(srv.runLog).filter((x) => x.job === job.id).length, 0);
+  // Cancelling again is harmless; cancelling a finished job is a conflict.
+  assert.equal((await cancel(job.id)).status, 202);
+  const done = await enqueueOk(srv, {});
+  await waitTerminal(srv, done.id);
+  const c = await cancel(done.id);
+  assert.equal(c.status, 409);
+  assert.equal(c.json.error.details.reason, 'invalid_transition');
+  assert.equal((await cancel('job_01ZZZZZZZZZZZZZZZZZZZZZZZZ')).status, 404);
+});
+
+async function cancelRunning(label) {
+  const job = await enqueueOk(srv, { sleep_ms: 30000, log: true });
+  await waitJob(srv, job.id, (j) => j.status === 'running', 10000, 'running');
+  await sleep(100);
+  const t0 = Date.now();
+  const r = await cancel(job.id);
+  assert.equal(r.status, 202);
+  const end = await waitTerminal(srv, job.id, 5000);
+  const took = Date.now() - t0;
+  assert.equal(end.status, 'cancelled', label);
+  assert.ok(took < 2000, `${label}: cancelled after ${took} ms`);
+  assert.equal(end.attempt, 1);
+  const events = await storedEvents(srv, job.id);
+  assertContiguous(events, assert);
+  assert.deepEqual(events.map((e) => e.type), ['log', 'cancelled']);
+  const runs = readRuns(srv.runLog).filter((x) => x.job === job.id);
+  assert.deepEqual(runs.map((x) => x.outcome), ['stopped']);
+  return took;
+}
+
+test('7b: a running job ends cancelled within 2 s (in this process)', async () => {
+  await cancelRunning('in-process');
+});
+
+test('7b: a blocking call is cut short by the job_on_abort hook', async () => {
+  // The handler blocks in poll(2) on a pipe that only the abort hook writes to: without
+  // the hook it would run its full 30 s and complete.
+  const job = await enqueueOk(srv, { sleep_ms: 30000, block: true });
+  await waitJob(srv, job.id, (j) => j.status === 'running', 10000, 'running');
+  const t0 = Date.now();
+  assert.equal((await cancel(job.id)).status, 202);
+  const end = await waitTerminal(srv, job.id, 5000);
+  assert.equal(end.status, 'cancelled');
+  assert.ok(Date.now() - t0 < 1000, `aborted after ${Date.now() - t0} ms`);
+  assert.deepEqual(readRuns(srv.runLog).filter((x) => x.job === job.id).map((x) => x.outcome), ['stopped']);
+});
+
+test('7b: a running job ends cancelled within 2 s (in another worker process)', async () => {
+  const other = await startJobsServer({ REFOLD_WORKERS: '0' });
+  try {
+    const w = await startWorker(other);
+    workers.push(w);
+    const job = await enqueueOk(other, { sleep_ms: 30000 });
+    await waitJob(other, job.id, (j) => j.status === 'running', 10000, 'running');
+    const t0 = Date.now();
+    assert.equal((await other.api('POST', `/v1/jobs/${job.id}/cancel`)).status, 202);
+    const end = await waitTerminal(other, job.id, 5000);
+    assert.equal(end.status, 'cancelled');
+    assert.ok(Date.now() - t0 < 2000, `cancelled after ${Date.now() - t0} ms`);
+  } finally {
+    await other.stop();
+    other.cleanup();
+  }
+});
+
+test('7c: cancels racing completion end completed or cancelled, never retried', async () => {
+  const jobs = [];
+  for (let i = 0; i < 40; i++) jobs.push(await enqueueOk(srv, { sleep_ms: 20 + (i % 7) * 5 }));
+  // Cancel each around the time it finishes: some before it starts, some while it runs,
+  // some while it completes, some after.
+  await Promise.all(jobs.map(async (j, i) => {
+    await sleep((i * 13) % 120);
+    const r = await cancel(j.id);
+    assert.ok([202, 409].includes(r.status), `cancel answered ${r.status}`);
+    if (r.status === 409) assert.equal(r.json.error.details.reason, 'invalid_transition');
+  }));
+  const seen = { completed: 0, cancelled: 0 };
+  for (const j of jobs) {
+    const end = await waitTerminal(srv, j.id, 10000);
+    assert.ok(['completed', 'cancelled'].includes(end.status), `${j.id} ended ${end.status}`);
+    seen[end.status]++;
+    assert.ok(end.attempt <= 1, 'never a second attempt');
+    const events = await storedEvents(srv, j.id);
+    assertContiguous(events, assert, j.id);
+    assert.ok(!events.some((e) => e.type === 'retry'), 'never retried');
+    const terminal = events.filter((e) => ['completed', 'failed', 'cancelled'].includes(e.type));
+    assert.deepEqual(terminal.map((e) => e.type), [end.status], 'one terminal event, matching the status');
+  }
+  await sleep(300);
+  for (const j of jobs) { // and they stay that way
+    const now = (await srv.api('GET', `/v1/jobs/${j.id}`)).json;
+    assert.ok(['completed', 'cancelled'].includes(now.status));
+  }
+  console.log(`# racing cancels: ${JSON.stringify(seen)}`);
+});

@@ -1,0 +1,80 @@
+// Issue 3, test 9: an independent client, the npm `eventsource` package (WHATWG
+// EventSource for Node), signed in with the web UI's session cookie, follows a job to its
+// terminal event; when the server restarts mid-stream it reconnects by itself after the
+// `retry:` delay, sending Last-Event-ID, and misses nothing and repeats nothing.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { EventSource } from 'eventsource'; // tests/node_modules (npm install --prefix tests)
+import { sleep } from './lib.mjs';
+import { startJobsServer, enqueueOk, storedEvents, waitJob, assertContiguous } from './jobs_lib.mjs';
+
+const srv = await startJobsServer({ REFOLD_SHUTDOWN_GRACE_MS: '200' });
+after(async () => { await srv.stop(); srv.cleanup(); });
+
+test('9: EventSource follows a job across a server restart and resumes with Last-Event-ID', { timeout: 60000 }, async () => {
+  const session = await srv.api('POST', '/v1/session', { api_key: srv.key }, { key: null });
+  assert.equal(session.status, 204);
+  const cookie = session.headers.get('set-cookie').split(';')[0];
+  assert.match(cookie, /^refold_session=/);
+
+  const job = await enqueueOk(srv, { sleep_ms: 2400, progress: 8 });
+  const port = srv.port;
+  const requests = []; // the Last-Event-ID each (re)connection sent
+  const received = [];
+  let opens = 0;
+  const es = new EventSource(`${srv.url}/v1/jobs/${job.id}/events`, {
+    fetch: (input, init) => {
+      requests.push(init.headers['Last-Event-ID'] ?? null);
+      return fetch(input, { ...init, headers: { ...init.headers, cookie } });
+    },
+  });
+  const finished = new Promise((resolve, reject) => {
+    const on = (type) => es.addEventListener(type, (e) => {
+      received.push({ seq: Number(e.lastEventId), type, data: JSON.parse(e.data) });
+      if (['completed', 'failed', 'cancelled'].includes(type)) { es.close(); resolve(); }
+    });
+    ['progress', 'log', 'retry', 'completed', 'failed', 'cancelled'].forEach(on);
+    es.onopen = () => { opens++; };
+    setTimeout(() => reject(new Error(`no terminal event; got ${JSON.stringify(received.map((r) => r.seq))}`)), 50000).unref();
+  });
+
+  // Let a few events through, then restart the server on the same port mid-stream.
+  await waitJob(srv, job.id, (j) => j.progress >= 20, 10000, 'a few events');
+  while (received.length < 2) await sleep(10);
+  await srv.stop();
+  const beforeRestart = received.length;
+  await srv.start(['--listen', `127.0.0.1:${port}`]);
+  await finished;
+
+  assert.ok(opens >= 2, `EventSource reconnected by itself (${opens} opens)`);
+  assert.equal(requests[0], null, 'the first request had no Last-Event-ID');
+  const resumedFrom = requests.slice(1).find((h) => h !== null);
+  assert.equal(Number(resumedFrom), received[beforeRestart - 1].seq, 'it resumed from the last event it saw');
+  const stored = await storedEvents(srv, job.id);
+  assertContiguous(stored, assert);
+  assert.deepEqual(received.map((e) => e.seq), stored.map((e) => e.seq), 'no gap, no duplicate');
+  assert.deepEqual(received.map((e) => e.data), stored.map((e) => e.data));
+  assert.equal(received[received.length - 1].type, 'completed');
+  assert.ok(received.some((e) => e.type === 'log' && /released/.test(e.data.message)), 'it spanned the restart');
+});
+
+test('9: without a session the stream is refused; a finished job answers 204 so EventSource stops', async () => {
+  const job = await enqueueOk(srv, {});
+  const r = await fetch(`${srv.url}/v1/jobs/${job.id}/events`, { headers: { accept: 'text/event-stream' } });
+  assert.equal(r.status, 401);
+  await waitJob(srv, job.id, (j) => j.status === 'completed', 10000, 'completed');
+  const last = (await storedEvents(srv, job.id)).at(-1).seq;
+  const done = await srv.api('GET', `/v1/jobs/${job.id}/events`, undefined, { headers: { 'last-event-id': String(last) } });
+  assert.equal(done.status, 204);
+  let errors = 0, opened = 0;
+  const es = new EventSource(`${srv.url}/v1/jobs/${job.id}/events`, {
+    fetch: (input, init) => fetch(input, { ...init, headers: { ...init.headers, authorization: `Bearer ${srv.key}`, 'last-event-id': String(last) } }),
+  });
+  es.onerror = () => { errors++; };
+  es.onopen = () => { opened++; };
+  await sleep(500);
+  assert.equal(es.readyState, EventSource.CLOSED, 'a 204 stops the EventSource');
+  assert.equal(opened, 0);
+  assert.ok(errors >= 1);
+  es.close();
+});

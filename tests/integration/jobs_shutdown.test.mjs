@@ -1,0 +1,63 @@
+// Graceful shutdown (SPEC §5): SIGTERM stops claiming, lets running jobs finish within the
+// grace period, then releases the rest to the queue without using an attempt.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { sleep } from './lib.mjs';
+import { startJobsServer, enqueueOk, waitJob, waitTerminal, storedEvents, assertContiguous } from './jobs_lib.mjs';
+
+const srv = await startJobsServer({ REFOLD_SHUTDOWN_GRACE_MS: '3000' });
+after(async () => { await srv.stop(); srv.cleanup(); });
+
+test('a running job finishes within the grace period; new jobs wait for the next start', async () => {
+  const job = await enqueueOk(srv, { sleep_ms: 800 });
+  await waitJob(srv, job.id, (j) => j.status === 'running', 10000, 'running');
+  const t0 = Date.now();
+  srv.child.kill('SIGTERM');
+  await sleep(100);
+  // Still answering during the drain, but claiming nothing new.
+  const late = await enqueueOk(srv, { sleep_ms: 0 });
+  await sleep(300);
+  assert.equal((await srv.api('GET', `/v1/jobs/${late.id}`)).json.status, 'queued');
+  const exit = await srv.exited;
+  assert.equal(exit.code, 0);
+  const took = Date.now() - t0;
+  assert.ok(took >= 600 && took < 3000, `exited after ${took} ms`);
+  await srv.start();
+  const done = (await srv.api('GET', `/v1/jobs/${job.id}`)).json;
+  assert.equal(done.status, 'completed');
+  assert.equal(done.attempt, 1);
+  assert.equal((await waitTerminal(srv, late.id)).status, 'completed');
+});
+
+test('past the grace period running jobs go back to the queue without using an attempt', async () => {
+  await srv.stop();
+  srv.env.REFOLD_SHUTDOWN_GRACE_MS = '300';
+  await srv.start();
+  const job = await enqueueOk(srv, { sleep_ms: 30000 }, { maxAttempts: 1 });
+  await waitJob(srv, job.id, (j) => j.status === 'running', 10000, 'running');
+  const t0 = Date.now();
+  const exit = await srv.stop();
+  assert.equal(exit.code, 0);
+  assert.ok(Date.now() - t0 < 2500, `exited after ${Date.now() - t0} ms`);
+
+  srv.env.REFOLD_WORKERS = '0'; // look at the released job before anyone claims it
+  await srv.start();
+  const released = (await srv.api('GET', `/v1/jobs/${job.id}`)).json;
+  assert.equal(released.status, 'queued');
+  assert.equal(released.attempt, 0, 'the interrupted attempt was given back');
+  const events = await storedEvents(srv, job.id);
+  assert.deepEqual(events.map((e) => e.type), ['log']);
+  assert.match(events[0].data.message, /released to the queue/);
+
+  // With max_attempts 1 it can still run: the release used no attempt.
+  await srv.stop();
+  delete srv.env.REFOLD_WORKERS;
+  await srv.start();
+  await waitJob(srv, job.id, (j) => j.status === 'running', 10000, 'running again');
+  const r = await srv.api('POST', `/v1/jobs/${job.id}/cancel`);
+  assert.equal(r.status, 202);
+  const end = await waitTerminal(srv, job.id);
+  assert.equal(end.status, 'cancelled');
+  assert.equal(end.attempt, 1);
+  assertContiguous(await storedEvents(srv, job.id), assert);
+});

@@ -1,0 +1,105 @@
+// Issue 3, test 8: a client that drops after a random event k and reconnects with
+// Last-Event-ID: k (or ?last_event_id=k) receives exactly the remaining events - 100
+// trials, 0 gaps, 0 duplicates - including across a server restart. The client is a small
+// independent SSE parser (jobs_lib.mjs sseOnce), not the server's code.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { sleep } from './lib.mjs';
+import { startJobsServer, enqueueOk, storedEvents, sseOnce, waitTerminal } from './jobs_lib.mjs';
+
+const srv = await startJobsServer({ REFOLD_WORKERS: '12', REFOLD_SHUTDOWN_GRACE_MS: '200' });
+after(async () => { await srv.stop(); srv.cleanup(); });
+
+const TERMINAL = ['completed', 'failed', 'cancelled'];
+const rnd = (n) => Math.floor(Math.random() * n);
+
+// Follow a job's stream from `from` until its terminal event, reconnecting with the last
+// seen id whenever the stream ends early (server restart) or cannot connect yet.
+async function follow(id, from, { viaQuery = false } = {}) {
+  const got = [];
+  let last = from;
+  for (let tries = 0; tries < 200; tries++) {
+    const r = await (viaQuery ? sseQuery(id, last) : sseOnce({ url: srv.url, key: srv.key, id, lastEventId: last }));
+    got.push(...r.events);
+    if (r.events.length) last = r.events[r.events.length - 1].seq;
+    if (got.length && TERMINAL.includes(got[got.length - 1].type)) return got;
+    if (r.ended === 'status' && r.status === 204) return got;
+    await sleep(r.ended === 'error' || r.status >= 500 ? 100 : 20);
+  }
+  throw new Error(`could not follow ${id} to its end`);
+}
+
+// The same through ?last_event_id= instead of the header.
+function sseQuery(id, last) {
+  return new Promise((resolve) => {
+    const req = http.get(`${srv.url}/v1/jobs/${id}/events?last_event_id=${last}`,
+      { headers: { authorization: `Bearer ${srv.key}` }, agent: false }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => (text += d));
+        res.on('end', () => {
+          const events = [];
+          for (const block of text.split('\n\n')) {
+            const id2 = block.match(/^id: (\d+)$/m), ev = block.match(/^event: (.*)$/m), data = block.match(/^data: (.*)$/m);
+            if (id2 && data) events.push({ seq: Number(id2[1]), type: ev[1], data: JSON.parse(data[1]) });
+          }
+          resolve({ events, ended: res.statusCode === 200 ? 'end' : 'status', status: res.statusCode });
+        });
+      });
+    req.on('error', () => resolve({ events: [], ended: 'error', status: 0 }));
+  });
+}
+
+// Drop after event k (first half), resume from k and compare with what is stored (second).
+async function dropAt(i) {
+  const n = 6 + rnd(10);
+  const job = await enqueueOk(srv, { sleep_ms: 40 * n, progress: n });
+  const k = 1 + rnd(n - 1);
+  const first = await sseOnce({ url: srv.url, key: srv.key, id: job.id, stopAfter: (ev) => ev.seq >= k });
+  assert.equal(first.ended, 'aborted', `trial ${i}: the first connection saw event ${k}`);
+  return { i, job, k, first };
+}
+
+async function resume({ i, job, k, first }) {
+  const rest = await follow(job.id, k, { viaQuery: i % 2 === 1 });
+  const all = [...first.events, ...rest];
+  const seqs = all.map((e) => e.seq);
+  const stored = await storedEvents(srv, job.id);
+  assert.deepEqual(seqs, stored.map((e) => e.seq), `trial ${i}: gap or duplicate after ${k}: ${seqs}`);
+  assert.deepEqual(all.map((e) => [e.type, e.data]), stored.map((e) => [e.type, e.data]), `trial ${i}: content`);
+  assert.ok(TERMINAL.includes(all[all.length - 1].type));
+  return seqs.length;
+}
+
+test('8: 80 drop-and-resume trials on a running server', { timeout: 120000 }, async () => {
+  let done = 0;
+  for (let batch = 0; batch < 4; batch++) {
+    const results = await Promise.all(Array.from({ length: 20 }, async (_, j) => {
+      const d = await dropAt(batch * 20 + j);
+      await sleep(rnd(150));
+      return resume(d);
+    }));
+    done += results.length;
+  }
+  assert.equal(done, 80);
+});
+
+test('8: 20 trials resumed across a server restart', { timeout: 120000 }, async () => {
+  const dropped = await Promise.all(Array.from({ length: 20 }, (_, i) => dropAt(80 + i)));
+  // Also clients that stay connected through the restart and resume by themselves.
+  const jobs = await Promise.all(Array.from({ length: 5 }, () => enqueueOk(srv, { sleep_ms: 1500, progress: 15 })));
+  const stayers = jobs.map((j) => follow(j.id, 0));
+  await sleep(400);
+  await srv.restart();
+  const results = await Promise.all(dropped.map(resume));
+  assert.equal(results.length, 20);
+  for (const [i, p] of stayers.entries()) {
+    const got = await p;
+    const stored = await storedEvents(srv, jobs[i].id);
+    assert.deepEqual(got.map((e) => e.seq), stored.map((e) => e.seq), 'connected through the restart');
+    assert.equal((await waitTerminal(srv, jobs[i].id)).status, 'completed');
+    assert.ok(stored.some((e) => e.type === 'log' && /released/.test(e.data.message)),
+      'the restart interrupted it (released, then run again)');
+  }
+});

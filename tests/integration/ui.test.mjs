@@ -1,0 +1,541 @@
+// The web UI end to end: headless Debian chromium driven by playwright-core
+// against the real binary (SPEC §2, issue 7). One browser page walks through
+// the product the way a reviewer does; the cases run in order and build on
+// each other (signed in once, the same agents throughout).
+//
+// The improvement cases need the job queue, the improve-prompt endpoint and
+// the scripted LLM provider. They detect at runtime whether
+// POST /v1/agents/{id}/improve-prompt exists (on an agent without an active
+// version, so the probe never starts a job) and skip themselves, saying so,
+// while it answers 404 "no such endpoint".
+//
+// Screenshots go to $REFOLD_TEST_OUTPUT/ui/.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startServer, outputDir } from './lib.mjs';
+
+const CHROMIUM = process.env.REFOLD_CHROMIUM || '/usr/bin/chromium';
+let chromium;
+try {
+  ({ chromium } = await import('playwright-core'));
+} catch {
+  throw new Error('playwright-core is missing: run `npm install --prefix tests` (make deps)');
+}
+if (!existsSync(CHROMIUM)) throw new Error(`no browser at ${CHROMIUM}: apt-get install chromium`);
+
+const OUT = outputDir('ui');
+const shot = (page, name, fullPage = true) => page.screenshot({ path: join(OUT, `${name}.png`), fullPage });
+
+// Canned LLM replies for the improvement cases, consumed in order by the
+// scripted provider (SPEC §8): job 1 (analysis, rewrite), job 2 (a slow
+// analysis to reload during, rewrite), job 3 (a permanent failure).
+const ANALYSIS = JSON.stringify({
+  failure_patterns: ['Cites menu paths that do not exist in the mobile app', 'Guesses instead of escalating'],
+  summary: 'The agent states wrong navigation steps with confidence.',
+});
+const rewrite = (prompt) => JSON.stringify({
+  improved_prompt: prompt,
+  changes: ['Added a rule to verify menu paths', 'Made escalation explicit'],
+  reasoning: 'Negative ratings point at invented menu paths; the rewrite makes the agent check them and escalate when unsure.',
+});
+const IMPROVE_TEMPLATE = 'Help {{user}} with {{topic}}.\nBe brief.';
+const SCRIPT = {
+  replies: [
+    { text: ANALYSIS, delay_ms: 1500, chunks: 6, input_tokens: 900, output_tokens: 120 },
+    { text: rewrite('Help {{user}} with {{topic}}.\nBe brief, and verify every menu path before you cite it.\nIf unsure, escalate.'), delay_ms: 1500, chunks: 6, input_tokens: 1400, output_tokens: 200 },
+    { text: ANALYSIS, delay_ms: 5000, chunks: 10, input_tokens: 900, output_tokens: 120 },
+    { text: rewrite('Help {{user}} with {{topic}}.\nBe brief and accurate.'), delay_ms: 500, chunks: 2, input_tokens: 1400, output_tokens: 150 },
+    { error: { kind: 'permanent', message: 'scripted refusal for the failing-job test' } },
+  ],
+};
+
+const scratch = mkdtempSync(join(tmpdir(), 'refold-ui-'));
+const scriptFile = join(scratch, 'replies.json');
+writeFileSync(scriptFile, JSON.stringify(SCRIPT));
+
+const srv = await startServer({ env: { REFOLD_LLM_PROVIDER: 'scripted', REFOLD_SCRIPTED_REPLIES: scriptFile } });
+
+async function api(method, path, body, expect) {
+  const r = await srv.api(method, path, body);
+  if (expect !== undefined) assert.equal(r.status, expect, `${method} ${path}: ${r.text}`);
+  return r.json;
+}
+
+// An agent with 12 rated traces, one eval and 6 contradictions (3 of each kind).
+async function seedAgent(name, template, description) {
+  const a = await api('POST', '/v1/agents', { name, description, prompt_template: template }, 201);
+  const ev = await api('POST', '/v1/evals', { agent_id: a.id, name: 'helpfulness' }, 201);
+  const traces = Array.from({ length: 12 }, (_, i) => ({
+    agent_id: a.id, external_id: `${name}-${i}`,
+    input: `Question ${i}: how do I reset my password on the mobile app? The link expired.`,
+    output: `Answer ${i}: open Settings > Account > Reset password.`,
+    steps: [{ type: 'tool_call', name: 'kb_search', input: { q: 'reset password' } }, { type: 'llm', output: 'draft' }],
+    metadata: { channel: 'email' },
+  }));
+  const ids = (await api('POST', '/v1/traces', { traces }, 201)).data.map((d) => d.id);
+  const ratings = ['negative', 'negative', 'positive', 'positive', 'neutral', 'negative', 'positive', 'positive', 'negative', 'positive', 'negative', 'positive'];
+  const preds = [true, true, false, false, true, false, true, true, true, true, false, false];
+  await api('POST', '/v1/feedback', { feedback: ids.map((id, i) => ({ trace_id: id, rating: ratings[i], note: ratings[i] === 'negative' ? 'Wrong menu path: the app has no Settings > Account' : 'Good answer' })) }, 200);
+  await api('POST', `/v1/evals/${ev.id}/executions`, { executions: ids.map((id, i) => ({ trace_id: id, predicted_result: preds[i], predicted_reason: preds[i] ? 'The answer addresses the question.' : 'The answer is too vague.' })) }, 200);
+  return { ...a, traceIds: ids };
+}
+
+const SUPPORT_TEMPLATE = 'You are a helpful support agent for {{company}}.\nAnswer the customer question below politely and concisely.\n\nCustomer: {{customer_name}}\nQuestion: {{question}}\n\nIf you do not know the answer, say so and offer to escalate.';
+const SUPPORT_V2 = 'You are a friendly, accurate support agent for {{company}}.\nAnswer the customer question below politely and in plain English.\n\nCustomer: {{customer_name}}\nQuestion: {{question}}\n\nBefore you answer, check the menu path against the current app version.\nIf you do not know the answer, say so and offer to escalate to a human.';
+
+let support, improveBot, reloadBot, failBot, probeAgent;
+let improveAvailable = false;
+let finishedJobHash = null; // a job page to check the layout of, once jobs exist
+let jobsAvailable = false;
+let browser, context, page;
+const external = [];
+const pageErrors = [];
+
+before(async () => {
+  support = await seedAgent('support-bot', SUPPORT_TEMPLATE, 'Answers customer support tickets for Acme');
+  improveBot = await seedAgent('improve-bot', IMPROVE_TEMPLATE);
+  reloadBot = await seedAgent('reload-bot', IMPROVE_TEMPLATE);
+  failBot = await seedAgent('fail-bot', IMPROVE_TEMPLATE);
+  probeAgent = await api('POST', '/v1/agents', { name: 'probe-no-version', status: 'discovered' }, 201);
+  // Does the server run improvement jobs yet? An agent without a version
+  // answers 409 no_active_version when it does, 404 "no such endpoint" when not.
+  const probe = await srv.api('POST', `/v1/agents/${probeAgent.id}/improve-prompt`, {});
+  improveAvailable = probe.status !== 404;
+  jobsAvailable = (await srv.api('GET', '/v1/jobs?limit=1')).status === 200;
+
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  page = await context.newPage();
+  page.setDefaultTimeout(10000);
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (u.protocol !== 'data:' && u.origin !== srv.url) external.push(r.url());
+  });
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  await srv.stop();
+  srv.cleanup();
+});
+
+// Navigate inside the app; the same fragment again re-renders the view.
+const go = async (hash) => {
+  await page.evaluate((h) => {
+    if (location.hash === h) window.dispatchEvent(new HashChangeEvent('hashchange'));
+    else location.hash = h;
+  }, hash);
+};
+const noHorizontalScroll = () => page.evaluate(() => document.documentElement.scrollWidth <= document.documentElement.clientWidth);
+const activeVersion = async (agentId) => (await api('GET', `/v1/agents/${agentId}`, undefined, 200)).active_version?.version;
+
+test('sign in: a wrong key shows an error, the right key enters', async () => {
+  await page.goto(srv.url + '/');
+  await page.waitForSelector('input[name=api_key]');
+  assert.match(page.url(), /#\/signin$/);
+  assert.equal(await page.getByLabel('API key').count(), 1, 'the key field is labelled');
+  await page.getByLabel('API key').fill('rf_wrongwrongwrongwrongwrongwrong');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByText('That API key was not accepted.').waitFor();
+  await page.getByLabel('API key').fill(srv.key);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Agents', level: 1 }).waitFor();
+  const cookies = await context.cookies();
+  const session = cookies.find((c) => c.name === 'refold_session');
+  assert.ok(session && session.httpOnly, 'an HttpOnly session cookie is set');
+});
+
+test('agents table shows the seeded agent with its stats', async () => {
+  const row = page.locator(`tr[data-agent-id="${support.id}"]`);
+  await row.waitFor();
+  const text = await row.innerText();
+  assert.match(text, /support-bot/);
+  assert.match(text, /confirmed/);
+  assert.match(text, /\bv1\b/);
+  assert.match(text, /\b12\b/); // traces and rated
+  assert.match(text, /55%/); // 6 contradictions over 11 positive/negative executions
+  // Last improvement: "never" with the job queue, "—" before it exists.
+  await page.waitForFunction((id) => !document.querySelector(`tr[data-agent-id="${id}"] td:last-child`).textContent.includes('…'), support.id);
+  assert.match(await row.locator('td').last().innerText(), jobsAvailable ? /never/ : /—/);
+});
+
+test('create an agent', async () => {
+  await page.getByRole('button', { name: 'New agent' }).click();
+  const dlg = page.locator('dialog[open]');
+  await dlg.getByLabel('Name').fill('created-in-ui');
+  await dlg.getByLabel('Description').fill('Made by the browser test');
+  await dlg.getByLabel('Prompt template').fill('Summarise {{document}} for {{audience}}.');
+  await dlg.getByRole('button', { name: 'Create agent' }).click();
+  await page.getByRole('heading', { name: /created-in-ui/, level: 1 }).waitFor();
+  assert.match(page.url(), /#\/agents\/agent_/);
+  const list = await api('GET', '/v1/agents?limit=500', undefined, 200);
+  const made = list.data.find((a) => a.name === 'created-in-ui');
+  assert.ok(made, 'the agent exists');
+  assert.equal(made.active_version.version, 1);
+  assert.deepEqual(made.active_version.variables.sort(), ['audience', 'document']);
+});
+
+test('agent page: stats, active prompt with variables, versions timeline', async () => {
+  await go(`#/agents/${support.id}`);
+  await page.getByRole('heading', { name: /support-bot/, level: 1 }).waitFor();
+  await page.locator('#contradictions table').waitFor();
+  const stats = await page.locator('.stats').innerText();
+  assert.match(stats, /12\s*Traces/);
+  assert.match(stats, /6\s*Contradictions/);
+  assert.match(stats, /55%/);
+  const vars = await page.locator('pre.prompt mark.var').allInnerTexts();
+  assert.deepEqual(vars, ['{{company}}', '{{customer_name}}', '{{question}}']);
+  const tl = page.locator('.timeline li');
+  assert.equal(await tl.count(), 1);
+  assert.match(await tl.first().innerText(), /v1[\s\S]*active[\s\S]*manual/);
+  assert.ok(await noHorizontalScroll());
+  await shot(page, 'agent-page');
+});
+
+// Click a kind in the filter and wait until the table shows that kind only.
+async function filterKind(label, kind) {
+  await page.locator('#kind-filter').getByText(label).click();
+  await page.locator(`#contradictions .contra-body[data-kind="${kind}"]:not([aria-busy])`).waitFor();
+  return page.locator('#contradictions tbody tr').evaluateAll((trs) => trs.map((t) => t.dataset.kind));
+}
+
+test('contradictions: filter by kind and open a trace', async () => {
+  const rows = page.locator('#contradictions tbody tr');
+  assert.equal(await rows.count(), 6);
+  assert.deepEqual(await filterKind('Missed failures', 'missed_failure'), Array(3).fill('missed_failure'));
+  assert.match(page.url(), /kind=missed_failure/);
+  assert.deepEqual(await filterKind('False alarms', 'false_alarm'), Array(3).fill('false_alarm'));
+  assert.match(page.url(), /kind=false_alarm/);
+  assert.deepEqual(await filterKind('Missed failures', 'missed_failure'), Array(3).fill('missed_failure'));
+
+  // Open a missed failure: a trace the human rated negative and the eval passed.
+  const first = rows.first();
+  const traceId = await first.getAttribute('data-trace-id');
+  const n = support.traceIds.indexOf(traceId);
+  assert.ok([0, 1, 5, 8].includes(n), `trace ${traceId} is a seeded missed failure`);
+  await first.locator('button.trace-open').click();
+  const dlg = page.locator('dialog[open]');
+  await dlg.getByRole('heading', { name: 'Input' }).waitFor();
+  const text = await dlg.innerText();
+  assert.match(text, new RegExp(`Trace ${traceId}`));
+  assert.match(text, new RegExp(`Question ${n}: how do I reset my password`));
+  assert.match(text, new RegExp(`Answer ${n}: open Settings`));
+  assert.match(text, /kb_search/); // steps
+  assert.match(text, /negative/);
+  assert.match(text, /Wrong menu path: the app has no Settings > Account/); // the human's note
+  assert.match(text, /The answer addresses the question\./); // the eval's reason
+  assert.match(text, /missed failure/);
+  await page.keyboard.press('Escape');
+  await dlg.waitFor({ state: 'detached' });
+  assert.equal((await filterKind('All', 'all')).length, 6);
+});
+
+test('candidate review: side-by-side and unified diff with word highlights', async () => {
+  const v2 = await api('POST', `/v1/agents/${support.id}/versions`, { prompt_template: SUPPORT_V2 }, 201);
+  assert.equal(v2.version, 2);
+  await go(`#/agents/${support.id}`);
+  await page.locator('.timeline li[data-version="2"]').waitFor();
+  assert.match(await page.locator('.timeline li[data-version="2"]').innerText(), /candidate[\s\S]*manual[\s\S]*Parent\s*v1/);
+  await page.getByRole('link', { name: 'Review v2' }).first().click();
+  await page.getByRole('heading', { name: /Version 2/, level: 1 }).waitFor();
+  const split = page.locator('table.diff-split');
+  await split.waitFor();
+  // Word level: the changed words are marked, the unchanged ones are not.
+  const dels = await split.locator('del.w').allInnerTexts();
+  const inss = await split.locator('ins.w').allInnerTexts();
+  assert.ok(dels.includes('helpful'), `removed words: ${JSON.stringify(dels)}`);
+  assert.ok(dels.includes('concisely'));
+  assert.ok(inss.includes('friendly, accurate'), `added words: ${JSON.stringify(inss)}`);
+  assert.ok(inss.includes('in plain English'));
+  assert.ok(!inss.some((w) => /support agent/.test(w)), 'unchanged words are not highlighted');
+  // Both sides line up: v1 on the left, v2 on the right.
+  const head = await split.locator('thead').innerText();
+  assert.match(head, /v1\s+v2/);
+  assert.match(await page.locator('.diff-stats').innerText(), /\+4\s*−3 lines/);
+  assert.ok(await noHorizontalScroll());
+  await shot(page, 'diff-review');
+
+  await page.locator('#diff-view').getByText('Unified').click();
+  const uni = page.locator('table.diff-unified');
+  await uni.waitFor();
+  assert.equal(await split.count(), 0);
+  assert.ok((await uni.locator('del.w').allInnerTexts()).includes('helpful'));
+  assert.ok((await uni.locator('ins.w').allInnerTexts()).includes('in plain English'));
+  assert.match(page.url(), /view=unified/);
+  assert.ok(await noHorizontalScroll());
+  await shot(page, 'diff-review-unified');
+  await page.locator('#diff-view').getByText('Side by side').click();
+  await split.waitFor();
+});
+
+test('promote the candidate with a note: the active version changes', async () => {
+  await page.getByRole('button', { name: 'Promote v2…' }).click();
+  const dlg = page.locator('dialog[open]');
+  await dlg.getByLabel('Review note').fill('Checked against ten tickets');
+  await dlg.getByRole('button', { name: 'Promote v2' }).click();
+  await page.getByRole('heading', { name: /support-bot/, level: 1 }).waitFor();
+  await page.locator('#active-prompt-h', { hasText: 'v2' }).waitFor();
+  assert.match(await page.locator('pre.prompt').innerText(), /friendly, accurate support agent/);
+  assert.equal(await activeVersion(support.id), 2);
+  const v2 = await api('GET', `/v1/agents/${support.id}/versions/2`, undefined, 200);
+  assert.equal(v2.status, 'active');
+  assert.equal(v2.review_note, 'Checked against ten tickets');
+  assert.match(await page.locator('.timeline li[data-version="1"]').innerText(), /archived/);
+});
+
+test('reject another candidate with a reason', async () => {
+  const v3 = await api('POST', `/v1/agents/${support.id}/versions`, { prompt_template: SUPPORT_V2.replace('plain English', 'pirate speak') }, 201);
+  await go(`#/agents/${support.id}/versions/${v3.version}`);
+  await page.getByRole('button', { name: 'Reject…' }).click();
+  const dlg = page.locator('dialog[open]');
+  await dlg.getByLabel('Reason').fill('Pirate speak confuses customers');
+  await dlg.getByRole('button', { name: `Reject v${v3.version}` }).click();
+  await page.getByRole('heading', { name: /support-bot/, level: 1 }).waitFor();
+  await page.locator(`.timeline li[data-version="${v3.version}"]`, { hasText: 'rejected' }).waitFor();
+  const got = await api('GET', `/v1/agents/${support.id}/versions/${v3.version}`, undefined, 200);
+  assert.equal(got.status, 'rejected');
+  assert.equal(got.review_note, 'Pirate speak confuses customers');
+  assert.equal(await activeVersion(support.id), 2, 'rejecting leaves the active version alone');
+});
+
+test('rollback: promote the archived version from the timeline', async () => {
+  await page.locator('[data-rollback="1"]').click();
+  const dlg = page.locator('dialog[open]');
+  await dlg.getByLabel('Review note').fill('v2 raised escalations');
+  await dlg.getByRole('button', { name: 'Roll back to v1' }).click();
+  await page.locator('#active-prompt-h', { hasText: 'v1' }).waitFor();
+  assert.equal(await activeVersion(support.id), 1);
+  await page.locator('.timeline li[data-version="2"]', { hasText: 'archived' }).waitFor();
+  assert.match(await page.locator('.timeline li[data-version="1"]').innerText(), /active[\s\S]*v2 raised escalations/);
+});
+
+test('best practices: built-in listed, own added and deleted', async () => {
+  await go('#/best-practices');
+  await page.getByRole('heading', { name: 'Best practices', level: 1 }).waitFor();
+  assert.ok(await page.locator('#builtin-practices li').count() >= 20);
+  await page.getByRole('button', { name: 'Add practice' }).click();
+  const dlg = page.locator('dialog[open]');
+  await dlg.getByLabel('Title').fill('Name the escalation channel');
+  await dlg.getByLabel('Category').selectOption('safety');
+  await dlg.getByLabel('Content').fill('Tell the agent exactly where to escalate: the #support-humans queue.');
+  await dlg.getByRole('button', { name: 'Add practice' }).click();
+  const own = page.locator('#own-practices li', { hasText: 'Name the escalation channel' });
+  await own.waitFor();
+  assert.match(await own.innerText(), /custom[\s\S]*safety/);
+  const id = await own.getAttribute('data-practice-id');
+  assert.ok((await api('GET', '/v1/best-practices?limit=500', undefined, 200)).data.some((p) => p.id === id));
+  await own.getByRole('button', { name: /Delete/ }).click();
+  await page.locator('dialog[open]').getByRole('button', { name: 'Delete' }).click();
+  await own.waitFor({ state: 'detached' });
+  assert.ok(!(await api('GET', '/v1/best-practices?limit=500', undefined, 200)).data.some((p) => p.id === id));
+  assert.equal(await page.locator('#builtin-practices [aria-label^="Delete"]').count(), 0, 'built-in rows cannot be deleted');
+});
+
+// ---- improvement jobs (need /v1/jobs, improve-prompt and the scripted provider)
+
+const needJobs = (t) => {
+  if (improveAvailable) return false;
+  t.skip('POST /v1/agents/{id}/improve-prompt answers 404 on this build: no improvement jobs yet');
+  return true;
+};
+
+// Records every stage label the live view shows, in order.
+const watchStages = () => page.evaluate(() => {
+  window.__stages = [];
+  const el = document.getElementById('job-stage-label');
+  const note = () => { const s = el.textContent.replace(/^\d+%\s*·?\s*/, ''); if (s && window.__stages.at(-1) !== s) window.__stages.push(s); };
+  note();
+  new MutationObserver(note).observe(el, { childList: true, characterData: true, subtree: true });
+});
+
+async function startImprovement(agent, max = 10) {
+  await go(`#/agents/${agent.id}`);
+  await page.getByRole('button', { name: 'Improve prompt' }).click();
+  const dlg = page.locator('dialog[open]');
+  await dlg.getByLabel('Max contradictions').fill(String(max));
+  await dlg.getByRole('button', { name: 'Start improvement' }).click();
+  await page.waitForURL(/#\/jobs\/job_/);
+  await page.locator('#job-stage-label').waitFor();
+  await watchStages();
+  return page.url().split('/').pop();
+}
+
+test('improvement: the stages tick through live, then review and promote the candidate', async (t) => {
+  if (needJobs(t)) return;
+  const jobId = await startImprovement(improveBot);
+  await page.locator('.stage[data-stage="analyzing_failures"].stage-current').waitFor({ timeout: 15000 });
+  await shot(page, 'live-job-running');
+  await page.locator('#review-candidate').waitFor({ timeout: 30000 });
+  await shot(page, 'live-job-completed');
+  const seen = await page.evaluate(() => window.__stages);
+  const order = ['fetching agent', 'fetching contradictions', 'analyzing failures', 'fetching best practices', 'generating improved prompt', 'validating prompt', 'creating new version', 'finalizing', 'completed'];
+  const idx = seen.map((s) => order.indexOf(s)).filter((i) => i >= 0);
+  assert.ok(idx.includes(order.indexOf('analyzing failures')) && idx.includes(order.indexOf('generating improved prompt')), `stages seen live: ${seen}`);
+  assert.deepEqual(idx, [...idx].sort((a, b) => a - b), `stages arrive in order: ${seen}`);
+  assert.equal(await page.locator('.stage.stage-done').count(), 9);
+  assert.equal(await page.locator('#job-progress').getAttribute('aria-valuenow'), '100');
+  assert.match(await page.locator('#job-tokens').innerText(), /\d+ output tokens/);
+  assert.match(await page.locator('#job-status').innerText(), /completed/);
+  // The job page's record: events and the LLM transcript.
+  assert.ok(await page.locator('#job-events tbody tr').count() >= 9);
+  await page.locator('#job-transcript details.call').first().waitFor();
+  assert.equal(await page.locator('#job-transcript details.call').count(), 2);
+
+  await page.locator('#review-candidate').click();
+  await page.getByRole('heading', { name: /Version 2/, level: 1 }).waitFor();
+  await page.locator('table.diff-split ins.w').first().waitFor();
+  assert.match(await page.locator('#reasoning').innerText(), /invented menu paths/);
+  assert.equal(await page.locator('ul.changes li').count(), 2);
+  assert.ok(await page.locator('ul.failure-patterns li').count() >= 1);
+  await page.locator('.practice-list li').first().waitFor();
+  assert.match(await page.locator('.meta-line').innerText(), new RegExp(jobId));
+  await shot(page, 'ai-candidate-review');
+  await page.getByRole('button', { name: 'Promote v2…' }).click();
+  await page.locator('dialog[open]').getByRole('button', { name: 'Promote v2' }).click();
+  await page.locator('#active-prompt-h', { hasText: 'v2' }).waitFor();
+  assert.equal(await activeVersion(improveBot.id), 2);
+});
+
+test('improvement: a reload in the middle of the job resumes the live view', async (t) => {
+  if (needJobs(t)) return;
+  const jobId = await startImprovement(reloadBot);
+  await page.locator('.stage[data-stage="analyzing_failures"].stage-current').waitFor({ timeout: 15000 });
+  await page.reload();
+  await page.locator('#job-stage-label').waitFor();
+  assert.match(page.url(), new RegExp(`#/jobs/${jobId}$`));
+  // The replayed events rebuild the page: the early stages are done at once.
+  await page.locator('.stage[data-stage="fetching_contradictions"].stage-done').waitFor();
+  await page.locator('#review-candidate').waitFor({ timeout: 30000 });
+  const seqs = (await page.locator('#job-events tbody tr td:first-child').allTextContents()).map(Number);
+  assert.deepEqual(seqs, [...new Set(seqs)].sort((a, b) => a - b), 'each event once, in order');
+  assert.equal(seqs[0], 1);
+});
+
+test('improvement: a failing job shows its error', async (t) => {
+  if (needJobs(t)) return;
+  const failedId = await startImprovement(failBot);
+  const err = page.locator('#job-error');
+  await err.waitFor({ timeout: 30000 });
+  assert.match(await err.innerText(), /scripted refusal/);
+  assert.match(await page.locator('#job-status').innerText(), /failed/);
+  assert.equal(await page.locator('.stage.stage-failed').count(), 1);
+  await page.getByRole('button', { name: 'Retry job' }).waitFor();
+  await shot(page, 'live-job-failed');
+  finishedJobHash = `#/jobs/${failedId}`;
+});
+
+test('jobs list', async () => {
+  await go('#/jobs');
+  await page.getByRole('heading', { name: 'Jobs', level: 1 }).waitFor();
+  if (!jobsAvailable) {
+    await page.getByText('The job queue is not available on this server yet.').waitFor();
+    return;
+  }
+  if (!improveAvailable) return;
+  const rows = page.locator('tr[data-job-id]');
+  await rows.first().waitFor();
+  assert.equal(await rows.count(), 3);
+  assert.match(await rows.first().innerText(), /Prompt improvement[\s\S]*fail-bot[\s\S]*failed/);
+  // A finished job's page is read from its stored events.
+  await rows.first().getByRole('link').first().click();
+  await page.locator('#job-error').waitFor();
+  assert.equal(await page.locator('.stage.stage-failed').count(), 1);
+  assert.ok(await page.locator('#job-events tbody tr').count() >= 3);
+  await page.locator('#job-transcript').getByText(/./).first().waitFor();
+});
+
+test('layout: no horizontal scrolling at 1280 and 390 px', async () => {
+  const pages = [
+    ['#/agents', 'tr[data-agent-id]'],
+    [`#/agents/${support.id}`, '#contradictions table'],
+    [`#/agents/${support.id}/versions/2?view=split`, 'table.diff-split'],
+    [`#/agents/${support.id}/versions/2?view=unified`, 'table.diff-unified'],
+    ['#/best-practices', '#builtin-practices'],
+    ['#/jobs', 'h1'],
+  ];
+  if (finishedJobHash) pages.push([finishedJobHash, '#job-error']);
+  for (const width of [1280, 390]) {
+    await page.setViewportSize({ width, height: 860 });
+    for (const [hash, ready] of pages) {
+      await go(hash);
+      await page.locator(ready).first().waitFor();
+      await page.waitForTimeout(50);
+      assert.ok(await noHorizontalScroll(), `${hash} scrolls sideways at ${width} px`);
+    }
+  }
+  await go(`#/agents/${support.id}`);
+  await page.locator('#contradictions table').waitFor();
+  await shot(page, 'agent-page-390');
+  if (finishedJobHash) {
+    await go(finishedJobHash);
+    await page.locator('#job-error').waitFor();
+    await shot(page, 'job-page-390');
+  }
+  await page.setViewportSize({ width: 1280, height: 900 });
+});
+
+test('keyboard: the main controls are reachable with Tab and show focus', async () => {
+  await go('#/agents');
+  await page.locator('tr[data-agent-id]').first().waitFor();
+  await page.evaluate(() => { document.activeElement.blur(); window.scrollTo(0, 0); });
+  const reached = new Set();
+  const unoutlined = [];
+  for (let i = 0; i < 20; i++) {
+    await page.keyboard.press('Tab');
+    const info = await page.evaluate(() => {
+      const el = document.activeElement;
+      if (el === document.body) return { label: '(page)', outline: true }; // focus left the page
+      const cs = getComputedStyle(el);
+      return { label: (el.id || el.textContent || '').trim().slice(0, 40), outline: cs.outlineStyle !== 'none' && cs.outlineWidth !== '0px' };
+    });
+    reached.add(info.label);
+    if (!info.outline) unoutlined.push(info.label);
+  }
+  for (const want of ['Skip to content', 'Agents', 'Jobs', 'Best practices', 'signout', 'new-agent', 'support-bot']) {
+    assert.ok(reached.has(want), `Tab reaches ${want}: ${[...reached]}`);
+  }
+  assert.deepEqual(unoutlined, [], 'every focused control shows a focus outline');
+
+  // On the agent page: Improve, the kind filter, and a trace opened from the keyboard.
+  await go(`#/agents/${support.id}`);
+  await page.locator('#contradictions table').waitFor();
+  await page.evaluate(() => document.activeElement.blur());
+  const seen = new Set();
+  for (let i = 0; i < 40 && !seen.has('trace-open'); i++) {
+    await page.keyboard.press('Tab');
+    seen.add(await page.evaluate(() => {
+      const el = document.activeElement;
+      if (el.classList.contains('trace-open')) return 'trace-open';
+      if (el.name && el.type === 'radio') return 'kind-filter';
+      return el.id || el.textContent.trim().slice(0, 30);
+    }));
+  }
+  for (const want of ['improve', 'new-version', 'kind-filter', 'trace-open']) assert.ok(seen.has(want), `Tab reaches ${want}: ${[...seen]}`);
+  await page.keyboard.press('Enter');
+  await page.locator('dialog[open]').getByRole('heading', { name: 'Input' }).waitFor();
+  await page.keyboard.press('Escape');
+  await page.locator('dialog[open]').waitFor({ state: 'detached' });
+  assert.ok(await page.evaluate(() => document.activeElement.classList.contains('trace-open')), 'focus returns to the row');
+});
+
+test('sign out ends the session', async () => {
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('heading', { name: 'Sign in to refold' }).waitFor();
+  const status = await page.evaluate(async () => (await fetch('/v1/agents', { credentials: 'same-origin' })).status);
+  assert.equal(status, 401);
+  await go('#/agents');
+  await page.getByRole('heading', { name: 'Sign in to refold' }).waitFor();
+});
+
+test('no requests to other origins and no script errors', () => {
+  assert.deepEqual(external, []);
+  assert.deepEqual(pageErrors, []);
+});

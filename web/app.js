@@ -1,0 +1,124 @@
+// refold web UI: hash router, page shell and sign-in.
+//
+// Routes live in the URL fragment (#/agents/…), so the server serves one page
+// and every view survives a reload, the live job view included (#/jobs/{id}).
+// Each navigation renders a fresh page root; work a page leaves running
+// (an EventSource, a timer) is registered with ctx.cleanup and stopped on the
+// next navigation.
+import { request, onUnauthorized } from './api.js';
+import { parseHash, navigate, setRenderer } from './nav.js';
+import { h, fill, field, errorBox, toast, setTitle } from './ui.js';
+import { agentsPage } from './agents.js';
+import { agentPage } from './agent.js';
+import { versionPage } from './review.js';
+import { jobsPage, jobPage } from './jobs.js';
+import { practicesPage } from './practices.js';
+
+const routes = [
+  [/^\/signin$/, signinPage, 'signin'],
+  [/^\/agents$/, agentsPage, 'agents'],
+  [/^\/agents\/([^/]+)$/, agentPage, 'agents'],
+  [/^\/agents\/([^/]+)\/versions\/(\d+)$/, versionPage, 'agents'],
+  [/^\/jobs$/, jobsPage, 'jobs'],
+  [/^\/jobs\/([^/]+)$/, jobPage, 'jobs'],
+  [/^\/best-practices$/, practicesPage, 'best-practices'],
+];
+
+let current = null; // {cleanups: []} of the page on screen
+let returnTo = null; // where to go after signing in
+
+async function render({ focus = false } = {}) {
+  if (current) for (const fn of current.cleanups) { try { fn(); } catch { /* ignore */ } }
+  for (const d of document.querySelectorAll('dialog[open]')) d.close();
+  const { path, query } = parseHash();
+  let match = null, page = null, section = null;
+  for (const [re, fn, sec] of routes) {
+    match = path.match(re);
+    if (match) { page = fn; section = sec; break; }
+  }
+  const main = document.getElementById('main');
+  const root = h('div', { class: 'page' });
+  fill(main, root);
+  document.body.classList.toggle('signed-out', section === 'signin');
+  for (const a of document.querySelectorAll('[data-nav]')) {
+    if (a.dataset.nav === section) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  const ctx = { root, query, cleanups: [], cleanup(fn) { this.cleanups.push(fn); } };
+  current = ctx;
+  ctx.alive = () => current === ctx;
+  if (!page) {
+    setTitle('Not found');
+    root.append(h('h1', null, 'Page not found'), h('p', null, h('a', { href: '#/agents' }, 'Back to the agents')));
+    return;
+  }
+  root.append(h('p', { class: 'loading' }, 'Loading…'));
+  try {
+    await page(ctx, ...match.slice(1).map(decodeURIComponent));
+  } catch (err) {
+    if (!ctx.alive() || err.status === 401) return;
+    fill(root, h('h1', null, err.status === 404 ? 'Not found' : 'Something went wrong'), errorBox(err),
+      h('p', null, h('a', { href: '#/agents' }, 'Back to the agents')));
+  }
+  if (focus && ctx.alive()) {
+    const h1 = root.querySelector('h1');
+    if (h1) { h1.tabIndex = -1; h1.focus({ preventScroll: true }); }
+  }
+}
+
+function signinPage(ctx) {
+  setTitle('Sign in');
+  const key = h('input', { type: 'password', name: 'api_key', required: true, autocomplete: 'current-password', spellcheck: 'false', placeholder: 'rf_…' });
+  const msg = h('div', { class: 'signin-error' });
+  const btn = h('button', { type: 'submit', class: 'btn btn-primary btn-block' }, 'Sign in');
+  const form = h('form', { class: 'signin-form' },
+    field('API key', key, 'Create one with “refold init” or “refold key create”. It is exchanged for a session cookie and not stored by the browser.'),
+    msg, btn);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    fill(msg);
+    btn.disabled = true;
+    try {
+      await request('POST', '/v1/session', { api_key: key.value.trim() }, { quiet401: true });
+      const to = returnTo && !returnTo.startsWith('#/signin') ? returnTo : '#/agents';
+      returnTo = null;
+      navigate(to);
+    } catch (err) {
+      fill(msg, errorBox(err.status === 401 ? { message: 'That API key was not accepted.' } : err));
+      key.select();
+    } finally {
+      btn.disabled = false;
+    }
+  });
+  fill(ctx.root, h('div', { class: 'signin' },
+    h('div', { class: 'signin-card card' },
+      h('div', { class: 'signin-brand' }, h('img', { src: '/ui/favicon.svg', alt: '', width: 40, height: 40 })),
+      h('h1', null, 'Sign in to refold'),
+      h('p', { class: 'muted' }, 'Review contradictions, run prompt improvements and promote the results.'),
+      form)));
+  key.focus();
+}
+
+onUnauthorized(() => {
+  const { path } = parseHash();
+  if (path === '/signin') return;
+  returnTo = location.hash;
+  location.hash = '#/signin';
+});
+
+document.getElementById('signout').addEventListener('click', async () => {
+  try {
+    await request('DELETE', '/v1/session', undefined, { quiet401: true });
+  } catch (err) {
+    toast(`Sign-out failed: ${err.message}`, 'error');
+    return;
+  }
+  returnTo = null;
+  location.hash = '#/signin';
+  toast('Signed out.');
+});
+
+setRenderer(() => render({ focus: true }));
+window.addEventListener('hashchange', () => render({ focus: true }));
+if (!location.hash) history.replaceState(null, '', '#/agents');
+render();

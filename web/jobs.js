@@ -1,0 +1,479 @@
+// Jobs: the list, and the job page, which is also the live view of a running
+// improvement. The page is rebuilt from the job's events: a running job is
+// followed over EventSource (SPEC §6; the stream replays every stored event
+// first, so a reload resumes where it was), a finished one is read from the
+// JSON event list. Events are applied once each, by seq.
+import { get, post, items, enc, isMissingEndpoint } from './api.js';
+import { h, fill, badge, time, num, shortId, empty, errorBox, table, toast, setTitle, jsonBlock } from './ui.js';
+import { setQuery, agentHref, versionHref, jobHref } from './nav.js';
+
+export const STAGES = [
+  ['fetching_agent', 0, 'Load the agent and its active prompt'],
+  ['fetching_contradictions', 10, 'Find contradictions'],
+  ['analyzing_failures', 30, 'Analyse failure patterns (LLM)'],
+  ['fetching_best_practices', 50, 'Load best practices'],
+  ['generating_improved_prompt', 60, 'Rewrite the prompt (LLM)'],
+  ['validating_prompt', 70, 'Validate the rewrite'],
+  ['creating_new_version', 80, 'Store the candidate version'],
+  ['finalizing', 90, 'Finish'],
+  ['completed', 100, 'Done'],
+];
+const STAGE_INDEX = new Map(STAGES.map(([s], i) => [s, i]));
+const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
+const EVENT_TYPES = ['progress', 'log', 'retry', 'completed', 'failed', 'cancelled'];
+const STATUSES = ['queued', 'running', 'completed', 'failed', 'cancelled'];
+const typeLabel = (t) => (t === 'prompt_improvement' ? 'Prompt improvement' : String(t || 'job').replace(/_/g, ' '));
+
+async function agentNames() {
+  try {
+    return new Map(items(await get('/v1/agents?limit=500')).map((a) => [a.id, a.name]));
+  } catch {
+    return new Map();
+  }
+}
+
+// ---- list -------------------------------------------------------------------
+
+export async function jobsPage(ctx) {
+  setTitle('Jobs');
+  const status = ctx.query.get('status') || '';
+  const select = h('select', { id: 'job-status' }, h('option', { value: '' }, 'All'),
+    STATUSES.map((s) => h('option', { value: s, selected: s === status }, s)));
+  select.addEventListener('change', () => { setQuery({ status: select.value || null }); ctx.query.set('status', select.value); jobsPage(ctx); });
+  const head = h('div', { class: 'page-head' },
+    h('div', null, h('h1', null, 'Jobs'), h('p', { class: 'muted' }, 'Background work: prompt improvements and their progress.')),
+    h('div', { class: 'actions' }, h('div', { class: 'field inline' }, h('label', { for: 'job-status' }, 'Status'), select)));
+  let page;
+  try {
+    page = await get(`/v1/jobs?limit=50${status ? `&status=${status}` : ''}`);
+  } catch (err) {
+    if (!isMissingEndpoint(err)) throw err;
+    fill(ctx.root, head, empty('The job queue is not available on this server yet.'));
+    return;
+  }
+  const names = await agentNames();
+  const list = items(page);
+  const wrap = h('div');
+  const cols = [
+    { label: 'Job', cell: (j) => h('a', { href: jobHref(j.id), class: 'mono' }, shortId(j.id)) },
+    { label: 'Type', cell: (j) => typeLabel(j.type) },
+    { label: 'Agent', cell: (j) => {
+      const id = j.params && j.params.agent_id;
+      return id ? h('a', { href: agentHref(id) }, names.get(id) || shortId(id)) : '—';
+    } },
+    { label: 'Status', cell: (j) => badge(j.status) },
+    { label: 'Stage', cell: (j) => (j.status === 'running' || j.status === 'queued'
+      ? h('span', { class: 'small' }, (j.stage || 'waiting').replace(/_/g, ' '), ` · ${j.progress ?? 0}%`)
+      : j.error ? h('span', { class: 'small clamp' }, j.error.code) : j.result && j.result.new_version_number
+        ? h('a', { class: 'small', href: versionHref(j.params.agent_id, j.result.new_version_number) }, `candidate v${j.result.new_version_number}`)
+        : h('span', { class: 'muted small' }, '—')) },
+    { label: 'Created', cell: (j) => time(j.created_at) },
+    { label: 'Finished', cell: (j) => time(j.finished_at) },
+  ];
+  const draw = (rows) => fill(wrap, rows.length
+    ? table(cols, rows, { caption: 'Jobs', rowAttrs: (j) => ({ 'data-job-id': j.id }) })
+    : empty(status ? `No ${status} jobs.` : 'No jobs yet. Start one with “Improve prompt” on an agent page.'));
+  draw(list);
+  let cursor = page.next_cursor;
+  const more = h('button', { type: 'button', class: 'btn', hidden: !cursor }, 'Load more');
+  more.addEventListener('click', async () => {
+    more.disabled = true;
+    try {
+      const next = await get(`/v1/jobs?limit=50${status ? `&status=${status}` : ''}&cursor=${enc(cursor)}`);
+      list.push(...items(next));
+      cursor = next.next_cursor;
+      draw(list);
+      more.hidden = !cursor;
+    } catch (err) { toast(err.message, 'error'); }
+    more.disabled = false;
+  });
+  fill(ctx.root, head, wrap, h('p', null, more));
+
+  // Keep an eye on running jobs while the list is on screen.
+  if (list.some((j) => !TERMINAL.has(j.status))) {
+    const timer = setTimeout(() => { if (ctx.alive()) jobsPage(ctx); }, 5000);
+    ctx.cleanup(() => clearTimeout(timer));
+  }
+}
+
+// ---- job page -----------------------------------------------------------------
+
+function eventFrom(raw) {
+  let data = raw.data;
+  if (typeof data === 'string') { try { data = JSON.parse(data); } catch { data = { message: data }; } }
+  return { seq: Number(raw.seq ?? raw.id), type: raw.type || raw.event, data: data || {}, at: raw.created_at || null };
+}
+
+// Extra fields of an event worth showing next to its stage.
+const PLAIN = new Set(['job_id', 'status', 'stage', 'progress', 'level', 'message', 'type', 'step', 'call', 'attempt',
+  'output_tokens', 'tokens', 'tokens_received', 'input_tokens']);
+function extras(data) {
+  return Object.entries(data || {}).filter(([k, v]) => !PLAIN.has(k) && (typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean'));
+}
+const tokenValue = (d) => {
+  if (!d) return null;
+  for (const k of ['output_tokens', 'tokens', 'tokens_received']) if (typeof d[k] === 'number') return d[k];
+  if (d.usage && typeof d.usage.output_tokens === 'number') return d.usage.output_tokens;
+  return null;
+};
+
+export async function jobPage(ctx, id) {
+  let job;
+  try {
+    job = await get(`/v1/jobs/${enc(id)}`);
+  } catch (err) {
+    if (err.status !== 404) throw err;
+    setTitle('Job not found');
+    fill(ctx.root, h('h1', null, 'Job not found'),
+      h('p', null, isMissingEndpoint(err) ? 'The job queue is not available on this server yet.' : `There is no job ${id} in this workspace.`),
+      h('p', null, h('a', { href: '#/jobs' }, 'All jobs')));
+    return;
+  }
+  setTitle(typeLabel(job.type), shortId(job.id));
+  const agentId = job.params && job.params.agent_id;
+  const isImprovement = job.type === 'prompt_improvement';
+
+  // State rebuilt from events.
+  const st = {
+    status: job.status, stage: job.stage, progress: job.progress ?? 0, result: job.result, error: job.error,
+    attempt: job.attempt, lastSeq: 0, stageData: {}, tokens: new Map(), inputTokens: new Map(), retries: [], terminal: TERMINAL.has(job.status),
+  };
+
+  // ---- skeleton
+  const statusBadge = h('span', { id: 'job-status' }, badge(st.status));
+  const agentLink = h('span', null, agentId ? h('a', { href: agentHref(agentId) }, shortId(agentId)) : '—');
+  const attemptEl = h('span', null);
+  const elapsedEl = h('span', { class: 'muted' });
+  const conn = h('span', { class: 'conn muted small', id: 'job-conn' });
+  const actions = h('div', { class: 'actions' });
+  const bar = h('div', { class: 'bar-fill' });
+  const barWrap = h('div', { class: 'bar', role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-label': 'Job progress', id: 'job-progress' }, bar);
+  const barLabel = h('div', { class: 'bar-label', 'aria-live': 'polite', id: 'job-stage-label' });
+  const tokensEl = h('div', { class: 'tokens', id: 'job-tokens' });
+  const stageList = h('ol', { class: 'stages', id: 'job-stages' });
+  const retryBox = h('div', { id: 'job-retries' });
+  const outcome = h('div', { id: 'job-outcome' });
+  const logList = h('ol', { class: 'log', id: 'job-log' });
+  const eventsBody = h('tbody');
+  const eventsCount = h('span', { class: 'muted small' });
+  const transcript = h('div', { id: 'job-transcript' }, h('p', { class: 'muted small' }, 'The transcript appears when the job ends.'));
+
+  const stageItems = new Map();
+  for (const [stage, p, label] of (isImprovement ? STAGES : [])) {
+    const detail = h('span', { class: 'stage-detail' });
+    const li = h('li', { class: 'stage', 'data-stage': stage },
+      h('span', { class: 'stage-icon', 'aria-hidden': 'true' }),
+      h('span', { class: 'stage-name' }, label),
+      h('span', { class: 'stage-pct muted small' }, `${p}%`),
+      detail);
+    stageItems.set(stage, { li, detail });
+    stageList.append(li);
+  }
+
+  fill(ctx.root,
+    h('div', { class: 'page-head' },
+      h('div', null,
+        h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/jobs' }, 'Jobs'), ' / '),
+        h('h1', null, typeLabel(job.type), ' ', statusBadge),
+        h('p', { class: 'meta-line muted' }, agentId ? ['agent ', agentLink, ' · '] : null, h('span', { class: 'mono' }, job.id), ' · created ', time(job.created_at), ' · ', attemptEl, ' ', elapsedEl, ' ', conn)),
+      actions),
+    h('section', { class: 'card live', 'aria-labelledby': 'live-h' },
+      h('h2', { id: 'live-h', class: 'sr-only' }, 'Progress'),
+      h('div', { class: 'progress-row' }, barWrap, barLabel),
+      tokensEl, outcome, retryBox,
+      isImprovement ? stageList : null),
+    h('div', { class: 'grid-2' },
+      h('section', { class: 'card', 'aria-labelledby': 'log-h' }, h('h2', { id: 'log-h' }, 'Log'), logList),
+      h('section', { class: 'card', 'aria-labelledby': 'params-h' }, h('h2', { id: 'params-h' }, 'Parameters'), jsonBlock(job.params || {}))),
+    h('section', { class: 'card', 'aria-labelledby': 'events-h' },
+      h('details', { id: 'job-events' },
+        h('summary', null, h('h2', { id: 'events-h', class: 'inline' }, 'Events'), ' ', eventsCount),
+        h('div', { class: 'table-wrap' }, h('table', { class: 'table events' },
+          h('thead', null, h('tr', null, h('th', { scope: 'col' }, '#'), h('th', { scope: 'col' }, 'Type'), h('th', { scope: 'col' }, 'Data'))),
+          eventsBody)))),
+    h('section', { class: 'card', 'aria-labelledby': 'llm-h' }, h('h2', { id: 'llm-h' }, 'LLM transcript'), transcript));
+
+  if (agentId) get(`/v1/agents/${enc(agentId)}`).then((a) => { agentLink.firstChild.textContent = a.name; setTitle(typeLabel(job.type), a.name); }).catch(() => {});
+
+  // ---- rendering from state
+  let eventCount = 0;
+  function draw() {
+    fill(statusBadge, badge(st.status));
+    attemptEl.textContent = `attempt ${st.attempt || 0} of ${job.max_attempts ?? '?'}`;
+    const p = Math.max(0, Math.min(100, Number(st.progress) || 0));
+    bar.style.width = `${p}%`;
+    barWrap.setAttribute('aria-valuenow', String(p));
+    barWrap.className = `bar bar-${st.status}`;
+    const stageName = st.stage ? st.stage.replace(/_/g, ' ') : st.status === 'queued' ? 'waiting for a worker' : '';
+    barLabel.textContent = `${p}%${stageName ? ' · ' + stageName : ''}`;
+    const cur = STAGE_INDEX.has(st.stage) ? STAGE_INDEX.get(st.stage) : -1;
+    for (const [stage, { li, detail }] of stageItems) {
+      const i = STAGE_INDEX.get(stage);
+      let state = 'pending';
+      if (st.status === 'completed') state = 'done';
+      else if (i < cur) state = 'done';
+      else if (i === cur) {
+        state = { failed: 'failed', cancelled: 'cancelled', running: 'current', queued: 'waiting' }[st.status] || 'done';
+      }
+      li.className = `stage stage-${state}`;
+      if (state === 'current') li.setAttribute('aria-current', 'step'); else li.removeAttribute('aria-current');
+      const d = st.stageData[stage];
+      const bits = [];
+      if (d) {
+        if (d.contradictions_found !== undefined) {
+          bits.push(`${num(d.contradictions_found)} contradictions${d.missed_failures !== undefined ? ` (${num(d.missed_failures)} missed failures, ${num(d.false_alarms)} false alarms)` : ''}`);
+        }
+        const tok = tokenValue(d);
+        if (tok !== null) bits.push(`${num(tok)} tokens received${typeof d.input_tokens === 'number' ? ` (${num(d.input_tokens)} sent)` : ''}`);
+        for (const [k, v] of extras(d)) {
+          if (['contradictions_found', 'missed_failures', 'false_alarms'].includes(k)) continue;
+          bits.push(`${k.replace(/_/g, ' ')}: ${typeof v === 'number' ? num(v) : v}`);
+        }
+      }
+      detail.textContent = bits.join(' · ');
+    }
+    // Tokens: the newest count per LLM call (keyed by step, else stage).
+    const sum = (m) => [...m.values()].reduce((a, b) => a + b, 0);
+    const out = sum(st.tokens), inp = sum(st.inputTokens);
+    const usage = st.result && st.result.usage;
+    if (usage) {
+      fill(tokensEl, h('span', { class: 'tok' }, h('strong', null, num(usage.output_tokens)), ' output tokens'),
+        h('span', { class: 'tok' }, h('strong', null, num(usage.input_tokens)), ' input tokens'),
+        h('span', { class: 'tok' }, h('strong', null, num(usage.llm_calls)), ' LLM calls'));
+    } else if (out || inp) {
+      const parts = [...st.tokens].map(([k, v]) => `${String(k).replace(/_/g, ' ')} ${num(v)}`);
+      fill(tokensEl, h('span', { class: 'tok' }, h('strong', null, num(out)), ' tokens received'),
+        parts.length > 1 ? h('span', { class: 'tok muted' }, parts.join(' · ')) : null,
+        inp ? h('span', { class: 'tok' }, h('strong', null, num(inp)), ' input tokens') : null);
+    } else fill(tokensEl);
+    fill(retryBox, ...st.retries.map((r) => h('div', { class: 'alert alert-warn retry' },
+      h('strong', null, `Attempt ${r.attempt ?? '?'} failed`), r.error ? `: ${r.error.message || r.error.code}` : '',
+      r.run_at
+        ? (st.status === 'queued' && r === st.retries[st.retries.length - 1]
+          ? [' · next attempt ', time(r.run_at), ` (${new Date(r.run_at).toLocaleTimeString()})`]
+          : ` · retried at ${new Date(r.run_at).toLocaleTimeString()}`)
+        : '')));
+    drawOutcome();
+    drawActions();
+  }
+
+  function drawOutcome() {
+    if (st.status === 'completed') {
+      const r = st.result || {};
+      if (r.new_version_number) {
+        fill(outcome, h('div', { class: 'alert alert-ok outcome', role: 'status' },
+          h('div', null, h('strong', null, `Candidate v${r.new_version_number} is ready for review.`),
+            r.changes_summary ? h('p', { class: 'small' }, r.changes_summary) : null,
+            Array.isArray(r.failure_patterns) && r.failure_patterns.length
+              ? h('p', { class: 'small muted' }, `${r.failure_patterns.length} failure pattern${r.failure_patterns.length === 1 ? '' : 's'} addressed.`) : null),
+          h('a', { class: 'btn btn-primary', id: 'review-candidate', href: versionHref(agentId, r.new_version_number) }, `Review v${r.new_version_number}`)));
+      } else {
+        fill(outcome, h('div', { class: 'alert alert-info outcome', role: 'status' },
+          h('strong', null, 'No new version. '), r.changes_summary || 'The job finished without a candidate.'));
+      }
+    } else if (st.status === 'failed') {
+      const e = st.error || {};
+      fill(outcome, h('div', { class: 'alert alert-error', role: 'alert', id: 'job-error' },
+        h('strong', null, 'The job failed'), e.code ? h('span', { class: 'mono small' }, ` (${e.code})`) : null, h('p', null, e.message || 'No error message.')));
+    } else if (st.status === 'cancelled') {
+      fill(outcome, h('div', { class: 'alert alert-info outcome', role: 'status' }, h('strong', null, 'Cancelled. '), 'Nothing was written.'));
+    } else fill(outcome);
+  }
+
+  function drawActions() {
+    const btns = [];
+    if (st.status === 'queued' || st.status === 'running') {
+      btns.push(h('button', { type: 'button', class: 'btn btn-danger-outline', id: 'cancel-job', onclick: async (ev) => {
+        ev.currentTarget.disabled = true;
+        try { await post(`/v1/jobs/${enc(id)}/cancel`); toast('Cancellation requested.'); } catch (err) { toast(err.message, 'error'); }
+      } }, 'Cancel job'));
+    }
+    if (st.status === 'failed' || st.status === 'cancelled') {
+      btns.push(h('button', { type: 'button', class: 'btn btn-primary', id: 'retry-job', onclick: async (ev) => {
+        ev.currentTarget.disabled = true;
+        try { await post(`/v1/jobs/${enc(id)}/retry`); toast('Job queued again.'); if (ctx.alive()) jobPage(ctx, id); } catch (err) { toast(err.message, 'error'); }
+      } }, 'Retry job'));
+    }
+    if (agentId) btns.push(h('a', { class: 'btn', href: agentHref(agentId) }, 'Agent'));
+    fill(actions, ...btns);
+  }
+
+  function apply(ev) {
+    if (ev.seq && ev.seq <= st.lastSeq) return; // replayed after a reconnect
+    if (ev.seq) st.lastSeq = ev.seq;
+    eventCount++;
+    eventsCount.textContent = `(${eventCount})`;
+    eventsBody.append(h('tr', null, h('td', { class: 'num' }, ev.seq || ''), h('td', null, badge(ev.type, 'event')),
+      h('td', null, h('code', { class: 'small wrap' }, JSON.stringify(ev.data)))));
+    const d = ev.data || {};
+    const tok = tokenValue(d);
+    const key = d.step || d.call || st.stage || 'llm';
+    if (tok !== null) st.tokens.set(key, tok);
+    if (typeof d.input_tokens === 'number') st.inputTokens.set(key, d.input_tokens);
+    switch (ev.type) {
+      case 'progress': {
+        if (d.stage) {
+          const prev = STAGE_INDEX.get(st.stage) ?? -1;
+          const next = STAGE_INDEX.get(d.stage) ?? -1;
+          if (next < prev) { st.stageData = {}; } // a new attempt starts over
+          st.stage = d.stage;
+          st.stageData[d.stage] = { ...(st.stageData[d.stage] || {}), ...d };
+        }
+        if (typeof d.progress === 'number') st.progress = d.progress;
+        if (typeof d.attempt === 'number') st.attempt = d.attempt;
+        else if (st.awaitingAttempt) st.attempt = (st.attempt || 0) + 1;
+        else if (!st.attempt) st.attempt = 1;
+        st.awaitingAttempt = false;
+        st.status = d.status && !TERMINAL.has(d.status) ? d.status : 'running';
+        st.error = null;
+        break;
+      }
+      case 'log':
+        logList.append(h('li', { class: `log-${d.level || 'info'}` },
+          ev.at ? h('span', { class: 'log-time muted' }, new Date(ev.at).toLocaleTimeString()) : null,
+          h('span', { class: 'log-level' }, d.level || 'info'), h('span', { class: 'log-msg' }, d.message || JSON.stringify(d))));
+        logList.scrollTop = logList.scrollHeight; // follow the tail inside the box, not the page
+        break;
+      case 'retry':
+        st.retries.push(d);
+        st.status = 'queued';
+        if (typeof d.attempt === 'number') st.attempt = d.attempt;
+        st.awaitingAttempt = true;
+        break;
+      case 'completed':
+        st.status = 'completed'; st.progress = 100; st.stage = 'completed'; st.result = d.result || st.result; st.error = null;
+        break;
+      case 'failed':
+        st.status = 'failed'; st.error = d.error || st.error;
+        break;
+      case 'cancelled':
+        st.status = 'cancelled';
+        break;
+      default:
+        break;
+    }
+    st.terminal = TERMINAL.has(st.status);
+    draw();
+  }
+
+  async function loadTranscript() {
+    try {
+      const calls = items(await get(`/v1/jobs/${enc(id)}/llm-calls`));
+      fill(transcript, calls.length ? h('ol', { class: 'calls' }, calls.map(callNode)) : h('p', { class: 'muted' }, 'This job made no LLM calls.'));
+    } catch (err) {
+      fill(transcript, err.status === 404 ? h('p', { class: 'muted' }, 'No transcript is available.') : errorBox(err, 'Could not load the transcript'));
+    }
+  }
+
+  async function refreshJob() {
+    try {
+      job = await get(`/v1/jobs/${enc(id)}`);
+      st.attempt = job.attempt;
+      return job;
+    } catch { return null; }
+  }
+
+  // ---- elapsed-time ticker while the job is not finished
+  const t0 = Date.parse(job.started_at || job.created_at);
+  const tick = () => {
+    const end = st.terminal ? Date.parse(job.finished_at || '') || Date.now() : Date.now();
+    const s = Math.max(0, Math.round((end - t0) / 1000));
+    elapsedEl.textContent = Number.isNaN(s) ? '' : `· ${s >= 60 ? `${Math.floor(s / 60)} min ` : ''}${s % 60} s`;
+  };
+  tick();
+  const ticker = setInterval(() => { if (!st.terminal) tick(); }, 1000);
+  ctx.cleanup(() => clearInterval(ticker));
+
+  draw();
+
+  if (st.terminal) {
+    // Finished: read the stored events once, no stream.
+    try {
+      const evs = items(await get(`/v1/jobs/${enc(id)}/events`));
+      for (const raw of evs) apply(eventFrom(raw));
+      // The job row is the truth for the final state.
+      st.status = job.status; st.result = job.result || st.result; st.error = job.error || st.error;
+      if (job.status === 'completed') { st.progress = 100; st.stage = 'completed'; }
+      st.terminal = true;
+      draw();
+    } catch (err) {
+      logList.append(h('li', null, `Could not load the events: ${err.message}`));
+    }
+    tick();
+    loadTranscript();
+    return;
+  }
+
+  // Running or queued: follow the stream.
+  let es = null;
+  let retryTimer = null;
+  const close = () => { if (es) { es.close(); es = null; } clearTimeout(retryTimer); };
+  ctx.cleanup(close);
+  function connect() {
+    if (!ctx.alive()) return;
+    const url = `/v1/jobs/${enc(id)}/events${st.lastSeq ? `?last_event_id=${st.lastSeq}` : ''}`;
+    es = new EventSource(url);
+    conn.textContent = 'connecting…';
+    es.onopen = () => { conn.textContent = '● live'; conn.className = 'conn live small'; };
+    for (const type of EVENT_TYPES) {
+      es.addEventListener(type, async (e) => {
+        apply(eventFrom({ id: e.lastEventId, type, data: e.data }));
+        if (TERMINAL.has(type)) {
+          close();
+          // A retried job carries an old terminal event in its history: only
+          // stop following when the job really is finished.
+          const fresh = await refreshJob();
+          if (fresh && !TERMINAL.has(fresh.status)) { st.status = fresh.status; st.terminal = false; draw(); connect(); return; }
+          if (fresh) { st.result = fresh.result || st.result; st.error = fresh.error || st.error; job = fresh; }
+          conn.textContent = '';
+          tick();
+          draw();
+          loadTranscript();
+        }
+      });
+    }
+    es.onerror = async () => {
+      if (!es) return;
+      if (es.readyState === EventSource.CLOSED) {
+        // The server refused the stream (e.g. the session ended): find out why.
+        close();
+        conn.textContent = 'disconnected';
+        const fresh = await refreshJob();
+        if (!ctx.alive()) return;
+        if (fresh && TERMINAL.has(fresh.status)) { if (ctx.alive()) jobPage(ctx, id); return; }
+        retryTimer = setTimeout(connect, 3000);
+      } else {
+        conn.textContent = 'reconnecting…';
+        conn.className = 'conn muted small';
+      }
+    };
+  }
+  connect();
+}
+
+// One LLM call of the transcript: request messages and the response.
+function callNode(c, i) {
+  const req = c.request || {};
+  const msgs = [];
+  if (req.system) msgs.push(['system', typeof req.system === 'string' ? req.system : JSON.stringify(req.system, null, 2)]);
+  for (const m of Array.isArray(req.messages) ? req.messages : []) {
+    const content = typeof m.content === 'string' ? m.content
+      : Array.isArray(m.content) ? m.content.map((b) => (b && b.text !== undefined ? b.text : JSON.stringify(b))).join('\n') : JSON.stringify(m.content);
+    msgs.push([m.role || 'message', content]);
+  }
+  const summary = [
+    `#${i + 1}`, c.step, c.model, c.attempt !== undefined ? `attempt ${c.attempt}` : null,
+    c.input_tokens !== null && c.input_tokens !== undefined ? `${num(c.input_tokens)} in / ${num(c.output_tokens)} out` : null,
+    c.latency_ms !== null && c.latency_ms !== undefined ? `${(c.latency_ms / 1000).toFixed(1)} s` : null,
+    c.stop_reason, c.error ? 'error' : null,
+  ].filter(Boolean).join(' · ');
+  return h('li', null, h('details', { class: 'call' },
+    h('summary', null, summary),
+    h('div', { class: 'call-body' },
+      c.provider ? h('p', { class: 'muted small' }, `provider ${c.provider}${c.http_status ? ` · HTTP ${c.http_status}` : ''}${c.provider_request_id ? ` · request ${c.provider_request_id}` : ''}`) : null,
+      msgs.length ? msgs.map(([role, text]) => h('div', { class: 'msg' }, h('div', { class: 'msg-role' }, role), h('pre', { class: 'text', tabindex: 0 }, text)))
+        : jsonBlock(req),
+      h('div', { class: 'msg msg-response' }, h('div', { class: 'msg-role' }, 'response'),
+        c.response_text ? h('pre', { class: 'text', tabindex: 0 }, c.response_text) : h('p', { class: 'muted' }, 'No response text.')),
+      c.error ? errorBox({ message: typeof c.error === 'string' ? c.error : JSON.stringify(c.error) }) : null)));
+}

@@ -1,0 +1,92 @@
+// Best practices: the built-in ones (read-only) and the workspace's own,
+// which can be added and deleted. The improvement job sends some of them to
+// the model when it rewrites a prompt (SPEC §7 step 4).
+import { getAll, post, del, enc } from './api.js';
+import { h, fill, field, empty, formDialog, toast, setTitle } from './ui.js';
+import { setQuery } from './nav.js';
+
+const CATEGORIES = ['structure', 'clarity', 'safety', 'reasoning', 'general'];
+
+// Built-in rows are many and long: a disclosure each, title first.
+function builtinNode(p) {
+  return h('li', { class: 'practice practice-builtin', 'data-practice-id': p.id },
+    h('details', null,
+      h('summary', null, h('span', { class: 'practice-title' }, p.title), ' ',
+        h('span', { class: 'practice-tags' }, h('span', { class: 'chip' }, p.source), ' ', h('span', { class: 'chip' }, p.category))),
+      h('p', { class: 'practice-content' }, p.content),
+      p.url ? h('a', { href: p.url, target: '_blank', rel: 'noopener noreferrer', class: 'small' }, 'Source') : null));
+}
+
+function practiceNode(p, onDelete) {
+  return h('li', { class: 'practice', 'data-practice-id': p.id },
+    h('div', { class: 'practice-head' },
+      h('h3', null, p.title),
+      h('div', { class: 'practice-tags' }, h('span', { class: 'chip' }, p.source), ' ', h('span', { class: 'chip' }, p.category))),
+    h('p', { class: 'practice-content' }, p.content),
+    h('div', { class: 'practice-foot' },
+      p.url ? h('a', { href: p.url, target: '_blank', rel: 'noopener noreferrer', class: 'small' }, 'Source') : null,
+      onDelete ? h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', 'aria-label': `Delete “${p.title}”`, onclick: () => onDelete(p) }, 'Delete') : null));
+}
+
+export async function practicesPage(ctx) {
+  setTitle('Best practices');
+  const category = ctx.query.get('category') || '';
+  const all = await getAll(`/v1/best-practices?limit=500${category ? `&category=${category}` : ''}`);
+  const own = all.filter((p) => p.builtin === false || (p.builtin === undefined && p.source === 'custom'));
+  const builtin = all.filter((p) => !own.includes(p));
+  const reload = () => { if (ctx.alive()) practicesPage(ctx); };
+
+  const select = h('select', { id: 'bp-category' }, h('option', { value: '' }, 'All categories'),
+    CATEGORIES.map((c) => h('option', { value: c, selected: c === category }, c)));
+  select.addEventListener('change', () => { setQuery({ category: select.value || null }); ctx.query.set('category', select.value); reload(); });
+
+  async function remove(p) {
+    const ok = await formDialog({
+      title: 'Delete this practice?',
+      submitLabel: 'Delete',
+      danger: true,
+      build(form) { form.append(h('p', null, `“${p.title}” will no longer be sent to the model by future improvement jobs.`)); },
+      async submit() { await del(`/v1/best-practices/${enc(p.id)}`); },
+    });
+    if (ok) { toast('Practice deleted.'); reload(); }
+  }
+
+  function add() {
+    return formDialog({
+      title: 'Add a best practice',
+      submitLabel: 'Add practice',
+      wide: true,
+      build(form) {
+        form.append(
+          h('div', { class: 'field-row' },
+            field('Title', h('input', { name: 'title', required: true, maxlength: 200, autocomplete: 'off' })),
+            field('Category', h('select', { name: 'category', required: true }, CATEGORIES.map((c) => h('option', { value: c, selected: c === (category || 'general') }, c))))),
+          field('Content', h('textarea', { name: 'content', rows: 6, required: true, maxlength: 10000 }), 'The advice itself, as the model should read it.'),
+          field('URL', h('input', { name: 'url', type: 'url', autocomplete: 'off', placeholder: 'https://…' }), 'Optional. Where the advice comes from.'));
+      },
+      async submit(form) {
+        const body = { title: form.title.value.trim(), category: form.category.value, content: form.content.value.trim() };
+        if (form.url.value.trim()) body.url = form.url.value.trim();
+        await post('/v1/best-practices', body);
+        toast('Practice added.');
+        reload();
+      },
+    });
+  }
+
+  fill(ctx.root,
+    h('div', { class: 'page-head' },
+      h('div', null, h('h1', null, 'Best practices'),
+        h('p', { class: 'muted' }, 'Prompt-engineering advice the improvement job gives the model when it rewrites a prompt: the built-in set and your own, your own first.')),
+      h('div', { class: 'actions' },
+        h('div', { class: 'field inline' }, h('label', { for: 'bp-category' }, 'Category'), select),
+        h('button', { type: 'button', class: 'btn btn-primary', id: 'add-practice', onclick: add }, 'Add practice'))),
+    h('section', { class: 'card', 'aria-labelledby': 'own-h' },
+      h('div', { class: 'card-head' }, h('h2', { id: 'own-h' }, 'Your workspace'), h('span', { class: 'muted small' }, String(own.length))),
+      own.length ? h('ul', { class: 'practices', id: 'own-practices' }, own.map((p) => practiceNode(p, remove)))
+        : empty(category ? 'None of your own in this category.' : 'No practices of your own yet.')),
+    h('section', { class: 'card', 'aria-labelledby': 'builtin-h' },
+      h('div', { class: 'card-head' }, h('h2', { id: 'builtin-h' }, 'Built in'), h('span', { class: 'muted small' }, String(builtin.length))),
+      h('p', { class: 'muted small' }, 'Written from the public prompting guides of Anthropic, OpenAI and Google. Read-only.'),
+      builtin.length ? h('ul', { class: 'practices', id: 'builtin-practices' }, builtin.map(builtinNode)) : empty('None in this category.')));
+}

@@ -1,0 +1,205 @@
+// Small DOM helpers shared by the pages. Everything is built with
+// createElement and textContent: no HTML strings, so API data can never
+// inject markup (and the CSP forbids inline scripts and styles anyway).
+
+// h('a', {href, class, onclick, ...}, child, ...). Children may be strings,
+// nodes, arrays, null or false. Attribute keys starting with "on" become
+// listeners; true/false toggle boolean attributes.
+export function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  if (attrs) {
+    for (const [k, v] of Object.entries(attrs)) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
+      else if (k === 'class') el.className = v;
+      else if (k === 'text') el.textContent = v;
+      else if (k === 'value' && (tag === 'input' || tag === 'textarea' || tag === 'select')) el.value = v;
+      else if (v === true) el.setAttribute(k, '');
+      else el.setAttribute(k, String(v));
+    }
+  }
+  append(el, children);
+  return el;
+}
+
+// Replace el's children, skipping null/false like h() does.
+export function fill(el, ...children) {
+  el.replaceChildren();
+  return append(el, children);
+}
+
+export function append(el, children) {
+  for (const c of children.flat(Infinity)) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : String(c));
+  }
+  return el;
+}
+
+let idCounter = 0;
+export const uid = (p = 'f') => `${p}-${++idCounter}`;
+
+// A labelled form field: label + control (+ hint), ids wired up.
+export function field(label, control, hint) {
+  const id = control.id || uid();
+  control.id = id;
+  const parts = [h('label', { for: id }, label)];
+  if (hint) {
+    const hid = uid('hint');
+    control.setAttribute('aria-describedby', hid);
+    parts.push(control, h('p', { class: 'hint', id: hid }, hint));
+  } else parts.push(control);
+  return h('div', { class: 'field' }, parts);
+}
+
+// Timestamps: relative text, full time in the title and datetime attribute.
+const rtf = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
+export function ago(iso) {
+  if (!iso) return '—';
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return iso;
+  const s = Math.round((t - Date.now()) / 1000);
+  const abs = Math.abs(s);
+  if (abs < 45) return rtf.format(s, 'second');
+  if (abs < 2700) return rtf.format(Math.round(s / 60), 'minute');
+  if (abs < 79200) return rtf.format(Math.round(s / 3600), 'hour');
+  if (abs < 26 * 86400) return rtf.format(Math.round(s / 86400), 'day');
+  return new Date(t).toLocaleDateString();
+}
+export function time(iso) {
+  if (!iso) return h('span', { class: 'muted' }, '—');
+  return h('time', { datetime: iso, title: new Date(iso).toLocaleString() }, ago(iso));
+}
+
+export const pct = (x) => (x === null || x === undefined ? '—' : `${(x * 100).toFixed(x * 100 >= 10 || x === 0 ? 0 : 1)}%`);
+export const num = (x) => (x === null || x === undefined ? '—' : Number(x).toLocaleString());
+
+export function badge(status, extra) {
+  return h('span', { class: `badge badge-${String(status).replace(/[^a-z_]/g, '')}${extra ? ' ' + extra : ''}` }, String(status).replace(/_/g, ' '));
+}
+
+export function shortId(id) {
+  if (!id) return '—';
+  const i = id.indexOf('_');
+  return i > 0 ? `${id.slice(0, i + 1)}…${id.slice(-6)}` : id;
+}
+
+export function excerpt(text, n = 140) {
+  if (!text) return '';
+  const t = String(text).replace(/\s+/g, ' ').trim();
+  return t.length > n ? t.slice(0, n - 1) + '…' : t;
+}
+
+// A prompt template with its {{variables}} highlighted.
+const VAR = /\{\{\s*[A-Za-z_][A-Za-z0-9_.]*\s*\}\}/g;
+export function templateNodes(text) {
+  const out = [];
+  let last = 0;
+  for (const m of String(text || '').matchAll(VAR)) {
+    if (m.index > last) out.push(text.slice(last, m.index));
+    out.push(h('mark', { class: 'var' }, m[0]));
+    last = m.index + m[0].length;
+  }
+  if (last < String(text || '').length) out.push(text.slice(last));
+  return out;
+}
+
+export function errorBox(err, what) {
+  const msg = err && err.message ? err.message : String(err);
+  return h('div', { class: 'alert alert-error', role: 'alert' },
+    what ? h('strong', null, what + ': ') : null, msg,
+    err && err.requestId ? h('span', { class: 'muted small' }, ` (request ${err.requestId})`) : null);
+}
+
+export function empty(text, ...more) {
+  return h('div', { class: 'empty' }, h('p', null, text), more);
+}
+
+// Toasts announced through the live region in index.html.
+export function toast(text, kind = 'ok') {
+  const box = document.getElementById('toasts');
+  const t = h('div', { class: `toast toast-${kind}` }, text);
+  box.append(t);
+  while (box.children.length > 3) box.firstElementChild.remove();
+  setTimeout(() => t.remove(), kind === 'error' ? 8000 : 4000);
+}
+
+// A modal <dialog> built around a form. build(form) adds the fields; submit
+// receives the form and returns a promise; a rejection shows its message in
+// the dialog and keeps it open. Resolves true when submitted, false if closed.
+export function formDialog({ title, submitLabel = 'Save', danger = false, build, submit, wide = false }) {
+  return new Promise((resolve) => {
+    const titleId = uid('dlg');
+    const errBox = h('div', { class: 'dialog-error' });
+    const submitBtn = h('button', { type: 'submit', class: danger ? 'btn btn-danger' : 'btn btn-primary' }, submitLabel);
+    const form = h('form', { class: 'dialog-form', method: 'dialog', novalidate: false });
+    const dlg = h('dialog', { class: wide ? 'modal modal-wide' : 'modal', 'aria-labelledby': titleId },
+      h('div', { class: 'modal-head' },
+        h('h2', { id: titleId }, title),
+        h('button', { type: 'button', class: 'btn btn-ghost btn-icon', 'aria-label': 'Close', onclick: () => dlg.close() }, '×')),
+      form);
+    build(form);
+    append(form, [errBox, h('div', { class: 'dialog-actions' },
+      h('button', { type: 'button', class: 'btn', onclick: () => dlg.close() }, 'Cancel'), submitBtn)]);
+    let done = false;
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      if (!form.reportValidity()) return;
+      submitBtn.disabled = true;
+      errBox.replaceChildren();
+      try {
+        await submit(form);
+        done = true;
+        dlg.close();
+      } catch (err) {
+        fill(errBox, errorBox(err));
+      } finally {
+        submitBtn.disabled = false;
+      }
+    });
+    dlg.addEventListener('close', () => { dlg.remove(); resolve(done); });
+    document.body.append(dlg);
+    dlg.showModal();
+  });
+}
+
+// A read-only modal (trace viewer and the like).
+export function infoDialog(title, body) {
+  const titleId = uid('dlg');
+  const dlg = h('dialog', { class: 'modal modal-wide', 'aria-labelledby': titleId },
+    h('div', { class: 'modal-head' },
+      h('h2', { id: titleId }, title),
+      h('button', { type: 'button', class: 'btn btn-ghost btn-icon', 'aria-label': 'Close', onclick: () => dlg.close() }, '×')),
+    h('div', { class: 'modal-body' }, body));
+  dlg.addEventListener('close', () => dlg.remove());
+  document.body.append(dlg);
+  dlg.showModal();
+  return dlg;
+}
+
+// Pretty JSON in a <pre>.
+export function jsonBlock(v) {
+  return h('pre', { class: 'code json' }, JSON.stringify(v, null, 2));
+}
+
+// A table that becomes a list of cards on narrow screens: every cell carries
+// its column name in data-label for the CSS to show.
+export function table(columns, rows, { caption, rowAttrs } = {}) {
+  const thead = h('thead', null, h('tr', null, columns.map((c) => h('th', { scope: 'col', class: c.class }, c.label))));
+  const tbody = h('tbody', null, rows.map((r, i) =>
+    h('tr', rowAttrs ? rowAttrs(r, i) : null, columns.map((c) =>
+      h('td', { 'data-label': c.label, class: c.class }, c.cell(r, i))))));
+  return h('div', { class: 'table-wrap' },
+    h('table', { class: 'table responsive' }, caption ? h('caption', { class: 'sr-only' }, caption) : null, thead, tbody));
+}
+
+export function statCard(label, value, sub, kind) {
+  return h('div', { class: `stat${kind ? ' stat-' + kind : ''}` },
+    h('div', { class: 'stat-value' }, value),
+    h('div', { class: 'stat-label' }, label),
+    sub ? h('div', { class: 'stat-sub' }, sub) : null);
+}
+
+export function setTitle(...parts) {
+  document.title = [...parts.filter(Boolean), 'refold'].join(' · ');
+}
