@@ -83,7 +83,7 @@ static void on_text(void *ud, const char *delta, size_t len, int64_t tokens)
         return;
     r->last_tick_ms = now;
     struct rf_err ignored;
-    json_t *extra = json_pack("{s:s, s:I}", "llm_step", r->step, "output_tokens",
+    json_t *extra = json_pack("{s:s, s:I}", "step", r->step, "output_tokens",
                               (json_int_t)tokens);
     job_progress(r->ctx, r->stage, r->progress, extra, &ignored);
     json_decref(extra);

@@ -284,7 +284,7 @@ test('9. SSE: the stages in order with their progress values, then completed', a
   assert.equal(analyzing.data.missed_failures, 2);
   assert.equal(analyzing.data.false_alarms, 2);
   // Token progress while the slow rewrite streamed.
-  assert.ok(events.some((e) => e.event === 'progress' && e.data.llm_step === 'rewrite' && e.data.output_tokens > 0));
+  assert.ok(events.some((e) => e.event === 'progress' && e.data.step === 'rewrite' && e.data.output_tokens > 0));
   const last = events.at(-1);
   assert.equal(last.event, 'completed');
   assert.equal(last.data.status, 'completed');

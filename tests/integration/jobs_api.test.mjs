@@ -125,12 +125,13 @@ test('SSE: headers, retry and a comment at once, id/event/data framing, pings, c
     const [id, ev, data] = b.split('\n');
     return { seq: Number(id.slice(4)), type: ev.slice(7), data: JSON.parse(data.slice(6)) };
   });
-  assert.deepEqual(parsed.map((e) => e.type), ['log', 'progress', 'progress', 'completed']);
+  assert.deepEqual(parsed.map((e) => e.type), ['log', 'progress', 'progress', 'progress', 'completed']);
+  assert.deepEqual([parsed[3].data.stage, parsed[3].data.progress], ['completed', 100]);
   const stored = await storedEvents(srv, job.id);
   assert.deepEqual(parsed, stored.map(({ seq, type, data }) => ({ seq, type, data })));
   assert.deepEqual(Object.keys(parsed[1].data).slice(0, 4), ['job_id', 'status', 'stage', 'progress']);
-  assert.deepEqual(parsed[3].data.status, 'completed');
-  assert.ok(parsed[3].data.result);
+  assert.deepEqual(parsed[4].data.status, 'completed');
+  assert.ok(parsed[4].data.result);
 });
 
 test('Accept: application/json lists the stored events, paged by seq', async () => {
@@ -138,14 +139,14 @@ test('Accept: application/json lists the stored events, paged by seq', async () 
   await waitTerminal(srv, job.id);
   const all = await srv.api('GET', `/v1/jobs/${job.id}/events`, undefined, { headers: { accept: 'application/json' } });
   assert.equal(all.status, 200);
-  assert.deepEqual(all.json.data.map((e) => e.seq), [1, 2, 3, 4, 5]);
+  assert.deepEqual(all.json.data.map((e) => e.seq), [1, 2, 3, 4, 5, 6]);
   assert.deepEqual(Object.keys(all.json.data[0]), ['seq', 'type', 'data', 'created_at']);
   assert.equal(all.json.next_cursor, null);
   const page = await srv.api('GET', `/v1/jobs/${job.id}/events?limit=2&cursor=2`, undefined, { headers: { accept: 'application/json' } });
   assert.deepEqual(page.json.data.map((e) => e.seq), [3, 4]);
   assert.equal(page.json.next_cursor, '4');
   const after = await srv.api('GET', `/v1/jobs/${job.id}/events?last_event_id=3`, undefined, { headers: { accept: 'application/json' } });
-  assert.deepEqual(after.json.data.map((e) => e.seq), [4, 5]);
+  assert.deepEqual(after.json.data.map((e) => e.seq), [4, 5, 6]);
   const bad = await srv.api('GET', `/v1/jobs/${job.id}/events`, undefined, { headers: { 'last-event-id': 'x1' } });
   assert.equal(bad.status, 400);
 });
@@ -251,9 +252,10 @@ test('CLI: job --follow prints each event once and exits by outcome', async () =
   assert.equal(r.code, 0, r.stderr);
   const lines = r.stdout.trim().split('\n');
   assert.deepEqual(lines.map((l) => l.split(' ').slice(0, 2).join(' ')),
-    ['1 progress', '2 progress', '3 progress', '4 completed']);
+    ['1 progress', '2 progress', '3 progress', '4 progress', '5 completed']);
   assert.match(lines[0], /^1 progress sleeping 25% t_us=\d+ i=1$/);
-  assert.match(lines[3], /^4 completed result=\{"attempt":1,/);
+  assert.match(lines[3], /^4 progress completed 100%/);
+  assert.match(lines[4], /^5 completed result=\{"attempt":1,/);
 
   const bad = await enqueueOk(srv, { fail: 'permanent', log: true });
   r = await run(['job', bad.id, '--follow', '--json'], { env });

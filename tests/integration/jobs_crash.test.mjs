@@ -75,5 +75,5 @@ test('2: a crash after the work but before commit leaves no rows of that attempt
   assert.equal(calls.json.data[0].provider, 'test');
   const events = await storedEvents(srv, job.id);
   assertContiguous(events, assert);
-  assert.deepEqual(events.map((e) => e.type), ['retry', 'completed']);
+  assert.deepEqual(events.map((e) => e.type), ['retry', 'progress', 'completed']);
 });

@@ -50,7 +50,7 @@ test('4: a stopped worker loses its lease; its writes after SIGCONT change 0 row
   assert.deepEqual(final, done, 'the job row is unchanged');
 
   assertContiguous(afterwards, assert);
-  assert.deepEqual(afterwards.map((e) => e.type), ['log', 'retry', 'log', 'log', 'completed']);
+  assert.deepEqual(afterwards.map((e) => e.type), ['log', 'retry', 'log', 'log', 'progress', 'completed']);
   assert.equal(afterwards[1].data.error.code, 'lease_expired');
   assert.match(afterwards[2].data.message, new RegExp(`started attempt 2 in pid ${b.child.pid}$`));
   const runs = readRuns(srv.runLog).filter((r) => r.job === job.id).sort((x, y) => x.attempt - y.attempt);

@@ -21,7 +21,7 @@ test('5a: transient failures back off 1x then 2x the base (+/- 10 %) and then su
   assert.equal(done.error, null, 'success clears the last error');
   const events = await storedEvents(srv, job.id);
   assertContiguous(events, assert);
-  assert.deepEqual(events.map((e) => e.type), ['retry', 'retry', 'completed']);
+  assert.deepEqual(events.map((e) => e.type), ['retry', 'retry', 'progress', 'completed']);
   const [r1, r2] = events;
   assert.deepEqual([r1.data.attempt, r2.data.attempt], [1, 2]);
   assert.deepEqual(r1.data.error, { code: 'test_transient', message: 'test_sleep failed on attempt 1 as asked' });
@@ -29,7 +29,7 @@ test('5a: transient failures back off 1x then 2x the base (+/- 10 %) and then su
   assert.ok(delayOf(r1) >= BASE * 0.9 - 2 && delayOf(r1) <= BASE * 1.1 + 2, `first delay ${delayOf(r1)}`);
   assert.ok(delayOf(r2) >= 2 * BASE * 0.9 - 2 && delayOf(r2) <= 2 * BASE * 1.1 + 2, `second delay ${delayOf(r2)}`);
   // It did not run before run_at.
-  const started2 = events[2].data.result.start_us / 1000;
+  const started2 = events[3].data.result.start_us / 1000;
   assert.ok(started2 >= Date.parse(r2.data.run_at) - 1, 'attempt 3 waited for its run_at');
 });
 

@@ -23,7 +23,7 @@ test('a worker process\'s events stream live to subscribers of the server', asyn
   }));
   const results = await Promise.all(clients);
   const stored = await storedEvents(srv, job.id);
-  assert.deepEqual(stored.map((e) => e.type), ['progress', 'progress', 'progress', 'progress', 'progress', 'completed']);
+  assert.deepEqual(stored.map((e) => e.type), ['progress', 'progress', 'progress', 'progress', 'progress', 'progress', 'completed']);
   for (const r of results) {
     assert.equal(r.ended, 'end');
     assert.deepEqual(r.events.map((e) => e.seq), stored.map((e) => e.seq));

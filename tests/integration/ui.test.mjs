@@ -3,11 +3,8 @@
 // the product the way a reviewer does; the cases run in order and build on
 // each other (signed in once, the same agents throughout).
 //
-// The improvement cases need the job queue, the improve-prompt endpoint and
-// the scripted LLM provider. They detect at runtime whether
-// POST /v1/agents/{id}/improve-prompt exists (on an agent without an active
-// version, so the probe never starts a job) and skip themselves, saying so,
-// while it answers 404 "no such endpoint".
+// The improvement cases run real prompt_improvement jobs with the scripted
+// LLM provider.
 //
 // Screenshots go to $REFOLD_TEST_OUTPUT/ui/.
 import { test, before, after } from 'node:test';
@@ -87,9 +84,7 @@ const SUPPORT_TEMPLATE = 'You are a helpful support agent for {{company}}.\nAnsw
 const SUPPORT_V2 = 'You are a friendly, accurate support agent for {{company}}.\nAnswer the customer question below politely and in plain English.\n\nCustomer: {{customer_name}}\nQuestion: {{question}}\n\nBefore you answer, check the menu path against the current app version.\nIf you do not know the answer, say so and offer to escalate to a human.';
 
 let support, improveBot, reloadBot, failBot, probeAgent;
-let improveAvailable = false;
 let finishedJobHash = null; // a job page to check the layout of, once jobs exist
-let jobsAvailable = false;
 let browser, context, page;
 const external = [];
 const pageErrors = [];
@@ -100,11 +95,9 @@ before(async () => {
   reloadBot = await seedAgent('reload-bot', IMPROVE_TEMPLATE);
   failBot = await seedAgent('fail-bot', IMPROVE_TEMPLATE);
   probeAgent = await api('POST', '/v1/agents', { name: 'probe-no-version', status: 'discovered' }, 201);
-  // Does the server run improvement jobs yet? An agent without a version
-  // answers 409 no_active_version when it does, 404 "no such endpoint" when not.
+  // An agent without a version cannot be improved: 409, and no job starts.
   const probe = await srv.api('POST', `/v1/agents/${probeAgent.id}/improve-prompt`, {});
-  improveAvailable = probe.status !== 404;
-  jobsAvailable = (await srv.api('GET', '/v1/jobs?limit=1')).status === 200;
+  assert.equal(probe.status, 409);
 
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -162,9 +155,9 @@ test('agents table shows the seeded agent with its stats', async () => {
   assert.match(text, /\bv1\b/);
   assert.match(text, /\b12\b/); // traces and rated
   assert.match(text, /55%/); // 6 contradictions over 11 positive/negative executions
-  // Last improvement: "never" with the job queue, "—" before it exists.
+  // Last improvement: none yet.
   await page.waitForFunction((id) => !document.querySelector(`tr[data-agent-id="${id}"] td:last-child`).textContent.includes('…'), support.id);
-  assert.match(await row.locator('td').last().innerText(), jobsAvailable ? /never/ : /—/);
+  assert.match(await row.locator('td').last().innerText(), /never/);
 });
 
 test('create an agent', async () => {
@@ -341,12 +334,6 @@ test('best practices: built-in listed, own added and deleted', async () => {
 
 // ---- improvement jobs (need /v1/jobs, improve-prompt and the scripted provider)
 
-const needJobs = (t) => {
-  if (improveAvailable) return false;
-  t.skip('POST /v1/agents/{id}/improve-prompt answers 404 on this build: no improvement jobs yet');
-  return true;
-};
-
 // Records every stage label the live view shows, in order.
 const watchStages = () => page.evaluate(() => {
   window.__stages = [];
@@ -369,7 +356,6 @@ async function startImprovement(agent, max = 10) {
 }
 
 test('improvement: the stages tick through live, then review and promote the candidate', async (t) => {
-  if (needJobs(t)) return;
   const jobId = await startImprovement(improveBot);
   await page.locator('.stage[data-stage="analyzing_failures"].stage-current').waitFor({ timeout: 15000 });
   await shot(page, 'live-job-running');
@@ -405,7 +391,6 @@ test('improvement: the stages tick through live, then review and promote the can
 });
 
 test('improvement: a reload in the middle of the job resumes the live view', async (t) => {
-  if (needJobs(t)) return;
   const jobId = await startImprovement(reloadBot);
   await page.locator('.stage[data-stage="analyzing_failures"].stage-current').waitFor({ timeout: 15000 });
   await page.reload();
@@ -420,7 +405,6 @@ test('improvement: a reload in the middle of the job resumes the live view', asy
 });
 
 test('improvement: a failing job shows its error', async (t) => {
-  if (needJobs(t)) return;
   const failedId = await startImprovement(failBot);
   const err = page.locator('#job-error');
   await err.waitFor({ timeout: 30000 });
@@ -435,11 +419,6 @@ test('improvement: a failing job shows its error', async (t) => {
 test('jobs list', async () => {
   await go('#/jobs');
   await page.getByRole('heading', { name: 'Jobs', level: 1 }).waitFor();
-  if (!jobsAvailable) {
-    await page.getByText('The job queue is not available on this server yet.').waitFor();
-    return;
-  }
-  if (!improveAvailable) return;
   const rows = page.locator('tr[data-job-id]');
   await rows.first().waitFor();
   assert.equal(await rows.count(), 3);

@@ -250,11 +250,11 @@ static void test_store_jobs_claim_and_fence(void **state)
     assert_int_equal(count_events(f, id), before);
     assert_string_equal(status_of(f, id, s, sizeof s), "running");
 
-    /* The holder completes; one completed event. */
+    /* The holder completes: the `completed` stage's progress event, then `completed`. */
     struct job_fence fb = {id, 2, "owner-b"};
     assert_int_equal(store_job_complete(f->st, &fb, result, NULL, NULL, NULL, &err), RF_OK);
     assert_string_equal(status_of(f, id, s, sizeof s), "completed");
-    assert_int_equal(count_events(f, id), before + 1);
+    assert_int_equal(count_events(f, id), before + 2);
     json_decref(result);
     json_decref(c1.params);
     json_decref(c2.params);
