@@ -15,6 +15,17 @@ function stepNode(step, i) {
   return h('li', { class: 'step' }, h('div', { class: 'step-head' }, label), Object.keys(rest).length ? jsonBlock(rest) : null);
 }
 
+function evalVerdicts(evaluations, evidence) {
+  let list = Array.isArray(evaluations) ? [...evaluations] : [];
+  if (!list.length && evidence) list = [evidence];
+  if (evidence) list.sort((a, b) => (b.eval_id === evidence.eval_id) - (a.eval_id === evidence.eval_id));
+  if (!list.length) return h('div', { class: 'verdict' }, h('div', { class: 'verdict-who' }, 'Evals'), h('span', { class: 'muted' }, 'no eval ran on this trace'));
+  return list.map((e) => h('div', { class: 'verdict' },
+    h('div', { class: 'verdict-who' }, `Eval “${e.eval_name}”`),
+    badge(e.predicted_result ? 'pass' : 'fail', 'rating'),
+    e.predicted_reason ? h('blockquote', null, e.predicted_reason) : null));
+}
+
 // Opens the dialog at once and fills it when the trace arrives. `evidence` is
 // the contradiction row it was opened from (eval name, prediction, reason).
 export function openTrace(traceId, evidence) {
@@ -34,12 +45,9 @@ export function openTrace(traceId, evidence) {
         h('div', { class: 'verdict-who' }, 'Human'),
         fb ? badge(fb.rating, 'rating') : h('span', { class: 'muted' }, 'not rated'),
         fb && fb.note ? h('blockquote', null, fb.note) : null),
-      evidence
-        ? h('div', { class: 'verdict' },
-          h('div', { class: 'verdict-who' }, `Eval “${evidence.eval_name}”`),
-          badge(evidence.predicted_result ? 'pass' : 'fail', 'rating'),
-          evidence.predicted_reason ? h('blockquote', null, evidence.predicted_reason) : null)
-        : null,
+      // Every eval's verdict on the trace (GET /v1/traces/{id} lists them), the
+      // one the contradiction came from first.
+      evalVerdicts(t.evaluations, evidence),
       evidence ? h('p', { class: 'verdict-kind' }, badge(evidence.kind),
         evidence.kind === 'missed_failure'
           ? ' The human rated it negative but the eval passed it.'
