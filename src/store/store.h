@@ -122,9 +122,11 @@ struct agent_new {
 /* Creates the agent and, with a template, version 1 (manual, active). */
 enum rf_status store_agent_create(struct store *st, const char *ws, const struct agent_new *in,
                                   json_t **out, struct rf_err *err);
+/* Newest first; status and name (exact match) filter when not NULL. A name matches at
+ * most one non-archived agent, and any number of archived ones. */
 enum rf_status store_agent_list(struct store *st, const char *ws, const char *status,
-                                const struct store_page *page, struct store_list *out,
-                                struct rf_err *err);
+                                const char *name, const struct store_page *page,
+                                struct store_list *out, struct rf_err *err);
 /* Agent with its active version, and with "stats" when with_stats. */
 enum rf_status store_agent_get(struct store *st, const char *ws, const char *id, bool with_stats,
                                json_t **out, struct rf_err *err);

@@ -37,7 +37,7 @@ static const char *SQL_AGENT_LIST =
     "SELECT " AGENT_COLS ", " VERSION_COLS " FROM agents a "
     "LEFT JOIN agent_versions v ON v.id = a.active_version_id "
     "WHERE a.workspace_id = ? AND a.id < ? AND (CAST(? AS TEXT) IS NULL OR a.status = ?) "
-    "ORDER BY a.id DESC LIMIT ?";
+    "AND (CAST(? AS TEXT) IS NULL OR a.name = ?) ORDER BY a.id DESC LIMIT ?";
 static const char *SQL_AGENT_STATUS =
     "SELECT status FROM agents WHERE id = ? AND workspace_id = ?";
 static const char *SQL_AGENT_UPDATE =
@@ -195,8 +195,8 @@ enum rf_status store_agent_create(struct store *st, const char *ws, const struct
 }
 
 enum rf_status store_agent_list(struct store *st, const char *ws, const char *status,
-                                const struct store_page *page, struct store_list *out,
-                                struct rf_err *err)
+                                const char *name, const struct store_page *page,
+                                struct store_list *out, struct rf_err *err)
 {
     const char *bound;
     enum rf_status rc = page_id_cursor(page, &bound, err);
@@ -205,8 +205,8 @@ enum rf_status store_agent_list(struct store *st, const char *ws, const char *st
     struct db_stmt *s;
     bool row;
     rc = db_query(st->db, SQL_AGENT_LIST,
-                  DB_ARGS(DB_T(ws), DB_T(bound), DB_T(status), DB_T(status),
-                          DB_I(page->limit + 1)),
+                  DB_ARGS(DB_T(ws), DB_T(bound), DB_T(status), DB_T(status), DB_T(name),
+                          DB_T(name), DB_I(page->limit + 1)),
                   &s, err);
     if (rc)
         return rc;
