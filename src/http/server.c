@@ -108,7 +108,7 @@ static json_t *error_body(const struct rf_err *err, const char *request_id)
     return json_pack("{s:o}", "error", e);
 }
 
-json_t *batch_render(const struct store_item_result *results, int n)
+json_t *batch_render(const struct store_item_result *results, int n, bool rejected_only)
 {
     json_t *data = json_array();
     int counts[4] = {0};
@@ -118,7 +118,7 @@ json_t *batch_render(const struct store_item_result *results, int n)
         if (r->outcome == OUTCOME_REJECTED)
             json_array_append_new(data, json_pack("{s:i, s:o}", "index", i, "error",
                                                   http_error_object(&r->err)));
-        else
+        else if (!rejected_only)
             json_array_append_new(data, json_pack("{s:i, s:s, s:s}", "index", i, "id", r->id,
                                                   "result", store_outcome_name(r->outcome)));
     }
