@@ -388,11 +388,13 @@ enum rf_status http_server_start(const struct http_config *cfg, struct http_serv
         flags |= MHD_USE_IPv6;
     int threads = cfg->threads > 0 ? cfg->threads : HTTP_DEFAULT_THREADS;
     srv->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        flags, 0, NULL, NULL, on_request, srv,
+        /* The logger first: MHD warns (on its own logger) about any option before it. */
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)10000, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-        srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+        srv, MHD_OPTION_END);
     if (!srv->daemon) {
         rf_fail(err, RF_UNAVAILABLE, "cannot listen on %s: %s", cfg->listen, strerror(errno));
         pthread_key_delete(srv->store_key);
