@@ -382,7 +382,8 @@ int cmd_demo(int argc, char **argv)
     }
     if (optind != argc)
         return cmd_usage("demo");
-    if (!getenv("REFOLD_LOG"))
+    const char *log = getenv("REFOLD_LOG");
+    if (!log || !*log)
         log_set_level("warn");
     signal(SIGPIPE, SIG_IGN);
     d.tty = force_tty || term_tty(STDOUT_FILENO);

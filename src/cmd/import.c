@@ -169,6 +169,11 @@ struct agent_ent {
     bool missing;        /* no such agent in the workspace (yet) */
     json_t *description; /* as stored (string or null) */
     bool versions_loaded, evals_loaded;
+    /* The version the file last stated as the agent's prompt (its agent line's template, or
+     * a version line with status active): traces without "version" are pinned to it, so
+     * their version does not depend on what is active when the file is imported again.
+     * "" until the file states one: then traces go to the active version. */
+    char file_version[ID_MAX];
     struct version_ent *versions;
     int nversions;
 };
@@ -653,6 +658,14 @@ static const struct version_ent *version_by_template(const struct agent_ent *a, 
     return NULL;
 }
 
+/* Pin the agent's traces to its version with template tmpl (see file_version). */
+static void pin(struct agent_ent *a, const char *tmpl)
+{
+    const struct version_ent *v = version_by_template(a, tmpl);
+    if (v)
+        snprintf(a->file_version, sizeof a->file_version, "%s", v->id);
+}
+
 static char *eval_key(const char *agent_id, const char *name)
 {
     return xasprintf("%s\x1f%s", agent_id, name);
@@ -795,8 +808,10 @@ static void on_agent(struct importer *imp, const json_t *obj, int64_t line)
         a->missing = false;
         a->versions_loaded = a->evals_loaded = true; /* a new agent: we know them all */
         json_t *active = json_object_get(out, "active_version");
-        if (json_is_object(active))
+        if (json_is_object(active)) {
             add_version(a, active);
+            pin(a, tmpl);
+        }
         imp->st->by_type[IMPORT_AGENT].created++;
         json_decref(out);
         return;
@@ -824,13 +839,13 @@ static void on_agent(struct importer *imp, const json_t *obj, int64_t line)
             return;
         }
         if (!version_by_template(a, tmpl)) {
-            drain(imp); /* traces sent so far belong to the version active until now */
             if ((rc = create_version(imp, a, tmpl, true, &err))) {
                 api_failed(imp, line, IMPORT_AGENT, rc, &err);
                 return;
             }
             changed = true;
         }
+        pin(a, tmpl);
     }
     if (changed)
         imp->st->by_type[IMPORT_AGENT].updated++;
@@ -862,18 +877,17 @@ static void on_version(struct importer *imp, const json_t *obj, int64_t line)
         api_failed(imp, line, IMPORT_VERSION, rc, &err);
         return;
     }
+    bool activate = status && strcmp(status, "active") == 0;
     if (version_by_template(a, tmpl)) {
         imp->st->by_type[IMPORT_VERSION].unchanged++;
-        return;
-    }
-    bool activate = status && strcmp(status, "active") == 0;
-    if (activate)
-        drain(imp);
-    if ((rc = create_version(imp, a, tmpl, activate, &err))) {
+    } else if ((rc = create_version(imp, a, tmpl, activate, &err))) {
         api_failed(imp, line, IMPORT_VERSION, rc, &err);
         return;
+    } else {
+        imp->st->by_type[IMPORT_VERSION].created++;
     }
-    imp->st->by_type[IMPORT_VERSION].created++;
+    if (activate)
+        pin(a, tmpl);
 }
 
 static void on_eval(struct importer *imp, const json_t *obj, int64_t line)
@@ -957,6 +971,8 @@ static void on_trace(struct importer *imp, const json_t *obj, const char *text, 
             return;
         }
         snprintf(prefix, sizeof prefix, "{\"agent_version_id\":\"%s\",", v->id);
+    } else if (a->file_version[0]) {
+        snprintf(prefix, sizeof prefix, "{\"agent_version_id\":\"%s\",", a->file_version);
     } else {
         snprintf(prefix, sizeof prefix, "{\"agent_id\":\"%s\",", a->id);
     }

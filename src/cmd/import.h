@@ -18,10 +18,12 @@
  * Ordering. The result is what importing the lines one by one, in file order, would
  * give, for files whose references point upwards (an agent or eval line before the
  * lines naming it, a trace before its feedback and executions):
- *   - agent, version and eval lines are applied synchronously, in order; before one
- *     that changes an agent's active version every pending batch is sent and every
- *     request has answered, so traces before it attach to the old version and traces
- *     after it to the new one;
+ *   - agent, version and eval lines are applied synchronously, in order;
+ *   - a trace line without "version" is pinned to the version the file last stated as
+ *     the agent's prompt (the agent line's prompt_template, or the latest version line
+ *     with "status": "active"), so it does not matter when its batch reaches the server,
+ *     nor which version is active when the file is imported again; with no such line it
+ *     goes to the agent's active version;
  *   - a feedback or execution batch is sent only after every earlier trace batch that
  *     holds one of its traces has answered;
  *   - two batches of one type that share a key (the same trace, or the same eval and

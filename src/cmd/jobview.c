@@ -11,8 +11,8 @@
 #include "core/clock.h"
 #include "core/banned.h"
 
-#define BAR_CELLS 20
-#define LABEL_COLS 28
+#define BAR_CELLS 16
+#define LABEL_COLS 27
 
 static const char *str(const json_t *obj, const char *key)
 {
