@@ -1103,6 +1103,10 @@ enum rf_status import_run(struct client *cl, const struct import_source *src,
         if (!more)
             break;
         st->lines++;
+        if (st->lines == 1 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
+            line += 3; /* a UTF-8 byte order mark is not part of the first object */
+            len -= 3;
+        }
         if (too_long) {
             st->records++;
             report(&imp, st->lines, IMPORT_INVALID, "line is longer than %u MiB",

@@ -121,7 +121,7 @@ test('stdin with -, and a clean file exits 0', async () => {
     { type: 'trace', agent: 'stdin-agent', external_id: 'x1', input: 'a', output: 'b' },
     { type: 'feedback', external_id: 'x1', rating: 'positive' },
   ];
-  let r = await cli(['import', '-'], { input: jsonl(lines) });
+  let r = await cli(['import', '-'], { input: '\ufeff' + jsonl(lines).replace(/\n/g, '\r\n') }); // BOM, CRLF
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stderr, '');
   assert.match(r.stdout, /^Imported stdin: 3 records/m);
