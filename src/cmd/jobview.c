@@ -223,8 +223,6 @@ void job_view_event(void *ud, int64_t seq, const char *type, const json_t *data)
         const json_t *e = json_object_get(data, "error");
         bool failed = strcmp(type, "failed") == 0;
         if (failed) {
-            json_decref(v->error);
-            v->error = json_incref((json_t *)e);
             snprintf(text, sizeof text, "%s: %s", str(e, "code"), str(e, "message"));
         } else {
             snprintf(text, sizeof text, "cancelled");
@@ -243,6 +241,5 @@ void job_view_end(struct job_view *v)
     clear_live(v);
     fflush(v->out);
     json_decref(v->result);
-    json_decref(v->error);
-    v->result = v->error = NULL;
+    v->result = NULL;
 }

@@ -31,15 +31,13 @@ struct job_view {
     bool live;        /* the status line is on screen (TTY) */
     int spin;         /* spinner frame */
     json_t *result;   /* the completed event's result (owned) */
-    json_t *error;    /* the failed event's error (owned) */
 };
 
 /* Caller-owned struct writing to out. Release with job_view_end. */
 void job_view_init(struct job_view *v, FILE *out, bool tty, bool color);
 /* One job event (a follow_event_fn; ud is the view). */
 void job_view_event(void *ud, int64_t seq, const char *type, const json_t *data);
-/* Take the status line off the screen and free what the view holds (not result/error
- * when the caller took them). */
+/* Take the status line off the screen and free what the view holds. Idempotent. */
 void job_view_end(struct job_view *v);
 
 #endif
