@@ -26,6 +26,11 @@ static const char *SQL_CONTRADICTIONS =
     "ORDER BY f.updated_at DESC, f.trace_id DESC LIMIT ?";
 static const char *SQL_AGENT_IN_WS = "SELECT 1 FROM agents WHERE id = ? AND workspace_id = ?";
 
+const char *contradictions_sql(void)
+{
+    return SQL_CONTRADICTIONS;
+}
+
 enum rf_status store_contradictions(struct store *st, const char *ws, const char *agent_id,
                                     const char *kind, int limit, json_t **out,
                                     struct rf_err *err)

@@ -49,4 +49,9 @@ enum rf_status stats_add(struct db *db, const char *agent_id, int64_t traces, in
 enum rf_status trace_resolve(struct db *db, const char *ws, const struct trace_ref *ref,
                              char trace_id[ID_MAX], char agent_id[ID_MAX], struct rf_err *err);
 
+/* The SQL of named queries, for store_query_sql. */
+const char *contradictions_sql(void);
+const char *agent_stats_sql(void);
+const char *agent_get_stats_sql(void);
+
 #endif
