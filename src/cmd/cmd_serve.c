@@ -80,6 +80,8 @@ int cmd_serve(int argc, char **argv)
     const char *ht = getenv("REFOLD_HTTP_THREADS");
     if (ht && *ht)
         hc.threads = (int)strtol(ht, NULL, 10);
+    const char *memo = getenv("REFOLD_HTTP_MEMO");
+    hc.no_memo = memo && strcmp(memo, "0") == 0;
     struct http_server *srv = NULL;
     if (http_server_start(&hc, &srv, &err) != RF_OK)
         return cmd_fail(&err);

@@ -12,6 +12,8 @@
 
 enum route_flags {
     ROUTE_PUBLIC = 1, /* no API key needed */
+    ROUTE_MEMO = 2,   /* a GET whose answer depends only on the request and the database
+                       * (no clock, no process state): http/memo.h may reuse it */
 };
 
 struct route {

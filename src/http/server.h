@@ -18,6 +18,7 @@
 #ifndef REFOLD_HTTP_SERVER_H
 #define REFOLD_HTTP_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/status.h"
@@ -30,6 +31,7 @@ struct http_config {
     size_t max_body;       /* request body cap in bytes */
     int threads;           /* MHD pool size */
     const char *port_file; /* if set, the bound port is written there once listening */
+    bool no_memo;          /* render every response (http/memo.h); REFOLD_HTTP_MEMO=0 */
 };
 
 #define HTTP_DEFAULT_MAX_BODY (8u * 1024 * 1024)
