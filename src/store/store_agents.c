@@ -287,18 +287,50 @@ enum rf_status store_agent_archive(struct store *st, const char *ws, const char 
     return db_commit(db, err);
 }
 
-enum rf_status stats_add(struct db *db, const char *agent_id, int64_t traces, int64_t positive,
-                         int64_t negative, int64_t neutral, int64_t executions, int64_t pos_pass,
-                         int64_t pos_fail, int64_t neg_pass, int64_t neg_fail, struct rf_err *err)
+int64_t *stats_for(struct stats_deltas *d, const char *agent_id)
 {
-    if (!traces && !positive && !negative && !neutral && !executions && !pos_pass && !pos_fail &&
-        !neg_pass && !neg_fail)
-        return RF_OK;
-    return db_run(db, SQL_STATS_ADD,
-                  DB_ARGS(DB_I(traces), DB_I(positive), DB_I(negative), DB_I(neutral),
-                          DB_I(executions), DB_I(pos_pass), DB_I(pos_fail), DB_I(neg_pass),
-                          DB_I(neg_fail), DB_T(agent_id)),
-                  NULL, err);
+    for (int i = 0; i < d->n; i++)
+        if (strcmp(d->a[i].agent_id, agent_id) == 0)
+            return d->a[i].v;
+    if (d->n == d->cap) {
+        d->cap = d->cap ? d->cap * 2 : 4;
+        d->a = xrealloc(d->a, sizeof *d->a * (size_t)d->cap);
+    }
+    memset(&d->a[d->n], 0, sizeof d->a[d->n]);
+    snprintf(d->a[d->n].agent_id, ID_MAX, "%s", agent_id);
+    return d->a[d->n++].v;
+}
+
+enum rf_status stats_apply(struct db *db, struct stats_deltas *d, struct rf_err *err)
+{
+    enum rf_status rc = RF_OK;
+    for (int i = 0; rc == RF_OK && i < d->n; i++) {
+        const int64_t *v = d->a[i].v;
+        bool any = false;
+        for (int k = 0; k < ST_COUNT; k++)
+            any = any || v[k] != 0;
+        if (any)
+            rc = db_run(db, SQL_STATS_ADD,
+                        DB_ARGS(DB_I(v[ST_TRACES]), DB_I(v[ST_POSITIVE]), DB_I(v[ST_NEGATIVE]),
+                                DB_I(v[ST_NEUTRAL]), DB_I(v[ST_EXECUTIONS]),
+                                DB_I(v[ST_POS_PASS]), DB_I(v[ST_POS_FAIL]),
+                                DB_I(v[ST_NEG_PASS]), DB_I(v[ST_NEG_FAIL]),
+                                DB_T(d->a[i].agent_id)),
+                        NULL, err);
+    }
+    free(d->a);
+    memset(d, 0, sizeof *d);
+    return rc;
+}
+
+void stats_bucket(int64_t *v, const char *rating, bool predicted, int64_t sign)
+{
+    if (!rating)
+        return;
+    if (strcmp(rating, "positive") == 0)
+        v[predicted ? ST_POS_PASS : ST_POS_FAIL] += sign;
+    else if (strcmp(rating, "negative") == 0)
+        v[predicted ? ST_NEG_PASS : ST_NEG_FAIL] += sign;
 }
 
 const char *agent_stats_sql(void)
