@@ -301,9 +301,19 @@ int64_t *stats_for(struct stats_deltas *d, const char *agent_id)
     return d->a[d->n++].v;
 }
 
+static int by_agent(const void *a, const void *b)
+{
+    return strcmp(((const struct stats_delta_row *)a)->agent_id,
+                  ((const struct stats_delta_row *)b)->agent_id);
+}
+
 enum rf_status stats_apply(struct db *db, struct stats_deltas *d, struct rf_err *err)
 {
     enum rf_status rc = RF_OK;
+    /* In agent order: concurrent batches (PostgreSQL) then lock the counter rows in one
+     * order and cannot deadlock on them. */
+    if (d->n > 1)
+        qsort(d->a, (size_t)d->n, sizeof *d->a, by_agent);
     for (int i = 0; rc == RF_OK && i < d->n; i++) {
         const int64_t *v = d->a[i].v;
         bool any = false;

@@ -49,11 +49,13 @@ enum stat {
 /* Counter changes gathered over a batch, per agent, written by stats_apply in one UPDATE
  * per agent inside the batch's transaction (one UPDATE per item was a tenth of an
  * import's time). */
+struct stats_delta_row {
+    char agent_id[ID_MAX];
+    int64_t v[ST_COUNT];
+};
+
 struct stats_deltas {
-    struct {
-        char agent_id[ID_MAX];
-        int64_t v[ST_COUNT];
-    } *a;
+    struct stats_delta_row *a;
     int n, cap;
 };
 
