@@ -289,7 +289,12 @@ PUTP50=$(med "${PUT_P50[@]}")
 PUTP99=$(med "${PUT_P99[@]}")
 RATIO=$(awk -v a="$GET" -v b="$HELLO" 'BEGIN {printf "%.0f", 100 * a / b}')
 ok() { if awk "BEGIN {exit !($1)}"; then echo "yes"; else echo "**no**"; fi; }
-fmt() { awk -v v="$1" 'BEGIN {printf "%'"'"'.0f", v}'; }
+# 1234567.8 -> 1,234,568
+fmt() {
+  awk -v v="$1" 'BEGIN {s = sprintf("%.0f", v); o = "";
+    while (length(s) > 3) { o = "," substr(s, length(s) - 2) o; s = substr(s, 1, length(s) - 3) }
+    print s o}'
+}
 INGEST_HOW=$([ "$USE_IMPORT" = yes ] && echo '`refold import data.jsonl`' ||
   echo 'HTTP API batches of 1,000 on 4 keep-alive connections (`bench_load`; `refold import` does not exist yet)')
 list() { local IFS=', '; echo "$*"; }
