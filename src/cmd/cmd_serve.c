@@ -98,6 +98,8 @@ int cmd_serve(int argc, char **argv)
     const char *ht = getenv("REFOLD_HTTP_THREADS");
     if (ht && *ht)
         hc.threads = (int)strtol(ht, NULL, 10);
+    const char *memo = getenv("REFOLD_HTTP_MEMO");
+    hc.no_memo = memo && strcmp(memo, "0") == 0;
     job_types_enable_test(cfg.test_jobs);
     router_enable_test_routes(cfg.test_jobs);
     struct hub *hub = NULL;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/xalloc.h"
 #include "core/banned.h"
 
@@ -91,4 +92,15 @@ bool template_same_set(const json_t *a, const json_t *b)
     json_decref(x);
     json_decref(y);
     return same;
+}
+
+char *template_braced(const json_t *names)
+{
+    struct buf b;
+    buf_init(&b, BUF_UNLIMITED);
+    size_t i;
+    json_t *n;
+    json_array_foreach(names, i, n)
+    buf_printf(&b, "%s{{%s}}", i ? ", " : "", json_string_value(n));
+    return buf_detach(&b, NULL);
 }

@@ -16,6 +16,8 @@
 json_t *template_variables(const char *tmpl);
 /* True when two arrays of names hold the same set (order and repeats ignored). */
 bool template_same_set(const json_t *a, const json_t *b);
+/* The names written as placeholders, "{{a}}, {{b}}" (caller frees); "" for none. */
+char *template_braced(const json_t *names);
 /* Names in a that are not in b, as a new array (caller owns). */
 json_t *template_missing(const json_t *a, const json_t *b);
 

@@ -249,9 +249,14 @@ HANDLER(h_feedback_put)
     json_t *body = NULL, *fb = NULL;
     struct feedback_new f = {.trace = {.trace_id = req->params[0]}};
     struct store_item_result r;
+    bool in_tx = false;
     enum rf_status rc = req_json(req, false, &body, err);
     if (rc == RF_OK)
         rc = parse_rating(body, &f.rating, &f.note, err);
+    /* One transaction for the write and the read-back: the reply shows exactly this write,
+     * and the read runs on the connection that just wrote (pages in its cache). */
+    if (rc == RF_OK && (rc = store_begin(req->store, err)) == RF_OK)
+        in_tx = true;
     if (rc == RF_OK)
         rc = store_feedback_put(req->store, req->workspace_id, &f, 1, &r, err);
     if (rc == RF_OK && r.outcome == OUTCOME_REJECTED) {
@@ -261,9 +266,15 @@ HANDLER(h_feedback_put)
     }
     if (rc == RF_OK)
         rc = store_feedback_get(req->store, req->workspace_id, req->params[0], &fb, err);
+    if (in_tx && rc == RF_OK)
+        rc = store_commit(req->store, err);
+    else if (in_tx)
+        store_rollback(req->store);
     json_decref(body);
-    if (rc)
+    if (rc) {
+        json_decref(fb);
         return rc;
+    }
     resp_json(resp, 200, fb);
     return RF_OK;
 }

@@ -15,6 +15,8 @@
 enum route_flags {
     ROUTE_PUBLIC = 1,    /* no API key needed */
     ROUTE_TEST_ONLY = 2, /* exists only after router_enable_test_routes (REFOLD_TEST_JOBS=1) */
+    ROUTE_MEMO = 4,      /* a GET whose answer depends only on the request and the database
+                          * (no clock, no process state): http/memo.h may reuse it */
 };
 
 struct route {

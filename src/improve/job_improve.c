@@ -192,20 +192,6 @@ static char *bullets(const json_t *arr)
     return buf_detach(&b, NULL);
 }
 
-/* "{{a}}, {{b}}" */
-static char *braced(const json_t *names)
-{
-    struct buf b;
-    buf_init(&b, BUF_UNLIMITED);
-    size_t i;
-    json_t *v;
-    json_array_foreach(names, i, v)
-    buf_printf(&b, "%s{{%s}}", i ? ", " : "", json_string_value(v));
-    if (b.len == 0)
-        buf_puts(&b, "(none)");
-    return buf_detach(&b, NULL);
-}
-
 static char *practices_text(const json_t *practices)
 {
     struct buf b;
@@ -424,7 +410,7 @@ enum rf_status job_prompt_improvement(struct job_ctx *ctx, struct rf_err *err)
         goto out;
     patterns_text = bullets(an.failure_patterns);
     bp_text = practices_text(practices);
-    vars_text = braced(vars);
+    vars_text = json_array_size(vars) ? template_braced(vars) : xstrdup("(none)");
     instr_text = instructions && *instructions
                      ? xasprintf("6. Follow these additional instructions from the team:\n%s\n",
                                  instructions)

@@ -141,18 +141,6 @@ static void reason(json_t *reasons, const char *fmt, ...)
     json_array_append_new(reasons, json_string(msg));
 }
 
-/* "{{a}}, {{b}}" for an array of names. */
-static char *braced(const json_t *names)
-{
-    struct buf b;
-    buf_init(&b, BUF_UNLIMITED);
-    size_t i;
-    json_t *n;
-    json_array_foreach(names, i, n)
-    buf_printf(&b, "%s{{%s}}", i ? ", " : "", json_string_value(n));
-    return buf_detach(&b, NULL);
-}
-
 static const char *string_field(const json_t *obj, const char *key, json_t *reasons)
 {
     const json_t *v = json_object_get(obj, key);
@@ -205,13 +193,13 @@ bool reply_rewrite(const char *text, const char *stop_reason, const json_t *vari
         json_t *missing = template_missing(variables, found);
         json_t *extra = template_missing(found, variables);
         if (json_array_size(missing)) {
-            char *s = braced(missing);
+            char *s = template_braced(missing);
             reason(out->reasons, "improved_prompt lost the template variables %s: keep every one",
                    s);
             free(s);
         }
         if (json_array_size(extra)) {
-            char *s = braced(extra);
+            char *s = template_braced(extra);
             reason(out->reasons, "improved_prompt adds template variables that do not exist: %s",
                    s);
             free(s);

@@ -95,6 +95,12 @@ enum rf_status llm_config_from_env(struct llm_config *cfg, struct rf_err *err)
         if ((rc = env_copy("OPENAI_API_KEY", cfg->api_key, sizeof cfg->api_key, err)) ||
             (rc = env_copy("OPENAI_BASE_URL", cfg->base_url, sizeof cfg->base_url, err)))
             return rc;
+        /* The default model is an Anthropic one: an OpenAI-compatible server needs its own. */
+        const char *model = getenv("REFOLD_MODEL");
+        if (!model || !*model)
+            return rf_fail_field(err, RF_INVALID, "REFOLD_MODEL",
+                                 "REFOLD_MODEL is not set: the openai provider needs a model name "
+                                 "(e.g. gpt-4o, or the name your local server serves)");
     } else if (strcmp(cfg->provider, "scripted") == 0) {
         cfg->base_url[0] = '\0';
         if (!cfg->scripted_path[0])

@@ -1126,6 +1126,10 @@ static void test_llm_config_from_env(void **state)
     unsetenv("REFOLD_LLM_IDLE_TIMEOUT_MS");
 
     setenv("REFOLD_LLM_PROVIDER", "openai", 1);
+    unsetenv("REFOLD_MODEL");
+    assert_int_equal(llm_config_from_env(&cfg, &err), RF_INVALID); /* no model: say so */
+    assert_string_equal(err.field, "REFOLD_MODEL");
+    setenv("REFOLD_MODEL", "gpt-test", 1);
     assert_int_equal(llm_config_from_env(&cfg, &err), RF_OK); /* a key is optional */
     assert_string_equal(cfg.base_url, "https://api.openai.com/v1");
     assert_string_equal(cfg.api_key, "");
