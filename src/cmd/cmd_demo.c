@@ -67,6 +67,7 @@ struct demo {
     bool client_ready;
     bool keep;
     bool tty, color;
+    bool canned; /* the scripted provider answers */
 };
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -118,17 +119,22 @@ static enum rf_status write_embedded(const char *name, const char *path, struct 
 static enum rf_status choose_llm(struct demo *d, bool offline, char *what, size_t n,
                                  struct rf_err *err)
 {
-    const char *provider = getenv("REFOLD_LLM_PROVIDER");
+    const char *provider = getenv("REFOLD_LLM_PROVIDER"), *model = getenv("REFOLD_MODEL");
+    const char *anthropic = getenv("ANTHROPIC_API_KEY"), *openai = getenv("OPENAI_API_KEY");
+    const char *note = "";
     bool canned = offline;
     if (!canned && provider && *provider) {
         canned = strcmp(provider, "scripted") == 0 && !getenv("REFOLD_SCRIPTED_REPLIES");
-    } else if (!canned && getenv("ANTHROPIC_API_KEY") && *getenv("ANTHROPIC_API_KEY")) {
+    } else if (!canned && anthropic && *anthropic) {
         setenv("REFOLD_LLM_PROVIDER", "anthropic", 1);
-    } else if (!canned && getenv("OPENAI_API_KEY") && *getenv("OPENAI_API_KEY")) {
+    } else if (!canned && openai && *openai && model && *model) {
         setenv("REFOLD_LLM_PROVIDER", "openai", 1);
     } else {
+        if (!canned && openai && *openai)
+            note = "OPENAI_API_KEY is set but REFOLD_MODEL is not; ";
         canned = true;
     }
+    d->canned = canned;
     if (canned) {
         char path[4300];
         snprintf(path, sizeof path, "%s/demo-replies.json", d->dir);
@@ -144,14 +150,12 @@ static enum rf_status choose_llm(struct demo *d, bool offline, char *what, size_
         return rc;
     if (canned)
         snprintf(what, n,
-                 "canned replies from %s (the scripted provider; with ANTHROPIC_API_KEY or "
-                 "OPENAI_API_KEY set, the demo uses that model)",
-                 DEMO_REPLIES);
+                 "%scanned replies from %s (the scripted provider; set ANTHROPIC_API_KEY, or "
+                 "OPENAI_API_KEY and REFOLD_MODEL, to ask a model)",
+                 note, DEMO_REPLIES);
     else
-        snprintf(what, n, "%s, model %s%s", lc.provider, lc.model,
-                 getenv("ANTHROPIC_API_KEY") || getenv("OPENAI_API_KEY")
-                     ? " (an API key is set; --offline uses canned replies)"
-                     : "");
+        snprintf(what, n, "%s, model %s (--offline uses canned replies instead)", lc.provider,
+                 lc.model);
     return RF_OK;
 }
 
@@ -438,7 +442,9 @@ out:
     fflush(stdout);
     json_decref(agent);
     if (rc)
-        cmd_error("demo failed: %s", err.message[0] ? err.message : "see above");
+        cmd_error("demo failed: %s%s", err.message[0] ? err.message : "see above",
+                  d.canned || !d.client_ready ? ""
+                                              : " (`refold demo --offline` uses canned replies)");
     teardown(&d);
     return rc;
 }
