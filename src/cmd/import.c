@@ -1117,7 +1117,7 @@ enum rf_status import_run(struct client *cl, const struct import_source *src,
         }
         if (imp.fatal)
             break;
-        if ((st->lines & 255) == 0) {
+        if ((st->lines & 63) == 0) { /* keep uploads and answers moving while parsing */
             pump(&imp, false);
             tick(&imp, false);
         }
