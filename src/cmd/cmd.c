@@ -57,11 +57,13 @@ static const struct command commands[] = {
      "List an agent's prompt versions, newest first.\n"
      "AGENT is the agent's name or id."},
     {"show", cmd_show, "show AGENT [N] [--json]",
-     "Show an agent (status, numbers, active prompt), or its version N with the template,\n"
-     "its changes and the failure patterns it addresses."},
+     "Show an agent, or one of its versions.\n"
+     "Without N: the agent's status, numbers and active prompt. With N: version N's\n"
+     "template, its changes and the failure patterns it addresses."},
     {"diff", cmd_diff, "diff AGENT N [M] [--color=always|never|auto] [--json]",
-     "Show what version N changed in the prompt template: a unified diff against version\n"
-     "M, by default against N's parent (else the active version). Coloured on a terminal."},
+     "Show what a version changed in the prompt template, as a unified diff.\n"
+     "Version N against version M, by default against N's parent (else the active\n"
+     "version). Coloured on a terminal; --color=always|never decides instead."},
     {"improve", cmd_improve,
      "improve AGENT [--max-contradictions N] [--instructions TEXT] [--model M] [--no-wait] "
      "[--json] [--tty]",
@@ -72,18 +74,21 @@ static const struct command commands[] = {
      "terminal (--tty forces it), one line per event otherwise. Exits 0 when the job\n"
      "completes, 1 when it fails or is cancelled. --no-wait only starts it."},
     {"promote", cmd_promote, "promote AGENT N [--note TEXT] [--json]",
-     "Make version N the active version (a candidate, or an archived version to roll\n"
-     "back); the previous active version is archived."},
+     "Make a version the active one: promote a candidate, or roll back.\n"
+     "Version N (a candidate, or an archived version) becomes active; the previous active\n"
+     "version is archived in the same transaction. --note is kept as its review note."},
     {"reject", cmd_reject, "reject AGENT N [--reason TEXT] [--json]",
-     "Reject candidate version N."},
-    {"import", cmd_import, "import FILE.jsonl|- [--json] [--tty]",
-     "Load agents, versions, evals, traces, feedback and eval executions from a JSON Lines\n"
-     "file (- reads stdin), one object per line with a \"type\" (README, \"Import\").\n"
+     "Reject a candidate version.\n"
+     "--reason is kept as its review note."},
+    {"import", cmd_import, "import FILE.jsonl|- [--json] [--tty] [--batch N] [--parallel N]",
+     "Import agents, versions, evals, traces, ratings and eval results from a JSONL file.\n"
+     "One object per line with a \"type\" (README, \"Import\"); - reads stdin.\n"
      "Agents and evals are named, traces identified by (source, external_id); importing a\n"
      "file again changes nothing. A bad line is reported on stderr with its line number\n"
      "and skipped; the rest is imported. Prints a summary per type (created, updated,\n"
      "unchanged, rejected). Exit 0 when every line was imported, 1 when some were\n"
-     "rejected, 2 on bad usage."},
+     "rejected, 2 on bad usage. --batch (1-1000, default 1000) and --parallel (1-16,\n"
+     "default 3) set the batch size and the requests in flight."},
     {"jobs", cmd_jobs, "jobs [--status S] [--type T] [--limit N] [--json]",
      "List the workspace's jobs, newest first.\n"
      "Talks to the server's API (REFOLD_URL and REFOLD_API_KEY, else the config file\n"
