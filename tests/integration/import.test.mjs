@@ -130,6 +130,10 @@ test('stdin with -, and a clean file exits 0', async () => {
   r = await cli(['import', '-', '--json'], { input: JSON.stringify({ ...lines[1], output: 'changed' }) });
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(JSON.parse(r.stdout).types.trace, counts({ updated: 1 }));
+  // On a terminal, a progress line (records/s) on stderr, erased before the summary.
+  r = await cli(['import', '-'], { input: jsonl(lines), env: { REFOLD_TTY: '1' } });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /^\r\x1b\[K {2}importing stdin: 3 records · [\d,]+ records\/s · 0 rejected\r\x1b\[K$/);
 });
 
 test('small pipelined batches keep file order: the last line for a key wins, feedback follows its trace', async () => {
