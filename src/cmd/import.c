@@ -202,6 +202,8 @@ struct importer {
     json_t *eval_index; /* "agent_id\x1fname" -> index into evals, or -1 (missing) */
     struct eval_ent *evals;
     int nevals;
+    int last_eval;        /* the previous successful eval lookup, -1 when none ... */
+    char *last_eval_name; /* ... by name (owned); executions come in runs */
     enum rf_status fatal; /* set once: stop */
     struct rf_err *err;
     int64_t last_progress_us;
@@ -708,10 +710,18 @@ static int eval_lookup(struct importer *imp, int agent, const char *name, enum r
         json_decref(list);
         imp->agents[agent].evals_loaded = true;
     }
+    if (imp->last_eval >= 0 && imp->evals[imp->last_eval].agent == agent &&
+        strcmp(imp->last_eval_name, name) == 0)
+        return imp->last_eval;
     char *k = eval_key(imp->agents[agent].id, name);
     json_t *at = json_object_get(imp->eval_index, k);
     free(k);
-    return at ? (int)json_integer_value(at) : -1;
+    if (!at)
+        return -1;
+    free(imp->last_eval_name);
+    imp->last_eval_name = xstrdup(name);
+    imp->last_eval = (int)json_integer_value(at);
+    return imp->last_eval;
 }
 
 /* An API failure on line: fatal for the import, or a rejection of the line. */
@@ -1074,8 +1084,12 @@ enum rf_status import_run(struct client *cl, const struct import_source *src,
                           const struct import_opts *opts, struct import_stats *st,
                           struct rf_err *err)
 {
-    struct importer imp = {
-        .cl = cl, .opts = opts, .st = st, .err = err, .name = src->name ? src->name : "input"};
+    struct importer imp = {.cl = cl,
+                           .opts = opts,
+                           .st = st,
+                           .err = err,
+                           .name = src->name ? src->name : "input",
+                           .last_eval = -1};
     struct reader r = {.src = src};
     enum rf_status rc = RF_OK;
     memset(st, 0, sizeof *st);
@@ -1153,6 +1167,7 @@ enum rf_status import_run(struct client *cl, const struct import_source *src,
     }
     free(imp.agents);
     free(imp.evals);
+    free(imp.last_eval_name);
     json_decref(imp.agent_index);
     json_decref(imp.eval_index);
     curl_slist_free_all(imp.headers);
