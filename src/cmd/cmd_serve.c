@@ -20,6 +20,7 @@
 
 #include "cmd/cmd.h"
 #include "core/log.h"
+#include "llm/llm.h"
 #include "http/router.h"
 #include "http/server.h"
 #include "jobs/hub.h"
@@ -80,6 +81,7 @@ int cmd_serve(int argc, char **argv)
 
     sigset_t stop;
     cmd_block_signals(&stop);
+    llm_global_init(); /* libcurl's global set-up, before any worker thread exists */
     raise_fd_limit();
 
     struct store *st = cmd_open_store(cfg.db, true);
@@ -137,6 +139,7 @@ int cmd_serve(int argc, char **argv)
     http_server_stop(srv);
     pool_free(pool);
     hub_free(hub);
+    llm_global_cleanup();
     log_info("stopped", NULL);
     return 0;
 }
