@@ -125,7 +125,7 @@ int main(int argc, char **argv)
     /* The largest agent by trace count. */
     struct store_page page = {.limit = STORE_LIMIT_MAX};
     struct store_list agents = {0};
-    if (store_agent_list(st, wsid, NULL, &page, &agents, &err))
+    if (store_agent_list(st, wsid, NULL, NULL, &page, &agents, &err))
         die("agents", err.message);
     json_int_t best = -1;
     size_t i;
