@@ -14,6 +14,10 @@
  *     so the rest of the transaction sees a row nobody else can change.
  *   - An event is inserted in the transaction of the change it describes, with the seq
  *     that transaction reserved: seqs per job are 1, 2, 3 ... with no gap.
+ *   - On PostgreSQL every event insert also sends NOTIFY refold_job_events with the job id
+ *     (pg_notify, in the same transaction: delivered at commit, never for a rollback), the
+ *     cross-node wake-up of the SSE hubs. job_events stays the truth: a notification only
+ *     says "read this job's events again".
  *   - Idempotency: the unique (workspace_id, idempotency_key) index decides races;
  *     INSERT ... ON CONFLICT DO NOTHING loses quietly and the loser reads the winner.
  */
@@ -94,6 +98,8 @@ static const char *SQL_SET_RELEASED =
     "lease_expires_at = NULL WHERE id = ?";
 static const char *SQL_EVENT_INSERT =
     "INSERT INTO job_events (job_id, seq, type, data, created_at) VALUES (?, ?, ?, ?, ?)";
+#define EVENTS_CHANNEL "refold_job_events"
+static const char *SQL_EVENT_NOTIFY_PG = "SELECT pg_notify('" EVENTS_CHANNEL "', ?)";
 
 static const char *SQL_SWEEP_FIND =
     "SELECT id, attempt, lease_owner, max_attempts FROM jobs WHERE status = 'running' "
@@ -442,6 +448,9 @@ static enum rf_status insert_event(struct db *db, const char *job_id, int64_t se
         db_run(db, SQL_EVENT_INSERT,
                DB_ARGS(DB_T(job_id), DB_I(seq), DB_T(type), DB_T(text), DB_I(now)), NULL, err);
     free(text);
+    /* PostgreSQL folds repeats of one payload within a transaction into one notification. */
+    if (rc == RF_OK && db->backend == DB_POSTGRES)
+        rc = db_run(db, SQL_EVENT_NOTIFY_PG, DB_ARGS(DB_T(job_id)), NULL, err);
     return rc;
 }
 
@@ -929,6 +938,40 @@ enum rf_status store_changes_poll(struct store *st, int64_t *token, bool *change
     *changed = v != *token;
     *token = v;
     return RF_OK;
+}
+
+enum rf_status store_job_events_listen(struct store *st, struct rf_err *err)
+{
+    return db_listen(st->db, EVENTS_CHANNEL, err);
+}
+
+int store_notify_fd(struct store *st)
+{
+    return db_notify_fd(st->db);
+}
+
+struct notified {
+    store_job_id_fn fn;
+    void *ud;
+};
+
+static void on_notification(void *ud, const char *payload)
+{
+    struct notified *n = ud;
+    if (payload && *payload)
+        n->fn(n->ud, payload);
+}
+
+enum rf_status store_job_events_notified(struct store *st, store_job_id_fn fn, void *ud,
+                                         struct rf_err *err)
+{
+    struct notified n = {fn, ud};
+    return db_notifications(st->db, on_notification, &n, err);
+}
+
+uint64_t store_sessions(const struct store *st)
+{
+    return st->db->sessions;
 }
 
 /* ---- LLM calls ---- */

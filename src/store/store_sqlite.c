@@ -88,6 +88,7 @@ static enum rf_status lite_open(const char *url, struct db **out, struct rf_err 
     struct lite *l = xcalloc(1, sizeof *l);
     l->base.drv = &db_sqlite_driver;
     l->base.backend = DB_SQLITE;
+    l->base.sessions = 1;
     l->h = h;
     l->cap = 64;
     l->cache = xcalloc(l->cap, sizeof *l->cache);
