@@ -67,6 +67,13 @@ static struct store *thread_store(struct http_server *srv, struct rf_err *err)
     return st;
 }
 
+struct store *req_store(struct req *req, struct rf_err *err)
+{
+    if (!req->store && (req->store = thread_store(req->server, err)) == NULL)
+        err->code = RF_UNAVAILABLE;
+    return req->store;
+}
+
 static int http_status_of(enum rf_status code)
 {
     switch (code) {
@@ -237,11 +244,8 @@ static enum MHD_Result dispatch(struct http_server *srv, struct req_state *rs)
         return queue_error(rs, &err, NULL);
     }
     const struct route *route = router_get(rs->route);
-    req->store = thread_store(srv, &err);
-    if (!req->store) {
-        err.code = RF_UNAVAILABLE;
+    if (!(route->flags & ROUTE_NO_STORE) && !req_store(req, &err))
         return queue_error(rs, &err, NULL);
-    }
     if (!(route->flags & ROUTE_PUBLIC) && authenticate(req, &err) != RF_OK)
         return queue_error(rs, &err, NULL);
     if (req->body.len > 0 && !has_json_type(req)) {
