@@ -3,7 +3,11 @@
 # `postgres` user (initdb refuses root) on a local port with a socket in /tmp.
 #
 #   scripts/pg-cluster.sh start DIR PORT   # prints the postgres:// URL
+#   scripts/pg-cluster.sh restart DIR      # pg_ctl restart -m fast (same settings)
 #   scripts/pg-cluster.sh stop DIR
+#
+# The settings trade durability for speed (fsync=off, synchronous_commit=off): fine for
+# tests, never for data you keep. Benchmarks say which settings they used.
 set -euo pipefail
 cmd=${1:?start|stop}
 dir=${2:?directory}
@@ -24,11 +28,14 @@ start)
     start >/dev/null
   echo "postgres://postgres@127.0.0.1:$port/postgres"
   ;;
+restart)
+  as_pg "$bin/pg_ctl" -D "$dir/data" -w -m fast -l "$dir/log" restart >/dev/null
+  ;;
 stop)
   as_pg "$bin/pg_ctl" -D "$dir/data" -m fast stop >/dev/null 2>&1 || true
   ;;
 *)
-  echo "usage: $0 start DIR PORT | stop DIR" >&2
+  echo "usage: $0 start DIR PORT | restart DIR | stop DIR" >&2
   exit 2
   ;;
 esac
