@@ -509,14 +509,17 @@ static void make_owner(struct worker *w, char *out)
 }
 
 /* How long an idle worker may sleep: 0 when a queued job is due now, else until the next
- * run_at, at most poll_ms. A read, so idle polling never takes the write lock. */
+ * run_at, at most poll_ms. A read, so idle polling never takes the write lock. 0 as well
+ * when the read fails: the claim then fails too, and backs off. */
 static int64_t until_due(struct worker *w)
 {
     struct worker_pool *pool = w->pool;
     int64_t next = 0;
     bool found = false;
     struct rf_err err;
-    if (store_job_next_due(w->st, &next, &found, &err) != RF_OK || !found)
+    if (store_job_next_due(w->st, &next, &found, &err) != RF_OK)
+        return 0;
+    if (!found)
         return pool->cfg.poll_ms;
     int64_t left = next - clock_now_ms();
     return left <= 0 ? 0 : min64(left, pool->cfg.poll_ms);
