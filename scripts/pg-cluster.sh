@@ -7,7 +7,8 @@
 #   scripts/pg-cluster.sh stop DIR
 #
 # The settings trade durability for speed (fsync=off, synchronous_commit=off): fine for
-# tests, never for data you keep. Benchmarks say which settings they used.
+# tests, never for data you keep. PG_DURABLE=1 keeps PostgreSQL's durable defaults
+# instead (for benchmarks; they report the settings they ran with).
 set -euo pipefail
 cmd=${1:?start|stop}
 dir=${2:?directory}
@@ -23,9 +24,9 @@ start)
   if [ ! -f "$dir/data/PG_VERSION" ]; then
     as_pg "$bin/initdb" -D "$dir/data" -A trust -U postgres >/dev/null
   fi
-  as_pg "$bin/pg_ctl" -D "$dir/data" -w -l "$dir/log" \
-    -o "-p $port -k /tmp -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c synchronous_commit=off" \
-    start >/dev/null
+  opts="-p $port -k /tmp -c listen_addresses=127.0.0.1 -c max_connections=400"
+  [ "${PG_DURABLE:-0}" = 1 ] || opts="$opts -c fsync=off -c synchronous_commit=off"
+  as_pg "$bin/pg_ctl" -D "$dir/data" -w -l "$dir/log" -o "$opts" start >/dev/null
   echo "postgres://postgres@127.0.0.1:$port/postgres"
   ;;
 restart)
