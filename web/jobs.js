@@ -133,9 +133,11 @@ export async function jobPage(ctx, id) {
   const agentId = job.params && job.params.agent_id;
   const isImprovement = job.type === 'prompt_improvement';
 
-  // State rebuilt from events.
+  // State rebuilt from events: stage and progress start empty, since the stream (or the
+  // stored events) replays from the first event - seeding them from the job row made the
+  // label jump back to the first stage when the job had already moved on.
   const st = {
-    status: job.status, stage: job.stage, progress: job.progress ?? 0, result: job.result, error: job.error,
+    status: job.status, stage: null, progress: 0, result: job.result, error: job.error,
     attempt: job.attempt, lastSeq: 0, stageData: {}, tokens: new Map(), inputTokens: new Map(), retries: [], terminal: TERMINAL.has(job.status),
   };
 
