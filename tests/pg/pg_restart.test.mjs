@@ -33,12 +33,14 @@ after(async () => {
 });
 
 // Follow a job's SSE stream on node to its end, reconnecting with Last-Event-ID whenever
-// the stream breaks or cannot be opened (the database may be down).
+// the stream breaks or cannot be opened (the database may be down). Each event gets its
+// arrival time.
 async function follow(node, id) {
   const got = [];
   let last = 0;
   for (let tries = 0; tries < 400; tries++) {
-    const r = await sseOnce({ url: node.url, key: a.key, id, lastEventId: last });
+    const r = await sseOnce({ url: node.url, key: a.key, id, lastEventId: last,
+      stopAfter: (ev) => { ev.at = Date.now(); return false; } });
     got.push(...r.events);
     if (r.events.length) last = r.events[r.events.length - 1].seq;
     if (got.length && ['completed', 'failed', 'cancelled'].includes(got[got.length - 1].type)) return { got, tries };
@@ -68,9 +70,19 @@ test('the database stopped and started, then restarted, under load: nothing lost
   assert.equal(await health(a), 200);
 
   // Load: 600 jobs of 20-60 ms with progress events, enqueued through both nodes, plus
-  // a long job that an SSE client on node B follows through both outages.
-  const long = await enqueueOk(a, { sleep_ms: 9000, progress: 45 });
-  const following = follow(b, long.id);
+  // a long job that an SSE client follows through both outages on a serve node other than
+  // the one running it, so its events can only arrive through the database: the
+  // re-LISTENed connection (the safety-net re-read is a minute away).
+  const long = await enqueueOk(a, { sleep_ms: 9000, progress: 45, log: true });
+  let runner;
+  for (let i = 0; i < 100 && !runner; i++) {
+    const ev = (await storedEvents(a, long.id)).find((e) => e.type === 'log');
+    if (ev) runner = Number(ev.data.message.match(/pid (\d+)$/)[1]);
+    else await sleep(50);
+  }
+  assert.ok(runner, 'the long job started');
+  const follower = runner === b.child.pid ? a : b;
+  const following = follow(follower, long.id);
   const batch = (n) => Array.from({ length: n }, (_, i) => ({ sleep_ms: 20 + (i % 5) * 10, progress: 1 + (i % 3) }));
   await Promise.all([enqueueMany(a, batch(300)), enqueueMany(b, batch(300))]);
   await sleep(700); // jobs running on all 6 worker threads
@@ -111,7 +123,10 @@ test('the database stopped and started, then restarted, under load: nothing lost
   assertContiguous(stored, assert);
   assert.deepEqual(got.map((e) => e.seq), stored.map((e) => e.seq), 'no gap, no duplicate');
   assert.equal(got[got.length - 1].type, 'completed');
-  console.log(`# SSE follower: ${got.length} events over ${tries + 1} connections`);
+  const finished = Date.parse((await a.api('GET', `/v1/jobs/${long.id}`)).json.finished_at);
+  const lateBy = got[got.length - 1].at - finished;
+  assert.ok(lateBy < 2000, `the follower got the completed event ${lateBy} ms after the job finished`);
+  console.log(`# SSE follower on the node not running the job: ${got.length} events over ${tries + 1} connections, the last ${lateBy} ms after the commit`);
 
   // Every process is still the one started at the beginning and recovered by itself.
   for (const n of [a, b]) assert.equal(n.child.exitCode, null);
