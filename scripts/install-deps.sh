@@ -8,7 +8,7 @@ pkgs=(
   libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev libpq-dev libssl-dev
   libcmocka-dev
   sqlite3 postgresql
-  chromium wrk
+  chromium wrk curl
 )
 # Node.js ships with this machine kind; install Debian's when it is missing.
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)

@@ -133,11 +133,12 @@ export async function jobPage(ctx, id) {
   const agentId = job.params && job.params.agent_id;
   const isImprovement = job.type === 'prompt_improvement';
 
-  // State rebuilt from events: stage and progress start empty, since the stream (or the
-  // stored events) replays from the first event - seeding them from the job row made the
-  // label jump back to the first stage when the job had already moved on.
+  // State rebuilt from events. A live job starts blank: the stream replays its
+  // stored events from the first, so the stages tick through in order instead of
+  // jumping to the snapshot's stage and back.
+  const live = !TERMINAL.has(job.status);
   const st = {
-    status: job.status, stage: null, progress: 0, result: job.result, error: job.error,
+    status: job.status, stage: live ? null : job.stage, progress: live ? 0 : job.progress ?? 0, result: job.result, error: job.error,
     attempt: job.attempt, lastSeq: 0, stageData: {}, tokens: new Map(), inputTokens: new Map(), retries: [], terminal: TERMINAL.has(job.status),
   };
 

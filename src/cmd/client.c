@@ -10,6 +10,7 @@
 
 #include "core/buf.h"
 #include "core/jsonx.h"
+#include "core/ulid.h"
 #include "core/xalloc.h"
 #include "core/banned.h"
 
@@ -198,5 +199,81 @@ enum rf_status client_stream(struct client *c, const char *path, const char *con
     if (status)
         *status = code;
     buf_release(&t.body);
+    return rc;
+}
+
+enum rf_status client_list_all(struct client *c, const char *path, json_t **data,
+                               struct rf_err *err)
+{
+    json_t *all = json_array(), *page = NULL;
+    char *cursor = NULL;
+    enum rf_status rc;
+    *data = NULL;
+    for (;;) {
+        char *url = cursor ? xasprintf("%s%slimit=500&cursor=%s", path,
+                                       strchr(path, '?') ? "&" : "?", cursor)
+                           : xasprintf("%s%slimit=500", path, strchr(path, '?') ? "&" : "?");
+        rc = client_call(c, "GET", url, NULL, NULL, &page, NULL, err);
+        free(url);
+        free(cursor);
+        cursor = NULL;
+        if (rc)
+            goto out;
+        json_array_extend(all, json_object_get(page, "data"));
+        const char *next = json_string_value(json_object_get(page, "next_cursor"));
+        if (next)
+            cursor = client_escape(c, next);
+        json_decref(page);
+        page = NULL;
+        if (!cursor)
+            break;
+    }
+    *data = all;
+    all = NULL;
+out:
+    json_decref(all);
+    return rc;
+}
+
+enum rf_status client_agent(struct client *c, const char *name_or_id, json_t **agent,
+                            struct rf_err *err)
+{
+    json_t *list = NULL;
+    char *path = NULL, *name = NULL;
+    enum rf_status rc;
+    *agent = NULL;
+    if (id_valid("agent_", name_or_id)) {
+        path = xasprintf("/v1/agents/%s", name_or_id);
+        rc = client_call(c, "GET", path, NULL, NULL, agent, NULL, err);
+        if (rc == RF_NOT_FOUND)
+            rf_fail(err, RF_NOT_FOUND, "no agent %s in this workspace (see refold agents)",
+                    name_or_id);
+        goto out;
+    }
+    name = client_escape(c, name_or_id);
+    path = xasprintf("/v1/agents?name=%s", name);
+    rc = client_list_all(c, path, &list, err);
+    if (rc)
+        goto out;
+    /* Newest first: the non-archived holder of the name wins, else the newest. */
+    size_t i;
+    json_t *a, *pick = json_array_get(list, 0);
+    json_array_foreach(list, i, a)
+    {
+        if (strcmp(json_string_value(json_object_get(a, "status")), "archived") != 0) {
+            pick = a;
+            break;
+        }
+    }
+    if (!pick) {
+        rc = rf_fail(err, RF_NOT_FOUND,
+                     "no agent named \"%s\" in this workspace (see refold agents)", name_or_id);
+        goto out;
+    }
+    *agent = json_incref(pick);
+out:
+    json_decref(list);
+    free(path);
+    free(name);
     return rc;
 }

@@ -56,4 +56,15 @@ enum rf_status client_stream(struct client *c, const char *path, const char *con
 /* Percent-encode s for a query string into a new string (caller frees). */
 char *client_escape(struct client *c, const char *s);
 
+/* GET every page of the list at path (which may carry a query already), following
+ * next_cursor; *data (caller owns) gets the concatenated `data` arrays. */
+enum rf_status client_list_all(struct client *c, const char *path, json_t **data,
+                               struct rf_err *err);
+
+/* The Agent named by AGENT, a name or an agent id (*agent caller owns). A name resolves
+ * to the agent's non-archived holder, else to the newest archived agent of that name;
+ * an unknown one is RF_NOT_FOUND with a message saying so. */
+enum rf_status client_agent(struct client *c, const char *name_or_id, json_t **agent,
+                            struct rf_err *err);
+
 #endif

@@ -6,6 +6,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/banned.h"
@@ -41,6 +42,55 @@ static const struct command commands[] = {
      "key revoke ID|PREFIX [--workspace NAME]",
      "Administer API keys directly on the database. A new key is printed once; only its\n"
      "SHA-256 hash is stored."},
+    {"demo", cmd_demo, "demo [--keep] [--offline] [--tty]",
+     "Run refold end to end on the bundled sample data, offline, in a few seconds.\n"
+     "Creates a temporary database, starts an in-process server on a free port with\n"
+     "workers, imports examples/support-agent.jsonl (compiled into the binary), runs an\n"
+     "improvement of the acme-support agent, and prints the candidate's diff and how to\n"
+     "promote it. The LLM replies are canned (the scripted provider, docs/llm.md) unless\n"
+     "ANTHROPIC_API_KEY or OPENAI_API_KEY is set (or REFOLD_LLM_PROVIDER names a provider);\n"
+     "--offline uses the canned replies anyway. The database is deleted at the end unless\n"
+     "--keep is given. --tty forces the terminal display."},
+    {"agents", cmd_agents, "agents [--status S] [--json]",
+     "List the workspace's agents with their active version and numbers.\n"
+     "Client commands talk to the server's API: REFOLD_URL and REFOLD_API_KEY, else the\n"
+     "config file written by refold init. --json prints the API's objects (every page)."},
+    {"versions", cmd_versions, "versions AGENT [--status S] [--json]",
+     "List an agent's prompt versions, newest first.\n"
+     "AGENT is the agent's name or id."},
+    {"show", cmd_show, "show AGENT [N] [--json]",
+     "Show an agent, or one of its versions.\n"
+     "Without N: the agent's status, numbers and active prompt. With N: version N's\n"
+     "template, its changes and the failure patterns it addresses."},
+    {"diff", cmd_diff, "diff AGENT N [M] [--color=always|never|auto] [--json]",
+     "Show what a version changed in the prompt template, as a unified diff.\n"
+     "Version N against version M, by default against N's parent (else the active\n"
+     "version). Coloured on a terminal; --color=always|never decides instead."},
+    {"improve", cmd_improve,
+     "improve AGENT [--max-contradictions N] [--instructions TEXT] [--model M] [--no-wait] "
+     "[--json] [--tty]",
+     "Run a Prompt Improvement job on an agent and follow it live.\n"
+     "The job finds the contradictions between human ratings and eval predictions (at most\n"
+     "--max-contradictions, 1-200, default 20), has the LLM analyse them and rewrite the\n"
+     "prompt, and stores the rewrite as a candidate version. Shows a progress bar on a\n"
+     "terminal (--tty forces it), one line per event otherwise. Exits 0 when the job\n"
+     "completes, 1 when it fails or is cancelled. --no-wait only starts it."},
+    {"promote", cmd_promote, "promote AGENT N [--note TEXT] [--json]",
+     "Make a version the active one: promote a candidate, or roll back.\n"
+     "Version N (a candidate, or an archived version) becomes active; the previous active\n"
+     "version is archived in the same transaction. --note is kept as its review note."},
+    {"reject", cmd_reject, "reject AGENT N [--reason TEXT] [--json]",
+     "Reject a candidate version.\n"
+     "--reason is kept as its review note."},
+    {"import", cmd_import, "import FILE.jsonl|- [--json] [--tty] [--batch N] [--parallel N]",
+     "Import agents, versions, evals, traces, ratings and eval results from a JSONL file.\n"
+     "One object per line with a \"type\" (README, \"Import\"); - reads stdin.\n"
+     "Agents and evals are named, traces identified by (source, external_id); importing a\n"
+     "file again changes nothing. A bad line is reported on stderr with its line number\n"
+     "and skipped; the rest is imported. Prints a summary per type (created, updated,\n"
+     "unchanged, rejected). Exit 0 when every line was imported, 1 when some were\n"
+     "rejected, 2 on bad usage. --batch (1-1000, default 1000) and --parallel (1-16,\n"
+     "default 3) set the batch size and the requests in flight."},
     {"jobs", cmd_jobs, "jobs [--status S] [--type T] [--limit N] [--json]",
      "List the workspace's jobs, newest first.\n"
      "Talks to the server's API (REFOLD_URL and REFOLD_API_KEY, else the config file\n"
@@ -88,6 +138,66 @@ int cmd_fail(const struct rf_err *err)
 {
     cmd_error("%s", err->message[0] ? err->message : rf_status_name(err->code));
     return 1;
+}
+
+void cmd_print_json(const json_t *v)
+{
+    char *text = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+    printf("%s\n", text ? text : "null");
+    free(text);
+}
+
+bool cmd_version_arg(const char *arg, long long *out)
+{
+    char *end;
+    const char *digits = arg[0] == 'v' ? arg + 1 : arg; /* "v2" reads as 2 */
+    long long n = strtoll(digits, &end, 10);
+    if (!*digits || *end || n < 1 || n > INT32_MAX || *digits == '+' || *digits == '-') {
+        cmd_error("\"%s\" is not a version number (1, 2, ...)", arg);
+        return false;
+    }
+    *out = n;
+    return true;
+}
+
+const char *cmd_grouped(long long v, char *out, size_t n)
+{
+    char digits[32];
+    snprintf(digits, sizeof digits, "%lld", v < 0 ? -v : v);
+    size_t len = strlen(digits), used = 0;
+    if (v < 0 && n > 1)
+        out[used++] = '-';
+    for (size_t i = 0; i < len && used + 2 < n; i++) {
+        if (i && (len - i) % 3 == 0)
+            out[used++] = ',';
+        out[used++] = digits[i];
+    }
+    out[used] = '\0';
+    return out;
+}
+
+void cmd_shell_word(const char *s, char *out, size_t n)
+{
+    bool safe = *s != '\0';
+    for (const char *p = s; *p && safe; p++)
+        safe = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./:@%+=,",
+                      *p) != NULL;
+    if (safe) {
+        snprintf(out, n, "%s", s);
+        return;
+    }
+    size_t used = 0;
+    out[used++] = '\'';
+    for (const char *p = s; *p && used + 5 < n; p++) {
+        if (*p == '\'') { /* close, escaped quote, reopen */
+            memcpy(out + used, "'\\''", 4);
+            used += 4;
+        } else {
+            out[used++] = *p;
+        }
+    }
+    out[used++] = '\'';
+    out[used] = '\0';
 }
 
 int cmd_usage(const char *command)

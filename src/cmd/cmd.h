@@ -15,6 +15,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
 
 #include "core/status.h"
 
@@ -29,6 +32,10 @@ void cmd_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cmd_fail(const struct rf_err *err);
 /* Print a usage line for the command and return EXIT_USAGE. */
 int cmd_usage(const char *command);
+/* Print v as indented JSON on stdout (the --json output of the client commands). */
+void cmd_print_json(const json_t *v);
+/* A version number argument (1, 2, ...): false (after printing why) when it is not one. */
+bool cmd_version_arg(const char *arg, long long *out);
 
 struct config {
     const char *db;      /* REFOLD_DB, default "refold.db" */
@@ -85,5 +92,25 @@ int cmd_jobs(int argc, char **argv);
 int cmd_job(int argc, char **argv);
 int cmd_cancel(int argc, char **argv);
 int cmd_retry(int argc, char **argv);
+int cmd_agents(int argc, char **argv);
+int cmd_versions(int argc, char **argv);
+int cmd_show(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
+int cmd_improve(int argc, char **argv);
+int cmd_promote(int argc, char **argv);
+int cmd_reject(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+
+/* v with thousands separators ("1,234,567") in out; returns out. */
+const char *cmd_grouped(long long v, char *out, size_t n);
+/* s as one shell word for a command line shown to the user: as is when it holds only
+ * safe characters, else in single quotes. */
+void cmd_shell_word(const char *s, char *out, size_t n);
+/* Write a unified diff, coloured when color (+ green, - red, @@ cyan, headers bold). */
+void cmd_print_diff(FILE *out, const char *unified, bool color);
+/* What an improvement produced, for people: the failure patterns, the candidate and its
+ * changes (improve and demo; result is the job's result). */
+void cmd_improve_summary(FILE *out, const char *agent_name, const json_t *result, bool color);
 
 #endif

@@ -16,7 +16,7 @@
 #include "core/jsonx.h"
 #include "core/ulid.h"
 #include "core/xalloc.h"
-#include "llm/sse.h"
+#include "cmd/follow.h"
 #include "core/banned.h"
 
 static const char *str(const json_t *obj, const char *key)
@@ -272,15 +272,9 @@ int cmd_retry(int argc, char **argv)
 
 /* ---- refold job ID --follow ---- */
 
-#define FOLLOW_MAX_EVENT (4u * 1024 * 1024)
-#define FOLLOW_RECONNECT_FOR_MS 120000
-#define FOLLOW_DEFAULT_RETRY_MS 1000
-
-struct follow {
-    struct sse_parser parser;
+struct follow_print {
     bool as_json;
-    int64_t last_seq;  /* Last-Event-ID for a reconnection */
-    char terminal[16]; /* the terminal event's type once seen */
+    bool saw_terminal; /* the stream carried the terminal event */
 };
 
 /* One line for an event: "SEQ TYPE details". */
@@ -319,101 +313,34 @@ static void print_event_line(int64_t seq, const char *type, const json_t *d)
     printf("\n");
 }
 
-static enum rf_status on_follow_event(void *ud, const struct sse_event *ev)
+static void on_follow_event(void *ud, int64_t seq, const char *type, const json_t *data)
 {
-    struct follow *f = ud;
-    char *end = NULL;
-    long long seq = strtoll(ev->id, &end, 10);
-    if (!*ev->id || *end || seq <= f->last_seq)
-        return RF_OK; /* not a job event, or one already printed */
-    f->last_seq = seq;
-    json_t *data = json_loadb(ev->data, ev->data_len, 0, NULL);
-    if (f->as_json) {
-        json_t *line = json_pack("{s:I, s:s, s:o}", "seq", (json_int_t)seq, "type", ev->type,
-                                 "data", data ? data : json_null());
+    struct follow_print *p = ud;
+    if (!strcmp(type, "completed") || !strcmp(type, "failed") || !strcmp(type, "cancelled"))
+        p->saw_terminal = true;
+    if (p->as_json) {
+        json_t *line = json_pack("{s:I, s:s, s:O}", "seq", (json_int_t)seq, "type", type, "data",
+                                 data);
         char *text = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
         printf("%s\n", text);
         free(text);
         json_decref(line);
     } else {
-        print_event_line(seq, ev->type, data);
-        json_decref(data);
+        print_event_line(seq, type, data);
     }
     fflush(stdout);
-    if (!strcmp(ev->type, "completed") || !strcmp(ev->type, "failed") ||
-        !strcmp(ev->type, "cancelled")) {
-        snprintf(f->terminal, sizeof f->terminal, "%s", ev->type);
-        return RF_CANCELLED; /* stop reading: the server closes the stream anyway */
-    }
-    return RF_OK;
 }
 
-static bool on_follow_chunk(void *ud, const char *data, size_t len)
-{
-    struct follow *f = ud;
-    return sse_parser_feed(&f->parser, data, len) == RF_OK;
-}
-
-/* The job's current status into out ("" when it cannot be read). */
-static enum rf_status job_status_now(struct client *cl, const char *id, char *out, size_t n,
-                                     struct rf_err *err)
-{
-    json_t *job = NULL;
-    char path[128];
-    snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    enum rf_status rc = client_call(cl, "GET", path, NULL, NULL, &job, NULL, err);
-    snprintf(out, n, "%s", rc == RF_OK ? str(job, "status") : "");
-    json_decref(job);
-    return rc;
-}
-
-/* Print the job's events as they happen (reconnecting with Last-Event-ID when the stream
- * breaks, e.g. across a server restart) until its terminal event. */
+/* Print the job's events as they happen until its terminal event (follow.h resumes
+ * across server restarts). */
 static int job_follow(struct client *cl, const char *id, bool as_json)
 {
-    struct follow f = {.as_json = as_json};
+    struct follow_print p = {.as_json = as_json};
     struct rf_err err;
-    char path[160], last_header[64], status[16];
-    int64_t give_up = 0;
-    int rc = 1;
-    snprintf(path, sizeof path, "/v1/jobs/%s/events", id);
-    for (;;) {
-        const char *headers[] = {last_header, NULL};
-        snprintf(last_header, sizeof last_header, "Last-Event-ID: %lld", (long long)f.last_seq);
-        long code = 0;
-        sse_parser_init(&f.parser, FOLLOW_MAX_EVENT, on_follow_event, &f);
-        rf_err_clear(&err);
-        enum rf_status src = client_stream(cl, path, f.last_seq > 0 ? headers : NULL,
-                                           on_follow_chunk, &f, &code, &err);
-        int64_t retry = f.parser.retry_ms > 0 ? f.parser.retry_ms : FOLLOW_DEFAULT_RETRY_MS;
-        sse_parser_release(&f.parser);
-        if (f.terminal[0]) {
-            rc = exit_for(f.terminal);
-            break;
-        }
-        if (src == RF_OK && code == 204) { /* finished before we got here, nothing new */
-            if (job_status_now(cl, id, status, sizeof status, &err) != RF_OK) {
-                rc = cmd_fail(&err);
-                break;
-            }
-            if (!as_json)
-                printf("%s is %s\n", id, status);
-            rc = exit_for(status);
-            break;
-        }
-        if (src != RF_OK && src != RF_UNAVAILABLE) { /* 404, 401, ...: reconnecting won't help */
-            rc = cmd_fail(&err);
-            break;
-        }
-        /* The stream ended early (server restart) or the server is away: resume from the
-         * last event; give up after FOLLOW_RECONNECT_FOR_MS without reaching it. */
-        if (src == RF_OK || !give_up) {
-            give_up = clock_mono_ms() + FOLLOW_RECONNECT_FOR_MS;
-        } else if (clock_mono_ms() > give_up) {
-            rc = cmd_fail(&err);
-            break;
-        }
-        clock_sleep_ms(retry);
-    }
-    return rc;
+    char terminal[FOLLOW_TERMINAL_MAX];
+    if (follow_job(cl, id, on_follow_event, &p, terminal, &err) != RF_OK)
+        return cmd_fail(&err);
+    if (!p.as_json && !p.saw_terminal)
+        printf("%s is %s\n", id, terminal);
+    return exit_for(terminal);
 }

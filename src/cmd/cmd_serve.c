@@ -20,6 +20,7 @@
 
 #include "cmd/cmd.h"
 #include "core/log.h"
+#include "llm/llm.h"
 #include "http/router.h"
 #include "http/server.h"
 #include "jobs/hub.h"
@@ -80,6 +81,7 @@ int cmd_serve(int argc, char **argv)
 
     sigset_t stop;
     cmd_block_signals(&stop);
+    llm_global_init(); /* libcurl's global set-up, before any worker thread exists */
     raise_fd_limit();
 
     struct store *st = cmd_open_store(cfg.db, true);
@@ -98,6 +100,8 @@ int cmd_serve(int argc, char **argv)
     const char *ht = getenv("REFOLD_HTTP_THREADS");
     if (ht && *ht)
         hc.threads = (int)strtol(ht, NULL, 10);
+    const char *memo = getenv("REFOLD_HTTP_MEMO");
+    hc.no_memo = memo && strcmp(memo, "0") == 0;
     job_types_enable_test(cfg.test_jobs);
     router_enable_test_routes(cfg.test_jobs);
     struct hub *hub = NULL;
@@ -137,6 +141,7 @@ int cmd_serve(int argc, char **argv)
     http_server_stop(srv);
     pool_free(pool);
     hub_free(hub);
+    llm_global_cleanup();
     log_info("stopped", NULL);
     return 0;
 }

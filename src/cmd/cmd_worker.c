@@ -12,6 +12,7 @@
 
 #include "cmd/cmd.h"
 #include "core/log.h"
+#include "llm/llm.h"
 #include "jobs/jobs.h"
 #include "jobs/pool.h"
 #include "store/store.h"
@@ -56,6 +57,7 @@ int cmd_worker(int argc, char **argv)
 
     sigset_t stop;
     cmd_block_signals(&stop);
+    llm_global_init(); /* libcurl's global set-up, before any worker thread exists */
     struct store *st = cmd_open_store(cfg.db, true);
     if (!st)
         return 1;
@@ -77,6 +79,7 @@ int cmd_worker(int argc, char **argv)
     log_info("shutting down", "signal=%d", sig);
     pool_stop(pool, cfg.grace_ms);
     pool_free(pool);
+    llm_global_cleanup();
     log_info("stopped", NULL);
     return 0;
 }

@@ -5,17 +5,31 @@
 
 #include <errno.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/random.h>
 
 #include "core/banned.h"
 
+/* OpenSSL 3 looks the algorithm up on every EVP_Digest call given EVP_sha256(); fetch it
+ * once (every API request hashes its key). */
+static EVP_MD *sha256;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void fetch_sha256(void)
+{
+    sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (!sha256)
+        abort();
+}
+
 void crypto_sha256_hex(const void *data, size_t len, char *out)
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
-    if (!EVP_Digest(data, len, md, &n, EVP_sha256(), NULL))
+    pthread_once(&sha256_once, fetch_sha256);
+    if (!EVP_Digest(data, len, md, &n, sha256, NULL))
         abort();
     static const char hex[] = "0123456789abcdef";
     for (unsigned int i = 0; i < n; i++) {

@@ -72,3 +72,12 @@ enum rf_status batch_run(struct req *req, const json_t *items, const struct batc
     *results = res;
     return RF_OK;
 }
+
+enum rf_status batch_rejected_only(struct req *req, bool *out, struct rf_err *err)
+{
+    static const char *const values[] = {"all", "rejected", NULL};
+    const char *v = NULL;
+    enum rf_status rc = req_query_enum(req, "outcomes", values, &v, err);
+    *out = rc == RF_OK && v && strcmp(v, "rejected") == 0;
+    return rc;
+}

@@ -82,13 +82,16 @@ HANDLER(h_agents_create)
 HANDLER(h_agents_list)
 {
     struct store_page page;
-    const char *status;
+    const char *status, *name = req_query(req, "name");
     struct store_list list = {0};
     enum rf_status rc = req_page(req, &page, err);
     if (rc == RF_OK)
         rc = req_query_enum(req, "status", agent_statuses, &status, err);
+    if (rc == RF_OK && name && (!*name || jx_utf8_len(name) > LIMIT_NAME_CHARS))
+        rc = rf_fail_field(err, RF_INVALID, "name", "name must be 1 to %d characters",
+                           LIMIT_NAME_CHARS);
     if (rc == RF_OK)
-        rc = store_agent_list(req->store, req->workspace_id, status, &page, &list, err);
+        rc = store_agent_list(req->store, req->workspace_id, status, name, &page, &list, err);
     /* Stats come from the counter table: one indexed row per agent. */
     size_t i;
     json_t *a;

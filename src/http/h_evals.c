@@ -86,7 +86,10 @@ HANDLER(h_executions_put)
 {
     json_t *body = NULL, *items = NULL, *eval = NULL;
     struct store_item_result *results = NULL;
-    enum rf_status rc = req_json(req, false, &body, err);
+    bool only = false;
+    enum rf_status rc = batch_rejected_only(req, &only, err);
+    if (rc == RF_OK)
+        rc = req_json(req, false, &body, err);
     if (rc == RF_OK)
         rc = batch_items(body, "executions", &items, err);
     /* An unknown eval fails the request, not each item. */
@@ -95,7 +98,7 @@ HANDLER(h_executions_put)
     if (rc == RF_OK)
         rc = batch_run(req, items, &execution_batch, (void *)req->params[0], &results, err);
     if (rc == RF_OK)
-        resp_json(resp, 200, batch_render(results, (int)json_array_size(items)));
+        resp_json(resp, 200, batch_render(results, (int)json_array_size(items), only));
     free(results);
     json_decref(eval);
     json_decref(body);

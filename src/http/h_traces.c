@@ -89,7 +89,10 @@ HANDLER(h_traces_create)
 {
     json_t *body = NULL, *items = NULL, *single = NULL;
     struct store_item_result *results = NULL;
-    enum rf_status rc = req_json(req, false, &body, err);
+    bool only = false;
+    enum rf_status rc = batch_rejected_only(req, &only, err);
+    if (rc == RF_OK)
+        rc = req_json(req, false, &body, err);
     if (rc)
         return rc;
     bool batch = json_object_get(body, "traces") != NULL;
@@ -103,7 +106,7 @@ HANDLER(h_traces_create)
     if (rc == RF_OK)
         rc = batch_run(req, items, &trace_batch, NULL, &results, err);
     if (rc == RF_OK && batch) {
-        resp_json(resp, 201, batch_render(results, (int)json_array_size(items)));
+        resp_json(resp, 201, batch_render(results, (int)json_array_size(items), only));
     } else if (rc == RF_OK) {
         if (results[0].outcome == OUTCOME_REJECTED) {
             *err = results[0].err;
@@ -226,13 +229,16 @@ HANDLER(h_feedback_batch)
 {
     json_t *body = NULL, *items = NULL;
     struct store_item_result *results = NULL;
-    enum rf_status rc = req_json(req, false, &body, err);
+    bool only = false;
+    enum rf_status rc = batch_rejected_only(req, &only, err);
+    if (rc == RF_OK)
+        rc = req_json(req, false, &body, err);
     if (rc == RF_OK)
         rc = batch_items(body, "feedback", &items, err);
     if (rc == RF_OK)
         rc = batch_run(req, items, &feedback_batch, NULL, &results, err);
     if (rc == RF_OK)
-        resp_json(resp, 200, batch_render(results, (int)json_array_size(items)));
+        resp_json(resp, 200, batch_render(results, (int)json_array_size(items), only));
     free(results);
     json_decref(body);
     return rc;
@@ -243,9 +249,14 @@ HANDLER(h_feedback_put)
     json_t *body = NULL, *fb = NULL;
     struct feedback_new f = {.trace = {.trace_id = req->params[0]}};
     struct store_item_result r;
+    bool in_tx = false;
     enum rf_status rc = req_json(req, false, &body, err);
     if (rc == RF_OK)
         rc = parse_rating(body, &f.rating, &f.note, err);
+    /* One transaction for the write and the read-back: the reply shows exactly this write,
+     * and the read runs on the connection that just wrote (pages in its cache). */
+    if (rc == RF_OK && (rc = store_begin(req->store, err)) == RF_OK)
+        in_tx = true;
     if (rc == RF_OK)
         rc = store_feedback_put(req->store, req->workspace_id, &f, 1, &r, err);
     if (rc == RF_OK && r.outcome == OUTCOME_REJECTED) {
@@ -255,9 +266,15 @@ HANDLER(h_feedback_put)
     }
     if (rc == RF_OK)
         rc = store_feedback_get(req->store, req->workspace_id, req->params[0], &fb, err);
+    if (in_tx && rc == RF_OK)
+        rc = store_commit(req->store, err);
+    else if (in_tx)
+        store_rollback(req->store);
     json_decref(body);
-    if (rc)
+    if (rc) {
+        json_decref(fb);
         return rc;
+    }
     resp_json(resp, 200, fb);
     return RF_OK;
 }

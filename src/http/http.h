@@ -106,7 +106,11 @@ enum rf_status parse_trace_ref(const json_t *obj, struct trace_ref *ref, struct 
 /* {code, message, details?} for err (the inner object of the error body). */
 json_t *http_error_object(const struct rf_err *err);
 /* {"data": [{index, id, result} | {index, error}], "summary": {created, updated, unchanged,
- * rejected}} for the n outcomes of a batch. */
-json_t *batch_render(const struct store_item_result *results, int n);
+ * rejected}} for the n outcomes of a batch; with rejected_only, data lists only the
+ * rejected items (the summary still counts every item). */
+json_t *batch_render(const struct store_item_result *results, int n, bool rejected_only);
+/* Whether the request asked for ?outcomes=rejected (RF_INVALID for other values than
+ * "all" and "rejected"). */
+enum rf_status batch_rejected_only(struct req *req, bool *out, struct rf_err *err);
 
 #endif

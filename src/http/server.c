@@ -25,6 +25,7 @@
 #include "core/metrics.h"
 #include "core/xalloc.h"
 #include "http/http.h"
+#include "http/memo.h"
 #include "http/router.h"
 #include "http/session.h"
 #include "store/store.h"
@@ -37,6 +38,8 @@ struct http_server {
     size_t max_body;
     int port;
     pthread_key_t store_key;
+    pthread_key_t memo_key; /* each pool thread's struct memo */
+    bool memo;              /* responses of ROUTE_MEMO routes may be reused */
     http_shutdown_hook hook;
     void *hook_ud;
     struct hub *hub;
@@ -49,11 +52,29 @@ struct req_state {
     int status;
     int64_t start_us;
     bool too_large;
+    char *memo_key;      /* set for a GET of a ROUTE_MEMO route: its body may be remembered */
+    bool has_version;    /* the store's data version was read ... */
+    uint64_t version;    /* ... inside the request's read scope */
 };
 
 static void close_thread_store(void *p)
 {
     store_close(p);
+}
+
+static void free_thread_memo(void *p)
+{
+    memo_free(p);
+}
+
+static struct memo *thread_memo(struct http_server *srv)
+{
+    struct memo *m = pthread_getspecific(srv->memo_key);
+    if (!m) {
+        m = memo_new();
+        pthread_setspecific(srv->memo_key, m);
+    }
+    return m;
 }
 
 static struct store *thread_store(struct http_server *srv, struct rf_err *err)
@@ -115,7 +136,7 @@ static json_t *error_body(const struct rf_err *err, const char *request_id)
     return json_pack("{s:o}", "error", e);
 }
 
-json_t *batch_render(const struct store_item_result *results, int n)
+json_t *batch_render(const struct store_item_result *results, int n, bool rejected_only)
 {
     json_t *data = json_array();
     int counts[4] = {0};
@@ -125,7 +146,7 @@ json_t *batch_render(const struct store_item_result *results, int n)
         if (r->outcome == OUTCOME_REJECTED)
             json_array_append_new(data, json_pack("{s:i, s:o}", "index", i, "error",
                                                   http_error_object(&r->err)));
-        else
+        else if (!rejected_only)
             json_array_append_new(data, json_pack("{s:i, s:s, s:s}", "index", i, "id", r->id,
                                                   "result", store_outcome_name(r->outcome)));
     }
@@ -137,7 +158,10 @@ json_t *batch_render(const struct store_item_result *results, int n)
 static enum MHD_Result queue(struct req_state *rs, struct resp *resp)
 {
     struct MHD_Response *r = resp->raw;
-    if (!r) {
+    if (!r && resp->json && resp->status == 200 && rs->memo_key) {
+        r = memo_respond(thread_memo(rs->req.server), rs->req.workspace_id, rs->memo_key,
+                         rs->has_version, rs->version, resp->json);
+    } else if (!r) {
         char *text = resp->json ? jx_dump(resp->json) : NULL;
         size_t len = text ? strlen(text) : 0;
         r = MHD_create_response_from_buffer(len, text ? text : (void *)"",
@@ -246,14 +270,34 @@ static enum MHD_Result dispatch(struct http_server *srv, struct req_state *rs)
     const struct route *route = router_get(rs->route);
     if (!(route->flags & ROUTE_NO_STORE) && !req_store(req, &err))
         return queue_error(rs, &err, NULL);
-    if (!(route->flags & ROUTE_PUBLIC) && authenticate(req, &err) != RF_OK)
-        return queue_error(rs, &err, NULL);
-    if (req->body.len > 0 && !has_json_type(req)) {
-        rf_fail(&err, RF_UNSUPPORTED, "request bodies must be application/json");
-        return queue_error(rs, &err, NULL);
-    }
+    /* A GET reads several times (the key, then the resource): one snapshot for all of
+     * them costs one read transaction instead of one per statement. (ROUTE_NO_STORE
+     * routes have no connection yet.) */
+    bool read_scope = req->store && strcmp(req->method, "GET") == 0 &&
+                      store_read_begin(req->store, &err) == RF_OK;
+    rf_err_clear(&err); /* a scope that failed to start only costs speed */
+    enum rf_status rc = RF_OK;
+    if (!(route->flags & ROUTE_PUBLIC))
+        rc = authenticate(req, &err);
+    if (rc == RF_OK && req->body.len > 0 && !has_json_type(req))
+        rc = rf_fail(&err, RF_UNSUPPORTED, "request bodies must be application/json");
     struct resp resp = {0};
-    enum rf_status rc = route->handler(req, &resp, &err);
+    if (rc == RF_OK && read_scope && srv->memo && (route->flags & ROUTE_MEMO)) {
+        /* Nothing committed since this thread last answered the same request: answer the
+         * same (memo.h). The key was checked above, inside this snapshot. */
+        struct rf_err ignored;
+        rs->memo_key = memo_key(req->conn, req->path);
+        rs->has_version = store_data_version(req->store, &rs->version, &ignored) == RF_OK;
+        if (rs->has_version && rs->memo_key)
+            resp.raw = memo_lookup(thread_memo(srv), req->workspace_id, rs->memo_key,
+                                   rs->version);
+        if (resp.raw)
+            resp.status = 200;
+    }
+    if (rc == RF_OK && !resp.raw)
+        rc = route->handler(req, &resp, &err);
+    if (read_scope)
+        store_read_end(req->store);
     if (rc) {
         json_decref(resp.json);
         if (resp.raw)
@@ -326,6 +370,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                   rs->req.request_id, rs->req.method, rs->req.path, rs->status, (long long)us);
     buf_release(&rs->req.body);
     free(rs->req.param_buf);
+    free(rs->memo_key);
     free(rs);
     *req_cls = NULL;
 }
@@ -385,21 +430,26 @@ enum rf_status http_server_start(const struct http_config *cfg, struct http_serv
     srv->max_body = cfg->max_body ? cfg->max_body : HTTP_DEFAULT_MAX_BODY;
     srv->hub = cfg->hub;
     srv->pool = cfg->pool;
+    srv->memo = !cfg->no_memo;
     pthread_key_create(&srv->store_key, close_thread_store);
+    pthread_key_create(&srv->memo_key, free_thread_memo);
     metrics_init_routes(router_count());
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     int threads = cfg->threads > 0 ? cfg->threads : HTTP_DEFAULT_THREADS;
     srv->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        flags, 0, NULL, NULL, on_request, srv,
+        /* The logger first: MHD warns (on its own logger) about any option before it. */
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)10000, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-        srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+        srv, MHD_OPTION_END);
     if (!srv->daemon) {
         rf_fail(err, RF_UNAVAILABLE, "cannot listen on %s: %s", cfg->listen, strerror(errno));
         pthread_key_delete(srv->store_key);
+        pthread_key_delete(srv->memo_key);
         free(srv->listen);
         free(srv->db_url);
         free(srv);
@@ -440,6 +490,7 @@ void http_server_stop(struct http_server *srv)
         srv->hook(srv->hook_ud);
     MHD_stop_daemon(srv->daemon);
     pthread_key_delete(srv->store_key);
+    pthread_key_delete(srv->memo_key);
     free(srv->listen);
     free(srv->db_url);
     free(srv);

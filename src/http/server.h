@@ -18,6 +18,7 @@
 #ifndef REFOLD_HTTP_SERVER_H
 #define REFOLD_HTTP_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/status.h"
@@ -34,6 +35,7 @@ struct http_config {
     const char *port_file; /* if set, the bound port is written there once listening */
     struct hub *hub;           /* job event pub/sub for SSE; NULL: no live streams */
     struct worker_pool *pool;  /* this process's workers, woken on enqueue; may be NULL */
+    bool no_memo;          /* render every response (http/memo.h); REFOLD_HTTP_MEMO=0 */
 };
 
 #define HTTP_DEFAULT_MAX_BODY (8u * 1024 * 1024)

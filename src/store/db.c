@@ -119,6 +119,7 @@ enum rf_status db_scalar(struct db *db, const char *sql, const struct db_val *ar
 
 enum rf_status db_begin(struct db *db, struct rf_err *err)
 {
+    db_read_end(db);
     if (db->depth > 0) {
         db->depth++;
         return RF_OK;
@@ -184,4 +185,28 @@ int db_notify_fd(struct db *db)
 enum rf_status db_notifications(struct db *db, db_notify_fn fn, void *ud, struct rf_err *err)
 {
     return db->drv->notifications ? db->drv->notifications(db, fn, ud, err) : RF_OK;
+}
+
+enum rf_status db_read_begin(struct db *db, struct rf_err *err)
+{
+    if (db->reading || db->depth > 0 || !db->drv->read_begin)
+        return RF_OK;
+    enum rf_status rc = db->drv->read_begin(db, err);
+    db->reading = rc == RF_OK;
+    return rc;
+}
+
+void db_read_end(struct db *db)
+{
+    if (!db->reading)
+        return;
+    db->reading = false;
+    db->drv->read_end(db);
+}
+
+enum rf_status db_data_version(struct db *db, uint64_t *out, struct rf_err *err)
+{
+    if (!db->drv->data_version)
+        return rf_fail(err, RF_UNSUPPORTED, "%s cannot report a data version", db->drv->name);
+    return db->drv->data_version(db, out, err);
 }

@@ -91,6 +91,11 @@ struct db_driver {
     enum rf_status (*listen)(struct db *db, const char *channel, struct rf_err *err);
     int (*notify_fd)(struct db *db);
     enum rf_status (*notifications)(struct db *db, db_notify_fn fn, void *ud, struct rf_err *err);
+    /* Optional (NULL: reads stay one statement each). */
+    enum rf_status (*read_begin)(struct db *db, struct rf_err *err);
+    void (*read_end)(struct db *db);
+    /* Optional (NULL: RF_UNSUPPORTED). */
+    enum rf_status (*data_version)(struct db *db, uint64_t *out, struct rf_err *err);
 };
 
 /* Every connection starts with this header (drivers embed it first). */
@@ -99,6 +104,7 @@ struct db {
     enum db_backend backend;
     int depth;         /* nesting of db_begin; the driver sees only the outermost */
     bool aborted;      /* an inner level rolled back: the outermost commit must not */
+    bool reading;      /* inside db_read_begin */
     uint64_t sessions; /* server sessions so far: 1 after open, +1 per reconnect */
 };
 
@@ -154,5 +160,14 @@ int db_notify_fd(struct db *db);
  * queries ran. RF_UNAVAILABLE when the connection turned out to be lost (the next call on
  * db reconnects). Does nothing on SQLite. */
 enum rf_status db_notifications(struct db *db, db_notify_fn fn, void *ud, struct rf_err *err);
+/* A read scope: the reads up to db_read_end share one snapshot (one read transaction on
+ * SQLite), instead of a transaction each. db_begin inside the scope ends it first, so a
+ * write never runs in it. Scopes do not nest; db_read_end without one does nothing. */
+enum rf_status db_read_begin(struct db *db, struct rf_err *err);
+void db_read_end(struct db *db);
+/* A number that differs between two calls on this connection whenever anything was
+ * committed to the database in between, by any connection or process. RF_UNSUPPORTED when
+ * the backend cannot tell. */
+enum rf_status db_data_version(struct db *db, uint64_t *out, struct rf_err *err);
 
 #endif

@@ -85,6 +85,21 @@ void store_rollback(struct store *st)
     db_rollback(st->db);
 }
 
+enum rf_status store_read_begin(struct store *st, struct rf_err *err)
+{
+    return db_read_begin(st->db, err);
+}
+
+void store_read_end(struct store *st)
+{
+    db_read_end(st->db);
+}
+
+enum rf_status store_data_version(struct store *st, uint64_t *out, struct rf_err *err)
+{
+    return db_data_version(st->db, out, err);
+}
+
 /* Migrations in the embedded table, sorted by path (so by number). */
 static int migration_number(const char *path)
 {
@@ -177,6 +192,17 @@ enum rf_status store_schema_version(struct store *st, int *version, struct rf_er
         rc = db_scalar(st->db, SQL_SCHEMA_VERSION, DB_NOARGS, &v, NULL, err);
     *version = (int)v;
     return rc;
+}
+
+const char *store_query_sql(const char *name)
+{
+    if (strcmp(name, "contradictions") == 0)
+        return contradictions_sql();
+    if (strcmp(name, "agent_stats") == 0)
+        return agent_stats_sql();
+    if (strcmp(name, "agent_get") == 0)
+        return agent_get_stats_sql();
+    return NULL;
 }
 
 /* ---- shared row readers ---- */

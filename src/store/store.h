@@ -56,6 +56,16 @@ enum rf_status store_ping(struct store *st, struct rf_err *err);
 enum rf_status store_begin(struct store *st, struct rf_err *err);
 enum rf_status store_commit(struct store *st, struct rf_err *err);
 void store_rollback(struct store *st);
+/* Let the reads up to store_read_end share one snapshot: one read transaction instead of
+ * one per statement, for request paths that read several times. A store_begin inside the
+ * scope ends it first. Scopes do not nest; store_read_end without one does nothing. */
+enum rf_status store_read_begin(struct store *st, struct rf_err *err);
+void store_read_end(struct store *st);
+/* A number that differs between two calls on this connection whenever anything at all was
+ * committed to the database in between (by this process or another). Equal values mean
+ * every read would answer the same, which is what lets the HTTP layer reuse a response.
+ * RF_UNSUPPORTED on backends that cannot tell (PostgreSQL). */
+enum rf_status store_data_version(struct store *st, uint64_t *out, struct rf_err *err);
 
 /* ---- lists ---- */
 
@@ -122,9 +132,11 @@ struct agent_new {
 /* Creates the agent and, with a template, version 1 (manual, active). */
 enum rf_status store_agent_create(struct store *st, const char *ws, const struct agent_new *in,
                                   json_t **out, struct rf_err *err);
+/* Newest first; status and name (exact match) filter when not NULL. A name matches at
+ * most one non-archived agent, and any number of archived ones. */
 enum rf_status store_agent_list(struct store *st, const char *ws, const char *status,
-                                const struct store_page *page, struct store_list *out,
-                                struct rf_err *err);
+                                const char *name, const struct store_page *page,
+                                struct store_list *out, struct rf_err *err);
 /* Agent with its active version, and with "stats" when with_stats. */
 enum rf_status store_agent_get(struct store *st, const char *ws, const char *id, bool with_stats,
                                json_t **out, struct rf_err *err);
@@ -296,6 +308,13 @@ enum rf_status store_executions_put(struct store *st, const char *ws, const char
 enum rf_status store_contradictions(struct store *st, const char *ws, const char *agent_id,
                                     const char *kind, int limit, json_t **out,
                                     struct rf_err *err);
+
+/* ---- query introspection (tests and benchmarks) ---- */
+
+/* The SQL text of a named store query, for plan checks (EXPLAIN QUERY PLAN) in tests and
+ * benchmarks: "contradictions" (SPEC §7 step 2), "agent_get" (an agent with its stats, as
+ * GET /v1/agents/{id} reads it), "agent_stats". NULL for unknown names. Static storage. */
+const char *store_query_sql(const char *name);
 
 /* ---- best practices ---- */
 

@@ -37,7 +37,7 @@ static const char *SQL_AGENT_LIST =
     "SELECT " AGENT_COLS ", " VERSION_COLS " FROM agents a "
     "LEFT JOIN agent_versions v ON v.id = a.active_version_id "
     "WHERE a.workspace_id = ? AND a.id < ? AND (CAST(? AS TEXT) IS NULL OR a.status = ?) "
-    "ORDER BY a.id DESC LIMIT ?";
+    "AND (CAST(? AS TEXT) IS NULL OR a.name = ?) ORDER BY a.id DESC LIMIT ?";
 static const char *SQL_AGENT_STATUS =
     "SELECT status FROM agents WHERE id = ? AND workspace_id = ?";
 static const char *SQL_AGENT_UPDATE =
@@ -47,11 +47,19 @@ static const char *SQL_AGENT_UPDATE =
 static const char *SQL_AGENT_ARCHIVE =
     "UPDATE agents SET status = 'archived', updated_at = ? "
     "WHERE id = ? AND workspace_id = ? AND status <> 'archived'";
+/* The 10 stats columns (agent_stats s, agent a) in the order stats_from_row reads. */
+#define STATS_COLS                                                                                 \
+    "s.traces, s.positive, s.negative, s.neutral, s.executions, s.pos_pass, s.pos_fail, "        \
+    "s.neg_pass, s.neg_fail, (SELECT COUNT(*) FROM evals e WHERE e.agent_id = a.id)"
 static const char *SQL_STATS_GET =
-    "SELECT s.traces, s.positive, s.negative, s.neutral, s.executions, s.pos_pass, s.pos_fail, "
-    "s.neg_pass, s.neg_fail, (SELECT COUNT(*) FROM evals e WHERE e.agent_id = s.agent_id) "
-    "FROM agent_stats s JOIN agents a ON a.id = s.agent_id "
+    "SELECT " STATS_COLS " FROM agent_stats s JOIN agents a ON a.id = s.agent_id "
     "WHERE s.agent_id = ? AND a.workspace_id = ?";
+/* GET /v1/agents/{id}: the agent, its active version and its stats in one statement. */
+static const char *SQL_AGENT_GET_STATS =
+    "SELECT " AGENT_COLS ", " VERSION_COLS ", " STATS_COLS " FROM agents a "
+    "LEFT JOIN agent_versions v ON v.id = a.active_version_id "
+    "LEFT JOIN agent_stats s ON s.agent_id = a.id "
+    "WHERE a.id = ? AND a.workspace_id = ?";
 static const char *SQL_STATS_ADD =
     "UPDATE agent_stats SET traces = traces + ?, positive = positive + ?, "
     "negative = negative + ?, neutral = neutral + ?, executions = executions + ?, "
@@ -85,11 +93,6 @@ static const char *SQL_VERSION_ARCHIVE_ACTIVE =
 static const char *SQL_VERSION_DECIDE =
     "UPDATE agent_versions SET status = ?, decided_at = ?, review_note = COALESCE(?, review_note) "
     "WHERE id = ?";
-
-const char *store_stats_sql(void)
-{
-    return SQL_STATS_GET;
-}
 
 static json_t *agent_from_row(struct db_stmt *s)
 {
@@ -195,8 +198,8 @@ enum rf_status store_agent_create(struct store *st, const char *ws, const struct
 }
 
 enum rf_status store_agent_list(struct store *st, const char *ws, const char *status,
-                                const struct store_page *page, struct store_list *out,
-                                struct rf_err *err)
+                                const char *name, const struct store_page *page,
+                                struct store_list *out, struct rf_err *err)
 {
     const char *bound;
     enum rf_status rc = page_id_cursor(page, &bound, err);
@@ -205,8 +208,8 @@ enum rf_status store_agent_list(struct store *st, const char *ws, const char *st
     struct db_stmt *s;
     bool row;
     rc = db_query(st->db, SQL_AGENT_LIST,
-                  DB_ARGS(DB_T(ws), DB_T(bound), DB_T(status), DB_T(status),
-                          DB_I(page->limit + 1)),
+                  DB_ARGS(DB_T(ws), DB_T(bound), DB_T(status), DB_T(status), DB_T(name),
+                          DB_T(name), DB_I(page->limit + 1)),
                   &s, err);
     if (rc)
         return rc;
@@ -222,27 +225,23 @@ enum rf_status store_agent_list(struct store *st, const char *ws, const char *st
     return RF_OK;
 }
 
+static json_t *stats_from_row(struct db_stmt *s, int c);
+
 enum rf_status store_agent_get(struct store *st, const char *ws, const char *id, bool with_stats,
                                json_t **out, struct rf_err *err)
 {
     struct db_stmt *s;
     bool found;
-    enum rf_status rc = db_row(st->db, SQL_AGENT_GET, DB_ARGS(DB_T(id), DB_T(ws)), &s, &found, err);
+    enum rf_status rc = db_row(st->db, with_stats ? SQL_AGENT_GET_STATS : SQL_AGENT_GET,
+                               DB_ARGS(DB_T(id), DB_T(ws)), &s, &found, err);
     if (rc)
         return rc;
     json_t *a = found ? agent_from_row(s) : NULL;
+    if (a && with_stats)
+        json_object_set_new(a, "stats", stats_from_row(s, AGENT_NCOLS + VERSION_NCOLS));
     db_done(s);
     if (!found)
         return rf_fail(err, RF_NOT_FOUND, "agent %s not found", id);
-    if (with_stats) {
-        json_t *stats = NULL;
-        rc = store_agent_stats(st, ws, id, &stats, err);
-        if (rc) {
-            json_decref(a);
-            return rc;
-        }
-        json_object_set_new(a, "stats", stats);
-    }
     *out = a;
     return RF_OK;
 }
@@ -292,18 +291,99 @@ enum rf_status store_agent_archive(struct store *st, const char *ws, const char 
     return db_commit(db, err);
 }
 
-enum rf_status stats_add(struct db *db, const char *agent_id, int64_t traces, int64_t positive,
-                         int64_t negative, int64_t neutral, int64_t executions, int64_t pos_pass,
-                         int64_t pos_fail, int64_t neg_pass, int64_t neg_fail, struct rf_err *err)
+int64_t *stats_for(struct stats_deltas *d, const char *agent_id)
 {
-    if (!traces && !positive && !negative && !neutral && !executions && !pos_pass && !pos_fail &&
-        !neg_pass && !neg_fail)
-        return RF_OK;
-    return db_run(db, SQL_STATS_ADD,
-                  DB_ARGS(DB_I(traces), DB_I(positive), DB_I(negative), DB_I(neutral),
-                          DB_I(executions), DB_I(pos_pass), DB_I(pos_fail), DB_I(neg_pass),
-                          DB_I(neg_fail), DB_T(agent_id)),
-                  NULL, err);
+    for (int i = 0; i < d->n; i++)
+        if (strcmp(d->a[i].agent_id, agent_id) == 0)
+            return d->a[i].v;
+    if (d->n == d->cap) {
+        d->cap = d->cap ? d->cap * 2 : 4;
+        d->a = xrealloc(d->a, sizeof *d->a * (size_t)d->cap);
+    }
+    memset(&d->a[d->n], 0, sizeof d->a[d->n]);
+    snprintf(d->a[d->n].agent_id, ID_MAX, "%s", agent_id);
+    return d->a[d->n++].v;
+}
+
+static int by_agent(const void *a, const void *b)
+{
+    return strcmp(((const struct stats_delta_row *)a)->agent_id,
+                  ((const struct stats_delta_row *)b)->agent_id);
+}
+
+enum rf_status stats_apply(struct db *db, struct stats_deltas *d, struct rf_err *err)
+{
+    enum rf_status rc = RF_OK;
+    /* In agent order: concurrent batches (PostgreSQL) then lock the counter rows in one
+     * order and cannot deadlock on them. */
+    if (d->n > 1)
+        qsort(d->a, (size_t)d->n, sizeof *d->a, by_agent);
+    for (int i = 0; rc == RF_OK && i < d->n; i++) {
+        const int64_t *v = d->a[i].v;
+        bool any = false;
+        for (int k = 0; k < ST_COUNT; k++)
+            any = any || v[k] != 0;
+        if (any)
+            rc = db_run(db, SQL_STATS_ADD,
+                        DB_ARGS(DB_I(v[ST_TRACES]), DB_I(v[ST_POSITIVE]), DB_I(v[ST_NEGATIVE]),
+                                DB_I(v[ST_NEUTRAL]), DB_I(v[ST_EXECUTIONS]),
+                                DB_I(v[ST_POS_PASS]), DB_I(v[ST_POS_FAIL]),
+                                DB_I(v[ST_NEG_PASS]), DB_I(v[ST_NEG_FAIL]),
+                                DB_T(d->a[i].agent_id)),
+                        NULL, err);
+    }
+    free(d->a);
+    memset(d, 0, sizeof *d);
+    return rc;
+}
+
+void stats_bucket(int64_t *v, const char *rating, bool predicted, int64_t sign)
+{
+    if (!rating)
+        return;
+    if (strcmp(rating, "positive") == 0)
+        v[predicted ? ST_POS_PASS : ST_POS_FAIL] += sign;
+    else if (strcmp(rating, "negative") == 0)
+        v[predicted ? ST_NEG_PASS : ST_NEG_FAIL] += sign;
+}
+
+const char *agent_stats_sql(void)
+{
+    return SQL_STATS_GET;
+}
+
+const char *agent_get_stats_sql(void)
+{
+    return SQL_AGENT_GET_STATS;
+}
+
+/* The Stats object of SPEC §4.2 from the STATS_COLS at column c (all NULL: no counters
+ * row, which every agent has; reported as zeros). */
+static json_t *stats_from_row(struct db_stmt *s, int c)
+{
+    int64_t traces = db_int(s, c), pos = db_int(s, c + 1), neg = db_int(s, c + 2),
+            neu = db_int(s, c + 3), execs = db_int(s, c + 4), pp = db_int(s, c + 5),
+            pf = db_int(s, c + 6), np = db_int(s, c + 7), nf = db_int(s, c + 8),
+            evals = db_int(s, c + 9);
+    int64_t judged = pp + pf + np + nf, contradictions = pf + np;
+    json_t *o = json_object();
+    json_object_set_new(o, "traces", json_integer(traces));
+    json_object_set_new(o, "rated", json_integer(pos + neg + neu));
+    json_object_set_new(o, "positive", json_integer(pos));
+    json_object_set_new(o, "negative", json_integer(neg));
+    json_object_set_new(o, "neutral", json_integer(neu));
+    json_object_set_new(o, "evals", json_integer(evals));
+    json_object_set_new(o, "executions", json_integer(execs));
+    json_object_set_new(o, "contradictions", json_integer(contradictions));
+    json_object_set_new(o, "missed_failures", json_integer(np));
+    json_object_set_new(o, "false_alarms", json_integer(pf));
+    json_object_set_new(o, "contradiction_rate",
+                        judged ? json_real((double)contradictions / (double)judged)
+                               : json_null());
+    json_object_set_new(o, "eval_accuracy",
+                        judged ? json_real(1.0 - (double)contradictions / (double)judged)
+                               : json_null());
+    return o;
 }
 
 enum rf_status store_agent_stats(struct store *st, const char *ws, const char *agent_id,
@@ -315,26 +395,10 @@ enum rf_status store_agent_stats(struct store *st, const char *ws, const char *a
         db_row(st->db, SQL_STATS_GET, DB_ARGS(DB_T(agent_id), DB_T(ws)), &s, &found, err);
     if (rc)
         return rc;
-    if (!found) {
-        db_done(s);
-        return rf_fail(err, RF_NOT_FOUND, "agent %s not found", agent_id);
-    }
-    int64_t traces = db_int(s, 0), pos = db_int(s, 1), neg = db_int(s, 2), neu = db_int(s, 3);
-    int64_t execs = db_int(s, 4), pp = db_int(s, 5), pf = db_int(s, 6), np = db_int(s, 7),
-            nf = db_int(s, 8), evals = db_int(s, 9);
+    if (found)
+        *out = stats_from_row(s, 0);
     db_done(s);
-    int64_t judged = pp + pf + np + nf, contradictions = pf + np;
-    json_t *rate = judged ? json_real((double)contradictions / (double)judged) : json_null();
-    json_t *acc =
-        judged ? json_real(1.0 - (double)contradictions / (double)judged) : json_null();
-    *out = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "traces",
-                     (json_int_t)traces, "rated", (json_int_t)(pos + neg + neu), "positive",
-                     (json_int_t)pos, "negative", (json_int_t)neg, "neutral", (json_int_t)neu,
-                     "evals", (json_int_t)evals, "executions", (json_int_t)execs,
-                     "contradictions", (json_int_t)contradictions, "missed_failures",
-                     (json_int_t)np, "false_alarms", (json_int_t)pf, "contradiction_rate", rate,
-                     "eval_accuracy", acc);
-    return RF_OK;
+    return found ? RF_OK : rf_fail(err, RF_NOT_FOUND, "agent %s not found", agent_id);
 }
 
 /* ---- versions ---- */

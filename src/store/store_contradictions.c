@@ -28,13 +28,9 @@ static const char *SQL_CONTRADICTIONS =
     "ORDER BY f.updated_at DESC, f.trace_id DESC LIMIT ?";
 static const char *SQL_AGENT_IN_WS = "SELECT 1 FROM agents WHERE id = ? AND workspace_id = ?";
 
-const char *store_query_sql(const char *name)
+const char *contradictions_sql(void)
 {
-    if (strcmp(name, "contradictions") == 0)
-        return SQL_CONTRADICTIONS;
-    if (strcmp(name, "agent_stats") == 0)
-        return store_stats_sql();
-    return NULL;
+    return SQL_CONTRADICTIONS;
 }
 
 enum rf_status store_contradictions(struct store *st, const char *ws, const char *agent_id,

@@ -5,7 +5,9 @@
  * (eval_id, trace_id). The trace must belong to the eval's agent. Counter
  * upkeep: a new execution adds to `executions`, and when its trace is rated
  * positive or negative also to the matching pass/fail bucket; a changed
- * prediction moves it between buckets.
+ * prediction moves it between buckets. A batch gathers the changes and writes
+ * them once (struct stats_deltas). New executions are inserted first and
+ * looked up only when the insert changed nothing (see store_traces.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,11 +39,11 @@ static const char *SQL_EXEC_GET =
     "WHERE eval_id = ? AND trace_id = ?";
 static const char *SQL_EXEC_INSERT =
     "INSERT INTO eval_executions (id, eval_id, trace_id, agent_id, predicted_result, "
-    "predicted_reason, execution_time_ms, executed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+    "predicted_reason, execution_time_ms, executed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (eval_id, trace_id) DO NOTHING";
 static const char *SQL_EXEC_UPDATE =
     "UPDATE eval_executions SET predicted_result = ?, predicted_reason = ?, "
     "execution_time_ms = ?, executed_at = ? WHERE id = ?";
-static const char *SQL_TRACE_RATING = "SELECT rating FROM feedback WHERE trace_id = ?";
 
 static json_t *eval_from_row(struct db_stmt *s)
 {
@@ -132,24 +134,13 @@ enum rf_status store_eval_list(struct store *st, const char *ws, const char *age
     return RF_OK;
 }
 
-/* Bucket deltas (pos_pass, pos_fail, neg_pass, neg_fail) for one execution on a trace
- * rated `rating`, signed by sign. */
-static void bucket(const char *rating, bool predicted, int64_t sign, int64_t d[4])
-{
-    if (!rating)
-        return;
-    if (strcmp(rating, "positive") == 0)
-        d[predicted ? 0 : 1] += sign;
-    else if (strcmp(rating, "negative") == 0)
-        d[predicted ? 2 : 3] += sign;
-}
-
 static enum rf_status put_execution(struct db *db, const char *ws, const char *eval_id,
                                     const char *eval_agent, const struct execution_new *in,
-                                    int64_t now, struct store_item_result *r, struct rf_err *err)
+                                    int64_t now, int64_t *v, struct store_item_result *r,
+                                    struct rf_err *err)
 {
-    char trace_id[ID_MAX], agent_id[ID_MAX];
-    enum rf_status rc = trace_resolve(db, ws, &in->trace, trace_id, agent_id, &r->err);
+    struct trace_found t;
+    enum rf_status rc = trace_resolve(db, ws, &in->trace, &t, &r->err);
     if (rc == RF_NOT_FOUND) {
         r->outcome = OUTCOME_REJECTED;
         return RF_OK;
@@ -159,63 +150,64 @@ static enum rf_status put_execution(struct db *db, const char *ws, const char *e
             *err = r->err;
         return rc;
     }
-    if (strcmp(agent_id, eval_agent) != 0) {
+    trace_found_release(&t); /* only the rating is needed */
+    const char *rating = t.rating[0] ? t.rating : NULL;
+    if (strcmp(t.agent_id, eval_agent) != 0) {
         r->outcome = OUTCOME_REJECTED;
         rf_fail_field(&r->err, RF_INVALID, "trace_id",
-                      "trace %s belongs to another agent than eval %s", trace_id, eval_id);
+                      "trace %s belongs to another agent than eval %s", t.trace_id, eval_id);
         return RF_OK;
     }
-    struct db_stmt *s;
-    bool found, had_rating;
-    rc = db_row(db, SQL_EXEC_GET, DB_ARGS(DB_T(eval_id), DB_T(trace_id)), &s, &found, err);
+    int64_t inserted = 0;
+    id_new("exe_", r->id);
+    rc = db_run(db, SQL_EXEC_INSERT,
+                DB_ARGS(DB_T(r->id), DB_T(eval_id), DB_T(t.trace_id), DB_T(t.agent_id),
+                        DB_I(in->predicted_result), DB_T(in->predicted_reason),
+                        DB_IN(in->execution_time_ms, in->has_execution_time), DB_I(now)),
+                &inserted, err);
     if (rc)
         return rc;
-    bool old_pred = false;
-    if (found) {
-        snprintf(r->id, ID_MAX, "%s", db_text(s, 0));
-        old_pred = db_int(s, 1) != 0;
-        bool same = old_pred == in->predicted_result &&
-                    ((!db_text(s, 2) && !in->predicted_reason) ||
-                     (db_text(s, 2) && in->predicted_reason &&
-                      strcmp(db_text(s, 2), in->predicted_reason) == 0)) &&
-                    (db_is_null(s, 3) ? !in->has_execution_time
-                                      : in->has_execution_time &&
-                                            db_int(s, 3) == in->execution_time_ms);
-        db_done(s);
-        if (same) {
-            r->outcome = OUTCOME_UNCHANGED;
-            return RF_OK;
-        }
-        r->outcome = OUTCOME_UPDATED;
-        rc = db_run(db, SQL_EXEC_UPDATE,
-                    DB_ARGS(DB_I(in->predicted_result), DB_T(in->predicted_reason),
-                            DB_IN(in->execution_time_ms, in->has_execution_time), DB_I(now),
-                            DB_T(r->id)),
-                    NULL, err);
-    } else {
-        db_done(s);
-        id_new("exe_", r->id);
+    if (inserted) {
         r->outcome = OUTCOME_CREATED;
-        rc = db_run(db, SQL_EXEC_INSERT,
-                    DB_ARGS(DB_T(r->id), DB_T(eval_id), DB_T(trace_id), DB_T(agent_id),
-                            DB_I(in->predicted_result), DB_T(in->predicted_reason),
-                            DB_IN(in->execution_time_ms, in->has_execution_time), DB_I(now)),
-                    NULL, err);
+        v[ST_EXECUTIONS]++;
+        stats_bucket(v, rating, in->predicted_result, 1);
+        return RF_OK;
     }
+    /* The eval judged this trace before: compare, and update when something changed. */
+    struct db_stmt *s;
+    bool found;
+    rc = db_row(db, SQL_EXEC_GET, DB_ARGS(DB_T(eval_id), DB_T(t.trace_id)), &s, &found, err);
     if (rc)
         return rc;
-    if (found && old_pred == in->predicted_result)
-        return RF_OK; /* only the reason or timing changed: no counter moves */
-    rc = db_row(db, SQL_TRACE_RATING, DB_ARGS(DB_T(trace_id)), &s, &had_rating, err);
-    if (rc)
-        return rc;
-    int64_t d[4] = {0};
-    const char *rating = had_rating ? db_text(s, 0) : NULL;
-    if (found)
-        bucket(rating, old_pred, -1, d);
-    bucket(rating, in->predicted_result, 1, d);
+    if (!found) {
+        db_done(s);
+        return rf_fail(err, RF_INTERNAL, "execution of eval %s on trace %s conflicts but "
+                       "cannot be found", eval_id, t.trace_id);
+    }
+    snprintf(r->id, ID_MAX, "%s", db_text(s, 0));
+    bool old_pred = db_int(s, 1) != 0;
+    bool same = old_pred == in->predicted_result &&
+                ((!db_text(s, 2) && !in->predicted_reason) ||
+                 (db_text(s, 2) && in->predicted_reason &&
+                  strcmp(db_text(s, 2), in->predicted_reason) == 0)) &&
+                (db_is_null(s, 3) ? !in->has_execution_time
+                                  : in->has_execution_time && db_int(s, 3) == in->execution_time_ms);
     db_done(s);
-    return stats_add(db, agent_id, 0, 0, 0, 0, found ? 0 : 1, d[0], d[1], d[2], d[3], err);
+    if (same) {
+        r->outcome = OUTCOME_UNCHANGED;
+        return RF_OK;
+    }
+    r->outcome = OUTCOME_UPDATED;
+    rc = db_run(db, SQL_EXEC_UPDATE,
+                DB_ARGS(DB_I(in->predicted_result), DB_T(in->predicted_reason),
+                        DB_IN(in->execution_time_ms, in->has_execution_time), DB_I(now),
+                        DB_T(r->id)),
+                NULL, err);
+    if (rc == RF_OK && old_pred != in->predicted_result) {
+        stats_bucket(v, rating, old_pred, -1);
+        stats_bucket(v, rating, in->predicted_result, 1);
+    }
+    return rc;
 }
 
 enum rf_status store_executions_put(struct store *st, const char *ws, const char *eval_id,
@@ -224,6 +216,7 @@ enum rf_status store_executions_put(struct store *st, const char *ws, const char
 {
     struct db *db = st->db;
     json_t *eval = NULL;
+    struct stats_deltas deltas = {0};
     enum rf_status rc = db_begin(db, err);
     if (rc)
         return rc;
@@ -232,12 +225,16 @@ enum rf_status store_executions_put(struct store *st, const char *ws, const char
     if (rc == RF_OK) {
         char agent[ID_MAX];
         snprintf(agent, sizeof agent, "%s", json_string_value(json_object_get(eval, "agent_id")));
+        int64_t *v = stats_for(&deltas, agent);
         for (int i = 0; rc == RF_OK && i < n; i++) {
             memset(&results[i], 0, sizeof results[i]);
-            rc = put_execution(db, ws, eval_id, agent, &items[i], now, &results[i], err);
+            rc = put_execution(db, ws, eval_id, agent, &items[i], now, v, &results[i], err);
         }
     }
     json_decref(eval);
+    enum rf_status rc2 = stats_apply(db, &deltas, err);
+    if (rc == RF_OK)
+        rc = rc2;
     if (rc) {
         db_rollback(db);
         return rc;

@@ -40,19 +40,48 @@ enum rf_status page_id_cursor(const struct store_page *p, const char **bound, st
  * key_field of the last kept element. */
 void page_finish(struct store_list *out, int limit, const char *key_field);
 
-/* Apply deltas to an agent's counters (creating the row when missing). */
-enum rf_status stats_add(struct db *db, const char *agent_id, int64_t traces, int64_t positive,
-                         int64_t negative, int64_t neutral, int64_t executions, int64_t pos_pass,
-                         int64_t pos_fail, int64_t neg_pass, int64_t neg_fail, struct rf_err *err);
+/* The counters of agent_stats, in column order. */
+enum stat {
+    ST_TRACES, ST_POSITIVE, ST_NEGATIVE, ST_NEUTRAL, ST_EXECUTIONS,
+    ST_POS_PASS, ST_POS_FAIL, ST_NEG_PASS, ST_NEG_FAIL, ST_COUNT
+};
 
-/* Resolve a trace reference inside workspace ws to (trace id, agent id). */
+/* Counter changes gathered over a batch, per agent, written by stats_apply in one UPDATE
+ * per agent inside the batch's transaction (one UPDATE per item was a tenth of an
+ * import's time). */
+struct stats_delta_row {
+    char agent_id[ID_MAX];
+    int64_t v[ST_COUNT];
+};
+
+struct stats_deltas {
+    struct stats_delta_row *a;
+    int n, cap;
+};
+
+/* The agent's row of deltas (zeros at first), valid until the next call. */
+int64_t *stats_for(struct stats_deltas *d, const char *agent_id);
+/* Add every row of deltas to agent_stats and free them (also on failure). */
+enum rf_status stats_apply(struct db *db, struct stats_deltas *d, struct rf_err *err);
+/* Counter moves for one execution on a trace rated `rating` (NULL: unrated), signed. */
+void stats_bucket(int64_t *v, const char *rating, bool predicted, int64_t sign);
+
+/* A trace reference resolved inside a workspace, with the trace's feedback. */
+struct trace_found {
+    char trace_id[ID_MAX];
+    char agent_id[ID_MAX];
+    char rating[16]; /* "" when the trace has no feedback */
+    char *note;      /* the feedback's note or NULL; release with trace_found_release */
+};
+
+/* Resolve ref inside workspace ws; RF_NOT_FOUND (naming the field) when it names no trace. */
 enum rf_status trace_resolve(struct db *db, const char *ws, const struct trace_ref *ref,
-                             char trace_id[ID_MAX], char agent_id[ID_MAX], struct rf_err *err);
+                             struct trace_found *out, struct rf_err *err);
+void trace_found_release(struct trace_found *t);
 
-/* The SQL text of a named query, for plan checks in tests: "contradictions",
- * "agent_stats". NULL for unknown names. */
-const char *store_query_sql(const char *name);
-/* The agent stats query (store_agents.c). */
-const char *store_stats_sql(void);
+/* The SQL of named queries, for store_query_sql. */
+const char *contradictions_sql(void);
+const char *agent_stats_sql(void);
+const char *agent_get_stats_sql(void);
 
 #endif

@@ -1,22 +1,56 @@
 /*
  * store_sqlite - the SQLite driver of the store's SQL layer (db.h).
  *
- * One sqlite3 connection per struct db, opened NOMUTEX because a connection
- * belongs to one thread. Connections run in WAL mode with synchronous=NORMAL
- * (a commit is durable once the WAL is checkpointed; an OS crash may lose the
- * last transactions, a process crash loses nothing), foreign keys on and a
- * busy_timeout for other processes.
+ * DESIGN. Every struct db is a thread's own sqlite3 connection, opened
+ * NOMUTEX because a connection belongs to one thread, in WAL mode with
+ * synchronous=NORMAL (a commit is durable once the WAL is checkpointed; an OS
+ * crash may lose the last transactions, a process crash loses nothing),
+ * foreign keys on and a busy_timeout for other processes. Reads run there,
+ * one statement per transaction, or several in one deferred transaction
+ * between db_read_begin and db_read_end (each read transaction costs shared-
+ * memory locks and an fstat: a third of a short GET before read scopes).
+ * SQLite's memory statistics are turned off: they take a process-wide mutex
+ * on every allocation.
  *
- * Statements are cached per connection in a small open-addressing table keyed
- * by the address of the SQL constant.
+ * Writes of this process to one database file all go through one shared
+ * connection, the file's struct writer: db_begin takes writer->lock, runs
+ * BEGIN IMMEDIATE on the writer's connection, and every statement up to
+ * COMMIT/ROLLBACK goes to that connection. In WAL mode a connection drops its
+ * whole page cache whenever another connection has committed; as nobody else
+ * in the process writes, the writer's cache stays valid from one write to the
+ * next and a write walks its b-trees in memory instead of re-reading each
+ * page with pread. It also keeps one process-wide writer per file, so threads
+ * queue on a mutex instead of spinning on SQLITE_BUSY; other processes are
+ * waited for by busy_timeout. In-memory and URI databases (":memory:",
+ * "file:...") cannot be shared that way and write on their own connection
+ * under solo_lock.
  *
- * Write lock: all writers of this process take write_lock before BEGIN
- * IMMEDIATE and drop it after COMMIT/ROLLBACK (guards: the right to hold a
- * SQLite write transaction in this process). Readers never take it.
+ * Checkpoints: the writer does not checkpoint when it commits
+ * (wal_autocheckpoint=0). Its WAL hook wakes the writer's checkpointer thread
+ * once CHECKPOINT_FRAMES frames wait to be copied, and that thread runs a
+ * PASSIVE checkpoint on a connection of its own, so the copying and the fsyncs
+ * happen beside the writes instead of inside one of them (inline, every
+ * thousandth frame stalled every writer for a copy and two fsyncs). Only when
+ * the WAL has grown to WAL_RESTART_FRAMES does it checkpoint under the write
+ * lock, so that the WAL can start over (see checkpointer()). The thread starts
+ * on first need and is joined when the last connection to the file closes.
+ *
+ * Reader page caches are small (READER_CACHE_KIB): under writes they are
+ * dropped at every transaction anyway, and each one counts in the server's
+ * memory. The writer's cache is larger (WRITER_CACHE_KIB).
+ *
+ * Statements are prepared once per connection and cached in a small
+ * open-addressing table keyed by the address of the SQL constant.
+ *
+ * Locks: writers_lock guards the writers list and each writer's refs;
+ * writer->lock is the right to use writer->conn (held from BEGIN to the end of
+ * the transaction); writer->ckpt_lock guards the checkpointer's fields.
  */
+#include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,25 +60,66 @@
 #include "core/banned.h"
 
 #define BUSY_TIMEOUT_MS 10000
+#define READER_CACHE_KIB 2048
+#define WRITER_CACHE_KIB 16384
+#define CHECKPOINT_FRAMES 1000
+#define WAL_RESTART_FRAMES 8000
+/* After a checkpoint the WAL file is cut back to this size. */
+#define WAL_SIZE_LIMIT (64 * 1024 * 1024)
 
-static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
+struct conn {
+    sqlite3 *h;
+    struct lite_stmt **cache; /* open addressing by SQL pointer */
+    size_t cap, count;
+    sqlite3_stmt *begin, *commit, *rollback, *read_begin;
+};
 
 struct lite_stmt {
     struct db_stmt base;
     sqlite3_stmt *s;
     const char *sql;
+    struct conn *conn;
+};
+
+struct writer {
+    struct writer *next;
+    char *path;
+    int refs; /* lite connections open on path (writers_lock) */
+    pthread_mutex_t lock;
+    struct conn conn; /* h is NULL until the first write */
+
+    pthread_mutex_t ckpt_lock;
+    pthread_cond_t ckpt_cond;
+    pthread_t ckpt_thread;
+    bool ckpt_started, ckpt_stop;
+    int wal_frames; /* frames in the WAL after the last commit */
+    int backfilled; /* frames the last checkpoint copied into the database */
 };
 
 struct lite {
     struct db base;
-    sqlite3 *h;
-    struct lite_stmt **cache; /* open addressing by SQL pointer */
-    size_t cap, count;
+    struct conn own;
+    struct writer *w; /* NULL: write on own under solo_lock */
+    struct conn *cur; /* own, or w->conn inside a write transaction */
+    uint64_t own_commits; /* write transactions committed on own (solo databases) */
 };
 
-static enum rf_status fail(struct lite *l, struct rf_err *err, int rc, const char *what)
+static pthread_mutex_t writers_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct writer *writers;
+static pthread_mutex_t solo_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
+
+static void lib_init(void)
 {
-    int ext = sqlite3_extended_errcode(l->h);
+    /* Memory statistics take a process-wide mutex on every allocation: the busiest lock
+     * of a multi-threaded reader. Fails harmlessly when SQLite is already initialised. */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    sqlite3_initialize();
+}
+
+static enum rf_status fail(struct conn *c, struct rf_err *err, int rc, const char *what)
+{
+    int ext = sqlite3_extended_errcode(c->h);
     enum rf_status code = RF_INTERNAL;
     if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY)
         code = RF_CONFLICT;
@@ -53,15 +128,19 @@ static enum rf_status fail(struct lite *l, struct rf_err *err, int rc, const cha
         code = RF_INVALID;
     else if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
         code = RF_UNAVAILABLE;
-    return rf_fail(err, code, "database %s failed: %s", what, sqlite3_errmsg(l->h));
+    return rf_fail(err, code, "database %s failed: %s", what, sqlite3_errmsg(c->h));
 }
 
-static enum rf_status lite_open(const char *url, struct db **out, struct rf_err *err)
+static int prepare(sqlite3 *h, const char *sql, sqlite3_stmt **out)
+{
+    return sqlite3_prepare_v3(h, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL);
+}
+
+static enum rf_status conn_open(const char *path, int cache_kib, bool writer, struct conn *c,
+                                struct rf_err *err)
 {
     sqlite3 *h = NULL;
-    const char *path = url;
-    if (strncmp(path, "sqlite://", 9) == 0)
-        path += 9;
+    memset(c, 0, sizeof *c);
     int rc = sqlite3_open_v2(path, &h,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                              NULL);
@@ -72,45 +151,223 @@ static enum rf_status lite_open(const char *url, struct db **out, struct rf_err 
         return RF_UNAVAILABLE;
     }
     sqlite3_busy_timeout(h, BUSY_TIMEOUT_MS);
-    static const char *pragmas = "PRAGMA journal_mode=WAL;"
-                                 "PRAGMA synchronous=NORMAL;"
-                                 "PRAGMA foreign_keys=ON;"
-                                 "PRAGMA temp_store=MEMORY;"
-                                 "PRAGMA cache_size=-16000;";
+    char pragmas[512];
+    snprintf(pragmas, sizeof pragmas,
+             "PRAGMA journal_mode=WAL;"
+             "PRAGMA synchronous=NORMAL;"
+             "PRAGMA foreign_keys=ON;"
+             "PRAGMA temp_store=MEMORY;"
+             "PRAGMA cache_size=-%d;"
+             "PRAGMA journal_size_limit=%d;%s",
+             cache_kib, WAL_SIZE_LIMIT, writer ? "PRAGMA wal_autocheckpoint=0;" : "");
     char *msg = NULL;
-    if (sqlite3_exec(h, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
+    if (sqlite3_exec(h, pragmas, NULL, NULL, &msg) != SQLITE_OK ||
+        prepare(h, "BEGIN IMMEDIATE", &c->begin) != SQLITE_OK ||
+        prepare(h, "COMMIT", &c->commit) != SQLITE_OK ||
+        prepare(h, "ROLLBACK", &c->rollback) != SQLITE_OK ||
+        prepare(h, "BEGIN", &c->read_begin) != SQLITE_OK) {
         rf_fail(err, RF_UNAVAILABLE, "cannot configure database %s: %s", path,
-                msg ? msg : "unknown error");
+                msg ? msg : sqlite3_errmsg(h));
         sqlite3_free(msg);
+        sqlite3_finalize(c->begin);
+        sqlite3_finalize(c->commit);
+        sqlite3_finalize(c->rollback);
+        sqlite3_finalize(c->read_begin);
         sqlite3_close(h);
         return RF_UNAVAILABLE;
     }
+    c->h = h;
+    c->cap = 64;
+    c->cache = xcalloc(c->cap, sizeof *c->cache);
+    return RF_OK;
+}
+
+static void conn_close(struct conn *c)
+{
+    if (!c->h)
+        return;
+    for (size_t i = 0; i < c->cap; i++) {
+        if (c->cache[i]) {
+            sqlite3_finalize(c->cache[i]->s);
+            free(c->cache[i]);
+        }
+    }
+    free(c->cache);
+    sqlite3_finalize(c->begin);
+    sqlite3_finalize(c->commit);
+    sqlite3_finalize(c->rollback);
+    sqlite3_finalize(c->read_begin);
+    sqlite3_close(c->h);
+    memset(c, 0, sizeof *c);
+}
+
+/* Run one of the connection's prepared transaction statements. */
+static int run_stmt(sqlite3_stmt *s)
+{
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* ---- checkpointer ---- */
+
+static void *checkpointer(void *arg)
+{
+    struct writer *w = arg;
+    struct conn c;
+    struct rf_err err;
+    if (conn_open(w->path, 256, false, &c, &err) != RF_OK) {
+        log_error("checkpointer cannot open the database", "error=\"%s\"", err.message);
+        return NULL;
+    }
+    pthread_mutex_lock(&w->ckpt_lock);
+    for (;;) {
+        while (!w->ckpt_stop && w->wal_frames - w->backfilled < CHECKPOINT_FRAMES)
+            pthread_cond_wait(&w->ckpt_cond, &w->ckpt_lock);
+        if (w->ckpt_stop)
+            break;
+        /* A WAL that writers keep appending to is never completely checkpointed, and only
+         * a complete one restarts from its beginning: past WAL_RESTART_FRAMES, checkpoint
+         * the tail while holding the write lock. */
+        bool locked = w->wal_frames >= WAL_RESTART_FRAMES;
+        pthread_mutex_unlock(&w->ckpt_lock);
+        if (locked)
+            pthread_mutex_lock(&w->lock);
+        int log_frames = 0, done = 0;
+        int rc = sqlite3_wal_checkpoint_v2(c.h, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
+                                           &done);
+        if (locked)
+            pthread_mutex_unlock(&w->lock);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+            log_warn("checkpoint failed", "error=\"%s\"", sqlite3_errmsg(c.h));
+        pthread_mutex_lock(&w->ckpt_lock);
+        w->backfilled = done > 0 ? done : w->backfilled;
+    }
+    pthread_mutex_unlock(&w->ckpt_lock);
+    conn_close(&c);
+    return NULL;
+}
+
+/* After each commit of the writer connection (writer->lock held): frames is the WAL's
+ * size in frames. */
+static int on_wal(void *ud, sqlite3 *h, const char *dbname, int frames)
+{
+    (void)h;
+    (void)dbname;
+    struct writer *w = ud;
+    pthread_mutex_lock(&w->ckpt_lock);
+    if (frames < w->backfilled)
+        w->backfilled = 0; /* the WAL restarted */
+    w->wal_frames = frames;
+    if (frames - w->backfilled >= CHECKPOINT_FRAMES) {
+        if (!w->ckpt_started && !w->ckpt_stop)
+            w->ckpt_started = pthread_create(&w->ckpt_thread, NULL, checkpointer, w) == 0;
+        pthread_cond_signal(&w->ckpt_cond);
+    }
+    pthread_mutex_unlock(&w->ckpt_lock);
+    return SQLITE_OK;
+}
+
+/* ---- the writer registry ---- */
+
+static bool shareable(const char *path)
+{
+    return path[0] && strcmp(path, ":memory:") != 0 && strncmp(path, "file:", 5) != 0;
+}
+
+/* The writer of path, with one more reference. */
+static struct writer *writer_acquire(const char *path)
+{
+    char *real = realpath(path, NULL);
+    const char *key = real ? real : path;
+    pthread_mutex_lock(&writers_lock);
+    struct writer *w = writers;
+    while (w && strcmp(w->path, key) != 0)
+        w = w->next;
+    if (!w) {
+        w = xcalloc(1, sizeof *w);
+        w->path = xstrdup(key);
+        pthread_mutex_init(&w->lock, NULL);
+        pthread_mutex_init(&w->ckpt_lock, NULL);
+        pthread_cond_init(&w->ckpt_cond, NULL);
+        w->next = writers;
+        writers = w;
+    }
+    w->refs++;
+    pthread_mutex_unlock(&writers_lock);
+    free(real);
+    return w;
+}
+
+static void writer_release(struct writer *w)
+{
+    pthread_mutex_lock(&writers_lock);
+    if (--w->refs > 0) {
+        pthread_mutex_unlock(&writers_lock);
+        return;
+    }
+    for (struct writer **p = &writers; *p; p = &(*p)->next) {
+        if (*p == w) {
+            *p = w->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&writers_lock);
+    pthread_mutex_lock(&w->ckpt_lock);
+    w->ckpt_stop = true;
+    pthread_cond_signal(&w->ckpt_cond);
+    bool started = w->ckpt_started;
+    pthread_mutex_unlock(&w->ckpt_lock);
+    if (started)
+        pthread_join(w->ckpt_thread, NULL);
+    conn_close(&w->conn);
+    pthread_cond_destroy(&w->ckpt_cond);
+    pthread_mutex_destroy(&w->ckpt_lock);
+    pthread_mutex_destroy(&w->lock);
+    free(w->path);
+    free(w);
+}
+
+/* ---- driver ---- */
+
+static enum rf_status lite_open(const char *url, struct db **out, struct rf_err *err)
+{
+    pthread_once(&lib_once, lib_init);
+    const char *path = url;
+    if (strncmp(path, "sqlite://", 9) == 0)
+        path += 9;
     struct lite *l = xcalloc(1, sizeof *l);
+    enum rf_status rc = conn_open(path, READER_CACHE_KIB, false, &l->own, err);
+    if (rc) {
+        free(l);
+        return rc;
+    }
     l->base.drv = &db_sqlite_driver;
     l->base.backend = DB_SQLITE;
     l->base.sessions = 1;
-    l->h = h;
-    l->cap = 64;
-    l->cache = xcalloc(l->cap, sizeof *l->cache);
+    l->cur = &l->own;
+    if (shareable(path))
+        l->w = writer_acquire(path);
     *out = &l->base;
     return RF_OK;
+}
+
+static void unlock_writes(struct lite *l)
+{
+    l->cur = &l->own;
+    pthread_mutex_unlock(l->w ? &l->w->lock : &solo_lock);
 }
 
 static void lite_close(struct db *db)
 {
     struct lite *l = (struct lite *)db;
     if (l->base.depth > 0) {
-        sqlite3_exec(l->h, "ROLLBACK", NULL, NULL, NULL);
-        pthread_mutex_unlock(&write_lock);
+        run_stmt(l->cur->rollback);
+        unlock_writes(l);
     }
-    for (size_t i = 0; i < l->cap; i++) {
-        if (l->cache[i]) {
-            sqlite3_finalize(l->cache[i]->s);
-            free(l->cache[i]);
-        }
-    }
-    free(l->cache);
-    sqlite3_close(l->h);
+    conn_close(&l->own);
+    if (l->w)
+        writer_release(l->w);
     free(l);
 }
 
@@ -118,35 +375,35 @@ static enum rf_status lite_exec_script(struct db *db, const char *sql, struct rf
 {
     struct lite *l = (struct lite *)db;
     char *msg = NULL;
-    int rc = sqlite3_exec(l->h, sql, NULL, NULL, &msg);
+    int rc = sqlite3_exec(l->cur->h, sql, NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
-        enum rf_status code = fail(l, err, rc, "script");
+        enum rf_status code = fail(l->cur, err, rc, "script");
         sqlite3_free(msg);
         return code;
     }
     return RF_OK;
 }
 
-static size_t slot_of(struct lite *l, const char *sql)
+static size_t slot_of(struct conn *c, const char *sql)
 {
     uintptr_t h = (uintptr_t)sql;
     h ^= h >> 17;
     h *= 0x9E3779B97F4A7C15ull;
-    size_t i = (size_t)(h >> 7) & (l->cap - 1);
-    while (l->cache[i] && l->cache[i]->sql != sql)
-        i = (i + 1) & (l->cap - 1);
+    size_t i = (size_t)(h >> 7) & (c->cap - 1);
+    while (c->cache[i] && c->cache[i]->sql != sql)
+        i = (i + 1) & (c->cap - 1);
     return i;
 }
 
-static void grow(struct lite *l)
+static void grow(struct conn *c)
 {
-    struct lite_stmt **old = l->cache;
-    size_t oldcap = l->cap;
-    l->cap *= 2;
-    l->cache = xcalloc(l->cap, sizeof *l->cache);
+    struct lite_stmt **old = c->cache;
+    size_t oldcap = c->cap;
+    c->cap *= 2;
+    c->cache = xcalloc(c->cap, sizeof *c->cache);
     for (size_t i = 0; i < oldcap; i++)
         if (old[i])
-            l->cache[slot_of(l, old[i]->sql)] = old[i];
+            c->cache[slot_of(c, old[i]->sql)] = old[i];
     free(old);
 }
 
@@ -154,24 +411,26 @@ static enum rf_status lite_query(struct db *db, const char *sql, const struct db
                                  struct db_stmt **out, struct rf_err *err)
 {
     struct lite *l = (struct lite *)db;
-    size_t i = slot_of(l, sql);
-    struct lite_stmt *st = l->cache[i];
+    struct conn *c = l->cur;
+    size_t i = slot_of(c, sql);
+    struct lite_stmt *st = c->cache[i];
     if (!st) {
         sqlite3_stmt *s = NULL;
-        int rc = sqlite3_prepare_v3(l->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL);
+        int rc = prepare(c->h, sql, &s);
         if (rc != SQLITE_OK)
-            return fail(l, err, rc, "prepare");
+            return fail(c, err, rc, "prepare");
         st = xcalloc(1, sizeof *st);
-        st->base.db = db;
         st->s = s;
         st->sql = sql;
-        l->cache[i] = st;
-        if (++l->count * 2 > l->cap)
-            grow(l);
+        st->conn = c;
+        c->cache[i] = st;
+        if (++c->count * 2 > c->cap)
+            grow(c);
     } else {
         sqlite3_reset(st->s);
         sqlite3_clear_bindings(st->s);
     }
+    st->base.db = db; /* the writer's statements serve one struct db after another */
     for (int k = 0; k < n; k++) {
         int rc = SQLITE_OK;
         const struct db_val *v = &args[k];
@@ -185,7 +444,7 @@ static enum rf_status lite_query(struct db *db, const char *sql, const struct db
         case DBV_DOUBLE: rc = sqlite3_bind_double(st->s, k + 1, v->d); break;
         }
         if (rc != SQLITE_OK)
-            return fail(l, err, rc, "bind");
+            return fail(c, err, rc, "bind");
     }
     *out = &st->base;
     return RF_OK;
@@ -202,7 +461,7 @@ static enum rf_status lite_next(struct db_stmt *stmt, bool *row, struct rf_err *
     *row = false;
     if (rc == SQLITE_DONE)
         return RF_OK;
-    return fail((struct lite *)stmt->db, err, rc, "query");
+    return fail(st->conn, err, rc, "query");
 }
 
 static bool lite_is_null(struct db_stmt *stmt, int col)
@@ -227,7 +486,7 @@ static double lite_real(struct db_stmt *stmt, int col)
 
 static int64_t lite_changes(struct db_stmt *stmt)
 {
-    return sqlite3_changes64(((struct lite *)stmt->db)->h);
+    return sqlite3_changes64(((struct lite_stmt *)stmt)->conn->h);
 }
 
 static void lite_done(struct db_stmt *stmt)
@@ -239,11 +498,21 @@ static void lite_done(struct db_stmt *stmt)
 static enum rf_status lite_begin(struct db *db, struct rf_err *err)
 {
     struct lite *l = (struct lite *)db;
-    pthread_mutex_lock(&write_lock);
-    int rc = sqlite3_exec(l->h, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    struct writer *w = l->w;
+    pthread_mutex_lock(w ? &w->lock : &solo_lock);
+    if (w && !w->conn.h) {
+        enum rf_status rc = conn_open(w->path, WRITER_CACHE_KIB, true, &w->conn, err);
+        if (rc) {
+            pthread_mutex_unlock(&w->lock);
+            return rc;
+        }
+        sqlite3_wal_hook(w->conn.h, on_wal, w);
+    }
+    l->cur = w ? &w->conn : &l->own;
+    int rc = run_stmt(l->cur->begin);
     if (rc != SQLITE_OK) {
-        enum rf_status code = fail(l, err, rc, "begin");
-        pthread_mutex_unlock(&write_lock);
+        enum rf_status code = fail(l->cur, err, rc, "begin");
+        unlock_writes(l);
         return code;
     }
     return RF_OK;
@@ -252,19 +521,50 @@ static enum rf_status lite_begin(struct db *db, struct rf_err *err)
 static enum rf_status lite_commit(struct db *db, struct rf_err *err)
 {
     struct lite *l = (struct lite *)db;
-    int rc = sqlite3_exec(l->h, "COMMIT", NULL, NULL, NULL);
+    int rc = run_stmt(l->cur->commit);
     if (rc != SQLITE_OK)
-        return fail(l, err, rc, "commit"); /* db_commit rolls back, which unlocks */
-    pthread_mutex_unlock(&write_lock);
+        return fail(l->cur, err, rc, "commit"); /* db_commit rolls back, which unlocks */
+    if (l->cur == &l->own)
+        l->own_commits++;
+    unlock_writes(l);
     return RF_OK;
 }
 
 static void lite_rollback(struct db *db)
 {
     struct lite *l = (struct lite *)db;
-    if (!sqlite3_get_autocommit(l->h))
-        sqlite3_exec(l->h, "ROLLBACK", NULL, NULL, NULL);
-    pthread_mutex_unlock(&write_lock);
+    if (!sqlite3_get_autocommit(l->cur->h))
+        run_stmt(l->cur->rollback);
+    unlock_writes(l);
+}
+
+/* A deferred BEGIN: the read transaction starts at the first read and ends at COMMIT. */
+static enum rf_status lite_read_begin(struct db *db, struct rf_err *err)
+{
+    struct lite *l = (struct lite *)db;
+    int rc = run_stmt(l->own.read_begin);
+    return rc == SQLITE_OK ? RF_OK : fail(&l->own, err, rc, "begin");
+}
+
+static void lite_read_end(struct db *db)
+{
+    struct lite *l = (struct lite *)db;
+    if (!sqlite3_get_autocommit(l->own.h))
+        run_stmt(l->own.commit);
+}
+
+static const char *SQL_DATA_VERSION = "PRAGMA data_version";
+
+/* PRAGMA data_version changes with every commit of another connection (the writer is one)
+ * but not with this connection's own, which only solo databases make: count those. */
+static enum rf_status lite_data_version(struct db *db, uint64_t *out, struct rf_err *err)
+{
+    struct lite *l = (struct lite *)db;
+    int64_t v = 0;
+    enum rf_status rc = db_scalar(db, SQL_DATA_VERSION, DB_NOARGS, &v, NULL, err);
+    if (rc == RF_OK)
+        *out = l->own_commits << 32 ^ (uint64_t)v;
+    return rc;
 }
 
 static const char *SQL_PING = "SELECT 1";
@@ -292,4 +592,7 @@ const struct db_driver db_sqlite_driver = {
     .commit = lite_commit,
     .rollback = lite_rollback,
     .ping = lite_ping,
+    .read_begin = lite_read_begin,
+    .read_end = lite_read_end,
+    .data_version = lite_data_version,
 };

@@ -9,7 +9,12 @@
  * Counter upkeep (agent_stats): inserting a trace adds to `traces`; a
  * feedback row moves the trace between rating buckets and moves its
  * executions between pos_pass/pos_fail/neg_pass/neg_fail; deletes undo both.
- * Every change happens in the same transaction as the row it describes.
+ * A batch gathers its counter changes per agent (struct stats_deltas) and
+ * writes them once, in the same transaction as the rows they describe.
+ *
+ * New rows are inserted first (INSERT ... ON CONFLICT DO NOTHING) and looked
+ * up only when that changed nothing: an import of new traces pays for one
+ * index probe per row instead of two.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,14 +37,18 @@ static const char *SQL_TRACE_BY_EXTERNAL =
 static const char *SQL_TRACE_INSERT =
     "INSERT INTO traces (id, workspace_id, agent_id, agent_version_id, source, external_id, "
     "\"timestamp\", input, output, steps, metadata, created_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (workspace_id, source, external_id) DO NOTHING";
 static const char *SQL_TRACE_UPDATE =
     "UPDATE traces SET agent_version_id = ?, \"timestamp\" = ?, input = ?, output = ?, "
     "steps = ?, metadata = ? WHERE id = ?";
 static const char *SQL_TRACE_REF_ID =
-    "SELECT id, agent_id FROM traces WHERE id = ? AND workspace_id = ?";
+    "SELECT t.id, t.agent_id, f.rating, f.note FROM traces t "
+    "LEFT JOIN feedback f ON f.trace_id = t.id WHERE t.id = ? AND t.workspace_id = ?";
 static const char *SQL_TRACE_REF_EXTERNAL =
-    "SELECT id, agent_id FROM traces WHERE workspace_id = ? AND source = ? AND external_id = ?";
+    "SELECT t.id, t.agent_id, f.rating, f.note FROM traces t "
+    "LEFT JOIN feedback f ON f.trace_id = t.id "
+    "WHERE t.workspace_id = ? AND t.source = ? AND t.external_id = ?";
 static const char *SQL_TRACE_DELETE = "DELETE FROM traces WHERE id = ?";
 
 #define TRACE_SELECT                                                                               \
@@ -65,7 +74,6 @@ static const char *SQL_VERSION_ID_BY_NUMBER =
     "SELECT v.id FROM agent_versions v JOIN agents a ON a.id = v.agent_id "
     "WHERE v.agent_id = ? AND a.workspace_id = ? AND v.version = ?";
 
-static const char *SQL_FEEDBACK_GET_RAW = "SELECT rating, note FROM feedback WHERE trace_id = ?";
 static const char *SQL_FEEDBACK_UPSERT =
     "INSERT INTO feedback (id, trace_id, agent_id, rating, note, created_at, updated_at) "
     "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (trace_id) DO UPDATE SET rating = excluded.rating, "
@@ -77,75 +85,63 @@ static const char *SQL_FEEDBACK_DELETE = "DELETE FROM feedback WHERE trace_id = 
 static const char *SQL_EXEC_COUNTS =
     "SELECT COALESCE(SUM(predicted_result), 0), COUNT(*) FROM eval_executions WHERE trace_id = ?";
 
-/* Per-batch counter deltas, applied once per agent at the end of the batch. */
-struct delta {
-    char agent_id[ID_MAX];
-    int64_t traces;
+/* The agent and version a trace goes to, as resolved last in this batch (traces of a batch
+ * usually share them). */
+struct target {
+    const char *key_agent, *key_version; /* the trace_new fields it was resolved from */
+    char agent_id[ID_MAX], version_id[ID_MAX];
+    bool archived;
 };
-
-struct deltas {
-    struct delta *v;
-    int n, cap;
-};
-
-static void delta_add(struct deltas *d, const char *agent_id, int64_t traces)
-{
-    for (int i = 0; i < d->n; i++) {
-        if (strcmp(d->v[i].agent_id, agent_id) == 0) {
-            d->v[i].traces += traces;
-            return;
-        }
-    }
-    if (d->n == d->cap) {
-        d->cap = d->cap ? d->cap * 2 : 8;
-        d->v = xrealloc(d->v, sizeof *d->v * (size_t)d->cap);
-    }
-    snprintf(d->v[d->n].agent_id, ID_MAX, "%s", agent_id);
-    d->v[d->n].traces = traces;
-    d->n++;
-}
 
 /* Agent and version for a new trace, checked against ws. Rejections go to item_err. */
 static enum rf_status resolve_target(struct db *db, const char *ws, const struct trace_new *in,
-                                     char agent_id[ID_MAX], char version_id[ID_MAX],
-                                     bool *rejected, struct rf_err *item_err, struct rf_err *err)
+                                     struct target *t, bool *rejected, struct rf_err *item_err,
+                                     struct rf_err *err)
 {
     struct db_stmt *s;
-    bool found;
+    bool found = true;
     enum rf_status rc;
     *rejected = false;
-    if (in->agent_version_id) {
-        rc = db_row(db, SQL_AGENT_OF_VERSION, DB_ARGS(DB_T(in->agent_version_id), DB_T(ws)), &s,
-                    &found, err);
+    bool same = t->agent_id[0] &&
+                (in->agent_version_id ? t->key_version &&
+                                            strcmp(t->key_version, in->agent_version_id) == 0
+                                      : t->key_agent && strcmp(t->key_agent, in->agent_id) == 0);
+    if (!same) {
+        memset(t, 0, sizeof *t);
+        if (in->agent_version_id)
+            rc = db_row(db, SQL_AGENT_OF_VERSION, DB_ARGS(DB_T(in->agent_version_id), DB_T(ws)),
+                        &s, &found, err);
+        else
+            rc = db_row(db, SQL_VERSION_OF_AGENT, DB_ARGS(DB_T(in->agent_id), DB_T(ws)), &s,
+                        &found, err);
         if (rc)
             return rc;
-        if (found) {
-            snprintf(agent_id, ID_MAX, "%s", db_text(s, 0));
-            snprintf(version_id, ID_MAX, "%s", in->agent_version_id);
+        if (found && in->agent_version_id) {
+            snprintf(t->agent_id, ID_MAX, "%s", db_text(s, 0));
+            snprintf(t->version_id, ID_MAX, "%s", in->agent_version_id);
+        } else if (found) {
+            snprintf(t->agent_id, ID_MAX, "%s", in->agent_id);
+            snprintf(t->version_id, ID_MAX, "%s", db_text(s, 0) ? db_text(s, 0) : "");
         }
-    } else {
-        rc = db_row(db, SQL_VERSION_OF_AGENT, DB_ARGS(DB_T(in->agent_id), DB_T(ws)), &s, &found,
-                    err);
-        if (rc)
-            return rc;
+        t->archived = found && strcmp(db_text(s, 1), "archived") == 0;
+        db_done(s);
         if (found) {
-            snprintf(agent_id, ID_MAX, "%s", in->agent_id);
-            snprintf(version_id, ID_MAX, "%s", db_text(s, 0) ? db_text(s, 0) : "");
+            t->key_agent = in->agent_id;
+            t->key_version = in->agent_version_id;
         }
     }
-    bool archived = found && strcmp(db_text(s, 1), "archived") == 0;
-    db_done(s);
     *rejected = true;
     if (!found && in->agent_version_id)
         rf_fail_field(item_err, RF_NOT_FOUND, "agent_version_id", "agent version %s not found",
                       in->agent_version_id);
     else if (!found)
         rf_fail_field(item_err, RF_NOT_FOUND, "agent_id", "agent %s not found", in->agent_id);
-    else if (archived)
-        rf_fail_reason(item_err, RF_CONFLICT, "agent_archived", "agent %s is archived", agent_id);
-    else if (!version_id[0])
+    else if (t->archived)
+        rf_fail_reason(item_err, RF_CONFLICT, "agent_archived", "agent %s is archived",
+                       t->agent_id);
+    else if (!t->version_id[0])
         rf_fail_reason(item_err, RF_CONFLICT, "no_active_version",
-                       "agent %s has no active version to attach the trace to", agent_id);
+                       "agent %s has no active version to attach the trace to", t->agent_id);
     else
         *rejected = false;
     return RF_OK;
@@ -158,85 +154,86 @@ static bool same_text(const char *a, const char *b)
 
 /* One trace: insert, or compare and update the existing one. */
 static enum rf_status put_trace(struct db *db, const char *ws, const struct trace_new *in,
-                                int64_t now, struct deltas *deltas, struct store_item_result *r,
-                                struct rf_err *err)
+                                int64_t now, struct target *target, struct stats_deltas *deltas,
+                                struct store_item_result *r, struct rf_err *err)
 {
-    char agent_id[ID_MAX] = "", version_id[ID_MAX] = "";
     bool rejected;
     const char *source = in->source ? in->source : "api";
     int64_t ts = in->has_timestamp ? in->timestamp : now;
-    enum rf_status rc =
-        resolve_target(db, ws, in, agent_id, version_id, &rejected, &r->err, err);
+    enum rf_status rc = resolve_target(db, ws, in, target, &rejected, &r->err, err);
     if (rc || rejected) {
         r->outcome = OUTCOME_REJECTED;
         return rc;
     }
-    if (in->external_id) {
-        struct db_stmt *s;
-        bool found;
-        rc = db_row(db, SQL_TRACE_BY_EXTERNAL,
-                    DB_ARGS(DB_T(ws), DB_T(source), DB_T(in->external_id)), &s, &found, err);
-        if (rc)
-            return rc;
-        if (found) {
-            snprintf(r->id, ID_MAX, "%s", db_text(s, 0));
-            bool other_agent = strcmp(db_text(s, 1), agent_id) != 0;
-            if (!in->has_timestamp)
-                ts = db_int(s, 3);
-            bool same = strcmp(db_text(s, 2), version_id) == 0 && db_int(s, 3) == ts &&
-                        same_text(db_text(s, 4), in->input) &&
-                        same_text(db_text(s, 5), in->output) &&
-                        same_text(db_text(s, 6), in->steps) &&
-                        same_text(db_text(s, 7), in->metadata);
-            db_done(s);
-            if (other_agent) {
-                r->outcome = OUTCOME_REJECTED;
-                rf_fail_field(&r->err, RF_CONFLICT, "external_id",
-                              "trace %s/%s already exists under another agent", source,
-                              in->external_id);
-                return RF_OK;
-            }
-            if (same) {
-                r->outcome = OUTCOME_UNCHANGED;
-                return RF_OK;
-            }
-            r->outcome = OUTCOME_UPDATED;
-            return db_run(db, SQL_TRACE_UPDATE,
-                          DB_ARGS(DB_T(version_id), DB_I(ts), DB_T(in->input), DB_T(in->output),
-                                  DB_T(in->steps), DB_T(in->metadata), DB_T(r->id)),
-                          NULL, err);
-        }
-        db_done(s);
-    }
+    const char *agent_id = target->agent_id, *version_id = target->version_id;
+    int64_t inserted = 0;
     id_new("trace_", r->id);
     rc = db_run(db, SQL_TRACE_INSERT,
                 DB_ARGS(DB_T(r->id), DB_T(ws), DB_T(agent_id), DB_T(version_id), DB_T(source),
                         DB_T(in->external_id), DB_I(ts), DB_T(in->input), DB_T(in->output),
                         DB_T(in->steps), DB_T(in->metadata), DB_I(now)),
-                NULL, err);
+                &inserted, err);
     if (rc)
         return rc;
-    r->outcome = OUTCOME_CREATED;
-    delta_add(deltas, agent_id, 1);
-    return RF_OK;
+    if (inserted) {
+        r->outcome = OUTCOME_CREATED;
+        stats_for(deltas, agent_id)[ST_TRACES]++;
+        return RF_OK;
+    }
+    /* (source, external_id) exists: the same trace again, perhaps changed. */
+    struct db_stmt *s;
+    bool found;
+    rc = db_row(db, SQL_TRACE_BY_EXTERNAL, DB_ARGS(DB_T(ws), DB_T(source), DB_T(in->external_id)),
+                &s, &found, err);
+    if (rc)
+        return rc;
+    if (!found) {
+        db_done(s);
+        return rf_fail(err, RF_INTERNAL, "trace %s/%s conflicts but cannot be found", source,
+                       in->external_id);
+    }
+    snprintf(r->id, ID_MAX, "%s", db_text(s, 0));
+    bool other_agent = strcmp(db_text(s, 1), agent_id) != 0;
+    if (!in->has_timestamp)
+        ts = db_int(s, 3);
+    bool same = strcmp(db_text(s, 2), version_id) == 0 && db_int(s, 3) == ts &&
+                same_text(db_text(s, 4), in->input) && same_text(db_text(s, 5), in->output) &&
+                same_text(db_text(s, 6), in->steps) && same_text(db_text(s, 7), in->metadata);
+    db_done(s);
+    if (other_agent) {
+        r->outcome = OUTCOME_REJECTED;
+        rf_fail_field(&r->err, RF_CONFLICT, "external_id",
+                      "trace %s/%s already exists under another agent", source, in->external_id);
+        return RF_OK;
+    }
+    if (same) {
+        r->outcome = OUTCOME_UNCHANGED;
+        return RF_OK;
+    }
+    r->outcome = OUTCOME_UPDATED;
+    return db_run(db, SQL_TRACE_UPDATE,
+                  DB_ARGS(DB_T(version_id), DB_I(ts), DB_T(in->input), DB_T(in->output),
+                          DB_T(in->steps), DB_T(in->metadata), DB_T(r->id)),
+                  NULL, err);
 }
 
 enum rf_status store_traces_put(struct store *st, const char *ws, const struct trace_new *items,
                                 int n, struct store_item_result *results, struct rf_err *err)
 {
     struct db *db = st->db;
-    struct deltas deltas = {0};
+    struct stats_deltas deltas = {0};
+    struct target target = {0};
     int64_t now = clock_now_ms();
     enum rf_status rc = db_begin(db, err);
     if (rc)
         return rc;
     for (int i = 0; rc == RF_OK && i < n; i++) {
         memset(&results[i], 0, sizeof results[i]);
-        rc = put_trace(db, ws, &items[i], now, &deltas, &results[i], err);
+        rc = put_trace(db, ws, &items[i], now, &target, &deltas, &results[i], err);
     }
-    for (int i = 0; rc == RF_OK && i < deltas.n; i++)
-        rc = stats_add(db, deltas.v[i].agent_id, deltas.v[i].traces, 0, 0, 0, 0, 0, 0, 0, 0, err);
-    free(deltas.v);
+    enum rf_status rc2 = stats_apply(db, &deltas, err);
+    if (rc == RF_OK)
+        rc = rc2;
     if (rc) {
         db_rollback(db);
         return rc;
@@ -370,12 +367,13 @@ enum rf_status store_trace_list(struct store *st, const char *ws, const struct t
 }
 
 enum rf_status trace_resolve(struct db *db, const char *ws, const struct trace_ref *ref,
-                             char trace_id[ID_MAX], char agent_id[ID_MAX], struct rf_err *err)
+                             struct trace_found *out, struct rf_err *err)
 {
     struct db_stmt *s;
     bool found;
     enum rf_status rc;
     const char *source = ref->source ? ref->source : "api";
+    memset(out, 0, sizeof *out);
     if (ref->trace_id)
         rc = db_row(db, SQL_TRACE_REF_ID, DB_ARGS(DB_T(ref->trace_id), DB_T(ws)), &s, &found, err);
     else
@@ -384,8 +382,10 @@ enum rf_status trace_resolve(struct db *db, const char *ws, const struct trace_r
     if (rc)
         return rc;
     if (found) {
-        snprintf(trace_id, ID_MAX, "%s", db_text(s, 0));
-        snprintf(agent_id, ID_MAX, "%s", db_text(s, 1));
+        snprintf(out->trace_id, ID_MAX, "%s", db_text(s, 0));
+        snprintf(out->agent_id, ID_MAX, "%s", db_text(s, 1));
+        snprintf(out->rating, sizeof out->rating, "%s", db_text(s, 2) ? db_text(s, 2) : "");
+        out->note = db_strdup(s, 3);
     }
     db_done(s);
     if (found)
@@ -394,6 +394,12 @@ enum rf_status trace_resolve(struct db *db, const char *ws, const struct trace_r
         return rf_fail_field(err, RF_NOT_FOUND, "trace_id", "trace %s not found", ref->trace_id);
     return rf_fail_field(err, RF_NOT_FOUND, "external_id", "no trace with source %s and "
                          "external_id %s", source, ref->external_id);
+}
+
+void trace_found_release(struct trace_found *t)
+{
+    free(t->note);
+    t->note = NULL;
 }
 
 /* How many of the trace's executions predicted 1 (pass) and 0 (fail). */
@@ -411,42 +417,38 @@ static enum rf_status exec_counts(struct db *db, const char *trace_id, int64_t *
     return RF_OK;
 }
 
-/* Counter deltas for a trace whose rating goes from `from` to `to` (either may be NULL). */
-static enum rf_status move_rating(struct db *db, const char *agent_id, const char *trace_id,
-                                  const char *from, const char *to, struct rf_err *err)
+/* Counter deltas v for a trace whose rating goes from `from` to `to` ("" or NULL: none). */
+static enum rf_status move_rating(struct db *db, const char *trace_id, const char *from,
+                                  const char *to, int64_t *v, struct rf_err *err)
 {
+    from = from && *from ? from : NULL;
+    to = to && *to ? to : NULL;
     if (same_text(from, to))
         return RF_OK;
     int64_t pass, fail_n;
     enum rf_status rc = exec_counts(db, trace_id, &pass, &fail_n, err);
     if (rc)
         return rc;
-    int64_t d[8] = {0}; /* positive negative neutral pos_pass pos_fail neg_pass neg_fail */
     const char *r[2] = {from, to};
     for (int k = 0; k < 2; k++) {
         int64_t sign = k == 0 ? -1 : 1;
         if (!r[k])
             continue;
-        if (strcmp(r[k], "positive") == 0) {
-            d[0] += sign;
-            d[3] += sign * pass;
-            d[4] += sign * fail_n;
-        } else if (strcmp(r[k], "negative") == 0) {
-            d[1] += sign;
-            d[5] += sign * pass;
-            d[6] += sign * fail_n;
-        } else {
-            d[2] += sign;
-        }
+        v[strcmp(r[k], "positive") == 0   ? ST_POSITIVE
+          : strcmp(r[k], "negative") == 0 ? ST_NEGATIVE
+                                          : ST_NEUTRAL] += sign;
+        stats_bucket(v, r[k], true, sign * pass);
+        stats_bucket(v, r[k], false, sign * fail_n);
     }
-    return stats_add(db, agent_id, 0, d[0], d[1], d[2], 0, d[3], d[4], d[5], d[6], err);
+    return RF_OK;
 }
 
 static enum rf_status put_feedback(struct db *db, const char *ws, const struct feedback_new *in,
-                                   int64_t now, struct store_item_result *r, struct rf_err *err)
+                                   int64_t now, struct stats_deltas *deltas,
+                                   struct store_item_result *r, struct rf_err *err)
 {
-    char trace_id[ID_MAX], agent_id[ID_MAX];
-    enum rf_status rc = trace_resolve(db, ws, &in->trace, trace_id, agent_id, &r->err);
+    struct trace_found t;
+    enum rf_status rc = trace_resolve(db, ws, &in->trace, &t, &r->err);
     if (rc == RF_NOT_FOUND) {
         r->outcome = OUTCOME_REJECTED;
         return RF_OK;
@@ -456,30 +458,23 @@ static enum rf_status put_feedback(struct db *db, const char *ws, const struct f
             *err = r->err;
         return rc;
     }
-    snprintf(r->id, ID_MAX, "%s", trace_id);
-    struct db_stmt *s;
-    bool found;
-    rc = db_row(db, SQL_FEEDBACK_GET_RAW, DB_ARGS(DB_T(trace_id)), &s, &found, err);
-    if (rc)
-        return rc;
-    char *old_rating = found ? db_strdup(s, 0) : NULL;
-    bool same = found && strcmp(old_rating, in->rating) == 0 && same_text(db_text(s, 1), in->note);
-    db_done(s);
-    if (same) {
-        free(old_rating);
+    snprintf(r->id, ID_MAX, "%s", t.trace_id);
+    bool rated = t.rating[0] != '\0';
+    if (rated && strcmp(t.rating, in->rating) == 0 && same_text(t.note, in->note)) {
+        trace_found_release(&t);
         r->outcome = OUTCOME_UNCHANGED;
         return RF_OK;
     }
     char fid[ID_MAX];
     id_new("fb_", fid);
     rc = db_run(db, SQL_FEEDBACK_UPSERT,
-                DB_ARGS(DB_T(fid), DB_T(trace_id), DB_T(agent_id), DB_T(in->rating),
+                DB_ARGS(DB_T(fid), DB_T(t.trace_id), DB_T(t.agent_id), DB_T(in->rating),
                         DB_T(in->note), DB_I(now), DB_I(now)),
                 NULL, err);
     if (rc == RF_OK)
-        rc = move_rating(db, agent_id, trace_id, old_rating, in->rating, err);
-    r->outcome = found ? OUTCOME_UPDATED : OUTCOME_CREATED;
-    free(old_rating);
+        rc = move_rating(db, t.trace_id, t.rating, in->rating, stats_for(deltas, t.agent_id), err);
+    r->outcome = rated ? OUTCOME_UPDATED : OUTCOME_CREATED;
+    trace_found_release(&t);
     return rc;
 }
 
@@ -487,14 +482,18 @@ enum rf_status store_feedback_put(struct store *st, const char *ws, const struct
                                   int n, struct store_item_result *results, struct rf_err *err)
 {
     struct db *db = st->db;
+    struct stats_deltas deltas = {0};
     int64_t now = clock_now_ms();
     enum rf_status rc = db_begin(db, err);
     if (rc)
         return rc;
     for (int i = 0; rc == RF_OK && i < n; i++) {
         memset(&results[i], 0, sizeof results[i]);
-        rc = put_feedback(db, ws, &items[i], now, &results[i], err);
+        rc = put_feedback(db, ws, &items[i], now, &deltas, &results[i], err);
     }
+    enum rf_status rc2 = stats_apply(db, &deltas, err);
+    if (rc == RF_OK)
+        rc = rc2;
     if (rc) {
         db_rollback(db);
         return rc;
@@ -523,28 +522,23 @@ enum rf_status store_feedback_delete(struct store *st, const char *ws, const cha
                                      struct rf_err *err)
 {
     struct db *db = st->db;
-    char tid[ID_MAX], agent_id[ID_MAX];
+    struct trace_found t = {0};
+    struct stats_deltas deltas = {0};
     struct trace_ref ref = {.trace_id = trace_id};
     enum rf_status rc = db_begin(db, err);
     if (rc)
         return rc;
-    rc = trace_resolve(db, ws, &ref, tid, agent_id, err);
-    struct db_stmt *s;
-    bool found = false;
-    char *old = NULL;
+    rc = trace_resolve(db, ws, &ref, &t, err);
+    if (rc == RF_OK && !t.rating[0])
+        rc = rf_fail(err, RF_NOT_FOUND, "trace %s has no feedback", trace_id);
     if (rc == RF_OK)
-        rc = db_row(db, SQL_FEEDBACK_GET_RAW, DB_ARGS(DB_T(tid)), &s, &found, err);
-    if (rc == RF_OK) {
-        old = found ? db_strdup(s, 0) : NULL;
-        db_done(s);
-        if (!found)
-            rc = rf_fail(err, RF_NOT_FOUND, "trace %s has no feedback", trace_id);
-    }
+        rc = move_rating(db, t.trace_id, t.rating, NULL, stats_for(&deltas, t.agent_id), err);
     if (rc == RF_OK)
-        rc = move_rating(db, agent_id, tid, old, NULL, err);
+        rc = db_run(db, SQL_FEEDBACK_DELETE, DB_ARGS(DB_T(t.trace_id)), NULL, err);
+    enum rf_status rc2 = stats_apply(db, &deltas, err);
     if (rc == RF_OK)
-        rc = db_run(db, SQL_FEEDBACK_DELETE, DB_ARGS(DB_T(tid)), NULL, err);
-    free(old);
+        rc = rc2;
+    trace_found_release(&t);
     if (rc) {
         db_rollback(db);
         return rc;
@@ -556,30 +550,28 @@ enum rf_status store_trace_delete(struct store *st, const char *ws, const char *
                                   struct rf_err *err)
 {
     struct db *db = st->db;
-    char tid[ID_MAX], agent_id[ID_MAX];
+    struct trace_found t = {0};
+    struct stats_deltas deltas = {0};
     struct trace_ref ref = {.trace_id = id};
+    int64_t pass = 0, fail_n = 0;
     enum rf_status rc = db_begin(db, err);
     if (rc)
         return rc;
-    rc = trace_resolve(db, ws, &ref, tid, agent_id, err);
-    struct db_stmt *s;
-    bool found = false;
-    char *old = NULL;
-    int64_t pass = 0, fail_n = 0;
+    rc = trace_resolve(db, ws, &ref, &t, err);
     if (rc == RF_OK)
-        rc = db_row(db, SQL_FEEDBACK_GET_RAW, DB_ARGS(DB_T(tid)), &s, &found, err);
+        rc = move_rating(db, t.trace_id, t.rating, NULL, stats_for(&deltas, t.agent_id), err);
+    if (rc == RF_OK)
+        rc = exec_counts(db, t.trace_id, &pass, &fail_n, err);
     if (rc == RF_OK) {
-        old = found ? db_strdup(s, 0) : NULL;
-        db_done(s);
-        rc = move_rating(db, agent_id, tid, old, NULL, err);
+        int64_t *v = stats_for(&deltas, t.agent_id);
+        v[ST_TRACES] -= 1;
+        v[ST_EXECUTIONS] -= pass + fail_n;
+        rc = db_run(db, SQL_TRACE_DELETE, DB_ARGS(DB_T(t.trace_id)), NULL, err);
     }
+    enum rf_status rc2 = stats_apply(db, &deltas, err);
     if (rc == RF_OK)
-        rc = exec_counts(db, tid, &pass, &fail_n, err);
-    if (rc == RF_OK)
-        rc = stats_add(db, agent_id, -1, 0, 0, 0, -(pass + fail_n), 0, 0, 0, 0, err);
-    if (rc == RF_OK)
-        rc = db_run(db, SQL_TRACE_DELETE, DB_ARGS(DB_T(tid)), NULL, err);
-    free(old);
+        rc = rc2;
+    trace_found_release(&t);
     if (rc) {
         db_rollback(db);
         return rc;

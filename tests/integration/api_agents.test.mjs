@@ -60,6 +60,21 @@ test('given variables must equal the template placeholders', async () => {
   assert.equal(ok.status, 201);
 });
 
+test('the agent list filters by exact name (the CLI resolves names with it)', async () => {
+  const old = (await srv.api('POST', '/v1/agents', { name: 'named é/x' })).json;
+  await srv.api('DELETE', `/v1/agents/${old.id}`);
+  const cur = (await srv.api('POST', '/v1/agents', { name: 'named é/x' })).json;
+  await srv.api('POST', '/v1/agents', { name: 'named' });
+  const r = await srv.api('GET', `/v1/agents?name=${encodeURIComponent('named é/x')}`);
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.json.data.map((a) => a.id), [cur.id, old.id]);
+  assert.ok(r.json.data[0].stats, 'list rows carry stats');
+  const live = await srv.api('GET', `/v1/agents?name=${encodeURIComponent('named é/x')}&status=confirmed`);
+  assert.deepEqual(live.json.data.map((a) => a.id), [cur.id]);
+  assert.deepEqual((await srv.api('GET', '/v1/agents?name=nobody')).json.data, []);
+  assert.equal((await srv.api('GET', '/v1/agents?name=')).status, 400);
+});
+
 test('patch updates name, description and status', async () => {
   const a = (await srv.api('POST', '/v1/agents', { name: 'patchme', description: 'x' })).json;
   let r = await srv.api('PATCH', `/v1/agents/${a.id}`, { name: 'patched', description: null, status: 'discovered' });

@@ -70,6 +70,27 @@ test('a batch reports each item: created, updated, unchanged, rejected', async (
   assert.ok(!exts.includes('b4') && !exts.includes('b5') && !exts.includes('b6'));
 });
 
+test('?outcomes=rejected lists only the rejected items; the summary counts all', async () => {
+  const items = [trace('or1'), { agent_id: agent.id, external_id: 'or2' }, trace('or3')];
+  let r = await srv.api('POST', '/v1/traces?outcomes=rejected', { traces: items });
+  assert.equal(r.status, 201);
+  assert.deepEqual(r.json.summary, { created: 2, updated: 0, unchanged: 0, rejected: 1 });
+  assert.equal(r.json.data.length, 1);
+  assert.equal(r.json.data[0].index, 1);
+  assert.equal(r.json.data[0].error.details.field, 'input');
+  r = await srv.api('POST', '/v1/feedback?outcomes=rejected', { feedback: [
+    { external_id: 'or1', rating: 'positive' }, { external_id: 'or2', rating: 'positive' }] });
+  assert.deepEqual(r.json.data.map((d) => d.index), [1]);
+  assert.deepEqual(r.json.summary, { created: 1, updated: 0, unchanged: 0, rejected: 1 });
+  r = await srv.api('POST', `/v1/evals/${eval1.id}/executions?outcomes=rejected`, { executions: [
+    { external_id: 'or1', predicted_result: true }, { external_id: 'or3', predicted_result: false }] });
+  assert.deepEqual(r.json.data, []);
+  assert.equal(r.json.summary.created, 2);
+  r = await srv.api('POST', '/v1/traces?outcomes=all', { traces: [trace('or1')] });
+  assert.deepEqual(r.json.data.map((d) => d.result), ['unchanged']);
+  assert.equal((await srv.api('POST', '/v1/traces?outcomes=some', { traces: [] })).status, 400);
+});
+
 test('trace validation and limits', async () => {
   let r = await srv.api('POST', '/v1/traces', { external_id: 'x', input: 'i', output: 'o' });
   assert.equal(r.status, 400);

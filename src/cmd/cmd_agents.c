@@ -1,0 +1,374 @@
+/*
+ * cmd_agents - the read commands, clients of a running server's API:
+ * `refold agents` (the workspace's agents with their numbers), `refold versions AGENT`
+ * (the prompt's history) and `refold show AGENT [N]` (an agent, or one version, with
+ * its template). AGENT is a name or an agent id (client_agent). --json prints the API's
+ * JSON instead: a list's `data` (every page), or the object.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd/client.h"
+#include "cmd/cmd.h"
+#include "core/xalloc.h"
+#include "core/banned.h"
+
+static const char *str(const json_t *obj, const char *key)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    return s ? s : "-";
+}
+
+static long long num(const json_t *obj, const char *key)
+{
+    return (long long)json_integer_value(json_object_get(obj, key));
+}
+
+/* Options shared by the read commands: --json, and --status for the lists. */
+struct read_opts {
+    bool as_json;
+    const char *status;
+};
+
+/* Parse options; returns the index of the first operand, or -1 after a usage error. */
+static int read_options(int argc, char **argv, struct read_opts *o, bool with_status)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'}, {"status", required_argument, NULL, 's'}, {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'j')
+            o->as_json = true;
+        else if (c == 's' && with_status)
+            o->status = optarg;
+        else
+            return -1;
+    }
+    return optind;
+}
+
+/* "86.0%" from a 0..1 number, "-" for null. */
+static void percent(const json_t *v, char *out, size_t n)
+{
+    if (json_is_number(v))
+        snprintf(out, n, "%.1f%%", 100.0 * json_number_value(v));
+    else
+        snprintf(out, n, "-");
+}
+
+int cmd_agents(int argc, char **argv)
+{
+    struct config cfg;
+    struct read_opts o = {0};
+    config_load(&cfg);
+    int first = read_options(argc, argv, &o, true);
+    if (first < 0 || first != argc)
+        return cmd_usage("agents");
+    struct client cl;
+    struct rf_err err;
+    json_t *list = NULL;
+    char *path = NULL;
+    int rc = 1;
+    if (client_init(&cl, &cfg, &err) != RF_OK)
+        return cmd_fail(&err);
+    if (o.status) {
+        char *e = client_escape(&cl, o.status);
+        path = xasprintf("/v1/agents?status=%s", e);
+        free(e);
+    } else {
+        path = xstrdup("/v1/agents");
+    }
+    if (client_list_all(&cl, path, &list, &err) != RF_OK) {
+        rc = cmd_fail(&err);
+        goto out;
+    }
+    rc = 0;
+    if (o.as_json) {
+        cmd_print_json(list);
+        goto out;
+    }
+    if (json_array_size(list) == 0) {
+        printf("(no agents; add some with refold import FILE.jsonl or POST /v1/agents)\n");
+        goto out;
+    }
+    int w = 4;
+    size_t i;
+    json_t *a;
+    json_array_foreach(list, i, a)
+    {
+        int len = (int)strlen(str(a, "name"));
+        w = len > w ? (len > 40 ? 40 : len) : w;
+    }
+    printf("%-*s  %-10s  %-6s  %8s  %8s  %5s  %14s  %13s  %s\n", w, "NAME", "STATUS", "ACTIVE",
+           "TRACES", "RATED", "EVALS", "CONTRADICTIONS", "EVAL ACCURACY", "ID");
+    json_array_foreach(list, i, a)
+    {
+        json_t *s = json_object_get(a, "stats"), *active = json_object_get(a, "active_version");
+        char ver[24], acc[16];
+        if (json_is_object(active))
+            snprintf(ver, sizeof ver, "v%lld", num(active, "version"));
+        else
+            snprintf(ver, sizeof ver, "-");
+        percent(json_object_get(s, "eval_accuracy"), acc, sizeof acc);
+        printf("%-*s  %-10s  %-6s  %8lld  %8lld  %5lld  %14lld  %13s  %s\n", w, str(a, "name"),
+               str(a, "status"), ver, num(s, "traces"), num(s, "rated"), num(s, "evals"),
+               num(s, "contradictions"), acc, str(a, "id"));
+    }
+out:
+    json_decref(list);
+    free(path);
+    client_release(&cl);
+    return rc;
+}
+
+/* "v3" for a version id found in versions, "-" when id is null or not there. */
+static void number_of(const json_t *versions, const char *id, char *out, size_t n)
+{
+    size_t i;
+    json_t *v;
+    snprintf(out, n, "-");
+    if (!id)
+        return;
+    json_array_foreach(versions, i, v)
+    {
+        if (strcmp(str(v, "id"), id) == 0) {
+            snprintf(out, n, "v%lld", num(v, "version"));
+            return;
+        }
+    }
+}
+
+/* The first line of s, cut to max characters (bytes; UTF-8 safe at the cut). */
+static void one_line(const char *s, char *out, size_t max)
+{
+    size_t n = 0;
+    while (s[n] && s[n] != '\n' && n < max - 1)
+        n++;
+    if (s[n] && s[n] != '\n')
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) /* not inside a character */
+            n--;
+    snprintf(out, max, "%.*s%s", (int)n, s, s[n] && n > 3 ? "…" : "");
+}
+
+int cmd_versions(int argc, char **argv)
+{
+    struct config cfg;
+    struct read_opts o = {0};
+    config_load(&cfg);
+    int first = read_options(argc, argv, &o, true);
+    if (first < 0 || first != argc - 1)
+        return cmd_usage("versions");
+    struct client cl;
+    struct rf_err err;
+    json_t *agent = NULL, *list = NULL;
+    char *path = NULL;
+    int rc = 1;
+    if (client_init(&cl, &cfg, &err) != RF_OK)
+        return cmd_fail(&err);
+    if (client_agent(&cl, argv[first], &agent, &err) != RF_OK) {
+        rc = cmd_fail(&err);
+        goto out;
+    }
+    path = xasprintf("/v1/agents/%s/versions", str(agent, "id"));
+    if (o.status) {
+        char *e = client_escape(&cl, o.status), *p = xasprintf("%s?status=%s", path, e);
+        free(e);
+        free(path);
+        path = p;
+    }
+    if (client_list_all(&cl, path, &list, &err) != RF_OK) {
+        rc = cmd_fail(&err);
+        goto out;
+    }
+    rc = 0;
+    if (o.as_json) {
+        cmd_print_json(list);
+        goto out;
+    }
+    printf("%s (%s)\n", str(agent, "name"), str(agent, "id"));
+    if (json_array_size(list) == 0) {
+        printf("(no versions)\n");
+        goto out;
+    }
+    printf("%-7s  %-9s  %-11s  %-6s  %-24s  %s\n", "VERSION", "STATUS", "SOURCE", "PARENT",
+           "CREATED", "SUMMARY");
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v)
+    {
+        char parent[24], ver[24], summary[80];
+        number_of(list, json_string_value(json_object_get(v, "parent_version_id")), parent,
+                  sizeof parent);
+        if (strcmp(parent, "-") == 0 && json_is_string(json_object_get(v, "parent_version_id")))
+            snprintf(parent, sizeof parent, "?");
+        snprintf(ver, sizeof ver, "v%lld", num(v, "version"));
+        one_line(json_is_string(json_object_get(v, "change_summary")) ? str(v, "change_summary")
+                                                                      : "",
+                 summary, sizeof summary);
+        printf("%-7s  %-9s  %-11s  %-6s  %-24s  %s\n", ver, str(v, "status"), str(v, "source"),
+               parent, str(v, "created_at"), summary);
+    }
+out:
+    json_decref(agent);
+    json_decref(list);
+    free(path);
+    client_release(&cl);
+    return rc;
+}
+
+/* "a, b, c" from an array of strings. */
+static void joined(const json_t *arr, char *out, size_t n)
+{
+    size_t i, used = 0;
+    json_t *v;
+    out[0] = '\0';
+    json_array_foreach(arr, i, v)
+    {
+        int w = snprintf(out + used, n - used, "%s%s", i ? ", " : "", json_string_value(v));
+        if (w < 0 || (size_t)w >= n - used)
+            break;
+        used += (size_t)w;
+    }
+    if (!used)
+        snprintf(out, n, "(none)");
+}
+
+static void bullets(const char *title, const json_t *arr)
+{
+    if (!json_is_array(arr) || json_array_size(arr) == 0)
+        return;
+    printf("%s\n", title);
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v)
+        printf("  - %s\n", json_string_value(v) ? json_string_value(v) : "?");
+}
+
+static void print_template(const char *title, const char *tmpl)
+{
+    size_t n = strlen(tmpl);
+    printf("\n--- %s ---\n%s%s", title, tmpl, n && tmpl[n - 1] == '\n' ? "" : "\n");
+}
+
+static void show_agent(const json_t *a)
+{
+    json_t *s = json_object_get(a, "stats"), *active = json_object_get(a, "active_version");
+    char vars[512], acc[16];
+    printf("%s (%s)\n", str(a, "name"), str(a, "id"));
+    printf("status:          %s\n", str(a, "status"));
+    if (json_is_string(json_object_get(a, "description")))
+        printf("description:     %s\n", str(a, "description"));
+    if (json_is_object(active)) {
+        joined(json_object_get(active, "variables"), vars, sizeof vars);
+        printf("active version:  v%lld (%s; variables: %s)\n", num(active, "version"),
+               str(active, "source"), vars);
+    } else {
+        printf("active version:  none\n");
+    }
+    printf("traces:          %lld (%lld rated: %lld positive, %lld negative, %lld neutral)\n",
+           num(s, "traces"), num(s, "rated"), num(s, "positive"), num(s, "negative"),
+           num(s, "neutral"));
+    printf("evals:           %lld (%lld executions)\n", num(s, "evals"), num(s, "executions"));
+    percent(json_object_get(s, "eval_accuracy"), acc, sizeof acc);
+    printf("contradictions:  %lld (%lld missed failures, %lld false alarms); eval accuracy %s\n",
+           num(s, "contradictions"), num(s, "missed_failures"), num(s, "false_alarms"), acc);
+    printf("created:         %s\n", str(a, "created_at"));
+    if (json_is_object(active)) {
+        char title[64];
+        snprintf(title, sizeof title, "prompt template, v%lld", num(active, "version"));
+        print_template(title, str(active, "prompt_template"));
+    }
+}
+
+static void show_version(const json_t *agent, const json_t *v, const json_t *versions)
+{
+    char parent[24], vars[512];
+    number_of(versions, json_string_value(json_object_get(v, "parent_version_id")), parent,
+              sizeof parent);
+    joined(json_object_get(v, "variables"), vars, sizeof vars);
+    printf("%s v%lld (%s)\n", str(agent, "name"), num(v, "version"), str(v, "id"));
+    printf("status:       %s\n", str(v, "status"));
+    if (json_is_string(json_object_get(v, "created_by_job_id")))
+        printf("source:       %s (job %s)\n", str(v, "source"), str(v, "created_by_job_id"));
+    else
+        printf("source:       %s\n", str(v, "source"));
+    printf("parent:       %s\n", parent);
+    printf("variables:    %s\n", vars);
+    printf("created:      %s\n", str(v, "created_at"));
+    if (json_is_string(json_object_get(v, "decided_at")))
+        printf("decided:      %s\n", str(v, "decided_at"));
+    if (json_is_string(json_object_get(v, "review_note")))
+        printf("review note:  %s\n", str(v, "review_note"));
+    if (json_is_string(json_object_get(v, "change_summary")))
+        printf("summary:      %s\n", str(v, "change_summary"));
+    bullets("changes:", json_object_get(v, "changes"));
+    bullets("failure patterns:", json_object_get(v, "failure_patterns"));
+    print_template("prompt template", str(v, "prompt_template"));
+}
+
+int cmd_show(int argc, char **argv)
+{
+    struct config cfg;
+    struct read_opts o = {0};
+    config_load(&cfg);
+    int first = read_options(argc, argv, &o, false);
+    long long n = 0;
+    if (first < 0 || argc - first < 1 || argc - first > 2)
+        return cmd_usage("show");
+    if (argc - first == 2 && !cmd_version_arg(argv[first + 1], &n))
+        return EXIT_USAGE;
+    struct client cl;
+    struct rf_err err;
+    json_t *agent = NULL, *full = NULL, *version = NULL, *versions = NULL;
+    char *path = NULL;
+    int rc = 1;
+    if (client_init(&cl, &cfg, &err) != RF_OK)
+        return cmd_fail(&err);
+    if (client_agent(&cl, argv[first], &agent, &err) != RF_OK) {
+        rc = cmd_fail(&err);
+        goto out;
+    }
+    if (n == 0) { /* the agent, with its stats */
+        path = xasprintf("/v1/agents/%s", str(agent, "id"));
+        if (client_call(&cl, "GET", path, NULL, NULL, &full, NULL, &err) != RF_OK) {
+            rc = cmd_fail(&err);
+            goto out;
+        }
+        if (o.as_json)
+            cmd_print_json(full);
+        else
+            show_agent(full);
+        rc = 0;
+        goto out;
+    }
+    path = xasprintf("/v1/agents/%s/versions/%lld", str(agent, "id"), n);
+    if (client_call(&cl, "GET", path, NULL, NULL, &version, NULL, &err) != RF_OK) {
+        if (err.code == RF_NOT_FOUND)
+            rf_fail(&err, RF_NOT_FOUND, "%s has no version %lld (see refold versions %s)",
+                    str(agent, "name"), n, argv[first]);
+        rc = cmd_fail(&err);
+        goto out;
+    }
+    rc = 0;
+    if (o.as_json) {
+        cmd_print_json(version);
+        goto out;
+    }
+    free(path);
+    path = xasprintf("/v1/agents/%s/versions", str(agent, "id"));
+    if (client_list_all(&cl, path, &versions, &err) != RF_OK) { /* only for the parent's number */
+        versions = json_array();
+    }
+    show_version(agent, version, versions);
+out:
+    json_decref(agent);
+    json_decref(full);
+    json_decref(version);
+    json_decref(versions);
+    free(path);
+    client_release(&cl);
+    return rc;
+}

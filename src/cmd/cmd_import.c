@@ -1,0 +1,192 @@
+/*
+ * cmd_import - `refold import FILE.jsonl|-`: bulk import through the API (import.h does
+ * the work). This file is the command around it: the arguments, the progress line on a
+ * terminal (stderr, redrawn about five times a second: records read, records/s,
+ * rejections so far), the summary per type on stdout (or as JSON with --json), and the
+ * exit status: 0 when every line was imported, 1 when some were rejected or the import
+ * stopped, 2 on bad usage.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmd/client.h"
+#include "cmd/cmd.h"
+#include "cmd/import.h"
+#include "cmd/term.h"
+#include "core/banned.h"
+
+static double rate(const struct import_stats *st)
+{
+    return st->elapsed_us > 0 ? (double)st->records * 1e6 / (double)st->elapsed_us : 0.0;
+}
+
+struct progress {
+    const char *name;
+    bool shown;
+};
+
+static void on_progress(void *ud, const struct import_stats *st)
+{
+    struct progress *p = ud;
+    char a[32], b[32], c[32];
+    fprintf(stderr, "\r\033[K  importing %s: %s records · %s records/s · %s rejected", p->name,
+            cmd_grouped(st->records, a, sizeof a), cmd_grouped((long long)rate(st), b, sizeof b),
+            cmd_grouped(st->rejected, c, sizeof c));
+    fflush(stderr);
+    p->shown = true;
+}
+
+static void print_summary(const char *name, const struct import_stats *st)
+{
+    char a[32], b[32], c[32], d[32];
+    struct import_counts total = {0};
+    printf("Imported %s: %s records in %.2f s (%s records/s)\n\n", name,
+           cmd_grouped(st->records, a, sizeof a), (double)st->elapsed_us / 1e6,
+           cmd_grouped((long long)rate(st), b, sizeof b));
+    printf("%-16s %12s %12s %12s %12s\n", "TYPE", "CREATED", "UPDATED", "UNCHANGED", "REJECTED");
+    for (int t = 0; t < IMPORT_NTYPES; t++) {
+        const struct import_counts *k = &st->by_type[t];
+        total.created += k->created;
+        total.updated += k->updated;
+        total.unchanged += k->unchanged;
+        total.rejected += k->rejected;
+        if (!k->created && !k->updated && !k->unchanged && !k->rejected)
+            continue;
+        printf("%-16s %12s %12s %12s %12s\n", import_type_name((enum import_type)t),
+               cmd_grouped(k->created, a, sizeof a), cmd_grouped(k->updated, b, sizeof b),
+               cmd_grouped(k->unchanged, c, sizeof c), cmd_grouped(k->rejected, d, sizeof d));
+    }
+    printf("%-16s %12s %12s %12s %12s\n", "total", cmd_grouped(total.created, a, sizeof a),
+           cmd_grouped(total.updated, b, sizeof b), cmd_grouped(total.unchanged, c, sizeof c),
+           cmd_grouped(total.rejected, d, sizeof d));
+}
+
+static void print_summary_json(const char *name, const struct import_stats *st, bool stopped)
+{
+    json_t *types = json_object(),
+           *total = json_pack("{s:I, s:I, s:I, s:I}", "created", (json_int_t)0, "updated",
+                              (json_int_t)0, "unchanged", (json_int_t)0, "rejected", (json_int_t)0);
+    struct import_counts sum = {0};
+    for (int t = 0; t < IMPORT_NTYPES; t++) {
+        const struct import_counts *k = &st->by_type[t];
+        sum.created += k->created;
+        sum.updated += k->updated;
+        sum.unchanged += k->unchanged;
+        sum.rejected += k->rejected;
+        json_object_set_new(types, import_type_name((enum import_type)t),
+                            json_pack("{s:I, s:I, s:I, s:I}", "created", (json_int_t)k->created,
+                                      "updated", (json_int_t)k->updated, "unchanged",
+                                      (json_int_t)k->unchanged, "rejected",
+                                      (json_int_t)k->rejected));
+    }
+    json_object_set_new(total, "created", json_integer(sum.created));
+    json_object_set_new(total, "updated", json_integer(sum.updated));
+    json_object_set_new(total, "unchanged", json_integer(sum.unchanged));
+    json_object_set_new(total, "rejected", json_integer(sum.rejected));
+    json_t *doc = json_pack("{s:s, s:I, s:I, s:f, s:f, s:b, s:o, s:o}", "file", name, "lines",
+                            (json_int_t)st->lines, "records", (json_int_t)st->records, "seconds",
+                            (double)st->elapsed_us / 1e6, "records_per_second", rate(st), "stopped",
+                            stopped, "types", types, "total", total);
+    cmd_print_json(doc);
+    json_decref(doc);
+}
+
+int cmd_import(int argc, char **argv)
+{
+    struct config cfg;
+    config_load(&cfg);
+    bool as_json = false, force_tty = false;
+    struct import_opts io = {.errors = stderr};
+    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
+                                         {"tty", no_argument, NULL, 't'},
+                                         {"batch", required_argument, NULL, 'b'},
+                                         {"parallel", required_argument, NULL, 'p'},
+                                         {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        char *end;
+        long v;
+        switch (c) {
+        case 'j':
+            as_json = true;
+            break;
+        case 't':
+            force_tty = true;
+            break;
+        case 'b':
+        case 'p':
+            v = strtol(optarg, &end, 10);
+            if (*end || v < 1 || v > (c == 'b' ? 1000 : 16)) {
+                cmd_error("--%s takes a number from 1 to %d", c == 'b' ? "batch" : "parallel",
+                          c == 'b' ? 1000 : 16);
+                return EXIT_USAGE;
+            }
+            if (c == 'b')
+                io.batch = (int)v;
+            else
+                io.parallel = (int)v;
+            break;
+        default:
+            return cmd_usage("import");
+        }
+    }
+    if (argc - optind != 1)
+        return cmd_usage("import");
+    const char *path = argv[optind];
+    bool from_stdin = strcmp(path, "-") == 0;
+    struct import_source src = {.fd = STDIN_FILENO, .name = from_stdin ? "stdin" : path};
+    if (!from_stdin) {
+        src.fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (src.fd < 0) {
+            cmd_error("cannot open %s: %s", path, strerror(errno));
+            return 1;
+        }
+    }
+    struct client cl;
+    struct rf_err err;
+    struct import_stats st;
+    struct progress prog = {.name = src.name};
+    int rc;
+    if (client_init(&cl, &cfg, &err) != RF_OK) {
+        if (!from_stdin)
+            close(src.fd);
+        return cmd_fail(&err);
+    }
+    if (force_tty || term_tty(STDERR_FILENO)) {
+        io.progress = on_progress;
+        io.ud = &prog;
+    }
+    enum rf_status irc = import_run(&cl, &src, &io, &st, &err);
+    if (prog.shown) {
+        fputs("\r\033[K", stderr);
+        fflush(stderr);
+    }
+    if (as_json)
+        print_summary_json(src.name, &st, irc != RF_OK);
+    else
+        print_summary(src.name, &st);
+    fflush(stdout);
+    if (irc != RF_OK) {
+        char n[32];
+        cmd_error("import stopped after %s records: %s", cmd_grouped(st.records, n, sizeof n),
+                  err.message);
+        rc = 1;
+    } else if (st.rejected) {
+        char n[32];
+        cmd_error("%s record%s rejected (reported above); the rest was imported",
+                  cmd_grouped(st.rejected, n, sizeof n), st.rejected == 1 ? "" : "s");
+        rc = 1;
+    } else {
+        rc = 0;
+    }
+    if (!from_stdin)
+        close(src.fd);
+    client_release(&cl);
+    return rc;
+}

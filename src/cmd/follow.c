@@ -1,0 +1,100 @@
+/*
+ * follow - a job's event stream, resumed across reconnections; see follow.h.
+ */
+#include "cmd/follow.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "llm/sse.h"
+#include "core/banned.h"
+
+#define FOLLOW_MAX_EVENT (4u * 1024 * 1024)
+#define FOLLOW_RECONNECT_FOR_MS 120000
+#define FOLLOW_DEFAULT_RETRY_MS 1000
+
+struct follow {
+    struct sse_parser parser;
+    follow_event_fn fn;
+    void *ud;
+    int64_t last_seq;                   /* Last-Event-ID for a reconnection */
+    char terminal[FOLLOW_TERMINAL_MAX]; /* the terminal event's type once seen */
+};
+
+static enum rf_status on_event(void *ud, const struct sse_event *ev)
+{
+    struct follow *f = ud;
+    char *end = NULL;
+    long long seq = strtoll(ev->id, &end, 10);
+    if (!*ev->id || *end || seq <= f->last_seq)
+        return RF_OK; /* not a job event, or one already delivered */
+    f->last_seq = seq;
+    json_t *data = json_loadb(ev->data, ev->data_len, 0, NULL);
+    if (f->fn)
+        f->fn(f->ud, seq, ev->type, data ? data : json_null());
+    json_decref(data);
+    if (!strcmp(ev->type, "completed") || !strcmp(ev->type, "failed") ||
+        !strcmp(ev->type, "cancelled")) {
+        snprintf(f->terminal, sizeof f->terminal, "%s", ev->type);
+        return RF_CANCELLED; /* stop reading: the server closes the stream anyway */
+    }
+    return RF_OK;
+}
+
+static bool on_chunk(void *ud, const char *data, size_t len)
+{
+    struct follow *f = ud;
+    return sse_parser_feed(&f->parser, data, len) == RF_OK;
+}
+
+/* The job's current status into out. */
+static enum rf_status status_now(struct client *cl, const char *id, char *out, size_t n,
+                                 struct rf_err *err)
+{
+    json_t *job = NULL;
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    enum rf_status rc = client_call(cl, "GET", path, NULL, NULL, &job, NULL, err);
+    const char *s = json_string_value(json_object_get(job, "status"));
+    snprintf(out, n, "%s", rc == RF_OK && s ? s : "");
+    json_decref(job);
+    return rc;
+}
+
+enum rf_status follow_job(struct client *cl, const char *id, follow_event_fn fn, void *ud,
+                          char terminal[FOLLOW_TERMINAL_MAX], struct rf_err *err)
+{
+    struct follow f = {.fn = fn, .ud = ud};
+    char path[160], last_header[64];
+    int64_t give_up = 0;
+    enum rf_status rc;
+    terminal[0] = '\0';
+    snprintf(path, sizeof path, "/v1/jobs/%s/events", id);
+    for (;;) {
+        const char *headers[] = {last_header, NULL};
+        snprintf(last_header, sizeof last_header, "Last-Event-ID: %lld", (long long)f.last_seq);
+        long code = 0;
+        sse_parser_init(&f.parser, FOLLOW_MAX_EVENT, on_event, &f);
+        rf_err_clear(err);
+        rc = client_stream(cl, path, f.last_seq > 0 ? headers : NULL, on_chunk, &f, &code, err);
+        int64_t retry = f.parser.retry_ms > 0 ? f.parser.retry_ms : FOLLOW_DEFAULT_RETRY_MS;
+        sse_parser_release(&f.parser);
+        if (f.terminal[0]) {
+            snprintf(terminal, FOLLOW_TERMINAL_MAX, "%s", f.terminal);
+            return RF_OK;
+        }
+        if (rc == RF_OK && code == 204) /* finished before we got here, nothing new */
+            return status_now(cl, id, terminal, FOLLOW_TERMINAL_MAX, err);
+        if (rc != RF_OK && rc != RF_UNAVAILABLE) /* 404, 401, ...: reconnecting won't help */
+            return rc;
+        /* The stream ended early (server restart) or the server is away: resume from the
+         * last event; give up after FOLLOW_RECONNECT_FOR_MS without reaching it. */
+        if (rc == RF_OK || !give_up)
+            give_up = clock_mono_ms() + FOLLOW_RECONNECT_FOR_MS;
+        else if (clock_mono_ms() > give_up)
+            return rc;
+        clock_sleep_ms(retry);
+    }
+}

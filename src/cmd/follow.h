@@ -1,0 +1,32 @@
+/*
+ * follow - follow a job's event stream (GET /v1/jobs/{id}/events, SSE) until its
+ * terminal event, for `refold job --follow`, `refold improve` and `refold demo`.
+ *
+ * Events are parsed with llm/sse.h's client parser and handed to a callback once each,
+ * in seq order. When the stream breaks (a server restart) it reconnects after the
+ * stream's `retry:` delay with Last-Event-ID, so no event is missed or repeated, and
+ * gives up after two minutes without reaching the server. Single-threaded: it runs
+ * on the caller's thread and client.
+ */
+#ifndef REFOLD_CMD_FOLLOW_H
+#define REFOLD_CMD_FOLLOW_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "cmd/client.h"
+
+/* One job event; data is the parsed payload (borrowed for the call; JSON null when it
+ * did not parse). */
+typedef void (*follow_event_fn)(void *ud, int64_t seq, const char *type, const json_t *data);
+
+#define FOLLOW_TERMINAL_MAX 16
+
+/* Follow job id until it completes, fails or is cancelled; terminal gets that status.
+ * fn may be NULL (wait without looking at the events).
+ * When the job had already finished with nothing left to send, terminal is read from
+ * the job itself. Fails (err) on 404/401 and when the server stays away. */
+enum rf_status follow_job(struct client *cl, const char *id, follow_event_fn fn, void *ud,
+                          char terminal[FOLLOW_TERMINAL_MAX], struct rf_err *err);
+
+#endif

@@ -1,0 +1,33 @@
+/*
+ * term - what the CLI knows about its terminal: whether an output is a terminal
+ * (TTY mode: progress redrawn in place, colours), whether to colour, its width, and
+ * whether it can show UTF-8 symbols.
+ *
+ * REFOLD_TTY=1 forces TTY mode and REFOLD_TTY=0 turns it off, whatever the
+ * descriptors are (tests run the CLI on pipes). Colour follows --color=always|never|auto;
+ * auto colours a TTY unless NO_COLOR is set or TERM is "dumb". Stateless apart from
+ * reading the environment; any thread.
+ */
+#ifndef REFOLD_CMD_TERM_H
+#define REFOLD_CMD_TERM_H
+
+#include <stdbool.h>
+
+enum term_color { TERM_COLOR_AUTO, TERM_COLOR_ALWAYS, TERM_COLOR_NEVER };
+
+/* TTY mode for descriptor fd (REFOLD_TTY overrides isatty). */
+bool term_tty(int fd);
+/* Parse the value of --color ("always", "never", "auto"); false when it is none of them. */
+bool term_parse_color(const char *arg, enum term_color *out);
+/* Whether output on fd is coloured under mode c. */
+bool term_use_color(enum term_color c, int fd);
+/* Columns of the terminal on fd (COLUMNS, else the window size, else 80). */
+int term_width(int fd);
+/* Whether the locale says UTF-8 (LC_ALL, LC_CTYPE, LANG), for symbols like ✓ and █. */
+bool term_utf8(void);
+
+/* SGR sequences, or "" when colour is off. */
+#define TERM_SGR(on, code) ((on) ? "\033[" code "m" : "")
+#define TERM_RESET(on) TERM_SGR(on, "0")
+
+#endif

@@ -1,0 +1,220 @@
+// The client commands of SPEC §9 against a real server: agents, versions, show,
+// diff, improve (TTY and plain, against the fake LLM), promote, reject, and the
+// job commands' JSON; exit codes (0 ok, 1 failure, 2 bad usage), --json output
+// equal to the API's, one-line errors for the common mistakes.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer } from 'node:net';
+import { startServer, startFakeLLM, llmEnv, run, waitJob } from './lib.mjs';
+
+const TEMPLATE = 'You answer for {{company}}.\nReply in {{language}}.\nBe brief.\n';
+const ANALYSIS = JSON.stringify({ failure_patterns: ['Promises refunds without checking the order'],
+  summary: 'Refund rules are missing.' });
+const IMPROVED = 'You answer for {{company}}.\nReply in {{language}}.\nCheck the order before any refund.\nBe brief.\n';
+const REWRITE = JSON.stringify({ improved_prompt: IMPROVED, changes: ['Check orders before refunds'],
+  reasoning: 'Refunds were promised blindly.' });
+const A = { match: 'Identify the failure patterns', text: ANALYSIS, usage: { input_tokens: 500, output_tokens: 40 } };
+const R = { match: 'Rewrite the prompt template below', text: REWRITE, usage: { input_tokens: 700, output_tokens: 90 } };
+
+const STAGES = ['fetching agent', 'fetching contradictions', 'analyzing failures', 'fetching best practices',
+  'generating improved prompt', 'validating prompt', 'creating new version', 'finalizing', 'completed'];
+
+let fake, srv, agent, env;
+const cli = (args, opts = {}) => run(args, { ...opts, env: { ...env, ...(opts.env || {}) } });
+const oneLine = (s) => s.trim().split('\n').length === 1;
+
+before(async () => {
+  fake = await startFakeLLM();
+  srv = await startServer({ env: llmEnv(fake) });
+  env = { XDG_CONFIG_HOME: join(srv.dir, 'client-config'), REFOLD_URL: srv.url, REFOLD_API_KEY: srv.key,
+    REFOLD_TTY: '', NO_COLOR: '' };
+  // An agent with two contradictions (one of each kind), through the CLI's own import.
+  const lines = [
+    { type: 'agent', name: 'cli-agent', description: 'Answers customers', prompt_template: TEMPLATE },
+    { type: 'eval', agent: 'cli-agent', name: 'judge' },
+    ...[0, 1, 2, 3].map((i) => ({ type: 'trace', agent: 'cli-agent', source: 'cli', external_id: `c${i}`, input: `q${i}`, output: `a${i}` })),
+    ...['negative', 'positive', 'positive', 'negative'].map((rating, i) => ({ type: 'feedback', source: 'cli', external_id: `c${i}`, rating })),
+    ...[true, false, true, false].map((p, i) => ({ type: 'eval_execution', agent: 'cli-agent', eval: 'judge', source: 'cli', external_id: `c${i}`, predicted_result: p })),
+  ];
+  const r = await cli(['import', '-'], { input: lines.map((l) => JSON.stringify(l)).join('\n') + '\n' });
+  assert.equal(r.code, 0, r.stderr);
+  agent = (await srv.api('GET', '/v1/agents?name=cli-agent')).json.data[0];
+});
+after(async () => { await srv.stop(); srv.cleanup(); fake.stop(); });
+
+test('agents: a table, and --json equal to GET /v1/agents', async () => {
+  const r = await cli(['agents']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^NAME\s+STATUS\s+ACTIVE\s+TRACES/);
+  assert.match(r.stdout, /cli-agent\s+confirmed\s+v1\s+4\s+4\s+1\s+2\s+50\.0%/);
+  const j = await cli(['agents', '--json']);
+  assert.equal(j.code, 0);
+  assert.deepEqual(JSON.parse(j.stdout), (await srv.api('GET', '/v1/agents')).json.data);
+});
+
+test('show and versions, by name or id; --json equal to the API', async () => {
+  let r = await cli(['show', 'cli-agent']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /contradictions:\s+2 \(1 missed failures, 1 false alarms\)/);
+  assert.ok(r.stdout.includes(TEMPLATE), 'shows the active template');
+  r = await cli(['show', agent.id, '--json']);
+  assert.deepEqual(JSON.parse(r.stdout), (await srv.api('GET', `/v1/agents/${agent.id}`)).json);
+  r = await cli(['show', 'cli-agent', '1', '--json']);
+  assert.deepEqual(JSON.parse(r.stdout), (await srv.api('GET', `/v1/agents/${agent.id}/versions/1`)).json);
+  r = await cli(['versions', 'cli-agent']);
+  assert.equal(r.code, 0);
+  assert.match(r.stdout, /^v1\s+active\s+manual/m);
+  r = await cli(['versions', '--json', 'cli-agent']);
+  assert.deepEqual(JSON.parse(r.stdout), (await srv.api('GET', `/v1/agents/${agent.id}/versions`)).json.data);
+});
+
+test('improve in TTY mode: the stages in order on a redrawn line, then the candidate', async () => {
+  await fake.script([A, R]);
+  const tty = { REFOLD_TTY: '1', TERM: 'xterm', LANG: 'C.UTF-8', LC_ALL: '', LC_CTYPE: '' };
+  const r = await cli(['improve', 'cli-agent', '--max-contradictions', '5'], { env: tty });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stderr, '');
+  assert.ok(r.stdout.includes('\r\x1b[K'), 'the status line is redrawn in place');
+  assert.match(r.stdout, /\[\x1b\[32m█+/, 'a progress bar');
+  let at = -1;
+  for (const s of STAGES) {
+    const i = r.stdout.indexOf(`✓\x1b[0m ${s}`, at + 1);
+    assert.ok(i > at, `stage "${s}" after the previous one`);
+    at = i;
+  }
+  assert.match(r.stdout, /2 contradictions \(1 missed failures, 1 false alarms\)/);
+  assert.match(r.stdout, /Candidate v2 of cli-agent/);
+  assert.match(r.stdout, /Promote it:\s+refold promote cli-agent 2/);
+  const [job] = (await srv.api('GET', `/v1/jobs?agent_id=${agent.id}`)).json.data;
+  assert.deepEqual(job.params, { agent_id: agent.id, max_contradictions: 5 });
+});
+
+test('improve on a pipe: one plain line per event; --no-wait and --json', async () => {
+  await fake.script([A, R]);
+  let r = await cli(['improve', 'cli-agent', '--instructions', 'Keep it short']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(!r.stdout.includes('\x1b['), 'no escape sequences on a pipe');
+  const lines = r.stdout.split('\n');
+  for (const [pct, s] of [[0, 'fetching agent'], [30, 'analyzing failures: 2 contradictions'], [100, 'completed']])
+    assert.ok(lines.some((l) => l.startsWith(`[${String(pct).padStart(3)}%] ${s}`)), `a line for ${s}`);
+  assert.ok(lines.includes('completed: candidate v3 created'));
+
+  await fake.script([A, R]);
+  r = await cli(['improve', 'cli-agent', '--no-wait', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const job = JSON.parse(r.stdout);
+  assert.equal(job.type, 'prompt_improvement');
+  assert.equal((await waitJob(srv, job.id)).status, 'completed');
+
+  await fake.script([A, R]);
+  r = await cli(['improve', 'cli-agent', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const done = JSON.parse(r.stdout);
+  assert.equal(done.status, 'completed');
+  assert.deepEqual(done, (await srv.api('GET', `/v1/jobs/${done.id}`)).json);
+});
+
+test('improve: a failing job exits 1 with the error on stderr, one line', async () => {
+  await fake.script([], { status: 400, error: { type: 'invalid_request_error', message: 'prompt is too long' } });
+  const r = await cli(['improve', 'cli-agent'], { env: { REFOLD_TTY: '1', LANG: 'C.UTF-8', LC_ALL: '', LC_CTYPE: '' } });
+  assert.equal(r.code, 1);
+  assert.ok(oneLine(r.stderr), r.stderr);
+  assert.match(r.stderr, /^refold: improving cli-agent failed: llm_error: .*400.*prompt is too long/);
+  assert.match(r.stdout, /✗.* analyzing failures/);
+  await fake.reset();
+});
+
+test('diff: plain on a pipe, coloured on request, --json equal to the API', async () => {
+  let r = await cli(['diff', 'cli-agent', '2']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^--- v1\n\+\+\+ v2\n@@/);
+  assert.match(r.stdout, /^\+Check the order before any refund\.$/m);
+  assert.ok(!r.stdout.includes('\x1b['));
+  r = await cli(['diff', 'cli-agent', '2', '--color=always']);
+  assert.ok(r.stdout.includes('\x1b[32m+Check the order before any refund.\x1b[0m'));
+  r = await cli(['diff', 'cli-agent', '3', '2']);
+  assert.equal(r.stdout, '', 'identical templates: an empty diff');
+  r = await cli(['diff', 'cli-agent', '2', '1', '--json']);
+  assert.deepEqual(JSON.parse(r.stdout), (await srv.api('GET', `/v1/agents/${agent.id}/versions/2/diff?base=1`)).json);
+  r = await cli(['diff', 'cli-agent', '2', '--color=sometimes']);
+  assert.equal(r.code, 2);
+});
+
+test('promote and reject: exit codes, messages, --json', async () => {
+  let r = await cli(['promote', 'cli-agent', '2', '--note', 'looks right']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'cli-agent v2 is now active (v1 archived).\n');
+  const v2 = (await srv.api('GET', `/v1/agents/${agent.id}/versions/2`)).json;
+  assert.equal(v2.status, 'active');
+  assert.equal(v2.review_note, 'looks right');
+  r = await cli(['promote', 'cli-agent', '2']);
+  assert.equal(r.code, 1);
+  assert.ok(oneLine(r.stderr));
+  assert.match(r.stderr, /cli-agent v2 is active: only a candidate or an archived version can be promoted/);
+  r = await cli(['reject', 'cli-agent', '3', '--reason', 'same as v2', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), (await srv.api('GET', `/v1/agents/${agent.id}/versions/3`)).json);
+  assert.equal(JSON.parse(r.stdout).status, 'rejected');
+  r = await cli(['reject', 'cli-agent', '99']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^refold: cli-agent has no version 99/);
+});
+
+test('jobs and job --json parse and match the API', async () => {
+  const r = await cli(['jobs', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const list = JSON.parse(r.stdout);
+  assert.deepEqual(list, (await srv.api('GET', '/v1/jobs')).json.data);
+  const one = await cli(['job', list[0].id, '--json']);
+  assert.deepEqual(JSON.parse(one.stdout), (await srv.api('GET', `/v1/jobs/${list[0].id}`)).json);
+});
+
+test('bad usage exits 2', async () => {
+  for (const args of [['show'], ['show', 'a', '1', '2'], ['show', 'cli-agent', 'x'], ['diff', 'cli-agent'],
+    ['diff', 'cli-agent', 'two'], ['improve'], ['improve', 'cli-agent', '--max-contradictions', '0'],
+    ['promote', 'cli-agent'], ['reject', 'cli-agent', '0'], ['agents', 'extra'], ['versions'],
+    ['agents', '--bogus'], ['import'], ['import', 'a', 'b'], ['import', '-', '--batch', '0'], ['demo', 'x']]) {
+    const r = await cli(args);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.ok(r.stderr.length > 0);
+  }
+});
+
+test('unknown agent: exit 1 and one line naming it', async () => {
+  for (const args of [['show', 'nobody'], ['versions', 'nobody'], ['improve', 'nobody'], ['diff', 'nobody', '1'],
+    ['promote', 'nobody', '1'], ['show', 'agent_01JF3Q0000000000000000000Z']]) {
+    const r = await cli(args);
+    assert.equal(r.code, 1, args.join(' '));
+    assert.ok(oneLine(r.stderr), r.stderr);
+    assert.match(r.stderr, /^refold: no agent (named "nobody"|agent_01JF3Q0000000000000000000Z) in this workspace/);
+  }
+});
+
+test('server not running: exit 1 and how to start it', async () => {
+  const port = await new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
+  });
+  for (const args of [['agents'], ['show', 'cli-agent'], ['import', '-']]) {
+    const r = await cli(args, { env: { REFOLD_URL: `http://127.0.0.1:${port}` }, input: '{"type":"agent","name":"x"}\n' });
+    assert.equal(r.code, 1, args.join(' '));
+    assert.match(r.stderr, new RegExp(`cannot reach refold at http://127.0.0.1:${port}: is \`refold serve\` running\\?`));
+    if (args[0] !== 'import') assert.ok(oneLine(r.stderr), r.stderr);
+  }
+});
+
+test('no API key: exit 1 and where it is looked for', async () => {
+  const home = mkdtempSync(join(tmpdir(), 'refold-nokey-'));
+  const r = await cli(['agents'], { env: { REFOLD_API_KEY: '', XDG_CONFIG_HOME: home } });
+  assert.equal(r.code, 1);
+  assert.ok(oneLine(r.stderr));
+  assert.match(r.stderr, new RegExp(`no API key: set REFOLD_API_KEY, or run \`refold init\` to save one in ${home}/refold/config.json`));
+  // The config file is read when the variable is not set.
+  mkdirSync(join(home, 'refold'), { recursive: true });
+  writeFileSync(join(home, 'refold', 'config.json'), JSON.stringify({ url: srv.url, api_key: srv.key }));
+  const ok = await cli(['agents', '--json'], { env: { REFOLD_API_KEY: '', REFOLD_URL: '', XDG_CONFIG_HOME: home } });
+  assert.equal(ok.code, 0, ok.stderr);
+});

@@ -1,0 +1,185 @@
+// refold import (SPEC §9): every line type, per-type summary, line-numbered
+// rejections with the rest imported, idempotent re-import, stdin, ordering under
+// small pipelined batches, and a 100,000-line file (its records/s is printed).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync, createWriteStream } from 'node:fs';
+import { join } from 'node:path';
+import { once } from 'node:events';
+import { startServer, run } from './lib.mjs';
+
+let srv, env;
+const cli = (args, opts = {}) => run(args, { timeout: 120000, ...opts, env: { ...env, ...(opts.env || {}) } });
+const jsonl = (lines) => lines.map((l) => (typeof l === 'string' ? l : JSON.stringify(l))).join('\n') + '\n';
+const ZERO = { created: 0, updated: 0, unchanged: 0, rejected: 0 };
+const counts = (c) => ({ ...ZERO, ...c });
+
+before(async () => {
+  srv = await startServer();
+  env = { XDG_CONFIG_HOME: join(srv.dir, 'client-config'), REFOLD_URL: srv.url, REFOLD_API_KEY: srv.key, REFOLD_TTY: '' };
+});
+after(async () => { await srv.stop(); srv.cleanup(); });
+
+const trace = (ext, extra = {}) => ({ type: 'trace', agent: 'imp', source: 's', external_id: ext, input: `in ${ext}`, output: `out ${ext}`, ...extra });
+
+// Line numbers are the array index + 1.
+const MIXED = [
+  { type: 'agent', name: 'imp', description: 'import test', prompt_template: 'Hello {{name}}' }, // 1 created
+  { type: 'eval', agent: 'imp', name: 'judge', description: 'is it good?' }, //                     2 created
+  trace('t1', { timestamp: '2026-11-01T10:00:00.000Z', steps: [{ tool: 'x' }], metadata: { k: 1 } }), // 3
+  trace('t1', { timestamp: '2026-11-01T10:00:00.000Z', steps: [{ tool: 'x' }], metadata: { k: 1 } }), // 4 duplicate: unchanged
+  'this is not JSON', //                                                                           5 rejected (invalid)
+  { type: 'trace', agent: 'ghost', source: 's', external_id: 'g1', input: 'i', output: 'o' }, //    6 rejected: unknown agent
+  { type: 'trace', agent: 'imp', source: 's', external_id: 't2', output: 'no input' }, //            7 rejected by the server
+  { type: 'feedback', source: 's', external_id: 't1', rating: 'negative', note: 'wrong refund' }, //  8 created
+  { type: 'feedback', source: 's', external_id: 'nope', rating: 'positive' }, //                     9 rejected by the server
+  { type: 'eval_execution', agent: 'imp', eval: 'judge', source: 's', external_id: 't1', predicted_result: true, predicted_reason: 'fine' }, // 10
+  { type: 'eval_execution', agent: 'imp', eval: 'ghost', source: 's', external_id: 't1', predicted_result: true }, // 11 rejected: unknown eval
+  { type: 'version', agent: 'imp', prompt_template: 'Hello {{name}}, kindly', status: 'active' }, // 12 created, active
+  trace('t3'), //                                                                                   13 created on v2
+  trace('t4', { version: 1 }), //                                                                   14 created on v1
+  { type: 'bogus' }, //                                                                             15 rejected (invalid)
+  '   ', //                                                                                         16 blank: skipped
+  { type: 'agent', name: 'imp', prompt_template: 'Hello {{name}}' }, //                             17 unchanged (v1 has it)
+  { type: 'version', agent: 'imp', prompt_template: 'Hello {{name}}, draft' }, //                   18 created (candidate)
+  '{"type":"trace","type":"trace"}', //                                                             19 rejected (duplicate key)
+  { type: 'trace', agent: 'imp', input: 'x', output: 'y' }, //                                      20 rejected: no external_id
+  trace('t5', { version: 9 }), //                                                                   21 rejected: no version 9
+];
+
+test('a file with valid, duplicate and invalid lines: summary and line-numbered rejections', async () => {
+  const file = join(srv.dir, 'mixed.jsonl');
+  writeFileSync(file, jsonl(MIXED));
+  const r = await cli(['import', file, '--json']);
+  assert.equal(r.code, 1, 'some lines were rejected');
+  const s = JSON.parse(r.stdout);
+  assert.equal(s.lines, MIXED.length);
+  assert.equal(s.records, MIXED.length - 1);
+  assert.deepEqual(s.types.agent, counts({ created: 1, unchanged: 1 }));
+  assert.deepEqual(s.types.eval, counts({ created: 1 }));
+  assert.deepEqual(s.types.version, counts({ created: 2 }));
+  assert.deepEqual(s.types.trace, counts({ created: 3, unchanged: 1, rejected: 4 }));
+  assert.deepEqual(s.types.feedback, counts({ created: 1, rejected: 1 }));
+  assert.deepEqual(s.types.eval_execution, counts({ created: 1, rejected: 1 }));
+  assert.deepEqual(s.types.invalid, counts({ rejected: 3 }));
+  assert.deepEqual(s.total, { created: 9, updated: 0, unchanged: 2, rejected: 9 });
+
+  const errs = r.stderr.trim().split('\n');
+  const rejected = errs.filter((l) => l.startsWith(`${file}:`)).map((l) => Number(l.slice(file.length + 1).split(':')[0]));
+  assert.deepEqual(rejected.sort((a, b) => a - b), [5, 6, 7, 9, 11, 15, 19, 20, 21], r.stderr);
+  const line = (n) => errs.find((l) => l.startsWith(`${file}:${n}:`));
+  assert.match(line(5), /: invalid: invalid JSON at column \d+/);
+  assert.match(line(6), /: trace: unknown agent "ghost"/);
+  assert.match(line(7), /: trace: input is required/);
+  assert.match(line(9), /: feedback: no trace with source s and external_id nope$/);
+  assert.match(line(11), /: eval_execution: agent "imp" has no eval "ghost"/);
+  assert.match(line(15), /: invalid: unknown type "bogus"/);
+  assert.match(line(19), /: invalid: invalid JSON/);
+  assert.match(line(20), /: trace: "external_id" is required/);
+  assert.match(line(21), /: trace: agent "imp" has no version 9/);
+  assert.match(errs.at(-1), /^refold: 9 records rejected \(reported above\); the rest was imported$/);
+
+  // What landed: versions, the active one, traces on the right versions, feedback, executions.
+  const agent = (await srv.api('GET', '/v1/agents?name=imp')).json.data[0];
+  assert.equal(agent.description, 'import test');
+  assert.equal(agent.active_version.version, 2);
+  const versions = (await srv.api('GET', `/v1/agents/${agent.id}/versions`)).json.data;
+  assert.deepEqual(versions.map((v) => [v.version, v.status, v.source]),
+    [[3, 'candidate', 'manual'], [2, 'active', 'manual'], [1, 'archived', 'manual']]);
+  const traces = (await srv.api('GET', `/v1/traces?agent_id=${agent.id}`)).json.data;
+  const byExt = Object.fromEntries(traces.map((t) => [t.external_id, t]));
+  assert.deepEqual(Object.keys(byExt).sort(), ['t1', 't3', 't4']);
+  assert.equal(byExt.t1.version, 1);
+  assert.equal(byExt.t3.version, 2, 'a trace after an active version line attaches to it');
+  assert.equal(byExt.t4.version, 1, 'an explicit version number wins');
+  assert.deepEqual(byExt.t1.steps, [{ tool: 'x' }]);
+  assert.deepEqual(byExt.t1.feedback && [byExt.t1.feedback.rating, byExt.t1.feedback.note], ['negative', 'wrong refund']);
+  assert.equal(agent.stats.executions, 1);
+  assert.equal(agent.stats.contradictions, 1);
+
+  // A second import of the same file creates and changes nothing.
+  const again = await cli(['import', file, '--json']);
+  assert.equal(again.code, 1);
+  const s2 = JSON.parse(again.stdout);
+  assert.deepEqual(s2.total, { created: 0, updated: 0, unchanged: 11, rejected: 9 });
+  for (const t of ['agent', 'eval', 'version', 'trace', 'feedback', 'eval_execution'])
+    assert.equal(s2.types[t].created + s2.types[t].updated, 0, t);
+  assert.equal((await srv.api('GET', `/v1/agents/${agent.id}/versions`)).json.data.length, 3);
+  assert.equal((await srv.api('GET', `/v1/agents/${agent.id}`)).json.active_version.version, 2,
+    'a re-import does not undo the active version');
+
+  // The human-readable summary.
+  const text = await cli(['import', file]);
+  assert.match(text.stdout, /^Imported .*mixed\.jsonl: 20 records in [\d.]+ s \([\d,]+ records\/s\)$/m);
+  assert.match(text.stdout, /^trace\s+0\s+0\s+4\s+4$/m);
+  assert.match(text.stdout, /^total\s+0\s+0\s+11\s+9$/m);
+});
+
+test('stdin with -, and a clean file exits 0', async () => {
+  const lines = [
+    { type: 'agent', name: 'stdin-agent', prompt_template: 'Hi {{who}}' },
+    { type: 'trace', agent: 'stdin-agent', external_id: 'x1', input: 'a', output: 'b' },
+    { type: 'feedback', external_id: 'x1', rating: 'positive' },
+  ];
+  let r = await cli(['import', '-'], { input: '\ufeff' + jsonl(lines).replace(/\n/g, '\r\n') }); // BOM, CRLF
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stderr, '');
+  assert.match(r.stdout, /^Imported stdin: 3 records/m);
+  assert.match(r.stdout, /^total\s+3\s+0\s+0\s+0$/m);
+  // Changed content is an update; the last line without a newline still counts.
+  r = await cli(['import', '-', '--json'], { input: JSON.stringify({ ...lines[1], output: 'changed' }) });
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout).types.trace, counts({ updated: 1 }));
+  // On a terminal, a progress line (records/s) on stderr, erased before the summary.
+  r = await cli(['import', '-'], { input: jsonl(lines), env: { REFOLD_TTY: '1' } });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /^\r\x1b\[K {2}importing stdin: 3 records · [\d,]+ records\/s · 0 rejected\r\x1b\[K$/);
+});
+
+test('small pipelined batches keep file order: the last line for a key wins, feedback follows its trace', async () => {
+  const lines = [{ type: 'agent', name: 'order', prompt_template: 'Order {{x}}' }];
+  const keys = 8, rounds = 40;
+  for (let i = 0; i < keys * rounds; i++) {
+    const k = i % keys, round = Math.floor(i / keys);
+    lines.push({ type: 'trace', agent: 'order', source: 'o', external_id: `k${k}`, input: 'q', output: `round ${round}` });
+    lines.push({ type: 'feedback', source: 'o', external_id: `k${k}`, rating: round % 2 ? 'positive' : 'negative', note: `round ${round}` });
+  }
+  const r = await cli(['import', '-', '--batch', '3', '--parallel', '8', '--json'], { input: jsonl(lines) });
+  assert.equal(r.code, 0, r.stderr);
+  const s = JSON.parse(r.stdout);
+  assert.deepEqual(s.types.trace, counts({ created: keys, updated: keys * (rounds - 1) }));
+  assert.deepEqual(s.types.feedback, counts({ created: keys, updated: keys * (rounds - 1) }));
+  const agent = (await srv.api('GET', '/v1/agents?name=order')).json.data[0];
+  const traces = (await srv.api('GET', `/v1/traces?agent_id=${agent.id}&limit=500`)).json.data;
+  assert.equal(traces.length, keys);
+  for (const t of traces) {
+    assert.equal(t.output, `round ${rounds - 1}`, t.external_id);
+    assert.equal(t.feedback.note, `round ${rounds - 1}`, t.external_id);
+  }
+});
+
+test('a 100,000-line file imports (records/s printed)', async () => {
+  const file = join(srv.dir, 'big.jsonl');
+  const out = createWriteStream(file);
+  out.write(JSON.stringify({ type: 'agent', name: 'big', prompt_template: 'Support for {{company}}' }) + '\n');
+  const n = 99999;
+  let chunk = [];
+  for (let i = 0; i < n; i++) {
+    chunk.push(JSON.stringify({ type: 'trace', agent: 'big', source: 'bench', external_id: `b-${i}`,
+      timestamp: new Date(1793000000000 + i * 1000).toISOString(),
+      input: `Customer ${i}: where is my order AO-${100000 + i}? It should have arrived last week.`,
+      output: `Order AO-${100000 + i} shipped on Monday with UPS and arrives within two business days.`,
+      metadata: { channel: 'chat', n: i } }));
+    if (chunk.length === 5000) { if (!out.write(chunk.join('\n') + '\n')) await once(out, 'drain'); chunk = []; }
+  }
+  out.end(chunk.join('\n') + '\n');
+  await once(out, 'finish');
+  const r = await cli(['import', file, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const s = JSON.parse(r.stdout);
+  assert.equal(s.records, 100000);
+  assert.deepEqual(s.types.trace, counts({ created: n }));
+  console.log(`# import of 100,000 lines: ${s.seconds.toFixed(2)} s, ${Math.round(s.records_per_second).toLocaleString('en-US')} records/s`);
+  const agent = (await srv.api('GET', '/v1/agents?name=big')).json.data[0];
+  assert.equal(agent.stats.traces, n);
+});

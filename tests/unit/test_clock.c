@@ -1,0 +1,81 @@
+/*
+ * test_clock - RFC 3339 formatting: clock_format is arithmetic (no gmtime), so
+ * it is checked against gmtime_r over a wide range of instants, and against
+ * clock_parse for the round trip.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "core/clock.h"
+#include "core/banned.h"
+
+/* What clock_format must print, the slow way. */
+static void reference(int64_t ms, char out[96])
+{
+    time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+    int frac = (int)(ms - (int64_t)secs * 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    snprintf(out, 96, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+}
+
+static void check(int64_t ms)
+{
+    char got[RFC3339_LEN], want[96];
+    clock_format(ms, got);
+    reference(ms, want);
+    if (strcmp(got, want) != 0)
+        fail_msg("clock_format(%lld) = %s, want %s", (long long)ms, got, want);
+    int64_t back = 0;
+    assert_true(clock_parse(got, &back));
+    assert_int_equal(back, ms);
+}
+
+static void test_clock_format_edges(void **state)
+{
+    (void)state;
+    const int64_t edges[] = {
+        0, 1, 999, 1000, -1, -999, -1000, -1001,
+        951782400000,  /* 2000-02-29 */
+        951868799999,  /* 2000-02-29T23:59:59.999 */
+        4107542400000, /* 2100-03-01 */
+        1767225600000, /* 2026-01-01 */
+        -2208988800000, /* 1900-01-01 */
+        253402300799999, /* 9999-12-31T23:59:59.999 */
+    };
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++)
+        check(edges[i]);
+    char out[RFC3339_LEN];
+    clock_format(1764148653123, out);
+    assert_string_equal(out, "2025-11-26T09:17:33.123Z");
+}
+
+static void test_clock_format_matches_gmtime(void **state)
+{
+    (void)state;
+    uint64_t x = 88172645463325252ull;
+    const int64_t lo = -2208988800000, span = INT64_C(400) * 366 * 86400 * 1000;
+    for (int i = 0; i < 200000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        check(lo + (int64_t)(x % (uint64_t)span));
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_clock_format_edges),
+        cmocka_unit_test(test_clock_format_matches_gmtime),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
