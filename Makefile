@@ -17,19 +17,22 @@ build:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
 
+# Everything that runs on SQLite; the PostgreSQL-only tests (label pg) are test-pg's.
 test: deps build
-	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS) $(CTEST_ARGS)
+	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS) -LE pg $(CTEST_ARGS)
 
-# The integration suite again, on PostgreSQL: a throwaway cluster unless
+# The integration suite again on PostgreSQL, plus the PostgreSQL-only tests (label pg:
+# several nodes, database restarts, concurrent migrations): a throwaway cluster unless
 # REFOLD_TEST_PG_URL names one.
 PG_DIR ?= /tmp/refold-pg-test
 PG_PORT ?= 55433
+PG_LABELS = '^(integration|pg)$$'
 test-pg: deps build
 	@if [ -n "$$REFOLD_TEST_PG_URL" ]; then \
-		cd $(BUILD) && ctest --output-on-failure -j$(JOBS) -L integration $(CTEST_ARGS); \
+		cd $(BUILD) && ctest --output-on-failure -j$(JOBS) -L $(PG_LABELS) $(CTEST_ARGS); \
 	else \
 		url=$$(scripts/pg-cluster.sh start $(PG_DIR) $(PG_PORT)) && \
-		(cd $(BUILD) && REFOLD_TEST_PG_URL=$$url ctest --output-on-failure -j$(JOBS) -L integration $(CTEST_ARGS)); \
+		(cd $(BUILD) && REFOLD_TEST_PG_URL=$$url ctest --output-on-failure -j$(JOBS) -L $(PG_LABELS) $(CTEST_ARGS)); \
 		status=$$?; scripts/pg-cluster.sh stop $(PG_DIR); exit $$status; \
 	fi
 
@@ -38,7 +41,7 @@ test-asan: deps
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DREFOLD_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)
 	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		ctest --output-on-failure -j$(JOBS) $(CTEST_ARGS)
+		ctest --output-on-failure -j$(JOBS) -LE pg $(CTEST_ARGS)
 
 demo: deps build
 	@$(BUILD)/refold demo

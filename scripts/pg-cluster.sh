@@ -3,7 +3,12 @@
 # `postgres` user (initdb refuses root) on a local port with a socket in /tmp.
 #
 #   scripts/pg-cluster.sh start DIR PORT   # prints the postgres:// URL
+#   scripts/pg-cluster.sh restart DIR      # pg_ctl restart -m fast (same settings)
 #   scripts/pg-cluster.sh stop DIR
+#
+# The settings trade durability for speed (fsync=off, synchronous_commit=off): fine for
+# tests, never for data you keep. PG_DURABLE=1 keeps PostgreSQL's durable defaults
+# instead (for benchmarks; they report the settings they ran with).
 set -euo pipefail
 cmd=${1:?start|stop}
 dir=${2:?directory}
@@ -19,16 +24,19 @@ start)
   if [ ! -f "$dir/data/PG_VERSION" ]; then
     as_pg "$bin/initdb" -D "$dir/data" -A trust -U postgres >/dev/null
   fi
-  as_pg "$bin/pg_ctl" -D "$dir/data" -w -l "$dir/log" \
-    -o "-p $port -k /tmp -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c synchronous_commit=off" \
-    start >/dev/null
+  opts="-p $port -k /tmp -c listen_addresses=127.0.0.1 -c max_connections=400"
+  [ "${PG_DURABLE:-0}" = 1 ] || opts="$opts -c fsync=off -c synchronous_commit=off"
+  as_pg "$bin/pg_ctl" -D "$dir/data" -w -l "$dir/log" -o "$opts" start >/dev/null
   echo "postgres://postgres@127.0.0.1:$port/postgres"
+  ;;
+restart)
+  as_pg "$bin/pg_ctl" -D "$dir/data" -w -m fast -l "$dir/log" restart >/dev/null
   ;;
 stop)
   as_pg "$bin/pg_ctl" -D "$dir/data" -m fast stop >/dev/null 2>&1 || true
   ;;
 *)
-  echo "usage: $0 start DIR PORT | stop DIR" >&2
+  echo "usage: $0 start DIR PORT | restart DIR | stop DIR" >&2
   exit 2
   ;;
 esac

@@ -31,8 +31,10 @@ static const struct command commands[] = {
      "For extra capacity next to `refold serve`, or on other machines sharing a PostgreSQL\n"
      "database. SIGTERM stops claiming, lets running jobs finish within\n"
      "REFOLD_SHUTDOWN_GRACE_MS (30 s), then puts the rest back in the queue. Job settings:\n"
-     "docs/jobs.md."},
-    {"migrate", cmd_migrate, "migrate [--db URL]", "Apply pending database migrations."},
+     "docs/jobs.md; several nodes: docs/operations.md."},
+    {"migrate", cmd_migrate, "migrate [--db URL]",
+     "Apply pending database migrations. Safe to run from several processes at once (on\n"
+     "PostgreSQL an advisory lock makes each migration run once)."},
     {"workspace", cmd_workspace, "workspace create NAME | workspace list [--db URL]",
      "Administer workspaces directly on the database."},
     {"key", cmd_key,

@@ -55,6 +55,7 @@ struct config {
     int64_t grace_ms;        /* REFOLD_SHUTDOWN_GRACE_MS, default 30000 */
     int64_t sse_ping_ms;     /* REFOLD_SSE_PING_MS, default 15000 */
     int64_t sse_poll_ms;     /* REFOLD_SSE_POLL_MS, default 100: other processes' events */
+    int64_t sse_resync_ms;   /* REFOLD_SSE_RESYNC_MS, default 5000: PostgreSQL safety re-read */
     bool test_jobs;          /* REFOLD_TEST_JOBS=1: test_sleep and POST /v1/test/jobs */
 };
 

@@ -181,8 +181,10 @@ static enum rf_status create_database(struct demo *d, struct rf_err *err)
 /* The in-process server: event hub, worker pool and HTTP on a free loopback port. */
 static enum rf_status start_server(struct demo *d, const struct config *cfg, struct rf_err *err)
 {
-    struct hub_config hc = {
-        .db_url = d->db, .poll_ms = cfg->sse_poll_ms, .ping_ms = cfg->sse_ping_ms};
+    struct hub_config hc = {.db_url = d->db,
+                            .poll_ms = cfg->sse_poll_ms,
+                            .resync_ms = cfg->sse_resync_ms,
+                            .ping_ms = cfg->sse_ping_ms};
     enum rf_status rc = hub_start(&hc, &d->hub, err);
     if (rc)
         return rc;

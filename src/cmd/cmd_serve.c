@@ -105,7 +105,9 @@ int cmd_serve(int argc, char **argv)
     job_types_enable_test(cfg.test_jobs);
     router_enable_test_routes(cfg.test_jobs);
     struct hub *hub = NULL;
-    struct hub_config hcfg = {.db_url = cfg.db, .poll_ms = cfg.sse_poll_ms,
+    struct hub_config hcfg = {.db_url = cfg.db,
+                              .poll_ms = cfg.sse_poll_ms,
+                              .resync_ms = cfg.sse_resync_ms,
                               .ping_ms = cfg.sse_ping_ms};
     if (hub_start(&hcfg, &hub, &err) != RF_OK)
         return cmd_fail(&err);

@@ -111,6 +111,7 @@ void config_load(struct config *cfg)
     cfg->grace_ms = env_ms("REFOLD_SHUTDOWN_GRACE_MS", 30000, 0);
     cfg->sse_ping_ms = env_ms("REFOLD_SSE_PING_MS", 15000, 1);
     cfg->sse_poll_ms = env_ms("REFOLD_SSE_POLL_MS", 100, 1);
+    cfg->sse_resync_ms = env_ms("REFOLD_SSE_RESYNC_MS", 5000, 1);
     cfg->test_jobs = env("REFOLD_TEST_JOBS") && strcmp(env("REFOLD_TEST_JOBS"), "1") == 0;
 }
 

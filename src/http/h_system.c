@@ -51,19 +51,22 @@ HANDLER(h_session_delete)
     return RF_OK;
 }
 
+/* A round trip to the database on this thread's connection (which reconnects when it
+ * broke): 200 while it answers, 503 while it does not. */
 HANDLER(h_healthz)
 {
     struct rf_err dberr;
     rf_err_clear(&dberr);
     (void)err;
-    if (store_ping(req->store, &dberr) == RF_OK) {
-        resp_json(resp, 200,
-                  json_pack("{s:s, s:s, s:s}", "status", "ok", "db", "ok", "backend",
-                            store_backend(req->store)));
+    struct store *st = req_store(req, &dberr);
+    if (st && store_ping(st, &dberr) == RF_OK) {
+        resp_json(
+            resp, 200,
+            json_pack("{s:s, s:s, s:s}", "status", "ok", "db", "ok", "backend", store_backend(st)));
     } else {
         resp_json(resp, 503,
-                  json_pack("{s:s, s:s, s:s, s:s}", "status", "unavailable", "db", "error",
-                            "backend", store_backend(req->store), "error", dberr.message));
+                  json_pack("{s:s, s:s, s:s?, s:s}", "status", "unavailable", "db", "error",
+                            "backend", st ? store_backend(st) : NULL, "error", dberr.message));
     }
     return RF_OK;
 }
@@ -83,7 +86,13 @@ HANDLER(h_metrics)
     metrics_render(&out, route_label);
     int64_t counts[JOB_NSTATUS];
     struct rf_err jerr;
-    if (store_job_counts(req->store, counts, &jerr) == RF_OK) {
+    struct store *st = req_store(req, &jerr);
+    bool db_up = st && store_job_counts(st, counts, &jerr) == RF_OK;
+    buf_printf(&out,
+               "# HELP refold_db_up 1 when this node's last database query succeeded\n"
+               "# TYPE refold_db_up gauge\nrefold_db_up %d\n",
+               db_up ? 1 : 0);
+    if (db_up) {
         buf_puts(&out, "# HELP refold_jobs jobs in the database by status\n"
                        "# TYPE refold_jobs gauge\n");
         for (int i = 0; i < JOB_NSTATUS; i++)

@@ -63,6 +63,10 @@ const char *req_query(struct req *req, const char *key);
 const char *req_header(struct req *req, const char *name);
 /* The body parsed as a JSON object (caller owns). An empty body is {} when allow_empty. */
 enum rf_status req_json(struct req *req, bool allow_empty, json_t **out, struct rf_err *err);
+/* This thread's database connection, opened on first use (req->store is set, except for
+ * ROUTE_NO_STORE routes, which call this). NULL with RF_UNAVAILABLE in err when it cannot
+ * be opened. Borrowed: the thread owns it. */
+struct store *req_store(struct req *req, struct rf_err *err);
 /* ?limit= and ?cursor= into page (defaults and bounds of SPEC §4.1). */
 enum rf_status req_page(struct req *req, struct store_page *page, struct rf_err *err);
 /* An integer query argument within [min, max]; *out untouched when absent. */

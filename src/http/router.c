@@ -50,8 +50,8 @@ static const struct route routes[] = {
     {"POST", "/v1/test/jobs", h_test_jobs_create, ROUTE_TEST_ONLY},
     {"POST", "/v1/session", h_session_create, ROUTE_PUBLIC},
     {"DELETE", "/v1/session", h_session_delete, ROUTE_PUBLIC},
-    {"GET", "/healthz", h_healthz, ROUTE_PUBLIC},
-    {"GET", "/metrics", h_metrics, ROUTE_PUBLIC},
+    {"GET", "/healthz", h_healthz, ROUTE_PUBLIC | ROUTE_NO_STORE},
+    {"GET", "/metrics", h_metrics, ROUTE_PUBLIC | ROUTE_NO_STORE},
     {"GET", "/", h_ui, ROUTE_PUBLIC},
     {"GET", "/ui/{file}", h_ui, ROUTE_PUBLIC},
 };

@@ -17,6 +17,8 @@ enum route_flags {
     ROUTE_TEST_ONLY = 2, /* exists only after router_enable_test_routes (REFOLD_TEST_JOBS=1) */
     ROUTE_MEMO = 4,      /* a GET whose answer depends only on the request and the database
                           * (no clock, no process state): http/memo.h may reuse it */
+    ROUTE_NO_STORE = 8,  /* public; req->store stays NULL: the handler calls req_store() and
+                          * answers even when the database is down (/healthz, /metrics) */
 };
 
 struct route {

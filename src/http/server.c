@@ -88,6 +88,13 @@ static struct store *thread_store(struct http_server *srv, struct rf_err *err)
     return st;
 }
 
+struct store *req_store(struct req *req, struct rf_err *err)
+{
+    if (!req->store && (req->store = thread_store(req->server, err)) == NULL)
+        err->code = RF_UNAVAILABLE;
+    return req->store;
+}
+
 static int http_status_of(enum rf_status code)
 {
     switch (code) {
@@ -261,14 +268,12 @@ static enum MHD_Result dispatch(struct http_server *srv, struct req_state *rs)
         return queue_error(rs, &err, NULL);
     }
     const struct route *route = router_get(rs->route);
-    req->store = thread_store(srv, &err);
-    if (!req->store) {
-        err.code = RF_UNAVAILABLE;
+    if (!(route->flags & ROUTE_NO_STORE) && !req_store(req, &err))
         return queue_error(rs, &err, NULL);
-    }
     /* A GET reads several times (the key, then the resource): one snapshot for all of
-     * them costs one read transaction instead of one per statement. */
-    bool read_scope = strcmp(req->method, "GET") == 0 &&
+     * them costs one read transaction instead of one per statement. (ROUTE_NO_STORE
+     * routes have no connection yet.) */
+    bool read_scope = req->store && strcmp(req->method, "GET") == 0 &&
                       store_read_begin(req->store, &err) == RF_OK;
     rf_err_clear(&err); /* a scope that failed to start only costs speed */
     enum rf_status rc = RF_OK;

@@ -8,10 +8,14 @@
  */
 #include "jobs/hub.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/clock.h"
 #include "core/log.h"
@@ -24,6 +28,9 @@
 #define LOAD_PAGE 1000
 #define LOAD_MAX_PER_ROUND 20000
 #define TRIM_SLACK 32
+#define LOAD_RETRY_MS 500  /* after a failed load */
+#define RECONNECT_MS 1000  /* between reconnect attempts of the listening connection */
+#define LOG_EVERY_MS 10000 /* repeated failures are logged this often */
 
 struct hub_event {
     int64_t seq;
@@ -55,17 +62,23 @@ struct hub_sub {
 
 struct hub {
     struct hub_config cfg;
-    pthread_mutex_t lock;   /* guards everything below but st */
-    pthread_cond_t cond;    /* the watcher sleeps here */
+    pthread_mutex_t lock;   /* guards everything below but st, wake_r and the watcher's */
     pthread_cond_t drained; /* the last subscriber left */
     struct topic *topics;
     int ntopics, nsubs;
-    bool dirty; /* some topic is dirty */
+    bool dirty;    /* some topic is dirty */
+    bool sleeping; /* the watcher is (about to be) in poll(2): a wake-up must write wake_w */
     bool stopping;
+    int wake_r, wake_w; /* the watcher's wake-up pipe (non-blocking) */
     pthread_t watcher;
     bool watcher_started;
-    struct store *st;   /* the watcher's connection; only the watcher uses it */
-    int64_t data_token; /* watcher only */
+    /* the watcher's own: */
+    struct store *st;   /* its connection; nobody else uses it */
+    bool push;          /* st LISTENs (PostgreSQL); else st is polled (SQLite) */
+    int64_t data_token; /* store_changes_poll's */
+    uint64_t sessions;  /* store_sessions(st) when the topics were last re-read */
+    int64_t retry_at;   /* mono ms of the next load after a failed one; 0: none */
+    int64_t next_reconnect, last_fail_log;
 };
 
 static void cond_init_mono(pthread_cond_t *c)
@@ -90,6 +103,17 @@ static void wait_ms(pthread_cond_t *c, pthread_mutex_t *m, int64_t ms)
         ts.tv_nsec -= 1000000000L;
     }
     pthread_cond_timedwait(c, m, &ts);
+}
+
+/* Make the watcher look at the hub's state now. Caller holds hub->lock. */
+static void wake_watcher(struct hub *hub)
+{
+    if (!hub->sleeping)
+        return;
+    hub->sleeping = false;
+    char c = 1;
+    if (write(hub->wake_w, &c, 1) < 0 && errno != EAGAIN)
+        log_warn("cannot wake the event watcher", "errno=%d", errno);
 }
 
 static struct topic *find_topic(struct hub *hub, const char *job_id)
@@ -177,7 +201,8 @@ struct pending {
     struct topic *t;
     int64_t after;
     struct loaded got;
-    bool more; /* stopped at LOAD_MAX_PER_ROUND */
+    bool more;   /* stopped at LOAD_MAX_PER_ROUND */
+    bool failed; /* the read failed (the database is down?) */
 };
 
 /* Load every dirty topic. Called and returns with hub->lock held; drops it for the reads. */
@@ -209,9 +234,13 @@ static void load_dirty(struct hub *hub)
             size_t before = p[i].got.n;
             if (store_job_events_each(hub->st, p[i].t->job_id, after, LOAD_PAGE, collect, &p[i].got,
                                       &last, &err) != RF_OK) {
-                log_warn("cannot load job events", "job=%s error=\"%s\"", p[i].t->job_id,
-                         err.message);
-                p[i].more = true; /* try again on the next round */
+                if (clock_mono_ms() - hub->last_fail_log >= LOG_EVERY_MS) {
+                    char q[300];
+                    log_warn("cannot load job events", "job=%s error=%s", p[i].t->job_id,
+                             log_quote(err.message, q, sizeof q));
+                    hub->last_fail_log = clock_mono_ms();
+                }
+                p[i].failed = true; /* try again a little later */
                 break;
             }
             if (p[i].got.n - before < LOAD_PAGE)
@@ -247,6 +276,10 @@ static void load_dirty(struct hub *hub)
         if (p[i].more) {
             t->dirty = true;
             hub->dirty = true;
+        } else if (p[i].failed) {
+            t->dirty = true; /* hub->dirty stays false: no retry before retry_at */
+            if (!hub->retry_at)
+                hub->retry_at = clock_mono_ms() + LOAD_RETRY_MS;
         }
         if (appended)
             wake_all(t);
@@ -265,41 +298,133 @@ static void ping_all(struct hub *hub)
         }
 }
 
+static void mark_all_dirty(struct hub *hub)
+{
+    for (struct topic *t = hub->topics; t; t = t->next)
+        t->dirty = true;
+    hub->dirty = hub->dirty || hub->topics != NULL;
+}
+
+struct ids {
+    char (*id)[ID_MAX];
+    size_t n, cap;
+};
+
+static void collect_id(void *ud, const char *job_id)
+{
+    struct ids *l = ud;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 16;
+        l->id = xrealloc(l->id, l->cap * sizeof *l->id);
+    }
+    snprintf(l->id[l->n++], ID_MAX, "%s", job_id);
+}
+
+/* PostgreSQL: take the notifications received so far (also those libpq queued while the
+ * last load ran) and mark their topics dirty; reconnect a lost connection every
+ * RECONNECT_MS, and after any new session re-read every topic, since notifications sent
+ * meanwhile are gone. Called and returns with hub->lock held; drops it for the I/O. */
+static void absorb_notifications(struct hub *hub)
+{
+    struct ids got = {0};
+    struct rf_err err;
+    pthread_mutex_unlock(&hub->lock);
+    enum rf_status rc = store_job_events_notified(hub->st, collect_id, &got, &err);
+    int64_t now = clock_mono_ms();
+    if (rc != RF_OK && now >= hub->next_reconnect) {
+        /* Any call reconnects (and LISTENs again); a ping is the cheapest. */
+        hub->next_reconnect = now + RECONNECT_MS;
+        if (store_ping(hub->st, &err) != RF_OK && now - hub->last_fail_log >= LOG_EVERY_MS) {
+            char q[300];
+            log_warn("event listener: database unreachable, retrying", "error=%s",
+                     log_quote(err.message, q, sizeof q));
+            hub->last_fail_log = now;
+        }
+    }
+    uint64_t sessions = store_sessions(hub->st);
+    pthread_mutex_lock(&hub->lock);
+    for (size_t i = 0; i < got.n; i++) {
+        struct topic *t = find_topic(hub, got.id[i]);
+        if (t) {
+            t->dirty = true;
+            hub->dirty = true;
+        }
+    }
+    free(got.id);
+    if (sessions != hub->sessions) {
+        hub->sessions = sessions;
+        log_info("event listener connected to a new database session: re-reading every "
+                 "followed job",
+                 "topics=%d", hub->ntopics);
+        mark_all_dirty(hub);
+    }
+}
+
+/* Sleep in poll(2) until the deadline (monotonic ms), a wake-up (hub_notify, a new topic,
+ * hub_stop) or, on PostgreSQL, data on the listening connection. Called and returns with
+ * hub->lock held. */
+static void sleep_until(struct hub *hub, int64_t until)
+{
+    hub->sleeping = true;
+    pthread_mutex_unlock(&hub->lock);
+    struct pollfd fds[2] = {{.fd = hub->wake_r, .events = POLLIN},
+                            {.fd = hub->push ? store_notify_fd(hub->st) : -1, .events = POLLIN}};
+    int64_t ms = until - clock_mono_ms();
+    if (ms > 0)
+        poll(fds, 2, ms > 60000 ? 60000 : (int)ms);
+    char drain[64];
+    while (read(hub->wake_r, drain, sizeof drain) > 0)
+        ;
+    pthread_mutex_lock(&hub->lock);
+    hub->sleeping = false;
+}
+
 static void *watcher_main(void *arg)
 {
     struct hub *hub = arg;
-    int64_t next_poll = clock_mono_ms() + hub->cfg.poll_ms;
+    int64_t poll_every = hub->push ? hub->cfg.resync_ms : hub->cfg.poll_ms;
+    int64_t next_poll = clock_mono_ms() + poll_every;
     int64_t next_ping = clock_mono_ms() + hub->cfg.ping_ms;
     pthread_mutex_lock(&hub->lock);
     while (!hub->stopping) {
-        int64_t now = clock_mono_ms();
-        int64_t until = next_poll < next_ping ? next_poll : next_ping;
-        if (!hub->dirty && until > now)
-            wait_ms(&hub->cond, &hub->lock, until - now);
+        if (hub->push)
+            absorb_notifications(hub);
         if (hub->stopping)
             break;
-        now = clock_mono_ms();
+        int64_t now = clock_mono_ms();
         if (now >= next_ping) {
             next_ping = now + hub->cfg.ping_ms;
             ping_all(hub);
         }
+        if (hub->retry_at && now >= hub->retry_at) {
+            hub->retry_at = 0;
+            hub->dirty = true; /* the topics that failed are still marked */
+        }
         if (now >= next_poll) {
-            next_poll = now + hub->cfg.poll_ms;
-            if (hub->ntopics > 0) {
+            next_poll = now + poll_every;
+            if (hub->push) { /* the slow safety net under LISTEN/NOTIFY */
+                mark_all_dirty(hub);
+            } else if (hub->ntopics > 0) {
                 bool changed = false;
                 struct rf_err err;
                 pthread_mutex_unlock(&hub->lock);
                 enum rf_status rc = store_changes_poll(hub->st, &hub->data_token, &changed, &err);
                 pthread_mutex_lock(&hub->lock);
-                if (rc == RF_OK && changed) {
-                    for (struct topic *t = hub->topics; t; t = t->next)
-                        t->dirty = true;
-                    hub->dirty = hub->topics != NULL;
-                }
+                if (rc == RF_OK && changed)
+                    mark_all_dirty(hub);
             }
         }
-        if (hub->dirty)
+        if (hub->dirty) {
             load_dirty(hub);
+            continue;
+        }
+        int64_t until = next_poll < next_ping ? next_poll : next_ping;
+        if (hub->retry_at && hub->retry_at < until)
+            until = hub->retry_at;
+        if (hub->push && store_notify_fd(hub->st) < 0 && hub->next_reconnect < until)
+            until = hub->next_reconnect;
+        if (!hub->stopping)
+            sleep_until(hub, until);
     }
     pthread_mutex_unlock(&hub->lock);
     return NULL;
@@ -307,22 +432,54 @@ static void *watcher_main(void *arg)
 
 /* ---- lifecycle ---- */
 
+static void close_pipe(struct hub *hub)
+{
+    if (hub->wake_r >= 0)
+        close(hub->wake_r);
+    if (hub->wake_w >= 0)
+        close(hub->wake_w);
+    hub->wake_r = hub->wake_w = -1;
+}
+
 enum rf_status hub_start(const struct hub_config *cfg, struct hub **out, struct rf_err *err)
 {
     *out = NULL;
-    if (cfg->poll_ms < 1 || cfg->ping_ms < 1)
+    if (cfg->poll_ms < 1 || cfg->ping_ms < 1 || cfg->resync_ms < 1)
         return rf_fail(err, RF_INVALID, "event hub intervals must be positive");
     struct hub *hub = xcalloc(1, sizeof *hub);
     hub->cfg = *cfg;
+    hub->wake_r = hub->wake_w = -1;
     pthread_mutex_init(&hub->lock, NULL);
-    cond_init_mono(&hub->cond);
     cond_init_mono(&hub->drained);
-    enum rf_status rc = store_open(cfg->db_url, &hub->st, err);
+    enum rf_status rc = RF_OK;
+    int fds[2];
+    if (pipe(fds) != 0) {
+        rc = rf_fail(err, RF_INTERNAL, "cannot create the event watcher's pipe");
+    } else {
+        hub->wake_r = fds[0];
+        hub->wake_w = fds[1];
+        for (int i = 0; i < 2; i++) {
+            fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
+            fcntl(fds[i], F_SETFD, FD_CLOEXEC);
+        }
+        rc = store_open(cfg->db_url, &hub->st, err);
+    }
+    if (rc == RF_OK) {
+        struct rf_err lerr;
+        enum rf_status lrc = store_job_events_listen(hub->st, &lerr);
+        hub->push = lrc != RF_UNSUPPORTED;
+        if (lrc && lrc != RF_UNSUPPORTED) { /* remembered: LISTENed again on reconnect */
+            char q[300];
+            log_warn("event listener: LISTEN failed, retrying", "error=%s",
+                     log_quote(lerr.message, q, sizeof q));
+        }
+        hub->sessions = store_sessions(hub->st);
+    }
     if (rc == RF_OK && pthread_create(&hub->watcher, NULL, watcher_main, hub) != 0)
         rc = rf_fail(err, RF_INTERNAL, "cannot start the event watcher thread");
     if (rc) {
         store_close(hub->st);
-        pthread_cond_destroy(&hub->cond);
+        close_pipe(hub);
         pthread_cond_destroy(&hub->drained);
         pthread_mutex_destroy(&hub->lock);
         free(hub);
@@ -341,7 +498,7 @@ void hub_stop(struct hub *hub, int64_t wait)
     hub->stopping = true;
     for (struct topic *t = hub->topics; t; t = t->next)
         wake_all(t);
-    pthread_cond_broadcast(&hub->cond);
+    wake_watcher(hub);
     pthread_mutex_unlock(&hub->lock);
     if (hub->watcher_started) {
         pthread_join(hub->watcher, NULL);
@@ -373,7 +530,7 @@ void hub_free(struct hub *hub)
         free_topic(t);
     }
     store_close(hub->st);
-    pthread_cond_destroy(&hub->cond);
+    close_pipe(hub);
     pthread_cond_destroy(&hub->drained);
     pthread_mutex_destroy(&hub->lock);
     free(hub);
@@ -390,7 +547,7 @@ void hub_notify(struct hub *hub, const char *job_id)
     if (t) {
         t->dirty = true;
         hub->dirty = true;
-        pthread_cond_signal(&hub->cond);
+        wake_watcher(hub);
     }
     pthread_mutex_unlock(&hub->lock);
 }
@@ -417,7 +574,7 @@ enum rf_status hub_subscribe(struct hub *hub, const char *job_id, int64_t pos, h
          * topic existed: load past pos once. */
         t->dirty = true;
         hub->dirty = true;
-        pthread_cond_signal(&hub->cond);
+        wake_watcher(hub);
     } else if (pos < t->base) {
         pthread_mutex_unlock(&hub->lock);
         *behind = true;

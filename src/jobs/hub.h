@@ -5,24 +5,32 @@
  * the seq of the last event it already delivered from its own replay. A topic caches the
  * job's events past the lowest position of its subscribers, seq-contiguous, and is filled
  * from the database by ONE watcher thread per process - never by the clients, so 1,000
- * subscribers of a job cost one query per batch of events, not 1,000. The watcher loads a
- * topic when
+ * subscribers of a job cost one query per batch of events, not 1,000. job_events is the
+ * truth; everything below only decides when the watcher reads it again. It loads a topic
+ * when
  *   - hub_notify(job) is called after a commit in this process (workers, API cancel):
  *     the wake-up is immediate;
- *   - its poll tick (poll_ms, ~100 ms) finds that the database changed
- *     (store_changes_poll: SQLite's PRAGMA data_version), which is how events committed
- *     by other processes - a `refold worker` on the same file - arrive;
+ *   - PostgreSQL: a notification for the job arrives. Every transaction that writes job
+ *     events sends NOTIFY refold_job_events '<job id>' (store_jobs.c); the watcher's
+ *     connection LISTENs, so events committed by any node - a `refold worker` on another
+ *     machine - wake it within a round trip. Notifications sent while its connection was
+ *     down are lost: after every reconnect (store_sessions changes) it re-reads every
+ *     topic, and it tries to reconnect every second while the database is unreachable.
+ *     A slow safety net re-reads every topic each resync_ms (5 s) anyway;
+ *   - SQLite: its poll tick (poll_ms, ~100 ms) finds that the database changed
+ *     (store_changes_poll: PRAGMA data_version), which is how events committed by other
+ *     processes - a `refold worker` on the same file - arrive;
  *   - a topic is new (its first subscriber may have read the database just before an
  *     event whose notification found no topic yet).
  * After a load it calls the wake function of every subscriber of the topic; the
- * subscriber then pulls what it has not delivered with hub_read().
+ * subscriber then pulls what it has not delivered with hub_read(). A load that fails (the
+ * database is down) is retried every 500 ms, never in a tight loop.
  * Pings: every ping_ms each subscriber is flagged and woken, so its stream writes a
  * comment; that write is how a client that went away is noticed and freed.
  *
- * PostgreSQL seam: on another node nothing calls hub_notify for events written there.
- * Replace store_changes_poll's "always changed" answer for PostgreSQL with LISTEN/NOTIFY
- * (NOTIFY job_events, '<job id>' in the event-writing transactions; the watcher's
- * connection LISTENs, and each notification marks that topic dirty like hub_notify).
+ * The watcher sleeps in poll(2) on a wake-up pipe (written by hub_notify, hub_subscribe
+ * and hub_stop only while it sleeps) and, on PostgreSQL, on the listening connection's
+ * socket.
  *
  * Locks: hub->lock guards the topic list, every topic (events, subscribers, positions,
  * flags) and the stopping state. Wake functions are called with hub->lock held: they
@@ -42,11 +50,13 @@ struct hub_sub;
 
 struct hub_config {
     const char *db_url; /* the watcher's own connection */
-    int64_t poll_ms;    /* database change poll (100 ms) */
+    int64_t poll_ms;    /* SQLite: database change poll (100 ms) */
+    int64_t resync_ms;  /* PostgreSQL: re-read every topic this often, notified or not (5 s) */
     int64_t ping_ms;    /* keep-alive comment interval (15 s) */
 };
 
 #define HUB_DEFAULT_POLL_MS 100
+#define HUB_DEFAULT_RESYNC_MS 5000
 #define HUB_DEFAULT_PING_MS 15000
 
 typedef void (*hub_wake_fn)(void *ud);

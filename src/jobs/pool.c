@@ -31,6 +31,19 @@
  * `shutdown` (grace period over). The monitor re-checks that the worker still runs the
  * same claim (owner strings are unique per claim) before it sets a flag.
  *
+ * Database outages. A claim that fails (RF_UNAVAILABLE: the database is down or restarting)
+ * is retried after a backoff that doubles from poll_ms up to CLAIM_BACKOFF_MAX_MS; each
+ * try reconnects (store_pg.c resets a broken connection on its next call). A worker write
+ * of a running job that fails the same way - progress, log, LLM call, the finishing
+ * transaction - is retried with backoff while the lease may still hold: the fence makes a
+ * retry safe (a write that did commit before its answer was lost makes the retry match no
+ * row), so a short outage costs a job a pause, not an attempt. Each claim knows until when
+ * its lease is valid (lease_until, moved on by every successful heartbeat); once that
+ * passes while heartbeats fail, the monitor stops the job like a lost lease, since another
+ * node's sweeper may requeue it from then on: so a job does not run twice at once on a
+ * database outage longer than the lease, as long as the nodes' clocks agree (leases are
+ * wall-clock times).
+ *
  * Fencing. Every write the worker or the handler makes goes through a store_job_* call
  * carrying (job id, attempt, lease owner); once the sweeper requeued the job or another
  * worker claimed it, the write matches no row, the store rolls its transaction back and
@@ -76,6 +89,10 @@
 #define ABORT_WAIT_MS 2000
 #define SWEEP_BATCH 64
 #define MONITOR_TICK_MAX_MS 50
+#define CLAIM_BACKOFF_MAX_MS 2000
+#define DB_RETRY_FIRST_MS 50
+#define DB_RETRY_MAX_MS 1000
+#define LOG_EVERY_MS 10000 /* repeated database failures are logged this often */
 
 struct worker;
 
@@ -84,12 +101,14 @@ struct job_ctx {
     struct job_claimed claim;
     char owner[JOB_OWNER_MAX];
     struct job_fence fence;
-    atomic_bool cancel;   /* a cancel was requested */
-    atomic_bool lost;     /* the lease is gone */
-    atomic_bool shutdown; /* the process stops past its grace period */
-    atomic_bool stop;     /* any of the three: what job_cancelled() reads */
-    bool finishing;       /* guarded by pool->lock: the outcome is being written */
-    bool abort_fired;     /* guarded by pool->lock, with the hook below */
+    atomic_bool cancel;          /* a cancel was requested */
+    atomic_bool lost;            /* the lease is gone */
+    atomic_bool shutdown;        /* the process stops past its grace period */
+    atomic_bool stop;            /* any of the three: what job_cancelled() reads */
+    _Atomic int64_t lease_until; /* wall ms: the lease holds at least until then */
+    atomic_bool hb_failing;      /* the last heartbeat failed (database unreachable) */
+    bool finishing;              /* guarded by pool->lock: the outcome is being written */
+    bool abort_fired;            /* guarded by pool->lock, with the hook below */
     void (*abort_fn)(void *ud);
     void *abort_ud;
     json_t *result; /* the handler thread's own, like the rest below */
@@ -127,8 +146,9 @@ struct worker_pool {
     int n;
     pthread_t monitor;
     bool monitor_started;
-    struct store *mst; /* the monitor's connection */
-    int stuck;         /* workers pool_stop had to leave behind */
+    struct store *mst;         /* the monitor's connection */
+    int stuck;                 /* workers pool_stop had to leave behind */
+    int64_t hb_log, sweep_log; /* monitor only: when a failure was last logged */
 };
 
 /* ---- small helpers ---- */
@@ -192,6 +212,32 @@ static enum rf_status after_write(struct job_ctx *ctx, enum rf_status rc, const 
     return rc;
 }
 
+/* A worker write failed with RF_UNAVAILABLE (database down, restarting, or a deadlock):
+ * wait *delay (doubling) and say whether to try again - not once the lease may have run
+ * out (the sweeper may have requeued the job: the write would be fenced out anyway), nor
+ * at shutdown. `outcome`: the finishing write itself, retried even when the job was told
+ * to stop; the handler's writes are not retried once it was, nor inside the completing
+ * transaction (a completion callback's: that transaction is retried as a whole). */
+static bool retry_db(struct job_ctx *ctx, int64_t *delay, bool outcome, const char *op)
+{
+    struct worker_pool *pool = ctx->w->pool;
+    bool finishing = outcome;
+    if (clock_now_ms() + *delay >= atomic_load(&ctx->lease_until) || atomic_load(&ctx->shutdown) ||
+        (!outcome && (ctx->finishing || job_cancelled(ctx))))
+        return false;
+    if (*delay == 0)
+        log_warn("database unavailable: retrying a job write", "job=%s attempt=%d op=%s",
+                 ctx->claim.id, ctx->claim.attempt, op);
+    *delay = *delay ? min64(*delay * 2, DB_RETRY_MAX_MS) : DB_RETRY_FIRST_MS;
+    int64_t deadline = clock_mono_ms() + *delay;
+    pthread_mutex_lock(&pool->lock);
+    while (!atomic_load(&ctx->shutdown) && (finishing || !job_cancelled(ctx)) &&
+           clock_mono_ms() < deadline)
+        wait_ms(&ctx->w->sleep_cond, &pool->lock, deadline - clock_mono_ms());
+    pthread_mutex_unlock(&pool->lock);
+    return true;
+}
+
 /* ---- the handler context (jobs.h) ---- */
 
 const char *job_id(const struct job_ctx *ctx)
@@ -236,22 +282,33 @@ enum rf_status job_progress(struct job_ctx *ctx, const char *stage, int progress
         progress = 0;
     if (progress > 100)
         progress = 100;
-    enum rf_status rc =
-        store_job_progress(ctx->w->st, &ctx->fence, stage, progress, extra, NULL, err);
+    enum rf_status rc;
+    int64_t delay = 0;
+    do
+        rc = store_job_progress(ctx->w->st, &ctx->fence, stage, progress, extra, NULL, err);
+    while (rc == RF_UNAVAILABLE && retry_db(ctx, &delay, false, "progress"));
     return after_write(ctx, rc, "progress");
 }
 
 enum rf_status job_log(struct job_ctx *ctx, const char *level, const char *message,
                        struct rf_err *err)
 {
-    enum rf_status rc = store_job_log(ctx->w->st, &ctx->fence, level, message, NULL, err);
+    enum rf_status rc;
+    int64_t delay = 0;
+    do
+        rc = store_job_log(ctx->w->st, &ctx->fence, level, message, NULL, err);
+    while (rc == RF_UNAVAILABLE && retry_db(ctx, &delay, false, "log"));
     return after_write(ctx, rc, "log");
 }
 
 enum rf_status job_record_llm_call(struct job_ctx *ctx, const struct llm_call_new *call, char *id,
                                    struct rf_err *err)
 {
-    enum rf_status rc = store_llm_call_insert(ctx->w->st, &ctx->fence, call, id, err);
+    enum rf_status rc;
+    int64_t delay = 0;
+    do
+        rc = store_llm_call_insert(ctx->w->st, &ctx->fence, call, id, err);
+    while (rc == RF_UNAVAILABLE && retry_db(ctx, &delay, false, "llm_call"));
     if (rc == RF_LEASE_LOST)
         fenced_out(ctx, "llm_call");
     return rc;
@@ -332,17 +389,20 @@ static void finish(struct worker *w, struct job_ctx *ctx, enum rf_status rc, str
     struct rf_err ferr;
     const char *status = NULL, *op = NULL;
     enum rf_status frc = RF_OK;
+    int64_t pause = 0; /* retry_db's */
     rf_err_clear(&ferr);
 
     if (rc == RF_OK) {
         if (!ctx->result)
             ctx->result = json_object();
         op = "complete";
-        frc = store_job_complete(w->st, &ctx->fence, ctx->result, ctx->commit_fn, ctx->commit_ud,
-                                 NULL, &ferr);
+        do
+            frc = store_job_complete(w->st, &ctx->fence, ctx->result, ctx->commit_fn,
+                                     ctx->commit_ud, NULL, &ferr);
+        while (frc == RF_UNAVAILABLE && retry_db(ctx, &pause, true, op));
         status = "completed";
-        if (frc == RF_OK || frc == RF_LEASE_LOST)
-            goto out;
+        if (frc == RF_OK || frc == RF_LEASE_LOST || frc == RF_UNAVAILABLE)
+            goto out; /* unavailable to the end: the lease expires, the sweeper requeues */
         /* The completion itself failed (its callback, or the database): like a handler
          * failure, with that error. */
         rc = frc;
@@ -358,12 +418,14 @@ static void finish(struct worker *w, struct job_ctx *ctx, enum rf_status rc, str
         op = "release";
         status = "queued";
         frc = store_job_release(w->st, &ctx->fence, NULL, &ferr);
-        goto out;
+        goto out; /* no retry: the process is stopping; the sweeper requeues the job */
     }
     if (rc == RF_CANCELLED || atomic_load(&ctx->cancel)) {
         op = "cancel";
         status = "cancelled";
-        frc = store_job_cancelled(w->st, &ctx->fence, NULL, &ferr);
+        do
+            frc = store_job_cancelled(w->st, &ctx->fence, NULL, &ferr);
+        while (frc == RF_UNAVAILABLE && retry_db(ctx, &pause, true, op));
         goto out;
     }
     const char *code = err->reason[0]     ? err->reason
@@ -374,8 +436,10 @@ static void finish(struct worker *w, struct job_ctx *ctx, enum rf_status rc, str
         int64_t delay = job_backoff_ms(ctx->claim.attempt, pool->cfg.backoff_base_ms,
                                        ctx->retry_after_ms, crypto_random_unit());
         op = "retry";
-        frc = store_job_reschedule(w->st, &ctx->fence, clock_now_ms() + delay, code, message,
-                                   &status, NULL, &ferr);
+        do
+            frc = store_job_reschedule(w->st, &ctx->fence, clock_now_ms() + delay, code, message,
+                                       &status, NULL, &ferr);
+        while (frc == RF_UNAVAILABLE && retry_db(ctx, &pause, true, op));
         if (frc == RF_OK && strcmp(status, "queued") == 0) {
             metrics_add(METRIC_JOB_RETRIES, 1);
             log_info("job will be retried", "job=%s type=%s attempt=%d delay_ms=%lld error=%s",
@@ -383,7 +447,9 @@ static void finish(struct worker *w, struct job_ctx *ctx, enum rf_status rc, str
         }
     } else {
         op = "fail";
-        frc = store_job_fail(w->st, &ctx->fence, code, message, &status, NULL, &ferr);
+        do
+            frc = store_job_fail(w->st, &ctx->fence, code, message, &status, NULL, &ferr);
+        while (frc == RF_UNAVAILABLE && retry_db(ctx, &pause, true, op));
         if (frc == RF_OK && strcmp(status, "failed") == 0)
             log_info("job failed", "job=%s type=%s attempt=%d error=%s", ctx->claim.id,
                      ctx->claim.type, ctx->claim.attempt, code);
@@ -443,14 +509,17 @@ static void make_owner(struct worker *w, char *out)
 }
 
 /* How long an idle worker may sleep: 0 when a queued job is due now, else until the next
- * run_at, at most poll_ms. A read, so idle polling never takes the write lock. */
+ * run_at, at most poll_ms. A read, so idle polling never takes the write lock. 0 as well
+ * when the read fails: the claim then fails too, and backs off. */
 static int64_t until_due(struct worker *w)
 {
     struct worker_pool *pool = w->pool;
     int64_t next = 0;
     bool found = false;
     struct rf_err err;
-    if (store_job_next_due(w->st, &next, &found, &err) != RF_OK || !found)
+    if (store_job_next_due(w->st, &next, &found, &err) != RF_OK)
+        return 0;
+    if (!found)
         return pool->cfg.poll_ms;
     int64_t left = next - clock_now_ms();
     return left <= 0 ? 0 : min64(left, pool->cfg.poll_ms);
@@ -461,7 +530,9 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     struct worker_pool *pool = w->pool;
     int64_t last_error_log = 0;
-    bool claim_now = true; /* false once a claim found nothing: look before claiming */
+    int64_t claim_wait = 0;      /* backoff after failed claims (database unreachable) */
+    bool failing_logged = false; /* "cannot claim jobs" was logged since the last success */
+    bool claim_now = true;       /* false once a claim found nothing: look before claiming */
     for (;;) {
         pthread_mutex_lock(&pool->lock);
         bool stop = pool->stopping;
@@ -490,6 +561,11 @@ static void *worker_main(void *arg)
                                             &claimed, &err);
         if (rc == RF_OK && claimed) {
             ctx->fence = (struct job_fence){ctx->claim.id, ctx->claim.attempt, ctx->owner};
+            atomic_store(&ctx->lease_until, now + pool->cfg.lease_ms);
+            claim_wait = 0;
+            if (failing_logged)
+                log_info("database reachable again: claiming jobs", "worker=%d", w->index);
+            failing_logged = false;
             int64_t mono = clock_mono_ms();
             pthread_mutex_lock(&pool->lock);
             w->ctx = ctx;
@@ -515,15 +591,26 @@ static void *worker_main(void *arg)
         }
         free(ctx);
         claim_now = false;
-        if (rc) {
-            if (clock_mono_ms() - last_error_log > 10000) {
-                log_warn("cannot claim jobs", "worker=%d error=\"%s\"", w->index, err.message);
+        if (rc == RF_OK) {
+            claim_wait = 0;
+            if (failing_logged)
+                log_info("database reachable again: claiming jobs", "worker=%d", w->index);
+            failing_logged = false;
+        } else {
+            if (clock_mono_ms() - last_error_log > LOG_EVERY_MS) {
+                char q[300];
+                log_warn("cannot claim jobs", "worker=%d error=%s", w->index,
+                         log_quote(err.message, q, sizeof q));
+                failing_logged = true;
                 last_error_log = clock_mono_ms();
             }
+            claim_wait =
+                claim_wait ? min64(claim_wait * 2, CLAIM_BACKOFF_MAX_MS) : pool->cfg.poll_ms;
             pthread_mutex_lock(&pool->lock);
             if (!pool->stopping)
-                wait_ms(&pool->wake, &pool->lock, pool->cfg.poll_ms);
+                wait_ms(&pool->wake, &pool->lock, claim_wait);
             pthread_mutex_unlock(&pool->lock);
+            claim_now = true; /* try the claim itself again, not only a look */
         }
     }
     return NULL;
@@ -537,6 +624,7 @@ struct watched {
     char owner[JOB_OWNER_MAX];
     int attempt;
     bool heartbeat;
+    int64_t lease_until; /* what the heartbeat asks for */
 };
 
 /* Set a stop flag on w's job if it still runs the claim named by owner. */
@@ -556,6 +644,21 @@ static void flag_if_same(struct worker_pool *pool, struct worker *w, const char 
     pthread_mutex_unlock(&pool->lock);
 }
 
+/* A heartbeat of the claim named by owner went through (its lease holds until `until`),
+ * or failed (until 0). */
+static void heartbeat_done(struct worker_pool *pool, struct worker *w, const char *owner,
+                           int64_t until)
+{
+    pthread_mutex_lock(&pool->lock);
+    struct job_ctx *ctx = w->ctx;
+    if (ctx && strcmp(ctx->owner, owner) == 0) {
+        atomic_store(&ctx->hb_failing, until == 0);
+        if (until)
+            atomic_store(&ctx->lease_until, until);
+    }
+    pthread_mutex_unlock(&pool->lock);
+}
+
 static void monitor_jobs(struct worker_pool *pool)
 {
     struct watched *list = xcalloc((size_t)pool->n, sizeof *list);
@@ -567,6 +670,16 @@ static void monitor_jobs(struct worker_pool *pool)
         struct job_ctx *ctx = w->ctx;
         if (!ctx || ctx->finishing)
             continue;
+        if (atomic_load(&ctx->hb_failing) && clock_now_ms() >= atomic_load(&ctx->lease_until) &&
+            !atomic_load(&ctx->lost)) {
+            /* Heartbeats failed for a whole lease: from now on another node's sweeper may
+             * requeue the job, so stop running it here. (A heartbeat that is merely slow
+             * does not count: it may still get through before any sweeper.) */
+            log_warn("lease ran out without a heartbeat (database unreachable?): job stopped",
+                     "job=%s attempt=%d owner=%s", ctx->claim.id, ctx->claim.attempt, ctx->owner);
+            ctx_stop(ctx, &ctx->lost);
+            continue;
+        }
         bool hb = mono >= w->heartbeat_due, check = mono >= w->check_due;
         if (!hb && !check)
             continue;
@@ -578,6 +691,7 @@ static void monitor_jobs(struct worker_pool *pool)
         snprintf(list[k].owner, sizeof list[k].owner, "%s", ctx->owner);
         list[k].attempt = ctx->claim.attempt;
         list[k].heartbeat = hb;
+        list[k].lease_until = clock_now_ms() + pool->cfg.lease_ms;
         k++;
     }
     pthread_mutex_unlock(&pool->lock);
@@ -587,15 +701,20 @@ static void monitor_jobs(struct worker_pool *pool)
         bool cancel = false;
         enum rf_status rc =
             list[i].heartbeat
-                ? store_job_heartbeat(pool->mst, &f, clock_now_ms() + pool->cfg.lease_ms, &cancel,
-                                      &err)
+                ? store_job_heartbeat(pool->mst, &f, list[i].lease_until, &cancel, &err)
                 : store_job_check(pool->mst, &f, &cancel, &err);
+        if (list[i].heartbeat && (rc == RF_OK || rc == RF_UNAVAILABLE))
+            heartbeat_done(pool, list[i].w, list[i].owner, rc == RF_OK ? list[i].lease_until : 0);
         if (rc == RF_LEASE_LOST)
             flag_if_same(pool, list[i].w, list[i].owner, true);
         else if (rc == RF_OK && cancel)
             flag_if_same(pool, list[i].w, list[i].owner, false);
-        else if (rc)
-            log_warn("cannot heartbeat job", "job=%s error=\"%s\"", list[i].id, err.message);
+        else if (rc && clock_mono_ms() - pool->hb_log >= LOG_EVERY_MS) {
+            char q[300];
+            log_warn("cannot heartbeat job", "job=%s error=%s", list[i].id,
+                     log_quote(err.message, q, sizeof q));
+            pool->hb_log = clock_mono_ms();
+        }
     }
     free(list);
 }
@@ -607,7 +726,11 @@ static void sweep(struct worker_pool *pool)
     struct rf_err err;
     enum rf_status rc = store_job_sweep(pool->mst, clock_now_ms(), swept, SWEEP_BATCH, &n, &err);
     if (rc) {
-        log_warn("sweeper failed", "error=\"%s\"", err.message);
+        if (clock_mono_ms() - pool->sweep_log >= LOG_EVERY_MS) {
+            char q[300];
+            log_warn("sweeper failed", "error=%s", log_quote(err.message, q, sizeof q));
+            pool->sweep_log = clock_mono_ms();
+        }
         return;
     }
     metrics_add(METRIC_JOB_LEASES_EXPIRED, n);

@@ -170,6 +170,23 @@ enum rf_status db_ping(struct db *db, struct rf_err *err)
     return db->drv->ping(db, err);
 }
 
+enum rf_status db_listen(struct db *db, const char *channel, struct rf_err *err)
+{
+    if (!db->drv->listen)
+        return rf_fail(err, RF_UNSUPPORTED, "the %s backend has no notifications", db->drv->name);
+    return db->drv->listen(db, channel, err);
+}
+
+int db_notify_fd(struct db *db)
+{
+    return db->drv->notify_fd ? db->drv->notify_fd(db) : -1;
+}
+
+enum rf_status db_notifications(struct db *db, db_notify_fn fn, void *ud, struct rf_err *err)
+{
+    return db->drv->notifications ? db->drv->notifications(db, fn, ud, err) : RF_OK;
+}
+
 enum rf_status db_read_begin(struct db *db, struct rf_err *err)
 {
     if (db->reading || db->depth > 0 || !db->drv->read_begin)

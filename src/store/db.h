@@ -13,6 +13,13 @@
  * query's struct db_stmt is valid until db_done(); only one statement per SQL
  * constant may be open at a time on a connection.
  *
+ * Sessions and notifications (PostgreSQL): a connection that broke is reset by
+ * the next call, which counts a new session in db->sessions; channels LISTENed
+ * with db_listen are LISTENed again on every new session, but notifications
+ * sent while the connection was down are lost, so a listener that sees
+ * db->sessions change must re-read what it follows. SQLite has no
+ * notifications (db_listen reports it unsupported) and always one session.
+ *
  * Writes happen inside db_begin()/db_commit(). On SQLite db_begin takes a
  * process-wide write lock and then BEGIN IMMEDIATE, so threads of one process
  * queue on a mutex instead of spinning on SQLITE_BUSY; other processes are
@@ -58,6 +65,9 @@ struct db_stmt {
     struct db *db;
 };
 
+/* One notification: its payload, borrowed for the call. */
+typedef void (*db_notify_fn)(void *ud, const char *payload);
+
 struct db_driver {
     const char *name;
     enum rf_status (*open)(const char *url, struct db **out, struct rf_err *err);
@@ -76,6 +86,11 @@ struct db_driver {
     enum rf_status (*commit)(struct db *db, struct rf_err *err);
     void (*rollback)(struct db *db);
     enum rf_status (*ping)(struct db *db, struct rf_err *err);
+    /* Optional (NULL on SQLite): LISTEN, the socket to poll, and the pending
+     * notifications. */
+    enum rf_status (*listen)(struct db *db, const char *channel, struct rf_err *err);
+    int (*notify_fd)(struct db *db);
+    enum rf_status (*notifications)(struct db *db, db_notify_fn fn, void *ud, struct rf_err *err);
     /* Optional (NULL: reads stay one statement each). */
     enum rf_status (*read_begin)(struct db *db, struct rf_err *err);
     void (*read_end)(struct db *db);
@@ -87,9 +102,10 @@ struct db_driver {
 struct db {
     const struct db_driver *drv;
     enum db_backend backend;
-    int depth;    /* nesting of db_begin; the driver sees only the outermost */
-    bool aborted; /* an inner level rolled back: the outermost commit must not */
-    bool reading; /* inside db_read_begin */
+    int depth;         /* nesting of db_begin; the driver sees only the outermost */
+    bool aborted;      /* an inner level rolled back: the outermost commit must not */
+    bool reading;      /* inside db_read_begin */
+    uint64_t sessions; /* server sessions so far: 1 after open, +1 per reconnect */
 };
 
 extern const struct db_driver db_sqlite_driver;
@@ -135,6 +151,15 @@ enum rf_status db_commit(struct db *db, struct rf_err *err);
 void db_rollback(struct db *db);
 enum rf_status db_ping(struct db *db, struct rf_err *err);
 
+/* LISTEN on channel, now and after every reconnect. RF_UNSUPPORTED on SQLite. */
+enum rf_status db_listen(struct db *db, const char *channel, struct rf_err *err);
+/* The descriptor that becomes readable when notifications (or a dropped connection) may be
+ * waiting; -1 when there is none (SQLite, or disconnected). */
+int db_notify_fd(struct db *db);
+/* Hand fn every notification received so far, including those that arrived while other
+ * queries ran. RF_UNAVAILABLE when the connection turned out to be lost (the next call on
+ * db reconnects). Does nothing on SQLite. */
+enum rf_status db_notifications(struct db *db, db_notify_fn fn, void *ud, struct rf_err *err);
 /* A read scope: the reads up to db_read_end share one snapshot (one read transaction on
  * SQLite), instead of a transaction each. db_begin inside the scope ends it first, so a
  * write never runs in it. Scopes do not nest; db_read_end without one does nothing. */

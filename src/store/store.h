@@ -495,12 +495,33 @@ extern const char *const JOB_STATUSES[JOB_NSTATUS + 1]; /* NULL-terminated */
 enum rf_status store_job_counts(struct store *st, int64_t counts[JOB_NSTATUS],
                                 struct rf_err *err);
 
-/* A cheap "did anything change?" probe for the SSE hub's watcher: *changed is true when
- * another connection may have committed since the previous call on this connection
- * (SQLite: PRAGMA data_version). PostgreSQL reports true every time for now; LISTEN/NOTIFY
- * belongs here (see src/jobs/hub.h). */
+/* A cheap "did anything change?" probe for the SSE hub's watcher on SQLite: *changed is
+ * true when another connection may have committed since the previous call on this
+ * connection (PRAGMA data_version). PostgreSQL always reports true: there the wake-up is
+ * store_job_events_listen's notifications. */
 enum rf_status store_changes_poll(struct store *st, int64_t *token, bool *changed,
                                   struct rf_err *err);
+
+/* ---- cross-node wake-ups (PostgreSQL LISTEN/NOTIFY) ---- */
+
+/* Every transaction that writes job events also sends, on PostgreSQL, a notification on
+ * channel refold_job_events with the job id as payload; it is delivered at commit to every
+ * listening connection, on any node. This makes st such a listener, now and after every
+ * reconnect. RF_UNSUPPORTED on SQLite (poll store_changes_poll there); RF_UNAVAILABLE when
+ * the database is down (the LISTEN still happens at the next reconnect). */
+enum rf_status store_job_events_listen(struct store *st, struct rf_err *err);
+/* The descriptor to poll(2) for readability between calls: notifications, or the server
+ * closing the connection. -1 while disconnected (and on SQLite). */
+int store_notify_fd(struct store *st);
+typedef void (*store_job_id_fn)(void *ud, const char *job_id);
+/* Hand fn the job id of each notification received so far, including those that arrived
+ * during other queries on st. RF_UNAVAILABLE when the connection is lost: any later call
+ * (store_ping) reconnects. */
+enum rf_status store_job_events_notified(struct store *st, store_job_id_fn fn, void *ud,
+                                         struct rf_err *err);
+/* Server sessions st has had: 1, then one more per reconnect. Notifications sent while the
+ * connection was down are lost, so a listener re-reads what it follows when this changes. */
+uint64_t store_sessions(const struct store *st);
 
 /* ---- LLM calls (the job's transcript) ---- */
 

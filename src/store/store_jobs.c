@@ -3,10 +3,13 @@
  * See store.h for the contract and docs/jobs.md for the lifecycle.
  *
  * Invariants kept here:
- *   - A claim is atomic: SQLite runs one UPDATE ... WHERE id = (SELECT ... LIMIT 1)
- *     RETURNING inside BEGIN IMMEDIATE; PostgreSQL picks the row with
- *     SELECT ... FOR UPDATE SKIP LOCKED on the jobs table alone, then updates it. This
- *     is the only place that knows the backend.
+ *   - A claim is atomic: one UPDATE ... WHERE id = (SELECT id ... ORDER BY run_at LIMIT 1)
+ *     RETURNING. SQLite runs it inside BEGIN IMMEDIATE; on PostgreSQL the subquery is
+ *     SELECT ... FOR UPDATE SKIP LOCKED on the jobs table alone (no join), and the
+ *     statement runs on its own, one round trip: the row it picked is locked until the
+ *     statement commits, so two workers never take the same job, and a locked row is
+ *     skipped, not waited for. The claim and the notifications below are the only places
+ *     that know the backend.
  *   - Every worker write starts with fence_reserve(): an UPDATE of the job row matching
  *     (id, attempt, lease_owner, status 'running') that also increments event_seq. No
  *     row means the claim is gone (RF_LEASE_LOST) and the transaction is rolled back, so
@@ -14,9 +17,14 @@
  *     so the rest of the transaction sees a row nobody else can change.
  *   - An event is inserted in the transaction of the change it describes, with the seq
  *     that transaction reserved: seqs per job are 1, 2, 3 ... with no gap.
+ *   - On PostgreSQL every event insert also sends NOTIFY refold_job_events with the job id
+ *     (pg_notify, in the same transaction: delivered at commit, never for a rollback), the
+ *     cross-node wake-up of the SSE hubs. job_events stays the truth: a notification only
+ *     says "read this job's events again".
  *   - Idempotency: the unique (workspace_id, idempotency_key) index decides races;
  *     INSERT ... ON CONFLICT DO NOTHING loses quietly and the loser reads the winner.
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,11 +71,9 @@ static const char *SQL_JOB_LIST_AGENT =
 static const char *SQL_CLAIM_LITE =
     CLAIM_SET "WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND run_at <= ? "
               "ORDER BY run_at LIMIT 1) AND status = 'queued'" CLAIM_RETURNING;
-static const char *SQL_CLAIM_PICK_PG =
-    "SELECT id FROM jobs WHERE status = 'queued' AND run_at <= ? ORDER BY run_at LIMIT 1 "
-    "FOR UPDATE SKIP LOCKED";
-static const char *SQL_CLAIM_TAKE_PG =
-    CLAIM_SET "WHERE id = ? AND status = 'queued'" CLAIM_RETURNING;
+static const char *SQL_CLAIM_PG = CLAIM_SET
+    "WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND run_at <= ? "
+    "ORDER BY run_at LIMIT 1 FOR UPDATE SKIP LOCKED) AND status = 'queued'" CLAIM_RETURNING;
 static const char *SQL_NEXT_DUE = "SELECT MIN(run_at) FROM jobs WHERE status = 'queued'";
 
 static const char *SQL_HEARTBEAT =
@@ -75,6 +81,8 @@ static const char *SQL_HEARTBEAT =
 static const char *SQL_CHECK = "SELECT cancel_requested FROM jobs WHERE " FENCE_WHERE;
 static const char *SQL_FENCE = "UPDATE jobs SET event_seq = event_seq + 1 WHERE " FENCE_WHERE
                                " RETURNING event_seq, cancel_requested";
+static const char *SQL_FENCE2 = "UPDATE jobs SET event_seq = event_seq + 2 WHERE " FENCE_WHERE
+                                " RETURNING event_seq, cancel_requested";
 static const char *SQL_SET_PROGRESS = "UPDATE jobs SET stage = ?, progress = ? WHERE id = ?";
 static const char *SQL_SET_COMPLETED =
     "UPDATE jobs SET status = 'completed', stage = 'completed', progress = 100, result = ?, "
@@ -94,6 +102,8 @@ static const char *SQL_SET_RELEASED =
     "lease_expires_at = NULL WHERE id = ?";
 static const char *SQL_EVENT_INSERT =
     "INSERT INTO job_events (job_id, seq, type, data, created_at) VALUES (?, ?, ?, ?, ?)";
+#define EVENTS_CHANNEL "refold_job_events"
+static const char *SQL_EVENT_NOTIFY_PG = "SELECT pg_notify('" EVENTS_CHANNEL "', ?)";
 
 static const char *SQL_SWEEP_FIND =
     "SELECT id, attempt, lease_owner, max_attempts FROM jobs WHERE status = 'running' "
@@ -298,47 +308,23 @@ enum rf_status store_job_claim(struct store *st, const char *owner, int64_t now,
 {
     struct db *db = st->db;
     struct db_stmt *s = NULL;
-    bool found = false;
-    char pick[ID_MAX] = "";
+    bool found = false, pg = db->backend == DB_POSTGRES;
     *claimed = false;
     memset(out, 0, sizeof *out);
-    enum rf_status rc = db_begin(db, err);
+    enum rf_status rc = pg ? RF_OK : db_begin(db, err); /* PostgreSQL: one statement */
     if (rc)
         return rc;
-    if (db->backend == DB_POSTGRES) {
-        rc = db_row(db, SQL_CLAIM_PICK_PG, DB_ARGS(DB_I(now)), &s, &found, err);
-        if (rc)
-            goto out;
-        if (found)
-            snprintf(pick, sizeof pick, "%s", db_text(s, 0));
-        db_done(s);
-        s = NULL;
-        if (!found)
-            goto out;
-        rc = db_row(db, SQL_CLAIM_TAKE_PG,
-                    DB_ARGS(DB_T(owner), DB_I(now + lease_ms), DB_I(now), DB_T(pick)), &s, &found,
-                    err);
-    } else {
-        rc = db_row(db, SQL_CLAIM_LITE,
-                    DB_ARGS(DB_T(owner), DB_I(now + lease_ms), DB_I(now), DB_I(now)), &s, &found,
-                    err);
-    }
-    if (rc)
-        goto out;
-    if (found) {
+    rc = db_row(db, pg ? SQL_CLAIM_PG : SQL_CLAIM_LITE,
+                DB_ARGS(DB_T(owner), DB_I(now + lease_ms), DB_I(now), DB_I(now)), &s, &found, err);
+    if (rc == RF_OK && found) {
         claimed_from_row(s, out);
         *claimed = true;
     }
-out:
     db_done(s);
-    if (rc) {
+    if (!pg && rc)
         db_rollback(db);
-        json_decref(out->params);
-        out->params = NULL;
-        *claimed = false;
-        return rc;
-    }
-    rc = db_commit(db, err);
+    else if (!pg)
+        rc = db_commit(db, err);
     if (rc) {
         json_decref(out->params);
         out->params = NULL;
@@ -412,15 +398,18 @@ enum rf_status store_job_check(struct store *st, const struct job_fence *f, bool
     return found ? RF_OK : lease_lost(err, f);
 }
 
-/* Start a fenced write: inside the caller's transaction, reserve the next event seq on the
- * claim's row. RF_LEASE_LOST when the claim no longer holds. */
-static enum rf_status fence_reserve(struct db *db, const struct job_fence *f, int64_t *seq,
-                                    bool *cancel_requested, struct rf_err *err)
+/* Start a fenced write: inside the caller's transaction, reserve the next event seq (or
+ * the next two: *seq is the second) on the claim's row. RF_LEASE_LOST when the claim no
+ * longer holds. */
+static enum rf_status fence_reserve_n(struct db *db, const struct job_fence *f, int n, int64_t *seq,
+                                      bool *cancel_requested, struct rf_err *err)
 {
     struct db_stmt *s = NULL;
     bool found = false;
-    enum rf_status rc = db_row(
-        db, SQL_FENCE, DB_ARGS(DB_T(f->job_id), DB_I(f->attempt), DB_T(f->owner)), &s, &found, err);
+    assert(n == 1 || n == 2);
+    enum rf_status rc =
+        db_row(db, n == 2 ? SQL_FENCE2 : SQL_FENCE,
+               DB_ARGS(DB_T(f->job_id), DB_I(f->attempt), DB_T(f->owner)), &s, &found, err);
     if (rc)
         return rc;
     if (found) {
@@ -432,9 +421,25 @@ static enum rf_status fence_reserve(struct db *db, const struct job_fence *f, in
     return found ? RF_OK : lease_lost(err, f);
 }
 
-/* Insert event seq of job_id; data is stolen. */
-static enum rf_status insert_event(struct db *db, const char *job_id, int64_t seq, const char *type,
-                                   json_t *data, int64_t now, struct rf_err *err)
+static enum rf_status fence_reserve(struct db *db, const struct job_fence *f, int64_t *seq,
+                                    bool *cancel_requested, struct rf_err *err)
+{
+    return fence_reserve_n(db, f, 1, seq, cancel_requested, err);
+}
+
+/* Tell the listening nodes (PostgreSQL) that job_id has new events, at commit. */
+static enum rf_status notify_events(struct db *db, const char *job_id, struct rf_err *err)
+{
+    if (db->backend != DB_POSTGRES)
+        return RF_OK;
+    return db_run(db, SQL_EVENT_NOTIFY_PG, DB_ARGS(DB_T(job_id)), NULL, err);
+}
+
+/* Insert event seq of job_id, without the notification (the caller sends it once for
+ * several events); data is stolen. */
+static enum rf_status insert_event_quiet(struct db *db, const char *job_id, int64_t seq,
+                                         const char *type, json_t *data, int64_t now,
+                                         struct rf_err *err)
 {
     char *text = jx_dump(data);
     json_decref(data);
@@ -443,6 +448,14 @@ static enum rf_status insert_event(struct db *db, const char *job_id, int64_t se
                DB_ARGS(DB_T(job_id), DB_I(seq), DB_T(type), DB_T(text), DB_I(now)), NULL, err);
     free(text);
     return rc;
+}
+
+/* Insert event seq of job_id and notify; data is stolen. */
+static enum rf_status insert_event(struct db *db, const char *job_id, int64_t seq, const char *type,
+                                   json_t *data, int64_t now, struct rf_err *err)
+{
+    enum rf_status rc = insert_event_quiet(db, job_id, seq, type, data, now, err);
+    return rc ? rc : notify_events(db, job_id, err);
 }
 
 static json_t *error_object(const char *code, const char *message)
@@ -521,10 +534,8 @@ enum rf_status store_job_complete(struct store *st, const struct job_fence *f, j
         return rc;
     /* The last stage, `completed` at 100, is a progress event like every other stage;
      * then the terminal event. Both seqs are reserved while the fence still holds. */
-    int64_t stage_seq = 0;
-    rc = fence_reserve(db, f, &stage_seq, NULL, err);
-    if (rc == RF_OK)
-        rc = fence_reserve(db, f, &n, NULL, err);
+    rc = fence_reserve_n(db, f, 2, &n, NULL, err);
+    int64_t stage_seq = n - 1;
     if (rc == RF_OK && fn)
         rc = fn(st, result, ud, err);
     if (rc == RF_OK) {
@@ -533,10 +544,10 @@ enum rf_status store_job_complete(struct store *st, const struct job_fence *f, j
                     err);
     }
     if (rc == RF_OK)
-        rc = insert_event(db, f->job_id, stage_seq, "progress",
-                          json_pack("{s:s, s:s, s:s, s:i}", "job_id", f->job_id, "status",
-                                    "completed", "stage", "completed", "progress", 100),
-                          now, err);
+        rc = insert_event_quiet(db, f->job_id, stage_seq, "progress",
+                                json_pack("{s:s, s:s, s:s, s:i}", "job_id", f->job_id, "status",
+                                          "completed", "stage", "completed", "progress", 100),
+                                now, err);
     if (rc == RF_OK)
         rc = insert_event(db, f->job_id, n, "completed",
                           json_pack("{s:s, s:s, s:O}", "job_id", f->job_id, "status", "completed",
@@ -929,6 +940,40 @@ enum rf_status store_changes_poll(struct store *st, int64_t *token, bool *change
     *changed = v != *token;
     *token = v;
     return RF_OK;
+}
+
+enum rf_status store_job_events_listen(struct store *st, struct rf_err *err)
+{
+    return db_listen(st->db, EVENTS_CHANNEL, err);
+}
+
+int store_notify_fd(struct store *st)
+{
+    return db_notify_fd(st->db);
+}
+
+struct notified {
+    store_job_id_fn fn;
+    void *ud;
+};
+
+static void on_notification(void *ud, const char *payload)
+{
+    struct notified *n = ud;
+    if (payload && *payload)
+        n->fn(n->ud, payload);
+}
+
+enum rf_status store_job_events_notified(struct store *st, store_job_id_fn fn, void *ud,
+                                         struct rf_err *err)
+{
+    struct notified n = {fn, ud};
+    return db_notifications(st->db, on_notification, &n, err);
+}
+
+uint64_t store_sessions(const struct store *st)
+{
+    return st->db->sessions;
 }
 
 /* ---- LLM calls ---- */

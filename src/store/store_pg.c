@@ -6,24 +6,41 @@
  * under a generated name. Parameters travel as text; results come back as
  * text and are converted by the accessors.
  *
- * Connection loss: a failed call on a broken connection reports
- * RF_UNAVAILABLE; the next call resets the connection (PQreset) and forgets
- * the server-side prepared statements, so callers recover by retrying.
+ * Connection loss. A call that finds the connection broken reports
+ * RF_UNAVAILABLE; the next call outside a transaction resets it (PQreset),
+ * forgets the server-side prepared statements, sets the session up again
+ * (settings, LISTENs) and counts a new session in db->sessions, so callers
+ * recover by retrying. A connection lost inside a transaction is never reset
+ * under it: every later call of that transaction reports RF_UNAVAILABLE until
+ * the caller rolls back. Before the first statement outside a transaction the
+ * driver looks (poll(2), no round trip) whether the server has already closed
+ * the connection - what a server restart does to idle sessions - and reconnects
+ * first, so a restart costs the callers nothing once the server is back.
+ * Connection settings the URL leaves out get defaults that bound how long a
+ * dead server can hold a caller (connect_timeout 5 s, TCP keepalives); the
+ * URL's own values win.
+ *
+ * Notifications: db_listen remembers its channels and LISTENs again on every
+ * new session; libpq queues notifications that arrive during other queries,
+ * and pg_notifications hands them all over.
  *
  * Threading: one PGconn per struct db, used by one thread at a time.
  */
 #include <inttypes.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/log.h"
 #include "core/xalloc.h"
 #include "store/db.h"
 #include "core/banned.h"
 
 #define MAX_PARAMS 64
+#define MAX_CHANNELS 4
 
 struct pg_stmt {
     struct db_stmt base;
@@ -39,10 +56,21 @@ struct pg_stmt {
 struct pg {
     struct db base;
     PGconn *conn;
+    bool ready; /* the current session is set up (settings, LISTENs) */
     struct pg_stmt **cache;
     size_t cap, count;
     unsigned next_name;
+    char *channels[MAX_CHANNELS]; /* LISTENed on every session */
+    int nchannels;
 };
+
+/* The first line of libpq's current error text. */
+static const char *conn_error(PGconn *conn, char *out, size_t n)
+{
+    snprintf(out, n, "%s", PQerrorMessage(conn));
+    out[strcspn(out, "\n")] = '\0';
+    return out;
+}
 
 static enum rf_status result_fail(struct pg *p, PGresult *res, struct rf_err *err,
                                   const char *what)
@@ -57,8 +85,8 @@ static enum rf_status result_fail(struct pg *p, PGresult *res, struct rf_err *er
                        strcmp(state, "23502") == 0))
         code = RF_INVALID;
     else if (state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
-                       strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0))
-        code = RF_UNAVAILABLE;
+                       strncmp(state, "08", 2) == 0 || strncmp(state, "57P0", 4) == 0))
+        code = RF_UNAVAILABLE; /* serialization, deadlock, connection, shutdown/startup */
     const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(p->conn);
     char clean[200];
     snprintf(clean, sizeof clean, "%s", msg && *msg ? msg : PQerrorMessage(p->conn));
@@ -66,42 +94,135 @@ static enum rf_status result_fail(struct pg *p, PGresult *res, struct rf_err *er
     return rf_fail(err, code, "database %s failed: %s", what, clean);
 }
 
-/* Bring a broken connection back; forget statements prepared on the old one. */
-static enum rf_status ensure_connected(struct pg *p, struct rf_err *err)
+/* Server notices and the FATAL a server sends before it closes an idle session (a
+ * restart): into the log instead of libpq's bare stderr lines. */
+static void on_notice(void *arg, const char *message)
 {
-    if (PQstatus(p->conn) == CONNECTION_OK)
-        return RF_OK;
-    PQreset(p->conn);
+    (void)arg;
+    char text[240], q[300];
+    snprintf(text, sizeof text, "%s", message);
+    text[strcspn(text, "\n")] = '\0';
+    log_warn("database notice", "message=%s", log_quote(text, q, sizeof q));
+}
+
+static void forget_prepared(struct pg *p)
+{
     for (size_t i = 0; i < p->cap; i++)
         if (p->cache[i])
             p->cache[i]->prepared = false;
+}
+
+static enum rf_status simple(struct pg *p, const char *sql, struct rf_err *err)
+{
+    PGresult *res = PQexec(p->conn, sql);
+    enum rf_status rc = RF_OK;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        rc = result_fail(p, res, err, sql);
+    PQclear(res);
+    return rc;
+}
+
+static enum rf_status listen_one(struct pg *p, const char *channel, struct rf_err *err)
+{
+    char *ident = PQescapeIdentifier(p->conn, channel, strlen(channel));
+    if (!ident)
+        return rf_fail(err, RF_UNAVAILABLE, "database LISTEN failed: %s", PQerrorMessage(p->conn));
+    char *sql = xasprintf("LISTEN %s", ident);
+    PQfreemem(ident);
+    enum rf_status rc = simple(p, sql, err);
+    free(sql);
+    return rc;
+}
+
+/* Settings and LISTENs of a new session; counts it. */
+static enum rf_status session_setup(struct pg *p, struct rf_err *err)
+{
+    enum rf_status rc = simple(p, "SET client_min_messages = warning", err);
+    for (int i = 0; rc == RF_OK && i < p->nchannels; i++)
+        rc = listen_one(p, p->channels[i], err);
+    if (rc)
+        return rc;
+    p->ready = true;
+    p->base.sessions++;
+    return RF_OK;
+}
+
+/* Outside a transaction, with nothing in flight: has the server closed the session
+ * meanwhile (readable socket: its FATAL, then EOF)? Reading the EOF makes the status bad.
+ * One read may stop after the FATAL message, hence the loop; a few rounds at most, since
+ * a listening connection may keep receiving notifications. */
+static void notice_drop(struct pg *p)
+{
+    for (int round = 0; round < 4; round++) {
+        int fd = PQsocket(p->conn);
+        if (fd < 0 || PQstatus(p->conn) != CONNECTION_OK)
+            return;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, 0) <= 0 || !PQconsumeInput(p->conn))
+            return; /* nothing waiting; or the connection is gone (CONNECTION_BAD) */
+    }
+}
+
+/* Bring a broken connection back (outside transactions only); forget statements prepared
+ * on the old session and set the new one up. */
+static enum rf_status ensure_connected(struct pg *p, struct rf_err *err)
+{
+    if (p->base.depth > 0) {
+        if (PQstatus(p->conn) != CONNECTION_OK)
+            return rf_fail(err, RF_UNAVAILABLE, "database connection lost in a transaction");
+        return RF_OK;
+    }
+    if (PQstatus(p->conn) == CONNECTION_OK)
+        notice_drop(p);
+    if (PQstatus(p->conn) == CONNECTION_OK && p->ready)
+        return RF_OK;
     if (PQstatus(p->conn) != CONNECTION_OK) {
         char clean[200];
-        snprintf(clean, sizeof clean, "%s", PQerrorMessage(p->conn));
-        clean[strcspn(clean, "\n")] = '\0';
-        return rf_fail(err, RF_UNAVAILABLE, "database unreachable: %s", clean);
+        p->ready = false;
+        forget_prepared(p);
+        PQreset(p->conn);
+        if (PQstatus(p->conn) != CONNECTION_OK)
+            return rf_fail(err, RF_UNAVAILABLE, "database unreachable: %s",
+                           conn_error(p->conn, clean, sizeof clean));
     }
-    PQclear(PQexec(p->conn, "SET client_min_messages = warning"));
-    return RF_OK;
+    return session_setup(p, err);
+}
+
+/* Defaults for what the URL leaves out; the URL (expanded from dbname, last) wins. */
+static PGconn *connect_url(const char *url)
+{
+    static const char *const keys[] = {"connect_timeout",
+                                       "keepalives_idle",
+                                       "keepalives_interval",
+                                       "keepalives_count",
+                                       "application_name",
+                                       "dbname",
+                                       NULL};
+    const char *values[] = {"5", "30", "10", "3", "refold", url, NULL};
+    return PQconnectdbParams(keys, values, 1);
 }
 
 static enum rf_status pg_open(const char *url, struct db **out, struct rf_err *err)
 {
-    PGconn *conn = PQconnectdb(url);
+    PGconn *conn = connect_url(url);
     if (PQstatus(conn) != CONNECTION_OK) {
         char clean[200];
-        snprintf(clean, sizeof clean, "%s", PQerrorMessage(conn));
-        clean[strcspn(clean, "\n")] = '\0';
+        conn_error(conn, clean, sizeof clean);
         PQfinish(conn);
         return rf_fail(err, RF_UNAVAILABLE, "cannot connect to PostgreSQL: %s", clean);
     }
-    PQclear(PQexec(conn, "SET client_min_messages = warning"));
+    PQsetNoticeProcessor(conn, on_notice, NULL);
     struct pg *p = xcalloc(1, sizeof *p);
     p->base.drv = &db_pg_driver;
     p->base.backend = DB_POSTGRES;
     p->conn = conn;
     p->cap = 64;
     p->cache = xcalloc(p->cap, sizeof *p->cache);
+    enum rf_status rc = session_setup(p, err);
+    if (rc) {
+        db_pg_driver.close(&p->base);
+        return rc;
+    }
     *out = &p->base;
     return RF_OK;
 }
@@ -117,6 +238,8 @@ static void pg_close(struct db *db)
         }
     }
     free(p->cache);
+    for (int i = 0; i < p->nchannels; i++)
+        free(p->channels[i]);
     PQfinish(p->conn);
     free(p);
 }
@@ -188,9 +311,6 @@ static enum rf_status pg_query(struct db *db, const char *sql, const struct db_v
     struct pg *p = (struct pg *)db;
     if (n > MAX_PARAMS)
         return rf_fail(err, RF_INTERNAL, "too many query parameters (%d)", n);
-    /* Reconnecting inside a transaction would silently drop it: report instead. */
-    if (PQstatus(p->conn) != CONNECTION_OK && p->base.depth > 0)
-        return rf_fail(err, RF_UNAVAILABLE, "database connection lost in a transaction");
     enum rf_status rc = ensure_connected(p, err);
     if (rc)
         return rc;
@@ -240,9 +360,7 @@ static enum rf_status pg_query(struct db *db, const char *sql, const struct db_v
         rc = result_fail(p, res, err, "query");
         PQclear(res);
         if (PQstatus(p->conn) != CONNECTION_OK)
-            for (size_t j = 0; j < p->cap; j++)
-                if (p->cache[j])
-                    p->cache[j]->prepared = false;
+            forget_prepared(p);
         return rc;
     }
     st->res = res;
@@ -302,16 +420,6 @@ static void pg_done(struct db_stmt *stmt)
     st->res = NULL;
 }
 
-static enum rf_status simple(struct pg *p, const char *sql, struct rf_err *err)
-{
-    PGresult *res = PQexec(p->conn, sql);
-    enum rf_status rc = RF_OK;
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        rc = result_fail(p, res, err, sql);
-    PQclear(res);
-    return rc;
-}
-
 static enum rf_status pg_begin(struct db *db, struct rf_err *err)
 {
     struct pg *p = (struct pg *)db;
@@ -339,6 +447,45 @@ static enum rf_status pg_ping(struct db *db, struct rf_err *err)
     return db_scalar(db, SQL_PING, DB_NOARGS, &v, NULL, err);
 }
 
+static enum rf_status pg_listen(struct db *db, const char *channel, struct rf_err *err)
+{
+    struct pg *p = (struct pg *)db;
+    bool known = false;
+    for (int i = 0; i < p->nchannels; i++)
+        known = known || strcmp(p->channels[i], channel) == 0;
+    if (!known) {
+        if (p->nchannels == MAX_CHANNELS)
+            return rf_fail(err, RF_INTERNAL, "too many LISTEN channels");
+        p->channels[p->nchannels++] = xstrdup(channel);
+    }
+    enum rf_status rc = ensure_connected(p, err);
+    return rc ? rc : listen_one(p, channel, err);
+}
+
+static int pg_notify_fd(struct db *db)
+{
+    struct pg *p = (struct pg *)db;
+    return PQstatus(p->conn) == CONNECTION_OK ? PQsocket(p->conn) : -1;
+}
+
+static enum rf_status pg_notifications(struct db *db, db_notify_fn fn, void *ud, struct rf_err *err)
+{
+    struct pg *p = (struct pg *)db;
+    if (PQstatus(p->conn) == CONNECTION_OK)
+        PQconsumeInput(p->conn);
+    PGnotify *n;
+    while ((n = PQnotifies(p->conn)) != NULL) {
+        fn(ud, n->extra);
+        PQfreemem(n);
+    }
+    if (PQstatus(p->conn) != CONNECTION_OK) {
+        char clean[200];
+        return rf_fail(err, RF_UNAVAILABLE, "database connection lost: %s",
+                       conn_error(p->conn, clean, sizeof clean));
+    }
+    return RF_OK;
+}
+
 const struct db_driver db_pg_driver = {
     .name = "postgres",
     .open = pg_open,
@@ -356,4 +503,7 @@ const struct db_driver db_pg_driver = {
     .commit = pg_commit,
     .rollback = pg_rollback,
     .ping = pg_ping,
+    .listen = pg_listen,
+    .notify_fd = pg_notify_fd,
+    .notifications = pg_notifications,
 };

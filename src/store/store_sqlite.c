@@ -344,6 +344,7 @@ static enum rf_status lite_open(const char *url, struct db **out, struct rf_err 
     }
     l->base.drv = &db_sqlite_driver;
     l->base.backend = DB_SQLITE;
+    l->base.sessions = 1;
     l->cur = &l->own;
     if (shareable(path))
         l->w = writer_acquire(path);

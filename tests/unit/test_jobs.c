@@ -425,7 +425,7 @@ static void test_jobs_hub_delivers_in_order(void **state)
     char id[ID_MAX];
     struct job_claimed c;
     struct hub *hub = NULL;
-    struct hub_config cfg = {.db_url = f->db, .poll_ms = 20, .ping_ms = 60000};
+    struct hub_config cfg = {.db_url = f->db, .poll_ms = 20, .resync_ms = 5000, .ping_ms = 60000};
     struct waker w1 = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
     struct waker w2 = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
     struct seen s1 = {0}, s2 = {0};
