@@ -24,6 +24,9 @@ start)
   if [ ! -f "$dir/data/PG_VERSION" ]; then
     as_pg "$bin/initdb" -D "$dir/data" -A trust -U postgres >/dev/null
   fi
+  # A cluster left running by an interrupted run: stop it so the settings below apply.
+  as_pg "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1 &&
+    as_pg "$bin/pg_ctl" -D "$dir/data" -m fast stop >/dev/null
   opts="-p $port -k /tmp -c listen_addresses=127.0.0.1 -c max_connections=400"
   [ "${PG_DURABLE:-0}" = 1 ] || opts="$opts -c fsync=off -c synchronous_commit=off"
   as_pg "$bin/pg_ctl" -D "$dir/data" -w -l "$dir/log" -o "$opts" start >/dev/null

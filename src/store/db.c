@@ -165,6 +165,12 @@ void db_rollback(struct db *db)
     db->depth = 0;
 }
 
+bool db_retryable(const struct rf_err *err)
+{
+    return err && err->code == RF_UNAVAILABLE &&
+           (strcmp(err->reason, "deadlock") == 0 || strcmp(err->reason, "serialization_failure") == 0);
+}
+
 enum rf_status db_ping(struct db *db, struct rf_err *err)
 {
     return db->drv->ping(db, err);

@@ -149,6 +149,10 @@ enum rf_status db_scalar(struct db *db, const char *sql, const struct db_val *ar
 enum rf_status db_begin(struct db *db, struct rf_err *err);
 enum rf_status db_commit(struct db *db, struct rf_err *err);
 void db_rollback(struct db *db);
+/* Whether err is a transaction the database aborted for a concurrent one (PostgreSQL
+ * deadlock or serialization failure, details.reason "deadlock" / "serialization_failure"):
+ * rolled back, the same transaction may succeed when run again. */
+bool db_retryable(const struct rf_err *err);
 enum rf_status db_ping(struct db *db, struct rf_err *err);
 
 /* LISTEN on channel, now and after every reconnect. RF_UNSUPPORTED on SQLite. */

@@ -14,6 +14,7 @@
 
 #include "core/clock.h"
 #include "core/jsonx.h"
+#include "core/log.h"
 #include "core/template.h"
 #include "core/xalloc.h"
 #include "store/store_internal.h"
@@ -335,6 +336,29 @@ enum rf_status stats_apply(struct db *db, struct stats_deltas *d, struct rf_err 
     free(d->a);
     memset(d, 0, sizeof *d);
     return rc;
+}
+
+enum rf_status counted_tx(struct db *db, counted_fn fn, void *ctx, struct rf_err *err)
+{
+    enum { ATTEMPTS = 5 };
+    bool outermost = db->depth == 0;
+    for (int attempt = 1;; attempt++) {
+        struct stats_deltas deltas = {0};
+        enum rf_status rc = db_begin(db, err);
+        if (rc)
+            return rc;
+        rc = fn(db, ctx, &deltas, err);
+        if (rc == RF_OK)
+            rc = stats_apply(db, &deltas, err);
+        free(deltas.a);
+        if (rc == RF_OK)
+            rc = db_commit(db, err);
+        else
+            db_rollback(db);
+        if (rc == RF_OK || !outermost || attempt == ATTEMPTS || !db_retryable(err))
+            return rc;
+        log_info("transaction retried", "attempt=%d reason=%s", attempt, err->reason);
+    }
 }
 
 void stats_bucket(int64_t *v, const char *rating, bool predicted, int64_t sign)

@@ -210,34 +210,40 @@ static enum rf_status put_execution(struct db *db, const char *ws, const char *e
     return rc;
 }
 
+/* A batch of executions of one eval, for counted_tx. */
+struct exec_batch {
+    const char *ws;
+    const char *eval_id;
+    const struct execution_new *items;
+    int n;
+    struct store_item_result *results;
+};
+
+static enum rf_status executions_put_tx(struct db *db, void *ctx, struct stats_deltas *deltas,
+                                        struct rf_err *err)
+{
+    struct exec_batch *b = ctx;
+    json_t *eval = NULL;
+    struct store st = {db};
+    enum rf_status rc = store_eval_get(&st, b->ws, b->eval_id, &eval, err);
+    if (rc)
+        return rc;
+    char agent[ID_MAX];
+    snprintf(agent, sizeof agent, "%s", json_string_value(json_object_get(eval, "agent_id")));
+    json_decref(eval);
+    int64_t *v = stats_for(deltas, agent);
+    int64_t now = clock_now_ms();
+    for (int i = 0; rc == RF_OK && i < b->n; i++) {
+        memset(&b->results[i], 0, sizeof b->results[i]);
+        rc = put_execution(db, b->ws, b->eval_id, agent, &b->items[i], now, v, &b->results[i], err);
+    }
+    return rc;
+}
+
 enum rf_status store_executions_put(struct store *st, const char *ws, const char *eval_id,
                                     const struct execution_new *items, int n,
                                     struct store_item_result *results, struct rf_err *err)
 {
-    struct db *db = st->db;
-    json_t *eval = NULL;
-    struct stats_deltas deltas = {0};
-    enum rf_status rc = db_begin(db, err);
-    if (rc)
-        return rc;
-    rc = store_eval_get(st, ws, eval_id, &eval, err);
-    int64_t now = clock_now_ms();
-    if (rc == RF_OK) {
-        char agent[ID_MAX];
-        snprintf(agent, sizeof agent, "%s", json_string_value(json_object_get(eval, "agent_id")));
-        int64_t *v = stats_for(&deltas, agent);
-        for (int i = 0; rc == RF_OK && i < n; i++) {
-            memset(&results[i], 0, sizeof results[i]);
-            rc = put_execution(db, ws, eval_id, agent, &items[i], now, v, &results[i], err);
-        }
-    }
-    json_decref(eval);
-    enum rf_status rc2 = stats_apply(db, &deltas, err);
-    if (rc == RF_OK)
-        rc = rc2;
-    if (rc) {
-        db_rollback(db);
-        return rc;
-    }
-    return db_commit(db, err);
+    struct exec_batch b = {ws, eval_id, items, n, results};
+    return counted_tx(st->db, executions_put_tx, &b, err);
 }

@@ -63,6 +63,18 @@ struct stats_deltas {
 int64_t *stats_for(struct stats_deltas *d, const char *agent_id);
 /* Add every row of deltas to agent_stats and free them (also on failure). */
 enum rf_status stats_apply(struct db *db, struct stats_deltas *d, struct rf_err *err);
+/*
+ * A write that moves counters: fn does the rows and gathers its counter changes in
+ * deltas; counted_tx runs it in a transaction, applies the deltas and commits (rolls back
+ * on failure). On PostgreSQL, writes that depend on a trace's feedback or executions lock
+ * the trace's row first (trace_resolve), so concurrent batches serialise per trace; two
+ * batches that lock the same traces in opposite orders deadlock and PostgreSQL aborts one,
+ * which counted_tx then rolls back and runs again (up to 5 attempts) unless it is nested
+ * in an outer transaction. fn must therefore start from a clean slate on every call.
+ */
+typedef enum rf_status (*counted_fn)(struct db *db, void *ctx, struct stats_deltas *deltas,
+                                     struct rf_err *err);
+enum rf_status counted_tx(struct db *db, counted_fn fn, void *ctx, struct rf_err *err);
 /* Counter moves for one execution on a trace rated `rating` (NULL: unrated), signed. */
 void stats_bucket(int64_t *v, const char *rating, bool predicted, int64_t sign);
 
@@ -74,7 +86,9 @@ struct trace_found {
     char *note;      /* the feedback's note or NULL; release with trace_found_release */
 };
 
-/* Resolve ref inside workspace ws; RF_NOT_FOUND (naming the field) when it names no trace. */
+/* Resolve ref inside workspace ws; RF_NOT_FOUND (naming the field) when it names no trace.
+ * For writers only: on PostgreSQL the trace's row stays locked (FOR NO KEY UPDATE) until the
+ * transaction ends, so its feedback and executions read here cannot change underneath. */
 enum rf_status trace_resolve(struct db *db, const char *ws, const struct trace_ref *ref,
                              struct trace_found *out, struct rf_err *err);
 void trace_found_release(struct trace_found *t);

@@ -85,13 +85,19 @@ static enum rf_status result_fail(struct pg *p, PGresult *res, struct rf_err *er
                        strcmp(state, "23502") == 0))
         code = RF_INVALID;
     else if (state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
-                       strncmp(state, "08", 2) == 0 || strncmp(state, "57P0", 4) == 0))
+                       strncmp(state, "08", 2) == 0 ||
+                       strncmp(state, "57P0", 4) == 0))
         code = RF_UNAVAILABLE; /* serialization, deadlock, connection, shutdown/startup */
+    /* db_retryable: the transaction lost to a concurrent one and may be run again. */
+    const char *reason = !state                           ? ""
+                         : strcmp(state, "40P01") == 0 ? "deadlock"
+                         : strcmp(state, "40001") == 0 ? "serialization_failure"
+                                                       : "";
     const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(p->conn);
     char clean[200];
     snprintf(clean, sizeof clean, "%s", msg && *msg ? msg : PQerrorMessage(p->conn));
     clean[strcspn(clean, "\n")] = '\0';
-    return rf_fail(err, code, "database %s failed: %s", what, clean);
+    return rf_fail_reason(err, code, reason, "database %s failed: %s", what, clean);
 }
 
 /* Server notices and the FATAL a server sends before it closes an idle session (a

@@ -50,6 +50,13 @@ static const char *SQL_TRACE_REF_EXTERNAL =
     "LEFT JOIN feedback f ON f.trace_id = t.id "
     "WHERE t.workspace_id = ? AND t.source = ? AND t.external_id = ?";
 static const char *SQL_TRACE_DELETE = "DELETE FROM traces WHERE id = ?";
+/* PostgreSQL only (trace_resolve): the row lock, taken in its own statement so that the
+ * reads after it see what the transaction that held it before committed. */
+static const char *SQL_TRACE_LOCK_ID =
+    "SELECT id FROM traces WHERE id = ? AND workspace_id = ? FOR NO KEY UPDATE";
+static const char *SQL_TRACE_LOCK_EXTERNAL =
+    "SELECT id FROM traces WHERE workspace_id = ? AND source = ? AND external_id = ? "
+    "FOR NO KEY UPDATE";
 
 #define TRACE_SELECT                                                                               \
     "SELECT t.id, t.agent_id, t.agent_version_id, v.version, t.source, t.external_id, "           \
@@ -217,28 +224,34 @@ static enum rf_status put_trace(struct db *db, const char *ws, const struct trac
                   NULL, err);
 }
 
+/* A batch of traces or feedback, for counted_tx. */
+struct batch {
+    const char *ws;
+    const void *items;
+    int n;
+    struct store_item_result *results;
+    int64_t now;
+};
+
+static enum rf_status traces_put_tx(struct db *db, void *ctx, struct stats_deltas *deltas,
+                                    struct rf_err *err)
+{
+    struct batch *b = ctx;
+    const struct trace_new *items = b->items;
+    struct target target = {0};
+    enum rf_status rc = RF_OK;
+    for (int i = 0; rc == RF_OK && i < b->n; i++) {
+        memset(&b->results[i], 0, sizeof b->results[i]);
+        rc = put_trace(db, b->ws, &items[i], b->now, &target, deltas, &b->results[i], err);
+    }
+    return rc;
+}
+
 enum rf_status store_traces_put(struct store *st, const char *ws, const struct trace_new *items,
                                 int n, struct store_item_result *results, struct rf_err *err)
 {
-    struct db *db = st->db;
-    struct stats_deltas deltas = {0};
-    struct target target = {0};
-    int64_t now = clock_now_ms();
-    enum rf_status rc = db_begin(db, err);
-    if (rc)
-        return rc;
-    for (int i = 0; rc == RF_OK && i < n; i++) {
-        memset(&results[i], 0, sizeof results[i]);
-        rc = put_trace(db, ws, &items[i], now, &target, &deltas, &results[i], err);
-    }
-    enum rf_status rc2 = stats_apply(db, &deltas, err);
-    if (rc == RF_OK)
-        rc = rc2;
-    if (rc) {
-        db_rollback(db);
-        return rc;
-    }
-    return db_commit(db, err);
+    struct batch b = {ws, items, n, results, clock_now_ms()};
+    return counted_tx(st->db, traces_put_tx, &b, err);
 }
 
 static json_t *trace_from_row(struct db_stmt *s)
@@ -366,6 +379,33 @@ enum rf_status store_trace_list(struct store *st, const char *ws, const struct t
     return RF_OK;
 }
 
+static enum rf_status trace_not_found(const struct trace_ref *ref, const char *source,
+                                      struct rf_err *err)
+{
+    if (ref->trace_id)
+        return rf_fail_field(err, RF_NOT_FOUND, "trace_id", "trace %s not found", ref->trace_id);
+    return rf_fail_field(err, RF_NOT_FOUND, "external_id", "no trace with source %s and "
+                         "external_id %s", source, ref->external_id);
+}
+
+/* PostgreSQL: lock the trace's row and return its id ("" when there is none). */
+static enum rf_status trace_lock(struct db *db, const char *ws, const struct trace_ref *ref,
+                                 const char *source, char id[ID_MAX], struct rf_err *err)
+{
+    struct db_stmt *s;
+    bool found;
+    enum rf_status rc =
+        ref->trace_id
+            ? db_row(db, SQL_TRACE_LOCK_ID, DB_ARGS(DB_T(ref->trace_id), DB_T(ws)), &s, &found, err)
+            : db_row(db, SQL_TRACE_LOCK_EXTERNAL,
+                     DB_ARGS(DB_T(ws), DB_T(source), DB_T(ref->external_id)), &s, &found, err);
+    if (rc)
+        return rc;
+    snprintf(id, ID_MAX, "%s", found ? db_text(s, 0) : "");
+    db_done(s);
+    return RF_OK;
+}
+
 enum rf_status trace_resolve(struct db *db, const char *ws, const struct trace_ref *ref,
                              struct trace_found *out, struct rf_err *err)
 {
@@ -373,9 +413,18 @@ enum rf_status trace_resolve(struct db *db, const char *ws, const struct trace_r
     bool found;
     enum rf_status rc;
     const char *source = ref->source ? ref->source : "api";
+    char locked[ID_MAX];
     memset(out, 0, sizeof *out);
-    if (ref->trace_id)
-        rc = db_row(db, SQL_TRACE_REF_ID, DB_ARGS(DB_T(ref->trace_id), DB_T(ws)), &s, &found, err);
+    if (db->backend == DB_POSTGRES) {
+        rc = trace_lock(db, ws, ref, source, locked, err);
+        if (rc)
+            return rc;
+        if (!locked[0])
+            return trace_not_found(ref, source, err);
+    }
+    const char *by_id = db->backend == DB_POSTGRES ? locked : ref->trace_id;
+    if (by_id)
+        rc = db_row(db, SQL_TRACE_REF_ID, DB_ARGS(DB_T(by_id), DB_T(ws)), &s, &found, err);
     else
         rc = db_row(db, SQL_TRACE_REF_EXTERNAL,
                     DB_ARGS(DB_T(ws), DB_T(source), DB_T(ref->external_id)), &s, &found, err);
@@ -388,12 +437,7 @@ enum rf_status trace_resolve(struct db *db, const char *ws, const struct trace_r
         out->note = db_strdup(s, 3);
     }
     db_done(s);
-    if (found)
-        return RF_OK;
-    if (ref->trace_id)
-        return rf_fail_field(err, RF_NOT_FOUND, "trace_id", "trace %s not found", ref->trace_id);
-    return rf_fail_field(err, RF_NOT_FOUND, "external_id", "no trace with source %s and "
-                         "external_id %s", source, ref->external_id);
+    return found ? RF_OK : trace_not_found(ref, source, err);
 }
 
 void trace_found_release(struct trace_found *t)
@@ -478,27 +522,24 @@ static enum rf_status put_feedback(struct db *db, const char *ws, const struct f
     return rc;
 }
 
+static enum rf_status feedback_put_tx(struct db *db, void *ctx, struct stats_deltas *deltas,
+                                      struct rf_err *err)
+{
+    struct batch *b = ctx;
+    const struct feedback_new *items = b->items;
+    enum rf_status rc = RF_OK;
+    for (int i = 0; rc == RF_OK && i < b->n; i++) {
+        memset(&b->results[i], 0, sizeof b->results[i]);
+        rc = put_feedback(db, b->ws, &items[i], b->now, deltas, &b->results[i], err);
+    }
+    return rc;
+}
+
 enum rf_status store_feedback_put(struct store *st, const char *ws, const struct feedback_new *items,
                                   int n, struct store_item_result *results, struct rf_err *err)
 {
-    struct db *db = st->db;
-    struct stats_deltas deltas = {0};
-    int64_t now = clock_now_ms();
-    enum rf_status rc = db_begin(db, err);
-    if (rc)
-        return rc;
-    for (int i = 0; rc == RF_OK && i < n; i++) {
-        memset(&results[i], 0, sizeof results[i]);
-        rc = put_feedback(db, ws, &items[i], now, &deltas, &results[i], err);
-    }
-    enum rf_status rc2 = stats_apply(db, &deltas, err);
-    if (rc == RF_OK)
-        rc = rc2;
-    if (rc) {
-        db_rollback(db);
-        return rc;
-    }
-    return db_commit(db, err);
+    struct batch b = {ws, items, n, results, clock_now_ms()};
+    return counted_tx(st->db, feedback_put_tx, &b, err);
 }
 
 enum rf_status store_feedback_get(struct store *st, const char *ws, const char *trace_id,
@@ -518,63 +559,64 @@ enum rf_status store_feedback_get(struct store *st, const char *ws, const char *
     return found ? RF_OK : rf_fail(err, RF_NOT_FOUND, "trace %s has no feedback", trace_id);
 }
 
+/* One trace named by id, for counted_tx: its feedback or the trace itself goes. */
+struct trace_removal {
+    const char *ws;
+    const char *id;
+};
+
+static enum rf_status feedback_delete_tx(struct db *db, void *ctx, struct stats_deltas *deltas,
+                                         struct rf_err *err)
+{
+    struct trace_removal *x = ctx;
+    struct trace_found t;
+    struct trace_ref ref = {.trace_id = x->id};
+    enum rf_status rc = trace_resolve(db, x->ws, &ref, &t, err);
+    if (rc)
+        return rc;
+    if (!t.rating[0])
+        rc = rf_fail(err, RF_NOT_FOUND, "trace %s has no feedback", x->id);
+    if (rc == RF_OK)
+        rc = move_rating(db, t.trace_id, t.rating, NULL, stats_for(deltas, t.agent_id), err);
+    if (rc == RF_OK)
+        rc = db_run(db, SQL_FEEDBACK_DELETE, DB_ARGS(DB_T(t.trace_id)), NULL, err);
+    trace_found_release(&t);
+    return rc;
+}
+
 enum rf_status store_feedback_delete(struct store *st, const char *ws, const char *trace_id,
                                      struct rf_err *err)
 {
-    struct db *db = st->db;
-    struct trace_found t = {0};
-    struct stats_deltas deltas = {0};
-    struct trace_ref ref = {.trace_id = trace_id};
-    enum rf_status rc = db_begin(db, err);
+    struct trace_removal x = {ws, trace_id};
+    return counted_tx(st->db, feedback_delete_tx, &x, err);
+}
+
+static enum rf_status trace_delete_tx(struct db *db, void *ctx, struct stats_deltas *deltas,
+                                      struct rf_err *err)
+{
+    struct trace_removal *x = ctx;
+    struct trace_found t;
+    struct trace_ref ref = {.trace_id = x->id};
+    int64_t pass = 0, fail_n = 0;
+    enum rf_status rc = trace_resolve(db, x->ws, &ref, &t, err);
     if (rc)
         return rc;
-    rc = trace_resolve(db, ws, &ref, &t, err);
-    if (rc == RF_OK && !t.rating[0])
-        rc = rf_fail(err, RF_NOT_FOUND, "trace %s has no feedback", trace_id);
+    rc = move_rating(db, t.trace_id, t.rating, NULL, stats_for(deltas, t.agent_id), err);
     if (rc == RF_OK)
-        rc = move_rating(db, t.trace_id, t.rating, NULL, stats_for(&deltas, t.agent_id), err);
-    if (rc == RF_OK)
-        rc = db_run(db, SQL_FEEDBACK_DELETE, DB_ARGS(DB_T(t.trace_id)), NULL, err);
-    enum rf_status rc2 = stats_apply(db, &deltas, err);
-    if (rc == RF_OK)
-        rc = rc2;
-    trace_found_release(&t);
-    if (rc) {
-        db_rollback(db);
-        return rc;
+        rc = exec_counts(db, t.trace_id, &pass, &fail_n, err);
+    if (rc == RF_OK) {
+        int64_t *v = stats_for(deltas, t.agent_id);
+        v[ST_TRACES] -= 1;
+        v[ST_EXECUTIONS] -= pass + fail_n;
+        rc = db_run(db, SQL_TRACE_DELETE, DB_ARGS(DB_T(t.trace_id)), NULL, err);
     }
-    return db_commit(db, err);
+    trace_found_release(&t);
+    return rc;
 }
 
 enum rf_status store_trace_delete(struct store *st, const char *ws, const char *id,
                                   struct rf_err *err)
 {
-    struct db *db = st->db;
-    struct trace_found t = {0};
-    struct stats_deltas deltas = {0};
-    struct trace_ref ref = {.trace_id = id};
-    int64_t pass = 0, fail_n = 0;
-    enum rf_status rc = db_begin(db, err);
-    if (rc)
-        return rc;
-    rc = trace_resolve(db, ws, &ref, &t, err);
-    if (rc == RF_OK)
-        rc = move_rating(db, t.trace_id, t.rating, NULL, stats_for(&deltas, t.agent_id), err);
-    if (rc == RF_OK)
-        rc = exec_counts(db, t.trace_id, &pass, &fail_n, err);
-    if (rc == RF_OK) {
-        int64_t *v = stats_for(&deltas, t.agent_id);
-        v[ST_TRACES] -= 1;
-        v[ST_EXECUTIONS] -= pass + fail_n;
-        rc = db_run(db, SQL_TRACE_DELETE, DB_ARGS(DB_T(t.trace_id)), NULL, err);
-    }
-    enum rf_status rc2 = stats_apply(db, &deltas, err);
-    if (rc == RF_OK)
-        rc = rc2;
-    trace_found_release(&t);
-    if (rc) {
-        db_rollback(db);
-        return rc;
-    }
-    return db_commit(db, err);
+    struct trace_removal x = {ws, id};
+    return counted_tx(st->db, trace_delete_tx, &x, err);
 }
