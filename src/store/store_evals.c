@@ -9,6 +9,7 @@
  * them once (struct stats_deltas). New executions are inserted first and
  * looked up only when the insert changed nothing (see store_traces.c).
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,8 @@
 #include "core/xalloc.h"
 #include "store/store_internal.h"
 #include "core/banned.h"
+
+_Static_assert(offsetof(struct execution_new, trace) == 0, "trace_lock_batch reads the ref at offset 0");
 
 #define EVAL_COLS "e.id, e.agent_id, e.name, e.description, e.created_at"
 
@@ -136,11 +139,11 @@ enum rf_status store_eval_list(struct store *st, const char *ws, const char *age
 
 static enum rf_status put_execution(struct db *db, const char *ws, const char *eval_id,
                                     const char *eval_agent, const struct execution_new *in,
-                                    int64_t now, int64_t *v, struct store_item_result *r,
+                                    const struct trace_locks *locks, int64_t now, int64_t *v, struct store_item_result *r,
                                     struct rf_err *err)
 {
     struct trace_found t;
-    enum rf_status rc = trace_resolve(db, ws, &in->trace, &t, &r->err);
+    enum rf_status rc = trace_resolve(db, ws, &in->trace, locks, &t, &r->err);
     if (rc == RF_NOT_FOUND) {
         r->outcome = OUTCOME_REJECTED;
         return RF_OK;
@@ -233,10 +236,14 @@ static enum rf_status executions_put_tx(struct db *db, void *ctx, struct stats_d
     json_decref(eval);
     int64_t *v = stats_for(deltas, agent);
     int64_t now = clock_now_ms();
+    struct trace_locks locks;
+    rc = trace_lock_batch(db, b->ws, b->items, sizeof *b->items, b->n, &locks, err);
     for (int i = 0; rc == RF_OK && i < b->n; i++) {
         memset(&b->results[i], 0, sizeof b->results[i]);
-        rc = put_execution(db, b->ws, b->eval_id, agent, &b->items[i], now, v, &b->results[i], err);
+        rc = put_execution(db, b->ws, b->eval_id, agent, &b->items[i], &locks, now, v,
+                           &b->results[i], err);
     }
+    trace_locks_release(&locks);
     return rc;
 }
 

@@ -86,12 +86,29 @@ struct trace_found {
     char *note;      /* the feedback's note or NULL; release with trace_found_release */
 };
 
+/* The traces a batch locked up front (PostgreSQL), sorted by id. */
+struct trace_locks {
+    char **ids;
+    int n;
+};
+
+/* PostgreSQL: lock every trace the batch's n items name, in one statement and in id order,
+ * so that concurrent batches sharing traces wait for each other instead of deadlocking.
+ * Items are `stride` bytes apart and each begins with its struct trace_ref. SQLite (one
+ * writer at a time): nothing to do. Release out with trace_locks_release. */
+enum rf_status trace_lock_batch(struct db *db, const char *ws, const void *items, size_t stride,
+                                int n, struct trace_locks *out, struct rf_err *err);
+void trace_locks_release(struct trace_locks *l);
+
 /* Resolve ref inside workspace ws; RF_NOT_FOUND (naming the field) when it names no trace.
  * For writers only: on PostgreSQL the trace's row stays locked (FOR NO KEY UPDATE) until the
- * transaction ends, so its feedback and executions read here cannot change underneath. */
+ * transaction ends, so the feedback and executions read under the lock cannot change
+ * underneath; locks (may be NULL) are the ones the batch already holds. */
 enum rf_status trace_resolve(struct db *db, const char *ws, const struct trace_ref *ref,
-                             struct trace_found *out, struct rf_err *err);
+                             const struct trace_locks *locks, struct trace_found *out,
+                             struct rf_err *err);
 void trace_found_release(struct trace_found *t);
+
 
 /* The SQL of named queries, for store_query_sql. */
 const char *contradictions_sql(void);

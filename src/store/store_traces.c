@@ -16,6 +16,7 @@
  * up only when that changed nothing: an import of new traces pays for one
  * index probe per row instead of two.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,8 @@
 #include "core/xalloc.h"
 #include "store/store_internal.h"
 #include "core/banned.h"
+
+_Static_assert(offsetof(struct feedback_new, trace) == 0, "trace_lock_batch reads the ref at offset 0");
 
 static const char *SQL_VERSION_OF_AGENT =
     "SELECT a.active_version_id, a.status FROM agents a WHERE a.id = ? AND a.workspace_id = ?";
@@ -42,21 +45,29 @@ static const char *SQL_TRACE_INSERT =
 static const char *SQL_TRACE_UPDATE =
     "UPDATE traces SET agent_version_id = ?, \"timestamp\" = ?, input = ?, output = ?, "
     "steps = ?, metadata = ? WHERE id = ?";
-static const char *SQL_TRACE_REF_ID =
-    "SELECT t.id, t.agent_id, f.rating, f.note FROM traces t "
-    "LEFT JOIN feedback f ON f.trace_id = t.id WHERE t.id = ? AND t.workspace_id = ?";
-static const char *SQL_TRACE_REF_EXTERNAL =
-    "SELECT t.id, t.agent_id, f.rating, f.note FROM traces t "
+#define TRACE_REF_SELECT                                                                           \
+    "SELECT t.id, t.agent_id, f.rating, f.note FROM traces t "                                    \
     "LEFT JOIN feedback f ON f.trace_id = t.id "
-    "WHERE t.workspace_id = ? AND t.source = ? AND t.external_id = ?";
+#define TRACE_REF_BY_ID "WHERE t.id = ? AND t.workspace_id = ?"
+#define TRACE_REF_BY_EXTERNAL "WHERE t.workspace_id = ? AND t.source = ? AND t.external_id = ?"
+static const char *SQL_TRACE_REF_ID = TRACE_REF_SELECT TRACE_REF_BY_ID;
+static const char *SQL_TRACE_REF_EXTERNAL = TRACE_REF_SELECT TRACE_REF_BY_EXTERNAL;
 static const char *SQL_TRACE_DELETE = "DELETE FROM traces WHERE id = ?";
-/* PostgreSQL only (trace_resolve): the row lock, taken in its own statement so that the
- * reads after it see what the transaction that held it before committed. */
-static const char *SQL_TRACE_LOCK_ID =
-    "SELECT id FROM traces WHERE id = ? AND workspace_id = ? FOR NO KEY UPDATE";
-static const char *SQL_TRACE_LOCK_EXTERNAL =
-    "SELECT id FROM traces WHERE workspace_id = ? AND source = ? AND external_id = ? "
-    "FOR NO KEY UPDATE";
+/* PostgreSQL only (trace_resolve, trace_lock_batch): the same reads taking the trace's row
+ * lock, and the lock on all of a batch's traces in id order (the refs as JSON arrays: ids,
+ * and [source, external_id] pairs). */
+static const char *SQL_TRACE_REF_ID_LOCK =
+    TRACE_REF_SELECT TRACE_REF_BY_ID " FOR NO KEY UPDATE OF t";
+static const char *SQL_TRACE_REF_EXTERNAL_LOCK =
+    TRACE_REF_SELECT TRACE_REF_BY_EXTERNAL " FOR NO KEY UPDATE OF t";
+static const char *SQL_TRACE_LOCK_BATCH =
+    "SELECT id FROM traces WHERE id IN ("
+    "SELECT t.id FROM traces t WHERE t.workspace_id = ? "
+    "AND t.id IN (SELECT jsonb_array_elements_text(CAST(? AS jsonb))) "
+    "UNION ALL "
+    "SELECT t.id FROM jsonb_array_elements(CAST(? AS jsonb)) r JOIN traces t "
+    "ON t.workspace_id = ? AND t.source = r->>0 AND t.external_id = r->>1) "
+    "ORDER BY id FOR NO KEY UPDATE";
 
 #define TRACE_SELECT                                                                               \
     "SELECT t.id, t.agent_id, t.agent_version_id, v.version, t.source, t.external_id, "           \
@@ -388,55 +399,106 @@ static enum rf_status trace_not_found(const struct trace_ref *ref, const char *s
                          "external_id %s", source, ref->external_id);
 }
 
-/* PostgreSQL: lock the trace's row and return its id ("" when there is none). */
-static enum rf_status trace_lock(struct db *db, const char *ws, const struct trace_ref *ref,
-                                 const char *source, char id[ID_MAX], struct rf_err *err)
+static int by_string(const void *a, const void *b)
 {
-    struct db_stmt *s;
-    bool found;
-    enum rf_status rc =
-        ref->trace_id
-            ? db_row(db, SQL_TRACE_LOCK_ID, DB_ARGS(DB_T(ref->trace_id), DB_T(ws)), &s, &found, err)
-            : db_row(db, SQL_TRACE_LOCK_EXTERNAL,
-                     DB_ARGS(DB_T(ws), DB_T(source), DB_T(ref->external_id)), &s, &found, err);
-    if (rc)
-        return rc;
-    snprintf(id, ID_MAX, "%s", found ? db_text(s, 0) : "");
-    db_done(s);
-    return RF_OK;
+    return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-enum rf_status trace_resolve(struct db *db, const char *ws, const struct trace_ref *ref,
-                             struct trace_found *out, struct rf_err *err)
+enum rf_status trace_lock_batch(struct db *db, const char *ws, const void *items, size_t stride,
+                                int n, struct trace_locks *out, struct rf_err *err)
 {
-    struct db_stmt *s;
-    bool found;
-    enum rf_status rc;
-    const char *source = ref->source ? ref->source : "api";
-    char locked[ID_MAX];
     memset(out, 0, sizeof *out);
-    if (db->backend == DB_POSTGRES) {
-        rc = trace_lock(db, ws, ref, source, locked, err);
-        if (rc)
-            return rc;
-        if (!locked[0])
-            return trace_not_found(ref, source, err);
+    if (db->backend != DB_POSTGRES || n == 0)
+        return RF_OK;
+    json_t *ids = json_array(), *pairs = json_array();
+    for (int i = 0; i < n; i++) {
+        const struct trace_ref *r = (const void *)((const char *)items + stride * (size_t)i);
+        if (r->trace_id)
+            json_array_append_new(ids, json_string(r->trace_id));
+        else if (r->external_id)
+            json_array_append_new(pairs, json_pack("[ss]", r->source ? r->source : "api",
+                                                   r->external_id));
     }
-    const char *by_id = db->backend == DB_POSTGRES ? locked : ref->trace_id;
-    if (by_id)
-        rc = db_row(db, SQL_TRACE_REF_ID, DB_ARGS(DB_T(by_id), DB_T(ws)), &s, &found, err);
-    else
-        rc = db_row(db, SQL_TRACE_REF_EXTERNAL,
-                    DB_ARGS(DB_T(ws), DB_T(source), DB_T(ref->external_id)), &s, &found, err);
+    char *ids_text = json_dumps(ids, JSON_COMPACT), *pairs_text = json_dumps(pairs, JSON_COMPACT);
+    json_decref(ids);
+    json_decref(pairs);
+    struct db_stmt *s;
+    enum rf_status rc = db_query(db, SQL_TRACE_LOCK_BATCH,
+                                 DB_ARGS(DB_T(ws), DB_T(ids_text), DB_T(pairs_text), DB_T(ws)), &s,
+                                 err);
+    free(ids_text);
+    free(pairs_text);
     if (rc)
         return rc;
-    if (found) {
+    out->ids = xcalloc((size_t)n, sizeof *out->ids);
+    bool row;
+    while ((rc = db_next(s, &row, err)) == RF_OK && row && out->n < n)
+        out->ids[out->n++] = xstrdup(db_text(s, 0));
+    db_done(s);
+    /* PostgreSQL locked in its collation's order; the lookups here use strcmp's. */
+    qsort(out->ids, (size_t)out->n, sizeof *out->ids, by_string);
+    if (rc)
+        trace_locks_release(out);
+    return rc;
+}
+
+void trace_locks_release(struct trace_locks *l)
+{
+    for (int i = 0; i < l->n; i++)
+        free(l->ids[i]);
+    free(l->ids);
+    memset(l, 0, sizeof *l);
+}
+
+static bool holds(const struct trace_locks *l, const char *id)
+{
+    return l && l->n && bsearch(&id, l->ids, (size_t)l->n, sizeof *l->ids, by_string);
+}
+
+/* One read of a trace ref and its feedback; `lock` takes the trace's row lock (PostgreSQL). */
+static enum rf_status read_ref(struct db *db, const char *ws, const struct trace_ref *ref,
+                               const char *source, bool lock, struct trace_found *out,
+                               bool *found, struct rf_err *err)
+{
+    struct db_stmt *s;
+    enum rf_status rc;
+    if (ref->trace_id)
+        rc = db_row(db, lock ? SQL_TRACE_REF_ID_LOCK : SQL_TRACE_REF_ID,
+                    DB_ARGS(DB_T(ref->trace_id), DB_T(ws)), &s, found, err);
+    else
+        rc = db_row(db, lock ? SQL_TRACE_REF_EXTERNAL_LOCK : SQL_TRACE_REF_EXTERNAL,
+                    DB_ARGS(DB_T(ws), DB_T(source), DB_T(ref->external_id)), &s, found, err);
+    if (rc)
+        return rc;
+    if (*found) {
         snprintf(out->trace_id, ID_MAX, "%s", db_text(s, 0));
         snprintf(out->agent_id, ID_MAX, "%s", db_text(s, 1));
         snprintf(out->rating, sizeof out->rating, "%s", db_text(s, 2) ? db_text(s, 2) : "");
         out->note = db_strdup(s, 3);
     }
     db_done(s);
+    return RF_OK;
+}
+
+enum rf_status trace_resolve(struct db *db, const char *ws, const struct trace_ref *ref,
+                             const struct trace_locks *locks, struct trace_found *out,
+                             struct rf_err *err)
+{
+    bool found, pg = db->backend == DB_POSTGRES;
+    const char *source = ref->source ? ref->source : "api";
+    memset(out, 0, sizeof *out);
+    enum rf_status rc = read_ref(db, ws, ref, source, pg, out, &found, err);
+    if (rc == RF_OK && found && pg && !holds(locks, out->trace_id)) {
+        /* The read may have waited for another transaction's lock, and a statement sees
+         * the data as of its start: read again, now that the lock is ours. */
+        char id[ID_MAX];
+        snprintf(id, sizeof id, "%s", out->trace_id);
+        trace_found_release(out);
+        rc = read_ref(db, ws, &(struct trace_ref){.trace_id = id}, source, false, out, &found,
+                      err);
+    }
+    if (rc)
+        return rc;
     return found ? RF_OK : trace_not_found(ref, source, err);
 }
 
@@ -488,11 +550,11 @@ static enum rf_status move_rating(struct db *db, const char *trace_id, const cha
 }
 
 static enum rf_status put_feedback(struct db *db, const char *ws, const struct feedback_new *in,
-                                   int64_t now, struct stats_deltas *deltas,
+                                   const struct trace_locks *locks, int64_t now, struct stats_deltas *deltas,
                                    struct store_item_result *r, struct rf_err *err)
 {
     struct trace_found t;
-    enum rf_status rc = trace_resolve(db, ws, &in->trace, &t, &r->err);
+    enum rf_status rc = trace_resolve(db, ws, &in->trace, locks, &t, &r->err);
     if (rc == RF_NOT_FOUND) {
         r->outcome = OUTCOME_REJECTED;
         return RF_OK;
@@ -527,11 +589,13 @@ static enum rf_status feedback_put_tx(struct db *db, void *ctx, struct stats_del
 {
     struct batch *b = ctx;
     const struct feedback_new *items = b->items;
-    enum rf_status rc = RF_OK;
+    struct trace_locks locks;
+    enum rf_status rc = trace_lock_batch(db, b->ws, items, sizeof *items, b->n, &locks, err);
     for (int i = 0; rc == RF_OK && i < b->n; i++) {
         memset(&b->results[i], 0, sizeof b->results[i]);
-        rc = put_feedback(db, b->ws, &items[i], b->now, deltas, &b->results[i], err);
+        rc = put_feedback(db, b->ws, &items[i], &locks, b->now, deltas, &b->results[i], err);
     }
+    trace_locks_release(&locks);
     return rc;
 }
 
@@ -571,7 +635,7 @@ static enum rf_status feedback_delete_tx(struct db *db, void *ctx, struct stats_
     struct trace_removal *x = ctx;
     struct trace_found t;
     struct trace_ref ref = {.trace_id = x->id};
-    enum rf_status rc = trace_resolve(db, x->ws, &ref, &t, err);
+    enum rf_status rc = trace_resolve(db, x->ws, &ref, NULL, &t, err);
     if (rc)
         return rc;
     if (!t.rating[0])
@@ -598,7 +662,7 @@ static enum rf_status trace_delete_tx(struct db *db, void *ctx, struct stats_del
     struct trace_found t;
     struct trace_ref ref = {.trace_id = x->id};
     int64_t pass = 0, fail_n = 0;
-    enum rf_status rc = trace_resolve(db, x->ws, &ref, &t, err);
+    enum rf_status rc = trace_resolve(db, x->ws, &ref, NULL, &t, err);
     if (rc)
         return rc;
     rc = move_rating(db, t.trace_id, t.rating, NULL, stats_for(deltas, t.agent_id), err);

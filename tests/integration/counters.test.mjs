@@ -211,3 +211,40 @@ test(`counters and denormalised columns equal a recount after ${OPS} random writ
   // The workload must actually have exercised every table.
   assert.ok(counts.every((n) => n > 10), `too little data to mean anything: ${counts}`);
 });
+
+test('concurrent ratings and executions on the same few traces keep the counters exact', async () => {
+  // Many writers on few traces: each request races others that read and move the same
+  // rating buckets. Some feedback batches name the traces by external id, whose order is
+  // the reverse of the trace ids', so on PostgreSQL batches lock the traces in opposite
+  // orders and deadlock: the store must retry them, not fail them.
+  const a = agents[1];
+  const ids = (await ok('POST', '/v1/traces', {
+    traces: Array.from({ length: 8 }, (_, k) => ({
+      agent_id: a.id, input: `hot ${k}`, output: 'o', source: 'hot', external_id: `hot-${9 - k}`,
+    })),
+  })).json.data.map((d) => d.id);
+  const external = new Map(ids.map((id, k) => [id, `hot-${9 - k}`]));
+  const shuffled = () => ids.map((id) => [rand(), id]).sort((x, y) => x[0] - y[0]).map((x) => x[1]);
+  const writes = [];
+  for (let i = 0; i < 160; i++) {
+    const kind = i % 4;
+    if (kind === 0) {
+      const byExternal = chance(0.5);
+      writes.push(ok('POST', '/v1/feedback', {
+        feedback: shuffled().map((id) => (byExternal
+          ? { source: 'hot', external_id: external.get(id), rating: pick(RATINGS) }
+          : { trace_id: id, rating: pick(RATINGS) })),
+      }));
+    } else if (kind === 1) {
+      writes.push(ok('PUT', `/v1/traces/${pick(ids)}/feedback`, { rating: pick(RATINGS) }));
+    } else if (kind === 2) {
+      writes.push(ok('DELETE', `/v1/traces/${pick(ids)}/feedback`, undefined, [204, 404]));
+    } else {
+      writes.push(ok('POST', `/v1/evals/${pick(a.evals)}/executions`, {
+        executions: shuffled().map((id) => ({ trace_id: id, predicted_result: chance(0.5) })),
+      }));
+    }
+  }
+  await Promise.all(writes);
+  await checkRecount('concurrent writes on 8 traces');
+});

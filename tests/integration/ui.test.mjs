@@ -463,6 +463,9 @@ test('layout: no horizontal scrolling at 1280 and 390 px', async () => {
 
 test('keyboard: the main controls are reachable with Tab and show focus', async () => {
   await go('#/agents');
+  // The route has rendered once it moves focus to its heading (rows from an earlier render
+  // may already be there); tabbing before that would race the heading's focus.
+  await page.waitForFunction(() => document.activeElement?.tagName === 'H1');
   await page.locator('tr[data-agent-id]').first().waitFor();
   await page.evaluate(() => { document.activeElement.blur(); window.scrollTo(0, 0); });
   const reached = new Set();
