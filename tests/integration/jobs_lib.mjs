@@ -120,18 +120,17 @@ export function readRuns(path) {
   return readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
 }
 
-// A `refold worker` process on the server's database; resolves once it logged that it runs.
-export async function startWorker(srv, env = {}, workers = 1) {
-  // REFOLD_LOG must keep info lines: "worker running" says the pool is up.
-  const child = spawn(BIN, ['worker', '--db', srv.db, '--workers', String(workers)], {
-    env: { ...process.env, ...srv.env, ...env, REFOLD_LOG: env.REFOLD_LOG || 'info' },
-    stdio: ['ignore', 'pipe', 'pipe'],
+// A `refold worker` process on db with exactly env; resolves once it logged that it runs
+// (so env's REFOLD_LOG must keep info lines).
+export async function spawnWorker(db, env, workers = 1) {
+  const child = spawn(BIN, ['worker', '--db', db, '--workers', String(workers)], {
+    env, stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const w = { child, logs: '' };
+  const w = { child, pid: child.pid, logs: '' };
   child.stdout.on('data', (d) => (w.logs += d));
   child.stderr.on('data', (d) => (w.logs += d));
   w.exited = new Promise((r) => child.on('exit', (code, signal) => r({ code, signal })));
-  const deadline = Date.now() + 10000;
+  const deadline = Date.now() + 15000;
   while (!w.logs.includes('worker running')) {
     if (child.exitCode !== null) throw new Error(`worker exited early: ${w.logs}`);
     if (Date.now() > deadline) {
@@ -150,8 +149,11 @@ export async function startWorker(srv, env = {}, workers = 1) {
   return w;
 }
 
-// TCP connections the process holds on its HTTP port (not its listening socket, not its
-// database connections): /proc/PID/fd socket inodes matched against /proc/net/tcp{,6}.
+// A `refold worker` process on the server's database.
+export function startWorker(srv, env = {}, workers = 1) {
+  return spawnWorker(srv.db, { ...process.env, ...srv.env, ...env, REFOLD_LOG: env.REFOLD_LOG || 'info' }, workers);
+}
+
 export function openConnections(pid, port) {
   const inodes = new Set();
   for (const fd of readdirSync(`/proc/${pid}/fd`)) {

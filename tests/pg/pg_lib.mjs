@@ -5,14 +5,14 @@
 // These tests never skip. Without REFOLD_TEST_PG_URL (a server where they may create
 // databases) they fail, saying how to run them: a requested test that cannot run must not
 // look like a passed one.
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { BIN, SOURCE_DIR, Server, sleep } from '../integration/lib.mjs';
-import { FAST, assertNoSanitizerReport, readRuns } from '../integration/jobs_lib.mjs';
+import { FAST, assertNoSanitizerReport, readRuns, spawnWorker } from '../integration/jobs_lib.mjs';
 
 const execFileP = promisify(execFile);
 
@@ -104,37 +104,27 @@ export async function startNode(db, { env = {}, init = false, runLog, key } = {}
 }
 
 // A `refold worker` node on db.
-export async function startWorkerNode(db, { env = {}, workers = 2, runLog } = {}) {
-  // info: "worker running" says the pool is up.
+export function startWorkerNode(db, { env = {}, workers = 2, runLog } = {}) {
   const e = { ...process.env, ...FAST, ...env, REFOLD_LOG: 'info' };
   if (runLog) e.REFOLD_TEST_JOBS_LOG = runLog;
-  const child = spawn(BIN, ['worker', '--db', db, '--workers', String(workers)],
-    { env: e, stdio: ['ignore', 'pipe', 'pipe'] });
-  const w = { child, logs: '', pid: child.pid };
-  child.stdout.on('data', (d) => (w.logs += d));
-  child.stderr.on('data', (d) => (w.logs += d));
-  w.exited = new Promise((r) => child.on('exit', (code, signal) => r({ code, signal })));
-  const deadline = Date.now() + 15000;
-  while (!w.logs.includes('worker running')) {
-    if (child.exitCode !== null) throw new Error(`worker exited early: ${w.logs}`);
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`worker did not start: ${w.logs}`);
-    }
-    await sleep(20);
-  }
-  w.stop = async (signal = 'SIGTERM') => {
-    if (child.exitCode === null && !child.signalCode) child.kill(signal);
-    const r = await w.exited;
-    assertNoSanitizerReport(w.logs, 'refold worker');
-    if (signal === 'SIGTERM' && r.code !== 0 && r.code !== null)
-      throw new Error(`refold worker exited ${r.code}:\n${w.logs.slice(-3000)}`);
-    return r;
-  };
-  return w;
+  return spawnWorker(db, e, workers);
 }
 
-// GET /healthz: the status code (0 when the node does not answer).
+// `serve` serve nodes (the first initialises the database and makes the key; each runs 2
+// workers) then `workers` worker nodes on db, each pushed onto `into` as soon as it runs, so
+// an after() hook stops whatever did start.
+export async function startNodes(db, into, { serve = 1, workers = 0, runLog, env = {} } = {}) {
+  const out = [];
+  for (let i = 0; i < serve + workers; i++) {
+    const n = i < serve
+      ? await startNode(db, { init: i === 0, key: out[0]?.key, runLog, env: { ...env, REFOLD_WORKERS: '2' } })
+      : await startWorkerNode(db, { runLog, env });
+    into.push(n);
+    out.push(n);
+  }
+  return out;
+}
+
 export async function health(node) {
   try {
     const r = await fetch(`${node.url}/healthz`, { signal: AbortSignal.timeout(3000) });

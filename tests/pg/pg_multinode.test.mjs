@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { sleep } from '../integration/lib.mjs';
 import { enqueueMany, sseOnce, storedEvents, assertContiguous, readRuns } from '../integration/jobs_lib.mjs';
 import {
-  requirePg, createDatabase, dropDatabaseSync, startNode, startWorkerNode, waitAllTerminal,
+  requirePg, createDatabase, dropDatabaseSync, startNodes, waitAllTerminal,
   jobLedger, assertExactlyOnce, psql,
 } from './pg_lib.mjs';
 
@@ -35,14 +35,7 @@ after(async () => {
 });
 
 before(async () => {
-  a = await startNode(db, { init: true, runLog, env: { ...ENV, REFOLD_WORKERS: '2' } });
-  nodes.push(a);
-  b = await startNode(db, { key: a.key, runLog, env: { ...ENV, REFOLD_WORKERS: '2' } });
-  nodes.push(b);
-  c = await startWorkerNode(db, { runLog, env: ENV });
-  nodes.push(c);
-  d = await startWorkerNode(db, { runLog, env: ENV });
-  nodes.push(d);
+  [a, b, c, d] = await startNodes(db, nodes, { serve: 2, workers: 2, runLog, env: ENV });
 });
 
 test('2 serve + 2 worker nodes: 2,000 jobs, each completed exactly once, spread over every node', { timeout: 180000 }, async () => {

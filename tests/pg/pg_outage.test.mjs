@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sleep } from '../integration/lib.mjs';
 import { enqueueMany, storedEvents, assertContiguous, readRuns } from '../integration/jobs_lib.mjs';
-import { startCluster, createDatabase, startNode, startWorkerNode, health, waitAllTerminal, jobLedger } from './pg_lib.mjs';
+import { startCluster, createDatabase, startNodes, health, waitAllTerminal, jobLedger } from './pg_lib.mjs';
 
 const LEASE_MS = 2000;
 const cluster = await startCluster();
@@ -28,10 +28,7 @@ after(async () => {
 });
 
 test('an outage longer than the lease: running jobs stop at the lease, run again after, complete once', { timeout: 90000 }, async () => {
-  a = await startNode(db, { init: true, runLog, env: { ...ENV, REFOLD_WORKERS: '2' } });
-  nodes.push(a);
-  const c = await startWorkerNode(db, { runLog, env: ENV });
-  nodes.push(c);
+  [a] = await startNodes(db, nodes, { serve: 1, workers: 1, runLog, env: ENV });
 
   // Four jobs that sleep 5 s without writing anything (like a long LLM call): one per
   // worker thread of the two nodes.

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { sleep } from '../integration/lib.mjs';
 import { enqueueMany, enqueueOk, sseOnce, storedEvents, assertContiguous } from '../integration/jobs_lib.mjs';
 import {
-  startCluster, createDatabase, startNode, startWorkerNode, health, waitAllTerminal, jobLedger,
+  startCluster, createDatabase, startNodes, health, waitAllTerminal, jobLedger,
   assertExactlyOnce,
 } from './pg_lib.mjs';
 
@@ -61,12 +61,7 @@ async function healthAll(status, ms) {
 }
 
 test('the database stopped and started, then restarted, under load: nothing lost or doubled', { timeout: 180000 }, async () => {
-  a = await startNode(db, { init: true, runLog, env: { ...ENV, REFOLD_WORKERS: '2' } });
-  nodes.push(a);
-  b = await startNode(db, { key: a.key, runLog, env: { ...ENV, REFOLD_WORKERS: '2' } });
-  nodes.push(b);
-  c = await startWorkerNode(db, { runLog, env: ENV });
-  nodes.push(c);
+  [a, b, c] = await startNodes(db, nodes, { serve: 2, workers: 1, runLog, env: ENV });
   assert.equal(await health(a), 200);
 
   // Load: 600 jobs of 20-60 ms with progress events, enqueued through both nodes, plus
