@@ -5,7 +5,7 @@ ASAN_BUILD ?= build-asan
 JOBS ?= 2
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test test-pg test-asan demo bench clean
+.PHONY: all deps build test test-pg test-asan test-asan-pg asan-build demo bench clean
 
 all: build
 
@@ -27,21 +27,23 @@ test: deps build
 PG_DIR ?= /tmp/refold-pg-test
 PG_PORT ?= 55433
 PG_LABELS = '^(integration|pg)$$'
+SANITIZERS = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 test-pg: deps build
-	@if [ -n "$$REFOLD_TEST_PG_URL" ]; then \
-		cd $(BUILD) && ctest --output-on-failure -j$(JOBS) -L $(PG_LABELS) $(CTEST_ARGS); \
-	else \
-		url=$$(scripts/pg-cluster.sh start $(PG_DIR) $(PG_PORT)) && \
-		(cd $(BUILD) && REFOLD_TEST_PG_URL=$$url ctest --output-on-failure -j$(JOBS) -L $(PG_LABELS) $(CTEST_ARGS)); \
-		status=$$?; scripts/pg-cluster.sh stop $(PG_DIR); exit $$status; \
-	fi
+	@scripts/pg-cluster.sh run $(PG_DIR) $(PG_PORT) \
+		ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS) -L $(PG_LABELS) $(CTEST_ARGS)
 
-# The same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
-test-asan: deps
+# The SQLite suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+asan-build: deps
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DREFOLD_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)
-	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		ctest --output-on-failure -j$(JOBS) -LE pg $(CTEST_ARGS)
+
+test-asan: asan-build
+	@cd $(ASAN_BUILD) && $(SANITIZERS) ctest --output-on-failure -j$(JOBS) -LE pg $(CTEST_ARGS)
+
+# test-pg's suite under the sanitizers (the PostgreSQL driver, LISTEN/NOTIFY, outages).
+test-asan-pg: asan-build
+	@scripts/pg-cluster.sh run $(PG_DIR) $(PG_PORT) env $(SANITIZERS) \
+		ctest --test-dir $(ASAN_BUILD) --output-on-failure -j$(JOBS) -L $(PG_LABELS) $(CTEST_ARGS)
 
 demo: deps build
 	@$(BUILD)/refold demo

@@ -5,6 +5,9 @@
 #   scripts/pg-cluster.sh start DIR PORT   # prints the postgres:// URL
 #   scripts/pg-cluster.sh restart DIR      # pg_ctl restart -m fast (same settings)
 #   scripts/pg-cluster.sh stop DIR
+#   scripts/pg-cluster.sh run DIR PORT CMD...  # CMD with REFOLD_TEST_PG_URL set: on the
+#                                              # URL already in it, else on a cluster
+#                                              # started for CMD and stopped after it
 #
 # The settings trade durability for speed (fsync=off, synchronous_commit=off): fine for
 # tests, never for data you keep. PG_DURABLE=1 keeps PostgreSQL's durable defaults
@@ -35,11 +38,22 @@ start)
 restart)
   as_pg "$bin/pg_ctl" -D "$dir/data" -w -m fast -l "$dir/log" restart >/dev/null
   ;;
+run)
+  port=${3:?port}
+  shift 3
+  [ -n "${REFOLD_TEST_PG_URL:-}" ] && exec "$@"
+  REFOLD_TEST_PG_URL=$("$0" start "$dir" "$port")
+  export REFOLD_TEST_PG_URL
+  status=0
+  "$@" || status=$?
+  "$0" stop "$dir"
+  exit $status
+  ;;
 stop)
   as_pg "$bin/pg_ctl" -D "$dir/data" -m fast stop >/dev/null 2>&1 || true
   ;;
 *)
-  echo "usage: $0 start DIR PORT | restart DIR | stop DIR" >&2
+  echo "usage: $0 start DIR PORT | restart DIR | stop DIR | run DIR PORT CMD..." >&2
   exit 2
   ;;
 esac

@@ -30,7 +30,10 @@ test('4: a stopped worker loses its lease; its writes after SIGCONT change 0 row
   // ignore_cancel: the handler sleeps through the lease loss and then writes anyway.
   const job = await enqueueOk(srv, { sleep_ms: 1200, ignore_cancel: true, log: true });
   await waitJob(srv, job.id, (j) => j.status === 'running', 10000, 'running');
-  const first = await storedEvents(srv, job.id);
+  // The worker's first log line commits just after the claim: wait for it.
+  let first = [];
+  for (const deadline = Date.now() + 10000; first.length === 0 && Date.now() < deadline; await sleep(20))
+    first = await storedEvents(srv, job.id);
   assert.match(first[0].data.message, new RegExp(`pid ${a.child.pid}$`));
   a.child.kill('SIGSTOP');
 

@@ -28,7 +28,9 @@ after(async () => {
 });
 
 test('an outage longer than the lease: running jobs stop at the lease, run again after, complete once', { timeout: 90000 }, async () => {
-  [a] = await startNodes(db, nodes, { serve: 1, workers: 1, runLog, env: ENV });
+  const started = await startNodes(db, nodes, { serve: 1, workers: 1, runLog, env: ENV });
+  a = started[0];
+  const c = started[1];
 
   // Four jobs that sleep 5 s without writing anything (like a long LLM call): one per
   // worker thread of the two nodes.
