@@ -280,6 +280,31 @@ void page_finish(struct store_list *out, int limit, const char *key_field)
     }
 }
 
+enum rf_status rows_collect(struct db_stmt *s, row_fn from_row, json_t **out, struct rf_err *err)
+{
+    bool row;
+    enum rf_status rc;
+    json_t *arr = json_array();
+    while ((rc = db_next(s, &row, err)) == RF_OK && row)
+        json_array_append_new(arr, from_row(s));
+    db_done(s);
+    if (rc) {
+        json_decref(arr);
+        arr = NULL;
+    }
+    *out = arr;
+    return rc;
+}
+
+enum rf_status page_collect(struct db_stmt *s, row_fn from_row, int limit, const char *key_field,
+                            struct store_list *out, struct rf_err *err)
+{
+    enum rf_status rc = rows_collect(s, from_row, &out->data, err);
+    if (rc == RF_OK)
+        page_finish(out, limit, key_field);
+    return rc;
+}
+
 const char *store_outcome_name(enum store_outcome o)
 {
     switch (o) {

@@ -207,23 +207,13 @@ enum rf_status store_agent_list(struct store *st, const char *ws, const char *st
     if (rc)
         return rc;
     struct db_stmt *s;
-    bool row;
     rc = db_query(st->db, SQL_AGENT_LIST,
                   DB_ARGS(DB_T(ws), DB_T(bound), DB_T(status), DB_T(status), DB_T(name),
                           DB_T(name), DB_I(page->limit + 1)),
                   &s, err);
     if (rc)
         return rc;
-    out->data = json_array();
-    while ((rc = db_next(s, &row, err)) == RF_OK && row)
-        json_array_append_new(out->data, agent_from_row(s));
-    db_done(s);
-    if (rc) {
-        store_list_release(out);
-        return rc;
-    }
-    page_finish(out, page->limit, "id");
-    return RF_OK;
+    return page_collect(s, agent_from_row, page->limit, "id", out, err);
 }
 
 static json_t *stats_from_row(struct db_stmt *s, int c);
@@ -477,6 +467,11 @@ enum rf_status store_version_create(struct store *st, const char *ws, const char
     return rc;
 }
 
+static json_t *version_row(struct db_stmt *s)
+{
+    return version_from_row(s, 0);
+}
+
 enum rf_status store_version_list(struct store *st, const char *ws, const char *agent_id,
                                   const char *status, const struct store_page *page,
                                   struct store_list *out, struct rf_err *err)
@@ -493,23 +488,13 @@ enum rf_status store_version_list(struct store *st, const char *ws, const char *
     if (rc)
         return rc;
     struct db_stmt *s;
-    bool row;
     rc = db_query(st->db, SQL_VERSION_LIST,
                   DB_ARGS(DB_T(agent_id), DB_I(bound), DB_T(status), DB_T(status),
                           DB_I(page->limit + 1)),
                   &s, err);
     if (rc)
         return rc;
-    out->data = json_array();
-    while ((rc = db_next(s, &row, err)) == RF_OK && row)
-        json_array_append_new(out->data, version_from_row(s, 0));
-    db_done(s);
-    if (rc) {
-        store_list_release(out);
-        return rc;
-    }
-    page_finish(out, page->limit, "version");
-    return RF_OK;
+    return page_collect(s, version_row, page->limit, "version", out, err);
 }
 
 enum rf_status store_version_get(struct store *st, const char *ws, const char *agent_id,

@@ -115,7 +115,6 @@ enum rf_status store_eval_list(struct store *st, const char *ws, const char *age
     if (rc)
         return rc;
     struct db_stmt *s;
-    bool row;
     if (agent_id)
         rc = db_query(st->db, SQL_EVAL_LIST_AGENT,
                       DB_ARGS(DB_T(agent_id), DB_T(ws), DB_T(bound), DB_I(page->limit + 1)), &s,
@@ -125,16 +124,7 @@ enum rf_status store_eval_list(struct store *st, const char *ws, const char *age
                       DB_ARGS(DB_T(ws), DB_T(bound), DB_I(page->limit + 1)), &s, err);
     if (rc)
         return rc;
-    out->data = json_array();
-    while ((rc = db_next(s, &row, err)) == RF_OK && row)
-        json_array_append_new(out->data, eval_from_row(s));
-    db_done(s);
-    if (rc) {
-        store_list_release(out);
-        return rc;
-    }
-    page_finish(out, page->limit, "id");
-    return RF_OK;
+    return page_collect(s, eval_from_row, page->limit, "id", out, err);
 }
 
 static enum rf_status put_execution(struct db *db, const char *ws, const char *eval_id,

@@ -40,6 +40,15 @@ enum rf_status page_id_cursor(const struct store_page *p, const char **bound, st
  * key_field of the last kept element. */
 void page_finish(struct store_list *out, int limit, const char *key_field);
 
+/* An API object from the current row of a statement. */
+typedef json_t *(*row_fn)(struct db_stmt *s);
+/* Every remaining row of s through from_row into a new array *out (NULL on failure);
+ * finishes s either way. */
+enum rf_status rows_collect(struct db_stmt *s, row_fn from_row, json_t **out, struct rf_err *err);
+/* rows_collect into out->data, fetched with limit+1 rows, then page_finish on key_field. */
+enum rf_status page_collect(struct db_stmt *s, row_fn from_row, int limit, const char *key_field,
+                            struct store_list *out, struct rf_err *err);
+
 /* The counters of agent_stats, in column order. */
 enum stat {
     ST_TRACES, ST_POSITIVE, ST_NEGATIVE, ST_NEUTRAL, ST_EXECUTIONS,

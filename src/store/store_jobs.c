@@ -255,7 +255,6 @@ enum rf_status store_job_list(struct store *st, const char *ws, const struct job
 {
     const char *bound;
     struct db_stmt *s = NULL;
-    bool row;
     out->data = NULL;
     out->next_cursor = NULL;
     enum rf_status rc = page_id_cursor(page, &bound, err);
@@ -278,16 +277,7 @@ enum rf_status store_job_list(struct store *st, const char *ws, const struct job
             err);
     if (rc)
         return rc;
-    out->data = json_array();
-    while ((rc = db_next(s, &row, err)) == RF_OK && row)
-        json_array_append_new(out->data, job_from_row(s));
-    db_done(s);
-    if (rc) {
-        store_list_release(out);
-        return rc;
-    }
-    page_finish(out, page->limit, "id");
-    return RF_OK;
+    return page_collect(s, job_from_row, page->limit, "id", out, err);
 }
 
 /* ---- claim ---- */

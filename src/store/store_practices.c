@@ -45,16 +45,6 @@ static json_t *practice_from_row(struct db_stmt *s)
     return p;
 }
 
-static enum rf_status collect(struct db_stmt *s, json_t *arr, struct rf_err *err)
-{
-    bool row;
-    enum rf_status rc;
-    while ((rc = db_next(s, &row, err)) == RF_OK && row)
-        json_array_append_new(arr, practice_from_row(s));
-    db_done(s);
-    return rc;
-}
-
 enum rf_status store_practice_list(struct store *st, const char *ws, const char *category,
                                    const struct store_page *page, struct store_list *out,
                                    struct rf_err *err)
@@ -70,14 +60,7 @@ enum rf_status store_practice_list(struct store *st, const char *ws, const char 
                   &s, err);
     if (rc)
         return rc;
-    out->data = json_array();
-    rc = collect(s, out->data, err);
-    if (rc) {
-        store_list_release(out);
-        return rc;
-    }
-    page_finish(out, page->limit, "id");
-    return RF_OK;
+    return page_collect(s, practice_from_row, page->limit, "id", out, err);
 }
 
 enum rf_status store_practice_create(struct store *st, const char *ws, const char *category,
@@ -137,12 +120,5 @@ enum rf_status store_practice_select(struct store *st, const char *ws, int limit
         db_query(st->db, SQL_PRACTICE_SELECT, DB_ARGS(DB_T(ws), DB_I(limit)), &s, err);
     if (rc)
         return rc;
-    json_t *arr = json_array();
-    rc = collect(s, arr, err);
-    if (rc) {
-        json_decref(arr);
-        return rc;
-    }
-    *out = arr;
-    return RF_OK;
+    return rows_collect(s, practice_from_row, out, err);
 }

@@ -364,7 +364,6 @@ enum rf_status store_trace_list(struct store *st, const char *ws, const struct t
                       : f->agent_id ? SQL_TRACE_LIST_AGENT
                                     : SQL_TRACE_LIST_WS;
     struct db_stmt *s;
-    bool row;
     int64_t hf = f->has_feedback;
 #define FILTER_ARGS                                                                                \
     DB_T(bound), DB_T(f->rating), DB_T(f->rating), DB_I(hf), DB_I(hf), DB_I(hf),                   \
@@ -378,16 +377,7 @@ enum rf_status store_trace_list(struct store *st, const char *ws, const struct t
 #undef FILTER_ARGS
     if (rc)
         return rc;
-    out->data = json_array();
-    while ((rc = db_next(s, &row, err)) == RF_OK && row)
-        json_array_append_new(out->data, trace_from_row(s));
-    db_done(s);
-    if (rc) {
-        store_list_release(out);
-        return rc;
-    }
-    page_finish(out, page->limit, "id");
-    return RF_OK;
+    return page_collect(s, trace_from_row, page->limit, "id", out, err);
 }
 
 static enum rf_status trace_not_found(const struct trace_ref *ref, const char *source,

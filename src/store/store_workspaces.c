@@ -97,20 +97,10 @@ enum rf_status store_workspace_find(struct store *st, const char *name_or_id, js
 enum rf_status store_workspace_list(struct store *st, json_t **out, struct rf_err *err)
 {
     struct db_stmt *s;
-    bool row;
     enum rf_status rc = db_query(st->db, SQL_WS_LIST, DB_NOARGS, &s, err);
     if (rc)
         return rc;
-    json_t *arr = json_array();
-    while ((rc = db_next(s, &row, err)) == RF_OK && row)
-        json_array_append_new(arr, workspace_from_row(s));
-    db_done(s);
-    if (rc) {
-        json_decref(arr);
-        return rc;
-    }
-    *out = arr;
-    return RF_OK;
+    return rows_collect(s, workspace_from_row, out, err);
 }
 
 static char *new_secret(void)
@@ -166,20 +156,10 @@ enum rf_status store_key_list(struct store *st, const char *workspace_id, json_t
                               struct rf_err *err)
 {
     struct db_stmt *s;
-    bool row;
     enum rf_status rc = db_query(st->db, SQL_KEY_LIST, DB_ARGS(DB_T(workspace_id)), &s, err);
     if (rc)
         return rc;
-    json_t *arr = json_array();
-    while ((rc = db_next(s, &row, err)) == RF_OK && row)
-        json_array_append_new(arr, key_from_row(s));
-    db_done(s);
-    if (rc) {
-        json_decref(arr);
-        return rc;
-    }
-    *out = arr;
-    return RF_OK;
+    return rows_collect(s, key_from_row, out, err);
 }
 
 enum rf_status store_key_revoke(struct store *st, const char *workspace_id,
