@@ -32,6 +32,11 @@ static const struct {
                                   "counter"},
     [METRIC_JOB_LEASES_EXPIRED] = {"refold_job_leases_expired_total",
                                    "running jobs rescued by this process's sweeper", "counter"},
+    [METRIC_RATING_GROUPS] = {"refold_rating_groups_total",
+                              "transactions that stored single ratings (PUT feedback), "
+                              "grouped", "counter"},
+    [METRIC_RATINGS_GROUPED] = {"refold_ratings_grouped_total",
+                                "single ratings stored through those transactions", "counter"},
 };
 
 /* Status codes tracked per route; anything else is counted as "other". */

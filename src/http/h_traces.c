@@ -11,6 +11,7 @@
 #include "core/jsonx.h"
 #include "http/batch.h"
 #include "http/handlers.h"
+#include "http/write_group.h"
 #include "core/banned.h"
 
 static const char *const ratings[] = {"positive", "negative", "neutral", NULL};
@@ -247,34 +248,18 @@ HANDLER(h_feedback_batch)
 HANDLER(h_feedback_put)
 {
     json_t *body = NULL, *fb = NULL;
-    struct feedback_new f = {.trace = {.trace_id = req->params[0]}};
-    struct store_item_result r;
-    bool in_tx = false;
+    const char *rating = NULL, *note = NULL;
     enum rf_status rc = req_json(req, false, &body, err);
     if (rc == RF_OK)
-        rc = parse_rating(body, &f.rating, &f.note, err);
-    /* One transaction for the write and the read-back: the reply shows exactly this write,
-     * and the read runs on the connection that just wrote (pages in its cache). */
-    if (rc == RF_OK && (rc = store_begin(req->store, err)) == RF_OK)
-        in_tx = true;
+        rc = parse_rating(body, &rating, &note, err);
+    /* The write and its read-back commit together, grouped with ratings that arrive at the
+     * same time (write_group.h): the reply shows exactly this write. */
     if (rc == RF_OK)
-        rc = store_feedback_put(req->store, req->workspace_id, &f, 1, &r, err);
-    if (rc == RF_OK && r.outcome == OUTCOME_REJECTED) {
-        *err = r.err;
-        err->field[0] = '\0'; /* the trace is the path, not a body field */
-        rc = err->code;
-    }
-    if (rc == RF_OK)
-        rc = store_feedback_get(req->store, req->workspace_id, req->params[0], &fb, err);
-    if (in_tx && rc == RF_OK)
-        rc = store_commit(req->store, err);
-    else if (in_tx)
-        store_rollback(req->store);
+        rc = write_group_feedback(req->writes, req->store, req->workspace_id, req->params[0],
+                                  rating, note, &fb, err);
     json_decref(body);
-    if (rc) {
-        json_decref(fb);
+    if (rc)
         return rc;
-    }
     resp_json(resp, 200, fb);
     return RF_OK;
 }

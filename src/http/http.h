@@ -43,6 +43,7 @@ struct req {
     struct store *store;
     struct hub *hub;          /* job events for SSE (may be NULL) */
     struct worker_pool *pool; /* this process's workers (may be NULL) */
+    struct write_group *writes; /* the server's group commit of single ratings */
 };
 
 struct resp {

@@ -28,6 +28,7 @@
 #include "http/memo.h"
 #include "http/router.h"
 #include "http/session.h"
+#include "http/write_group.h"
 #include "store/store.h"
 #include "core/banned.h"
 
@@ -44,6 +45,7 @@ struct http_server {
     void *hook_ud;
     struct hub *hub;
     struct worker_pool *pool;
+    struct write_group *writes; /* single ratings, committed in groups */
 };
 
 struct req_state {
@@ -325,6 +327,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rs->req.conn = conn;
         rs->req.server = srv;
         rs->req.hub = srv->hub;
+        rs->req.writes = srv->writes;
         rs->req.pool = srv->pool;
         rs->req.method = method;
         rs->req.path = url;
@@ -429,6 +432,7 @@ enum rf_status http_server_start(const struct http_config *cfg, struct http_serv
     srv->db_url = xstrdup(cfg->db_url);
     srv->max_body = cfg->max_body ? cfg->max_body : HTTP_DEFAULT_MAX_BODY;
     srv->hub = cfg->hub;
+    srv->writes = write_group_new();
     srv->pool = cfg->pool;
     srv->memo = !cfg->no_memo;
     pthread_key_create(&srv->store_key, close_thread_store);
@@ -450,6 +454,7 @@ enum rf_status http_server_start(const struct http_config *cfg, struct http_serv
         rf_fail(err, RF_UNAVAILABLE, "cannot listen on %s: %s", cfg->listen, strerror(errno));
         pthread_key_delete(srv->store_key);
         pthread_key_delete(srv->memo_key);
+        write_group_free(srv->writes);
         free(srv->listen);
         free(srv->db_url);
         free(srv);
@@ -491,6 +496,7 @@ void http_server_stop(struct http_server *srv)
     MHD_stop_daemon(srv->daemon);
     pthread_key_delete(srv->store_key);
     pthread_key_delete(srv->memo_key);
+    write_group_free(srv->writes);
     free(srv->listen);
     free(srv->db_url);
     free(srv);
