@@ -9,10 +9,9 @@
 // also checks that no remembered response outlives a write, http/memo.h).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, SOURCE_DIR } from './lib.mjs';
+import { startServer, sql, SOURCE_DIR } from './lib.mjs';
 
 const RECOUNT = readFileSync(join(SOURCE_DIR, 'tests', 'data', 'recount.sql'), 'utf8');
 const SEED = Number(process.env.REFOLD_TEST_SEED || 20261126);
@@ -36,17 +35,6 @@ const rand = rng(SEED);
 const pick = (xs) => xs[Math.floor(rand() * xs.length)];
 const chance = (p) => rand() < p;
 const RATINGS = ['positive', 'negative', 'neutral'];
-
-function sqlite(query) {
-  return new Promise((resolve, reject) => {
-    if (srv.db.startsWith('postgres')) {
-      execFile('psql', [srv.db, '-qAt', '-c', query], (e, out) => (e ? reject(e) : resolve(out)));
-      return;
-    }
-    const child = execFile('sqlite3', [srv.db], (e, out) => (e ? reject(e) : resolve(out)));
-    child.stdin.end(query);
-  });
-}
 
 async function ok(method, path, body, statuses = [200, 201, 204]) {
   const r = await srv.api(method, path, body);
@@ -179,12 +167,12 @@ function randomOp() {
 }
 
 async function checkRecount(when) {
-  const mismatches = (await sqlite(RECOUNT)).trim();
+  const mismatches = (await sql(srv.db, RECOUNT)).trim();
   assert.equal(mismatches, '', `recount after ${when} (seed ${SEED}):\n${mismatches}`);
   // The API reports what the rows say.
   for (const a of agents) {
     const s = (await ok('GET', `/v1/agents/${a.id}`)).json.stats;
-    const row = (await sqlite(`SELECT COUNT(*) FROM traces WHERE agent_id = '${a.id}';` +
+    const row = (await sql(srv.db, `SELECT COUNT(*) FROM traces WHERE agent_id = '${a.id}';` +
       `SELECT COUNT(*) FROM feedback WHERE agent_id = '${a.id}';` +
       `SELECT COUNT(*) FROM eval_executions WHERE agent_id = '${a.id}';` +
       `SELECT COUNT(*) FROM feedback f JOIN eval_executions x ON x.trace_id = f.trace_id ` +
@@ -206,7 +194,7 @@ test(`counters and denormalised columns equal a recount after ${OPS} random writ
     if (i % 150 === 0) await checkRecount(`${i} operations`);
   }
   await checkRecount('the whole workload');
-  const counts = (await sqlite('SELECT COUNT(*) FROM traces; SELECT COUNT(*) FROM feedback; ' +
+  const counts = (await sql(srv.db, 'SELECT COUNT(*) FROM traces; SELECT COUNT(*) FROM feedback; ' +
     'SELECT COUNT(*) FROM eval_executions;')).trim().split('\n').map(Number);
   // The workload must actually have exercised every table.
   assert.ok(counts.every((n) => n > 10), `too little data to mean anything: ${counts}`);

@@ -275,6 +275,10 @@ export async function sql(db, statement) {
     const { stdout } = await execFileP('psql', [db, '-qAtc', statement]);
     return stdout.trim();
   }
-  const { stdout } = await execFileP('sqlite3', ['-cmd', '.timeout 10000', db, statement]);
-  return stdout.trim();
+  // On stdin: a script that starts with a -- comment would read as an option.
+  return new Promise((resolve, reject) => {
+    const child = execFile('sqlite3', ['-cmd', '.timeout 10000', db],
+      (e, stdout) => (e ? reject(e) : resolve(stdout.trim())));
+    child.stdin.end(statement);
+  });
 }

@@ -8,25 +8,13 @@
 // recount afterwards.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, createWorkspaceKey, SOURCE_DIR } from './lib.mjs';
+import { startServer, createWorkspaceKey, sql, SOURCE_DIR } from './lib.mjs';
 
 const REFUSED = 'refuse me';
 const RECOUNT = readFileSync(join(SOURCE_DIR, 'tests', 'data', 'recount.sql'), 'utf8');
 let srv, traces, foreign;
-
-function query(statement) {
-  return new Promise((resolve, reject) => {
-    if (srv.db.startsWith('postgres')) {
-      execFile('psql', [srv.db, '-qAt', '-c', statement], (e, out) => (e ? reject(e) : resolve(out)));
-      return;
-    }
-    const child = execFile('sqlite3', [srv.db], (e, out) => (e ? reject(e) : resolve(out)));
-    child.stdin.end(statement);
-  });
-}
 
 async function metric(name) {
   const text = (await srv.api('GET', '/metrics', undefined, { key: null })).text;
@@ -89,7 +77,7 @@ test('concurrent ratings committed in groups each get their own answer', async (
 
   // What is stored is, for every trace, one of the ratings acknowledged for it; the refused
   // ones never are, and the other workspace's trace stays unrated.
-  const rows = (await query('SELECT trace_id, note FROM feedback;')).trim().split('\n').map((l) => l.split('|'));
+  const rows = (await sql(srv.db, 'SELECT trace_id, note FROM feedback;')).trim().split('\n').map((l) => l.split('|'));
   const stored = new Map(rows);
   for (const id of traces) {
     const acked = requests.filter((q, i) => q.id === id && answers[i].status === 200).map((q) => q.note);
@@ -97,7 +85,7 @@ test('concurrent ratings committed in groups each get their own answer', async (
   }
   assert.ok(![...stored.values()].includes(REFUSED));
   assert.equal(stored.has(foreign), false);
-  assert.equal((await query(RECOUNT)).trim(), '', 'counters equal a recount');
+  assert.equal((await sql(srv.db, RECOUNT)).trim(), '', 'counters equal a recount');
 
   // Groups formed: more ratings than transactions.
   const groups = (await metric('refold_rating_groups_total')) - groupsBefore;
