@@ -245,6 +245,18 @@ HANDLER(h_feedback_batch)
     return rc;
 }
 
+/* The answer to a queued rating, once the group that wrote it resumed the connection. */
+static enum rf_status feedback_put_done(struct req *req, struct resp *resp, struct rf_err *err)
+{
+    json_t *fb = NULL;
+    struct rating *r = req->rating;
+    req->rating = NULL;
+    enum rf_status rc = write_group_finish(r, &fb, err);
+    if (rc == RF_OK)
+        resp_json(resp, 200, fb);
+    return rc;
+}
+
 HANDLER(h_feedback_put)
 {
     json_t *body = NULL, *fb = NULL;
@@ -252,16 +264,22 @@ HANDLER(h_feedback_put)
     enum rf_status rc = req_json(req, false, &body, err);
     if (rc == RF_OK)
         rc = parse_rating(body, &rating, &note, err);
-    /* The write and its read-back commit together, grouped with ratings that arrive at the
-     * same time (write_group.h): the reply shows exactly this write. */
-    if (rc == RF_OK)
-        rc = write_group_feedback(req->writes, req->store, req->workspace_id, req->params[0],
-                                  rating, note, &fb, err);
+    /* Queued for the group commit (write_group.h), which writes it, reads it back in the
+     * same transaction - the reply shows exactly this write - and resumes the connection.
+     * After shutdown began: written at once. */
+    if (rc == RF_OK) {
+        req->rating = write_group_submit(req->writes, req->conn, req->workspace_id,
+                                         req->params[0], rating, note);
+        if (req->rating)
+            req->resume = feedback_put_done;
+        else
+            rc = write_group_now(req->writes, req->store, req->workspace_id, req->params[0],
+                                 rating, note, &fb, err);
+    }
     json_decref(body);
-    if (rc)
-        return rc;
-    resp_json(resp, 200, fb);
-    return RF_OK;
+    if (rc == RF_OK && !req->resume)
+        resp_json(resp, 200, fb);
+    return rc;
 }
 
 HANDLER(h_feedback_get)

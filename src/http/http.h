@@ -29,6 +29,9 @@ struct http_server;
 struct hub;
 struct worker_pool;
 
+struct resp;
+struct rating;
+
 struct req {
     struct MHD_Connection *conn;
     struct http_server *server;
@@ -44,6 +47,10 @@ struct req {
     struct hub *hub;          /* job events for SSE (may be NULL) */
     struct worker_pool *pool; /* this process's workers (may be NULL) */
     struct write_group *writes; /* the server's group commit of single ratings */
+    /* A handler that suspended its connection sets resume: the server calls it when the
+     * connection is resumed, to answer. */
+    enum rf_status (*resume)(struct req *req, struct resp *resp, struct rf_err *err);
+    struct rating *rating; /* a rating queued in writes, until resume takes it */
 };
 
 struct resp {

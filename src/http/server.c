@@ -248,6 +248,9 @@ static bool has_json_type(struct req *req)
                                                            ct[n] == ' ');
 }
 
+static enum MHD_Result answer(struct req_state *rs, enum rf_status rc, struct resp *resp,
+                              struct rf_err *err);
+
 static enum MHD_Result dispatch(struct http_server *srv, struct req_state *rs)
 {
     struct req *req = &rs->req;
@@ -300,17 +303,26 @@ static enum MHD_Result dispatch(struct http_server *srv, struct req_state *rs)
         rc = route->handler(req, &resp, &err);
     if (read_scope)
         store_read_end(req->store);
+    if (rc == RF_OK && req->resume)
+        return MHD_YES; /* suspended: answered when resumed (on_request) */
+    return answer(rs, rc, &resp, &err);
+}
+
+/* Queue the handler's response, or the error it failed with. */
+static enum MHD_Result answer(struct req_state *rs, enum rf_status rc, struct resp *resp,
+                              struct rf_err *err)
+{
     if (rc) {
-        json_decref(resp.json);
-        if (resp.raw)
-            MHD_destroy_response(resp.raw);
-        if (err.code == RF_OK)
-            err.code = rc;
-        return queue_error(rs, &err, NULL);
+        json_decref(resp->json);
+        if (resp->raw)
+            MHD_destroy_response(resp->raw);
+        if (err->code == RF_OK)
+            err->code = rc;
+        return queue_error(rs, err, NULL);
     }
-    if (!resp.status)
-        resp.status = 200;
-    return queue(rs, &resp);
+    if (!resp->status)
+        resp->status = 200;
+    return queue(rs, resp);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -354,6 +366,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (rs->status)
         return MHD_YES; /* already answered (early 413) */
+    if (rs->req.resume) {
+        /* Resumed after the handler suspended the connection: answer now. */
+        enum rf_status (*resume)(struct req *, struct resp *, struct rf_err *) = rs->req.resume;
+        rs->req.resume = NULL;
+        struct resp resp = {0};
+        struct rf_err err;
+        rf_err_clear(&err);
+        enum rf_status rc = resume(&rs->req, &resp, &err);
+        return answer(rs, rc, &resp, &err);
+    }
     return dispatch(srv, rs);
 }
 
@@ -371,6 +393,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     if (log_enabled(LOG_DEBUG))
         log_debug("request", "request_id=%s method=%s path=%s status=%d duration_us=%lld",
                   rs->req.request_id, rs->req.method, rs->req.path, rs->status, (long long)us);
+    write_group_discard(rs->req.rating); /* its connection went away before the answer */
     buf_release(&rs->req.body);
     free(rs->req.param_buf);
     free(rs->memo_key);
@@ -432,7 +455,7 @@ enum rf_status http_server_start(const struct http_config *cfg, struct http_serv
     srv->db_url = xstrdup(cfg->db_url);
     srv->max_body = cfg->max_body ? cfg->max_body : HTTP_DEFAULT_MAX_BODY;
     srv->hub = cfg->hub;
-    srv->writes = write_group_new();
+    srv->writes = write_group_new(srv->db_url);
     srv->pool = cfg->pool;
     srv->memo = !cfg->no_memo;
     pthread_key_create(&srv->store_key, close_thread_store);
@@ -493,6 +516,9 @@ void http_server_stop(struct http_server *srv)
         return;
     if (srv->hook)
         srv->hook(srv->hook_ud);
+    /* No connection may stay suspended when the daemon stops: write the queued ratings
+     * (their connections resume); later ones are written at once. */
+    write_group_stop(srv->writes);
     MHD_stop_daemon(srv->daemon);
     pthread_key_delete(srv->store_key);
     pthread_key_delete(srv->memo_key);
