@@ -25,13 +25,6 @@ static const char *str(const json_t *obj, const char *key)
     return s ? s : "-";
 }
 
-static void print_json(const json_t *v)
-{
-    char *text = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    printf("%s\n", text ? text : "null");
-    free(text);
-}
-
 /* A job id argument: job_ and a ULID (so it can go into a URL as is). */
 static bool valid_job_id(const char *id)
 {
@@ -101,7 +94,7 @@ int cmd_jobs(int argc, char **argv)
         goto out;
     }
     if (as_json) {
-        print_json(json_object_get(list, "data"));
+        cmd_print_json(json_object_get(list, "data"));
         rc = 0;
         goto out;
     }
@@ -213,7 +206,7 @@ int cmd_job(int argc, char **argv)
             rc = cmd_fail(&err);
         } else {
             if (as_json)
-                print_json(job);
+                cmd_print_json(job);
             else
                 print_job(job);
             rc = 0;

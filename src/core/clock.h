@@ -8,6 +8,7 @@
 #ifndef REFOLD_CLOCK_H
 #define REFOLD_CLOCK_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -21,6 +22,11 @@ int64_t clock_mono_ms(void);
 int64_t clock_mono_us(void);
 /* Sleep for ms milliseconds (restarts after signals). */
 void clock_sleep_ms(int64_t ms);
+/* A condition variable whose timed waits use the monotonic clock (clock_cond_wait_ms). */
+void clock_cond_init(pthread_cond_t *c);
+/* Wait on c (made by clock_cond_init, with m held) until signalled or ms milliseconds pass
+ * (ms < 0 counts as 0). */
+void clock_cond_wait_ms(pthread_cond_t *c, pthread_mutex_t *m, int64_t ms);
 /* "2026-11-26T09:17:33.123Z" into out (at least RFC3339_LEN bytes). */
 void clock_format(int64_t ms, char *out);
 /* Parse RFC 3339 (with 'Z' or an offset, optional fraction) into ms. */

@@ -4,8 +4,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/xalloc.h"
@@ -122,11 +122,16 @@ static void apply_alone(struct write_group *g, struct store *st, struct rating *
     r->next = next;
 }
 
+static void count_group(int n)
+{
+    metrics_add(METRIC_RATING_GROUPS, 1);
+    metrics_add(METRIC_RATINGS_GROUPED, n);
+}
+
 static void write_all(struct write_group *g, struct store *st, struct rating *first, int n)
 {
     struct rf_err err = {0};
-    metrics_add(METRIC_RATING_GROUPS, 1);
-    metrics_add(METRIC_RATINGS_GROUPED, n);
+    count_group(n);
     if (apply_together(g, st, first, n, &err))
         return;
     /* The transaction failed as a whole: each rating again on its own, so that the cause
@@ -148,7 +153,7 @@ static void *writer_main(void *arg)
             break; /* stopping, and nothing left */
         if (g->hold_ms > 0) {
             pthread_mutex_unlock(&g->lock);
-            nanosleep(&(struct timespec){0, (long)g->hold_ms * 1000000}, NULL);
+            clock_sleep_ms(g->hold_ms);
             pthread_mutex_lock(&g->lock);
         }
         struct rating *first = g->head, *last = first;
@@ -166,11 +171,10 @@ static void *writer_main(void *arg)
         struct rf_err err = {0};
         if (!st && store_open(g->db_url, &st, &err) != RF_OK) {
             log_error("ratings cannot reach the database", "error=\"%s\"", err.message);
-            st = NULL;
+            err.code = RF_UNAVAILABLE;
             for (struct rating *r = first; r; r = r->next) {
                 r->rc = RF_UNAVAILABLE;
                 r->err = err;
-                r->err.code = RF_UNAVAILABLE;
             }
         } else {
             write_all(g, st, first, n);
@@ -275,8 +279,7 @@ enum rf_status write_group_now(struct write_group *g, struct store *st, const ch
                                json_t **out, struct rf_err *err)
 {
     struct rating *r = rating_new(g, ws, trace_id, rating, note);
-    metrics_add(METRIC_RATING_GROUPS, 1);
-    metrics_add(METRIC_RATINGS_GROUPED, 1);
+    count_group(1);
     apply_alone(g, st, r);
     return write_group_finish(r, out, err);
 }

@@ -81,30 +81,6 @@ struct hub {
     int64_t next_reconnect, last_fail_log;
 };
 
-static void cond_init_mono(pthread_cond_t *c)
-{
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(c, &a);
-    pthread_condattr_destroy(&a);
-}
-
-static void wait_ms(pthread_cond_t *c, pthread_mutex_t *m, int64_t ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    if (ms < 0)
-        ms = 0;
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(c, m, &ts);
-}
-
 /* Make the watcher look at the hub's state now. Caller holds hub->lock. */
 static void wake_watcher(struct hub *hub)
 {
@@ -450,7 +426,7 @@ enum rf_status hub_start(const struct hub_config *cfg, struct hub **out, struct 
     hub->cfg = *cfg;
     hub->wake_r = hub->wake_w = -1;
     pthread_mutex_init(&hub->lock, NULL);
-    cond_init_mono(&hub->drained);
+    clock_cond_init(&hub->drained);
     enum rf_status rc = RF_OK;
     int fds[2];
     if (pipe(fds) != 0) {
@@ -507,7 +483,7 @@ void hub_stop(struct hub *hub, int64_t wait)
     int64_t deadline = clock_mono_ms() + wait;
     pthread_mutex_lock(&hub->lock);
     while (hub->nsubs > 0 && clock_mono_ms() < deadline)
-        wait_ms(&hub->drained, &hub->lock, deadline - clock_mono_ms());
+        clock_cond_wait_ms(&hub->drained, &hub->lock, deadline - clock_mono_ms());
     if (hub->nsubs > 0)
         log_warn("event streams still open at shutdown", "streams=%d", hub->nsubs);
     pthread_mutex_unlock(&hub->lock);

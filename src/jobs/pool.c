@@ -153,31 +153,6 @@ struct worker_pool {
 
 /* ---- small helpers ---- */
 
-static void cond_init_mono(pthread_cond_t *c)
-{
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(c, &a);
-    pthread_condattr_destroy(&a);
-}
-
-/* Wait on c (with m held) until signalled or ms milliseconds pass. */
-static void wait_ms(pthread_cond_t *c, pthread_mutex_t *m, int64_t ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    if (ms < 0)
-        ms = 0;
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(c, m, &ts);
-}
-
 static int64_t min64(int64_t a, int64_t b)
 {
     return a < b ? a : b;
@@ -233,7 +208,7 @@ static bool retry_db(struct job_ctx *ctx, int64_t *delay, bool outcome, const ch
     pthread_mutex_lock(&pool->lock);
     while (!atomic_load(&ctx->shutdown) && (finishing || !job_cancelled(ctx)) &&
            clock_mono_ms() < deadline)
-        wait_ms(&ctx->w->sleep_cond, &pool->lock, deadline - clock_mono_ms());
+        clock_cond_wait_ms(&ctx->w->sleep_cond, &pool->lock, deadline - clock_mono_ms());
     pthread_mutex_unlock(&pool->lock);
     return true;
 }
@@ -347,7 +322,7 @@ bool job_sleep(struct job_ctx *ctx, int64_t ms)
         int64_t left = deadline - clock_mono_ms();
         if (job_cancelled(ctx) || left <= 0)
             break;
-        wait_ms(&ctx->w->sleep_cond, &pool->lock, left);
+        clock_cond_wait_ms(&ctx->w->sleep_cond, &pool->lock, left);
     }
     pthread_mutex_unlock(&pool->lock);
     return !job_cancelled(ctx);
@@ -545,7 +520,7 @@ static void *worker_main(void *arg)
             if (wait > 0) {
                 pthread_mutex_lock(&pool->lock);
                 if (!pool->stopping && pool->wake_seq == seen)
-                    wait_ms(&pool->wake, &pool->lock, wait);
+                    clock_cond_wait_ms(&pool->wake, &pool->lock, wait);
                 pthread_mutex_unlock(&pool->lock);
                 continue;
             }
@@ -608,7 +583,7 @@ static void *worker_main(void *arg)
                 claim_wait ? min64(claim_wait * 2, CLAIM_BACKOFF_MAX_MS) : pool->cfg.poll_ms;
             pthread_mutex_lock(&pool->lock);
             if (!pool->stopping)
-                wait_ms(&pool->wake, &pool->lock, claim_wait);
+                clock_cond_wait_ms(&pool->wake, &pool->lock, claim_wait);
             pthread_mutex_unlock(&pool->lock);
             claim_now = true; /* try the claim itself again, not only a look */
         }
@@ -760,7 +735,7 @@ static void *monitor_main(void *arg)
         }
         pthread_mutex_lock(&pool->lock);
         if (!pool->monitor_stop)
-            wait_ms(&pool->mwake, &pool->lock, tick);
+            clock_cond_wait_ms(&pool->mwake, &pool->lock, tick);
     }
     pthread_mutex_unlock(&pool->lock);
     return NULL;
@@ -811,9 +786,9 @@ enum rf_status pool_start(const struct pool_config *cfg, struct worker_pool **ou
     pool->n = cfg->workers;
     pool->workers = xcalloc((size_t)pool->n, sizeof *pool->workers);
     pthread_mutex_init(&pool->lock, NULL);
-    cond_init_mono(&pool->wake);
-    cond_init_mono(&pool->idle);
-    cond_init_mono(&pool->mwake);
+    clock_cond_init(&pool->wake);
+    clock_cond_init(&pool->idle);
+    clock_cond_init(&pool->mwake);
     char host[64] = "host";
     gethostname(host, sizeof host);
     host[sizeof host - 1] = '\0';
@@ -828,7 +803,7 @@ enum rf_status pool_start(const struct pool_config *cfg, struct worker_pool **ou
         struct worker *w = &pool->workers[i];
         w->pool = pool;
         w->index = i;
-        cond_init_mono(&w->sleep_cond);
+        clock_cond_init(&w->sleep_cond);
         rc = store_open(cfg->db_url, &w->st, err);
     }
     if (rc == RF_OK)
@@ -882,7 +857,7 @@ static void wait_idle(struct worker_pool *pool, int64_t deadline)
         int64_t left = deadline - clock_mono_ms();
         if (left <= 0)
             break;
-        wait_ms(&pool->idle, &pool->lock, left);
+        clock_cond_wait_ms(&pool->idle, &pool->lock, left);
     }
 }
 

@@ -1001,13 +1001,34 @@ static json_t *int_or_null(struct db_stmt *s, int col)
     return db_is_null(s, col) ? json_null() : json_integer(db_int(s, col));
 }
 
+static json_t *llm_call_from_row(struct db_stmt *s)
+{
+    json_t *c = json_object();
+    json_object_set_new(c, "id", col_str(s, 0));
+    json_object_set_new(c, "job_id", col_str(s, 1));
+    json_object_set_new(c, "attempt", json_integer(db_int(s, 2)));
+    json_object_set_new(c, "step", col_str(s, 3));
+    json_object_set_new(c, "provider", col_str(s, 4));
+    json_object_set_new(c, "model", col_str(s, 5));
+    json_object_set_new(c, "request", col_json(s, 6));
+    json_object_set_new(c, "response_text", col_str(s, 7));
+    json_object_set_new(c, "stop_reason", col_str(s, 8));
+    json_object_set_new(c, "http_status", int_or_null(s, 9));
+    json_object_set_new(c, "provider_request_id", col_str(s, 10));
+    json_object_set_new(c, "input_tokens", int_or_null(s, 11));
+    json_object_set_new(c, "output_tokens", int_or_null(s, 12));
+    json_object_set_new(c, "latency_ms", json_integer(db_int(s, 13)));
+    json_object_set_new(c, "error", col_str(s, 14));
+    json_object_set_new(c, "created_at", col_time(s, 15));
+    return c;
+}
+
 enum rf_status store_llm_call_list(struct store *st, const char *ws, const char *job_id,
                                    const struct store_page *page, struct store_list *out,
                                    struct rf_err *err)
 {
     const char *bound = "";
     struct db_stmt *s = NULL;
-    bool row;
     json_t *job = NULL;
     out->data = NULL;
     out->next_cursor = NULL;
@@ -1024,32 +1045,5 @@ enum rf_status store_llm_call_list(struct store *st, const char *ws, const char 
                   DB_ARGS(DB_T(job_id), DB_T(ws), DB_T(bound), DB_I(page->limit + 1)), &s, err);
     if (rc)
         return rc;
-    out->data = json_array();
-    while ((rc = db_next(s, &row, err)) == RF_OK && row) {
-        json_t *c = json_object();
-        json_object_set_new(c, "id", col_str(s, 0));
-        json_object_set_new(c, "job_id", col_str(s, 1));
-        json_object_set_new(c, "attempt", json_integer(db_int(s, 2)));
-        json_object_set_new(c, "step", col_str(s, 3));
-        json_object_set_new(c, "provider", col_str(s, 4));
-        json_object_set_new(c, "model", col_str(s, 5));
-        json_object_set_new(c, "request", col_json(s, 6));
-        json_object_set_new(c, "response_text", col_str(s, 7));
-        json_object_set_new(c, "stop_reason", col_str(s, 8));
-        json_object_set_new(c, "http_status", int_or_null(s, 9));
-        json_object_set_new(c, "provider_request_id", col_str(s, 10));
-        json_object_set_new(c, "input_tokens", int_or_null(s, 11));
-        json_object_set_new(c, "output_tokens", int_or_null(s, 12));
-        json_object_set_new(c, "latency_ms", json_integer(db_int(s, 13)));
-        json_object_set_new(c, "error", col_str(s, 14));
-        json_object_set_new(c, "created_at", col_time(s, 15));
-        json_array_append_new(out->data, c);
-    }
-    db_done(s);
-    if (rc) {
-        store_list_release(out);
-        return rc;
-    }
-    page_finish(out, page->limit, "id");
-    return RF_OK;
+    return page_collect(s, llm_call_from_row, page->limit, "id", out, err);
 }

@@ -288,30 +288,24 @@ static json_t *trace_from_row(struct db_stmt *s)
     return t;
 }
 
+static json_t *evaluation_from_row(struct db_stmt *s)
+{
+    return json_pack("{s:o, s:o, s:b, s:o, s:o, s:o}", "eval_id", col_str(s, 0), "eval_name",
+                     col_str(s, 1), "predicted_result", db_int(s, 2) != 0, "predicted_reason",
+                     col_str(s, 3), "execution_time_ms",
+                     db_is_null(s, 4) ? json_null() : json_integer(db_int(s, 4)), "executed_at",
+                     col_time(s, 5));
+}
+
 /* The eval verdicts on one trace: [{eval_id, eval_name, predicted_result, ...}]. */
 static enum rf_status trace_evaluations(struct db *db, const char *trace_id, json_t **out,
                                         struct rf_err *err)
 {
     struct db_stmt *s;
-    bool row;
     enum rf_status rc = db_query(db, SQL_TRACE_EVALUATIONS, DB_ARGS(DB_T(trace_id)), &s, err);
     if (rc)
         return rc;
-    json_t *arr = json_array();
-    while ((rc = db_next(s, &row, err)) == RF_OK && row)
-        json_array_append_new(
-            arr, json_pack("{s:o, s:o, s:b, s:o, s:o, s:o}", "eval_id", col_str(s, 0), "eval_name",
-                           col_str(s, 1), "predicted_result", db_int(s, 2) != 0,
-                           "predicted_reason", col_str(s, 3), "execution_time_ms",
-                           db_is_null(s, 4) ? json_null() : json_integer(db_int(s, 4)),
-                           "executed_at", col_time(s, 5)));
-    db_done(s);
-    if (rc) {
-        json_decref(arr);
-        return rc;
-    }
-    *out = arr;
-    return RF_OK;
+    return rows_collect(s, evaluation_from_row, out, err);
 }
 
 enum rf_status store_trace_get(struct store *st, const char *ws, const char *id, json_t **out,

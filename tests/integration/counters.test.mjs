@@ -234,5 +234,7 @@ test('concurrent ratings and executions on the same few traces keep the counters
     }
   }
   await Promise.all(writes);
+  const onHot = Number(await sql(srv.db, `SELECT COUNT(*) FROM eval_executions WHERE trace_id IN (${ids.map((id) => `'${id}'`).join(',')});`));
+  assert.ok(onHot > 0, 'the concurrent writes stored executions on the hot traces');
   await checkRecount('concurrent writes on 8 traces');
 });

@@ -7,8 +7,8 @@
 //   await srv.restart();                       // same database, new process
 //   await srv.stop();
 //
-// REFOLD_BIN and REFOLD_SOURCE_DIR come from CTest; REFOLD_TEST_DB may name a
-// postgres:// URL base to run the same tests on PostgreSQL.
+// REFOLD_BIN and REFOLD_SOURCE_DIR come from CTest; REFOLD_TEST_PG_URL may name a
+// postgres:// server to run the same tests on PostgreSQL (a fresh database each).
 import { spawn, execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, existsSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -269,10 +269,12 @@ export async function waitJob(srv, jobId, { timeout = 60000, key = srv.key } = {
   }
 }
 
-// Run one SQL statement on a test database (SQLite file or PostgreSQL URL).
+// Run SQL (one statement or a script of several; every result is printed) on a test
+// database (SQLite file or PostgreSQL URL). psql ignores ~/.psqlrc and stops at the first
+// error; several results from one -c need psql 15 or later (Debian 12's).
 export async function sql(db, statement) {
   if (db.startsWith('postgres')) {
-    const { stdout } = await execFileP('psql', [db, '-qAtc', statement]);
+    const { stdout } = await execFileP('psql', ['-X', '-v', 'ON_ERROR_STOP=1', db, '-qAtc', statement]);
     return stdout.trim();
   }
   // On stdin: a script that starts with a -- comment would read as an option.

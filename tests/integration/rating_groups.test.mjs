@@ -124,13 +124,16 @@ test('a client that goes away while its rating waits: the rating is still writte
     const ok = await slow.api('PUT', `/v1/traces/${ids[0]}/feedback`, { rating: 'positive' });
     assert.equal(ok.status, 200);
   } finally {
-    await slow.stop(); // fails on a sanitizer report (a leaked rating) or an unclean exit
+    // Under the sanitizers stop() fails on a leak report (a rating never freed).
+    if (slow.child.exitCode === null && !slow.child.signalCode) await slow.stop();
     slow.cleanup();
   }
 });
 
-test('SIGTERM with ratings queued: each gets an answer or a closed connection, and the server exits cleanly', async () => {
-  const busy = await startServer({ env: { REFOLD_TEST_RATING_HOLD_MS: '100' } });
+test('SIGTERM with ratings queued: they are written before the server exits, cleanly', async () => {
+  // The writer holds its first group 1 s: the ratings are all queued (their connections
+  // suspended) when SIGTERM arrives, and the shutdown must write them before it stops.
+  const busy = await startServer({ env: { REFOLD_TEST_RATING_HOLD_MS: '1000' } });
   try {
     const agent = (await busy.api('POST', '/v1/agents', { name: 'busy', prompt_template: 'x' })).json;
     const ids = (await busy.api('POST', '/v1/traces', {
@@ -138,18 +141,17 @@ test('SIGTERM with ratings queued: each gets an answer or a closed connection, a
     })).json.data.map((d) => d.id);
     const puts = ids.map((id) => busy.api('PUT', `/v1/traces/${id}/feedback`, { rating: 'neutral', note: 'at shutdown' })
       .then((r) => r.status, () => 'closed'));
-    await new Promise((r) => setTimeout(r, 30));
+    await new Promise((r) => setTimeout(r, 300));
     const exit = await busy.stop();
     assert.equal(exit.code, 0, `exit ${JSON.stringify(exit)}`);
     const statuses = await Promise.all(puts);
     for (const s of statuses) assert.ok(s === 200 || s === 'closed', `answer ${s}`);
-    // What was acknowledged is stored.
     await busy.start();
     const stored = Number(await sql(busy.db, "SELECT COUNT(*) FROM feedback WHERE note = 'at shutdown';"));
-    assert.ok(stored >= statuses.filter((s) => s === 200).length);
+    assert.equal(stored, ids.length, 'every queued rating was written before the exit');
     assert.equal((await sql(busy.db, RECOUNT)).trim(), '');
   } finally {
-    await busy.stop();
+    if (busy.child.exitCode === null && !busy.child.signalCode) await busy.stop();
     busy.cleanup();
   }
 });
