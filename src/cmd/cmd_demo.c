@@ -78,11 +78,6 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
     return remove(path);
 }
 
-static void end_streams(void *hub)
-{
-    hub_stop(hub, 2000);
-}
-
 static void teardown(struct demo *d)
 {
     if (d->client_ready)
@@ -203,7 +198,7 @@ static enum rf_status start_server(struct demo *d, const struct config *cfg, str
                                .pool = d->pool};
     if ((rc = http_server_start(&http, &d->srv, err)))
         return rc;
-    http_server_on_shutdown(d->srv, end_streams, d->hub);
+    http_server_on_shutdown(d->srv, hub_end_streams, d->hub);
     return RF_OK;
 }
 

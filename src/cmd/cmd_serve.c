@@ -48,13 +48,6 @@ static void raise_fd_limit(void)
     }
 }
 
-#define STREAM_END_WAIT_MS 2000
-
-static void end_streams(void *hub)
-{
-    hub_stop(hub, STREAM_END_WAIT_MS);
-}
-
 int cmd_serve(int argc, char **argv)
 {
     struct config cfg;
@@ -129,7 +122,7 @@ int cmd_serve(int argc, char **argv)
         hub_free(hub);
         return cmd_fail(&err);
     }
-    http_server_on_shutdown(srv, end_streams, hub);
+    http_server_on_shutdown(srv, hub_end_streams, hub);
     log_info("listening", "addr=%s port=%d db=%s workers=%d test_jobs=%d", cfg.listen,
              http_server_port(srv), strncmp(cfg.db, "postgres", 8) == 0 ? "postgres" : cfg.db,
              cfg.workers, cfg.test_jobs ? 1 : 0);

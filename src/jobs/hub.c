@@ -625,3 +625,8 @@ int hub_subscribers(struct hub *hub)
     pthread_mutex_unlock(&hub->lock);
     return n;
 }
+
+void hub_end_streams(void *hub)
+{
+    hub_stop(hub, 2000);
+}

@@ -69,6 +69,9 @@ enum rf_status hub_start(const struct hub_config *cfg, struct hub **out, struct 
 /* End every subscription (each subscriber is woken and hub_read reports closing), refuse
  * new ones, stop the watcher, and wait up to wait_ms for subscribers to unsubscribe. */
 void hub_stop(struct hub *hub, int64_t wait_ms);
+/* hub_stop with the 2 s every server gives its streams: the shape of an
+ * http_server_on_shutdown hook (hub is a struct hub *). */
+void hub_end_streams(void *hub);
 /* Free a stopped hub (NULL is ignored). Every subscriber must have unsubscribed. */
 void hub_free(struct hub *hub);
 

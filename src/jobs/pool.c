@@ -196,7 +196,6 @@ static enum rf_status after_write(struct job_ctx *ctx, enum rf_status rc, const 
 static bool retry_db(struct job_ctx *ctx, int64_t *delay, bool outcome, const char *op)
 {
     struct worker_pool *pool = ctx->w->pool;
-    bool finishing = outcome;
     if (clock_now_ms() + *delay >= atomic_load(&ctx->lease_until) || atomic_load(&ctx->shutdown) ||
         (!outcome && (ctx->finishing || job_cancelled(ctx))))
         return false;
@@ -206,7 +205,7 @@ static bool retry_db(struct job_ctx *ctx, int64_t *delay, bool outcome, const ch
     *delay = *delay ? min64(*delay * 2, DB_RETRY_MAX_MS) : DB_RETRY_FIRST_MS;
     int64_t deadline = clock_mono_ms() + *delay;
     pthread_mutex_lock(&pool->lock);
-    while (!atomic_load(&ctx->shutdown) && (finishing || !job_cancelled(ctx)) &&
+    while (!atomic_load(&ctx->shutdown) && (outcome || !job_cancelled(ctx)) &&
            clock_mono_ms() < deadline)
         clock_cond_wait_ms(&ctx->w->sleep_cond, &pool->lock, deadline - clock_mono_ms());
     pthread_mutex_unlock(&pool->lock);
