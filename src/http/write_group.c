@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/xalloc.h"
+#include "jobs/jobs.h"
 #include "core/banned.h"
 
 /* A group's size bound: the writer answers a long queue in several transactions. */
@@ -41,10 +42,12 @@ struct write_group *write_group_new(const char *db_url)
 {
     struct write_group *g = xcalloc(1, sizeof *g);
     g->db_url = xstrdup(db_url);
-    const char *fail = getenv("REFOLD_TEST_RATING_FAIL");
-    g->fail_note = fail && *fail ? xstrdup(fail) : NULL;
-    const char *hold = getenv("REFOLD_TEST_RATING_HOLD_MS");
-    g->hold_ms = hold ? (int)strtol(hold, NULL, 10) : 0;
+    if (job_types_test_enabled()) { /* the test hooks exist with REFOLD_TEST_JOBS=1 only */
+        const char *fail = getenv("REFOLD_TEST_RATING_FAIL");
+        g->fail_note = fail && *fail ? xstrdup(fail) : NULL;
+        const char *hold = getenv("REFOLD_TEST_RATING_HOLD_MS");
+        g->hold_ms = hold ? (int)strtol(hold, NULL, 10) : 0;
+    }
     pthread_mutex_init(&g->lock, NULL);
     pthread_cond_init(&g->work, NULL);
     return g;

@@ -23,10 +23,11 @@
  * are written at once on the caller's thread, so that no connection is left
  * suspended when the daemon stops.
  *
- * For tests (tests/integration/rating_groups.test.mjs): REFOLD_TEST_RATING_FAIL=NOTE
- * makes every rating with that note fail inside the transaction, and
- * REFOLD_TEST_RATING_HOLD_MS=N makes the writer wait N ms before it takes the
- * queue, so that groups form even on a busy machine.
+ * For tests (tests/integration/rating_groups.test.mjs), read only with
+ * REFOLD_TEST_JOBS=1: REFOLD_TEST_RATING_FAIL=NOTE makes every rating with that
+ * note fail inside the transaction, and REFOLD_TEST_RATING_HOLD_MS=N makes the
+ * writer wait N ms before it takes the queue, so that groups form even on a
+ * busy machine.
  */
 #ifndef REFOLD_WRITE_GROUP_H
 #define REFOLD_WRITE_GROUP_H

@@ -25,7 +25,7 @@ async function metric(name) {
 before(async () => {
   // HOLD: a leader waits 5 ms before taking the queue, so groups form however the
   // threads happen to be scheduled.
-  srv = await startServer({ env: { REFOLD_TEST_RATING_FAIL: REFUSED, REFOLD_TEST_RATING_HOLD_MS: '5' } });
+  srv = await startServer({ env: { REFOLD_TEST_JOBS: '1', REFOLD_TEST_RATING_FAIL: REFUSED, REFOLD_TEST_RATING_HOLD_MS: '5' } });
   const agent = (await srv.api('POST', '/v1/agents', { name: 'grouped', prompt_template: 'x' })).json;
   const r = await srv.api('POST', '/v1/traces', {
     traces: Array.from({ length: 60 }, (_, i) => ({ agent_id: agent.id, input: `i${i}`, output: 'o' })),
@@ -96,7 +96,7 @@ test('concurrent ratings committed in groups each get their own answer', async (
 
 test('a client that goes away while its rating waits: the rating is still written, nothing leaks', async () => {
   // A writer that holds each group 300 ms, so the clients can leave while suspended.
-  const slow = await startServer({ env: { REFOLD_TEST_RATING_HOLD_MS: '300' } });
+  const slow = await startServer({ env: { REFOLD_TEST_JOBS: '1', REFOLD_TEST_RATING_HOLD_MS: '300' } });
   try {
     const agent = (await slow.api('POST', '/v1/agents', { name: 'slow', prompt_template: 'x' })).json;
     const ids = (await slow.api('POST', '/v1/traces', {
@@ -133,7 +133,7 @@ test('a client that goes away while its rating waits: the rating is still writte
 test('SIGTERM with ratings queued: they are written before the server exits, cleanly', async () => {
   // The writer holds its first group 1 s: the ratings are all queued (their connections
   // suspended) when SIGTERM arrives, and the shutdown must write them before it stops.
-  const busy = await startServer({ env: { REFOLD_TEST_RATING_HOLD_MS: '1000' } });
+  const busy = await startServer({ env: { REFOLD_TEST_JOBS: '1', REFOLD_TEST_RATING_HOLD_MS: '1000' } });
   try {
     const agent = (await busy.api('POST', '/v1/agents', { name: 'busy', prompt_template: 'x' })).json;
     const ids = (await busy.api('POST', '/v1/traces', {
