@@ -12,19 +12,9 @@
 
 #include "cmd/client.h"
 #include "cmd/cmd.h"
+#include "core/jsonx.h"
 #include "core/xalloc.h"
 #include "core/banned.h"
-
-static const char *str(const json_t *obj, const char *key)
-{
-    const char *s = json_string_value(json_object_get(obj, key));
-    return s ? s : "-";
-}
-
-static long long num(const json_t *obj, const char *key)
-{
-    return (long long)json_integer_value(json_object_get(obj, key));
-}
 
 /* Options shared by the read commands: --json, and --status for the lists. */
 struct read_opts {
@@ -99,7 +89,7 @@ int cmd_agents(int argc, char **argv)
     json_t *a;
     json_array_foreach(list, i, a)
     {
-        int len = (int)strlen(str(a, "name"));
+        int len = (int)strlen(jx_get_str(a, "name", "-"));
         w = len > w ? (len > 40 ? 40 : len) : w;
     }
     printf("%-*s  %-10s  %-6s  %8s  %8s  %5s  %14s  %13s  %s\n", w, "NAME", "STATUS", "ACTIVE",
@@ -109,13 +99,14 @@ int cmd_agents(int argc, char **argv)
         json_t *s = json_object_get(a, "stats"), *active = json_object_get(a, "active_version");
         char ver[24], acc[16];
         if (json_is_object(active))
-            snprintf(ver, sizeof ver, "v%lld", num(active, "version"));
+            snprintf(ver, sizeof ver, "v%lld", jx_get_int(active, "version"));
         else
             snprintf(ver, sizeof ver, "-");
         percent(json_object_get(s, "eval_accuracy"), acc, sizeof acc);
-        printf("%-*s  %-10s  %-6s  %8lld  %8lld  %5lld  %14lld  %13s  %s\n", w, str(a, "name"),
-               str(a, "status"), ver, num(s, "traces"), num(s, "rated"), num(s, "evals"),
-               num(s, "contradictions"), acc, str(a, "id"));
+        printf("%-*s  %-10s  %-6s  %8lld  %8lld  %5lld  %14lld  %13s  %s\n", w,
+               jx_get_str(a, "name", "-"), jx_get_str(a, "status", "-"), ver,
+               jx_get_int(s, "traces"), jx_get_int(s, "rated"), jx_get_int(s, "evals"),
+               jx_get_int(s, "contradictions"), acc, jx_get_str(a, "id", "-"));
     }
 out:
     json_decref(list);
@@ -134,8 +125,8 @@ static void number_of(const json_t *versions, const char *id, char *out, size_t 
         return;
     json_array_foreach(versions, i, v)
     {
-        if (strcmp(str(v, "id"), id) == 0) {
-            snprintf(out, n, "v%lld", num(v, "version"));
+        if (strcmp(jx_get_str(v, "id", "-"), id) == 0) {
+            snprintf(out, n, "v%lld", jx_get_int(v, "version"));
             return;
         }
     }
@@ -172,7 +163,7 @@ int cmd_versions(int argc, char **argv)
         rc = cmd_fail(&err);
         goto out;
     }
-    path = xasprintf("/v1/agents/%s/versions", str(agent, "id"));
+    path = xasprintf("/v1/agents/%s/versions", jx_get_str(agent, "id", "-"));
     if (o.status) {
         char *e = client_escape(&cl, o.status), *p = xasprintf("%s?status=%s", path, e);
         free(e);
@@ -188,7 +179,7 @@ int cmd_versions(int argc, char **argv)
         cmd_print_json(list);
         goto out;
     }
-    printf("%s (%s)\n", str(agent, "name"), str(agent, "id"));
+    printf("%s (%s)\n", jx_get_str(agent, "name", "-"), jx_get_str(agent, "id", "-"));
     if (json_array_size(list) == 0) {
         printf("(no versions)\n");
         goto out;
@@ -204,12 +195,13 @@ int cmd_versions(int argc, char **argv)
                   sizeof parent);
         if (strcmp(parent, "-") == 0 && json_is_string(json_object_get(v, "parent_version_id")))
             snprintf(parent, sizeof parent, "?");
-        snprintf(ver, sizeof ver, "v%lld", num(v, "version"));
-        one_line(json_is_string(json_object_get(v, "change_summary")) ? str(v, "change_summary")
-                                                                      : "",
+        snprintf(ver, sizeof ver, "v%lld", jx_get_int(v, "version"));
+        one_line(json_is_string(json_object_get(v, "change_summary"))
+                     ? jx_get_str(v, "change_summary", "-")
+                     : "",
                  summary, sizeof summary);
-        printf("%-7s  %-9s  %-11s  %-6s  %-24s  %s\n", ver, str(v, "status"), str(v, "source"),
-               parent, str(v, "created_at"), summary);
+        printf("%-7s  %-9s  %-11s  %-6s  %-24s  %s\n", ver, jx_get_str(v, "status", "-"),
+               jx_get_str(v, "source", "-"), parent, jx_get_str(v, "created_at", "-"), summary);
     }
 out:
     json_decref(agent);
@@ -257,29 +249,31 @@ static void show_agent(const json_t *a)
 {
     json_t *s = json_object_get(a, "stats"), *active = json_object_get(a, "active_version");
     char vars[512], acc[16];
-    printf("%s (%s)\n", str(a, "name"), str(a, "id"));
-    printf("status:          %s\n", str(a, "status"));
+    printf("%s (%s)\n", jx_get_str(a, "name", "-"), jx_get_str(a, "id", "-"));
+    printf("status:          %s\n", jx_get_str(a, "status", "-"));
     if (json_is_string(json_object_get(a, "description")))
-        printf("description:     %s\n", str(a, "description"));
+        printf("description:     %s\n", jx_get_str(a, "description", "-"));
     if (json_is_object(active)) {
         joined(json_object_get(active, "variables"), vars, sizeof vars);
-        printf("active version:  v%lld (%s; variables: %s)\n", num(active, "version"),
-               str(active, "source"), vars);
+        printf("active version:  v%lld (%s; variables: %s)\n", jx_get_int(active, "version"),
+               jx_get_str(active, "source", "-"), vars);
     } else {
         printf("active version:  none\n");
     }
     printf("traces:          %lld (%lld rated: %lld positive, %lld negative, %lld neutral)\n",
-           num(s, "traces"), num(s, "rated"), num(s, "positive"), num(s, "negative"),
-           num(s, "neutral"));
-    printf("evals:           %lld (%lld executions)\n", num(s, "evals"), num(s, "executions"));
+           jx_get_int(s, "traces"), jx_get_int(s, "rated"), jx_get_int(s, "positive"),
+           jx_get_int(s, "negative"), jx_get_int(s, "neutral"));
+    printf("evals:           %lld (%lld executions)\n", jx_get_int(s, "evals"),
+           jx_get_int(s, "executions"));
     percent(json_object_get(s, "eval_accuracy"), acc, sizeof acc);
     printf("contradictions:  %lld (%lld missed failures, %lld false alarms); eval accuracy %s\n",
-           num(s, "contradictions"), num(s, "missed_failures"), num(s, "false_alarms"), acc);
-    printf("created:         %s\n", str(a, "created_at"));
+           jx_get_int(s, "contradictions"), jx_get_int(s, "missed_failures"),
+           jx_get_int(s, "false_alarms"), acc);
+    printf("created:         %s\n", jx_get_str(a, "created_at", "-"));
     if (json_is_object(active)) {
         char title[64];
-        snprintf(title, sizeof title, "prompt template, v%lld", num(active, "version"));
-        print_template(title, str(active, "prompt_template"));
+        snprintf(title, sizeof title, "prompt template, v%lld", jx_get_int(active, "version"));
+        print_template(title, jx_get_str(active, "prompt_template", "-"));
     }
 }
 
@@ -289,24 +283,26 @@ static void show_version(const json_t *agent, const json_t *v, const json_t *ver
     number_of(versions, json_string_value(json_object_get(v, "parent_version_id")), parent,
               sizeof parent);
     joined(json_object_get(v, "variables"), vars, sizeof vars);
-    printf("%s v%lld (%s)\n", str(agent, "name"), num(v, "version"), str(v, "id"));
-    printf("status:       %s\n", str(v, "status"));
+    printf("%s v%lld (%s)\n", jx_get_str(agent, "name", "-"), jx_get_int(v, "version"),
+           jx_get_str(v, "id", "-"));
+    printf("status:       %s\n", jx_get_str(v, "status", "-"));
     if (json_is_string(json_object_get(v, "created_by_job_id")))
-        printf("source:       %s (job %s)\n", str(v, "source"), str(v, "created_by_job_id"));
+        printf("source:       %s (job %s)\n", jx_get_str(v, "source", "-"),
+               jx_get_str(v, "created_by_job_id", "-"));
     else
-        printf("source:       %s\n", str(v, "source"));
+        printf("source:       %s\n", jx_get_str(v, "source", "-"));
     printf("parent:       %s\n", parent);
     printf("variables:    %s\n", vars);
-    printf("created:      %s\n", str(v, "created_at"));
+    printf("created:      %s\n", jx_get_str(v, "created_at", "-"));
     if (json_is_string(json_object_get(v, "decided_at")))
-        printf("decided:      %s\n", str(v, "decided_at"));
+        printf("decided:      %s\n", jx_get_str(v, "decided_at", "-"));
     if (json_is_string(json_object_get(v, "review_note")))
-        printf("review note:  %s\n", str(v, "review_note"));
+        printf("review note:  %s\n", jx_get_str(v, "review_note", "-"));
     if (json_is_string(json_object_get(v, "change_summary")))
-        printf("summary:      %s\n", str(v, "change_summary"));
+        printf("summary:      %s\n", jx_get_str(v, "change_summary", "-"));
     bullets("changes:", json_object_get(v, "changes"));
     bullets("failure patterns:", json_object_get(v, "failure_patterns"));
-    print_template("prompt template", str(v, "prompt_template"));
+    print_template("prompt template", jx_get_str(v, "prompt_template", "-"));
 }
 
 int cmd_show(int argc, char **argv)
@@ -332,7 +328,7 @@ int cmd_show(int argc, char **argv)
         goto out;
     }
     if (n == 0) { /* the agent, with its stats */
-        path = xasprintf("/v1/agents/%s", str(agent, "id"));
+        path = xasprintf("/v1/agents/%s", jx_get_str(agent, "id", "-"));
         if (client_call(&cl, "GET", path, NULL, NULL, &full, NULL, &err) != RF_OK) {
             rc = cmd_fail(&err);
             goto out;
@@ -344,11 +340,11 @@ int cmd_show(int argc, char **argv)
         rc = 0;
         goto out;
     }
-    path = xasprintf("/v1/agents/%s/versions/%lld", str(agent, "id"), n);
+    path = xasprintf("/v1/agents/%s/versions/%lld", jx_get_str(agent, "id", "-"), n);
     if (client_call(&cl, "GET", path, NULL, NULL, &version, NULL, &err) != RF_OK) {
         if (err.code == RF_NOT_FOUND)
             rf_fail(&err, RF_NOT_FOUND, "%s has no version %lld (see refold versions %s)",
-                    str(agent, "name"), n, argv[first]);
+                    jx_get_str(agent, "name", "-"), n, argv[first]);
         rc = cmd_fail(&err);
         goto out;
     }
@@ -358,7 +354,7 @@ int cmd_show(int argc, char **argv)
         goto out;
     }
     free(path);
-    path = xasprintf("/v1/agents/%s/versions", str(agent, "id"));
+    path = xasprintf("/v1/agents/%s/versions", jx_get_str(agent, "id", "-"));
     if (client_list_all(&cl, path, &versions, &err) != RF_OK) { /* only for the parent's number */
         versions = json_array();
     }

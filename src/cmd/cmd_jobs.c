@@ -19,12 +19,6 @@
 #include "cmd/follow.h"
 #include "core/banned.h"
 
-static const char *str(const json_t *obj, const char *key)
-{
-    const char *s = json_string_value(json_object_get(obj, key));
-    return s ? s : "-";
-}
-
 /* A job id argument: job_ and a ULID (so it can go into a URL as is). */
 static bool valid_job_id(const char *id)
 {
@@ -108,10 +102,10 @@ int cmd_jobs(int argc, char **argv)
         snprintf(attempt, sizeof attempt, "%lld/%lld",
                  (long long)json_integer_value(json_object_get(j, "attempt")),
                  (long long)json_integer_value(json_object_get(j, "max_attempts")));
-        printf("%-32s  %-9s  %-20s  %-7s  %3lld%%  %-26s  %s\n", str(j, "id"), str(j, "status"),
-               str(j, "type"), attempt,
-               (long long)json_integer_value(json_object_get(j, "progress")), str(j, "stage"),
-               str(j, "created_at"));
+        printf("%-32s  %-9s  %-20s  %-7s  %3lld%%  %-26s  %s\n", jx_get_str(j, "id", "-"),
+               jx_get_str(j, "status", "-"), jx_get_str(j, "type", "-"), attempt,
+               (long long)json_integer_value(json_object_get(j, "progress")),
+               jx_get_str(j, "stage", "-"), jx_get_str(j, "created_at", "-"));
     }
     if (json_array_size(json_object_get(list, "data")) == 0)
         printf("(no jobs)\n");
@@ -125,25 +119,25 @@ out:
 
 static void print_job(const json_t *j)
 {
-    printf("id:         %s\n", str(j, "id"));
-    printf("type:       %s\n", str(j, "type"));
-    printf("status:     %s%s\n", str(j, "status"),
+    printf("id:         %s\n", jx_get_str(j, "id", "-"));
+    printf("type:       %s\n", jx_get_str(j, "type", "-"));
+    printf("status:     %s%s\n", jx_get_str(j, "status", "-"),
            json_is_true(json_object_get(j, "cancel_requested")) &&
-                   strcmp(str(j, "status"), "running") == 0
+                   strcmp(jx_get_str(j, "status", "-"), "running") == 0
                ? " (cancel requested)"
                : "");
-    printf("stage:      %s (%lld%%)\n", str(j, "stage"),
+    printf("stage:      %s (%lld%%)\n", jx_get_str(j, "stage", "-"),
            (long long)json_integer_value(json_object_get(j, "progress")));
     printf("attempt:    %lld of %lld\n",
            (long long)json_integer_value(json_object_get(j, "attempt")),
            (long long)json_integer_value(json_object_get(j, "max_attempts")));
     json_t *e = json_object_get(j, "error");
     if (json_is_object(e))
-        printf("error:      %s: %s\n", str(e, "code"), str(e, "message"));
-    printf("run at:     %s\n", str(j, "run_at"));
-    printf("created:    %s\n", str(j, "created_at"));
-    printf("started:    %s\n", str(j, "started_at"));
-    printf("finished:   %s\n", str(j, "finished_at"));
+        printf("error:      %s: %s\n", jx_get_str(e, "code", "-"), jx_get_str(e, "message", "-"));
+    printf("run at:     %s\n", jx_get_str(j, "run_at", "-"));
+    printf("created:    %s\n", jx_get_str(j, "created_at", "-"));
+    printf("started:    %s\n", jx_get_str(j, "started_at", "-"));
+    printf("finished:   %s\n", jx_get_str(j, "finished_at", "-"));
     json_t *params = json_object_get(j, "params"), *result = json_object_get(j, "result");
     char *p = json_dumps(params, JSON_COMPACT | JSON_PRESERVE_ORDER);
     printf("params:     %s\n", p ? p : "null");
@@ -240,12 +234,12 @@ static int job_action(int argc, char **argv, const char *action)
     if (client_call(&cl, "POST", path, NULL, NULL, &job, NULL, &err) != RF_OK) {
         rc = cmd_fail(&err);
     } else if (strcmp(action, "cancel") == 0) {
-        if (strcmp(str(job, "status"), "running") == 0)
+        if (strcmp(jx_get_str(job, "status", "-"), "running") == 0)
             printf("%s: cancel requested; the running attempt stops at its next check\n", id);
         else
-            printf("%s: %s\n", id, str(job, "status"));
+            printf("%s: %s\n", id, jx_get_str(job, "status", "-"));
     } else {
-        printf("%s: %s again (attempt budget %lld)\n", id, str(job, "status"),
+        printf("%s: %s again (attempt budget %lld)\n", id, jx_get_str(job, "status", "-"),
                (long long)json_integer_value(json_object_get(job, "max_attempts")));
     }
     json_decref(job);
@@ -275,7 +269,7 @@ static void print_event_line(int64_t seq, const char *type, const json_t *d)
 {
     printf("%lld %s", (long long)seq, type);
     if (strcmp(type, "progress") == 0) {
-        printf(" %s %lld%%", str(d, "stage"),
+        printf(" %s %lld%%", jx_get_str(d, "stage", "-"),
                (long long)json_integer_value(json_object_get(d, "progress")));
         const char *k;
         json_t *v;
@@ -289,15 +283,16 @@ static void print_event_line(int64_t seq, const char *type, const json_t *d)
             free(text);
         }
     } else if (strcmp(type, "log") == 0) {
-        printf(" [%s] %s", str(d, "level"), str(d, "message"));
+        printf(" [%s] %s", jx_get_str(d, "level", "-"), jx_get_str(d, "message", "-"));
     } else if (strcmp(type, "retry") == 0) {
         json_t *e = json_object_get(d, "error");
         printf(" attempt %lld failed (%s: %s); next attempt at %s",
-               (long long)json_integer_value(json_object_get(d, "attempt")), str(e, "code"),
-               str(e, "message"), str(d, "run_at"));
+               (long long)json_integer_value(json_object_get(d, "attempt")),
+               jx_get_str(e, "code", "-"), jx_get_str(e, "message", "-"),
+               jx_get_str(d, "run_at", "-"));
     } else if (strcmp(type, "failed") == 0) {
         json_t *e = json_object_get(d, "error");
-        printf(" %s: %s", str(e, "code"), str(e, "message"));
+        printf(" %s: %s", jx_get_str(e, "code", "-"), jx_get_str(e, "message", "-"));
     } else if (strcmp(type, "completed") == 0) {
         char *text = json_dumps(json_object_get(d, "result"), JSON_COMPACT | JSON_ENCODE_ANY);
         printf(" result=%s", text ? text : "null");

@@ -9,21 +9,11 @@
 
 #include "cmd/term.h"
 #include "core/clock.h"
+#include "core/jsonx.h"
 #include "core/banned.h"
 
 #define BAR_CELLS 16
 #define LABEL_COLS 27
-
-static const char *str(const json_t *obj, const char *key)
-{
-    const char *s = json_string_value(json_object_get(obj, key));
-    return s ? s : "";
-}
-
-static long long num(const json_t *obj, const char *key)
-{
-    return (long long)json_integer_value(json_object_get(obj, key));
-}
 
 /* "analyzing_failures" -> "analyzing failures". */
 static void label_of(const char *stage, char *out, size_t n)
@@ -122,8 +112,8 @@ static void finish_stage(struct job_view *v)
 
 static void on_progress(struct job_view *v, const json_t *d)
 {
-    const char *stage = str(d, "stage");
-    int pct = (int)num(d, "progress");
+    const char *stage = jx_get_str(d, "stage", "");
+    int pct = (int)jx_get_int(d, "progress");
     const json_t *step = json_object_get(d, "step");
     char label[64];
     label_of(stage, label, sizeof label);
@@ -136,8 +126,8 @@ static void on_progress(struct job_view *v, const json_t *d)
         if (json_object_get(d, "contradictions_found"))
             snprintf(v->detail, sizeof v->detail,
                      "%lld contradictions (%lld missed failures, %lld false alarms)",
-                     num(d, "contradictions_found"), num(d, "missed_failures"),
-                     num(d, "false_alarms"));
+                     jx_get_int(d, "contradictions_found"), jx_get_int(d, "missed_failures"),
+                     jx_get_int(d, "false_alarms"));
         if (!v->tty) {
             fprintf(v->out, "[%3d%%] %s%s%s\n", pct, label, v->detail[0] ? ": " : "", v->detail);
         } else if (strcmp(stage, "completed") == 0) {
@@ -148,7 +138,7 @@ static void on_progress(struct job_view *v, const json_t *d)
         }
     } else if (json_is_string(step)) {
         snprintf(v->step, sizeof v->step, "%s", json_string_value(step));
-        v->tokens = num(d, "output_tokens");
+        v->tokens = jx_get_int(d, "output_tokens");
         v->progress = pct;
         if (v->tty)
             draw_live(v);
@@ -185,21 +175,23 @@ void job_view_event(void *ud, int64_t seq, const char *type, const json_t *data)
     if (strcmp(type, "progress") == 0) {
         on_progress(v, data);
     } else if (strcmp(type, "log") == 0) {
-        const char *level = str(data, "level");
+        const char *level = jx_get_str(data, "level", "");
         if (v->tty) {
             bool warn = !strcmp(level, "warn") || !strcmp(level, "error");
-            put_line(v, warn ? "!" : "·", warn ? "\033[33m" : "\033[2m", str(data, "message"), "");
+            put_line(v, warn ? "!" : "·", warn ? "\033[33m" : "\033[2m",
+                     jx_get_str(data, "message", ""), "");
             if (v->stage[0])
                 draw_live(v);
         } else {
-            fprintf(v->out, "log %s: %s\n", level, str(data, "message"));
+            fprintf(v->out, "log %s: %s\n", level, jx_get_str(data, "message", ""));
         }
     } else if (strcmp(type, "retry") == 0) {
         const json_t *e = json_object_get(data, "error");
         char at[64];
-        when(str(data, "run_at"), at, sizeof at);
+        when(jx_get_str(data, "run_at", ""), at, sizeof at);
         snprintf(text, sizeof text, "attempt %lld failed (%s: %s); retrying %s",
-                 num(data, "attempt"), str(e, "code"), str(e, "message"), at);
+                 jx_get_int(data, "attempt"), jx_get_str(e, "code", ""),
+                 jx_get_str(e, "message", ""), at);
         if (v->tty) {
             put_line(v, v->utf8 ? "↻" : "~", "\033[33m", text, "");
             v->stage[0] = '\0'; /* the next attempt starts over from the first stage */
@@ -223,7 +215,8 @@ void job_view_event(void *ud, int64_t seq, const char *type, const json_t *data)
         const json_t *e = json_object_get(data, "error");
         bool failed = strcmp(type, "failed") == 0;
         if (failed) {
-            snprintf(text, sizeof text, "%s: %s", str(e, "code"), str(e, "message"));
+            snprintf(text, sizeof text, "%s: %s", jx_get_str(e, "code", ""),
+                     jx_get_str(e, "message", ""));
         } else {
             snprintf(text, sizeof text, "cancelled");
         }

@@ -25,6 +25,15 @@ int64_t clock_mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+bool clock_every(int64_t *last, int64_t period_ms)
+{
+    int64_t now = clock_mono_ms();
+    if (now - *last < period_ms)
+        return false;
+    *last = now;
+    return true;
+}
+
 int64_t clock_mono_us(void)
 {
     struct timespec ts;

@@ -20,6 +20,9 @@ int64_t clock_now_ms(void);
 int64_t clock_mono_ms(void);
 /* Monotonic microseconds (arbitrary origin), for latency measurements. */
 int64_t clock_mono_us(void);
+/* Rate limiting (say, of a repeated warning): true when period_ms have passed on the
+ * monotonic clock since *last, which it then sets to now. Start *last at 0. */
+bool clock_every(int64_t *last, int64_t period_ms);
 /* Sleep for ms milliseconds (restarts after signals). */
 void clock_sleep_ms(int64_t ms);
 /* A condition variable whose timed waits use the monotonic clock (clock_cond_wait_ms). */

@@ -141,6 +141,17 @@ json_t *jx_time_or_null(int64_t ms, bool set)
     return set ? jx_time(ms) : json_null();
 }
 
+const char *jx_get_str(const json_t *obj, const char *key, const char *fallback)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    return s ? s : fallback;
+}
+
+long long jx_get_int(const json_t *obj, const char *key)
+{
+    return (long long)json_integer_value(json_object_get(obj, key));
+}
+
 json_t *jx_str_or_null(const char *s)
 {
     return s ? json_string(s) : json_null();

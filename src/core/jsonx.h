@@ -27,6 +27,11 @@ enum rf_status jx_parse(const char *text, size_t len, json_t **out, struct rf_er
 /* Compact JSON text; caller frees with free(). */
 char *jx_dump(const json_t *v);
 
+/* Reading a response (no validation): the string at key, or fallback when it is absent or
+ * not a string; the integer at key, or 0. */
+const char *jx_get_str(const json_t *obj, const char *key, const char *fallback);
+long long jx_get_int(const json_t *obj, const char *key);
+
 /* String field: *out stays NULL when absent (or null with JX_NULLABLE).
  * max_chars counts UTF-8 characters; 0 means no limit; empty strings are
  * rejected when allow_empty is false. */

@@ -210,11 +210,10 @@ static void load_dirty(struct hub *hub)
             size_t before = p[i].got.n;
             if (store_job_events_each(hub->st, p[i].t->job_id, after, LOAD_PAGE, collect, &p[i].got,
                                       &last, &err) != RF_OK) {
-                if (clock_mono_ms() - hub->last_fail_log >= LOG_EVERY_MS) {
+                if (clock_every(&hub->last_fail_log, LOG_EVERY_MS)) {
                     char q[300];
                     log_warn("cannot load job events", "job=%s error=%s", p[i].t->job_id,
                              log_quote(err.message, q, sizeof q));
-                    hub->last_fail_log = clock_mono_ms();
                 }
                 p[i].failed = true; /* try again a little later */
                 break;
@@ -310,11 +309,10 @@ static void absorb_notifications(struct hub *hub)
     if (rc != RF_OK && now >= hub->next_reconnect) {
         /* Any call reconnects (and LISTENs again); a ping is the cheapest. */
         hub->next_reconnect = now + RECONNECT_MS;
-        if (store_ping(hub->st, &err) != RF_OK && now - hub->last_fail_log >= LOG_EVERY_MS) {
+        if (store_ping(hub->st, &err) != RF_OK && clock_every(&hub->last_fail_log, LOG_EVERY_MS)) {
             char q[300];
             log_warn("event listener: database unreachable, retrying", "error=%s",
                      log_quote(err.message, q, sizeof q));
-            hub->last_fail_log = now;
         }
     }
     uint64_t sessions = store_sessions(hub->st);

@@ -259,7 +259,7 @@ enum rf_status job_progress(struct job_ctx *ctx, const char *stage, int progress
     enum rf_status rc;
     int64_t delay = 0;
     do
-        rc = store_job_progress(ctx->w->st, &ctx->fence, stage, progress, extra, NULL, err);
+        rc = store_job_progress(ctx->w->st, &ctx->fence, stage, progress, extra, err);
     while (rc == RF_UNAVAILABLE && retry_db(ctx, &delay, false, "progress"));
     return after_write(ctx, rc, "progress");
 }
@@ -270,7 +270,7 @@ enum rf_status job_log(struct job_ctx *ctx, const char *level, const char *messa
     enum rf_status rc;
     int64_t delay = 0;
     do
-        rc = store_job_log(ctx->w->st, &ctx->fence, level, message, NULL, err);
+        rc = store_job_log(ctx->w->st, &ctx->fence, level, message, err);
     while (rc == RF_UNAVAILABLE && retry_db(ctx, &delay, false, "log"));
     return after_write(ctx, rc, "log");
 }
@@ -372,7 +372,7 @@ static void finish(struct worker *w, struct job_ctx *ctx, enum rf_status rc, str
         op = "complete";
         do
             frc = store_job_complete(w->st, &ctx->fence, ctx->result, ctx->commit_fn,
-                                     ctx->commit_ud, NULL, &ferr);
+                                     ctx->commit_ud, &ferr);
         while (frc == RF_UNAVAILABLE && retry_db(ctx, &pause, true, op));
         status = "completed";
         if (frc == RF_OK || frc == RF_LEASE_LOST || frc == RF_UNAVAILABLE)
@@ -391,14 +391,14 @@ static void finish(struct worker *w, struct job_ctx *ctx, enum rf_status rc, str
     if (atomic_load(&ctx->shutdown) && !atomic_load(&ctx->cancel)) {
         op = "release";
         status = "queued";
-        frc = store_job_release(w->st, &ctx->fence, NULL, &ferr);
+        frc = store_job_release(w->st, &ctx->fence, &ferr);
         goto out; /* no retry: the process is stopping; the sweeper requeues the job */
     }
     if (rc == RF_CANCELLED || atomic_load(&ctx->cancel)) {
         op = "cancel";
         status = "cancelled";
         do
-            frc = store_job_cancelled(w->st, &ctx->fence, NULL, &ferr);
+            frc = store_job_cancelled(w->st, &ctx->fence, &ferr);
         while (frc == RF_UNAVAILABLE && retry_db(ctx, &pause, true, op));
         goto out;
     }
@@ -412,7 +412,7 @@ static void finish(struct worker *w, struct job_ctx *ctx, enum rf_status rc, str
         op = "retry";
         do
             frc = store_job_reschedule(w->st, &ctx->fence, clock_now_ms() + delay, code, message,
-                                       &status, NULL, &ferr);
+                                       &status, &ferr);
         while (frc == RF_UNAVAILABLE && retry_db(ctx, &pause, true, op));
         if (frc == RF_OK && strcmp(status, "queued") == 0) {
             metrics_add(METRIC_JOB_RETRIES, 1);
@@ -422,7 +422,7 @@ static void finish(struct worker *w, struct job_ctx *ctx, enum rf_status rc, str
     } else {
         op = "fail";
         do
-            frc = store_job_fail(w->st, &ctx->fence, code, message, &status, NULL, &ferr);
+            frc = store_job_fail(w->st, &ctx->fence, code, message, &status, &ferr);
         while (frc == RF_UNAVAILABLE && retry_db(ctx, &pause, true, op));
         if (frc == RF_OK && strcmp(status, "failed") == 0)
             log_info("job failed", "job=%s type=%s attempt=%d error=%s", ctx->claim.id,
@@ -533,13 +533,15 @@ static void *worker_main(void *arg)
         int64_t now = clock_now_ms();
         enum rf_status rc = store_job_claim(w->st, ctx->owner, now, pool->cfg.lease_ms, &ctx->claim,
                                             &claimed, &err);
-        if (rc == RF_OK && claimed) {
-            ctx->fence = (struct job_fence){ctx->claim.id, ctx->claim.attempt, ctx->owner};
-            atomic_store(&ctx->lease_until, now + pool->cfg.lease_ms);
+        if (rc == RF_OK) {
             claim_wait = 0;
             if (failing_logged)
                 log_info("database reachable again: claiming jobs", "worker=%d", w->index);
             failing_logged = false;
+        }
+        if (rc == RF_OK && claimed) {
+            ctx->fence = (struct job_fence){ctx->claim.id, ctx->claim.attempt, ctx->owner};
+            atomic_store(&ctx->lease_until, now + pool->cfg.lease_ms);
             int64_t mono = clock_mono_ms();
             pthread_mutex_lock(&pool->lock);
             w->ctx = ctx;
@@ -565,18 +567,12 @@ static void *worker_main(void *arg)
         }
         free(ctx);
         claim_now = false;
-        if (rc == RF_OK) {
-            claim_wait = 0;
-            if (failing_logged)
-                log_info("database reachable again: claiming jobs", "worker=%d", w->index);
-            failing_logged = false;
-        } else {
-            if (clock_mono_ms() - last_error_log > LOG_EVERY_MS) {
+        if (rc != RF_OK) {
+            if (clock_every(&last_error_log, LOG_EVERY_MS)) {
                 char q[300];
                 log_warn("cannot claim jobs", "worker=%d error=%s", w->index,
                          log_quote(err.message, q, sizeof q));
                 failing_logged = true;
-                last_error_log = clock_mono_ms();
             }
             claim_wait =
                 claim_wait ? min64(claim_wait * 2, CLAIM_BACKOFF_MAX_MS) : pool->cfg.poll_ms;
@@ -683,11 +679,10 @@ static void monitor_jobs(struct worker_pool *pool)
             flag_if_same(pool, list[i].w, list[i].owner, true);
         else if (rc == RF_OK && cancel)
             flag_if_same(pool, list[i].w, list[i].owner, false);
-        else if (rc && clock_mono_ms() - pool->hb_log >= LOG_EVERY_MS) {
+        else if (rc && clock_every(&pool->hb_log, LOG_EVERY_MS)) {
             char q[300];
             log_warn("cannot heartbeat job", "job=%s error=%s", list[i].id,
                      log_quote(err.message, q, sizeof q));
-            pool->hb_log = clock_mono_ms();
         }
     }
     free(list);
@@ -700,10 +695,9 @@ static void sweep(struct worker_pool *pool)
     struct rf_err err;
     enum rf_status rc = store_job_sweep(pool->mst, clock_now_ms(), swept, SWEEP_BATCH, &n, &err);
     if (rc) {
-        if (clock_mono_ms() - pool->sweep_log >= LOG_EVERY_MS) {
+        if (clock_every(&pool->sweep_log, LOG_EVERY_MS)) {
             char q[300];
             log_warn("sweeper failed", "error=%s", log_quote(err.message, q, sizeof q));
-            pool->sweep_log = clock_mono_ms();
         }
         return;
     }
@@ -902,7 +896,7 @@ void pool_stop(struct worker_pool *pool, int64_t grace_ms)
     for (int i = 0; i < stuck; i++) {
         struct job_fence f = {left[i].id, left[i].attempt, left[i].owner};
         struct rf_err err;
-        if (store_job_release(pool->mst, &f, NULL, &err) == RF_OK) {
+        if (store_job_release(pool->mst, &f, &err) == RF_OK) {
             hub_notify(pool->cfg.hub, left[i].id);
             log_warn("job did not stop in time: released to the queue", "job=%s", left[i].id);
         }

@@ -416,14 +416,12 @@ enum rf_status store_job_heartbeat(struct store *st, const struct job_fence *f,
 enum rf_status store_job_check(struct store *st, const struct job_fence *f,
                                bool *cancel_requested, struct rf_err *err);
 /* Store stage/progress on the job and append a `progress` event {job_id, status, stage,
- * progress, ...extra}. extra (may be NULL) is an object of stage-specific fields. *seq
- * (may be NULL) gets the event's seq. */
+ * progress, ...extra}. extra (may be NULL) is an object of stage-specific fields. */
 enum rf_status store_job_progress(struct store *st, const struct job_fence *f, const char *stage,
-                                  int progress, const json_t *extra, int64_t *seq,
-                                  struct rf_err *err);
+                                  int progress, const json_t *extra, struct rf_err *err);
 /* Append a `log` event {job_id, level, message}. */
 enum rf_status store_job_log(struct store *st, const struct job_fence *f, const char *level,
-                             const char *message, int64_t *seq, struct rf_err *err);
+                             const char *message, struct rf_err *err);
 
 /* Run inside a job's completing transaction, after the fence matched and before the
  * result is stored; may add rows with st and fields to result. A failure rolls back
@@ -434,24 +432,21 @@ typedef enum rf_status (*store_txn_fn)(struct store *st, json_t *result, void *u
 /* running -> completed with result (borrowed; fn may change it), the `completed` event and
  * fn's rows, in one transaction. fn may be NULL. */
 enum rf_status store_job_complete(struct store *st, const struct job_fence *f, json_t *result,
-                                  store_txn_fn fn, void *ud, int64_t *seq, struct rf_err *err);
+                                  store_txn_fn fn, void *ud, struct rf_err *err);
 /* running -> failed with {code, message} and a `failed` event, or -> cancelled with a
  * `cancelled` event when a cancel was requested meanwhile. *status (may be NULL) gets the
  * state reached: "failed" or "cancelled". */
 enum rf_status store_job_fail(struct store *st, const struct job_fence *f, const char *code,
-                              const char *message, const char **status, int64_t *seq,
-                              struct rf_err *err);
+                              const char *message, const char **status, struct rf_err *err);
 /* running -> queued at run_at keeping {code, message} as the last error, with a `retry`
  * event; or -> cancelled when a cancel was requested. *status: "queued" or "cancelled". */
 enum rf_status store_job_reschedule(struct store *st, const struct job_fence *f, int64_t run_at,
                                     const char *code, const char *message, const char **status,
-                                    int64_t *seq, struct rf_err *err);
+                                    struct rf_err *err);
 /* running -> cancelled with a `cancelled` event (the handler stopped on request). */
-enum rf_status store_job_cancelled(struct store *st, const struct job_fence *f, int64_t *seq,
-                                   struct rf_err *err);
+enum rf_status store_job_cancelled(struct store *st, const struct job_fence *f, struct rf_err *err);
 /* running -> queued, due now, giving the attempt back (shutdown), with a `log` event. */
-enum rf_status store_job_release(struct store *st, const struct job_fence *f, int64_t *seq,
-                                 struct rf_err *err);
+enum rf_status store_job_release(struct store *st, const struct job_fence *f, struct rf_err *err);
 
 /* One job the sweeper touched. */
 struct job_swept {

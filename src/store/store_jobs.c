@@ -79,10 +79,8 @@ static const char *SQL_NEXT_DUE = "SELECT MIN(run_at) FROM jobs WHERE status = '
 static const char *SQL_HEARTBEAT =
     "UPDATE jobs SET lease_expires_at = ? WHERE " FENCE_WHERE " RETURNING cancel_requested";
 static const char *SQL_CHECK = "SELECT cancel_requested FROM jobs WHERE " FENCE_WHERE;
-static const char *SQL_FENCE = "UPDATE jobs SET event_seq = event_seq + 1 WHERE " FENCE_WHERE
+static const char *SQL_FENCE = "UPDATE jobs SET event_seq = event_seq + ? WHERE " FENCE_WHERE
                                " RETURNING event_seq, cancel_requested";
-static const char *SQL_FENCE2 = "UPDATE jobs SET event_seq = event_seq + 2 WHERE " FENCE_WHERE
-                                " RETURNING event_seq, cancel_requested";
 static const char *SQL_SET_PROGRESS = "UPDATE jobs SET stage = ?, progress = ? WHERE id = ?";
 static const char *SQL_SET_COMPLETED =
     "UPDATE jobs SET status = 'completed', stage = 'completed', progress = 100, result = ?, "
@@ -398,8 +396,8 @@ static enum rf_status fence_reserve_n(struct db *db, const struct job_fence *f, 
     bool found = false;
     assert(n == 1 || n == 2);
     enum rf_status rc =
-        db_row(db, n == 2 ? SQL_FENCE2 : SQL_FENCE,
-               DB_ARGS(DB_T(f->job_id), DB_I(f->attempt), DB_T(f->owner)), &s, &found, err);
+        db_row(db, SQL_FENCE, DB_ARGS(DB_I(n), DB_T(f->job_id), DB_I(f->attempt), DB_T(f->owner)),
+               &s, &found, err);
     if (rc)
         return rc;
     if (found) {
@@ -465,8 +463,7 @@ static enum rf_status finish(struct db *db, enum rf_status rc, struct rf_err *er
 }
 
 enum rf_status store_job_progress(struct store *st, const struct job_fence *f, const char *stage,
-                                  int progress, const json_t *extra, int64_t *seq,
-                                  struct rf_err *err)
+                                  int progress, const json_t *extra, struct rf_err *err)
 {
     struct db *db = st->db;
     int64_t n = 0;
@@ -487,14 +484,11 @@ enum rf_status store_job_progress(struct store *st, const struct job_fence *f, c
             json_object_update_missing(data, (json_t *)extra);
         rc = insert_event(db, f->job_id, n, "progress", data, clock_now_ms(), err);
     }
-    rc = finish(db, rc, err);
-    if (rc == RF_OK && seq)
-        *seq = n;
-    return rc;
+    return finish(db, rc, err);
 }
 
 enum rf_status store_job_log(struct store *st, const struct job_fence *f, const char *level,
-                             const char *message, int64_t *seq, struct rf_err *err)
+                             const char *message, struct rf_err *err)
 {
     struct db *db = st->db;
     int64_t n = 0;
@@ -507,14 +501,11 @@ enum rf_status store_job_log(struct store *st, const struct job_fence *f, const 
             db, f->job_id, n, "log",
             json_pack("{s:s, s:s, s:s}", "job_id", f->job_id, "level", level, "message", message),
             clock_now_ms(), err);
-    rc = finish(db, rc, err);
-    if (rc == RF_OK && seq)
-        *seq = n;
-    return rc;
+    return finish(db, rc, err);
 }
 
 enum rf_status store_job_complete(struct store *st, const struct job_fence *f, json_t *result,
-                                  store_txn_fn fn, void *ud, int64_t *seq, struct rf_err *err)
+                                  store_txn_fn fn, void *ud, struct rf_err *err)
 {
     struct db *db = st->db;
     int64_t n = 0, now = clock_now_ms();
@@ -544,10 +535,7 @@ enum rf_status store_job_complete(struct store *st, const struct job_fence *f, j
                                     "result", result),
                           now, err);
     free(text);
-    rc = finish(db, rc, err);
-    if (rc == RF_OK && seq)
-        *seq = n;
-    return rc;
+    return finish(db, rc, err);
 }
 
 /* The terminal `cancelled` transition, inside a transaction whose seq n is reserved. */
@@ -592,8 +580,7 @@ static enum rf_status set_queued(struct db *db, const char *job_id, int attempt,
 }
 
 enum rf_status store_job_fail(struct store *st, const struct job_fence *f, const char *code,
-                              const char *message, const char **status, int64_t *seq,
-                              struct rf_err *err)
+                              const char *message, const char **status, struct rf_err *err)
 {
     struct db *db = st->db;
     int64_t n = 0, now = clock_now_ms();
@@ -606,18 +593,14 @@ enum rf_status store_job_fail(struct store *st, const struct job_fence *f, const
         rc = cancel ? set_cancelled(db, f->job_id, n, now, err)
                     : set_failed(db, f->job_id, n, code, message, now, err);
     rc = finish(db, rc, err);
-    if (rc == RF_OK) {
-        if (status)
-            *status = cancel ? "cancelled" : "failed";
-        if (seq)
-            *seq = n;
-    }
+    if (rc == RF_OK && status)
+        *status = cancel ? "cancelled" : "failed";
     return rc;
 }
 
 enum rf_status store_job_reschedule(struct store *st, const struct job_fence *f, int64_t run_at,
                                     const char *code, const char *message, const char **status,
-                                    int64_t *seq, struct rf_err *err)
+                                    struct rf_err *err)
 {
     struct db *db = st->db;
     int64_t n = 0, now = clock_now_ms();
@@ -630,17 +613,12 @@ enum rf_status store_job_reschedule(struct store *st, const struct job_fence *f,
         rc = cancel ? set_cancelled(db, f->job_id, n, now, err)
                     : set_queued(db, f->job_id, f->attempt, n, run_at, code, message, now, err);
     rc = finish(db, rc, err);
-    if (rc == RF_OK) {
-        if (status)
-            *status = cancel ? "cancelled" : "queued";
-        if (seq)
-            *seq = n;
-    }
+    if (rc == RF_OK && status)
+        *status = cancel ? "cancelled" : "queued";
     return rc;
 }
 
-enum rf_status store_job_cancelled(struct store *st, const struct job_fence *f, int64_t *seq,
-                                   struct rf_err *err)
+enum rf_status store_job_cancelled(struct store *st, const struct job_fence *f, struct rf_err *err)
 {
     struct db *db = st->db;
     int64_t n = 0;
@@ -650,14 +628,10 @@ enum rf_status store_job_cancelled(struct store *st, const struct job_fence *f, 
     rc = fence_reserve(db, f, &n, NULL, err);
     if (rc == RF_OK)
         rc = set_cancelled(db, f->job_id, n, clock_now_ms(), err);
-    rc = finish(db, rc, err);
-    if (rc == RF_OK && seq)
-        *seq = n;
-    return rc;
+    return finish(db, rc, err);
 }
 
-enum rf_status store_job_release(struct store *st, const struct job_fence *f, int64_t *seq,
-                                 struct rf_err *err)
+enum rf_status store_job_release(struct store *st, const struct job_fence *f, struct rf_err *err)
 {
     struct db *db = st->db;
     int64_t n = 0, now = clock_now_ms();
@@ -674,10 +648,7 @@ enum rf_status store_job_release(struct store *st, const struct job_fence *f, in
                                     "worker shutting down: job released to the queue; "
                                     "this attempt does not count"),
                           now, err);
-    rc = finish(db, rc, err);
-    if (rc == RF_OK && seq)
-        *seq = n;
-    return rc;
+    return finish(db, rc, err);
 }
 
 /* ---- sweeper ---- */

@@ -71,11 +71,29 @@ static void test_clock_format_matches_gmtime(void **state)
     }
 }
 
+/* clock_every: the first call is due, the next ones within the period are not, and the
+ * period starts over once one is. */
+static void test_clock_every(void **state)
+{
+    (void)state;
+    int64_t last = 0;
+    assert_true(clock_every(&last, 40));
+    assert_true(last > 0);
+    int64_t first = last;
+    assert_false(clock_every(&last, 40));
+    assert_int_equal(last, first);
+    clock_sleep_ms(50);
+    assert_true(clock_every(&last, 40));
+    assert_true(last >= first + 40);
+    assert_false(clock_every(&last, 40));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_clock_format_edges),
         cmocka_unit_test(test_clock_format_matches_gmtime),
+        cmocka_unit_test(test_clock_every),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -222,7 +222,7 @@ static void test_store_jobs_claim_and_fence(void **state)
     claim(f, "owner-b", 10, &none, false); /* nothing else is due */
 
     struct job_fence fa = {id, 1, "owner-a"};
-    assert_int_equal(store_job_progress(f->st, &fa, "one", 10, NULL, NULL, &err), RF_OK);
+    assert_int_equal(store_job_progress(f->st, &fa, "one", 10, NULL, &err), RF_OK);
     assert_int_equal(count_events(f, id), 1);
 
     /* The lease runs out; the sweeper requeues with a retry event; b claims attempt 2. */
@@ -237,14 +237,14 @@ static void test_store_jobs_claim_and_fence(void **state)
 
     /* Every write of the stale claim matches nothing and changes nothing. */
     int64_t before = count_events(f, id);
-    assert_int_equal(store_job_progress(f->st, &fa, "stale", 50, NULL, NULL, &err), RF_LEASE_LOST);
-    assert_int_equal(store_job_log(f->st, &fa, "info", "stale", NULL, &err), RF_LEASE_LOST);
+    assert_int_equal(store_job_progress(f->st, &fa, "stale", 50, NULL, &err), RF_LEASE_LOST);
+    assert_int_equal(store_job_log(f->st, &fa, "info", "stale", &err), RF_LEASE_LOST);
     assert_int_equal(store_job_heartbeat(f->st, &fa, clock_now_ms() + 1000, NULL, &err),
                      RF_LEASE_LOST);
     json_t *result = json_object();
-    assert_int_equal(store_job_complete(f->st, &fa, result, NULL, NULL, NULL, &err), RF_LEASE_LOST);
-    assert_int_equal(store_job_fail(f->st, &fa, "x", "y", NULL, NULL, &err), RF_LEASE_LOST);
-    assert_int_equal(store_job_release(f->st, &fa, NULL, &err), RF_LEASE_LOST);
+    assert_int_equal(store_job_complete(f->st, &fa, result, NULL, NULL, &err), RF_LEASE_LOST);
+    assert_int_equal(store_job_fail(f->st, &fa, "x", "y", NULL, &err), RF_LEASE_LOST);
+    assert_int_equal(store_job_release(f->st, &fa, &err), RF_LEASE_LOST);
     struct llm_call_new call = {.step = "analysis", .provider = "p", .model = "m", .latency_ms = 1};
     assert_int_equal(store_llm_call_insert(f->st, &fa, &call, NULL, &err), RF_LEASE_LOST);
     assert_int_equal(count_events(f, id), before);
@@ -252,7 +252,7 @@ static void test_store_jobs_claim_and_fence(void **state)
 
     /* The holder completes: the `completed` stage's progress event, then `completed`. */
     struct job_fence fb = {id, 2, "owner-b"};
-    assert_int_equal(store_job_complete(f->st, &fb, result, NULL, NULL, NULL, &err), RF_OK);
+    assert_int_equal(store_job_complete(f->st, &fb, result, NULL, NULL, &err), RF_OK);
     assert_string_equal(status_of(f, id, s, sizeof s), "completed");
     assert_int_equal(count_events(f, id), before + 2);
     json_decref(result);
@@ -282,7 +282,7 @@ static void test_store_jobs_complete_is_atomic(void **state)
     claim(f, "o", 30000, &c, true);
     struct job_fence fence = {id, 1, "o"};
     json_t *result = json_object();
-    assert_int_equal(store_job_complete(f->st, &fence, result, failing_commit, &fence, NULL, &err),
+    assert_int_equal(store_job_complete(f->st, &fence, result, failing_commit, &fence, &err),
                      RF_PERMANENT);
     json_decref(result);
     /* Neither the callback's row nor the result nor the event survived. */
@@ -315,8 +315,8 @@ static void test_store_jobs_cancel_wins(void **state)
     assert_int_equal(store_job_check(f->st, &fence, &flag, &err), RF_OK);
     assert_true(flag);
     /* A transient failure now is not retried: the job ends cancelled. */
-    assert_int_equal(
-        store_job_reschedule(f->st, &fence, clock_now_ms(), "t", "m", &status, NULL, &err), RF_OK);
+    assert_int_equal(store_job_reschedule(f->st, &fence, clock_now_ms(), "t", "m", &status, &err),
+                     RF_OK);
     assert_string_equal(status, "cancelled");
     assert_string_equal(status_of(f, id, s, sizeof s), "cancelled");
     /* API retry: back to queued with attempt 0; a second retry is a conflict. */
@@ -435,7 +435,7 @@ static void test_jobs_hub_delivers_in_order(void **state)
     new_job(f, NULL, "{}", 3, id, NULL, RF_OK);
     claim(f, "o", 30000, &c, true);
     struct job_fence fence = {id, 1, "o"};
-    assert_int_equal(store_job_log(f->st, &fence, "info", "one", NULL, &err), RF_OK);
+    assert_int_equal(store_job_log(f->st, &fence, "info", "one", &err), RF_OK);
     assert_int_equal(hub_start(&cfg, &hub, &err), RF_OK);
 
     /* a subscribes having replayed nothing; b having replayed event 1 itself. */
@@ -445,7 +445,7 @@ static void test_jobs_hub_delivers_in_order(void **state)
     assert_int_equal(s1.n, 1);
     assert_int_equal(hub_subscribe(hub, id, 1, on_wake, &w2, &b, &behind, &err), RF_OK);
     for (int i = 0; i < 5; i++) {
-        assert_int_equal(store_job_progress(f->st, &fence, "s", i * 10, NULL, NULL, &err), RF_OK);
+        assert_int_equal(store_job_progress(f->st, &fence, "s", i * 10, NULL, &err), RF_OK);
         hub_notify(hub, id);
     }
     read_until(a, &w1, &s1, 6);
@@ -458,7 +458,7 @@ static void test_jobs_hub_delivers_in_order(void **state)
         assert_int_equal(s2.seqs[i], i + 2);
 
     /* Without hub_notify (another process wrote), the data_version poll finds it. */
-    assert_int_equal(store_job_log(f->st, &fence, "info", "quiet", NULL, &err), RF_OK);
+    assert_int_equal(store_job_log(f->st, &fence, "info", "quiet", &err), RF_OK);
     read_until(a, &w1, &s1, 7);
     assert_int_equal(s1.n, 7);
     assert_int_equal(s1.seqs[6], 7);
