@@ -479,11 +479,13 @@ static void submit(struct importer *imp, struct batch *b)
     for (bool again = true; again;) {
         again = false;
         for (struct batch *f = imp->head; f; f = f->next) {
-            /* Executions of different evals never touch the same row; every other pair
-             * that shares a trace is ordered: same type (the later line wins), a trace
-             * before what refers to it, and feedback against executions, whose counters
-             * (rating x prediction) are computed from each other's rows. */
-            bool related = f->type != b->type || b->type != IMPORT_EXECUTION || f->eval == b->eval;
+            /* Ordered when they share a trace: batches of one type (the later line wins;
+             * executions only of the same eval, the others never touch the same row), and
+             * a trace batch against what refers to its traces. Feedback and executions
+             * are not: the server keeps the counters exact whichever commits first. */
+            bool related = f->type == b->type
+                               ? b->type != IMPORT_EXECUTION || f->eval == b->eval
+                               : f->type == IMPORT_TRACE || b->type == IMPORT_TRACE;
             if (related && intersect(f, b)) {
                 wait_for(imp, f);
                 again = true;

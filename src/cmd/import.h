@@ -25,9 +25,10 @@
  *     nor which version is active when the file is imported again; with no such line it
  *     goes to the agent's active version;
  *   - a feedback or execution batch is sent only after every earlier trace batch that
- *     holds one of its traces has answered, and feedback and execution batches that
- *     share a trace are never in flight together (each one's counters are computed from
- *     the other's rows);
+ *     holds one of its traces has answered; feedback and execution batches that share a
+ *     trace may be in flight together (the server computes each one's counter deltas
+ *     from the other's rows inside its transaction, under the trace's row lock on
+ *     PostgreSQL, so the counters come out exact in either order);
  *   - two batches of one type that share a key (the same trace, or the same eval and
  *     trace) are never in flight together, so the later line wins, as in file order.
  * Keys are compared as 64-bit hashes; a collision only costs a wait.

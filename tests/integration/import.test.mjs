@@ -3,11 +3,12 @@
 // small pipelined batches, and a 100,000-line file (its records/s is printed).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync, createWriteStream } from 'node:fs';
+import { readFileSync, writeFileSync, createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { once } from 'node:events';
-import { startServer, run } from './lib.mjs';
+import { startServer, run, sql, SOURCE_DIR } from './lib.mjs';
 
+const RECOUNT = readFileSync(join(SOURCE_DIR, 'tests', 'data', 'recount.sql'), 'utf8');
 let srv, env;
 const cli = (args, opts = {}) => run(args, { timeout: 120000, ...opts, env: { ...env, ...(opts.env || {}) } });
 const jsonl = (lines) => lines.map((l) => (typeof l === 'string' ? l : JSON.stringify(l))).join('\n') + '\n';
@@ -156,6 +157,35 @@ test('small pipelined batches keep file order: the last line for a key wins, fee
     assert.equal(t.output, `round ${rounds - 1}`, t.external_id);
     assert.equal(t.feedback.note, `round ${rounds - 1}`, t.external_id);
   }
+});
+
+test('feedback and executions of the same traces in flight together: the counters equal a recount', async () => {
+  // Each trace is followed by its rating and two evals' predictions, then rated and judged
+  // again, so feedback and execution batches sharing traces overlap under --parallel 8.
+  const lines = [
+    { type: 'agent', name: 'overlap', prompt_template: 'Overlap {{x}}' },
+    { type: 'eval', agent: 'overlap', name: 'e1' },
+    { type: 'eval', agent: 'overlap', name: 'e2' },
+  ];
+  const n = 60, ratings = ['positive', 'negative', 'neutral'];
+  for (let i = 0; i < n; i++) lines.push({ type: 'trace', agent: 'overlap', source: 'ov', external_id: `o${i}`, input: 'q', output: 'a' });
+  for (let round = 0; round < 3; round++) {
+    for (let i = 0; i < n; i++) {
+      lines.push({ type: 'feedback', source: 'ov', external_id: `o${i}`, rating: ratings[(i + round) % 3] });
+      for (const e of ['e1', 'e2'])
+        lines.push({ type: 'eval_execution', agent: 'overlap', eval: e, source: 'ov', external_id: `o${i}`, predicted_result: (i + round + e.length) % 2 === 0 });
+    }
+  }
+  const r = await cli(['import', '-', '--batch', '4', '--parallel', '8', '--json'], { input: jsonl(lines) });
+  assert.equal(r.code, 0, r.stderr);
+  const s = JSON.parse(r.stdout);
+  assert.equal(s.types.feedback.created + s.types.feedback.updated + s.types.feedback.unchanged, 3 * n);
+  assert.equal(s.types.eval_execution.created, 2 * n);
+  assert.equal((await sql(srv.db, RECOUNT)).trim(), '', 'agent_stats equals a recount');
+  const agent = (await srv.api('GET', '/v1/agents?name=overlap')).json.data[0];
+  const last = (i) => ratings[(i + 2) % 3];
+  assert.equal(agent.stats.positive, [...Array(n).keys()].filter((i) => last(i) === 'positive').length);
+  assert.equal(agent.stats.executions, 2 * n);
 });
 
 test('a 100,000-line file imports (records/s printed)', async () => {
