@@ -152,6 +152,14 @@ enum rf_status db_commit(struct db *db, struct rf_err *err)
     return rc;
 }
 
+enum rf_status db_end(struct db *db, enum rf_status rc, struct rf_err *err)
+{
+    if (rc == RF_OK)
+        return db_commit(db, err);
+    db_rollback(db);
+    return rc;
+}
+
 void db_rollback(struct db *db)
 {
     if (db->depth == 0)

@@ -149,6 +149,9 @@ enum rf_status db_scalar(struct db *db, const char *sql, const struct db_val *ar
 enum rf_status db_begin(struct db *db, struct rf_err *err);
 enum rf_status db_commit(struct db *db, struct rf_err *err);
 void db_rollback(struct db *db);
+/* End the transaction db_begin opened: commit when rc is RF_OK, else roll back. Returns rc,
+ * or the commit's failure. */
+enum rf_status db_end(struct db *db, enum rf_status rc, struct rf_err *err);
 /* Whether err is a transaction the database aborted for a concurrent one (PostgreSQL
  * deadlock or serialization failure, details.reason "deadlock" / "serialization_failure"):
  * rolled back, the same transaction may succeed when run again. */

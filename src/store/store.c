@@ -142,11 +142,7 @@ static enum rf_status apply_one(struct db *db, const struct embed_file *f, bool 
                         NULL, err);
         *ran = rc == RF_OK;
     }
-    if (rc) {
-        db_rollback(db);
-        return rc;
-    }
-    return db_commit(db, err);
+    return db_end(db, rc, err);
 }
 
 enum rf_status store_migrate(struct store *st, int *applied, struct rf_err *err)

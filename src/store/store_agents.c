@@ -189,10 +189,7 @@ enum rf_status store_agent_create(struct store *st, const char *ws, const struct
             rc = db_run(db, SQL_AGENT_SET_ACTIVE, DB_ARGS(DB_T(vid), DB_I(now), DB_T(id)), NULL,
                         err);
     }
-    if (rc == RF_OK)
-        rc = db_commit(db, err);
-    else
-        db_rollback(db);
+    rc = db_end(db, rc, err);
     if (rc == RF_OK && out)
         rc = store_agent_get(st, ws, id, false, out, err);
     return rc;
@@ -253,11 +250,7 @@ enum rf_status store_agent_update(struct store *st, const char *ws, const char *
         name_taken(err, in->name ? in->name : "(current name)");
     if (rc == RF_OK && changes == 0)
         rc = rf_fail(err, RF_NOT_FOUND, "agent %s not found", id);
-    if (rc) {
-        db_rollback(db);
-        return rc;
-    }
-    rc = db_commit(db, err);
+    rc = db_end(db, rc, err);
     if (rc == RF_OK && out)
         rc = store_agent_get(st, ws, id, false, out, err);
     return rc;
@@ -275,11 +268,7 @@ enum rf_status store_agent_archive(struct store *st, const char *ws, const char 
     if (rc == RF_OK)
         rc = db_run(db, SQL_AGENT_ARCHIVE, DB_ARGS(DB_I(clock_now_ms()), DB_T(id), DB_T(ws)),
                     NULL, err);
-    if (rc) {
-        db_rollback(db);
-        return rc;
-    }
-    return db_commit(db, err);
+    return db_end(db, rc, err);
 }
 
 int64_t *stats_for(struct stats_deltas *d, const char *agent_id)
@@ -341,10 +330,7 @@ enum rf_status counted_tx(struct db *db, counted_fn fn, void *ctx, struct rf_err
         if (rc == RF_OK)
             rc = stats_apply(db, &deltas, err);
         free(deltas.a);
-        if (rc == RF_OK)
-            rc = db_commit(db, err);
-        else
-            db_rollback(db);
+        rc = db_end(db, rc, err);
         if (rc == RF_OK || !outermost || attempt == ATTEMPTS || !db_retryable(err))
             return rc;
         log_info("transaction retried", "attempt=%d reason=%s", attempt, err->reason);
@@ -457,11 +443,7 @@ enum rf_status store_version_create(struct store *st, const char *ws, const char
                                      : NULL,
                             in, in->status ? in->status : "candidate", vid, err);
     json_decref(active);
-    if (rc) {
-        db_rollback(db);
-        return rc;
-    }
-    rc = db_commit(db, err);
+    rc = db_end(db, rc, err);
     if (rc == RF_OK && out)
         rc = version_by_id(db, vid, out, err);
     return rc;
@@ -592,12 +574,7 @@ enum rf_status store_version_promote(struct store *st, const char *ws, const cha
         rc = version_by_id(db, id, &v, err);
     }
 out:
-    if (rc) {
-        json_decref(v);
-        db_rollback(db);
-        return rc;
-    }
-    rc = db_commit(db, err);
+    rc = db_end(db, rc, err);
     if (rc == RF_OK && out)
         *out = v;
     else
@@ -632,12 +609,7 @@ enum rf_status store_version_reject(struct store *st, const char *ws, const char
     if (rc == RF_OK)
         rc = version_by_id(db, id, &v, err);
 out:
-    if (rc) {
-        json_decref(v);
-        db_rollback(db);
-        return rc;
-    }
-    rc = db_commit(db, err);
+    rc = db_end(db, rc, err);
     if (rc == RF_OK && out)
         *out = v;
     else

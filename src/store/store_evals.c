@@ -82,11 +82,7 @@ enum rf_status store_eval_create(struct store *st, const char *ws, const char *a
             rf_fail_field(err, RF_CONFLICT, "name", "agent %s already has an eval named \"%s\"",
                           agent_id, name);
     }
-    if (rc) {
-        db_rollback(db);
-        return rc;
-    }
-    rc = db_commit(db, err);
+    rc = db_end(db, rc, err);
     if (rc == RF_OK && out)
         rc = store_eval_get(st, ws, id, out, err);
     return rc;
@@ -133,16 +129,10 @@ static enum rf_status put_execution(struct db *db, const char *ws, const char *e
                                     struct rf_err *err)
 {
     struct trace_found t;
-    enum rf_status rc = trace_resolve(db, ws, &in->trace, locks, &t, &r->err);
-    if (rc == RF_NOT_FOUND) {
-        r->outcome = OUTCOME_REJECTED;
-        return RF_OK;
-    }
-    if (rc) {
-        if (err)
-            *err = r->err;
+    bool found;
+    enum rf_status rc = trace_resolve_item(db, ws, &in->trace, locks, &t, r, &found, err);
+    if (rc || !found)
         return rc;
-    }
     trace_found_release(&t); /* only the rating is needed */
     const char *rating = t.rating[0] ? t.rating : NULL;
     if (strcmp(t.agent_id, eval_agent) != 0) {
@@ -168,7 +158,6 @@ static enum rf_status put_execution(struct db *db, const char *ws, const char *e
     }
     /* The eval judged this trace before: compare, and update when something changed. */
     struct db_stmt *s;
-    bool found;
     rc = db_row(db, SQL_EXEC_GET, DB_ARGS(DB_T(eval_id), DB_T(t.trace_id)), &s, &found, err);
     if (rc)
         return rc;

@@ -117,6 +117,11 @@ enum rf_status trace_resolve(struct db *db, const char *ws, const struct trace_r
                              const struct trace_locks *locks, struct trace_found *out,
                              struct rf_err *err);
 void trace_found_release(struct trace_found *t);
+/* trace_resolve for one item of a batch: a ref naming no trace rejects the item (r->outcome,
+ * r->err) and is no error (RF_OK, *found false); other failures go to r->err and err. */
+enum rf_status trace_resolve_item(struct db *db, const char *ws, const struct trace_ref *ref,
+                                  const struct trace_locks *locks, struct trace_found *out,
+                                  struct store_item_result *r, bool *found, struct rf_err *err);
 
 
 /* The SQL of named queries, for store_query_sql. */

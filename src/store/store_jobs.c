@@ -234,11 +234,7 @@ enum rf_status store_job_create(struct store *st, const char *ws, const struct j
                         DB_I(in->max_attempts), DB_I(in->run_at), DB_T(in->idempotency_key),
                         DB_T(in->idempotency_key ? in->fingerprint : NULL), DB_I(clock_now_ms())),
                 &changes, err);
-    if (rc) {
-        db_rollback(db);
-        return rc;
-    }
-    rc = db_commit(db, err);
+    rc = db_end(db, rc, err);
     if (rc)
         return rc;
     if (changes == 0) /* the key is taken */
@@ -309,10 +305,8 @@ enum rf_status store_job_claim(struct store *st, const char *owner, int64_t now,
         *claimed = true;
     }
     db_done(s);
-    if (!pg && rc)
-        db_rollback(db);
-    else if (!pg)
-        rc = db_commit(db, err);
+    if (!pg)
+        rc = db_end(db, rc, err);
     if (rc) {
         json_decref(out->params);
         out->params = NULL;
@@ -363,11 +357,7 @@ enum rf_status store_job_heartbeat(struct store *st, const struct job_fence *f, 
     db_done(s);
     if (rc == RF_OK && !found)
         rc = lease_lost(err, f);
-    if (rc) {
-        db_rollback(db);
-        return rc;
-    }
-    return db_commit(db, err);
+    return db_end(db, rc, err);
 }
 
 enum rf_status store_job_check(struct store *st, const struct job_fence *f, bool *cancel_requested,
@@ -453,15 +443,6 @@ static json_t *error_object(const char *code, const char *message)
 }
 
 /* Finish a write transaction: commit on success, roll back otherwise. */
-static enum rf_status finish(struct db *db, enum rf_status rc, struct rf_err *err)
-{
-    if (rc) {
-        db_rollback(db);
-        return rc;
-    }
-    return db_commit(db, err);
-}
-
 enum rf_status store_job_progress(struct store *st, const struct job_fence *f, const char *stage,
                                   int progress, const json_t *extra, struct rf_err *err)
 {
@@ -484,7 +465,7 @@ enum rf_status store_job_progress(struct store *st, const struct job_fence *f, c
             json_object_update_missing(data, (json_t *)extra);
         rc = insert_event(db, f->job_id, n, "progress", data, clock_now_ms(), err);
     }
-    return finish(db, rc, err);
+    return db_end(db, rc, err);
 }
 
 enum rf_status store_job_log(struct store *st, const struct job_fence *f, const char *level,
@@ -501,7 +482,7 @@ enum rf_status store_job_log(struct store *st, const struct job_fence *f, const 
             db, f->job_id, n, "log",
             json_pack("{s:s, s:s, s:s}", "job_id", f->job_id, "level", level, "message", message),
             clock_now_ms(), err);
-    return finish(db, rc, err);
+    return db_end(db, rc, err);
 }
 
 enum rf_status store_job_complete(struct store *st, const struct job_fence *f, json_t *result,
@@ -535,7 +516,7 @@ enum rf_status store_job_complete(struct store *st, const struct job_fence *f, j
                                     "result", result),
                           now, err);
     free(text);
-    return finish(db, rc, err);
+    return db_end(db, rc, err);
 }
 
 /* The terminal `cancelled` transition, inside a transaction whose seq n is reserved. */
@@ -592,7 +573,7 @@ enum rf_status store_job_fail(struct store *st, const struct job_fence *f, const
     if (rc == RF_OK)
         rc = cancel ? set_cancelled(db, f->job_id, n, now, err)
                     : set_failed(db, f->job_id, n, code, message, now, err);
-    rc = finish(db, rc, err);
+    rc = db_end(db, rc, err);
     if (rc == RF_OK && status)
         *status = cancel ? "cancelled" : "failed";
     return rc;
@@ -612,7 +593,7 @@ enum rf_status store_job_reschedule(struct store *st, const struct job_fence *f,
     if (rc == RF_OK)
         rc = cancel ? set_cancelled(db, f->job_id, n, now, err)
                     : set_queued(db, f->job_id, f->attempt, n, run_at, code, message, now, err);
-    rc = finish(db, rc, err);
+    rc = db_end(db, rc, err);
     if (rc == RF_OK && status)
         *status = cancel ? "cancelled" : "queued";
     return rc;
@@ -628,7 +609,7 @@ enum rf_status store_job_cancelled(struct store *st, const struct job_fence *f, 
     rc = fence_reserve(db, f, &n, NULL, err);
     if (rc == RF_OK)
         rc = set_cancelled(db, f->job_id, n, clock_now_ms(), err);
-    return finish(db, rc, err);
+    return db_end(db, rc, err);
 }
 
 enum rf_status store_job_release(struct store *st, const struct job_fence *f, struct rf_err *err)
@@ -648,7 +629,7 @@ enum rf_status store_job_release(struct store *st, const struct job_fence *f, st
                                     "worker shutting down: job released to the queue; "
                                     "this attempt does not count"),
                           now, err);
-    return finish(db, rc, err);
+    return db_end(db, rc, err);
 }
 
 /* ---- sweeper ---- */
@@ -718,12 +699,7 @@ enum rf_status store_job_sweep(struct store *st, int64_t now, struct job_swept *
     }
 out:
     free(ex);
-    if (rc) {
-        db_rollback(db);
-        *n = 0;
-        return rc;
-    }
-    rc = db_commit(db, err);
+    rc = db_end(db, rc, err);
     if (rc)
         *n = 0;
     return rc;
@@ -782,7 +758,7 @@ enum rf_status store_job_cancel(struct store *st, const char *ws, const char *id
         rc = rf_fail_reason(err, RF_CONFLICT, "invalid_transition",
                             "job %s is %s and can no longer be cancelled", id, status);
 out:
-    rc = finish(db, rc, err);
+    rc = db_end(db, rc, err);
     if (rc == RF_OK)
         rc = store_job_get(st, ws, id, out, err);
     return rc;
@@ -819,7 +795,7 @@ enum rf_status store_job_retry(struct store *st, const char *ws, const char *id,
                             "job %s is %s: only failed or cancelled jobs can be retried", id,
                             status);
 out:
-    rc = finish(db, rc, err);
+    rc = db_end(db, rc, err);
     if (rc == RF_OK)
         rc = store_job_get(st, ws, id, out, err);
     return rc;
@@ -961,7 +937,7 @@ enum rf_status store_llm_call_insert(struct store *st, const struct job_fence *f
                 &changes, err);
     if (rc == RF_OK && changes == 0)
         rc = lease_lost(err, f);
-    rc = finish(db, rc, err);
+    rc = db_end(db, rc, err);
     if (rc == RF_OK && id_out)
         snprintf(id_out, ID_MAX, "%s", id);
     return rc;

@@ -76,11 +76,7 @@ enum rf_status store_practice_create(struct store *st, const char *ws, const cha
                 DB_ARGS(DB_T(id), DB_T(ws), DB_T(category), DB_T(title), DB_T(content), DB_T(url),
                         DB_I(clock_now_ms())),
                 NULL, err);
-    if (rc) {
-        db_rollback(st->db);
-        return rc;
-    }
-    rc = db_commit(st->db, err);
+    rc = db_end(st->db, rc, err);
     if (rc || !out)
         return rc;
     struct db_stmt *s;
@@ -105,11 +101,7 @@ enum rf_status store_practice_delete(struct store *st, const char *ws, const cha
     if (rc == RF_OK && changes == 0)
         rc = rf_fail(err, RF_NOT_FOUND, "best practice %s not found among this workspace's own",
                      id);
-    if (rc) {
-        db_rollback(st->db);
-        return rc;
-    }
-    return db_commit(st->db, err);
+    return db_end(st->db, rc, err);
 }
 
 enum rf_status store_practice_select(struct store *st, const char *ws, int limit, json_t **out,

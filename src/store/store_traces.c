@@ -486,6 +486,21 @@ enum rf_status trace_resolve(struct db *db, const char *ws, const struct trace_r
     return found ? RF_OK : trace_not_found(ref, source, err);
 }
 
+enum rf_status trace_resolve_item(struct db *db, const char *ws, const struct trace_ref *ref,
+                                  const struct trace_locks *locks, struct trace_found *out,
+                                  struct store_item_result *r, bool *found, struct rf_err *err)
+{
+    enum rf_status rc = trace_resolve(db, ws, ref, locks, out, &r->err);
+    *found = rc == RF_OK;
+    if (rc == RF_NOT_FOUND) {
+        r->outcome = OUTCOME_REJECTED;
+        return RF_OK;
+    }
+    if (rc && err)
+        *err = r->err;
+    return rc;
+}
+
 void trace_found_release(struct trace_found *t)
 {
     free(t->note);
@@ -538,16 +553,10 @@ static enum rf_status put_feedback(struct db *db, const char *ws, const struct f
                                    struct store_item_result *r, struct rf_err *err)
 {
     struct trace_found t;
-    enum rf_status rc = trace_resolve(db, ws, &in->trace, locks, &t, &r->err);
-    if (rc == RF_NOT_FOUND) {
-        r->outcome = OUTCOME_REJECTED;
-        return RF_OK;
-    }
-    if (rc) {
-        if (err)
-            *err = r->err;
+    bool found;
+    enum rf_status rc = trace_resolve_item(db, ws, &in->trace, locks, &t, r, &found, err);
+    if (rc || !found)
         return rc;
-    }
     snprintf(r->id, ID_MAX, "%s", t.trace_id);
     bool rated = t.rating[0] != '\0';
     if (rated && strcmp(t.rating, in->rating) == 0 && same_text(t.note, in->note)) {

@@ -135,10 +135,7 @@ enum rf_status store_key_create(struct store *st, const char *workspace_id, cons
                     NULL, err);
         if (rc == RF_INVALID)
             rf_fail(err, RF_NOT_FOUND, "workspace %s not found", workspace_id);
-        if (rc)
-            db_rollback(st->db);
-        else
-            rc = db_commit(st->db, err);
+        rc = db_end(st->db, rc, err);
     }
     if (rc) {
         free(key);
@@ -193,11 +190,7 @@ enum rf_status store_key_revoke(struct store *st, const char *workspace_id,
         db_done(s);
     }
 out:
-    if (rc) {
-        db_rollback(st->db);
-        return rc;
-    }
-    return db_commit(st->db, err);
+    return db_end(st->db, rc, err);
 }
 
 enum rf_status store_key_authenticate(struct store *st, const char *secret,
@@ -244,10 +237,7 @@ enum rf_status store_session_create(struct store *st, const char *api_key, int64
     rc = db_run(st->db, SQL_SESSION_INSERT,
                 DB_ARGS(DB_T(thash), DB_T(key_id), DB_I(now), DB_I(now + ttl_ms)), NULL, err);
     free(key_id);
-    if (rc == RF_OK)
-        rc = db_commit(st->db, err);
-    else
-        db_rollback(st->db);
+    rc = db_end(st->db, rc, err);
     if (rc) {
         free(t);
         return rc;
@@ -281,9 +271,5 @@ enum rf_status store_session_delete(struct store *st, const char *token, struct 
     if (rc)
         return rc;
     rc = db_run(st->db, SQL_SESSION_DELETE, DB_ARGS(DB_T(hash), DB_I(clock_now_ms())), NULL, err);
-    if (rc) {
-        db_rollback(st->db);
-        return rc;
-    }
-    return db_commit(st->db, err);
+    return db_end(st->db, rc, err);
 }
