@@ -442,7 +442,6 @@ static json_t *error_object(const char *code, const char *message)
                      message ? message : "");
 }
 
-/* Finish a write transaction: commit on success, roll back otherwise. */
 enum rf_status store_job_progress(struct store *st, const struct job_fence *f, const char *stage,
                                   int progress, const json_t *extra, struct rf_err *err)
 {
