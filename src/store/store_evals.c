@@ -217,6 +217,8 @@ static enum rf_status executions_put_tx(struct db *db, void *ctx, struct stats_d
     int64_t now = clock_now_ms();
     struct trace_locks locks;
     rc = trace_lock_batch(db, b->ws, b->items, sizeof *b->items, b->n, &locks, err);
+    if (rc == RF_OK)
+        rc = trace_locks_read(db, &locks, err); /* executions leave ratings as they are */
     for (int i = 0; rc == RF_OK && i < b->n; i++) {
         memset(&b->results[i], 0, sizeof b->results[i]);
         rc = put_execution(db, b->ws, b->eval_id, agent, &b->items[i], &locks, now, v,

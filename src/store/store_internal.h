@@ -95,10 +95,18 @@ struct trace_found {
     char *note;      /* the feedback's note or NULL; release with trace_found_release */
 };
 
-/* The traces a batch locked up front (PostgreSQL), sorted by id. */
+/* The traces a batch locked up front (PostgreSQL), sorted by id, as the locking read saw
+ * them; by_ext: the same sorted by (source, external_id). With `rated` (trace_locks_read),
+ * each one's rating as of after the lock, so trace_resolve answers from here. */
+struct trace_locked {
+    char *id, *agent_id, *source, *external_id;
+    char rating[16];
+};
 struct trace_locks {
-    char **ids;
+    struct trace_locked *rows;
+    struct trace_locked **by_ext;
     int n;
+    bool rated;
 };
 
 /* PostgreSQL: lock every trace the batch's n items name, in one statement and in id order,
@@ -108,6 +116,10 @@ struct trace_locks {
 enum rf_status trace_lock_batch(struct db *db, const char *ws, const void *items, size_t stride,
                                 int n, struct trace_locks *out, struct rf_err *err);
 void trace_locks_release(struct trace_locks *l);
+/* PostgreSQL, after trace_lock_batch: read the locked traces' ratings (one statement), so
+ * that trace_resolve needs no query for them. For batches that do not change ratings (eval
+ * executions): a rating written by the batch itself would not show. */
+enum rf_status trace_locks_read(struct db *db, struct trace_locks *l, struct rf_err *err);
 
 /* Resolve ref inside workspace ws; RF_NOT_FOUND (naming the field) when it names no trace.
  * For writers only: on PostgreSQL the trace's row stays locked (FOR NO KEY UPDATE) until the

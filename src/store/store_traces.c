@@ -61,13 +61,16 @@ static const char *SQL_TRACE_REF_ID_LOCK =
 static const char *SQL_TRACE_REF_EXTERNAL_LOCK =
     TRACE_REF_SELECT TRACE_REF_BY_EXTERNAL " FOR NO KEY UPDATE OF t";
 static const char *SQL_TRACE_LOCK_BATCH =
-    "SELECT id FROM traces WHERE id IN ("
+    "SELECT id, agent_id, source, external_id FROM traces WHERE id IN ("
     "SELECT t.id FROM traces t WHERE t.workspace_id = ? "
     "AND t.id IN (SELECT jsonb_array_elements_text(CAST(? AS jsonb))) "
     "UNION ALL "
     "SELECT t.id FROM jsonb_array_elements(CAST(? AS jsonb)) r JOIN traces t "
     "ON t.workspace_id = ? AND t.source = r->>0 AND t.external_id = r->>1) "
     "ORDER BY id FOR NO KEY UPDATE";
+static const char *SQL_TRACE_LOCKED_RATINGS =
+    "SELECT trace_id, rating FROM feedback "
+    "WHERE trace_id IN (SELECT jsonb_array_elements_text(CAST(? AS jsonb)))";
 
 #define TRACE_SELECT                                                                               \
     "SELECT t.id, t.agent_id, t.agent_version_id, v.version, t.source, t.external_id, "           \
@@ -383,9 +386,47 @@ static enum rf_status trace_not_found(const struct trace_ref *ref, const char *s
                          "external_id %s", source, ref->external_id);
 }
 
-static int by_string(const void *a, const void *b)
+static int by_id(const void *a, const void *b)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    return strcmp(((const struct trace_locked *)a)->id, ((const struct trace_locked *)b)->id);
+}
+
+/* (source, external_id) order, a trace without external_id first. */
+static int ext_cmp(const char *source, const char *external_id, const struct trace_locked *r)
+{
+    int c = strcmp(source, r->source);
+    if (c || !external_id || !r->external_id)
+        return c ? c : (external_id != NULL) - (r->external_id != NULL);
+    return strcmp(external_id, r->external_id);
+}
+
+static int by_ext(const void *a, const void *b)
+{
+    const struct trace_locked *x = *(struct trace_locked *const *)a;
+    return ext_cmp(x->source, x->external_id, *(struct trace_locked *const *)b);
+}
+
+static struct trace_locked *locked_by_id(const struct trace_locks *l, const char *id)
+{
+    if (!l || !l->n)
+        return NULL;
+    struct trace_locked key = {.id = (char *)id};
+    return bsearch(&key, l->rows, (size_t)l->n, sizeof *l->rows, by_id);
+}
+
+static struct trace_locked *locked_by_ext(const struct trace_locks *l, const char *source,
+                                          const char *external_id)
+{
+    for (int lo = 0, hi = l->n - 1; lo <= hi;) {
+        int mid = lo + (hi - lo) / 2, c = ext_cmp(source, external_id, l->by_ext[mid]);
+        if (c == 0)
+            return l->by_ext[mid];
+        if (c < 0)
+            hi = mid - 1;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
 }
 
 enum rf_status trace_lock_batch(struct db *db, const char *ws, const void *items, size_t stride,
@@ -414,29 +455,68 @@ enum rf_status trace_lock_batch(struct db *db, const char *ws, const void *items
     free(pairs_text);
     if (rc)
         return rc;
-    out->ids = xcalloc((size_t)n, sizeof *out->ids);
+    out->rows = xcalloc((size_t)n, sizeof *out->rows);
     bool row;
-    while ((rc = db_next(s, &row, err)) == RF_OK && row && out->n < n)
-        out->ids[out->n++] = xstrdup(db_text(s, 0));
+    while ((rc = db_next(s, &row, err)) == RF_OK && row && out->n < n) {
+        struct trace_locked *r = &out->rows[out->n++];
+        r->id = db_strdup(s, 0);
+        r->agent_id = db_strdup(s, 1);
+        r->source = db_strdup(s, 2);
+        r->external_id = db_strdup(s, 3);
+    }
     db_done(s);
     /* PostgreSQL locked in its collation's order; the lookups here use strcmp's. */
-    qsort(out->ids, (size_t)out->n, sizeof *out->ids, by_string);
+    qsort(out->rows, (size_t)out->n, sizeof *out->rows, by_id);
+    out->by_ext = xcalloc((size_t)out->n + 1, sizeof *out->by_ext);
+    for (int i = 0; i < out->n; i++)
+        out->by_ext[i] = &out->rows[i];
+    qsort(out->by_ext, (size_t)out->n, sizeof *out->by_ext, by_ext);
     if (rc)
         trace_locks_release(out);
     return rc;
 }
 
+enum rf_status trace_locks_read(struct db *db, struct trace_locks *l, struct rf_err *err)
+{
+    if (db->backend != DB_POSTGRES || l->n == 0)
+        return RF_OK;
+    json_t *ids = json_array();
+    for (int i = 0; i < l->n; i++)
+        json_array_append_new(ids, json_string(l->rows[i].id));
+    char *ids_text = json_dumps(ids, JSON_COMPACT);
+    json_decref(ids);
+    struct db_stmt *s;
+    enum rf_status rc = db_query(db, SQL_TRACE_LOCKED_RATINGS, DB_ARGS(DB_T(ids_text)), &s, err);
+    free(ids_text);
+    if (rc)
+        return rc;
+    bool row;
+    while ((rc = db_next(s, &row, err)) == RF_OK && row) {
+        struct trace_locked *r = locked_by_id(l, db_text(s, 0));
+        if (r)
+            snprintf(r->rating, sizeof r->rating, "%s", db_text(s, 1) ? db_text(s, 1) : "");
+    }
+    db_done(s);
+    l->rated = rc == RF_OK;
+    return rc;
+}
+
 void trace_locks_release(struct trace_locks *l)
 {
-    for (int i = 0; i < l->n; i++)
-        free(l->ids[i]);
-    free(l->ids);
+    for (int i = 0; i < l->n; i++) {
+        free(l->rows[i].id);
+        free(l->rows[i].agent_id);
+        free(l->rows[i].source);
+        free(l->rows[i].external_id);
+    }
+    free(l->rows);
+    free(l->by_ext);
     memset(l, 0, sizeof *l);
 }
 
 static bool holds(const struct trace_locks *l, const char *id)
 {
-    return l && l->n && bsearch(&id, l->ids, (size_t)l->n, sizeof *l->ids, by_string);
+    return locked_by_id(l, id) != NULL;
 }
 
 /* One read of a trace ref and its feedback; `lock` takes the trace's row lock (PostgreSQL). */
@@ -471,6 +551,18 @@ enum rf_status trace_resolve(struct db *db, const char *ws, const struct trace_r
     bool found, pg = db->backend == DB_POSTGRES;
     const char *source = ref->source ? ref->source : "api";
     memset(out, 0, sizeof *out);
+    if (locks && locks->rated) {
+        const struct trace_locked *l =
+            ref->trace_id       ? locked_by_id(locks, ref->trace_id)
+            : ref->external_id ? locked_by_ext(locks, source, ref->external_id)
+                               : NULL;
+        if (l) { /* the locked read already has it (without the note) */
+            snprintf(out->trace_id, ID_MAX, "%s", l->id);
+            snprintf(out->agent_id, ID_MAX, "%s", l->agent_id);
+            snprintf(out->rating, sizeof out->rating, "%s", l->rating);
+            return RF_OK;
+        }
+    }
     enum rf_status rc = read_ref(db, ws, ref, source, pg, out, &found, err);
     if (rc == RF_OK && found && pg && !holds(locks, out->trace_id)) {
         /* The read may have waited for another transaction's lock, and a statement sees
