@@ -1,5 +1,10 @@
 /*
  * status - error helpers; see status.h. Stateless and thread-safe.
+ *
+ * Messages quote what callers were given (ids from URL paths, names from bodies) and
+ * end up in JSON error bodies, which must be valid UTF-8: vfail scrubs each message
+ * (core/utf8.h), so a stray byte reads '?' and a character cut in two by the
+ * message's fixed size is dropped.
  */
 #include "core/status.h"
 
@@ -7,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/utf8.h"
 #include "core/banned.h"
 
 static enum rf_status vfail(struct rf_err *err, enum rf_status code, const char *field,
@@ -19,6 +25,7 @@ static enum rf_status vfail(struct rf_err *err, enum rf_status code, const char 
         return code;
     err->code = code;
     vsnprintf(err->message, sizeof err->message, fmt, ap);
+    utf8_scrub(err->message);
     snprintf(err->field, sizeof err->field, "%s", field ? field : "");
     err->reason[0] = '\0';
     return code;

@@ -33,7 +33,8 @@ struct rf_err {
     char reason[64]; /* details.reason, empty when none */
 };
 
-/* Fill err (may be NULL) and return code: `return rf_fail(err, RF_INVALID, "...")`. */
+/* Fill err (may be NULL) and return code: `return rf_fail(err, RF_INVALID, "...")`.
+ * The message is made valid UTF-8 (utf8_scrub), as JSON error bodies need. */
 enum rf_status rf_fail(struct rf_err *err, enum rf_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Like rf_fail, naming the offending field. */

@@ -23,6 +23,7 @@
 #include "core/jsonx.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/utf8.h"
 #include "core/xalloc.h"
 #include "http/http.h"
 #include "http/memo.h"
@@ -251,12 +252,38 @@ static bool has_json_type(struct req *req)
 static enum MHD_Result answer(struct req_state *rs, enum rf_status rc, struct resp *resp,
                               struct rf_err *err);
 
+/* MHD_get_connection_values callback: stops at the first query argument that is not
+ * valid UTF-8. */
+static enum MHD_Result arg_is_utf8(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    (void)kind;
+    bool *ok = cls;
+    *ok = utf8_valid(key) && (!value || utf8_valid(value));
+    return *ok ? MHD_YES : MHD_NO;
+}
+
+/* The path and query arguments arrive percent-decoded, as any bytes: ids and filters
+ * that are not UTF-8 are refused here, before they reach an error message or a
+ * PostgreSQL parameter (which must be UTF-8). */
+static bool url_is_utf8(struct req *req)
+{
+    bool ok = utf8_valid(req->path);
+    if (ok)
+        MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, arg_is_utf8, &ok);
+    return ok;
+}
+
 static enum MHD_Result dispatch(struct http_server *srv, struct req_state *rs)
 {
     struct req *req = &rs->req;
     struct rf_err err;
     rf_err_clear(&err);
     char allow[64];
+    if (!url_is_utf8(req)) {
+        rf_fail(&err, RF_INVALID, "the URL's path and query must be UTF-8 once percent-decoded");
+        return queue_error(rs, &err, NULL);
+    }
     enum route_match m =
         router_match(req->method, req->path, req, &rs->route, allow, sizeof allow);
     if (m == ROUTE_NO_PATH) {

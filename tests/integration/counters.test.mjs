@@ -11,7 +11,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, sql, SOURCE_DIR } from './lib.mjs';
+import { startServer, sql, rng, SOURCE_DIR } from './lib.mjs';
 
 const RECOUNT = readFileSync(join(SOURCE_DIR, 'tests', 'data', 'recount.sql'), 'utf8');
 const SEED = Number(process.env.REFOLD_TEST_SEED || 20261126);
@@ -20,17 +20,6 @@ const OPS = Number(process.env.REFOLD_TEST_OPS || 600);
 const srv = await startServer();
 after(async () => { await srv.stop(); srv.cleanup(); });
 
-// mulberry32: a small seeded generator, so a failure can be replayed with REFOLD_TEST_SEED.
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rand = rng(SEED);
 const pick = (xs) => xs[Math.floor(rand() * xs.length)];
 const chance = (p) => rand() < p;

@@ -22,6 +22,19 @@ export const OUTPUT_DIR = process.env.REFOLD_TEST_OUTPUT || join(tmpdir(), 'refo
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// mulberry32: a small seeded generator, so a failing random workload can be replayed
+// from its seed (REFOLD_TEST_SEED).
+export function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 let pgCounter = 0;
 
 // A fresh database URL: a SQLite file in dir, or (REFOLD_TEST_PG_URL set) a new

@@ -1,6 +1,6 @@
 /*
  * test_core - unit tests of the core helpers: ULIDs, template variables, the
- * line diff, JSON helpers, key hashing, buffers and timestamps.
+ * line diff, JSON helpers, key hashing, buffers, timestamps and error messages.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,8 +17,10 @@
 #include "core/crypto.h"
 #include "core/diff.h"
 #include "core/jsonx.h"
+#include "core/status.h"
 #include "core/template.h"
 #include "core/ulid.h"
+#include "core/utf8.h"
 
 static void test_ulid_format(void **state)
 {
@@ -283,6 +285,36 @@ static void test_clock_rfc3339(void **state)
     assert_false(clock_parse("2026-11-26T09:37:33", &ms));
 }
 
+/* Error messages are valid UTF-8 whatever they quote: JSON error bodies are built from them. */
+static void test_error_messages_utf8(void **state)
+{
+    (void)state;
+    char s[64];
+    snprintf(s, sizeof s, "%s", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 ok");
+    utf8_scrub(s);
+    assert_string_equal(s, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 ok"); /* well-formed: kept */
+    snprintf(s, sizeof s, "%s", "a\xff b\xc0\xaf c\xed\xa0\x80 d\xc3");
+    utf8_scrub(s);
+    assert_string_equal(s, "a? b?? c??? d"); /* stray, overlong, surrogate; cut at the end */
+    snprintf(s, sizeof s, "%s", "x\xf0\x9f\x98");
+    utf8_scrub(s);
+    assert_string_equal(s, "x");
+
+    /* A message cut by its fixed size in the middle of a character loses that character. */
+    char id[600] = "";
+    for (int i = 0; i < 290; i++)
+        strcat(id, "\xc3\xa9");
+    struct rf_err err;
+    rf_fail(&err, RF_NOT_FOUND, "agent %s not found", id);
+    size_t len = strlen(err.message);
+    assert_true(len == sizeof err.message - 1 || len == sizeof err.message - 2);
+    json_t *j = json_string(err.message); /* NULL for invalid UTF-8 */
+    assert_non_null(j);
+    json_decref(j);
+    rf_fail(&err, RF_NOT_FOUND, "agent %s not found", "\xff\xfe");
+    assert_string_equal(err.message, "agent ?? not found");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -297,6 +329,7 @@ int main(void)
         cmocka_unit_test(test_key_hashing),
         cmocka_unit_test(test_buf_cap),
         cmocka_unit_test(test_clock_rfc3339),
+        cmocka_unit_test(test_error_messages_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

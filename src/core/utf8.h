@@ -1,0 +1,22 @@
+/*
+ * utf8 - checking and mending UTF-8 (RFC 3629: no overlong forms, no surrogates,
+ * nothing above U+10FFFF).
+ *
+ * JSON text must be valid UTF-8, and so must every parameter sent to PostgreSQL.
+ * Request bodies are checked by jansson; what reaches refold by other ways - URL
+ * paths and query strings, which libmicrohttpd percent-decodes into arbitrary bytes,
+ * and error messages that quote them - is checked or mended here. Stateless.
+ */
+#ifndef REFOLD_UTF8_H
+#define REFOLD_UTF8_H
+
+#include <stdbool.h>
+
+/* True when s is well-formed UTF-8 throughout. */
+bool utf8_valid(const char *s);
+/* Make s valid UTF-8 in place: a sequence cut short at its end (a message truncated
+ * to a fixed size) is dropped; any other byte outside a well-formed sequence
+ * becomes '?'. */
+void utf8_scrub(char *s);
+
+#endif

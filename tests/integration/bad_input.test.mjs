@@ -1,0 +1,168 @@
+// Bad input, at random: a seeded stream of malformed requests to every write
+// endpoint (fields deleted, swapped for values of the wrong type, out of range,
+// huge, unknown ids; bodies cut short, nested too deep or carrying a lone
+// surrogate) and of malformed JSON Lines through `refold import`. Whatever comes
+// in, the server must answer below 500, every 4xx must carry the JSON error body
+// ({"error": {"code", "message"}}), the server must stay up and stop cleanly (no
+// sanitizer report under make test-asan), and the stored data must stay
+// consistent: tests/data/recount.sql prints nothing at the end.
+// Replay a failure with REFOLD_TEST_SEED; REFOLD_TEST_OPS sets the request count.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startServer, run, sql, rng, SOURCE_DIR } from './lib.mjs';
+
+const RECOUNT = readFileSync(join(SOURCE_DIR, 'tests', 'data', 'recount.sql'), 'utf8');
+const SEED = Number(process.env.REFOLD_TEST_SEED || 20261127);
+const OPS = Number(process.env.REFOLD_TEST_OPS || 1500);
+
+const srv = await startServer({ env: { REFOLD_LOG: 'warn' } });
+after(async () => { await srv.stop(); srv.cleanup(); });
+
+const rand = rng(SEED);
+const pick = (xs) => xs[Math.floor(rand() * xs.length)];
+const chance = (p) => rand() < p;
+const UNKNOWN_TRACE = 'trace_01ARZ3NDEKTSV4RRFFQ69G5FAV';
+
+const agent = (await srv.api('POST', '/v1/agents', { name: 'bad-input', prompt_template: 'Hi {{x}} and {{y}}' })).json;
+const ev = (await srv.api('POST', '/v1/evals', { agent_id: agent.id, name: 'judge' })).json;
+const trace = (await srv.api('POST', '/v1/traces', { agent_id: agent.id, external_id: 'base', input: 'i', output: 'o' })).json;
+
+function oddValue() {
+  return pick([null, true, false, 0, -1, 1.5, -0, 1e308, 2 ** 63, 9007199254740993, '', 'x'.repeat(70000),
+    '\u0000', 'é\u{1F600}', '{{x}}', '%00', '../..', '9999999999999999999999', [], [1, 'a'], {}, { a: { b: [null] } },
+    'positive', 'archived', trace.id, agent.id, ev.id, UNKNOWN_TRACE]);
+}
+
+// Valid bodies for each write endpoint; mutate() spoils some of their parts.
+const ext = () => `t${Math.floor(rand() * 40)}`;
+const items = (make, key) => () => ({ [key]: Array.from({ length: 1 + Math.floor(rand() * 5) }, make) });
+const WRITES = [
+  ['POST', () => '/v1/agents', () => ({ name: `a${Math.floor(rand() * 1e6)}`, description: 'd', prompt_template: 'Hi {{x}}', variables: ['x'] })],
+  ['PATCH', () => `/v1/agents/${agent.id}`, () => ({ description: 'x', status: pick(['confirmed', 'discovered']) })],
+  ['POST', () => `/v1/agents/${agent.id}/versions`, () => ({ prompt_template: 'Hello {{x}} {{y}}', variables: ['x', 'y'], note: 'n' })],
+  ['POST', () => `/v1/agents/${agent.id}/versions/${pick([1, 2, 3, 0, -1, 'x', 99999999999])}/${pick(['promote', 'reject'])}`, () => ({ note: 'n', reason: 'r' })],
+  ['POST', () => '/v1/traces', () => ({ agent_id: agent.id, external_id: ext(), input: 'i', output: 'o', steps: [{ a: 1 }], metadata: { k: 'v' }, timestamp: '2026-01-01T00:00:00Z' })],
+  ['POST', () => '/v1/traces', items(() => ({ agent_id: agent.id, external_id: ext(), input: 'i', output: 'o' }), 'traces')],
+  ['PUT', () => `/v1/traces/${trace.id}/feedback`, () => ({ rating: pick(['positive', 'negative', 'neutral']), note: 'n' })],
+  ['POST', () => '/v1/feedback', items(() => ({ external_id: ext(), rating: 'negative', note: 'n' }), 'feedback')],
+  ['POST', () => `/v1/evals/${ev.id}/executions`, items(() => ({ external_id: ext(), predicted_result: chance(0.5), predicted_reason: 'r', execution_time_ms: 5 }), 'executions')],
+  ['POST', () => '/v1/evals', () => ({ agent_id: agent.id, name: `e${Math.floor(rand() * 100)}` })],
+  ['POST', () => '/v1/best-practices', () => ({ category: 'general', title: 't', content: 'c', url: 'https://example.com' })],
+  ['POST', () => `/v1/agents/${agent.id}/improve-prompt`, () => ({ max_contradictions: 5, kind: 'false_alarm' })],
+];
+const READS = ['/v1/agents', `/v1/agents/${agent.id}`, `/v1/agents/${agent.id}/contradictions`, `/v1/agents/${agent.id}/versions`,
+  `/v1/agents/${agent.id}/versions/1/diff`, '/v1/traces', `/v1/traces/${trace.id}`, '/v1/evals', '/v1/best-practices', '/v1/jobs'];
+const query = () => pick(['', `?limit=${encodeURIComponent(String(oddValue()).slice(0, 50))}`, '?limit=0', '?limit=-5', '?limit=100000',
+  '?cursor=abc&limit=2', `?agent_id=${agent.id}&rated=maybe`, '?kind=nope', '?status=nope', '?against=x', '?outcomes=some']);
+
+function mutate(v, depth = 0) {
+  if (depth > 3 || chance(0.15)) return oddValue();
+  if (Array.isArray(v)) {
+    const out = v.map((x) => (chance(0.3) ? mutate(x, depth + 1) : x));
+    if (chance(0.2)) out.push(oddValue());
+    return out;
+  }
+  if (v && typeof v === 'object') {
+    const out = { ...v };
+    for (const k of Object.keys(out)) {
+      if (chance(0.15)) delete out[k];
+      else if (chance(0.3)) out[k] = mutate(out[k], depth + 1);
+    }
+    if (chance(0.1)) out[pick(['zz', 'id', 'agent_id', 'trace_id', 'limit'])] = oddValue();
+    return out;
+  }
+  return chance(0.5) ? oddValue() : v;
+}
+
+// One request; returns a description of what was wrong with the answer, or null.
+async function probe() {
+  let method = 'GET', path = pick(READS) + query(), body, raw;
+  if (chance(0.75)) {
+    const [m, p, make] = pick(WRITES);
+    method = m;
+    path = p() + (chance(0.1) ? query() : '');
+    body = chance(0.85) ? mutate(make()) : make();
+    const text = JSON.stringify(body) ?? 'null';
+    if (chance(0.06)) raw = text.slice(0, Math.floor(rand() * text.length));
+    else if (chance(0.03)) raw = '['.repeat(5000);
+    else if (chance(0.03)) raw = text.replace('"', '"\\ud800');
+  }
+  const r = raw === undefined ? await srv.api(method, path, body)
+    : await srv.api(method, path, undefined, { raw, headers: { 'content-type': 'application/json' } });
+  const errorBody = r.json && r.json.error && typeof r.json.error.code === 'string' && typeof r.json.error.message === 'string';
+  if (r.status >= 500 || (r.status >= 400 && !errorBody) || (r.status < 300 && r.status !== 204 && !r.json))
+    return `${method} ${path} -> ${r.status} ${r.text.slice(0, 200)} (body ${String(raw ?? JSON.stringify(body)).slice(0, 200)})`;
+  return null;
+}
+
+test('malformed requests get a 4xx with the JSON error body and leave the data consistent', async () => {
+  const wrong = [];
+  for (let i = 0; i < OPS; i++) {
+    const w = await probe();
+    if (w) wrong.push(w);
+  }
+  assert.deepEqual(wrong.slice(0, 5), [], `${wrong.length} of ${OPS} answers were wrong (seed ${SEED})`);
+  assert.equal((await srv.api('GET', `/v1/agents/${agent.id}`)).status, 200);
+  assert.equal((await sql(srv.db, RECOUNT)).trim(), '', 'agent_stats equals a recount');
+});
+
+test('unknown ids in URL paths, however long or badly encoded, get a JSON 4xx', async () => {
+  const ids = ['é'.repeat(300), `a${'€'.repeat(200)}`, '\u{1F600}'.repeat(150), 'x'.repeat(3000)]
+    .map(encodeURIComponent).concat(['%FF', '%C3', '%C0%AF', '%ED%A0%80', `${'%C3%A9'.repeat(127)}%C3`]);
+  const routes = [['GET', (id) => `/v1/agents/${id}`], ['GET', (id) => `/v1/agents/${id}/contradictions`],
+    ['POST', (id) => `/v1/agents/${id}/versions`], ['GET', (id) => `/v1/traces/${id}`],
+    ['PUT', (id) => `/v1/traces/${id}/feedback`], ['DELETE', (id) => `/v1/traces/${id}`],
+    ['POST', (id) => `/v1/evals/${id}/executions`], ['GET', (id) => `/v1/jobs/${id}`]];
+  for (const id of ids) {
+    for (const [method, path] of routes) {
+      const r = await srv.api(method, path(id), method === 'GET' || method === 'DELETE' ? undefined : { rating: 'positive', prompt_template: 'x', executions: [] });
+      assert.ok(r.status >= 400 && r.status < 500 && r.json?.error?.message, `${method} ${path(id).slice(0, 80)}… -> ${r.status} ${r.text.slice(0, 200)}`);
+    }
+  }
+  // Bytes that are not UTF-8 once decoded are refused as such, in the path and in the query.
+  for (const path of ['/v1/agents/%FF', '/v1/traces/%C3', '/v1/agents?name=%FF', '/v1/traces?cursor=%ED%A0%80', '/v1/agents?%C0%AF=1']) {
+    const r = await srv.api('GET', path);
+    assert.equal(r.status, 400, `${path}: ${r.text}`);
+    assert.equal(r.json.error.code, 'invalid_request');
+  }
+});
+
+test('malformed JSON Lines: import reports and skips bad lines, exits 0 or 1, and the data stays consistent', async () => {
+  const lines = [
+    { type: 'agent', name: 'imp', prompt_template: 'Hi {{x}}' },
+    { type: 'version', agent: 'imp', prompt_template: 'Hello {{x}}', status: 'active' },
+    { type: 'eval', agent: 'imp', name: 'e1' },
+    { type: 'trace', agent: 'imp', external_id: 't1', input: 'i', output: 'o' },
+    { type: 'trace', agent: 'imp', external_id: 't2', input: 'i', output: 'o', version: 1 },
+    { type: 'feedback', agent: 'imp', external_id: 't1', rating: 'negative', note: 'n' },
+    { type: 'eval_execution', agent: 'imp', eval: 'e1', external_id: 't1', predicted_result: true },
+    { type: 'eval_execution', agent: 'imp', eval: 'e1', external_id: 't2', predicted_result: false },
+  ];
+  const env = { REFOLD_URL: srv.url, REFOLD_API_KEY: srv.key };
+  for (let round = 0; round < 12; round++) {
+    const out = [];
+    for (let i = 0; i < 50; i++) {
+      const o = { ...pick(lines) };
+      if (typeof o.external_id === 'string') o.external_id += i % 7;
+      if (chance(0.5)) {
+        const k = pick([...Object.keys(o), 'zz', 'source', 'timestamp', 'steps', 'metadata']);
+        if (chance(0.3)) delete o[k];
+        else o[k] = oddValue();
+      }
+      let line = JSON.stringify(o);
+      if (chance(0.04)) line = line.slice(0, Math.floor(rand() * line.length));
+      out.push(line);
+    }
+    const file = join(srv.dir, `bad-${round}.jsonl`);
+    writeFileSync(file, out.join(chance(0.5) ? '\n' : '\r\n') + '\n');
+    const r = await run(['import', file, '--batch', String(1 + Math.floor(rand() * 5)),
+      '--parallel', String(1 + Math.floor(rand() * 4))], { env });
+    assert.ok(r.code === 0 || r.code === 1, `round ${round}: exit ${r.code}\n${r.stderr.slice(0, 2000)}`);
+    for (const l of r.stderr.split('\n').filter((x) => /line \d+/.test(x)))
+      assert.ok(l.length < 2000, `round ${round}: an error line of ${l.length} characters`);
+  }
+  assert.equal((await srv.api('GET', '/v1/agents?name=imp')).status, 200);
+  assert.equal((await sql(srv.db, RECOUNT)).trim(), '', 'agent_stats equals a recount');
+});
