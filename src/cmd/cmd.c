@@ -4,6 +4,7 @@
  */
 #include "cmd/cmd.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,6 +146,19 @@ void cmd_print_json(const json_t *v)
     char *text = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
     printf("%s\n", text ? text : "null");
     free(text);
+}
+
+bool cmd_int_arg(const char *flag, const char *arg, long min, long max, int *out)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(arg, &end, 10);
+    if (!*arg || *end || errno || n < min || n > max) {
+        cmd_error("--%s takes a number from %ld to %ld, not \"%s\"", flag, min, max, arg);
+        return false;
+    }
+    *out = (int)n;
+    return true;
 }
 
 bool cmd_version_arg(const char *arg, long long *out)

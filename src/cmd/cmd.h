@@ -34,13 +34,16 @@ int cmd_fail(const struct rf_err *err);
 int cmd_usage(const char *command);
 /* Print v as indented JSON on stdout (the --json output of the client commands). */
 void cmd_print_json(const json_t *v);
+/* A whole-number option (--flag N) from min to max: false (after printing why) when arg
+ * is not one. */
+bool cmd_int_arg(const char *flag, const char *arg, long min, long max, int *out);
 /* A version number argument (1, 2, ...): false (after printing why) when it is not one. */
 bool cmd_version_arg(const char *arg, long long *out);
 
 struct config {
     const char *db;      /* REFOLD_DB, default "refold.db" */
     const char *listen;  /* REFOLD_LISTEN, default "127.0.0.1:7878" */
-    int workers;         /* REFOLD_WORKERS, default 2 */
+    int workers;         /* REFOLD_WORKERS, default 2, 0..CONFIG_MAX_WORKERS */
     const char *log;     /* REFOLD_LOG, default "info" */
     const char *url;     /* REFOLD_URL, else config file, else http://<listen> */
     const char *api_key; /* REFOLD_API_KEY, else config file */
@@ -57,11 +60,17 @@ struct config {
     int64_t sse_poll_ms;     /* REFOLD_SSE_POLL_MS, default 100: other processes' events */
     int64_t sse_resync_ms;   /* REFOLD_SSE_RESYNC_MS, default 5000: PostgreSQL safety re-read */
     bool test_jobs;          /* REFOLD_TEST_JOBS=1: test_sleep and POST /v1/test/jobs */
+    /* HTTP (serve). */
+    int64_t max_body;        /* REFOLD_MAX_BODY, default 8 MiB, 1 KiB..1 GiB */
+    int http_threads;        /* REFOLD_HTTP_THREADS, default 4, 1..64 */
 };
+
+#define CONFIG_MAX_WORKERS 64
 
 /* Defaults, then the config file (client settings), then the environment. Strings are
  * borrowed from the environment or from storage that lives until exit. Also applies
- * REFOLD_LOG to the logger. */
+ * REFOLD_LOG to the logger. A malformed or out-of-range setting keeps its default and
+ * logs a warning naming it. */
 void config_load(struct config *cfg);
 /* $XDG_CONFIG_HOME/refold/config.json (or ~/.config/...), into out. */
 void config_path(char *out, size_t n);

@@ -110,8 +110,6 @@ int cmd_import(int argc, char **argv)
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        char *end;
-        long v;
         switch (c) {
         case 'j':
             as_json = true;
@@ -120,17 +118,12 @@ int cmd_import(int argc, char **argv)
             force_tty = true;
             break;
         case 'b':
-        case 'p':
-            v = strtol(optarg, &end, 10);
-            if (*end || v < 1 || v > (c == 'b' ? 1000 : 16)) {
-                cmd_error("--%s takes a number from 1 to %d", c == 'b' ? "batch" : "parallel",
-                          c == 'b' ? 1000 : 16);
+            if (!cmd_int_arg("batch", optarg, 1, 1000, &io.batch))
                 return EXIT_USAGE;
-            }
-            if (c == 'b')
-                io.batch = (int)v;
-            else
-                io.parallel = (int)v;
+            break;
+        case 'p':
+            if (!cmd_int_arg("parallel", optarg, 1, 16, &io.parallel))
+                return EXIT_USAGE;
             break;
         default:
             return cmd_usage("import");

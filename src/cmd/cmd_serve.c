@@ -64,7 +64,10 @@ int cmd_serve(int argc, char **argv)
         switch (c) {
         case 'd': cfg.db = optarg; break;
         case 'l': cfg.listen = optarg; break;
-        case 'w': cfg.workers = (int)strtol(optarg, NULL, 10); break;
+        case 'w':
+            if (!cmd_int_arg("workers", optarg, 0, CONFIG_MAX_WORKERS, &cfg.workers))
+                return EXIT_USAGE;
+            break;
         case 'p': port_file = optarg; break;
         default: return cmd_usage("serve");
         }
@@ -85,14 +88,8 @@ int cmd_serve(int argc, char **argv)
     struct rf_err err;
     rf_err_clear(&err);
     struct http_config hc = {.listen = cfg.listen, .db_url = cfg.db,
-                             .max_body = HTTP_DEFAULT_MAX_BODY,
-                             .threads = HTTP_DEFAULT_THREADS, .port_file = port_file};
-    const char *mb = getenv("REFOLD_MAX_BODY");
-    if (mb && *mb)
-        hc.max_body = (size_t)strtoull(mb, NULL, 10);
-    const char *ht = getenv("REFOLD_HTTP_THREADS");
-    if (ht && *ht)
-        hc.threads = (int)strtol(ht, NULL, 10);
+                             .max_body = (size_t)cfg.max_body,
+                             .threads = cfg.http_threads, .port_file = port_file};
     const char *memo = getenv("REFOLD_HTTP_MEMO");
     hc.no_memo = memo && strcmp(memo, "0") == 0;
     job_types_enable_test(cfg.test_jobs);

@@ -46,7 +46,8 @@ int cmd_worker(int argc, char **argv)
             cfg.db = optarg;
             break;
         case 'w':
-            cfg.workers = (int)strtol(optarg, NULL, 10);
+            if (!cmd_int_arg("workers", optarg, 1, CONFIG_MAX_WORKERS, &cfg.workers))
+                return EXIT_USAGE;
             break;
         default:
             return cmd_usage("worker");

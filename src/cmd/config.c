@@ -15,6 +15,7 @@
 #include "cmd/cmd.h"
 #include "core/log.h"
 #include "core/xalloc.h"
+#include "http/server.h"
 #include "core/banned.h"
 
 void config_path(char *out, size_t n)
@@ -33,9 +34,9 @@ static const char *env(const char *name)
     return v && *v ? v : NULL;
 }
 
-/* A millisecond setting from the environment; malformed or out-of-range values keep the
- * default (with a warning). */
-static int64_t env_ms(const char *name, int64_t dflt, int64_t min)
+/* A whole-number setting from the environment; a malformed or out-of-range value keeps
+ * the default, with a warning. */
+static int64_t env_int(const char *name, int64_t dflt, int64_t min, int64_t max)
 {
     const char *v = env(name);
     if (!v)
@@ -43,12 +44,18 @@ static int64_t env_ms(const char *name, int64_t dflt, int64_t min)
     char *end;
     errno = 0;
     long long n = strtoll(v, &end, 10);
-    if (*end || errno || n < min || n > 7LL * 24 * 3600 * 1000) {
-        log_warn("ignoring invalid setting", "name=%s value=\"%.40s\" default=%lld", name, v,
-                 (long long)dflt);
+    if (*end || errno || n < min || n > max) {
+        log_warn("ignoring invalid setting", "name=%s value=\"%.40s\" allowed=%lld..%lld default=%lld",
+                 name, v, (long long)min, (long long)max, (long long)dflt);
         return dflt;
     }
     return n;
+}
+
+/* A millisecond setting: at most a week. */
+static int64_t env_ms(const char *name, int64_t dflt, int64_t min)
+{
+    return env_int(name, dflt, min, 7LL * 24 * 3600 * 1000);
 }
 
 /* The config file's strings and the derived URL: one set per process. */
@@ -59,7 +66,6 @@ void config_load(struct config *cfg)
     memset(cfg, 0, sizeof *cfg);
     cfg->db = "refold.db";
     cfg->listen = "127.0.0.1:7878";
-    cfg->workers = 2;
     cfg->log = "info";
 
     char path[4096];
@@ -84,10 +90,6 @@ void config_load(struct config *cfg)
         cfg->db = env("REFOLD_DB");
     if (env("REFOLD_LISTEN"))
         cfg->listen = env("REFOLD_LISTEN");
-    if (env("REFOLD_WORKERS")) {
-        long w = strtol(env("REFOLD_WORKERS"), NULL, 10);
-        cfg->workers = w < 0 ? 0 : w > 64 ? 64 : (int)w;
-    }
     if (env("REFOLD_LOG"))
         cfg->log = env("REFOLD_LOG");
     if (env("REFOLD_URL"))
@@ -100,7 +102,15 @@ void config_load(struct config *cfg)
         snprintf(derived_url, sizeof derived_url, "http://%s", cfg->listen);
         cfg->url = derived_url;
     }
-    log_set_level(cfg->log);
+    if (!log_set_level(cfg->log)) {
+        log_warn("ignoring invalid setting", "name=REFOLD_LOG value=\"%.40s\" "
+                 "allowed=debug,info,warn,error default=info", cfg->log);
+        cfg->log = "info";
+    }
+    /* After the log level, so that their warnings follow it. */
+    cfg->workers = (int)env_int("REFOLD_WORKERS", 2, 0, CONFIG_MAX_WORKERS);
+    cfg->max_body = env_int("REFOLD_MAX_BODY", HTTP_DEFAULT_MAX_BODY, 1024, 1LL << 30);
+    cfg->http_threads = (int)env_int("REFOLD_HTTP_THREADS", HTTP_DEFAULT_THREADS, 1, 64);
 
     cfg->lease_ms = env_ms("REFOLD_LEASE_MS", 30000, 1);
     cfg->heartbeat_ms = env_ms("REFOLD_HEARTBEAT_MS", 10000, 1);

@@ -14,13 +14,15 @@
 static enum log_level threshold = LOG_INFO;
 static const char *names[] = {"debug", "info", "warn", "error"};
 
-void log_set_level(const char *name)
+bool log_set_level(const char *name)
 {
-    if (!name)
-        return;
-    for (int i = 0; i < 4; i++)
-        if (strcmp(name, names[i]) == 0)
+    for (int i = 0; name && i < 4; i++) {
+        if (strcmp(name, names[i]) == 0) {
             threshold = (enum log_level)i;
+            return true;
+        }
+    }
+    return false;
 }
 
 int log_enabled(enum log_level level)

@@ -10,12 +10,15 @@
 #ifndef REFOLD_LOG_H
 #define REFOLD_LOG_H
 
+#include <stdbool.h>
+
 #include <stddef.h>
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
-/* Set the threshold from a name; unknown names keep "info". Call before threads start. */
-void log_set_level(const char *name);
+/* Set the threshold from a name; false (threshold unchanged) for an unknown name. Call
+ * before threads start. */
+bool log_set_level(const char *name);
 int log_enabled(enum log_level level);
 /* msg is quoted; fields (may be NULL) is a printf format for trailing k=v pairs. */
 void log_write(enum log_level level, const char *msg, const char *fields, ...)

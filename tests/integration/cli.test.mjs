@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
+import { createServer, connect } from 'node:net';
 import { startServer, startFakeLLM, llmEnv, run, waitJob } from './lib.mjs';
 
 const TEMPLATE = 'You answer for {{company}}.\nReply in {{language}}.\nBe brief.\n';
@@ -180,6 +180,37 @@ test('bad usage exits 2', async () => {
     const r = await cli(args);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.ok(r.stderr.length > 0);
+  }
+  // Numbers out of range or malformed: one line naming the option and its range.
+  for (const args of [['serve', '--workers', 'abc'], ['serve', '--workers', '65'], ['worker', '--workers', '0'],
+    ['import', '-', '--parallel', '2x'], ['import', '-', '--batch', '']]) {
+    const r = await cli(args);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.ok(oneLine(r.stderr) && r.stderr.includes(`--${args[1] === '-' ? args[2].slice(2) : 'workers'} takes a number from`), r.stderr);
+  }
+});
+
+test('serve: malformed settings keep their defaults, with a warning naming each', async () => {
+  const s = await startServer({ env: { REFOLD_WORKERS: 'many', REFOLD_MAX_BODY: '-1', REFOLD_HTTP_THREADS: '0', REFOLD_LOG: 'loud' } });
+  try {
+    for (let i = 0; i < 100 && !/msg="listening"/.test(s.logs); i++) await new Promise((r) => setTimeout(r, 50));
+    for (const name of ['REFOLD_WORKERS', 'REFOLD_MAX_BODY', 'REFOLD_HTTP_THREADS', 'REFOLD_LOG'])
+      assert.match(s.logs, new RegExp(`msg="ignoring invalid setting" name=${name} `));
+    assert.match(s.logs, /msg="listening" .* workers=2 /); // not 0: jobs still run
+    // The body limit is still 8 MiB (REFOLD_MAX_BODY=-1 once meant no limit at all): a
+    // request announcing 9 MiB is refused from its headers.
+    const status = await new Promise((resolve, reject) => {
+      const sock = connect(s.port, '127.0.0.1', () => sock.write(`POST /v1/agents HTTP/1.1\r\nHost: x\r\n` +
+        `Authorization: Bearer ${s.key}\r\nContent-Type: application/json\r\nContent-Length: ${9 << 20}\r\n\r\n`));
+      let got = '';
+      sock.on('data', (d) => { got += d; if (got.includes('\r\n')) { sock.destroy(); resolve(Number(got.split(' ')[1])); } });
+      sock.on('error', reject);
+    });
+    assert.equal(status, 413);
+    assert.equal((await s.api('POST', '/v1/agents', { name: 'fine' })).status, 201);
+  } finally {
+    await s.stop();
+    s.cleanup();
   }
 });
 
