@@ -67,8 +67,12 @@ static const char *SQL_STATS_ADD =
     "pos_pass = pos_pass + ?, pos_fail = pos_fail + ?, neg_pass = neg_pass + ?, "
     "neg_fail = neg_fail + ? WHERE agent_id = ?";
 
-/* Taking the agent row's lock first serialises version numbering per agent on
- * PostgreSQL (SQLite writers are serialised anyway). */
+/* Every change to an agent's versions (a new version, promote, reject) first takes the
+ * agent row's lock, before it reads anything: on PostgreSQL that serialises them per
+ * agent, so version numbers are consecutive and each transition reads the state the
+ * previous one committed (two promotes at once would otherwise both archive the old
+ * active version and collide on agent_versions_one_active; a reject racing a promote
+ * could reject the version just made active). SQLite writers are serialised anyway. */
 static const char *SQL_AGENT_LOCK = "UPDATE agents SET updated_at = updated_at WHERE id = ?";
 static const char *SQL_VERSION_NEXT =
     "SELECT COALESCE(MAX(version), 0) + 1 FROM agent_versions WHERE agent_id = ?";
@@ -131,15 +135,24 @@ static enum rf_status name_taken(struct rf_err *err, const char *name)
     return rf_fail_field(err, RF_CONFLICT, "name", "an agent named \"%s\" already exists", name);
 }
 
-/* Insert version max+1; parent is the current active version. Caller holds a transaction. */
+/* Begin a transaction that changes agent_id's versions, holding the agent's lock. */
+static enum rf_status begin_versions(struct db *db, const char *agent_id, struct rf_err *err)
+{
+    enum rf_status rc = db_begin(db, err);
+    if (rc)
+        return rc;
+    rc = db_run(db, SQL_AGENT_LOCK, DB_ARGS(DB_T(agent_id)), NULL, err);
+    return rc ? db_end(db, rc, err) : RF_OK;
+}
+
+/* Insert version max+1; parent is the current active version. Caller holds a transaction
+ * (and, unless the agent is new, the agent's lock: begin_versions). */
 static enum rf_status insert_version(struct db *db, const char *agent_id, const char *parent_id,
                                      const struct version_new *in, const char *status,
                                      char id[ID_MAX], struct rf_err *err)
 {
     int64_t number = 1, now = clock_now_ms();
-    enum rf_status rc = db_run(db, SQL_AGENT_LOCK, DB_ARGS(DB_T(agent_id)), NULL, err);
-    if (rc == RF_OK)
-        rc = db_scalar(db, SQL_VERSION_NEXT, DB_ARGS(DB_T(agent_id)), &number, NULL, err);
+    enum rf_status rc = db_scalar(db, SQL_VERSION_NEXT, DB_ARGS(DB_T(agent_id)), &number, NULL, err);
     if (rc)
         return rc;
     json_t *vars = template_variables(in->prompt_template);
@@ -424,7 +437,7 @@ enum rf_status store_version_create(struct store *st, const char *ws, const char
     struct db *db = st->db;
     char status[16], vid[ID_MAX];
     json_t *active = NULL;
-    enum rf_status rc = db_begin(db, err);
+    enum rf_status rc = begin_versions(db, agent_id, err);
     if (rc)
         return rc;
     rc = agent_status(db, ws, agent_id, status, sizeof status, err);
@@ -547,7 +560,7 @@ enum rf_status store_version_promote(struct store *st, const char *ws, const cha
     struct db *db = st->db;
     json_t *v = NULL;
     int64_t now = clock_now_ms();
-    enum rf_status rc = db_begin(db, err);
+    enum rf_status rc = begin_versions(db, agent_id, err);
     if (rc)
         return rc;
     rc = store_version_get(st, ws, agent_id, number, &v, err);
@@ -588,7 +601,7 @@ enum rf_status store_version_reject(struct store *st, const char *ws, const char
 {
     struct db *db = st->db;
     json_t *v = NULL;
-    enum rf_status rc = db_begin(db, err);
+    enum rf_status rc = begin_versions(db, agent_id, err);
     if (rc)
         return rc;
     rc = store_version_get(st, ws, agent_id, number, &v, err);

@@ -211,3 +211,31 @@ test('data survives a restart', async () => {
   assert.equal(g.json.active_version.version, 2);
   assert.equal((await srv.api('GET', `/v1/agents/${a.id}/versions/1`)).json.status, 'archived');
 });
+
+test('concurrent promotes and rejects of one agent: each is applied or a clean 409, one version stays active', async () => {
+  const a = (await srv.api('POST', '/v1/agents', { name: 'racing', prompt_template: 'v1 {{x}}' })).json;
+  const made = await Promise.all(Array.from({ length: 16 }, (_, i) =>
+    srv.api('POST', `/v1/agents/${a.id}/versions`, { prompt_template: `v${i + 2} {{x}}` })));
+  assert.deepEqual(made.map((r) => r.status), made.map(() => 201));
+  assert.deepEqual(made.map((r) => r.json.version).sort((x, y) => x - y), Array.from({ length: 16 }, (_, i) => i + 2));
+  // Every candidate promoted and rejected at once, by two requests racing each other.
+  const ops = await Promise.all(Array.from({ length: 16 }, (_, i) => [
+    srv.api('POST', `/v1/agents/${a.id}/versions/${i + 2}/promote`, {}),
+    srv.api('POST', `/v1/agents/${a.id}/versions/${i + 2}/reject`, {}),
+  ]).flat());
+  for (const r of ops) {
+    assert.ok(r.status === 200 || (r.status === 409 && r.json.error.details?.reason === 'invalid_transition'),
+      `${r.status} ${r.text}`);
+  }
+  const versions = (await srv.api('GET', `/v1/agents/${a.id}/versions?limit=100`)).json.data;
+  const active = versions.filter((v) => v.status === 'active');
+  assert.equal(active.length, 1);
+  assert.equal((await srv.api('GET', `/v1/agents/${a.id}`)).json.active_version_id, active[0].id);
+  // Exactly one of each promote/reject pair won, and a rejected version was never active.
+  for (let i = 0; i < 16; i++) {
+    const pair = [ops[2 * i], ops[2 * i + 1]].map((r) => r.status);
+    assert.equal(pair.filter((s) => s === 200).length, 1, `version ${i + 2}: ${pair}`);
+    const v = versions.find((x) => x.version === i + 2);
+    assert.equal(v.status, ops[2 * i].status === 200 ? (v.id === active[0].id ? 'active' : 'archived') : 'rejected');
+  }
+});
