@@ -117,7 +117,11 @@ static const char *SQL_CANCEL_QUEUED =
 static const char *SQL_CANCEL_RUNNING =
     "UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND workspace_id = ? "
     "AND status = 'running'";
-static const char *SQL_JOB_STATUS = "SELECT status FROM jobs WHERE id = ? AND workspace_id = ?";
+/* Reads the status holding the job row's lock (a no-op update, portable to both backends):
+ * on PostgreSQL a cancel or retry then decides on the status no one else can change before
+ * it commits (workers, the sweeper and other requests update the same row). */
+static const char *SQL_JOB_STATUS_LOCK =
+    "UPDATE jobs SET status = status WHERE id = ? AND workspace_id = ? RETURNING status";
 static const char *SQL_RETRY =
     "UPDATE jobs SET status = 'queued', attempt = 0, run_at = ?, cancel_requested = 0, "
     "stage = NULL, progress = 0, result = NULL, error_code = NULL, error_message = NULL, "
@@ -706,13 +710,15 @@ out:
 
 /* ---- API transitions ---- */
 
-/* Status of a job in ws into status (RF_NOT_FOUND when absent). */
-static enum rf_status job_status(struct db *db, const char *ws, const char *id, char *status,
-                                 size_t n, struct rf_err *err)
+/* Status of a job in ws into status, locking the job's row until the transaction ends
+ * (RF_NOT_FOUND when absent). */
+static enum rf_status job_status_locked(struct db *db, const char *ws, const char *id,
+                                        char *status, size_t n, struct rf_err *err)
 {
     struct db_stmt *s = NULL;
     bool found = false;
-    enum rf_status rc = db_row(db, SQL_JOB_STATUS, DB_ARGS(DB_T(id), DB_T(ws)), &s, &found, err);
+    enum rf_status rc =
+        db_row(db, SQL_JOB_STATUS_LOCK, DB_ARGS(DB_T(id), DB_T(ws)), &s, &found, err);
     if (rc)
         return rc;
     if (found)
@@ -727,35 +733,33 @@ enum rf_status store_job_cancel(struct store *st, const char *ws, const char *id
     struct db *db = st->db;
     struct db_stmt *s = NULL;
     bool found = false;
-    int64_t seq = 0, changes = 0, now = clock_now_ms();
+    int64_t seq = 0, now = clock_now_ms();
     char status[16] = "";
     *running = false;
     *out = NULL;
     enum rf_status rc = db_begin(db, err);
     if (rc)
         return rc;
-    rc = db_row(db, SQL_CANCEL_QUEUED, DB_ARGS(DB_I(now), DB_T(id), DB_T(ws)), &s, &found, err);
-    if (rc == RF_OK && found)
-        seq = db_int(s, 0);
-    db_done(s);
+    rc = job_status_locked(db, ws, id, status, sizeof status, err);
     if (rc)
         goto out;
-    if (found) {
-        rc = insert_event(db, id, seq, "cancelled",
-                          json_pack("{s:s, s:s}", "job_id", id, "status", "cancelled"), now, err);
-        goto out;
-    }
-    rc = db_run(db, SQL_CANCEL_RUNNING, DB_ARGS(DB_T(id), DB_T(ws)), &changes, err);
-    if (rc)
-        goto out;
-    if (changes) {
-        *running = true;
-        goto out;
-    }
-    rc = job_status(db, ws, id, status, sizeof status, err);
-    if (rc == RF_OK && strcmp(status, "cancelled") != 0)
+    if (strcmp(status, "queued") == 0) {
+        rc = db_row(db, SQL_CANCEL_QUEUED, DB_ARGS(DB_I(now), DB_T(id), DB_T(ws)), &s, &found,
+                    err);
+        if (rc == RF_OK && found)
+            seq = db_int(s, 0);
+        db_done(s);
+        if (rc == RF_OK)
+            rc = insert_event(db, id, seq, "cancelled",
+                              json_pack("{s:s, s:s}", "job_id", id, "status", "cancelled"), now,
+                              err);
+    } else if (strcmp(status, "running") == 0) {
+        rc = db_run(db, SQL_CANCEL_RUNNING, DB_ARGS(DB_T(id), DB_T(ws)), NULL, err);
+        *running = rc == RF_OK;
+    } else if (strcmp(status, "cancelled") != 0) {
         rc = rf_fail_reason(err, RF_CONFLICT, "invalid_transition",
                             "job %s is %s and can no longer be cancelled", id, status);
+    }
 out:
     rc = db_end(db, rc, err);
     if (rc == RF_OK)
@@ -775,24 +779,24 @@ enum rf_status store_job_retry(struct store *st, const char *ws, const char *id,
     enum rf_status rc = db_begin(db, err);
     if (rc)
         return rc;
+    rc = job_status_locked(db, ws, id, status, sizeof status, err);
+    if (rc)
+        goto out;
+    if (strcmp(status, "failed") != 0 && strcmp(status, "cancelled") != 0) {
+        rc = rf_fail_reason(err, RF_CONFLICT, "invalid_transition",
+                            "job %s is %s: only failed or cancelled jobs can be retried", id,
+                            status);
+        goto out;
+    }
     rc = db_row(db, SQL_RETRY, DB_ARGS(DB_I(now), DB_T(id), DB_T(ws)), &s, &found, err);
     if (rc == RF_OK && found)
         seq = db_int(s, 0);
     db_done(s);
-    if (rc)
-        goto out;
-    if (found) {
+    if (rc == RF_OK)
         rc = insert_event(db, id, seq, "progress",
                           json_pack("{s:s, s:s, s:n, s:i, s:b}", "job_id", id, "status", "queued",
                                     "stage", "progress", 0, "retried", 1),
                           now, err);
-        goto out;
-    }
-    rc = job_status(db, ws, id, status, sizeof status, err);
-    if (rc == RF_OK)
-        rc = rf_fail_reason(err, RF_CONFLICT, "invalid_transition",
-                            "job %s is %s: only failed or cancelled jobs can be retried", id,
-                            status);
 out:
     rc = db_end(db, rc, err);
     if (rc == RF_OK)

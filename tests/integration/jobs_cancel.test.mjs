@@ -129,3 +129,28 @@ test('7c: cancels racing completion end completed or cancelled, never retried', 
   }
   console.log(`# racing cancels: ${JSON.stringify(seen)}`);
 });
+
+test('7d: cancel and retry racing each other decide on the status they lock, and say so', async () => {
+  // Jobs that finish, fail or are cancelled quickly, then cancel, retry, cancel sent at once,
+  // several rounds: every answer must match a status it really saw. (On PostgreSQL a cancel
+  // that read the status in several statements once answered "job … is queued and can no
+  // longer be cancelled" when a retry slipped in between.)
+  const jobs = [];
+  for (let i = 0; i < 30; i++)
+    jobs.push(await enqueueOk(srv, { sleep_ms: 20 * (i % 3), fail: i % 3 === 0 ? 'permanent' : null }));
+  for (let round = 0; round < 8; round++) {
+    const answers = await Promise.all(jobs.flatMap((j) => [
+      cancel(j.id), srv.api('POST', `/v1/jobs/${j.id}/retry`), cancel(j.id)]));
+    for (const [i, r] of answers.entries()) {
+      const verb = i % 3 === 1 ? 'retry' : 'cancel';
+      assert.ok([202, 409].includes(r.status), `${verb} answered ${r.status} ${r.text}`);
+      if (r.status === 202) continue;
+      assert.equal(r.json.error.details.reason, 'invalid_transition');
+      const said = r.json.error.message.match(/ is (\w+)/)[1];
+      const impossible = verb === 'cancel' ? ['completed', 'failed'] : ['queued', 'running', 'completed'];
+      assert.ok(impossible.includes(said), `${verb} refused, saying: ${r.json.error.message}`);
+    }
+    await sleep(60);
+  }
+  for (const j of jobs) assertContiguous(await storedEvents(srv, j.id), assert, j.id);
+});
