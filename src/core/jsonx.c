@@ -36,6 +36,28 @@ size_t jx_utf8_len(const char *s)
     return n;
 }
 
+size_t jx_size_estimate(const json_t *v)
+{
+    size_t n = 0;
+    const char *key;
+    json_t *item;
+    size_t i;
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        return json_string_length(v) + 2;
+    case JSON_OBJECT:
+        json_object_foreach((json_t *)v, key, item)
+            n += strlen(key) + 4 + jx_size_estimate(item);
+        return n + 2;
+    case JSON_ARRAY:
+        json_array_foreach(v, i, item)
+            n += jx_size_estimate(item) + 1;
+        return n + 2;
+    default:
+        return 8;
+    }
+}
+
 static enum rf_status absent(const json_t *v, const char *key, int flags, struct rf_err *err,
                              bool *is_absent)
 {

@@ -54,5 +54,8 @@ json_t *jx_str_or_null(const char *s);       /* null when s is NULL */
 json_t *jx_from_text(const char *text);
 /* Number of UTF-8 characters in s (bytes that are not continuation bytes). */
 size_t jx_utf8_len(const char *s);
+/* About how many bytes v takes as compact JSON: string lengths plus a few bytes per value
+ * and key, without serialising it (escapes are not counted). */
+size_t jx_size_estimate(const json_t *v);
 
 #endif

@@ -262,20 +262,6 @@ enum rf_status page_id_cursor(const struct store_page *p, const char **bound, st
     return RF_OK;
 }
 
-void page_finish(struct store_list *out, int limit, const char *key_field)
-{
-    out->next_cursor = NULL;
-    if ((int)json_array_size(out->data) > limit) {
-        json_array_remove(out->data, (size_t)limit);
-        json_t *last = json_array_get(out->data, (size_t)limit - 1);
-        json_t *key = json_object_get(last, key_field);
-        if (json_is_integer(key))
-            out->next_cursor = xasprintf("%lld", (long long)json_integer_value(key));
-        else
-            out->next_cursor = xstrdup(json_string_value(key));
-    }
-}
-
 enum rf_status rows_collect(struct db_stmt *s, row_fn from_row, json_t **out, struct rf_err *err)
 {
     bool row;
@@ -295,9 +281,31 @@ enum rf_status rows_collect(struct db_stmt *s, row_fn from_row, json_t **out, st
 enum rf_status page_collect(struct db_stmt *s, row_fn from_row, int limit, const char *key_field,
                             struct store_list *out, struct rf_err *err)
 {
-    enum rf_status rc = rows_collect(s, from_row, &out->data, err);
-    if (rc == RF_OK)
-        page_finish(out, limit, key_field);
+    bool row;
+    enum rf_status rc;
+    size_t bytes = 0;
+    out->data = json_array();
+    out->next_cursor = NULL;
+    while ((rc = db_next(s, &row, err)) == RF_OK && row) {
+        size_t n = json_array_size(out->data);
+        if ((int)n == limit || (n > 0 && bytes >= PAGE_BYTES_MAX)) {
+            /* A row past the page: there is a next one, after the last kept element. */
+            json_t *key = json_object_get(json_array_get(out->data, n - 1), key_field);
+            out->next_cursor = json_is_integer(key)
+                                   ? xasprintf("%lld", (long long)json_integer_value(key))
+                                   : xstrdup(json_string_value(key));
+            break;
+        }
+        json_t *item = from_row(s);
+        bytes += jx_size_estimate(item);
+        json_array_append_new(out->data, item);
+    }
+    db_done(s);
+    if (rc) {
+        store_list_release(out);
+        out->data = NULL;
+        out->next_cursor = NULL;
+    }
     return rc;
 }
 

@@ -36,16 +36,18 @@ json_t *col_json(struct db_stmt *s, int col);
 #define CURSOR_END "~"
 /* Validate an id cursor; RF_INVALID (field "cursor") when malformed. */
 enum rf_status page_id_cursor(const struct store_page *p, const char **bound, struct rf_err *err);
-/* Finish a list fetched with limit+1 rows: trims the extra row and sets next_cursor from
- * key_field of the last kept element. */
-void page_finish(struct store_list *out, int limit, const char *key_field);
 
 /* An API object from the current row of a statement. */
 typedef json_t *(*row_fn)(struct db_stmt *s);
 /* Every remaining row of s through from_row into a new array *out (NULL on failure);
  * finishes s either way. */
 enum rf_status rows_collect(struct db_stmt *s, row_fn from_row, json_t **out, struct rf_err *err);
-/* rows_collect into out->data, fetched with limit+1 rows, then page_finish on key_field. */
+/* A page of at most limit elements from s, fetched with LIMIT limit+1, into out: when
+ * more rows follow, out->next_cursor is key_field of the last kept element. A page also
+ * ends early once its elements reach about PAGE_BYTES_MAX of JSON (never before its
+ * first element), so listing large traces or prompts stays within bounded memory;
+ * clients follow next_cursor either way. */
+#define PAGE_BYTES_MAX (8u * 1024 * 1024)
 enum rf_status page_collect(struct db_stmt *s, row_fn from_row, int limit, const char *key_field,
                             struct store_list *out, struct rf_err *err);
 

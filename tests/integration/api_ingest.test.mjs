@@ -282,3 +282,25 @@ test('best practices: built-in plus own; only own rows can be deleted', async ()
   assert.equal((await srv.api('DELETE', `/v1/best-practices/${own}`)).status, 204);
   assert.equal((await srv.api('DELETE', `/v1/best-practices/${own}`)).status, 404);
 });
+
+test('a list page ends early at about 8 MiB of items, and its cursor leads to the rest', async () => {
+  const big = (await srv.api('POST', '/v1/agents', { name: 'big-traces', prompt_template: 'x' })).json;
+  const input = 'x'.repeat(1000 * 1000);
+  for (let i = 0; i < 4; i++) {
+    const r = await srv.api('POST', '/v1/traces', { traces: [0, 1, 2].map((k) => ({ agent_id: big.id, external_id: `big${i}-${k}`, input, output: 'o' })) });
+    assert.equal(r.status, 201, r.text.slice(0, 200));
+  }
+  const seen = [];
+  let cursor = '', pages = 0;
+  do {
+    const r = await srv.api('GET', `/v1/traces?agent_id=${big.id}&limit=500${cursor ? `&cursor=${cursor}` : ''}`);
+    assert.equal(r.status, 200);
+    assert.ok(r.text.length < 10 * 1024 * 1024, `a page of ${r.text.length} bytes`);
+    assert.ok(r.json.data.every((t) => t.input.length === input.length), 'items are whole');
+    seen.push(...r.json.data.map((t) => t.external_id));
+    cursor = r.json.next_cursor;
+    pages++;
+  } while (cursor);
+  assert.equal(pages, 2);
+  assert.deepEqual(seen.sort(), Array.from({ length: 12 }, (_, n) => `big${Math.floor(n / 3)}-${n % 3}`).sort());
+});
