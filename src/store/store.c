@@ -288,7 +288,7 @@ enum rf_status page_collect(struct db_stmt *s, row_fn from_row, int limit, const
     out->next_cursor = NULL;
     while ((rc = db_next(s, &row, err)) == RF_OK && row) {
         size_t n = json_array_size(out->data);
-        if ((int)n == limit || (n > 0 && bytes >= PAGE_BYTES_MAX)) {
+        if ((int)n == limit || (n > 0 && bytes >= STORE_PAGE_BYTES)) {
             /* A row past the page: there is a next one, after the last kept element. */
             json_t *key = json_object_get(json_array_get(out->data, n - 1), key_field);
             out->next_cursor = json_is_integer(key)

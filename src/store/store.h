@@ -71,6 +71,8 @@ enum rf_status store_data_version(struct store *st, uint64_t *out, struct rf_err
 
 #define STORE_LIMIT_DEFAULT 50
 #define STORE_LIMIT_MAX 500
+/* A list page (and the API's contradictions) ends early past about this much JSON. */
+#define STORE_PAGE_BYTES (8u * 1024 * 1024)
 
 struct store_page {
     int limit;          /* 1..STORE_LIMIT_MAX */
@@ -304,9 +306,11 @@ enum rf_status store_executions_put(struct store *st, const char *ws, const char
 
 /* Up to limit contradictions of the agent (SPEC §7 step 2), newest feedback first; kind is
  * NULL, "missed_failure" or "false_alarm". Elements: {trace_id, eval_id, eval_name, kind,
- * human_rating, note, predicted_result, predicted_reason, feedback_at, input, output}. */
+ * human_rating, note, predicted_result, predicted_reason, feedback_at, input, output}.
+ * With max_bytes > 0, fewer once the elements reach about that much JSON (never none
+ * when there is one): the API's answer stays bounded while each carries its trace. */
 enum rf_status store_contradictions(struct store *st, const char *ws, const char *agent_id,
-                                    const char *kind, int limit, json_t **out,
+                                    const char *kind, int limit, size_t max_bytes, json_t **out,
                                     struct rf_err *err);
 
 /* ---- query introspection (tests and benchmarks) ---- */

@@ -34,7 +34,7 @@ const char *contradictions_sql(void)
 }
 
 enum rf_status store_contradictions(struct store *st, const char *ws, const char *agent_id,
-                                    const char *kind, int limit, json_t **out,
+                                    const char *kind, int limit, size_t max_bytes, json_t **out,
                                     struct rf_err *err)
 {
     int64_t one;
@@ -55,7 +55,8 @@ enum rf_status store_contradictions(struct store *st, const char *ws, const char
     if (rc)
         return rc;
     json_t *arr = json_array();
-    while ((rc = db_next(s, &row, err)) == RF_OK && row) {
+    size_t bytes = 0;
+    while ((!max_bytes || bytes < max_bytes) && (rc = db_next(s, &row, err)) == RF_OK && row) {
         bool positive = db_text(s, 3)[0] == 'p';
         json_t *c = json_object();
         json_object_set_new(c, "trace_id", col_str(s, 0));
@@ -69,6 +70,7 @@ enum rf_status store_contradictions(struct store *st, const char *ws, const char
         json_object_set_new(c, "feedback_at", col_time(s, 7));
         json_object_set_new(c, "input", col_str(s, 8));
         json_object_set_new(c, "output", col_str(s, 9));
+        bytes += jx_size_estimate(c);
         json_array_append_new(arr, c);
     }
     db_done(s);

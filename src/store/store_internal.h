@@ -44,10 +44,9 @@ typedef json_t *(*row_fn)(struct db_stmt *s);
 enum rf_status rows_collect(struct db_stmt *s, row_fn from_row, json_t **out, struct rf_err *err);
 /* A page of at most limit elements from s, fetched with LIMIT limit+1, into out: when
  * more rows follow, out->next_cursor is key_field of the last kept element. A page also
- * ends early once its elements reach about PAGE_BYTES_MAX of JSON (never before its
+ * ends early once its elements reach about STORE_PAGE_BYTES of JSON (never before its
  * first element), so listing large traces or prompts stays within bounded memory;
  * clients follow next_cursor either way. */
-#define PAGE_BYTES_MAX (8u * 1024 * 1024)
 enum rf_status page_collect(struct db_stmt *s, row_fn from_row, int limit, const char *key_field,
                             struct store_list *out, struct rf_err *err);
 

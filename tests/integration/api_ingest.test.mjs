@@ -303,4 +303,13 @@ test('a list page ends early at about 8 MiB of items, and its cursor leads to th
   } while (cursor);
   assert.equal(pages, 2);
   assert.deepEqual(seen.sort(), Array.from({ length: 12 }, (_, n) => `big${Math.floor(n / 3)}-${n % 3}`).sort());
+  // Contradictions carry each trace's input too: the answer stops at about 8 MiB as well.
+  const judge = (await srv.api('POST', '/v1/evals', { agent_id: big.id, name: 'judge' })).json;
+  await srv.api('POST', '/v1/feedback', { feedback: seen.map((ext) => ({ external_id: ext, rating: 'negative' })) });
+  await srv.api('POST', `/v1/evals/${judge.id}/executions`, { executions: seen.map((ext) => ({ external_id: ext, predicted_result: true })) });
+  const c = await srv.api('GET', `/v1/agents/${big.id}/contradictions?limit=500`);
+  assert.equal(c.status, 200);
+  assert.ok(c.text.length < 10 * 1024 * 1024, `contradictions of ${c.text.length} bytes`);
+  assert.ok(c.json.data.length >= 8 && c.json.data.length < 12, `${c.json.data.length} contradictions`);
+  assert.equal((await srv.api('GET', `/v1/agents/${big.id}/contradictions?limit=5`)).json.data.length, 5);
 });
