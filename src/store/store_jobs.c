@@ -727,32 +727,59 @@ static enum rf_status job_status_locked(struct db *db, const char *ws, const cha
     return found ? RF_OK : job_not_found(err, id);
 }
 
+/* Begin a transaction holding the job's row lock, with its status read (job_status_locked);
+ * on failure nothing is left open. */
+static enum rf_status begin_job(struct db *db, const char *ws, const char *id, char *status,
+                                size_t n, struct rf_err *err)
+{
+    enum rf_status rc = db_begin(db, err);
+    if (rc)
+        return rc;
+    rc = job_status_locked(db, ws, id, status, n, err);
+    return rc ? db_end(db, rc, err) : RF_OK;
+}
+
+/* Move the job with sql (an UPDATE taking now, id, ws and RETURNING event_seq) and write
+ * the event that says so; data is stolen. */
+static enum rf_status move_job(struct db *db, const char *sql, const char *ws, const char *id,
+                               int64_t now, const char *type, json_t *data, struct rf_err *err)
+{
+    struct db_stmt *s = NULL;
+    bool found = false;
+    int64_t seq = 0;
+    enum rf_status rc = db_row(db, sql, DB_ARGS(DB_I(now), DB_T(id), DB_T(ws)), &s, &found, err);
+    if (rc == RF_OK && found)
+        seq = db_int(s, 0);
+    db_done(s);
+    if (rc) {
+        json_decref(data);
+        return rc;
+    }
+    return insert_event(db, id, seq, type, data, now, err);
+}
+
+/* Commit or roll back, then read the job for the answer. */
+static enum rf_status end_job(struct store *st, const char *ws, const char *id, json_t **out,
+                              enum rf_status rc, struct rf_err *err)
+{
+    rc = db_end(st->db, rc, err);
+    return rc ? rc : store_job_get(st, ws, id, out, err);
+}
+
 enum rf_status store_job_cancel(struct store *st, const char *ws, const char *id, json_t **out,
                                 bool *running, struct rf_err *err)
 {
     struct db *db = st->db;
-    struct db_stmt *s = NULL;
-    bool found = false;
-    int64_t seq = 0, now = clock_now_ms();
+    int64_t now = clock_now_ms();
     char status[16] = "";
     *running = false;
     *out = NULL;
-    enum rf_status rc = db_begin(db, err);
+    enum rf_status rc = begin_job(db, ws, id, status, sizeof status, err);
     if (rc)
         return rc;
-    rc = job_status_locked(db, ws, id, status, sizeof status, err);
-    if (rc)
-        goto out;
     if (strcmp(status, "queued") == 0) {
-        rc = db_row(db, SQL_CANCEL_QUEUED, DB_ARGS(DB_I(now), DB_T(id), DB_T(ws)), &s, &found,
-                    err);
-        if (rc == RF_OK && found)
-            seq = db_int(s, 0);
-        db_done(s);
-        if (rc == RF_OK)
-            rc = insert_event(db, id, seq, "cancelled",
-                              json_pack("{s:s, s:s}", "job_id", id, "status", "cancelled"), now,
-                              err);
+        rc = move_job(db, SQL_CANCEL_QUEUED, ws, id, now, "cancelled",
+                      json_pack("{s:s, s:s}", "job_id", id, "status", "cancelled"), err);
     } else if (strcmp(status, "running") == 0) {
         rc = db_run(db, SQL_CANCEL_RUNNING, DB_ARGS(DB_T(id), DB_T(ws)), NULL, err);
         *running = rc == RF_OK;
@@ -760,48 +787,28 @@ enum rf_status store_job_cancel(struct store *st, const char *ws, const char *id
         rc = rf_fail_reason(err, RF_CONFLICT, "invalid_transition",
                             "job %s is %s and can no longer be cancelled", id, status);
     }
-out:
-    rc = db_end(db, rc, err);
-    if (rc == RF_OK)
-        rc = store_job_get(st, ws, id, out, err);
-    return rc;
+    return end_job(st, ws, id, out, rc, err);
 }
 
 enum rf_status store_job_retry(struct store *st, const char *ws, const char *id, json_t **out,
                                struct rf_err *err)
 {
     struct db *db = st->db;
-    struct db_stmt *s = NULL;
-    bool found = false;
-    int64_t seq = 0, now = clock_now_ms();
     char status[16] = "";
     *out = NULL;
-    enum rf_status rc = db_begin(db, err);
+    enum rf_status rc = begin_job(db, ws, id, status, sizeof status, err);
     if (rc)
         return rc;
-    rc = job_status_locked(db, ws, id, status, sizeof status, err);
-    if (rc)
-        goto out;
-    if (strcmp(status, "failed") != 0 && strcmp(status, "cancelled") != 0) {
+    if (strcmp(status, "failed") == 0 || strcmp(status, "cancelled") == 0)
+        rc = move_job(db, SQL_RETRY, ws, id, clock_now_ms(), "progress",
+                      json_pack("{s:s, s:s, s:n, s:i, s:b}", "job_id", id, "status", "queued",
+                                "stage", "progress", 0, "retried", 1),
+                      err);
+    else
         rc = rf_fail_reason(err, RF_CONFLICT, "invalid_transition",
                             "job %s is %s: only failed or cancelled jobs can be retried", id,
                             status);
-        goto out;
-    }
-    rc = db_row(db, SQL_RETRY, DB_ARGS(DB_I(now), DB_T(id), DB_T(ws)), &s, &found, err);
-    if (rc == RF_OK && found)
-        seq = db_int(s, 0);
-    db_done(s);
-    if (rc == RF_OK)
-        rc = insert_event(db, id, seq, "progress",
-                          json_pack("{s:s, s:s, s:n, s:i, s:b}", "job_id", id, "status", "queued",
-                                    "stage", "progress", 0, "retried", 1),
-                          now, err);
-out:
-    rc = db_end(db, rc, err);
-    if (rc == RF_OK)
-        rc = store_job_get(st, ws, id, out, err);
-    return rc;
+    return end_job(st, ws, id, out, rc, err);
 }
 
 /* ---- events ---- */
