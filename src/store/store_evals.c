@@ -7,7 +7,10 @@
  * positive or negative also to the matching pass/fail bucket; a changed
  * prediction moves it between buckets. A batch gathers the changes and writes
  * them once (struct stats_deltas). New executions are inserted first and
- * looked up only when the insert changed nothing (see store_traces.c).
+ * looked up only when the insert changed nothing (see store_traces.c): one
+ * statement per item on SQLite, one per batch on PostgreSQL (insert_many), where
+ * every statement is a round trip. The outcomes are those of the items applied
+ * one by one, in order, either way.
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -44,6 +47,13 @@ static const char *SQL_EXEC_INSERT =
     "INSERT INTO eval_executions (id, eval_id, trace_id, agent_id, predicted_result, "
     "predicted_reason, execution_time_ms, executed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (eval_id, trace_id) DO NOTHING";
+/* PostgreSQL: a batch's new executions in one statement ($4: [{id, t, p, r, ms}, …]). */
+static const char *SQL_EXEC_INSERT_MANY =
+    "INSERT INTO eval_executions (id, eval_id, trace_id, agent_id, predicted_result, "
+    "predicted_reason, execution_time_ms, executed_at) "
+    "SELECT r.id, ?, r.t, ?, r.p, r.r, r.ms, ? "
+    "FROM jsonb_to_recordset(CAST(? AS jsonb)) AS r(id text, t text, p integer, r text, ms bigint) "
+    "ON CONFLICT (eval_id, trace_id) DO NOTHING RETURNING id";
 static const char *SQL_EXEC_UPDATE =
     "UPDATE eval_executions SET predicted_result = ?, predicted_reason = ?, "
     "execution_time_ms = ?, executed_at = ? WHERE id = ?";
@@ -123,48 +133,22 @@ enum rf_status store_eval_list(struct store *st, const char *ws, const char *age
     return page_collect(s, eval_from_row, page->limit, "id", out, err);
 }
 
-static enum rf_status put_execution(struct db *db, const char *ws, const char *eval_id,
-                                    const char *eval_agent, const struct execution_new *in,
-                                    const struct trace_locks *locks, int64_t now, int64_t *v, struct store_item_result *r,
-                                    struct rf_err *err)
+/* An execution whose (eval, trace) row exists: compare, and update when something changed. */
+static enum rf_status update_execution(struct db *db, const char *eval_id, const char *trace_id,
+                                       const char *rating, const struct execution_new *in,
+                                       int64_t now, int64_t *v, struct store_item_result *r,
+                                       struct rf_err *err)
 {
-    struct trace_found t;
-    bool found;
-    enum rf_status rc = trace_resolve_item(db, ws, &in->trace, locks, &t, r, &found, err);
-    if (rc || !found)
-        return rc;
-    trace_found_release(&t); /* only the rating is needed */
-    const char *rating = t.rating[0] ? t.rating : NULL;
-    if (strcmp(t.agent_id, eval_agent) != 0) {
-        r->outcome = OUTCOME_REJECTED;
-        rf_fail_field(&r->err, RF_INVALID, "trace_id",
-                      "trace %s belongs to another agent than eval %s", t.trace_id, eval_id);
-        return RF_OK;
-    }
-    int64_t inserted = 0;
-    id_new("exe_", r->id);
-    rc = db_run(db, SQL_EXEC_INSERT,
-                DB_ARGS(DB_T(r->id), DB_T(eval_id), DB_T(t.trace_id), DB_T(t.agent_id),
-                        DB_I(in->predicted_result), DB_T(in->predicted_reason),
-                        DB_IN(in->execution_time_ms, in->has_execution_time), DB_I(now)),
-                &inserted, err);
-    if (rc)
-        return rc;
-    if (inserted) {
-        r->outcome = OUTCOME_CREATED;
-        v[ST_EXECUTIONS]++;
-        stats_bucket(v, rating, in->predicted_result, 1);
-        return RF_OK;
-    }
-    /* The eval judged this trace before: compare, and update when something changed. */
     struct db_stmt *s;
-    rc = db_row(db, SQL_EXEC_GET, DB_ARGS(DB_T(eval_id), DB_T(t.trace_id)), &s, &found, err);
+    bool found;
+    enum rf_status rc =
+        db_row(db, SQL_EXEC_GET, DB_ARGS(DB_T(eval_id), DB_T(trace_id)), &s, &found, err);
     if (rc)
         return rc;
     if (!found) {
         db_done(s);
         return rf_fail(err, RF_INTERNAL, "execution of eval %s on trace %s conflicts but "
-                       "cannot be found", eval_id, t.trace_id);
+                       "cannot be found", eval_id, trace_id);
     }
     snprintf(r->id, ID_MAX, "%s", db_text(s, 0));
     bool old_pred = db_int(s, 1) != 0;
@@ -201,6 +185,114 @@ struct exec_batch {
     struct store_item_result *results;
 };
 
+/* An item's trace, resolved and checked to belong to the eval's agent. */
+struct exec_target {
+    char trace_id[ID_MAX];
+    char rating[16]; /* "" when unrated */
+    bool ok;         /* false: rejected (in its result) */
+    bool created;
+};
+
+static enum rf_status resolve_target(struct db *db, const struct exec_batch *b, const char *agent,
+                                     const struct trace_locks *locks, int i,
+                                     struct exec_target *t, struct rf_err *err)
+{
+    struct store_item_result *r = &b->results[i];
+    struct trace_found f;
+    bool found;
+    memset(t, 0, sizeof *t);
+    enum rf_status rc = trace_resolve_item(db, b->ws, &b->items[i].trace, locks, &f, r, &found, err);
+    if (rc || !found)
+        return rc;
+    trace_found_release(&f); /* only the rating is needed */
+    if (strcmp(f.agent_id, agent) != 0) {
+        r->outcome = OUTCOME_REJECTED;
+        rf_fail_field(&r->err, RF_INVALID, "trace_id",
+                      "trace %s belongs to another agent than eval %s", f.trace_id, b->eval_id);
+        return RF_OK;
+    }
+    snprintf(t->trace_id, sizeof t->trace_id, "%s", f.trace_id);
+    snprintf(t->rating, sizeof t->rating, "%s", f.rating);
+    t->ok = true;
+    id_new("exe_", r->id);
+    return RF_OK;
+}
+
+static int by_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Items' trace ids with their positions, to find the ones a batch names twice. */
+struct named {
+    const char *trace_id;
+    int i;
+};
+
+static int by_trace_then_pos(const void *a, const void *b)
+{
+    const struct named *x = a, *y = b;
+    int c = strcmp(x->trace_id, y->trace_id);
+    return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+/* PostgreSQL: insert every resolved item whose trace first appears in the batch with one
+ * statement (one round trip instead of one per item), marking those it created. Later
+ * items on the same trace, and rows that already existed, are left to update_execution. */
+static enum rf_status insert_many(struct db *db, const struct exec_batch *b, const char *agent,
+                                  struct exec_target *t, int64_t now, struct rf_err *err)
+{
+    struct named *order = xcalloc((size_t)b->n + 1, sizeof *order);
+    bool *repeat = xcalloc((size_t)b->n + 1, sizeof *repeat);
+    int m = 0;
+    for (int i = 0; i < b->n; i++)
+        if (t[i].ok)
+            order[m++] = (struct named){t[i].trace_id, i};
+    qsort(order, (size_t)m, sizeof *order, by_trace_then_pos);
+    for (int k = 1; k < m; k++)
+        repeat[order[k].i] = strcmp(order[k].trace_id, order[k - 1].trace_id) == 0;
+    free(order);
+    json_t *rows = json_array();
+    for (int i = 0; i < b->n; i++) {
+        if (!t[i].ok || repeat[i])
+            continue;
+        const struct execution_new *in = &b->items[i];
+        json_array_append_new(
+            rows, json_pack("{s:s, s:s, s:i, s:o, s:o}", "id", b->results[i].id, "t", t[i].trace_id,
+                            "p", in->predicted_result ? 1 : 0, "r",
+                            jx_str_or_null(in->predicted_reason), "ms",
+                            in->has_execution_time ? json_integer(in->execution_time_ms)
+                                                   : json_null()));
+    }
+    free(repeat);
+    enum rf_status rc = RF_OK;
+    size_t nrows = json_array_size(rows), nmade = 0;
+    const char **made = xcalloc(nrows + 1, sizeof *made);
+    if (nrows > 0) {
+        char *text = jx_dump(rows);
+        struct db_stmt *s = NULL;
+        bool row;
+        rc = db_query(db, SQL_EXEC_INSERT_MANY,
+                      DB_ARGS(DB_T(b->eval_id), DB_T(agent), DB_I(now), DB_T(text)), &s, err);
+        if (rc == RF_OK) {
+            while ((rc = db_next(s, &row, err)) == RF_OK && row && nmade < nrows)
+                made[nmade++] = xstrdup(db_text(s, 0));
+            db_done(s);
+        }
+        free(text);
+    }
+    json_decref(rows);
+    qsort(made, nmade, sizeof *made, by_str);
+    for (int i = 0; rc == RF_OK && i < b->n; i++) {
+        const char *id = b->results[i].id;
+        t[i].created = t[i].ok && bsearch(&id, made, nmade, sizeof *made, by_str) != NULL;
+    }
+    for (size_t k = 0; k < nmade; k++)
+        free((char *)made[k]);
+    free(made);
+    return rc;
+}
+
 static enum rf_status executions_put_tx(struct db *db, void *ctx, struct stats_deltas *deltas,
                                         struct rf_err *err)
 {
@@ -215,15 +307,51 @@ static enum rf_status executions_put_tx(struct db *db, void *ctx, struct stats_d
     json_decref(eval);
     int64_t *v = stats_for(deltas, agent);
     int64_t now = clock_now_ms();
+    bool bulk = db->backend == DB_POSTGRES;
     struct trace_locks locks;
+    struct exec_target *t = xcalloc((size_t)b->n + 1, sizeof *t);
     rc = trace_lock_batch(db, b->ws, b->items, sizeof *b->items, b->n, &locks, err);
     if (rc == RF_OK)
         rc = trace_locks_read(db, &locks, err); /* executions leave ratings as they are */
-    for (int i = 0; rc == RF_OK && i < b->n; i++) {
+    /* PostgreSQL resolves every item first (from the locked read) and inserts the new
+     * ones in one statement; SQLite, where a statement costs no round trip, inserts each
+     * item as it resolves it. Either way the outcome is that of the items in order. */
+    for (int i = 0; bulk && rc == RF_OK && i < b->n; i++) {
         memset(&b->results[i], 0, sizeof b->results[i]);
-        rc = put_execution(db, b->ws, b->eval_id, agent, &b->items[i], &locks, now, v,
-                           &b->results[i], err);
+        rc = resolve_target(db, b, agent, &locks, i, &t[i], err);
     }
+    if (bulk && rc == RF_OK)
+        rc = insert_many(db, b, agent, t, now, err);
+    for (int i = 0; rc == RF_OK && i < b->n; i++) {
+        const struct execution_new *in = &b->items[i];
+        struct store_item_result *r = &b->results[i];
+        if (!bulk) {
+            memset(r, 0, sizeof *r);
+            rc = resolve_target(db, b, agent, &locks, i, &t[i], err);
+            int64_t inserted = 0;
+            if (rc == RF_OK && t[i].ok)
+                rc = db_run(db, SQL_EXEC_INSERT,
+                            DB_ARGS(DB_T(r->id), DB_T(b->eval_id), DB_T(t[i].trace_id),
+                                    DB_T(agent), DB_I(in->predicted_result),
+                                    DB_T(in->predicted_reason),
+                                    DB_IN(in->execution_time_ms, in->has_execution_time),
+                                    DB_I(now)),
+                            &inserted, err);
+            t[i].created = inserted != 0;
+        }
+        if (rc || !t[i].ok)
+            continue;
+        const char *rating = t[i].rating[0] ? t[i].rating : NULL;
+        if (t[i].created) {
+            r->outcome = OUTCOME_CREATED;
+            v[ST_EXECUTIONS]++;
+            stats_bucket(v, rating, in->predicted_result, 1);
+        } else {
+            /* The eval judged this trace before (or earlier in this batch). */
+            rc = update_execution(db, b->eval_id, t[i].trace_id, rating, in, now, v, r, err);
+        }
+    }
+    free(t);
     trace_locks_release(&locks);
     return rc;
 }

@@ -283,6 +283,29 @@ test('best practices: built-in plus own; only own rows can be deleted', async ()
   assert.equal((await srv.api('DELETE', `/v1/best-practices/${own}`)).status, 404);
 });
 
+test('one batch naming a trace twice: the items apply in order, as one by one', async () => {
+  const t = (await srv.api('POST', '/v1/traces', trace('twice'))).json;
+  await srv.api('PUT', `/v1/traces/${t.id}/feedback`, { rating: 'negative' });
+  const other = (await srv.api('POST', '/v1/traces', trace('twice-other'))).json;
+  const before = (await srv.api('GET', `/v1/agents/${agent.id}`)).json.stats;
+  const r = await srv.api('POST', `/v1/evals/${eval2.id}/executions`, { executions: [
+    { trace_id: t.id, predicted_result: true, predicted_reason: 'first' },
+    { external_id: 'twice-other', predicted_result: false },
+    { external_id: 'twice', predicted_result: false, predicted_reason: 'second' },
+    { trace_id: t.id, predicted_result: false, predicted_reason: 'second' },
+    { trace_id: other.id, predicted_result: true },
+  ] });
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.json.data.map((d) => d.result), ['created', 'created', 'updated', 'unchanged', 'updated']);
+  assert.equal(r.json.data[0].id, r.json.data[2].id);
+  const verdicts = (await srv.api('GET', `/v1/traces/${t.id}`)).json.evaluations.filter((e) => e.eval_id === eval2.id);
+  assert.deepEqual(verdicts.map((e) => [e.predicted_result, e.predicted_reason]), [[false, 'second']]);
+  const after = (await srv.api('GET', `/v1/agents/${agent.id}`)).json.stats;
+  assert.equal(after.executions, before.executions + 2);
+  // the negative trace ended predicted false: one agreement more, no contradiction
+  assert.equal(after.contradictions, before.contradictions);
+});
+
 test('a list page ends early at about 8 MiB of items, and its cursor leads to the rest', async () => {
   const big = (await srv.api('POST', '/v1/agents', { name: 'big-traces', prompt_template: 'x' })).json;
   const input = 'x'.repeat(1000 * 1000);
