@@ -262,6 +262,61 @@ enum rf_status page_id_cursor(const struct store_page *p, const char **bound, st
     return RF_OK;
 }
 
+struct keyed {
+    const char *key;
+    int i;
+};
+
+static int by_key_then_pos(const void *a, const void *b)
+{
+    const struct keyed *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+void batch_repeats(const char *const *keys, int n, bool *repeat)
+{
+    struct keyed *order = xcalloc((size_t)n + 1, sizeof *order);
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        repeat[i] = false;
+        if (keys[i])
+            order[m++] = (struct keyed){keys[i], i};
+    }
+    qsort(order, (size_t)m, sizeof *order, by_key_then_pos);
+    for (int k = 1; k < m; k++)
+        repeat[order[k].i] = strcmp(order[k].key, order[k - 1].key) == 0;
+    free(order);
+}
+
+static int by_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+enum rf_status batch_insert(struct db *db, const char *sql, const struct db_val *args, int nargs,
+                            const char *const *ids, int n, bool *created, struct rf_err *err)
+{
+    struct db_stmt *s = NULL;
+    bool row;
+    char **made = xcalloc((size_t)n + 1, sizeof *made);
+    size_t nmade = 0;
+    enum rf_status rc = db_query(db, sql, args, nargs, &s, err);
+    if (rc == RF_OK) {
+        while ((rc = db_next(s, &row, err)) == RF_OK && row && nmade < (size_t)n)
+            made[nmade++] = xstrdup(db_text(s, 0));
+        db_done(s);
+    }
+    qsort(made, nmade, sizeof *made, by_str);
+    for (int i = 0; i < n; i++)
+        created[i] = rc == RF_OK && ids[i] &&
+                     bsearch(&ids[i], made, nmade, sizeof *made, by_str) != NULL;
+    for (size_t k = 0; k < nmade; k++)
+        free(made[k]);
+    free(made);
+    return rc;
+}
+
 enum rf_status rows_collect(struct db_stmt *s, row_fn from_row, json_t **out, struct rf_err *err)
 {
     bool row;

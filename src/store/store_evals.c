@@ -23,8 +23,6 @@
 #include "store/store_internal.h"
 #include "core/banned.h"
 
-_Static_assert(offsetof(struct execution_new, trace) == 0, "trace_lock_batch reads the ref at offset 0");
-
 #define EVAL_COLS "e.id, e.agent_id, e.name, e.description, e.created_at"
 
 static const char *SQL_AGENT_IN_WS =
@@ -218,78 +216,47 @@ static enum rf_status resolve_target(struct db *db, const struct exec_batch *b, 
     return RF_OK;
 }
 
-static int by_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* Items' trace ids with their positions, to find the ones a batch names twice. */
-struct named {
-    const char *trace_id;
-    int i;
-};
-
-static int by_trace_then_pos(const void *a, const void *b)
-{
-    const struct named *x = a, *y = b;
-    int c = strcmp(x->trace_id, y->trace_id);
-    return c ? c : (x->i > y->i) - (x->i < y->i);
-}
-
 /* PostgreSQL: insert every resolved item whose trace first appears in the batch with one
  * statement (one round trip instead of one per item), marking those it created. Later
  * items on the same trace, and rows that already existed, are left to update_execution. */
 static enum rf_status insert_many(struct db *db, const struct exec_batch *b, const char *agent,
                                   struct exec_target *t, int64_t now, struct rf_err *err)
 {
-    struct named *order = xcalloc((size_t)b->n + 1, sizeof *order);
-    bool *repeat = xcalloc((size_t)b->n + 1, sizeof *repeat);
-    int m = 0;
-    for (int i = 0; i < b->n; i++)
-        if (t[i].ok)
-            order[m++] = (struct named){t[i].trace_id, i};
-    qsort(order, (size_t)m, sizeof *order, by_trace_then_pos);
-    for (int k = 1; k < m; k++)
-        repeat[order[k].i] = strcmp(order[k].trace_id, order[k - 1].trace_id) == 0;
-    free(order);
+    int n = b->n;
+    const char **keys = xcalloc((size_t)n + 1, sizeof *keys);
+    const char **ids = xcalloc((size_t)n + 1, sizeof *ids);
+    bool *repeat = xcalloc((size_t)n + 1, sizeof *repeat);
+    bool *created = xcalloc((size_t)n + 1, sizeof *created);
+    for (int i = 0; i < n; i++)
+        keys[i] = t[i].ok ? t[i].trace_id : NULL;
+    batch_repeats(keys, n, repeat);
     json_t *rows = json_array();
-    for (int i = 0; i < b->n; i++) {
+    for (int i = 0; i < n; i++) {
         if (!t[i].ok || repeat[i])
             continue;
         const struct execution_new *in = &b->items[i];
+        ids[i] = b->results[i].id;
         json_array_append_new(
-            rows, json_pack("{s:s, s:s, s:i, s:o, s:o}", "id", b->results[i].id, "t", t[i].trace_id,
-                            "p", in->predicted_result ? 1 : 0, "r",
-                            jx_str_or_null(in->predicted_reason), "ms",
-                            in->has_execution_time ? json_integer(in->execution_time_ms)
-                                                   : json_null()));
+            rows, json_pack("{s:s, s:s, s:i, s:o, s:o}", "id", ids[i], "t", t[i].trace_id, "p",
+                            in->predicted_result ? 1 : 0, "r", jx_str_or_null(in->predicted_reason),
+                            "ms", in->has_execution_time ? json_integer(in->execution_time_ms)
+                                                         : json_null()));
     }
-    free(repeat);
     enum rf_status rc = RF_OK;
-    size_t nrows = json_array_size(rows), nmade = 0;
-    const char **made = xcalloc(nrows + 1, sizeof *made);
-    if (nrows > 0) {
+    if (json_array_size(rows) > 0) {
         char *text = jx_dump(rows);
-        struct db_stmt *s = NULL;
-        bool row;
-        rc = db_query(db, SQL_EXEC_INSERT_MANY,
-                      DB_ARGS(DB_T(b->eval_id), DB_T(agent), DB_I(now), DB_T(text)), &s, err);
-        if (rc == RF_OK) {
-            while ((rc = db_next(s, &row, err)) == RF_OK && row && nmade < nrows)
-                made[nmade++] = xstrdup(db_text(s, 0));
-            db_done(s);
-        }
+        rc = batch_insert(db, SQL_EXEC_INSERT_MANY,
+                          DB_ARGS(DB_T(b->eval_id), DB_T(agent), DB_I(now), DB_T(text)), ids, n,
+                          created, err);
         free(text);
     }
+    for (int i = 0; rc == RF_OK && i < n; i++)
+        t[i].created = created[i];
     json_decref(rows);
-    qsort(made, nmade, sizeof *made, by_str);
-    for (int i = 0; rc == RF_OK && i < b->n; i++) {
-        const char *id = b->results[i].id;
-        t[i].created = t[i].ok && bsearch(&id, made, nmade, sizeof *made, by_str) != NULL;
-    }
-    for (size_t k = 0; k < nmade; k++)
-        free((char *)made[k]);
-    free(made);
+    free(keys);
+    free(ids);
+    free(repeat);
+    free(created);
     return rc;
 }
 

@@ -50,6 +50,15 @@ enum rf_status rows_collect(struct db_stmt *s, row_fn from_row, json_t **out, st
 enum rf_status page_collect(struct db_stmt *s, row_fn from_row, int limit, const char *key_field,
                             struct store_list *out, struct rf_err *err);
 
+/* Batches written in one statement (PostgreSQL, where each statement is a round trip). */
+/* Mark in repeat (n entries) the items whose key an earlier item already has (keys[i]
+ * NULL: never a repeat): only the first of them can go into the one statement. */
+void batch_repeats(const char *const *keys, int n, bool *repeat);
+/* Run sql, an INSERT … RETURNING id, and set created[i] for every item whose ids[i] came
+ * back (ids[i] NULL: the item was not in the statement). */
+enum rf_status batch_insert(struct db *db, const char *sql, const struct db_val *args, int nargs,
+                            const char *const *ids, int n, bool *created, struct rf_err *err);
+
 /* The counters of agent_stats, in column order. */
 enum stat {
     ST_TRACES, ST_POSITIVE, ST_NEGATIVE, ST_NEUTRAL, ST_EXECUTIONS,

@@ -14,7 +14,10 @@
  *
  * New rows are inserted first (INSERT ... ON CONFLICT DO NOTHING) and looked
  * up only when that changed nothing: an import of new traces pays for one
- * index probe per row instead of two.
+ * index probe per row instead of two. On SQLite one statement per trace
+ * (put_trace); on PostgreSQL, where each statement is a round trip, one for the
+ * whole batch (traces_put_many), with the same outcomes. Resolving and locking
+ * the traces a feedback or executions write names is store_trace_refs.c.
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -26,8 +29,6 @@
 #include "core/xalloc.h"
 #include "store/store_internal.h"
 #include "core/banned.h"
-
-_Static_assert(offsetof(struct feedback_new, trace) == 0, "trace_lock_batch reads the ref at offset 0");
 
 static const char *SQL_VERSION_OF_AGENT =
     "SELECT a.active_version_id, a.status FROM agents a WHERE a.id = ? AND a.workspace_id = ?";
@@ -42,36 +43,19 @@ static const char *SQL_TRACE_INSERT =
     "\"timestamp\", input, output, steps, metadata, created_at) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (workspace_id, source, external_id) DO NOTHING";
+/* PostgreSQL: a batch's new traces in one statement ($3: [{id, a, v, s, e, ts, i, o, st,
+ * m}, …]). */
+static const char *SQL_TRACE_INSERT_MANY =
+    "INSERT INTO traces (id, workspace_id, agent_id, agent_version_id, source, external_id, "
+    "\"timestamp\", input, output, steps, metadata, created_at) "
+    "SELECT r.id, ?, r.a, r.v, r.s, r.e, r.ts, r.i, r.o, r.st, r.m, ? "
+    "FROM jsonb_to_recordset(CAST(? AS jsonb)) AS r(id text, a text, v text, s text, e text, "
+    "ts bigint, i text, o text, st text, m text) "
+    "ON CONFLICT (workspace_id, source, external_id) DO NOTHING RETURNING id";
 static const char *SQL_TRACE_UPDATE =
     "UPDATE traces SET agent_version_id = ?, \"timestamp\" = ?, input = ?, output = ?, "
     "steps = ?, metadata = ? WHERE id = ?";
-#define TRACE_REF_SELECT                                                                           \
-    "SELECT t.id, t.agent_id, f.rating, f.note FROM traces t "                                    \
-    "LEFT JOIN feedback f ON f.trace_id = t.id "
-#define TRACE_REF_BY_ID "WHERE t.id = ? AND t.workspace_id = ?"
-#define TRACE_REF_BY_EXTERNAL "WHERE t.workspace_id = ? AND t.source = ? AND t.external_id = ?"
-static const char *SQL_TRACE_REF_ID = TRACE_REF_SELECT TRACE_REF_BY_ID;
-static const char *SQL_TRACE_REF_EXTERNAL = TRACE_REF_SELECT TRACE_REF_BY_EXTERNAL;
 static const char *SQL_TRACE_DELETE = "DELETE FROM traces WHERE id = ?";
-/* PostgreSQL only (trace_resolve, trace_lock_batch): the same reads taking the trace's row
- * lock, and the lock on all of a batch's traces in id order (the refs as JSON arrays: ids,
- * and [source, external_id] pairs). */
-static const char *SQL_TRACE_REF_ID_LOCK =
-    TRACE_REF_SELECT TRACE_REF_BY_ID " FOR NO KEY UPDATE OF t";
-static const char *SQL_TRACE_REF_EXTERNAL_LOCK =
-    TRACE_REF_SELECT TRACE_REF_BY_EXTERNAL " FOR NO KEY UPDATE OF t";
-static const char *SQL_TRACE_LOCK_BATCH =
-    "SELECT id, agent_id, source, external_id FROM traces WHERE id IN ("
-    "SELECT t.id FROM traces t WHERE t.workspace_id = ? "
-    "AND t.id IN (SELECT jsonb_array_elements_text(CAST(? AS jsonb))) "
-    "UNION ALL "
-    "SELECT t.id FROM jsonb_array_elements(CAST(? AS jsonb)) r JOIN traces t "
-    "ON t.workspace_id = ? AND t.source = r->>0 AND t.external_id = r->>1) "
-    "ORDER BY id FOR NO KEY UPDATE";
-static const char *SQL_TRACE_LOCKED_RATINGS =
-    "SELECT trace_id, rating FROM feedback "
-    "WHERE trace_id IN (SELECT jsonb_array_elements_text(CAST(? AS jsonb)))";
-
 #define TRACE_SELECT                                                                               \
     "SELECT t.id, t.agent_id, t.agent_version_id, v.version, t.source, t.external_id, "           \
     "t.\"timestamp\", t.input, t.output, t.steps, t.metadata, t.created_at, f.rating, f.note, "   \
@@ -173,39 +157,18 @@ static bool same_text(const char *a, const char *b)
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-/* One trace: insert, or compare and update the existing one. */
-static enum rf_status put_trace(struct db *db, const char *ws, const struct trace_new *in,
-                                int64_t now, struct target *target, struct stats_deltas *deltas,
-                                struct store_item_result *r, struct rf_err *err)
+/* A trace whose (source, external_id) exists: the same trace again, perhaps changed.
+ * Compare, and update when something differs; another agent's trace is rejected. */
+static enum rf_status update_trace(struct db *db, const char *ws, const struct trace_new *in,
+                                   const char *agent_id, const char *version_id, int64_t ts,
+                                   struct store_item_result *r, struct rf_err *err)
 {
-    bool rejected;
     const char *source = in->source ? in->source : "api";
-    int64_t ts = in->has_timestamp ? in->timestamp : now;
-    enum rf_status rc = resolve_target(db, ws, in, target, &rejected, &r->err, err);
-    if (rc || rejected) {
-        r->outcome = OUTCOME_REJECTED;
-        return rc;
-    }
-    const char *agent_id = target->agent_id, *version_id = target->version_id;
-    int64_t inserted = 0;
-    id_new("trace_", r->id);
-    rc = db_run(db, SQL_TRACE_INSERT,
-                DB_ARGS(DB_T(r->id), DB_T(ws), DB_T(agent_id), DB_T(version_id), DB_T(source),
-                        DB_T(in->external_id), DB_I(ts), DB_T(in->input), DB_T(in->output),
-                        DB_T(in->steps), DB_T(in->metadata), DB_I(now)),
-                &inserted, err);
-    if (rc)
-        return rc;
-    if (inserted) {
-        r->outcome = OUTCOME_CREATED;
-        stats_for(deltas, agent_id)[ST_TRACES]++;
-        return RF_OK;
-    }
-    /* (source, external_id) exists: the same trace again, perhaps changed. */
     struct db_stmt *s;
     bool found;
-    rc = db_row(db, SQL_TRACE_BY_EXTERNAL, DB_ARGS(DB_T(ws), DB_T(source), DB_T(in->external_id)),
-                &s, &found, err);
+    enum rf_status rc = db_row(db, SQL_TRACE_BY_EXTERNAL,
+                               DB_ARGS(DB_T(ws), DB_T(source), DB_T(in->external_id)), &s, &found,
+                               err);
     if (rc)
         return rc;
     if (!found) {
@@ -238,6 +201,121 @@ static enum rf_status put_trace(struct db *db, const char *ws, const struct trac
                   NULL, err);
 }
 
+/* One trace (SQLite): insert, or compare and update the existing one. */
+static enum rf_status put_trace(struct db *db, const char *ws, const struct trace_new *in,
+                                int64_t now, struct target *target, struct stats_deltas *deltas,
+                                struct store_item_result *r, struct rf_err *err)
+{
+    bool rejected;
+    const char *source = in->source ? in->source : "api";
+    int64_t ts = in->has_timestamp ? in->timestamp : now;
+    enum rf_status rc = resolve_target(db, ws, in, target, &rejected, &r->err, err);
+    if (rc || rejected) {
+        r->outcome = OUTCOME_REJECTED;
+        return rc;
+    }
+    const char *agent_id = target->agent_id, *version_id = target->version_id;
+    int64_t inserted = 0;
+    id_new("trace_", r->id);
+    rc = db_run(db, SQL_TRACE_INSERT,
+                DB_ARGS(DB_T(r->id), DB_T(ws), DB_T(agent_id), DB_T(version_id), DB_T(source),
+                        DB_T(in->external_id), DB_I(ts), DB_T(in->input), DB_T(in->output),
+                        DB_T(in->steps), DB_T(in->metadata), DB_I(now)),
+                &inserted, err);
+    if (rc)
+        return rc;
+    if (inserted) {
+        r->outcome = OUTCOME_CREATED;
+        stats_for(deltas, agent_id)[ST_TRACES]++;
+        return RF_OK;
+    }
+    return update_trace(db, ws, in, agent_id, version_id, ts, r, err);
+}
+
+/* An item of a PostgreSQL trace batch, resolved before the batch's one insert. */
+struct trace_pending {
+    char agent_id[ID_MAX], version_id[ID_MAX];
+    char *key; /* "source\x1fexternal_id", NULL without external_id (never deduplicated) */
+    bool ok;
+};
+
+/* PostgreSQL: resolve every item, insert those whose (source, external_id) first appears
+ * in the batch (and those without one) in one statement, then compare-and-update the
+ * rest in order: the outcomes of put_trace item by item, in two round trips instead of
+ * one per item. */
+static enum rf_status traces_put_many(struct db *db, const char *ws, const struct trace_new *items,
+                                      int n, int64_t now, struct stats_deltas *deltas,
+                                      struct store_item_result *results, struct rf_err *err)
+{
+    struct trace_pending *p = xcalloc((size_t)n + 1, sizeof *p);
+    const char **keys = xcalloc((size_t)n + 1, sizeof *keys);
+    const char **ids = xcalloc((size_t)n + 1, sizeof *ids);
+    bool *repeat = xcalloc((size_t)n + 1, sizeof *repeat);
+    bool *created = xcalloc((size_t)n + 1, sizeof *created);
+    struct target target = {0};
+    enum rf_status rc = RF_OK;
+    for (int i = 0; rc == RF_OK && i < n; i++) {
+        struct store_item_result *r = &results[i];
+        bool rejected;
+        memset(r, 0, sizeof *r);
+        rc = resolve_target(db, ws, &items[i], &target, &rejected, &r->err, err);
+        if (rc || rejected) {
+            r->outcome = OUTCOME_REJECTED;
+            continue;
+        }
+        p[i].ok = true;
+        snprintf(p[i].agent_id, ID_MAX, "%s", target.agent_id);
+        snprintf(p[i].version_id, ID_MAX, "%s", target.version_id);
+        if (items[i].external_id)
+            p[i].key = xasprintf("%s\x1f%s", items[i].source ? items[i].source : "api",
+                                 items[i].external_id);
+        keys[i] = p[i].key;
+        id_new("trace_", r->id);
+    }
+    batch_repeats(keys, n, repeat);
+    json_t *rows = json_array();
+    for (int i = 0; rc == RF_OK && i < n; i++) {
+        const struct trace_new *in = &items[i];
+        if (!p[i].ok || repeat[i])
+            continue;
+        ids[i] = results[i].id;
+        json_array_append_new(
+            rows, json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:s, s:s, s:o, s:o}", "id", ids[i],
+                            "a", p[i].agent_id, "v", p[i].version_id, "s",
+                            in->source ? in->source : "api", "e", jx_str_or_null(in->external_id),
+                            "ts", (json_int_t)(in->has_timestamp ? in->timestamp : now), "i",
+                            in->input, "o", in->output, "st", jx_str_or_null(in->steps), "m",
+                            jx_str_or_null(in->metadata)));
+    }
+    if (rc == RF_OK && json_array_size(rows) > 0) {
+        char *text = jx_dump(rows);
+        rc = batch_insert(db, SQL_TRACE_INSERT_MANY,
+                          DB_ARGS(DB_T(ws), DB_I(now), DB_T(text)), ids, n, created, err);
+        free(text);
+    }
+    json_decref(rows);
+    for (int i = 0; rc == RF_OK && i < n; i++) {
+        if (!p[i].ok)
+            continue;
+        if (created[i]) {
+            results[i].outcome = OUTCOME_CREATED;
+            stats_for(deltas, p[i].agent_id)[ST_TRACES]++;
+        } else {
+            int64_t ts = items[i].has_timestamp ? items[i].timestamp : now;
+            rc = update_trace(db, ws, &items[i], p[i].agent_id, p[i].version_id, ts, &results[i],
+                              err);
+        }
+    }
+    for (int i = 0; i < n; i++)
+        free(p[i].key);
+    free(p);
+    free(keys);
+    free(ids);
+    free(repeat);
+    free(created);
+    return rc;
+}
+
 /* A batch of traces or feedback, for counted_tx. */
 struct batch {
     const char *ws;
@@ -252,6 +330,8 @@ static enum rf_status traces_put_tx(struct db *db, void *ctx, struct stats_delta
 {
     struct batch *b = ctx;
     const struct trace_new *items = b->items;
+    if (db->backend == DB_POSTGRES)
+        return traces_put_many(db, b->ws, items, b->n, b->now, deltas, b->results, err);
     struct target target = {0};
     enum rf_status rc = RF_OK;
     for (int i = 0; rc == RF_OK && i < b->n; i++) {
@@ -375,228 +455,6 @@ enum rf_status store_trace_list(struct store *st, const char *ws, const struct t
     if (rc)
         return rc;
     return page_collect(s, trace_from_row, page->limit, "id", out, err);
-}
-
-static enum rf_status trace_not_found(const struct trace_ref *ref, const char *source,
-                                      struct rf_err *err)
-{
-    if (ref->trace_id)
-        return rf_fail_field(err, RF_NOT_FOUND, "trace_id", "trace %s not found", ref->trace_id);
-    return rf_fail_field(err, RF_NOT_FOUND, "external_id", "no trace with source %s and "
-                         "external_id %s", source, ref->external_id);
-}
-
-static int by_id(const void *a, const void *b)
-{
-    return strcmp(((const struct trace_locked *)a)->id, ((const struct trace_locked *)b)->id);
-}
-
-/* (source, external_id) order, a trace without external_id first. */
-static int ext_cmp(const char *source, const char *external_id, const struct trace_locked *r)
-{
-    int c = strcmp(source, r->source);
-    if (c || !external_id || !r->external_id)
-        return c ? c : (external_id != NULL) - (r->external_id != NULL);
-    return strcmp(external_id, r->external_id);
-}
-
-static int by_ext(const void *a, const void *b)
-{
-    const struct trace_locked *x = *(struct trace_locked *const *)a;
-    return ext_cmp(x->source, x->external_id, *(struct trace_locked *const *)b);
-}
-
-static struct trace_locked *locked_by_id(const struct trace_locks *l, const char *id)
-{
-    if (!l || !l->n)
-        return NULL;
-    struct trace_locked key = {.id = (char *)id};
-    return bsearch(&key, l->rows, (size_t)l->n, sizeof *l->rows, by_id);
-}
-
-static struct trace_locked *locked_by_ext(const struct trace_locks *l, const char *source,
-                                          const char *external_id)
-{
-    for (int lo = 0, hi = l->n - 1; lo <= hi;) {
-        int mid = lo + (hi - lo) / 2, c = ext_cmp(source, external_id, l->by_ext[mid]);
-        if (c == 0)
-            return l->by_ext[mid];
-        if (c < 0)
-            hi = mid - 1;
-        else
-            lo = mid + 1;
-    }
-    return NULL;
-}
-
-enum rf_status trace_lock_batch(struct db *db, const char *ws, const void *items, size_t stride,
-                                int n, struct trace_locks *out, struct rf_err *err)
-{
-    memset(out, 0, sizeof *out);
-    if (db->backend != DB_POSTGRES || n == 0)
-        return RF_OK;
-    json_t *ids = json_array(), *pairs = json_array();
-    for (int i = 0; i < n; i++) {
-        const struct trace_ref *r = (const void *)((const char *)items + stride * (size_t)i);
-        if (r->trace_id)
-            json_array_append_new(ids, json_string(r->trace_id));
-        else if (r->external_id)
-            json_array_append_new(pairs, json_pack("[ss]", r->source ? r->source : "api",
-                                                   r->external_id));
-    }
-    char *ids_text = json_dumps(ids, JSON_COMPACT), *pairs_text = json_dumps(pairs, JSON_COMPACT);
-    json_decref(ids);
-    json_decref(pairs);
-    struct db_stmt *s;
-    enum rf_status rc = db_query(db, SQL_TRACE_LOCK_BATCH,
-                                 DB_ARGS(DB_T(ws), DB_T(ids_text), DB_T(pairs_text), DB_T(ws)), &s,
-                                 err);
-    free(ids_text);
-    free(pairs_text);
-    if (rc)
-        return rc;
-    out->rows = xcalloc((size_t)n, sizeof *out->rows);
-    bool row;
-    while ((rc = db_next(s, &row, err)) == RF_OK && row && out->n < n) {
-        struct trace_locked *r = &out->rows[out->n++];
-        r->id = db_strdup(s, 0);
-        r->agent_id = db_strdup(s, 1);
-        r->source = db_strdup(s, 2);
-        r->external_id = db_strdup(s, 3);
-    }
-    db_done(s);
-    /* PostgreSQL locked in its collation's order; the lookups here use strcmp's. */
-    qsort(out->rows, (size_t)out->n, sizeof *out->rows, by_id);
-    out->by_ext = xcalloc((size_t)out->n + 1, sizeof *out->by_ext);
-    for (int i = 0; i < out->n; i++)
-        out->by_ext[i] = &out->rows[i];
-    qsort(out->by_ext, (size_t)out->n, sizeof *out->by_ext, by_ext);
-    if (rc)
-        trace_locks_release(out);
-    return rc;
-}
-
-enum rf_status trace_locks_read(struct db *db, struct trace_locks *l, struct rf_err *err)
-{
-    if (db->backend != DB_POSTGRES || l->n == 0)
-        return RF_OK;
-    json_t *ids = json_array();
-    for (int i = 0; i < l->n; i++)
-        json_array_append_new(ids, json_string(l->rows[i].id));
-    char *ids_text = json_dumps(ids, JSON_COMPACT);
-    json_decref(ids);
-    struct db_stmt *s;
-    enum rf_status rc = db_query(db, SQL_TRACE_LOCKED_RATINGS, DB_ARGS(DB_T(ids_text)), &s, err);
-    free(ids_text);
-    if (rc)
-        return rc;
-    bool row;
-    while ((rc = db_next(s, &row, err)) == RF_OK && row) {
-        struct trace_locked *r = locked_by_id(l, db_text(s, 0));
-        if (r)
-            snprintf(r->rating, sizeof r->rating, "%s", db_text(s, 1) ? db_text(s, 1) : "");
-    }
-    db_done(s);
-    l->rated = rc == RF_OK;
-    return rc;
-}
-
-void trace_locks_release(struct trace_locks *l)
-{
-    for (int i = 0; i < l->n; i++) {
-        free(l->rows[i].id);
-        free(l->rows[i].agent_id);
-        free(l->rows[i].source);
-        free(l->rows[i].external_id);
-    }
-    free(l->rows);
-    free(l->by_ext);
-    memset(l, 0, sizeof *l);
-}
-
-static bool holds(const struct trace_locks *l, const char *id)
-{
-    return locked_by_id(l, id) != NULL;
-}
-
-/* One read of a trace ref and its feedback; `lock` takes the trace's row lock (PostgreSQL). */
-static enum rf_status read_ref(struct db *db, const char *ws, const struct trace_ref *ref,
-                               const char *source, bool lock, struct trace_found *out,
-                               bool *found, struct rf_err *err)
-{
-    struct db_stmt *s;
-    enum rf_status rc;
-    if (ref->trace_id)
-        rc = db_row(db, lock ? SQL_TRACE_REF_ID_LOCK : SQL_TRACE_REF_ID,
-                    DB_ARGS(DB_T(ref->trace_id), DB_T(ws)), &s, found, err);
-    else
-        rc = db_row(db, lock ? SQL_TRACE_REF_EXTERNAL_LOCK : SQL_TRACE_REF_EXTERNAL,
-                    DB_ARGS(DB_T(ws), DB_T(source), DB_T(ref->external_id)), &s, found, err);
-    if (rc)
-        return rc;
-    if (*found) {
-        snprintf(out->trace_id, ID_MAX, "%s", db_text(s, 0));
-        snprintf(out->agent_id, ID_MAX, "%s", db_text(s, 1));
-        snprintf(out->rating, sizeof out->rating, "%s", db_text(s, 2) ? db_text(s, 2) : "");
-        out->note = db_strdup(s, 3);
-    }
-    db_done(s);
-    return RF_OK;
-}
-
-enum rf_status trace_resolve(struct db *db, const char *ws, const struct trace_ref *ref,
-                             const struct trace_locks *locks, struct trace_found *out,
-                             struct rf_err *err)
-{
-    bool found, pg = db->backend == DB_POSTGRES;
-    const char *source = ref->source ? ref->source : "api";
-    memset(out, 0, sizeof *out);
-    if (locks && locks->rated) {
-        const struct trace_locked *l =
-            ref->trace_id       ? locked_by_id(locks, ref->trace_id)
-            : ref->external_id ? locked_by_ext(locks, source, ref->external_id)
-                               : NULL;
-        if (l) { /* the locked read already has it (without the note) */
-            snprintf(out->trace_id, ID_MAX, "%s", l->id);
-            snprintf(out->agent_id, ID_MAX, "%s", l->agent_id);
-            snprintf(out->rating, sizeof out->rating, "%s", l->rating);
-            return RF_OK;
-        }
-    }
-    enum rf_status rc = read_ref(db, ws, ref, source, pg, out, &found, err);
-    if (rc == RF_OK && found && pg && !holds(locks, out->trace_id)) {
-        /* The read may have waited for another transaction's lock, and a statement sees
-         * the data as of its start: read again, now that the lock is ours. */
-        char id[ID_MAX];
-        snprintf(id, sizeof id, "%s", out->trace_id);
-        trace_found_release(out);
-        rc = read_ref(db, ws, &(struct trace_ref){.trace_id = id}, source, false, out, &found,
-                      err);
-    }
-    if (rc)
-        return rc;
-    return found ? RF_OK : trace_not_found(ref, source, err);
-}
-
-enum rf_status trace_resolve_item(struct db *db, const char *ws, const struct trace_ref *ref,
-                                  const struct trace_locks *locks, struct trace_found *out,
-                                  struct store_item_result *r, bool *found, struct rf_err *err)
-{
-    enum rf_status rc = trace_resolve(db, ws, ref, locks, out, &r->err);
-    *found = rc == RF_OK;
-    if (rc == RF_NOT_FOUND) {
-        r->outcome = OUTCOME_REJECTED;
-        return RF_OK;
-    }
-    if (rc && err)
-        *err = r->err;
-    return rc;
-}
-
-void trace_found_release(struct trace_found *t)
-{
-    free(t->note);
-    t->note = NULL;
 }
 
 /* How many of the trace's executions predicted 1 (pass) and 0 (fail). */

@@ -283,6 +283,23 @@ test('best practices: built-in plus own; only own rows can be deleted', async ()
   assert.equal((await srv.api('DELETE', `/v1/best-practices/${own}`)).status, 404);
 });
 
+test('one batch of traces naming an external id twice: the items apply in order', async () => {
+  const other = (await srv.api('POST', '/v1/agents', { name: 'ingest-other', prompt_template: 'x' })).json;
+  const before = (await srv.api('GET', `/v1/agents/${agent.id}`)).json.stats.traces;
+  const r = await srv.api('POST', '/v1/traces', { traces: [
+    trace('r1'), trace('r2'), trace('r1', { input: 'changed' }), trace('r1', { input: 'changed' }),
+    { agent_id: agent.id, input: 'no id', output: 'o' }, { agent_id: agent.id, input: 'no id', output: 'o' },
+    trace('r2', { agent_id: other.id }), trace('r3', { source: 'elsewhere' }), trace('r3'),
+  ] });
+  assert.equal(r.status, 201);
+  assert.deepEqual(r.json.data.map((x) => x.result ?? 'rejected'),
+    ['created', 'created', 'updated', 'unchanged', 'created', 'created', 'rejected', 'created', 'created']);
+  assert.equal(r.json.data[0].id, r.json.data[2].id);
+  assert.equal(r.json.data[6].error.details.field, 'external_id');
+  assert.equal((await srv.api('GET', `/v1/traces/${r.json.data[0].id}`)).json.input, 'changed');
+  assert.equal((await srv.api('GET', `/v1/agents/${agent.id}`)).json.stats.traces, before + 6);
+});
+
 test('one batch naming a trace twice: the items apply in order, as one by one', async () => {
   const t = (await srv.api('POST', '/v1/traces', trace('twice'))).json;
   await srv.api('PUT', `/v1/traces/${t.id}/feedback`, { rating: 'negative' });
