@@ -5,6 +5,7 @@
  */
 #include "improve/improve.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,8 +223,17 @@ static bool crash_hook(struct job_ctx *ctx)
 static size_t trace_budget(void)
 {
     const char *v = getenv("REFOLD_TRACE_BUDGET");
-    long long n = v && *v ? strtoll(v, NULL, 10) : 0;
-    return n >= 1000 ? (size_t)n : EVIDENCE_DEFAULT_BUDGET;
+    if (!v || !*v)
+        return EVIDENCE_DEFAULT_BUDGET;
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (*end || errno || n < 1000 || n > 100000000) {
+        log_warn("ignoring invalid setting", "name=REFOLD_TRACE_BUDGET value=\"%.40s\" "
+                 "allowed=1000..100000000 default=%d", v, EVIDENCE_DEFAULT_BUDGET);
+        return EVIDENCE_DEFAULT_BUDGET;
+    }
+    return (size_t)n;
 }
 
 static enum rf_status create_candidate(struct store *st, json_t *result, void *ud,
