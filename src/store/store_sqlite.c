@@ -128,6 +128,9 @@ static enum rf_status fail(struct conn *c, struct rf_err *err, int rc, const cha
         code = RF_INVALID;
     else if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
         code = RF_UNAVAILABLE;
+    else if ((rc & 0xff) == SQLITE_FULL) /* the disk (or max_page_count): retry once freed */
+        return rf_fail_reason(err, RF_UNAVAILABLE, "storage_full", "database %s failed: %s",
+                              what, sqlite3_errmsg(c->h));
     return rf_fail(err, code, "database %s failed: %s", what, sqlite3_errmsg(c->h));
 }
 

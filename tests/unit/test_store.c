@@ -142,6 +142,44 @@ static void test_store_stats_plan(void **state)
     assert_no_scan(plan, "traces");
 }
 
+/* A full disk is 503-able (RF_UNAVAILABLE, reason storage_full), not an internal error,
+ * and loses nothing committed before it: simulated with the writer's max_page_count. */
+static void test_store_full_is_unavailable(void **state)
+{
+    struct fixture *f = *state;
+    struct rf_err err;
+    json_t *agent, *stats;
+    struct agent_new an = {.name = "a", .prompt_template = "Hi {{x}}"};
+    assert_int_equal(store_agent_create(f->st, f->ws, &an, &agent, &err), RF_OK);
+    const char *aid = json_string_value(json_object_get(agent, "id"));
+    struct db *db = f->st->db;
+    assert_int_equal(db_begin(db, &err), RF_OK);
+    assert_int_equal(db_exec_script(db, "PRAGMA max_page_count = 150", &err), RF_OK);
+    assert_int_equal(db_end(db, RF_OK, &err), RF_OK);
+    char *big = malloc(20001);
+    memset(big, 'z', 20000);
+    big[20000] = '\0';
+    int stored = 0;
+    enum rf_status rc = RF_OK;
+    for (int i = 0; i < 100 && rc == RF_OK; i++) {
+        char ext[16];
+        snprintf(ext, sizeof ext, "t%d", i);
+        struct trace_new tr = {.agent_id = aid, .external_id = ext, .input = big, .output = "o"};
+        struct store_item_result res;
+        rc = store_traces_put(f->st, f->ws, &tr, 1, &res, &err);
+        if (rc == RF_OK)
+            stored++;
+    }
+    free(big);
+    assert_int_equal(rc, RF_UNAVAILABLE);
+    assert_string_equal(err.reason, "storage_full");
+    assert_true(stored > 0);
+    assert_int_equal(store_agent_stats(f->st, f->ws, aid, &stats, &err), RF_OK);
+    assert_int_equal(json_integer_value(json_object_get(stats, "traces")), stored);
+    json_decref(stats);
+    json_decref(agent);
+}
+
 /* A small end-to-end store workload: the counters and the contradictions agree. */
 static void test_store_counters_follow_writes(void **state)
 {
@@ -210,6 +248,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_contradiction_plan, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_stats_plan, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_counters_follow_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_full_is_unavailable, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
