@@ -8,9 +8,9 @@
  * prediction moves it between buckets. A batch gathers the changes and writes
  * them once (struct stats_deltas). New executions are inserted first and
  * looked up only when the insert changed nothing (see store_traces.c): one
- * statement per item on SQLite, one per batch on PostgreSQL (insert_many), where
- * every statement is a round trip. The outcomes are those of the items applied
- * one by one, in order, either way.
+ * statement per item on SQLite (insert_each), one per batch on PostgreSQL, where
+ * every statement is a round trip (insert_many). The outcomes are those of the
+ * items applied one by one, in order, either way.
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -188,7 +188,6 @@ struct exec_target {
     char trace_id[ID_MAX];
     char rating[16]; /* "" when unrated */
     bool ok;         /* false: rejected (in its result) */
-    bool created;
 };
 
 static enum rf_status resolve_target(struct db *db, const struct exec_batch *b, const char *agent,
@@ -216,17 +215,38 @@ static enum rf_status resolve_target(struct db *db, const struct exec_batch *b, 
     return RF_OK;
 }
 
-/* PostgreSQL: insert every resolved item whose trace first appears in the batch with one
- * statement (one round trip instead of one per item), marking those it created. Later
- * items on the same trace, and rows that already existed, are left to update_execution. */
+/* SQLite: one INSERT … ON CONFLICT DO NOTHING per resolved item, in order. */
+static enum rf_status insert_each(struct db *db, const struct exec_batch *b, const char *agent,
+                                  const struct exec_target *t, int64_t now, bool *created,
+                                  struct rf_err *err)
+{
+    enum rf_status rc = RF_OK;
+    for (int i = 0; rc == RF_OK && i < b->n; i++) {
+        const struct execution_new *in = &b->items[i];
+        int64_t inserted = 0;
+        if (t[i].ok)
+            rc = db_run(db, SQL_EXEC_INSERT,
+                        DB_ARGS(DB_T(b->results[i].id), DB_T(b->eval_id), DB_T(t[i].trace_id),
+                                DB_T(agent), DB_I(in->predicted_result),
+                                DB_T(in->predicted_reason),
+                                DB_IN(in->execution_time_ms, in->has_execution_time), DB_I(now)),
+                        &inserted, err);
+        created[i] = inserted != 0;
+    }
+    return rc;
+}
+
+/* PostgreSQL, where each statement is a round trip: the same inserts as insert_each in
+ * one statement. An item naming a trace an earlier item named stays out of it, as
+ * insert_each's DO NOTHING would leave it out. */
 static enum rf_status insert_many(struct db *db, const struct exec_batch *b, const char *agent,
-                                  struct exec_target *t, int64_t now, struct rf_err *err)
+                                  const struct exec_target *t, int64_t now, bool *created,
+                                  struct rf_err *err)
 {
     int n = b->n;
     const char **keys = xcalloc((size_t)n + 1, sizeof *keys);
     const char **ids = xcalloc((size_t)n + 1, sizeof *ids);
     bool *repeat = xcalloc((size_t)n + 1, sizeof *repeat);
-    bool *created = xcalloc((size_t)n + 1, sizeof *created);
     for (int i = 0; i < n; i++)
         keys[i] = t[i].ok ? t[i].trace_id : NULL;
     batch_repeats(keys, n, repeat);
@@ -242,24 +262,22 @@ static enum rf_status insert_many(struct db *db, const struct exec_batch *b, con
                             "ms", in->has_execution_time ? json_integer(in->execution_time_ms)
                                                          : json_null()));
     }
-    enum rf_status rc = RF_OK;
-    if (json_array_size(rows) > 0) {
-        char *text = jx_dump(rows);
-        rc = batch_insert(db, SQL_EXEC_INSERT_MANY,
-                          DB_ARGS(DB_T(b->eval_id), DB_T(agent), DB_I(now), DB_T(text)), ids, n,
-                          created, err);
-        free(text);
-    }
-    for (int i = 0; rc == RF_OK && i < n; i++)
-        t[i].created = created[i];
+    char *text = jx_dump(rows);
+    enum rf_status rc = batch_insert(db, SQL_EXEC_INSERT_MANY,
+                                     DB_ARGS(DB_T(b->eval_id), DB_T(agent), DB_I(now), DB_T(text)),
+                                     ids, n, created, err);
+    free(text);
     json_decref(rows);
     free(keys);
     free(ids);
     free(repeat);
-    free(created);
     return rc;
 }
 
+/* Resolve every item, insert the new executions, then compare-and-update the rest in
+ * order: the outcomes of the items applied one by one, whichever way the inserts went.
+ * (Executions change no rating, so resolving them all first reads what resolving each
+ * just before its write would.) */
 static enum rf_status executions_put_tx(struct db *db, void *ctx, struct stats_deltas *deltas,
                                         struct rf_err *err)
 {
@@ -274,51 +292,35 @@ static enum rf_status executions_put_tx(struct db *db, void *ctx, struct stats_d
     json_decref(eval);
     int64_t *v = stats_for(deltas, agent);
     int64_t now = clock_now_ms();
-    bool bulk = db->backend == DB_POSTGRES;
     struct trace_locks locks;
     struct exec_target *t = xcalloc((size_t)b->n + 1, sizeof *t);
+    bool *created = xcalloc((size_t)b->n + 1, sizeof *created);
     rc = trace_lock_batch(db, b->ws, b->items, sizeof *b->items, b->n, &locks, err);
     if (rc == RF_OK)
         rc = trace_locks_read(db, &locks, err); /* executions leave ratings as they are */
-    /* PostgreSQL resolves every item first (from the locked read) and inserts the new
-     * ones in one statement; SQLite, where a statement costs no round trip, inserts each
-     * item as it resolves it. Either way the outcome is that of the items in order. */
-    for (int i = 0; bulk && rc == RF_OK && i < b->n; i++) {
+    for (int i = 0; rc == RF_OK && i < b->n; i++) {
         memset(&b->results[i], 0, sizeof b->results[i]);
         rc = resolve_target(db, b, agent, &locks, i, &t[i], err);
     }
-    if (bulk && rc == RF_OK)
-        rc = insert_many(db, b, agent, t, now, err);
+    if (rc == RF_OK)
+        rc = db->backend == DB_POSTGRES ? insert_many(db, b, agent, t, now, created, err)
+                                        : insert_each(db, b, agent, t, now, created, err);
     for (int i = 0; rc == RF_OK && i < b->n; i++) {
         const struct execution_new *in = &b->items[i];
-        struct store_item_result *r = &b->results[i];
-        if (!bulk) {
-            memset(r, 0, sizeof *r);
-            rc = resolve_target(db, b, agent, &locks, i, &t[i], err);
-            int64_t inserted = 0;
-            if (rc == RF_OK && t[i].ok)
-                rc = db_run(db, SQL_EXEC_INSERT,
-                            DB_ARGS(DB_T(r->id), DB_T(b->eval_id), DB_T(t[i].trace_id),
-                                    DB_T(agent), DB_I(in->predicted_result),
-                                    DB_T(in->predicted_reason),
-                                    DB_IN(in->execution_time_ms, in->has_execution_time),
-                                    DB_I(now)),
-                            &inserted, err);
-            t[i].created = inserted != 0;
-        }
-        if (rc || !t[i].ok)
-            continue;
         const char *rating = t[i].rating[0] ? t[i].rating : NULL;
-        if (t[i].created) {
-            r->outcome = OUTCOME_CREATED;
+        if (!t[i].ok)
+            continue;
+        if (created[i]) {
+            b->results[i].outcome = OUTCOME_CREATED;
             v[ST_EXECUTIONS]++;
             stats_bucket(v, rating, in->predicted_result, 1);
-        } else {
-            /* The eval judged this trace before (or earlier in this batch). */
-            rc = update_execution(db, b->eval_id, t[i].trace_id, rating, in, now, v, r, err);
+        } else { /* judged before, or earlier in this batch */
+            rc = update_execution(db, b->eval_id, t[i].trace_id, rating, in, now, v,
+                                  &b->results[i], err);
         }
     }
     free(t);
+    free(created);
     trace_locks_release(&locks);
     return rc;
 }

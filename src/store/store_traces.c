@@ -14,9 +14,9 @@
  *
  * New rows are inserted first (INSERT ... ON CONFLICT DO NOTHING) and looked
  * up only when that changed nothing: an import of new traces pays for one
- * index probe per row instead of two. On SQLite one statement per trace
- * (put_trace); on PostgreSQL, where each statement is a round trip, one for the
- * whole batch (traces_put_many), with the same outcomes. Resolving and locking
+ * index probe per row instead of two: one statement per trace on SQLite
+ * (insert_each), one for the whole batch on PostgreSQL, where each statement is a
+ * round trip (insert_many); the outcomes are the same. Resolving and locking
  * the traces a feedback or executions write names is store_trace_refs.c.
  */
 #include <stddef.h>
@@ -157,13 +157,23 @@ static bool same_text(const char *a, const char *b)
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
+static const char *trace_source(const struct trace_new *in)
+{
+    return in->source ? in->source : "api";
+}
+
+static int64_t trace_ts(const struct trace_new *in, int64_t now)
+{
+    return in->has_timestamp ? in->timestamp : now;
+}
+
 /* A trace whose (source, external_id) exists: the same trace again, perhaps changed.
  * Compare, and update when something differs; another agent's trace is rejected. */
 static enum rf_status update_trace(struct db *db, const char *ws, const struct trace_new *in,
                                    const char *agent_id, const char *version_id, int64_t ts,
                                    struct store_item_result *r, struct rf_err *err)
 {
-    const char *source = in->source ? in->source : "api";
+    const char *source = trace_source(in);
     struct db_stmt *s;
     bool found;
     enum rf_status rc = db_row(db, SQL_TRACE_BY_EXTERNAL,
@@ -201,121 +211,6 @@ static enum rf_status update_trace(struct db *db, const char *ws, const struct t
                   NULL, err);
 }
 
-/* One trace (SQLite): insert, or compare and update the existing one. */
-static enum rf_status put_trace(struct db *db, const char *ws, const struct trace_new *in,
-                                int64_t now, struct target *target, struct stats_deltas *deltas,
-                                struct store_item_result *r, struct rf_err *err)
-{
-    bool rejected;
-    const char *source = in->source ? in->source : "api";
-    int64_t ts = in->has_timestamp ? in->timestamp : now;
-    enum rf_status rc = resolve_target(db, ws, in, target, &rejected, &r->err, err);
-    if (rc || rejected) {
-        r->outcome = OUTCOME_REJECTED;
-        return rc;
-    }
-    const char *agent_id = target->agent_id, *version_id = target->version_id;
-    int64_t inserted = 0;
-    id_new("trace_", r->id);
-    rc = db_run(db, SQL_TRACE_INSERT,
-                DB_ARGS(DB_T(r->id), DB_T(ws), DB_T(agent_id), DB_T(version_id), DB_T(source),
-                        DB_T(in->external_id), DB_I(ts), DB_T(in->input), DB_T(in->output),
-                        DB_T(in->steps), DB_T(in->metadata), DB_I(now)),
-                &inserted, err);
-    if (rc)
-        return rc;
-    if (inserted) {
-        r->outcome = OUTCOME_CREATED;
-        stats_for(deltas, agent_id)[ST_TRACES]++;
-        return RF_OK;
-    }
-    return update_trace(db, ws, in, agent_id, version_id, ts, r, err);
-}
-
-/* An item of a PostgreSQL trace batch, resolved before the batch's one insert. */
-struct trace_pending {
-    char agent_id[ID_MAX], version_id[ID_MAX];
-    char *key; /* "source\x1fexternal_id", NULL without external_id (never deduplicated) */
-    bool ok;
-};
-
-/* PostgreSQL: resolve every item, insert those whose (source, external_id) first appears
- * in the batch (and those without one) in one statement, then compare-and-update the
- * rest in order: the outcomes of put_trace item by item, in two round trips instead of
- * one per item. */
-static enum rf_status traces_put_many(struct db *db, const char *ws, const struct trace_new *items,
-                                      int n, int64_t now, struct stats_deltas *deltas,
-                                      struct store_item_result *results, struct rf_err *err)
-{
-    struct trace_pending *p = xcalloc((size_t)n + 1, sizeof *p);
-    const char **keys = xcalloc((size_t)n + 1, sizeof *keys);
-    const char **ids = xcalloc((size_t)n + 1, sizeof *ids);
-    bool *repeat = xcalloc((size_t)n + 1, sizeof *repeat);
-    bool *created = xcalloc((size_t)n + 1, sizeof *created);
-    struct target target = {0};
-    enum rf_status rc = RF_OK;
-    for (int i = 0; rc == RF_OK && i < n; i++) {
-        struct store_item_result *r = &results[i];
-        bool rejected;
-        memset(r, 0, sizeof *r);
-        rc = resolve_target(db, ws, &items[i], &target, &rejected, &r->err, err);
-        if (rc || rejected) {
-            r->outcome = OUTCOME_REJECTED;
-            continue;
-        }
-        p[i].ok = true;
-        snprintf(p[i].agent_id, ID_MAX, "%s", target.agent_id);
-        snprintf(p[i].version_id, ID_MAX, "%s", target.version_id);
-        if (items[i].external_id)
-            p[i].key = xasprintf("%s\x1f%s", items[i].source ? items[i].source : "api",
-                                 items[i].external_id);
-        keys[i] = p[i].key;
-        id_new("trace_", r->id);
-    }
-    batch_repeats(keys, n, repeat);
-    json_t *rows = json_array();
-    for (int i = 0; rc == RF_OK && i < n; i++) {
-        const struct trace_new *in = &items[i];
-        if (!p[i].ok || repeat[i])
-            continue;
-        ids[i] = results[i].id;
-        json_array_append_new(
-            rows, json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:s, s:s, s:o, s:o}", "id", ids[i],
-                            "a", p[i].agent_id, "v", p[i].version_id, "s",
-                            in->source ? in->source : "api", "e", jx_str_or_null(in->external_id),
-                            "ts", (json_int_t)(in->has_timestamp ? in->timestamp : now), "i",
-                            in->input, "o", in->output, "st", jx_str_or_null(in->steps), "m",
-                            jx_str_or_null(in->metadata)));
-    }
-    if (rc == RF_OK && json_array_size(rows) > 0) {
-        char *text = jx_dump(rows);
-        rc = batch_insert(db, SQL_TRACE_INSERT_MANY,
-                          DB_ARGS(DB_T(ws), DB_I(now), DB_T(text)), ids, n, created, err);
-        free(text);
-    }
-    json_decref(rows);
-    for (int i = 0; rc == RF_OK && i < n; i++) {
-        if (!p[i].ok)
-            continue;
-        if (created[i]) {
-            results[i].outcome = OUTCOME_CREATED;
-            stats_for(deltas, p[i].agent_id)[ST_TRACES]++;
-        } else {
-            int64_t ts = items[i].has_timestamp ? items[i].timestamp : now;
-            rc = update_trace(db, ws, &items[i], p[i].agent_id, p[i].version_id, ts, &results[i],
-                              err);
-        }
-    }
-    for (int i = 0; i < n; i++)
-        free(p[i].key);
-    free(p);
-    free(keys);
-    free(ids);
-    free(repeat);
-    free(created);
-    return rc;
-}
-
 /* A batch of traces or feedback, for counted_tx. */
 struct batch {
     const char *ws;
@@ -325,19 +220,119 @@ struct batch {
     int64_t now;
 };
 
+/* A trace item once resolved: where it goes (ok false: rejected, in its result). */
+struct trace_target {
+    char agent_id[ID_MAX], version_id[ID_MAX];
+    bool ok;
+};
+
+/* SQLite: one INSERT … ON CONFLICT DO NOTHING per resolved item, in order. */
+static enum rf_status insert_each(struct db *db, const struct batch *b,
+                                  const struct trace_target *t, bool *created,
+                                  struct rf_err *err)
+{
+    const struct trace_new *items = b->items;
+    enum rf_status rc = RF_OK;
+    for (int i = 0; rc == RF_OK && i < b->n; i++) {
+        const struct trace_new *in = &items[i];
+        int64_t inserted = 0;
+        if (t[i].ok)
+            rc = db_run(db, SQL_TRACE_INSERT,
+                        DB_ARGS(DB_T(b->results[i].id), DB_T(b->ws), DB_T(t[i].agent_id),
+                                DB_T(t[i].version_id), DB_T(trace_source(in)),
+                                DB_T(in->external_id), DB_I(trace_ts(in, b->now)),
+                                DB_T(in->input), DB_T(in->output), DB_T(in->steps),
+                                DB_T(in->metadata), DB_I(b->now)),
+                        &inserted, err);
+        created[i] = inserted != 0;
+    }
+    return rc;
+}
+
+/* PostgreSQL, where each statement is a round trip: the same inserts as insert_each in
+ * one statement. An item repeating an earlier item's (source, external_id) stays out of
+ * it, as insert_each's DO NOTHING would leave it out. */
+static enum rf_status insert_many(struct db *db, const struct batch *b,
+                                  const struct trace_target *t, bool *created,
+                                  struct rf_err *err)
+{
+    const struct trace_new *items = b->items;
+    int n = b->n;
+    char **keys = xcalloc((size_t)n + 1, sizeof *keys);
+    const char **ids = xcalloc((size_t)n + 1, sizeof *ids);
+    bool *repeat = xcalloc((size_t)n + 1, sizeof *repeat);
+    for (int i = 0; i < n; i++)
+        if (t[i].ok && items[i].external_id) /* without one, never deduplicated */
+            keys[i] = xasprintf("%s\x1f%s", trace_source(&items[i]), items[i].external_id);
+    batch_repeats((const char *const *)keys, n, repeat);
+    json_t *rows = json_array();
+    for (int i = 0; i < n; i++) {
+        const struct trace_new *in = &items[i];
+        if (!t[i].ok || repeat[i])
+            continue;
+        ids[i] = b->results[i].id;
+        json_array_append_new(
+            rows, json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:s, s:s, s:o, s:o}", "id", ids[i],
+                            "a", t[i].agent_id, "v", t[i].version_id, "s", trace_source(in), "e",
+                            jx_str_or_null(in->external_id), "ts",
+                            (json_int_t)trace_ts(in, b->now), "i", in->input, "o", in->output,
+                            "st", jx_str_or_null(in->steps), "m", jx_str_or_null(in->metadata)));
+    }
+    char *text = jx_dump(rows);
+    enum rf_status rc = batch_insert(db, SQL_TRACE_INSERT_MANY,
+                                     DB_ARGS(DB_T(b->ws), DB_I(b->now), DB_T(text)), ids, n,
+                                     created, err);
+    free(text);
+    json_decref(rows);
+    for (int i = 0; i < n; i++)
+        free(keys[i]);
+    free(keys);
+    free(ids);
+    free(repeat);
+    return rc;
+}
+
+/* Resolve every item, insert the new traces, then compare-and-update the rest in order:
+ * the outcomes of the items applied one by one, whichever way the inserts went. */
 static enum rf_status traces_put_tx(struct db *db, void *ctx, struct stats_deltas *deltas,
                                     struct rf_err *err)
 {
     struct batch *b = ctx;
     const struct trace_new *items = b->items;
-    if (db->backend == DB_POSTGRES)
-        return traces_put_many(db, b->ws, items, b->n, b->now, deltas, b->results, err);
+    struct trace_target *t = xcalloc((size_t)b->n + 1, sizeof *t);
+    bool *created = xcalloc((size_t)b->n + 1, sizeof *created);
     struct target target = {0};
     enum rf_status rc = RF_OK;
     for (int i = 0; rc == RF_OK && i < b->n; i++) {
-        memset(&b->results[i], 0, sizeof b->results[i]);
-        rc = put_trace(db, b->ws, &items[i], b->now, &target, deltas, &b->results[i], err);
+        struct store_item_result *r = &b->results[i];
+        bool rejected;
+        memset(r, 0, sizeof *r);
+        rc = resolve_target(db, b->ws, &items[i], &target, &rejected, &r->err, err);
+        if (rc || rejected) {
+            r->outcome = OUTCOME_REJECTED;
+            continue;
+        }
+        t[i].ok = true;
+        snprintf(t[i].agent_id, ID_MAX, "%s", target.agent_id);
+        snprintf(t[i].version_id, ID_MAX, "%s", target.version_id);
+        id_new("trace_", r->id);
     }
+    if (rc == RF_OK)
+        rc = db->backend == DB_POSTGRES ? insert_many(db, b, t, created, err)
+                                        : insert_each(db, b, t, created, err);
+    for (int i = 0; rc == RF_OK && i < b->n; i++) {
+        if (!t[i].ok)
+            continue;
+        if (created[i]) {
+            b->results[i].outcome = OUTCOME_CREATED;
+            stats_for(deltas, t[i].agent_id)[ST_TRACES]++;
+        } else {
+            rc = update_trace(db, b->ws, &items[i], t[i].agent_id, t[i].version_id,
+                              trace_ts(&items[i], b->now), &b->results[i], err);
+        }
+    }
+    free(t);
+    free(created);
     return rc;
 }
 
