@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "core/env.h"
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "http/server.h"
@@ -32,24 +33,6 @@ static const char *env(const char *name)
 {
     const char *v = getenv(name);
     return v && *v ? v : NULL;
-}
-
-/* A whole-number setting from the environment; a malformed or out-of-range value keeps
- * the default, with a warning. */
-static int64_t env_int(const char *name, int64_t dflt, int64_t min, int64_t max)
-{
-    const char *v = env(name);
-    if (!v)
-        return dflt;
-    char *end;
-    errno = 0;
-    long long n = strtoll(v, &end, 10);
-    if (*end || errno || n < min || n > max) {
-        log_warn("ignoring invalid setting", "name=%s value=\"%.40s\" allowed=%lld..%lld default=%lld",
-                 name, v, (long long)min, (long long)max, (long long)dflt);
-        return dflt;
-    }
-    return n;
 }
 
 /* A millisecond setting: at most a week. */

@@ -5,7 +5,6 @@
  */
 #include "improve/improve.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/env.h"
 #include "core/jsonx.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -222,18 +222,7 @@ static bool crash_hook(struct job_ctx *ctx)
 
 static size_t trace_budget(void)
 {
-    const char *v = getenv("REFOLD_TRACE_BUDGET");
-    if (!v || !*v)
-        return EVIDENCE_DEFAULT_BUDGET;
-    char *end;
-    errno = 0;
-    long long n = strtoll(v, &end, 10);
-    if (*end || errno || n < 1000 || n > 100000000) {
-        log_warn("ignoring invalid setting", "name=REFOLD_TRACE_BUDGET value=\"%.40s\" "
-                 "allowed=1000..100000000 default=%d", v, EVIDENCE_DEFAULT_BUDGET);
-        return EVIDENCE_DEFAULT_BUDGET;
-    }
-    return (size_t)n;
+    return (size_t)env_int("REFOLD_TRACE_BUDGET", EVIDENCE_DEFAULT_BUDGET, 1000, 100000000);
 }
 
 static enum rf_status create_candidate(struct store *st, json_t *result, void *ud,
