@@ -11,7 +11,6 @@
 #define REFOLD_LOG_H
 
 #include <stdbool.h>
-
 #include <stddef.h>
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };

@@ -121,6 +121,7 @@ static enum rf_status fail(struct conn *c, struct rf_err *err, int rc, const cha
 {
     int ext = sqlite3_extended_errcode(c->h);
     enum rf_status code = RF_INTERNAL;
+    const char *reason = "";
     if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY)
         code = RF_CONFLICT;
     else if (ext == SQLITE_CONSTRAINT_FOREIGNKEY || ext == SQLITE_CONSTRAINT_CHECK ||
@@ -128,10 +129,12 @@ static enum rf_status fail(struct conn *c, struct rf_err *err, int rc, const cha
         code = RF_INVALID;
     else if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
         code = RF_UNAVAILABLE;
-    else if ((rc & 0xff) == SQLITE_FULL) /* the disk (or max_page_count): retry once freed */
-        return rf_fail_reason(err, RF_UNAVAILABLE, "storage_full", "database %s failed: %s",
-                              what, sqlite3_errmsg(c->h));
-    return rf_fail(err, code, "database %s failed: %s", what, sqlite3_errmsg(c->h));
+    else if ((rc & 0xff) == SQLITE_FULL) { /* the disk (or max_page_count): retry once freed */
+        code = RF_UNAVAILABLE;
+        reason = "storage_full";
+    }
+    return rf_fail_reason(err, code, reason, "database %s failed: %s", what,
+                          sqlite3_errmsg(c->h));
 }
 
 static int prepare(sqlite3 *h, const char *sql, sqlite3_stmt **out)
