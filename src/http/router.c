@@ -45,7 +45,7 @@ static const struct route routes[] = {
     {"GET", "/v1/jobs/{id}", h_jobs_get, 0},
     {"POST", "/v1/jobs/{id}/cancel", h_jobs_cancel, 0},
     {"POST", "/v1/jobs/{id}/retry", h_jobs_retry, 0},
-    {"GET", "/v1/jobs/{id}/events", h_jobs_events, 0},
+    {"GET", "/v1/jobs/{id}/events", h_jobs_events, ROUTE_NO_HEAD},
     {"GET", "/v1/jobs/{id}/llm-calls", h_jobs_llm_calls, 0},
     {"POST", "/v1/test/jobs", h_test_jobs_create, ROUTE_TEST_ONLY},
     {"POST", "/v1/session", h_session_create, ROUTE_PUBLIC},
@@ -121,15 +121,16 @@ enum route_match router_match(const char *method, const char *path, struct req *
             continue;
         if (!match(routes[i].pattern, path, buf, params, &nparams))
             continue;
-        if (strcmp(routes[i].method, method) == 0) {
+        bool head = strcmp(routes[i].method, "GET") == 0 && !(routes[i].flags & ROUTE_NO_HEAD);
+        if (strcmp(routes[i].method, method) == 0 || (head && strcmp(method, "HEAD") == 0)) {
             req->param_buf = buf;
             memcpy(req->params, params, sizeof params);
             *index = i;
             return ROUTE_FOUND;
         }
         path_seen = true;
-        int w = snprintf(allow + used, allow_len - used, "%s%s", used ? ", " : "",
-                         routes[i].method);
+        int w = snprintf(allow + used, allow_len - used, "%s%s%s", used ? ", " : "",
+                         routes[i].method, head ? ", HEAD" : "");
         if (w > 0 && used + (size_t)w < allow_len)
             used += (size_t)w;
     }

@@ -19,6 +19,7 @@ enum route_flags {
                           * (no clock, no process state): http/memo.h may reuse it */
     ROUTE_NO_STORE = 8,  /* public; req->store stays NULL: the handler calls req_store() and
                           * answers even when the database is down (/healthz, /metrics) */
+    ROUTE_NO_HEAD = 16,  /* a GET that HEAD does not reach (the event stream) */
 };
 
 struct route {
@@ -39,7 +40,9 @@ const struct route *router_get(int index);
 enum route_match { ROUTE_FOUND, ROUTE_NO_PATH, ROUTE_NO_METHOD };
 
 /* Find the route for method and path; on ROUTE_FOUND fills req->params (allocating
- * req->param_buf) and *index. On ROUTE_NO_METHOD, allow gets the allowed methods. */
+ * req->param_buf) and *index. On ROUTE_NO_METHOD, allow gets the allowed methods. HEAD
+ * finds the GET route of the path (libmicrohttpd sends the headers without the body),
+ * unless the route is ROUTE_NO_HEAD. */
 enum route_match router_match(const char *method, const char *path, struct req *req, int *index,
                               char *allow, size_t allow_len);
 

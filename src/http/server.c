@@ -305,7 +305,8 @@ static enum MHD_Result dispatch(struct http_server *srv, struct req_state *rs)
     /* A GET reads several times (the key, then the resource): one snapshot for all of
      * them costs one read transaction instead of one per statement. (ROUTE_NO_STORE
      * routes have no connection yet.) */
-    bool read_scope = req->store && strcmp(req->method, "GET") == 0 &&
+    bool read_scope = req->store &&
+                      (strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0) &&
                       store_read_begin(req->store, &err) == RF_OK;
     rf_err_clear(&err); /* a scope that failed to start only costs speed */
     enum rf_status rc = RF_OK;

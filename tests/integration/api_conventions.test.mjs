@@ -175,6 +175,30 @@ test('wrong methods are 405 with Allow; unknown paths are 404', async () => {
   assert.equal(r.json.error.code, 'not_found');
 });
 
+test('HEAD answers like GET without the body, except on the event stream', async () => {
+  const auth = { authorization: `Bearer ${srv.key}` };
+  for (const [p, headers] of [['/healthz', {}], [`/v1/agents/${ids.agent}`, auth], ['/v1/traces?limit=1', auth]]) {
+    const get = await fetch(`${srv.url}${p}`, { headers });
+    const body = await get.text();
+    const head = await fetch(`${srv.url}${p}`, { method: 'HEAD', headers });
+    assert.equal(head.status, 200, p);
+    assert.equal(await head.text(), '', p);
+    assert.match(head.headers.get('content-type'), /^application\/json/, p);
+    assert.equal(head.headers.get('content-length'), String(Buffer.byteLength(body)), p);
+  }
+  const anon = await fetch(`${srv.url}/v1/agents/${ids.agent}`, { method: 'HEAD' });
+  assert.equal(anon.status, 401);
+  const missing = await fetch(`${srv.url}/v1/agents/agent_nope`, { method: 'HEAD', headers: auth });
+  assert.equal(missing.status, 404);
+  const job = await fetch(`${srv.url}/v1/jobs/job_nope/events`, { method: 'HEAD', headers: auth });
+  assert.equal(job.status, 405);
+  assert.equal(job.headers.get('allow'), 'GET');
+  const post = await srv.api('POST', '/healthz', {});
+  assert.equal(post.headers.get('allow'), 'GET, HEAD');
+  const put = await srv.api('PUT', `/v1/agents/${ids.agent}`, {});
+  assert.equal(put.headers.get('allow'), 'GET, HEAD, PATCH, DELETE');
+});
+
 test('every response carries X-Request-Id, and errors repeat it', async () => {
   const ok = await srv.api('GET', '/v1/agents');
   assert.match(ok.headers.get('x-request-id'), /^req_[0-9A-Z]{26}$/);
