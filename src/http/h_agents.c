@@ -171,7 +171,7 @@ HANDLER(h_agents_contradictions)
         rc = req_query_enum(req, "kind", kinds, &kind, err);
     if (rc == RF_OK)
         rc = store_contradictions(req->store, req->workspace_id, req->params[0], kind, (int)limit,
-                                  STORE_PAGE_BYTES, &rows, err);
+                                  STORE_PAGE_BYTES, true, &rows, err);
     if (rc)
         return rc;
     resp_json(resp, 200, json_pack("{s:o, s:n}", "data", rows, "next_cursor"));

@@ -120,58 +120,72 @@ static void fenced(struct buf *b, const char *fence, const char *text, size_t ma
     free(cut);
 }
 
+void evidence_begin(struct evidence *ev, size_t n, size_t budget, const char *fence)
+{
+    memset(ev, 0, sizeof *ev);
+    buf_init(&ev->sec[0], BUF_UNLIMITED);
+    buf_init(&ev->sec[1], BUF_UNLIMITED);
+    ev->n = n;
+    ev->left = budget;
+    snprintf(ev->fence, sizeof ev->fence, "%s", fence);
+}
+
+void evidence_add(struct evidence *ev, const json_t *c)
+{
+    bool missed = strcmp(json_string_value(json_object_get(c, "kind")), "missed_failure") == 0;
+    struct buf *b = &ev->sec[missed ? 0 : 1];
+    static const char *const keys[4] = {"input", "output", "note", "predicted_reason"};
+    char *fields[4];
+    size_t len[4], alloc[4], left = ev->left;
+    for (int k = 0; k < 4; k++) {
+        const char *raw = json_string_value(json_object_get(c, keys[k]));
+        fields[k] = raw ? evidence_defuse(raw) : NULL;
+        len[k] = fields[k] ? jx_utf8_len(fields[k]) : 0;
+    }
+    allocate(len, alloc, 4, ev->added < ev->n ? left / (ev->n - ev->added) : 0);
+    int *count = missed ? &ev->missed_count : &ev->false_alarm_count;
+    (*count)++;
+    size_t used = 0;
+    buf_printf(b, "### Case %d: eval \"%s\" judged the output %s; the human rated it %s\n", *count,
+               json_string_value(json_object_get(c, "eval_name")), missed ? "good" : "bad",
+               missed ? "negative" : "positive");
+    buf_puts(b, "Human note: ");
+    if (fields[2])
+        fenced(b, ev->fence, fields[2], alloc[2], false, &used);
+    else
+        buf_puts(b, "(none)\n");
+    buf_puts(b, "Eval reason: ");
+    if (fields[3])
+        fenced(b, ev->fence, fields[3], alloc[3], false, &used);
+    else
+        buf_puts(b, "(none)\n");
+    buf_puts(b, "Input:\n");
+    fenced(b, ev->fence, fields[0] ? fields[0] : "", alloc[0], true, &used);
+    buf_puts(b, "Output:\n");
+    fenced(b, ev->fence, fields[1] ? fields[1] : "", alloc[1], true, &used);
+    buf_putc(b, '\n');
+    for (int k = 0; k < 4; k++)
+        free(fields[k]);
+    ev->left -= used < left ? used : left;
+    ev->trace_chars += used;
+    ev->added++;
+}
+
+void evidence_end(struct evidence *ev)
+{
+    ev->missed_failures = ev->missed_count ? buf_detach(&ev->sec[0], NULL) : xstrdup("(none)\n");
+    ev->false_alarms = ev->false_alarm_count ? buf_detach(&ev->sec[1], NULL) : xstrdup("(none)\n");
+    buf_release(&ev->sec[0]);
+    buf_release(&ev->sec[1]);
+}
+
 void evidence_build(const json_t *rows, size_t budget, const char *fence, struct evidence *out)
 {
-    struct buf sec[2]; /* 0: missed failures, 1: false alarms */
-    buf_init(&sec[0], BUF_UNLIMITED);
-    buf_init(&sec[1], BUF_UNLIMITED);
-    memset(out, 0, sizeof *out);
-    size_t n = json_array_size(rows), left = budget;
-    int count[2] = {0, 0};
-    for (size_t i = 0; i < n; i++) {
-        const json_t *c = json_array_get(rows, i);
-        bool missed = strcmp(json_string_value(json_object_get(c, "kind")), "missed_failure") == 0;
-        struct buf *b = &sec[missed ? 0 : 1];
-        static const char *const keys[4] = {"input", "output", "note", "predicted_reason"};
-        char *fields[4];
-        size_t len[4], alloc[4];
-        for (int k = 0; k < 4; k++) {
-            const char *raw = json_string_value(json_object_get(c, keys[k]));
-            fields[k] = raw ? evidence_defuse(raw) : NULL;
-            len[k] = fields[k] ? jx_utf8_len(fields[k]) : 0;
-        }
-        allocate(len, alloc, 4, left / (n - i));
-        count[missed ? 0 : 1]++;
-        size_t used = 0;
-        buf_printf(b, "### Case %d: eval \"%s\" judged the output %s; the human rated it %s\n",
-                   count[missed ? 0 : 1], json_string_value(json_object_get(c, "eval_name")),
-                   missed ? "good" : "bad", missed ? "negative" : "positive");
-        buf_puts(b, "Human note: ");
-        if (fields[2])
-            fenced(b, fence, fields[2], alloc[2], false, &used);
-        else
-            buf_puts(b, "(none)\n");
-        buf_puts(b, "Eval reason: ");
-        if (fields[3])
-            fenced(b, fence, fields[3], alloc[3], false, &used);
-        else
-            buf_puts(b, "(none)\n");
-        buf_puts(b, "Input:\n");
-        fenced(b, fence, fields[0] ? fields[0] : "", alloc[0], true, &used);
-        buf_puts(b, "Output:\n");
-        fenced(b, fence, fields[1] ? fields[1] : "", alloc[1], true, &used);
-        buf_putc(b, '\n');
-        for (int k = 0; k < 4; k++)
-            free(fields[k]);
-        left -= used < left ? used : left;
-        out->trace_chars += used;
-    }
-    out->missed_count = count[0];
-    out->false_alarm_count = count[1];
-    out->missed_failures = count[0] ? buf_detach(&sec[0], NULL) : xstrdup("(none)\n");
-    out->false_alarms = count[1] ? buf_detach(&sec[1], NULL) : xstrdup("(none)\n");
-    buf_release(&sec[0]);
-    buf_release(&sec[1]);
+    evidence_begin(out, json_array_size(rows), budget, fence);
+    size_t i;
+    const json_t *c;
+    json_array_foreach(rows, i, c) evidence_add(out, c);
+    evidence_end(out);
 }
 
 void evidence_release(struct evidence *ev)

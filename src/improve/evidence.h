@@ -19,6 +19,8 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "core/buf.h"
+
 #define EVIDENCE_DEFAULT_BUDGET 24000
 #define FENCE_MAX 48
 
@@ -30,11 +32,21 @@ struct evidence {
     char *false_alarms;
     int missed_count, false_alarm_count;
     size_t trace_chars; /* characters of trace text included (<= budget) */
+    /* while building */
+    struct buf sec[2]; /* missed failures, false alarms */
+    size_t n, added, left;
+    char fence[FENCE_MAX];
 };
 
 /* Build the sections from the contradiction objects of store_contradictions. */
 void evidence_build(const json_t *contradictions, size_t budget, const char *fence,
                     struct evidence *out);
+/* The same one contradiction at a time, for a caller that loads each one's trace text
+ * only for its turn (the job: one trace in memory, not all n): n is how many
+ * evidence_add will be given; evidence_end fills the sections. */
+void evidence_begin(struct evidence *ev, size_t n, size_t budget, const char *fence);
+void evidence_add(struct evidence *ev, const json_t *contradiction);
+void evidence_end(struct evidence *ev);
 void evidence_release(struct evidence *ev);
 
 /* Cut text to at most max characters (UTF-8 aware), keeping head and tail around an

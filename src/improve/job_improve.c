@@ -274,6 +274,35 @@ static json_t *result_object(struct run *r, const char *parent_id, const char *s
     return res;
 }
 
+/* The evidence of rows (contradictions without their texts), each trace read for its
+ * turn. A trace deleted since counts with empty text. */
+static enum rf_status evidence_read(struct store *st, const char *ws, json_t *rows,
+                                    const char *fence, struct evidence *ev, struct rf_err *err)
+{
+    evidence_begin(ev, json_array_size(rows), trace_budget(), fence);
+    size_t i;
+    json_t *c;
+    json_array_foreach(rows, i, c)
+    {
+        json_t *trace = NULL;
+        const char *id = json_string_value(json_object_get(c, "trace_id"));
+        enum rf_status rc = store_trace_get(st, ws, id, &trace, err);
+        if (rc && rc != RF_NOT_FOUND) {
+            evidence_end(ev);
+            return rc;
+        }
+        rf_err_clear(err);
+        json_object_set(c, "input", json_object_get(trace, "input"));
+        json_object_set(c, "output", json_object_get(trace, "output"));
+        json_decref(trace);
+        evidence_add(ev, c);
+        json_object_del(c, "input");
+        json_object_del(c, "output");
+    }
+    evidence_end(ev);
+    return RF_OK;
+}
+
 enum rf_status job_prompt_improvement(struct job_ctx *ctx, struct rf_err *err)
 {
     struct run r = {.ctx = ctx};
@@ -292,6 +321,7 @@ enum rf_status job_prompt_improvement(struct job_ctx *ctx, struct rf_err *err)
     char *analysis_text = NULL, *sys = NULL, *user = NULL;
     char *patterns_text = NULL, *bp_text = NULL, *vars_text = NULL, *instr_text = NULL;
     struct evidence ev = {0};
+    struct rf_err ev_err;
     struct analysis an = {0};
     struct rewrite rw = {0};
     struct buf convo[IMPROVE_REPAIR_TURNS];
@@ -324,10 +354,19 @@ enum rf_status job_prompt_improvement(struct job_ctx *ctx, struct rf_err *err)
     const char *current = json_string_value(json_object_get(active, "prompt_template"));
     vars = template_variables(current);
 
-    /* 2. Contradictions. */
+    /* 2. Contradictions, then the evidence from their traces, read one at a time (a
+     * trace's text may be 2 MiB, and only trace_budget() characters of them all are
+     * used), all in one snapshot. */
     if ((rc = stage(&r, "fetching_contradictions", 10, NULL, err)))
         goto out;
-    if ((rc = store_contradictions(st, ws, agent_id, NULL, (int)max, 0, &rows, err)))
+    char fence[FENCE_MAX];
+    evidence_fence(fence);
+    (void)store_read_begin(st, &ev_err); /* failing to start it only costs the snapshot */
+    rc = store_contradictions(st, ws, agent_id, NULL, (int)max, 0, false, &rows, err);
+    if (rc == RF_OK)
+        rc = evidence_read(st, ws, rows, fence, &ev, err);
+    store_read_end(st);
+    if (rc)
         goto out;
     if (json_array_size(rows) == 0) {
         json_t *none = json_array();
@@ -349,9 +388,6 @@ enum rf_status job_prompt_improvement(struct job_ctx *ctx, struct rf_err *err)
     }
 
     /* 3. Failure analysis. */
-    char fence[FENCE_MAX];
-    evidence_fence(fence);
-    evidence_build(rows, trace_budget(), fence, &ev);
     if ((rc = stage(&r, "analyzing_failures", 30,
                     json_pack("{s:i, s:i, s:i}", "contradictions_found",
                               ev.missed_count + ev.false_alarm_count, "missed_failures",

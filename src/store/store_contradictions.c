@@ -18,7 +18,8 @@
 
 static const char *SQL_CONTRADICTIONS =
     "SELECT f.trace_id, x.eval_id, e.name, f.rating, f.note, x.predicted_result, "
-    "x.predicted_reason, f.updated_at, t.input, t.output "
+    "x.predicted_reason, f.updated_at, CASE WHEN CAST(? AS INTEGER) = 1 THEN t.input END, "
+    "CASE WHEN CAST(? AS INTEGER) = 1 THEN t.output END "
     "FROM feedback f CROSS JOIN eval_executions x CROSS JOIN evals e CROSS JOIN traces t "
     "WHERE f.agent_id = ? AND f.rating IN ('positive', 'negative') "
     "AND (CAST(? AS TEXT) IS NULL OR f.rating = ?) "
@@ -34,8 +35,8 @@ const char *contradictions_sql(void)
 }
 
 enum rf_status store_contradictions(struct store *st, const char *ws, const char *agent_id,
-                                    const char *kind, int limit, size_t max_bytes, json_t **out,
-                                    struct rf_err *err)
+                                    const char *kind, int limit, size_t max_bytes, bool texts,
+                                    json_t **out, struct rf_err *err)
 {
     int64_t one;
     bool found;
@@ -50,8 +51,10 @@ enum rf_status store_contradictions(struct store *st, const char *ws, const char
         rating = *kind == 'm' ? "negative" : "positive";
     struct db_stmt *s;
     bool row;
-    rc = db_query(st->db, SQL_CONTRADICTIONS,
-                  DB_ARGS(DB_T(agent_id), DB_T(rating), DB_T(rating), DB_I(limit)), &s, err);
+    rc = db_query(
+        st->db, SQL_CONTRADICTIONS,
+        DB_ARGS(DB_I(texts), DB_I(texts), DB_T(agent_id), DB_T(rating), DB_T(rating), DB_I(limit)),
+        &s, err);
     if (rc)
         return rc;
     json_t *arr = json_array();
@@ -68,8 +71,10 @@ enum rf_status store_contradictions(struct store *st, const char *ws, const char
         json_object_set_new(c, "predicted_result", json_boolean(db_int(s, 5) != 0));
         json_object_set_new(c, "predicted_reason", col_str(s, 6));
         json_object_set_new(c, "feedback_at", col_time(s, 7));
-        json_object_set_new(c, "input", col_str(s, 8));
-        json_object_set_new(c, "output", col_str(s, 9));
+        if (texts) {
+            json_object_set_new(c, "input", col_str(s, 8));
+            json_object_set_new(c, "output", col_str(s, 9));
+        }
         bytes += jx_size_estimate(c);
         json_array_append_new(arr, c);
     }

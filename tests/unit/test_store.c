@@ -222,7 +222,8 @@ static void test_store_counters_follow_writes(void **state)
     assert_int_equal(json_integer_value(json_object_get(stats, "missed_failures")), 1);
     assert_int_equal(json_integer_value(json_object_get(stats, "false_alarms")), 1);
     json_decref(stats);
-    assert_int_equal(store_contradictions(f->st, f->ws, aid, NULL, 20, 0, &rows, &err), RF_OK);
+    assert_int_equal(store_contradictions(f->st, f->ws, aid, NULL, 20, 0, true, &rows, &err),
+                     RF_OK);
     assert_int_equal(json_array_size(rows), 2);
     json_decref(rows);
     /* The human changes their mind on trace 1: the false alarm disappears. */
@@ -233,8 +234,8 @@ static void test_store_counters_follow_writes(void **state)
     assert_int_equal(json_integer_value(json_object_get(stats, "contradictions")), 1);
     assert_int_equal(json_integer_value(json_object_get(stats, "negative")), 2);
     json_decref(stats);
-    assert_int_equal(store_contradictions(f->st, f->ws, aid, "false_alarm", 20, 0, &rows, &err),
-                     RF_OK);
+    assert_int_equal(
+        store_contradictions(f->st, f->ws, aid, "false_alarm", 20, 0, true, &rows, &err), RF_OK);
     assert_int_equal(json_array_size(rows), 0);
     json_decref(rows);
     json_decref(eval);
