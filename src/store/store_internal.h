@@ -126,6 +126,8 @@ struct trace_locks {
 enum rf_status trace_lock_batch(struct db *db, const char *ws, const void *items, size_t stride,
                                 int n, struct trace_locks *out, struct rf_err *err);
 void trace_locks_release(struct trace_locks *l);
+/* The locked trace ref names, or NULL: none that the locking read saw. */
+struct trace_locked *trace_locked_find(const struct trace_locks *l, const struct trace_ref *ref);
 /* PostgreSQL, after trace_lock_batch: read the locked traces' ratings (one statement), so
  * that trace_resolve needs no query for them. For batches that do not change ratings (eval
  * executions): a rating written by the batch itself would not show. */
@@ -145,6 +147,18 @@ enum rf_status trace_resolve_item(struct db *db, const char *ws, const struct tr
                                   const struct trace_locks *locks, struct trace_found *out,
                                   struct store_item_result *r, bool *found, struct rf_err *err);
 
+
+/* store_traces.c, for store_feedback.c: both texts NULL or equal. */
+bool same_text(const char *a, const char *b);
+/* How many of the trace's executions predicted 1 (pass) and 0 (fail). */
+enum rf_status exec_counts(struct db *db, const char *trace_id, int64_t *pass, int64_t *fail_n,
+                           struct rf_err *err);
+/* Counter deltas v for a trace with pass and fail_n executions whose rating goes from
+ * `from` to `to` (NULL: none; different). */
+void rating_deltas(const char *from, const char *to, int64_t pass, int64_t fail_n, int64_t *v);
+/* The same, reading the trace's executions; equal ratings ("" or NULL: none) change nothing. */
+enum rf_status move_rating(struct db *db, const char *trace_id, const char *from, const char *to,
+                           int64_t *v, struct rf_err *err);
 
 /* The SQL of named queries, for store_query_sql. */
 const char *contradictions_sql(void);

@@ -219,6 +219,15 @@ static enum rf_status read_ref(struct db *db, const char *ws, const struct trace
     return RF_OK;
 }
 
+struct trace_locked *trace_locked_find(const struct trace_locks *l, const struct trace_ref *ref)
+{
+    if (ref->trace_id)
+        return locked_by_id(l, ref->trace_id);
+    if (ref->external_id)
+        return locked_by_ext(l, ref->source ? ref->source : "api", ref->external_id);
+    return NULL;
+}
+
 enum rf_status trace_resolve(struct db *db, const char *ws, const struct trace_ref *ref,
                              const struct trace_locks *locks, struct trace_found *out,
                              struct rf_err *err)
@@ -227,10 +236,7 @@ enum rf_status trace_resolve(struct db *db, const char *ws, const struct trace_r
     const char *source = ref->source ? ref->source : "api";
     memset(out, 0, sizeof *out);
     if (locks && locks->rated) {
-        const struct trace_locked *l =
-            ref->trace_id       ? locked_by_id(locks, ref->trace_id)
-            : ref->external_id ? locked_by_ext(locks, source, ref->external_id)
-                               : NULL;
+        const struct trace_locked *l = trace_locked_find(locks, ref);
         if (l) { /* the locked read already has it (without the note) */
             snprintf(out->trace_id, ID_MAX, "%s", l->id);
             snprintf(out->agent_id, ID_MAX, "%s", l->agent_id);

@@ -1,5 +1,5 @@
 /*
- * store_traces - traces and their feedback, with the agent counters.
+ * store_traces - traces, with the agent counters; their feedback is store_feedback.c.
  *
  * Batches run in one transaction; an item that cannot be stored (unknown
  * agent, a trace that exists under another agent) is rejected alone and the
@@ -79,14 +79,6 @@ static const char *SQL_VERSION_ID_BY_NUMBER =
     "SELECT v.id FROM agent_versions v JOIN agents a ON a.id = v.agent_id "
     "WHERE v.agent_id = ? AND a.workspace_id = ? AND v.version = ?";
 
-static const char *SQL_FEEDBACK_UPSERT =
-    "INSERT INTO feedback (id, trace_id, agent_id, rating, note, created_at, updated_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (trace_id) DO UPDATE SET rating = excluded.rating, "
-    "note = excluded.note, updated_at = excluded.updated_at";
-static const char *SQL_FEEDBACK_GET =
-    "SELECT f.rating, f.note, f.updated_at, f.created_at FROM feedback f "
-    "JOIN traces t ON t.id = f.trace_id WHERE f.trace_id = ? AND t.workspace_id = ?";
-static const char *SQL_FEEDBACK_DELETE = "DELETE FROM feedback WHERE trace_id = ?";
 static const char *SQL_EXEC_COUNTS =
     "SELECT COALESCE(SUM(predicted_result), 0), COUNT(*) FROM eval_executions WHERE trace_id = ?";
 
@@ -152,7 +144,7 @@ static enum rf_status resolve_target(struct db *db, const char *ws, const struct
     return RF_OK;
 }
 
-static bool same_text(const char *a, const char *b)
+bool same_text(const char *a, const char *b)
 {
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
@@ -211,7 +203,7 @@ static enum rf_status update_trace(struct db *db, const char *ws, const struct t
                   NULL, err);
 }
 
-/* A batch of traces or feedback, for counted_tx. */
+/* A batch of traces, for counted_tx. */
 struct batch {
     const char *ws;
     const void *items;
@@ -453,7 +445,7 @@ enum rf_status store_trace_list(struct store *st, const char *ws, const struct t
 }
 
 /* How many of the trace's executions predicted 1 (pass) and 0 (fail). */
-static enum rf_status exec_counts(struct db *db, const char *trace_id, int64_t *pass,
+enum rf_status exec_counts(struct db *db, const char *trace_id, int64_t *pass,
                                   int64_t *fail_n, struct rf_err *err)
 {
     struct db_stmt *s;
@@ -467,18 +459,11 @@ static enum rf_status exec_counts(struct db *db, const char *trace_id, int64_t *
     return RF_OK;
 }
 
-/* Counter deltas v for a trace whose rating goes from `from` to `to` ("" or NULL: none). */
-static enum rf_status move_rating(struct db *db, const char *trace_id, const char *from,
-                                  const char *to, int64_t *v, struct rf_err *err)
+/* Counter deltas v for a trace with pass and fail_n executions whose rating goes from
+ * `from` to `to` (both set and different). */
+void rating_deltas(const char *from, const char *to, int64_t pass, int64_t fail_n,
+                          int64_t *v)
 {
-    from = from && *from ? from : NULL;
-    to = to && *to ? to : NULL;
-    if (same_text(from, to))
-        return RF_OK;
-    int64_t pass, fail_n;
-    enum rf_status rc = exec_counts(db, trace_id, &pass, &fail_n, err);
-    if (rc)
-        return rc;
     const char *r[2] = {from, to};
     for (int k = 0; k < 2; k++) {
         int64_t sign = k == 0 ? -1 : 1;
@@ -490,75 +475,21 @@ static enum rf_status move_rating(struct db *db, const char *trace_id, const cha
         stats_bucket(v, r[k], true, sign * pass);
         stats_bucket(v, r[k], false, sign * fail_n);
     }
-    return RF_OK;
 }
 
-static enum rf_status put_feedback(struct db *db, const char *ws, const struct feedback_new *in,
-                                   const struct trace_locks *locks, int64_t now, struct stats_deltas *deltas,
-                                   struct store_item_result *r, struct rf_err *err)
+/* Counter deltas v for a trace whose rating goes from `from` to `to` ("" or NULL: none). */
+enum rf_status move_rating(struct db *db, const char *trace_id, const char *from,
+                                  const char *to, int64_t *v, struct rf_err *err)
 {
-    struct trace_found t;
-    bool found;
-    enum rf_status rc = trace_resolve_item(db, ws, &in->trace, locks, &t, r, &found, err);
-    if (rc || !found)
-        return rc;
-    snprintf(r->id, ID_MAX, "%s", t.trace_id);
-    bool rated = t.rating[0] != '\0';
-    if (rated && strcmp(t.rating, in->rating) == 0 && same_text(t.note, in->note)) {
-        trace_found_release(&t);
-        r->outcome = OUTCOME_UNCHANGED;
+    from = from && *from ? from : NULL;
+    to = to && *to ? to : NULL;
+    if (same_text(from, to))
         return RF_OK;
-    }
-    char fid[ID_MAX];
-    id_new("fb_", fid);
-    rc = db_run(db, SQL_FEEDBACK_UPSERT,
-                DB_ARGS(DB_T(fid), DB_T(t.trace_id), DB_T(t.agent_id), DB_T(in->rating),
-                        DB_T(in->note), DB_I(now), DB_I(now)),
-                NULL, err);
+    int64_t pass, fail_n;
+    enum rf_status rc = exec_counts(db, trace_id, &pass, &fail_n, err);
     if (rc == RF_OK)
-        rc = move_rating(db, t.trace_id, t.rating, in->rating, stats_for(deltas, t.agent_id), err);
-    r->outcome = rated ? OUTCOME_UPDATED : OUTCOME_CREATED;
-    trace_found_release(&t);
+        rating_deltas(from, to, pass, fail_n, v);
     return rc;
-}
-
-static enum rf_status feedback_put_tx(struct db *db, void *ctx, struct stats_deltas *deltas,
-                                      struct rf_err *err)
-{
-    struct batch *b = ctx;
-    const struct feedback_new *items = b->items;
-    struct trace_locks locks;
-    enum rf_status rc = trace_lock_batch(db, b->ws, items, sizeof *items, b->n, &locks, err);
-    for (int i = 0; rc == RF_OK && i < b->n; i++) {
-        memset(&b->results[i], 0, sizeof b->results[i]);
-        rc = put_feedback(db, b->ws, &items[i], &locks, b->now, deltas, &b->results[i], err);
-    }
-    trace_locks_release(&locks);
-    return rc;
-}
-
-enum rf_status store_feedback_put(struct store *st, const char *ws, const struct feedback_new *items,
-                                  int n, struct store_item_result *results, struct rf_err *err)
-{
-    struct batch b = {ws, items, n, results, clock_now_ms()};
-    return counted_tx(st->db, feedback_put_tx, &b, err);
-}
-
-enum rf_status store_feedback_get(struct store *st, const char *ws, const char *trace_id,
-                                  json_t **out, struct rf_err *err)
-{
-    struct db_stmt *s;
-    bool found;
-    enum rf_status rc =
-        db_row(st->db, SQL_FEEDBACK_GET, DB_ARGS(DB_T(trace_id), DB_T(ws)), &s, &found, err);
-    if (rc)
-        return rc;
-    if (found)
-        *out = json_pack("{s:s, s:o, s:o, s:o, s:o}", "trace_id", trace_id, "rating",
-                         col_str(s, 0), "note", col_str(s, 1), "created_at", col_time(s, 3),
-                         "updated_at", col_time(s, 2));
-    db_done(s);
-    return found ? RF_OK : rf_fail(err, RF_NOT_FOUND, "trace %s has no feedback", trace_id);
 }
 
 /* One trace named by id, for counted_tx: its feedback or the trace itself goes. */
@@ -566,32 +497,6 @@ struct trace_removal {
     const char *ws;
     const char *id;
 };
-
-static enum rf_status feedback_delete_tx(struct db *db, void *ctx, struct stats_deltas *deltas,
-                                         struct rf_err *err)
-{
-    struct trace_removal *x = ctx;
-    struct trace_found t;
-    struct trace_ref ref = {.trace_id = x->id};
-    enum rf_status rc = trace_resolve(db, x->ws, &ref, NULL, &t, err);
-    if (rc)
-        return rc;
-    if (!t.rating[0])
-        rc = rf_fail(err, RF_NOT_FOUND, "trace %s has no feedback", x->id);
-    if (rc == RF_OK)
-        rc = move_rating(db, t.trace_id, t.rating, NULL, stats_for(deltas, t.agent_id), err);
-    if (rc == RF_OK)
-        rc = db_run(db, SQL_FEEDBACK_DELETE, DB_ARGS(DB_T(t.trace_id)), NULL, err);
-    trace_found_release(&t);
-    return rc;
-}
-
-enum rf_status store_feedback_delete(struct store *st, const char *ws, const char *trace_id,
-                                     struct rf_err *err)
-{
-    struct trace_removal x = {ws, trace_id};
-    return counted_tx(st->db, feedback_delete_tx, &x, err);
-}
 
 static enum rf_status trace_delete_tx(struct db *db, void *ctx, struct stats_deltas *deltas,
                                       struct rf_err *err)

@@ -323,6 +323,39 @@ test('one batch naming a trace twice: the items apply in order, as one by one', 
   assert.equal(after.contradictions, before.contradictions);
 });
 
+test('one feedback batch naming a trace again and again: the items apply in order', async () => {
+  const a = (await srv.api('POST', '/v1/traces', trace('fb-a'))).json;
+  const b = (await srv.api('POST', '/v1/traces', trace('fb-b'))).json;
+  await srv.api('PUT', `/v1/traces/${b.id}/feedback`, { rating: 'positive', note: 'fine' });
+  // Both traces judged bad by eval1 and good by eval2.
+  for (const [ev, pred] of [[eval1, false], [eval2, true]])
+    await srv.api('POST', `/v1/evals/${ev.id}/executions`, { executions: [a, b].map((t) => ({ trace_id: t.id, predicted_result: pred })) });
+  const before = (await srv.api('GET', `/v1/agents/${agent.id}`)).json.stats;
+  const r = await srv.api('POST', '/v1/feedback', { feedback: [
+    { external_id: 'fb-a', rating: 'negative', note: 'wrong' }, // created
+    { trace_id: b.id, rating: 'positive', note: 'fine' },      // unchanged
+    { trace_id: a.id, rating: 'negative', note: 'wrong' },     // unchanged: as the first left it
+    { external_id: 'fb-a', rating: 'positive' },               // updated
+    { trace_id: b.id, rating: 'negative' },                    // updated
+    { external_id: 'fb-nope', rating: 'positive' },            // rejected
+    { trace_id: b.id, rating: 'negative', note: 'rude' },      // updated: the note only
+  ] });
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.json.data.map((d) => d.result ?? 'rejected'),
+    ['created', 'unchanged', 'unchanged', 'updated', 'updated', 'rejected', 'updated']);
+  assert.deepEqual(r.json.summary, { created: 1, updated: 3, unchanged: 2, rejected: 1 });
+  assert.equal(r.json.data[0].id, a.id);
+  const fa = (await srv.api('GET', `/v1/traces/${a.id}/feedback`)).json;
+  const fb = (await srv.api('GET', `/v1/traces/${b.id}/feedback`)).json;
+  assert.deepEqual([fa.rating, fa.note ?? null, fb.rating, fb.note], ['positive', null, 'negative', 'rude']);
+  const after = (await srv.api('GET', `/v1/agents/${agent.id}`)).json.stats;
+  // a: unrated -> positive (one pass, one fail); b: positive -> negative.
+  assert.equal(after.positive, before.positive);
+  assert.equal(after.negative, before.negative + 1);
+  assert.equal(after.missed_failures, before.missed_failures + 1); // b: eval2 passed a negative
+  assert.equal(after.false_alarms, before.false_alarms);           // a's fail replaces b's
+});
+
 test('a list page ends early at about 8 MiB of items, and its cursor leads to the rest', async () => {
   const big = (await srv.api('POST', '/v1/agents', { name: 'big-traces', prompt_template: 'x' })).json;
   const input = 'x'.repeat(1000 * 1000);
