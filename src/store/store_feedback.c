@@ -106,14 +106,8 @@ struct fb_state {
 static enum rf_status fb_states_read(struct db *db, const struct trace_locks *l,
                                      struct fb_state *out, struct rf_err *err)
 {
-    json_t *ids = json_array();
-    for (int i = 0; i < l->n; i++)
-        json_array_append_new(ids, json_string(l->rows[i].id));
-    char *text = jx_dump(ids);
-    json_decref(ids);
     struct db_stmt *s;
-    enum rf_status rc = db_query(db, SQL_FEEDBACK_STATES, DB_ARGS(DB_T(text)), &s, err);
-    free(text);
+    enum rf_status rc = trace_locks_query(db, l, SQL_FEEDBACK_STATES, &s, err);
     if (rc)
         return rc;
     bool row;

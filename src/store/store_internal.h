@@ -126,6 +126,10 @@ struct trace_locks {
 enum rf_status trace_lock_batch(struct db *db, const char *ws, const void *items, size_t stride,
                                 int n, struct trace_locks *out, struct rf_err *err);
 void trace_locks_release(struct trace_locks *l);
+/* Start sql, whose one parameter is the locked traces' ids as a JSON array (PostgreSQL:
+ * jsonb_array_elements_text). */
+enum rf_status trace_locks_query(struct db *db, const struct trace_locks *l, const char *sql,
+                                 struct db_stmt **out, struct rf_err *err);
 /* The locked trace ref names, or NULL: none that the locking read saw. */
 struct trace_locked *trace_locked_find(const struct trace_locks *l, const struct trace_ref *ref);
 /* PostgreSQL, after trace_lock_batch: read the locked traces' ratings (one statement), so

@@ -151,18 +151,25 @@ enum rf_status trace_lock_batch(struct db *db, const char *ws, const void *items
     return rc;
 }
 
-enum rf_status trace_locks_read(struct db *db, struct trace_locks *l, struct rf_err *err)
+enum rf_status trace_locks_query(struct db *db, const struct trace_locks *l, const char *sql,
+                                 struct db_stmt **out, struct rf_err *err)
 {
-    if (db->backend != DB_POSTGRES || l->n == 0)
-        return RF_OK;
     json_t *ids = json_array();
     for (int i = 0; i < l->n; i++)
         json_array_append_new(ids, json_string(l->rows[i].id));
     char *ids_text = json_dumps(ids, JSON_COMPACT);
     json_decref(ids);
-    struct db_stmt *s;
-    enum rf_status rc = db_query(db, SQL_TRACE_LOCKED_RATINGS, DB_ARGS(DB_T(ids_text)), &s, err);
+    enum rf_status rc = db_query(db, sql, DB_ARGS(DB_T(ids_text)), out, err);
     free(ids_text);
+    return rc;
+}
+
+enum rf_status trace_locks_read(struct db *db, struct trace_locks *l, struct rf_err *err)
+{
+    if (db->backend != DB_POSTGRES || l->n == 0)
+        return RF_OK;
+    struct db_stmt *s;
+    enum rf_status rc = trace_locks_query(db, l, SQL_TRACE_LOCKED_RATINGS, &s, err);
     if (rc)
         return rc;
     bool row;
