@@ -21,8 +21,9 @@ struct command {
 
 static const struct command commands[] = {
     {"init", cmd_init, "init [--db URL] [--workspace NAME] [--no-config]",
-     "Create or migrate the database, seed the built-in best practices, create the workspace\n"
-     "(default \"default\") and an API key, and save the server URL and the key in\n"
+     "Create or migrate the database, with a workspace and an API key.\n"
+     "Seeds the built-in best practices, creates the workspace (default \"default\") and\n"
+     "an API key, and saves the server URL and the key in\n"
      "$XDG_CONFIG_HOME/refold/config.json (mode 0600). The key is printed once."},
     {"serve", cmd_serve, "serve [--db URL] [--listen HOST:PORT] [--workers N] [--port-file PATH]",
      "Run the HTTP API, the web UI and the job workers. Migrates the database first.\n"
@@ -34,15 +35,16 @@ static const struct command commands[] = {
      "REFOLD_SHUTDOWN_GRACE_MS (30 s), then puts the rest back in the queue. Job settings:\n"
      "docs/jobs.md; several nodes: docs/operations.md."},
     {"migrate", cmd_migrate, "migrate [--db URL]",
-     "Apply pending database migrations. Safe to run from several processes at once (on\n"
-     "PostgreSQL an advisory lock makes each migration run once)."},
+     "Apply pending database migrations.\n"
+     "Safe to run from several processes at once (on PostgreSQL an advisory lock makes each\n"
+     "migration run once)."},
     {"workspace", cmd_workspace, "workspace create NAME | workspace list [--db URL]",
      "Administer workspaces directly on the database."},
     {"key", cmd_key,
      "key create [--workspace NAME] [--name NAME] | key list [--workspace NAME] | "
      "key revoke ID|PREFIX [--workspace NAME]",
-     "Administer API keys directly on the database. A new key is printed once; only its\n"
-     "SHA-256 hash is stored."},
+     "Administer API keys directly on the database.\n"
+     "A new key is printed once; only its SHA-256 hash is stored."},
     {"demo", cmd_demo, "demo [--keep] [--offline] [--tty]",
      "Run refold end to end on the bundled sample data, offline, in a few seconds.\n"
      "Creates a temporary database, starts an in-process server on a free port with\n"

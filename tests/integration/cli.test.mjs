@@ -172,6 +172,20 @@ test('jobs and job --json parse and match the API', async () => {
   assert.deepEqual(JSON.parse(one.stdout), (await srv.api('GET', `/v1/jobs/${list[0].id}`)).json);
 });
 
+test('help: one complete sentence per command, and every command has its own help', async () => {
+  const r = await cli(['help']);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.split('\n').filter((l) => /^  [a-z]+ +\S/.test(l));
+  assert.ok(lines.length >= 20, r.stdout);
+  for (const l of lines) {
+    assert.match(l, /\.$/, `summary cut short: ${l}`);
+    const name = l.trim().split(/\s+/)[0];
+    const one = await cli(['help', name]);
+    assert.equal(one.code, 0, `help ${name}: ${one.stderr}`);
+    assert.ok(one.stdout.includes(name), `help ${name}`);
+  }
+});
+
 test('bad usage exits 2', async () => {
   for (const args of [['show'], ['show', 'a', '1', '2'], ['show', 'cli-agent', 'x'], ['diff', 'cli-agent'],
     ['diff', 'cli-agent', 'two'], ['improve'], ['improve', 'cli-agent', '--max-contradictions', '0'],
