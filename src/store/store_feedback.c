@@ -99,7 +99,7 @@ struct fb_state {
     char *note;
     int64_t pass, fail_n; /* its executions (a feedback batch writes none) */
     bool dirty;           /* an item changed it: upsert */
-    char fid[ID_MAX];     /* the id of the row an item creates */
+    char fid[ID_MAX];     /* the id the row gets if the upsert inserts it */
 };
 
 /* PostgreSQL: every locked trace's feedback and execution counts in one statement. */
@@ -157,7 +157,7 @@ static enum rf_status feedback_put_many(struct db *db, struct batch *b,
         if (!rated || strcmp(f->rating, in->rating) != 0)
             rating_deltas(rated ? f->rating : NULL, in->rating, f->pass, f->fail_n,
                           stats_for(deltas, t->agent_id));
-        if (!f->dirty && !rated)
+        if (!f->dirty) /* the id of the row, should the upsert insert it */
             id_new("fb_", f->fid);
         snprintf(f->rating, sizeof f->rating, "%s", in->rating);
         free(f->note);
@@ -168,8 +168,7 @@ static enum rf_status feedback_put_many(struct db *db, struct batch *b,
     for (int i = 0; i < locks->n; i++) {
         struct fb_state *f = &state[i];
         if (f->dirty)
-            json_array_append_new(rows, json_pack("{s:s, s:s, s:s, s:s, s:o}", "id",
-                                                  f->fid[0] ? f->fid : "fb_unused", "t",
+            json_array_append_new(rows, json_pack("{s:s, s:s, s:s, s:s, s:o}", "id", f->fid, "t",
                                                   locks->rows[i].id, "a", locks->rows[i].agent_id,
                                                   "r", f->rating, "n", jx_str_or_null(f->note)));
         free(f->note);
