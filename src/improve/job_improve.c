@@ -356,7 +356,7 @@ enum rf_status job_prompt_improvement(struct job_ctx *ctx, struct rf_err *err)
 
     /* 2. Contradictions, then the evidence from their traces, read one at a time (a
      * trace's text may be 2 MiB, and only trace_budget() characters of them all are
-     * used), all in one snapshot. */
+     * used); on SQLite in one snapshot. */
     if ((rc = stage(&r, "fetching_contradictions", 10, NULL, err)))
         goto out;
     char fence[FENCE_MAX];
