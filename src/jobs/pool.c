@@ -629,9 +629,9 @@ static void heartbeat_done(struct worker_pool *pool, struct worker *w, const cha
     pthread_mutex_unlock(&pool->lock);
 }
 
-static void monitor_jobs(struct worker_pool *pool)
+/* Heartbeat or poll the running jobs that are due; list has room for one per worker. */
+static void monitor_jobs(struct worker_pool *pool, struct watched *list)
 {
-    struct watched *list = xcalloc((size_t)pool->n, sizeof *list);
     int k = 0;
     int64_t mono = clock_mono_ms();
     pthread_mutex_lock(&pool->lock);
@@ -685,7 +685,6 @@ static void monitor_jobs(struct worker_pool *pool)
                      log_quote(err.message, q, sizeof q));
         }
     }
-    free(list);
 }
 
 static void sweep(struct worker_pool *pool)
@@ -718,10 +717,11 @@ static void *monitor_main(void *arg)
     if (tick < 1)
         tick = 1;
     int64_t next_sweep = 0; /* at once: a restart rescues what the last run left behind */
+    struct watched *list = xcalloc((size_t)pool->n + 1, sizeof *list);
     pthread_mutex_lock(&pool->lock);
     while (!pool->monitor_stop) {
         pthread_mutex_unlock(&pool->lock);
-        monitor_jobs(pool);
+        monitor_jobs(pool, list);
         if (clock_mono_ms() >= next_sweep) {
             sweep(pool);
             next_sweep = clock_mono_ms() + pool->cfg.sweep_ms;
@@ -731,6 +731,7 @@ static void *monitor_main(void *arg)
             clock_cond_wait_ms(&pool->mwake, &pool->lock, tick);
     }
     pthread_mutex_unlock(&pool->lock);
+    free(list);
     return NULL;
 }
 
