@@ -33,6 +33,12 @@
 #include "store/store.h"
 #include "core/banned.h"
 
+/* A body declared larger than the limit, up to this size, is read and dropped before the
+ * 413 goes out: a client that is still sending when the server closes sees a connection
+ * reset instead of the answer. Past it (or when the client waits for 100 Continue) the
+ * 413 goes out at once and the connection closes. */
+#define BODY_DRAIN_MAX (64ull * 1024 * 1024)
+
 struct http_server {
     struct MHD_Daemon *daemon;
     char *listen;
@@ -376,11 +382,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *req_cls = rs;
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > srv->max_body) {
-            /* Refuse before reading the body; MHD closes the connection after this. */
-            struct rf_err err;
-            rf_fail(&err, RF_TOO_LARGE, "request body is larger than %zu bytes", srv->max_body);
-            return queue_error(rs, &err, NULL);
+        unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
+        if (declared > srv->max_body) {
+            const char *expect =
+                MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+            if (declared > BODY_DRAIN_MAX || (expect && strcasecmp(expect, "100-continue") == 0)) {
+                /* Refuse before reading the body; MHD closes the connection after this. */
+                struct rf_err err;
+                rf_fail(&err, RF_TOO_LARGE, "request body is larger than %zu bytes",
+                        srv->max_body);
+                return queue_error(rs, &err, NULL);
+            }
+            rs->too_large = true; /* read and drop it, then answer 413 (dispatch) */
+            buf_release(&rs->req.body);
         }
         return MHD_YES;
     }

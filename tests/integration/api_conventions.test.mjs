@@ -149,6 +149,15 @@ test('bodies past the limit are 413 and nothing is written', async () => {
   const res = await fetch(`${srv.url}/v1/agents`, { method: 'POST', body: stream, duplex: 'half',
     headers: { authorization: `Bearer ${srv.key}`, 'content-type': 'application/json' } });
   assert.equal(res.status, 413);
+  // A body many times the limit, with its Content-Length: the server reads and drops it,
+  // so the client gets to read the 413 instead of a connection reset.
+  const huge = JSON.stringify({ name: 'huge', description: 'x'.repeat(64 * MAX_BODY) });
+  for (let i = 0; i < 3; i++) {
+    const h = await fetch(`${srv.url}/v1/agents`, { method: 'POST', body: huge,
+      headers: { authorization: `Bearer ${srv.key}`, 'content-type': 'application/json' } });
+    assert.equal(h.status, 413);
+    assert.equal((await h.json()).error.code, 'payload_too_large');
+  }
   const after = (await srv.api('GET', '/v1/agents?limit=500')).json.data.length;
   assert.equal(after, before);
 });
