@@ -212,10 +212,11 @@ test('serve: malformed settings keep their defaults, with a warning naming each'
       assert.match(s.logs, new RegExp(`msg="ignoring invalid setting" name=${name} `));
     assert.match(s.logs, /msg="listening" .* workers=2 /); // not 0: jobs still run
     // The body limit is still 8 MiB (REFOLD_MAX_BODY=-1 once meant no limit at all): a
-    // request announcing 9 MiB is refused from its headers.
+    // request announcing 9 MiB and waiting for 100 Continue is refused from its headers.
     const status = await new Promise((resolve, reject) => {
       const sock = connect(s.port, '127.0.0.1', () => sock.write(`POST /v1/agents HTTP/1.1\r\nHost: x\r\n` +
-        `Authorization: Bearer ${s.key}\r\nContent-Type: application/json\r\nContent-Length: ${9 << 20}\r\n\r\n`));
+        `Authorization: Bearer ${s.key}\r\nContent-Type: application/json\r\nContent-Length: ${9 << 20}\r\n` +
+        'Expect: 100-continue\r\n\r\n'));
       let got = '';
       sock.on('data', (d) => { got += d; if (got.includes('\r\n')) { sock.destroy(); resolve(Number(got.split(' ')[1])); } });
       sock.on('error', reject);
