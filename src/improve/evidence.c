@@ -130,15 +130,16 @@ void evidence_begin(struct evidence *ev, size_t n, size_t budget, const char *fe
     snprintf(ev->fence, sizeof ev->fence, "%s", fence);
 }
 
-void evidence_add(struct evidence *ev, const json_t *c)
+void evidence_add(struct evidence *ev, const json_t *c, const char *input, const char *output)
 {
     bool missed = strcmp(json_string_value(json_object_get(c, "kind")), "missed_failure") == 0;
     struct buf *b = &ev->sec[missed ? 0 : 1];
-    static const char *const keys[4] = {"input", "output", "note", "predicted_reason"};
+    const char *raws[4] = {input, output, json_string_value(json_object_get(c, "note")),
+                           json_string_value(json_object_get(c, "predicted_reason"))};
     char *fields[4];
     size_t len[4], alloc[4], left = ev->left;
     for (int k = 0; k < 4; k++) {
-        const char *raw = json_string_value(json_object_get(c, keys[k]));
+        const char *raw = raws[k];
         fields[k] = raw ? evidence_defuse(raw) : NULL;
         len[k] = fields[k] ? jx_utf8_len(fields[k]) : 0;
     }
@@ -184,7 +185,9 @@ void evidence_build(const json_t *rows, size_t budget, const char *fence, struct
     evidence_begin(out, json_array_size(rows), budget, fence);
     size_t i;
     const json_t *c;
-    json_array_foreach(rows, i, c) evidence_add(out, c);
+    json_array_foreach(rows, i, c)
+        evidence_add(out, c, json_string_value(json_object_get(c, "input")),
+                     json_string_value(json_object_get(c, "output")));
     evidence_end(out);
 }
 

@@ -276,12 +276,12 @@ static json_t *result_object(struct run *r, const char *parent_id, const char *s
 
 /* The evidence of rows (contradictions without their texts), each trace read for its
  * turn. A trace deleted since counts with empty text. */
-static enum rf_status evidence_read(struct store *st, const char *ws, json_t *rows,
+static enum rf_status evidence_read(struct store *st, const char *ws, const json_t *rows,
                                     const char *fence, struct evidence *ev, struct rf_err *err)
 {
     evidence_begin(ev, json_array_size(rows), trace_budget(), fence);
     size_t i;
-    json_t *c;
+    const json_t *c;
     json_array_foreach(rows, i, c)
     {
         json_t *trace = NULL;
@@ -292,12 +292,9 @@ static enum rf_status evidence_read(struct store *st, const char *ws, json_t *ro
             return rc;
         }
         rf_err_clear(err);
-        json_object_set(c, "input", json_object_get(trace, "input"));
-        json_object_set(c, "output", json_object_get(trace, "output"));
+        evidence_add(ev, c, json_string_value(json_object_get(trace, "input")),
+                     json_string_value(json_object_get(trace, "output")));
         json_decref(trace);
-        evidence_add(ev, c);
-        json_object_del(c, "input");
-        json_object_del(c, "output");
     }
     evidence_end(ev);
     return RF_OK;
