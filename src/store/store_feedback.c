@@ -33,12 +33,6 @@ struct batch {
     int64_t now;
 };
 
-/* One trace named by id, for counted_tx. */
-struct trace_removal {
-    const char *ws;
-    const char *id;
-};
-
 static const char *SQL_FEEDBACK_UPSERT =
     "INSERT INTO feedback (id, trace_id, agent_id, rating, note, created_at, updated_at) "
     "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (trace_id) DO UPDATE SET rating = excluded.rating, "
@@ -62,6 +56,16 @@ static const char *SQL_FEEDBACK_UPSERT_MANY =
     "ON CONFLICT (trace_id) DO UPDATE SET rating = excluded.rating, note = excluded.note, "
     "updated_at = excluded.updated_at";
 
+/* What item `in` does to a trace whose feedback is rating ("" when none) and note. */
+static enum store_outcome feedback_outcome(const char *rating, const char *note,
+                                           const struct feedback_new *in)
+{
+    if (!rating[0])
+        return OUTCOME_CREATED;
+    bool same = strcmp(rating, in->rating) == 0 && same_text(note, in->note);
+    return same ? OUTCOME_UNCHANGED : OUTCOME_UPDATED;
+}
+
 static enum rf_status put_feedback(struct db *db, const char *ws, const struct feedback_new *in,
                                    const struct trace_locks *locks, int64_t now,
                                    struct stats_deltas *deltas,
@@ -73,10 +77,9 @@ static enum rf_status put_feedback(struct db *db, const char *ws, const struct f
     if (rc || !found)
         return rc;
     snprintf(r->id, ID_MAX, "%s", t.trace_id);
-    bool rated = t.rating[0] != '\0';
-    if (rated && strcmp(t.rating, in->rating) == 0 && same_text(t.note, in->note)) {
+    r->outcome = feedback_outcome(t.rating, t.note, in);
+    if (r->outcome == OUTCOME_UNCHANGED) {
         trace_found_release(&t);
-        r->outcome = OUTCOME_UNCHANGED;
         return RF_OK;
     }
     char fid[ID_MAX];
@@ -87,7 +90,6 @@ static enum rf_status put_feedback(struct db *db, const char *ws, const struct f
                 NULL, err);
     if (rc == RF_OK)
         rc = move_rating(db, t.trace_id, t.rating, in->rating, stats_for(deltas, t.agent_id), err);
-    r->outcome = rated ? OUTCOME_UPDATED : OUTCOME_CREATED;
     trace_found_release(&t);
     return rc;
 }
@@ -148,14 +150,11 @@ static enum rf_status feedback_put_many(struct db *db, struct batch *b,
         }
         struct fb_state *f = &state[t - locks->rows];
         snprintf(r->id, ID_MAX, "%s", t->id);
-        bool rated = f->rating[0] != '\0';
-        if (rated && strcmp(f->rating, in->rating) == 0 && same_text(f->note, in->note)) {
-            r->outcome = OUTCOME_UNCHANGED;
+        r->outcome = feedback_outcome(f->rating, f->note, in);
+        if (r->outcome == OUTCOME_UNCHANGED)
             continue;
-        }
-        r->outcome = rated ? OUTCOME_UPDATED : OUTCOME_CREATED;
-        if (!rated || strcmp(f->rating, in->rating) != 0)
-            rating_deltas(rated ? f->rating : NULL, in->rating, f->pass, f->fail_n,
+        if (strcmp(f->rating, in->rating) != 0)
+            rating_deltas(f->rating[0] ? f->rating : NULL, in->rating, f->pass, f->fail_n,
                           stats_for(deltas, t->agent_id));
         if (!f->dirty) /* the id of the row, should the upsert insert it */
             id_new("fb_", f->fid);

@@ -152,6 +152,12 @@ enum rf_status trace_resolve_item(struct db *db, const char *ws, const struct tr
                                   struct store_item_result *r, bool *found, struct rf_err *err);
 
 
+/* One trace named by id, for counted_tx: its feedback or the trace itself goes. */
+struct trace_removal {
+    const char *ws;
+    const char *id;
+};
+
 /* store_traces.c, for store_feedback.c: both texts NULL or equal. */
 bool same_text(const char *a, const char *b);
 /* How many of the trace's executions predicted 1 (pass) and 0 (fail). */

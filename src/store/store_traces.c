@@ -206,7 +206,7 @@ static enum rf_status update_trace(struct db *db, const char *ws, const struct t
 /* A batch of traces, for counted_tx. */
 struct batch {
     const char *ws;
-    const void *items;
+    const struct trace_new *items;
     int n;
     struct store_item_result *results;
     int64_t now;
@@ -491,12 +491,6 @@ enum rf_status move_rating(struct db *db, const char *trace_id, const char *from
         rating_deltas(from, to, pass, fail_n, v);
     return rc;
 }
-
-/* One trace named by id, for counted_tx: its feedback or the trace itself goes. */
-struct trace_removal {
-    const char *ws;
-    const char *id;
-};
 
 static enum rf_status trace_delete_tx(struct db *db, void *ctx, struct stats_deltas *deltas,
                                       struct rf_err *err)
