@@ -751,6 +751,8 @@ static enum rf_status move_job(struct db *db, const char *sql, const char *ws, c
     if (rc == RF_OK && found)
         seq = db_int(s, 0);
     db_done(s);
+    if (rc == RF_OK && !found) /* begin_job read a status this update accepts, under lock */
+        rc = rf_fail(err, RF_INTERNAL, "job %s changed under its lock", id);
     if (rc) {
         json_decref(data);
         return rc;
