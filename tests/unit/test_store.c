@@ -225,6 +225,15 @@ static void test_store_counters_follow_writes(void **state)
     assert_int_equal(store_contradictions(f->st, f->ws, aid, NULL, 20, 0, true, &rows, &err),
                      RF_OK);
     assert_int_equal(json_array_size(rows), 2);
+    assert_non_null(json_object_get(json_array_get(rows, 0), "input"));
+    json_decref(rows);
+    /* Without texts (the improvement job's read): the same rows, no input or output. */
+    assert_int_equal(store_contradictions(f->st, f->ws, aid, NULL, 20, 0, false, &rows, &err),
+                     RF_OK);
+    assert_int_equal(json_array_size(rows), 2);
+    assert_non_null(json_object_get(json_array_get(rows, 0), "trace_id"));
+    assert_null(json_object_get(json_array_get(rows, 0), "input"));
+    assert_null(json_object_get(json_array_get(rows, 0), "output"));
     json_decref(rows);
     /* The human changes their mind on trace 1: the false alarm disappears. */
     fb[0].rating = "negative";
