@@ -119,7 +119,7 @@ enum rf_status trace_lock_batch(struct db *db, const char *ws, const void *items
             json_array_append_new(pairs, json_pack("[ss]", r->source ? r->source : "api",
                                                    r->external_id));
     }
-    char *ids_text = json_dumps(ids, JSON_COMPACT), *pairs_text = json_dumps(pairs, JSON_COMPACT);
+    char *ids_text = jx_dump(ids), *pairs_text = jx_dump(pairs);
     json_decref(ids);
     json_decref(pairs);
     struct db_stmt *s;
@@ -157,7 +157,7 @@ enum rf_status trace_locks_query(struct db *db, const struct trace_locks *l, con
     json_t *ids = json_array();
     for (int i = 0; i < l->n; i++)
         json_array_append_new(ids, json_string(l->rows[i].id));
-    char *ids_text = json_dumps(ids, JSON_COMPACT);
+    char *ids_text = jx_dump(ids);
     json_decref(ids);
     enum rf_status rc = db_query(db, sql, DB_ARGS(DB_T(ids_text)), out, err);
     free(ids_text);
