@@ -318,7 +318,6 @@ enum rf_status job_prompt_improvement(struct job_ctx *ctx, struct rf_err *err)
     char *analysis_text = NULL, *sys = NULL, *user = NULL;
     char *patterns_text = NULL, *bp_text = NULL, *vars_text = NULL, *instr_text = NULL;
     struct evidence ev = {0};
-    struct rf_err ev_err;
     struct analysis an = {0};
     struct rewrite rw = {0};
     struct buf convo[IMPROVE_REPAIR_TURNS];
@@ -351,19 +350,10 @@ enum rf_status job_prompt_improvement(struct job_ctx *ctx, struct rf_err *err)
     const char *current = json_string_value(json_object_get(active, "prompt_template"));
     vars = template_variables(current);
 
-    /* 2. Contradictions, then the evidence from their traces, read one at a time (a
-     * trace's text may be 2 MiB, and only trace_budget() characters of them all are
-     * used); on SQLite in one snapshot. */
+    /* 2. Contradictions, without their trace text. */
     if ((rc = stage(&r, "fetching_contradictions", 10, NULL, err)))
         goto out;
-    char fence[FENCE_MAX];
-    evidence_fence(fence);
-    (void)store_read_begin(st, &ev_err); /* failing to start it only costs the snapshot */
-    rc = store_contradictions(st, ws, agent_id, NULL, (int)max, 0, false, &rows, err);
-    if (rc == RF_OK)
-        rc = evidence_read(st, ws, rows, fence, &ev, err);
-    store_read_end(st);
-    if (rc)
+    if ((rc = store_contradictions(st, ws, agent_id, NULL, (int)max, 0, false, &rows, err)))
         goto out;
     if (json_array_size(rows) == 0) {
         json_t *none = json_array();
@@ -383,6 +373,16 @@ enum rf_status job_prompt_improvement(struct job_ctx *ctx, struct rf_err *err)
                             "the LLM provider is not configured: %s", lerr.message);
         goto out;
     }
+
+    /* The evidence, each trace read for its turn (a trace's text may be 2 MiB, and only
+     * trace_budget() characters of them all are used); the reads share one snapshot. */
+    char fence[FENCE_MAX];
+    evidence_fence(fence);
+    (void)store_read_begin(st, &lerr); /* failing to start it only costs speed */
+    rc = evidence_read(st, ws, rows, fence, &ev, err);
+    store_read_end(st);
+    if (rc)
+        goto out;
 
     /* 3. Failure analysis. */
     if ((rc = stage(&r, "analyzing_failures", 30,
