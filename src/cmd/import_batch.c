@@ -1,0 +1,361 @@
+/*
+ * import_batch - the importer's batches and their requests (see import.h, "Ordering").
+ *
+ * Bulk lines accumulate in per-type batches (executions per eval). A batch is sent once
+ * it holds batch_max items or about BATCH_BODY_TARGET bytes, after the batches it must
+ * follow have answered: trace batches before what refers to their traces, and batches of
+ * one type that share a key one after the other. Up to `parallel` requests are in flight
+ * on one libcurl multi handle (kept-alive connections); answers are settled oldest first,
+ * so rejected lines are reported in the file's order. Runs on the importer's thread.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd/import_internal.h"
+#include "core/xalloc.h"
+#include "core/banned.h"
+
+/* A batch request is sent once its body passes this size, whatever its count: the
+ * server's default body limit is 8 MiB. */
+#define BATCH_BODY_TARGET (4u * 1024 * 1024)
+#define CONNECT_TIMEOUT_MS 5000L
+#define REQUEST_TIMEOUT_MS 600000L
+
+void import_batches_init(struct importer *imp)
+{
+    imp->multi = curl_multi_init();
+    curl_multi_setopt(imp->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)imp->parallel);
+    imp->headers = curl_slist_append(imp->headers, imp->cl->auth);
+    imp->headers = curl_slist_append(imp->headers, "Content-Type: application/json");
+    imp->headers = curl_slist_append(imp->headers, "Accept: application/json");
+    imp->headers = curl_slist_append(imp->headers, "Expect:"); /* no 100-continue round trip */
+}
+
+static int by_key(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Whether sorted key sets share a key. */
+static bool intersect(const struct batch *a, const struct batch *b)
+{
+    int i = 0, j = 0;
+    while (i < a->n && j < b->n) {
+        if (a->keys[i] == b->keys[j])
+            return true;
+        if (a->keys[i] < b->keys[j])
+            i++;
+        else
+            j++;
+    }
+    return false;
+}
+
+static struct batch *batch_new(struct importer *imp, enum import_type type, int eval)
+{
+    struct batch *b = imp->free_list;
+    if (b) {
+        imp->free_list = b->next;
+    } else {
+        b = xcalloc(1, sizeof *b);
+        buf_init(&b->body, BUF_UNLIMITED);
+        buf_init(&b->resp, CLIENT_MAX_RESPONSE);
+        b->cap = imp->batch_max;
+        b->lines = xmalloc(sizeof *b->lines * (size_t)b->cap);
+        b->keys = xmalloc(sizeof *b->keys * (size_t)b->cap);
+        b->easy = curl_easy_init();
+        if (!b->easy) {
+            fprintf(stderr, "refold: cannot initialise libcurl\n");
+            abort();
+        }
+    }
+    b->type = type;
+    b->eval = eval;
+    b->n = 0;
+    b->done = false;
+    b->next = NULL;
+    buf_reset(&b->body);
+    buf_reset(&b->resp);
+    buf_puts(&b->body, type == IMPORT_TRACE      ? "{\"traces\":["
+                       : type == IMPORT_FEEDBACK ? "{\"feedback\":["
+                                                 : "{\"executions\":[");
+    return b;
+}
+
+static void batch_free(struct batch *b)
+{
+    if (!b)
+        return;
+    if (b->easy)
+        curl_easy_cleanup(b->easy);
+    buf_release(&b->body);
+    buf_release(&b->resp);
+    free(b->lines);
+    free(b->keys);
+    free(b);
+}
+
+static size_t on_resp(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    struct batch *b = ud;
+    size_t n = size * nmemb;
+    return buf_append(&b->resp, ptr, n) == RF_OK ? n : 0;
+}
+
+/* Every line of b rejected for one reason (counted but not listed once the import is
+ * stopping: the fatal error says it all). */
+static void reject_all(struct importer *imp, const struct batch *b, const char *why)
+{
+    for (int i = 0; i < b->n; i++) {
+        if (imp->fatal) {
+            imp->st->by_type[b->type].rejected++;
+            imp->st->rejected++;
+        } else {
+            import_report(imp, b->lines[i], b->type, "%s", why);
+        }
+    }
+}
+
+/* Account for an answered batch: the summary's counts and each rejected item's line. */
+static void settle(struct importer *imp, struct batch *b)
+{
+    long status = 0;
+    curl_easy_getinfo(b->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (b->cc == CURLE_COULDNT_CONNECT || b->cc == CURLE_COULDNT_RESOLVE_HOST) {
+        struct rf_err e;
+        rf_fail(&e, RF_UNAVAILABLE, "cannot reach refold at %s: is `refold serve` running?",
+                imp->cl->base);
+        import_fatal(imp, &e);
+        reject_all(imp, b, "not sent: the server could not be reached");
+        return;
+    }
+    if (b->cc != CURLE_OK) {
+        char why[300];
+        snprintf(why, sizeof why, "the batch request failed: %s (it may have been stored)",
+                 curl_easy_strerror(b->cc));
+        reject_all(imp, b, why);
+        return;
+    }
+    json_t *doc = json_loadb(b->resp.data ? b->resp.data : "", b->resp.len, 0, NULL);
+    if (status < 200 || status >= 300) {
+        json_t *e = json_object_get(doc, "error");
+        const char *m = json_string_value(json_object_get(e, "message"));
+        char why[400];
+        snprintf(why, sizeof why, "the batch request was refused (HTTP %ld): %s", status,
+                 m ? m : "no reason given");
+        if (status == 401) {
+            struct rf_err fe;
+            rf_fail(&fe, RF_UNAUTHORIZED, "%s", m ? m : "the API key was refused");
+            import_fatal(imp, &fe);
+        }
+        reject_all(imp, b, why);
+        json_decref(doc);
+        return;
+    }
+    json_t *sum = json_object_get(doc, "summary");
+    json_t *data = json_object_get(doc, "data");
+    if (!json_is_object(sum) || !json_is_array(data)) {
+        reject_all(imp, b, "the server's answer could not be read");
+        json_decref(doc);
+        return;
+    }
+    struct import_counts *c = &imp->st->by_type[b->type];
+    c->created += json_integer_value(json_object_get(sum, "created"));
+    c->updated += json_integer_value(json_object_get(sum, "updated"));
+    c->unchanged += json_integer_value(json_object_get(sum, "unchanged"));
+    size_t i;
+    json_t *item;
+    json_array_foreach(data, i, item)
+    {
+        json_t *e = json_object_get(item, "error");
+        json_int_t at = json_integer_value(json_object_get(item, "index"));
+        if (!e || at < 0 || at >= b->n)
+            continue;
+        const char *m = json_string_value(json_object_get(e, "message"));
+        import_report(imp, b->lines[at], b->type, "%s", m ? m : "rejected");
+    }
+    json_decref(doc);
+}
+
+/* Move transfers along; with block, wait until at least the oldest batch answered.
+ * Answered batches are settled oldest first, so reports follow the file's order. */
+void import_pump(struct importer *imp, bool block)
+{
+    for (;;) {
+        int running = 0, left = 0;
+        curl_multi_perform(imp->multi, &running);
+        CURLMsg *m;
+        while ((m = curl_multi_info_read(imp->multi, &left))) {
+            if (m->msg != CURLMSG_DONE)
+                continue;
+            struct batch *b = NULL;
+            curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&b);
+            b->cc = m->data.result;
+            b->done = true;
+            curl_multi_remove_handle(imp->multi, m->easy_handle);
+        }
+        bool settled = false;
+        while (imp->head && imp->head->done) {
+            struct batch *b = imp->head;
+            imp->head = b->next;
+            if (!imp->head)
+                imp->tail = NULL;
+            imp->inflight--;
+            settle(imp, b);
+            b->next = imp->free_list;
+            imp->free_list = b;
+            settled = true;
+        }
+        if (!block || settled || !imp->head)
+            return;
+        curl_multi_poll(imp->multi, NULL, 0, 1000, NULL);
+    }
+}
+
+/* Wait until batch w (in flight) has been settled. */
+static void wait_for(struct importer *imp, const struct batch *w)
+{
+    for (;;) {
+        bool in_flight = false;
+        for (struct batch *b = imp->head; b; b = b->next)
+            in_flight = in_flight || b == w;
+        if (!in_flight)
+            return;
+        import_pump(imp, true);
+    }
+}
+
+static void submit(struct importer *imp, struct batch *b);
+
+/* Send b: after the trace batches its items depend on and the same-type batches it
+ * shares keys with have answered, and once a request slot is free. */
+static void submit(struct importer *imp, struct batch *b)
+{
+    qsort(b->keys, (size_t)b->n, sizeof *b->keys, by_key);
+    if (b->type != IMPORT_TRACE && imp->pending_traces && imp->pending_traces->n > 0) {
+        struct batch *t = imp->pending_traces;
+        imp->pending_traces = NULL;
+        submit(imp, t);
+    }
+    for (bool again = true; again;) {
+        again = false;
+        for (struct batch *f = imp->head; f; f = f->next) {
+            /* Ordered when they share a trace: batches of one type (the later line wins;
+             * executions only of the same eval, the others never touch the same row), and
+             * a trace batch against what refers to its traces. Feedback and executions
+             * are not: the server keeps the counters exact whichever commits first. */
+            bool related = f->type == b->type
+                               ? b->type != IMPORT_EXECUTION || f->eval == b->eval
+                               : f->type == IMPORT_TRACE || b->type == IMPORT_TRACE;
+            if (related && intersect(f, b)) {
+                wait_for(imp, f);
+                again = true;
+                break;
+            }
+        }
+    }
+    while (imp->inflight >= imp->parallel)
+        import_pump(imp, true);
+    buf_puts(&b->body, "]}");
+    if (b->type == IMPORT_TRACE)
+        snprintf(b->url, sizeof b->url, "%s/v1/traces?outcomes=rejected", imp->cl->base);
+    else if (b->type == IMPORT_FEEDBACK)
+        snprintf(b->url, sizeof b->url, "%s/v1/feedback?outcomes=rejected", imp->cl->base);
+    else
+        snprintf(b->url, sizeof b->url, "%s/v1/evals/%s/executions?outcomes=rejected",
+                 imp->cl->base, imp->evals[b->eval].id);
+    CURL *e = b->easy;
+    curl_easy_reset(e);
+    curl_easy_setopt(e, CURLOPT_URL, b->url);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, b->body.data);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)b->body.len);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, imp->headers);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_resp);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, b);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)b);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, REQUEST_TIMEOUT_MS);
+    b->next = NULL;
+    if (imp->tail)
+        imp->tail->next = b;
+    else
+        imp->head = b;
+    imp->tail = b;
+    imp->inflight++;
+    curl_multi_add_handle(imp->multi, e);
+    import_pump(imp, false);
+}
+
+/* Send every pending batch and wait until every request has answered. */
+void import_drain(struct importer *imp)
+{
+    if (imp->pending_traces && imp->pending_traces->n) {
+        struct batch *b = imp->pending_traces;
+        imp->pending_traces = NULL;
+        submit(imp, b);
+    }
+    if (imp->pending_feedback && imp->pending_feedback->n) {
+        struct batch *b = imp->pending_feedback;
+        imp->pending_feedback = NULL;
+        submit(imp, b);
+    }
+    for (int i = 0; i < imp->nevals; i++) {
+        struct batch *b = imp->evals[i].pending;
+        if (b && b->n) {
+            imp->evals[i].pending = NULL;
+            submit(imp, b);
+        }
+    }
+    while (imp->head)
+        import_pump(imp, true);
+}
+
+/* Add one item (the line, with prefix spliced after its opening brace when given) to the
+ * pending batch *slot of its type, sending the batch when it is full. */
+void import_add_item(struct importer *imp, struct batch **slot, enum import_type type, int eval,
+                     const char *line, size_t len, const char *prefix, int64_t lineno, uint64_t key)
+{
+    struct batch *b = *slot;
+    if (b && (b->n == imp->batch_max || b->body.len + len + 128 > BATCH_BODY_TARGET) && b->n) {
+        *slot = NULL;
+        submit(imp, b);
+        b = NULL;
+    }
+    if (!b)
+        b = *slot = batch_new(imp, type, eval);
+    if (b->n)
+        buf_putc(&b->body, ',');
+    if (prefix) {
+        const char *brace = memchr(line, '{', len); /* a JSON object: there is one */
+        buf_puts(&b->body, prefix);
+        buf_append(&b->body, brace + 1, len - (size_t)(brace + 1 - line));
+    } else {
+        buf_append(&b->body, line, len);
+    }
+    b->lines[b->n] = lineno;
+    b->keys[b->n] = key;
+    b->n++;
+}
+
+
+void import_batches_release(struct importer *imp)
+{
+    for (struct batch *b = imp->head, *next; b; b = next) {
+        next = b->next;
+        curl_multi_remove_handle(imp->multi, b->easy);
+        batch_free(b);
+    }
+    for (struct batch *b = imp->free_list, *next; b; b = next) {
+        next = b->next;
+        batch_free(b);
+    }
+    batch_free(imp->pending_traces);
+    batch_free(imp->pending_feedback);
+    for (int i = 0; i < imp->nevals; i++)
+        batch_free(imp->evals[i].pending);
+    curl_slist_free_all(imp->headers);
+    curl_multi_cleanup(imp->multi);
+}

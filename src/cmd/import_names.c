@@ -1,0 +1,392 @@
+/*
+ * import_names - the importer's agent, version and eval lines, and the names they resolve.
+ *
+ * These lines are applied synchronously, in file order, through the ordinary API calls
+ * (see import.h, "Ordering" and "Idempotency"). Names are resolved once and cached: an
+ * agent by name (GET /v1/agents?name=; a missing one is cached too, so it is asked about
+ * once), an agent's versions and its evals in one list call each. Runs on the
+ * importer's thread.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd/import_internal.h"
+#include "core/xalloc.h"
+#include "core/banned.h"
+
+void import_names_init(struct importer *imp)
+{
+    imp->agent_index = json_object();
+    imp->eval_index = json_object();
+}
+
+void import_names_release(struct importer *imp)
+{
+    for (int i = 0; i < imp->nagents; i++) {
+        free(imp->agents[i].name);
+        json_decref(imp->agents[i].description);
+        for (int k = 0; k < imp->agents[i].nversions; k++)
+            free(imp->agents[i].versions[k].tmpl);
+        free(imp->agents[i].versions);
+    }
+    free(imp->agents);
+    free(imp->evals);
+    free(imp->last_eval_name);
+    json_decref(imp->agent_index);
+    json_decref(imp->eval_index);
+}
+
+/* A string field: NULL when absent or null; *bad when present with another type. */
+static const char *opt_str(const json_t *obj, const char *key, bool *bad)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (v && !json_is_string(v) && !json_is_null(v))
+        *bad = true;
+    return json_string_value(v);
+}
+
+/* The index of agent name in the cache, loading it from the server (GET
+ * /v1/agents?name=) the first time. -1 with *rc set when the lookup failed. A missing
+ * agent gets an entry too (missing = true), so it is asked about once. */
+static int agent_lookup(struct importer *imp, const char *name, enum rf_status *rc,
+                        struct rf_err *err)
+{
+    json_t *at = json_object_get(imp->agent_index, name);
+    *rc = RF_OK;
+    if (at)
+        return (int)json_integer_value(at);
+    json_t *list = NULL;
+    char *e = client_escape(imp->cl, name), *path = xasprintf("/v1/agents?name=%s", e);
+    free(e);
+    *rc = client_list_all(imp->cl, path, &list, err);
+    free(path);
+    if (*rc)
+        return -1;
+    imp->agents = xrealloc(imp->agents, sizeof *imp->agents * (size_t)(imp->nagents + 1));
+    struct agent_ent *a = &imp->agents[imp->nagents];
+    memset(a, 0, sizeof *a);
+    a->name = xstrdup(name);
+    a->missing = true;
+    size_t i;
+    json_t *row;
+    json_array_foreach(list, i, row)
+    {
+        const char *status = json_string_value(json_object_get(row, "status"));
+        if (status && strcmp(status, "archived") != 0) {
+            snprintf(a->id, sizeof a->id, "%s", json_string_value(json_object_get(row, "id")));
+            a->description = json_incref(json_object_get(row, "description"));
+            a->missing = false;
+            break;
+        }
+    }
+    json_decref(list);
+    json_object_set_new(imp->agent_index, name, json_integer(imp->nagents));
+    return imp->nagents++;
+}
+
+static void add_version(struct agent_ent *a, const json_t *v)
+{
+    a->versions = xrealloc(a->versions, sizeof *a->versions * (size_t)(a->nversions + 1));
+    struct version_ent *e = &a->versions[a->nversions++];
+    e->number = json_integer_value(json_object_get(v, "version"));
+    snprintf(e->id, sizeof e->id, "%s", json_string_value(json_object_get(v, "id")));
+    const char *t = json_string_value(json_object_get(v, "prompt_template"));
+    e->tmpl = xstrdup(t ? t : "");
+}
+
+/* Make sure the agent's versions are in the cache (one list call per agent). */
+enum rf_status import_load_versions(struct importer *imp, struct agent_ent *a, struct rf_err *err)
+{
+    if (a->versions_loaded)
+        return RF_OK;
+    json_t *list = NULL;
+    char *path = xasprintf("/v1/agents/%s/versions", a->id);
+    enum rf_status rc = client_list_all(imp->cl, path, &list, err);
+    free(path);
+    if (rc)
+        return rc;
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v) add_version(a, v);
+    json_decref(list);
+    a->versions_loaded = true;
+    return RF_OK;
+}
+
+static const struct version_ent *version_by_template(const struct agent_ent *a, const char *t)
+{
+    for (int i = 0; i < a->nversions; i++)
+        if (strcmp(a->versions[i].tmpl, t) == 0)
+            return &a->versions[i];
+    return NULL;
+}
+
+/* Pin the agent's traces to its version with template tmpl (see file_version). */
+static void pin(struct agent_ent *a, const char *tmpl)
+{
+    const struct version_ent *v = version_by_template(a, tmpl);
+    if (v)
+        snprintf(a->file_version, sizeof a->file_version, "%s", v->id);
+}
+
+static char *eval_key(const char *agent_id, const char *name)
+{
+    return xasprintf("%s\x1f%s", agent_id, name);
+}
+
+static int eval_add(struct importer *imp, int agent, const char *id, const char *name)
+{
+    imp->evals = xrealloc(imp->evals, sizeof *imp->evals * (size_t)(imp->nevals + 1));
+    struct eval_ent *e = &imp->evals[imp->nevals];
+    memset(e, 0, sizeof *e);
+    snprintf(e->id, sizeof e->id, "%s", id);
+    e->agent = agent;
+    char *k = eval_key(imp->agents[agent].id, name);
+    json_object_set_new(imp->eval_index, k, json_integer(imp->nevals));
+    free(k);
+    return imp->nevals++;
+}
+
+/* The index of the agent's eval named name, or -1 (with *rc RF_OK when there is none). */
+int import_eval_lookup(struct importer *imp, int agent, const char *name, enum rf_status *rc,
+                       struct rf_err *err)
+{
+    struct agent_ent *a = &imp->agents[agent];
+    *rc = RF_OK;
+    if (!a->evals_loaded) {
+        json_t *list = NULL;
+        char *path = xasprintf("/v1/evals?agent_id=%s", a->id);
+        *rc = client_list_all(imp->cl, path, &list, err);
+        free(path);
+        if (*rc)
+            return -1;
+        size_t i;
+        json_t *v;
+        json_array_foreach(list, i, v)
+            eval_add(imp, agent, json_string_value(json_object_get(v, "id")),
+                     json_string_value(json_object_get(v, "name")));
+        json_decref(list);
+        imp->agents[agent].evals_loaded = true;
+    }
+    if (imp->last_eval >= 0 && imp->evals[imp->last_eval].agent == agent &&
+        strcmp(imp->last_eval_name, name) == 0)
+        return imp->last_eval;
+    char *k = eval_key(imp->agents[agent].id, name);
+    json_t *at = json_object_get(imp->eval_index, k);
+    free(k);
+    if (!at)
+        return -1;
+    free(imp->last_eval_name);
+    imp->last_eval_name = xstrdup(name);
+    imp->last_eval = (int)json_integer_value(at);
+    return imp->last_eval;
+}
+
+
+/* The agent named by field "agent" of a line, or -1 after reporting why not. */
+int import_line_agent(struct importer *imp, const json_t *obj, int64_t line, enum import_type t)
+{
+    const char *name = json_string_value(json_object_get(obj, "agent"));
+    struct rf_err err;
+    enum rf_status rc;
+    if (!name || !*name) {
+        import_report(imp, line, t, "\"agent\" (the agent's name) is required");
+        return -1;
+    }
+    int ai = agent_lookup(imp, name, &rc, &err);
+    if (rc) {
+        import_api_failed(imp, line, t, rc, &err);
+        return -1;
+    }
+    if (imp->agents[ai].missing) {
+        import_report(imp, line, t,
+               "unknown agent \"%s\": it is not in the workspace and no agent line before "
+               "this one defines it",
+               name);
+        return -1;
+    }
+    return ai;
+}
+
+/* POST .../versions (and promote it when activate); the new version joins the cache. */
+static enum rf_status create_version(struct importer *imp, struct agent_ent *a, const char *tmpl,
+                                     bool activate, struct rf_err *err)
+{
+    json_t *body = json_pack("{s:s}", "prompt_template", tmpl), *v = NULL, *p = NULL;
+    char *path = xasprintf("/v1/agents/%s/versions", a->id);
+    enum rf_status rc = client_call(imp->cl, "POST", path, body, NULL, &v, NULL, err);
+    free(path);
+    path = NULL;
+    if (rc == RF_OK && activate) {
+        path = xasprintf("/v1/agents/%s/versions/%lld/promote", a->id,
+                         (long long)json_integer_value(json_object_get(v, "version")));
+        rc = client_call(imp->cl, "POST", path, NULL, NULL, &p, NULL, err);
+    }
+    if (v)
+        add_version(a, v);
+    json_decref(body);
+    json_decref(v);
+    json_decref(p);
+    free(path);
+    return rc;
+}
+
+void import_agent_line(struct importer *imp, const json_t *obj, int64_t line)
+{
+    bool bad = false;
+    const char *name = opt_str(obj, "name", &bad);
+    const char *desc = opt_str(obj, "description", &bad);
+    const char *tmpl = opt_str(obj, "prompt_template", &bad);
+    struct rf_err err;
+    enum rf_status rc;
+    json_t *out = NULL;
+    if (!name || !*name || bad) {
+        import_report(imp, line, IMPORT_AGENT,
+               bad ? "name, description and prompt_template must be strings"
+                   : "\"name\" is required");
+        return;
+    }
+    int ai = agent_lookup(imp, name, &rc, &err);
+    if (rc) {
+        import_api_failed(imp, line, IMPORT_AGENT, rc, &err);
+        return;
+    }
+    struct agent_ent *a = &imp->agents[ai];
+    if (a->missing) {
+        json_t *body = json_pack("{s:s}", "name", name);
+        if (desc)
+            json_object_set_new(body, "description", json_string(desc));
+        if (tmpl)
+            json_object_set_new(body, "prompt_template", json_string(tmpl));
+        rc = client_call(imp->cl, "POST", "/v1/agents", body, NULL, &out, NULL, &err);
+        json_decref(body);
+        if (rc) {
+            import_api_failed(imp, line, IMPORT_AGENT, rc, &err);
+            return;
+        }
+        snprintf(a->id, sizeof a->id, "%s", json_string_value(json_object_get(out, "id")));
+        json_decref(a->description);
+        a->description = json_incref(json_object_get(out, "description"));
+        a->missing = false;
+        a->versions_loaded = a->evals_loaded = true; /* a new agent: we know them all */
+        json_t *active = json_object_get(out, "active_version");
+        if (json_is_object(active)) {
+            add_version(a, active);
+            pin(a, tmpl);
+        }
+        imp->st->by_type[IMPORT_AGENT].created++;
+        json_decref(out);
+        return;
+    }
+    bool changed = false;
+    const json_t *d = json_object_get(obj, "description");
+    if (d && !json_equal((json_t *)d, a->description)) {
+        json_t *body = json_pack("{s:O}", "description", d);
+        char *path = xasprintf("/v1/agents/%s", a->id);
+        rc = client_call(imp->cl, "PATCH", path, body, NULL, &out, NULL, &err);
+        free(path);
+        json_decref(body);
+        if (rc) {
+            import_api_failed(imp, line, IMPORT_AGENT, rc, &err);
+            return;
+        }
+        json_decref(a->description);
+        a->description = json_incref(json_object_get(out, "description"));
+        json_decref(out);
+        changed = true;
+    }
+    if (tmpl) {
+        if ((rc = import_load_versions(imp, a, &err))) {
+            import_api_failed(imp, line, IMPORT_AGENT, rc, &err);
+            return;
+        }
+        if (!version_by_template(a, tmpl)) {
+            if ((rc = create_version(imp, a, tmpl, true, &err))) {
+                import_api_failed(imp, line, IMPORT_AGENT, rc, &err);
+                return;
+            }
+            changed = true;
+        }
+        pin(a, tmpl);
+    }
+    if (changed)
+        imp->st->by_type[IMPORT_AGENT].updated++;
+    else
+        imp->st->by_type[IMPORT_AGENT].unchanged++;
+}
+
+void import_version_line(struct importer *imp, const json_t *obj, int64_t line)
+{
+    bool bad = false;
+    const char *tmpl = opt_str(obj, "prompt_template", &bad);
+    const char *status = opt_str(obj, "status", &bad);
+    struct rf_err err;
+    enum rf_status rc;
+    if (bad || !tmpl) {
+        import_report(imp, line, IMPORT_VERSION, "\"prompt_template\" (a string) is required");
+        return;
+    }
+    if (status && strcmp(status, "candidate") != 0 && strcmp(status, "active") != 0) {
+        import_report(imp, line, IMPORT_VERSION, "status must be \"candidate\" or \"active\", not \"%s\"",
+               status);
+        return;
+    }
+    int ai = import_line_agent(imp, obj, line, IMPORT_VERSION);
+    if (ai < 0)
+        return;
+    struct agent_ent *a = &imp->agents[ai];
+    if ((rc = import_load_versions(imp, a, &err))) {
+        import_api_failed(imp, line, IMPORT_VERSION, rc, &err);
+        return;
+    }
+    bool activate = status && strcmp(status, "active") == 0;
+    if (version_by_template(a, tmpl)) {
+        imp->st->by_type[IMPORT_VERSION].unchanged++;
+    } else if ((rc = create_version(imp, a, tmpl, activate, &err))) {
+        import_api_failed(imp, line, IMPORT_VERSION, rc, &err);
+        return;
+    } else {
+        imp->st->by_type[IMPORT_VERSION].created++;
+    }
+    if (activate)
+        pin(a, tmpl);
+}
+
+void import_eval_line(struct importer *imp, const json_t *obj, int64_t line)
+{
+    bool bad = false;
+    const char *name = opt_str(obj, "name", &bad);
+    const char *desc = opt_str(obj, "description", &bad);
+    struct rf_err err;
+    enum rf_status rc;
+    if (bad || !name || !*name) {
+        import_report(imp, line, IMPORT_EVAL,
+               bad ? "name and description must be strings" : "\"name\" is required");
+        return;
+    }
+    int ai = import_line_agent(imp, obj, line, IMPORT_EVAL);
+    if (ai < 0)
+        return;
+    int ei = import_eval_lookup(imp, ai, name, &rc, &err);
+    if (rc) {
+        import_api_failed(imp, line, IMPORT_EVAL, rc, &err);
+        return;
+    }
+    if (ei >= 0) { /* evals have no update: an existing one is left as it is */
+        imp->st->by_type[IMPORT_EVAL].unchanged++;
+        return;
+    }
+    json_t *body = json_pack("{s:s, s:s}", "agent_id", imp->agents[ai].id, "name", name), *out;
+    if (desc)
+        json_object_set_new(body, "description", json_string(desc));
+    rc = client_call(imp->cl, "POST", "/v1/evals", body, NULL, &out, NULL, &err);
+    json_decref(body);
+    if (rc) {
+        import_api_failed(imp, line, IMPORT_EVAL, rc, &err);
+        return;
+    }
+    eval_add(imp, ai, json_string_value(json_object_get(out, "id")), name);
+    json_decref(out);
+    imp->st->by_type[IMPORT_EVAL].created++;
+}
+
