@@ -284,17 +284,17 @@ static enum rf_status evidence_read(struct store *st, const char *ws, const json
     const json_t *c;
     json_array_foreach(rows, i, c)
     {
-        json_t *trace = NULL;
+        char *input = NULL, *output = NULL;
         const char *id = json_string_value(json_object_get(c, "trace_id"));
-        enum rf_status rc = store_trace_get(st, ws, id, &trace, err);
+        enum rf_status rc = store_trace_texts(st, ws, id, &input, &output, err);
         if (rc && rc != RF_NOT_FOUND) {
             evidence_end(ev);
             return rc;
         }
         rf_err_clear(err);
-        evidence_add(ev, c, json_string_value(json_object_get(trace, "input")),
-                     json_string_value(json_object_get(trace, "output")));
-        json_decref(trace);
+        evidence_add(ev, c, input, output);
+        free(input);
+        free(output);
     }
     evidence_end(ev);
     return RF_OK;

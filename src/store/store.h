@@ -243,6 +243,10 @@ enum rf_status store_traces_put(struct store *st, const char *ws, const struct t
  * predicted_result, predicted_reason, execution_time_ms, executed_at}] by eval name. */
 enum rf_status store_trace_get(struct store *st, const char *ws, const char *id, json_t **out,
                                struct rf_err *err);
+/* Only the trace's input and output (caller owns both, free()); RF_NOT_FOUND when the
+ * workspace has no such trace. */
+enum rf_status store_trace_texts(struct store *st, const char *ws, const char *id, char **input,
+                                 char **output, struct rf_err *err);
 
 struct trace_filter {
     const char *agent_id; /* NULL: all */

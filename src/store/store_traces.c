@@ -66,6 +66,8 @@ static const char *SQL_TRACE_DELETE = "DELETE FROM traces WHERE id = ?";
     "(? = 1 AND f.trace_id IS NOT NULL) OR (? = 0 AND f.trace_id IS NULL)) "                      \
     "ORDER BY t.id DESC LIMIT ?"
 static const char *SQL_TRACE_GET = TRACE_SELECT "WHERE t.id = ? AND t.workspace_id = ?";
+static const char *SQL_TRACE_TEXTS =
+    "SELECT input, output FROM traces WHERE id = ? AND workspace_id = ?";
 static const char *SQL_TRACE_LIST_WS = TRACE_SELECT "WHERE t.workspace_id = ?" TRACE_FILTERS;
 static const char *SQL_TRACE_LIST_AGENT =
     TRACE_SELECT "WHERE t.agent_id = ? AND t.workspace_id = ?" TRACE_FILTERS;
@@ -399,6 +401,22 @@ enum rf_status store_trace_get(struct store *st, const char *ws, const char *id,
     json_object_set_new(t, "evaluations", evals);
     *out = t;
     return RF_OK;
+}
+
+enum rf_status store_trace_texts(struct store *st, const char *ws, const char *id, char **input,
+                                char **output, struct rf_err *err)
+{
+    struct db_stmt *s;
+    bool found;
+    enum rf_status rc = db_row(st->db, SQL_TRACE_TEXTS, DB_ARGS(DB_T(id), DB_T(ws)), &s, &found, err);
+    if (rc)
+        return rc;
+    if (found) {
+        *input = xstrdup(db_text(s, 0));
+        *output = xstrdup(db_text(s, 1));
+    }
+    db_done(s);
+    return found ? RF_OK : rf_fail(err, RF_NOT_FOUND, "trace %s not found", id);
 }
 
 enum rf_status store_trace_list(struct store *st, const char *ws, const struct trace_filter *f,

@@ -251,6 +251,41 @@ static void test_store_counters_follow_writes(void **state)
     json_decref(agent);
 }
 
+/* The improvement job's read of a trace: input and output only, within the workspace. */
+static void test_store_trace_texts(void **state)
+{
+    struct fixture *f = *state;
+    struct rf_err err;
+    json_t *agent, *other;
+    struct agent_new an = {.name = "a", .prompt_template = "Hi {{x}}"};
+    assert_int_equal(store_agent_create(f->st, f->ws, &an, &agent, &err), RF_OK);
+    const char *aid = json_string_value(json_object_get(agent, "id"));
+    struct trace_new tr = {.agent_id = aid,
+                           .external_id = "1",
+                           .input = "the question",
+                           .output = "the answer",
+                           .steps = "[{\"tool\":\"search\"}]"};
+    struct store_item_result res;
+    assert_int_equal(store_traces_put(f->st, f->ws, &tr, 1, &res, &err), RF_OK);
+    char *input = NULL, *output = NULL;
+    assert_int_equal(store_trace_texts(f->st, f->ws, res.id, &input, &output, &err), RF_OK);
+    assert_string_equal(input, "the question");
+    assert_string_equal(output, "the answer");
+    free(input);
+    free(output);
+    input = output = NULL;
+    assert_int_equal(store_trace_texts(f->st, f->ws, "trace_nope", &input, &output, &err),
+                     RF_NOT_FOUND);
+    assert_null(input);
+    assert_int_equal(store_workspace_create(f->st, "other", &other, &err), RF_OK);
+    assert_int_equal(store_trace_texts(f->st, json_string_value(json_object_get(other, "id")),
+                                       res.id, &input, &output, &err),
+                     RF_NOT_FOUND);
+    assert_null(input);
+    json_decref(other);
+    json_decref(agent);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -259,6 +294,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_stats_plan, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_counters_follow_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_full_is_unavailable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_trace_texts, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
