@@ -62,7 +62,7 @@ bool job_types_test_enabled(void);
 /* The registered type called name, or NULL. */
 const struct job_type *job_type_find(const char *name);
 
-/* ---- the handler's context (pool.c) ---- */
+/* ---- the handler's context (job_ctx.c) ---- */
 
 /* Borrowed for the handler's run. */
 const char *job_id(const struct job_ctx *ctx);

@@ -1,5 +1,9 @@
 /*
- * pool - the worker pool and the handler context (struct job_ctx) of jobs.h.
+ * pool - the worker pool: its lifecycle (pool_start, pool_stop, pool_free), the worker
+ * threads, and running one job from its claim to its outcome. The handler's context
+ * (struct job_ctx and the job_* calls of jobs.h) is job_ctx.c; the monitor thread
+ * (heartbeats, cancel polls, sweeper) is monitor.c; the structs the three share are in
+ * pool_internal.h.
  *
  * DESIGN (in the manner of Redis's bio.c)
  *
@@ -12,37 +16,32 @@
  *     process: started within a millisecond or two) or until poll_ms or the next run_at
  *     passes (jobs enqueued by other processes, delayed retries). An idle worker looks
  *     with a read (the earliest run_at) before it claims, so idling takes no write lock.
- *   - The monitor ticks every few tens of milliseconds: for each running job it reads the
- *     cancel flag every cancel_poll_ms and extends the lease every heartbeat_ms, both
- *     fenced (a heartbeat that matches no row means the lease is lost); and every sweep_ms
- *     it runs the sweeper, which requeues jobs whose lease expired anywhere (a crashed or
- *     stopped process) or fails them when their attempts are used up. Any number of
- *     processes may sweep: the sweep's own fence makes a second sweeper match nothing.
+ *   - The monitor (monitor.c, where its DESIGN is) reads each running job's cancel flag
+ *     every cancel_poll_ms and extends its lease every heartbeat_ms, both fenced, and
+ *     every sweep_ms runs the sweeper, which requeues or fails the jobs whose lease
+ *     expired anywhere.
  *
  * Locks. pool->lock guards stopping, wake_seq, busy, every worker's `ctx` pointer and
  * due times, and the abort hooks. The flags a handler polls (job_cancelled) are atomics,
  * so polling never takes a lock. Lost wake-ups: a worker reads wake_seq before it tries
  * to claim and only sleeps if wake_seq is unchanged afterwards.
  *
- * Stop flags. A running job is told to stop by one of three atomics, each set with
- * pool->lock held by ctx_stop(), which also wakes job_sleep() and fires the abort hook:
- * `cancel` (API cancel: at once in this process through pool_cancel, else within
- * cancel_poll_ms), `lost` (the monitor's heartbeat or check matched no row) and
- * `shutdown` (grace period over). The monitor re-checks that the worker still runs the
- * same claim (owner strings are unique per claim) before it sets a flag.
+ * Stop flags. A running job is told to stop by one of three atomics of its context,
+ * `cancel`, `lost` and `shutdown`, each set with pool->lock held by job_ctx_stop(): who
+ * sets which, and why, is in job_ctx.c.
  *
  * Database outages. A claim that fails (RF_UNAVAILABLE: the database is down or restarting)
  * is retried after a backoff that doubles from poll_ms up to CLAIM_BACKOFF_MAX_MS; each
  * try reconnects (store_pg.c resets a broken connection on its next call). A worker write
  * of a running job that fails the same way - progress, log, LLM call, the finishing
- * transaction - is retried with backoff while the lease may still hold: the fence makes a
- * retry safe (a write that did commit before its answer was lost makes the retry match no
- * row), so a short outage costs a job a pause, not an attempt. Each claim knows until when
- * its lease is valid (lease_until, moved on by every successful heartbeat); once that
- * passes while heartbeats fail, the monitor stops the job like a lost lease, since another
- * node's sweeper may requeue it from then on: so a job does not run twice at once on a
- * database outage longer than the lease, as long as the nodes' clocks agree (leases are
- * wall-clock times).
+ * transaction - is retried with backoff (job_ctx_retry_db) while the lease may still hold:
+ * the fence makes a retry safe (a write that did commit before its answer was lost makes
+ * the retry match no row), so a short outage costs a job a pause, not an attempt. Each
+ * claim knows until when its lease is valid (lease_until, moved on by every successful
+ * heartbeat); once that passes while heartbeats fail, the monitor stops the job like a
+ * lost lease, since another node's sweeper may requeue it from then on: so a job does not
+ * run twice at once on a database outage longer than the lease, as long as the nodes'
+ * clocks agree (leases are wall-clock times).
  *
  * Fencing. Every write the worker or the handler makes goes through a store_job_* call
  * carrying (job id, attempt, lease owner); once the sweeper requeued the job or another
@@ -83,271 +82,12 @@
 #include "core/xalloc.h"
 #include "jobs/hub.h"
 #include "jobs/jobs.h"
+#include "jobs/pool_internal.h"
 #include "store/store.h"
 #include "core/banned.h"
 
 #define ABORT_WAIT_MS 2000
-#define SWEEP_BATCH 64
-#define MONITOR_TICK_MAX_MS 50
 #define CLAIM_BACKOFF_MAX_MS 2000
-#define DB_RETRY_FIRST_MS 50
-#define DB_RETRY_MAX_MS 1000
-#define LOG_EVERY_MS 10000 /* repeated database failures are logged this often */
-
-struct worker;
-
-struct job_ctx {
-    struct worker *w;
-    struct job_claimed claim;
-    char owner[JOB_OWNER_MAX];
-    struct job_fence fence;
-    atomic_bool cancel;          /* a cancel was requested */
-    atomic_bool lost;            /* the lease is gone */
-    atomic_bool shutdown;        /* the process stops past its grace period */
-    atomic_bool stop;            /* any of the three: what job_cancelled() reads */
-    _Atomic int64_t lease_until; /* wall ms: the lease holds at least until then */
-    atomic_bool hb_failing;      /* the last heartbeat failed (database unreachable) */
-    bool finishing;              /* guarded by pool->lock: the outcome is being written */
-    bool abort_fired;            /* guarded by pool->lock, with the hook below */
-    void (*abort_fn)(void *ud);
-    void *abort_ud;
-    json_t *result; /* the handler thread's own, like the rest below */
-    store_txn_fn commit_fn;
-    void *commit_ud;
-    void (*commit_free)(void *ud); /* frees commit_ud after the run, committed or not */
-    int64_t retry_after_ms;
-};
-
-struct worker {
-    struct worker_pool *pool;
-    int index;
-    pthread_t thread;
-    bool thread_started;
-    struct store *st;
-    pthread_cond_t sleep_cond; /* job_sleep waits here, with pool->lock */
-    uint64_t claims;           /* worker-thread only: numbers this worker's claims */
-    /* guarded by pool->lock */
-    struct job_ctx *ctx; /* the running job; NULL when idle */
-    int64_t heartbeat_due, check_due;
-};
-
-struct worker_pool {
-    struct pool_config cfg;
-    char owner_prefix[48]; /* host:pid:random, the part of lease owners shared by the pool */
-    pthread_mutex_t lock;  /* guards what the DESIGN comment says */
-    pthread_cond_t wake;   /* idle workers wait here for work */
-    pthread_cond_t idle;   /* a job finished (pool_stop waits here) */
-    pthread_cond_t mwake;  /* the monitor's sleep */
-    bool stopping;
-    bool monitor_stop;
-    uint64_t wake_seq;
-    int busy;
-    struct worker *workers;
-    int n;
-    pthread_t monitor;
-    bool monitor_started;
-    struct store *mst;         /* the monitor's connection */
-    int stuck;                 /* workers pool_stop had to leave behind */
-    int64_t hb_log, sweep_log; /* monitor only: when a failure was last logged */
-};
-
-/* ---- small helpers ---- */
-
-static int64_t min64(int64_t a, int64_t b)
-{
-    return a < b ? a : b;
-}
-
-/* Tell a running job to stop for reason `why`. Caller holds pool->lock. */
-static void ctx_stop(struct job_ctx *ctx, atomic_bool *why)
-{
-    atomic_store_explicit(why, true, memory_order_relaxed);
-    atomic_store_explicit(&ctx->stop, true, memory_order_release);
-    pthread_cond_broadcast(&ctx->w->sleep_cond);
-    if (ctx->abort_fn && !ctx->abort_fired) {
-        ctx->abort_fired = true;
-        ctx->abort_fn(ctx->abort_ud);
-    }
-}
-
-static void fenced_out(const struct job_ctx *ctx, const char *op)
-{
-    metrics_add(METRIC_JOB_FENCED_WRITES, 1);
-    log_warn("fenced write changed 0 rows: lease lost, job dropped",
-             "job=%s attempt=%d owner=%s op=%s", ctx->claim.id, ctx->claim.attempt, ctx->owner, op);
-}
-
-/* After a ctx write: tell the hub, or note a fenced-out write. */
-static enum rf_status after_write(struct job_ctx *ctx, enum rf_status rc, const char *op)
-{
-    if (rc == RF_OK)
-        hub_notify(ctx->w->pool->cfg.hub, ctx->claim.id);
-    else if (rc == RF_LEASE_LOST)
-        fenced_out(ctx, op);
-    return rc;
-}
-
-/* A worker write failed with RF_UNAVAILABLE (database down, restarting, or a deadlock):
- * wait *delay (doubling) and say whether to try again - not once the lease may have run
- * out (the sweeper may have requeued the job: the write would be fenced out anyway), nor
- * at shutdown. `outcome`: the finishing write itself, retried even when the job was told
- * to stop; the handler's writes are not retried once it was, nor inside the completing
- * transaction (a completion callback's: that transaction is retried as a whole). */
-static bool retry_db(struct job_ctx *ctx, int64_t *delay, bool outcome, const char *op)
-{
-    struct worker_pool *pool = ctx->w->pool;
-    if (clock_now_ms() + *delay >= atomic_load(&ctx->lease_until) || atomic_load(&ctx->shutdown) ||
-        (!outcome && (ctx->finishing || job_cancelled(ctx))))
-        return false;
-    if (*delay == 0)
-        log_warn("database unavailable: retrying a job write", "job=%s attempt=%d op=%s",
-                 ctx->claim.id, ctx->claim.attempt, op);
-    *delay = *delay ? min64(*delay * 2, DB_RETRY_MAX_MS) : DB_RETRY_FIRST_MS;
-    int64_t deadline = clock_mono_ms() + *delay;
-    pthread_mutex_lock(&pool->lock);
-    while (!atomic_load(&ctx->shutdown) && (outcome || !job_cancelled(ctx)) &&
-           clock_mono_ms() < deadline)
-        clock_cond_wait_ms(&ctx->w->sleep_cond, &pool->lock, deadline - clock_mono_ms());
-    pthread_mutex_unlock(&pool->lock);
-    return true;
-}
-
-/* ---- the handler context (jobs.h) ---- */
-
-const char *job_id(const struct job_ctx *ctx)
-{
-    return ctx->claim.id;
-}
-
-const char *job_workspace(const struct job_ctx *ctx)
-{
-    return ctx->claim.workspace_id;
-}
-
-const char *job_type_of(const struct job_ctx *ctx)
-{
-    return ctx->claim.type;
-}
-
-int job_attempt(const struct job_ctx *ctx)
-{
-    return ctx->claim.attempt;
-}
-
-int job_max_attempts(const struct job_ctx *ctx)
-{
-    return ctx->claim.max_attempts;
-}
-
-const json_t *job_params(const struct job_ctx *ctx)
-{
-    return ctx->claim.params;
-}
-
-struct store *job_store(struct job_ctx *ctx)
-{
-    return ctx->w->st;
-}
-
-enum rf_status job_progress(struct job_ctx *ctx, const char *stage, int progress,
-                            const json_t *extra, struct rf_err *err)
-{
-    if (progress < 0)
-        progress = 0;
-    if (progress > 100)
-        progress = 100;
-    enum rf_status rc;
-    int64_t delay = 0;
-    do
-        rc = store_job_progress(ctx->w->st, &ctx->fence, stage, progress, extra, err);
-    while (rc == RF_UNAVAILABLE && retry_db(ctx, &delay, false, "progress"));
-    return after_write(ctx, rc, "progress");
-}
-
-enum rf_status job_log(struct job_ctx *ctx, const char *level, const char *message,
-                       struct rf_err *err)
-{
-    enum rf_status rc;
-    int64_t delay = 0;
-    do
-        rc = store_job_log(ctx->w->st, &ctx->fence, level, message, err);
-    while (rc == RF_UNAVAILABLE && retry_db(ctx, &delay, false, "log"));
-    return after_write(ctx, rc, "log");
-}
-
-enum rf_status job_record_llm_call(struct job_ctx *ctx, const struct llm_call_new *call, char *id,
-                                   struct rf_err *err)
-{
-    enum rf_status rc;
-    int64_t delay = 0;
-    do
-        rc = store_llm_call_insert(ctx->w->st, &ctx->fence, call, id, err);
-    while (rc == RF_UNAVAILABLE && retry_db(ctx, &delay, false, "llm_call"));
-    if (rc == RF_LEASE_LOST)
-        fenced_out(ctx, "llm_call");
-    return rc;
-}
-
-bool job_cancelled(const struct job_ctx *ctx)
-{
-    return atomic_load_explicit(&ctx->stop, memory_order_acquire);
-}
-
-int job_abort_requested(void *ctx)
-{
-    return job_cancelled(ctx) ? 1 : 0;
-}
-
-void job_on_abort(struct job_ctx *ctx, void (*fn)(void *ud), void *ud)
-{
-    struct worker_pool *pool = ctx->w->pool;
-    pthread_mutex_lock(&pool->lock);
-    ctx->abort_fn = fn;
-    ctx->abort_ud = ud;
-    ctx->abort_fired = false;
-    if (fn && job_cancelled(ctx)) {
-        ctx->abort_fired = true;
-        fn(ud);
-    }
-    pthread_mutex_unlock(&pool->lock);
-}
-
-bool job_sleep(struct job_ctx *ctx, int64_t ms)
-{
-    struct worker_pool *pool = ctx->w->pool;
-    int64_t deadline = clock_mono_ms() + ms;
-    pthread_mutex_lock(&pool->lock);
-    for (;;) {
-        int64_t left = deadline - clock_mono_ms();
-        if (job_cancelled(ctx) || left <= 0)
-            break;
-        clock_cond_wait_ms(&ctx->w->sleep_cond, &pool->lock, left);
-    }
-    pthread_mutex_unlock(&pool->lock);
-    return !job_cancelled(ctx);
-}
-
-void job_retry_after(struct job_ctx *ctx, int64_t ms)
-{
-    ctx->retry_after_ms = ms;
-}
-
-void job_succeed(struct job_ctx *ctx, json_t *result, store_txn_fn fn, void *ud)
-{
-    job_succeed_with(ctx, result, fn, ud, NULL);
-}
-
-void job_succeed_with(struct job_ctx *ctx, json_t *result, store_txn_fn fn, void *ud,
-                      void (*free_ud)(void *ud))
-{
-    json_decref(ctx->result);
-    if (ctx->commit_free)
-        ctx->commit_free(ctx->commit_ud);
-    ctx->result = result;
-    ctx->commit_fn = fn;
-    ctx->commit_ud = ud;
-    ctx->commit_free = free_ud;
-}
 
 /* ---- running one job ---- */
 
@@ -373,7 +113,7 @@ static void finish(struct worker *w, struct job_ctx *ctx, enum rf_status rc, str
         do
             frc = store_job_complete(w->st, &ctx->fence, ctx->result, ctx->commit_fn,
                                      ctx->commit_ud, &ferr);
-        while (frc == RF_UNAVAILABLE && retry_db(ctx, &pause, true, op));
+        while (frc == RF_UNAVAILABLE && job_ctx_retry_db(ctx, &pause, true, op));
         status = "completed";
         if (frc == RF_OK || frc == RF_LEASE_LOST || frc == RF_UNAVAILABLE)
             goto out; /* unavailable to the end: the lease expires, the sweeper requeues */
@@ -399,7 +139,7 @@ static void finish(struct worker *w, struct job_ctx *ctx, enum rf_status rc, str
         status = "cancelled";
         do
             frc = store_job_cancelled(w->st, &ctx->fence, &ferr);
-        while (frc == RF_UNAVAILABLE && retry_db(ctx, &pause, true, op));
+        while (frc == RF_UNAVAILABLE && job_ctx_retry_db(ctx, &pause, true, op));
         goto out;
     }
     const char *code = err->reason[0]     ? err->reason
@@ -413,7 +153,7 @@ static void finish(struct worker *w, struct job_ctx *ctx, enum rf_status rc, str
         do
             frc = store_job_reschedule(w->st, &ctx->fence, clock_now_ms() + delay, code, message,
                                        &status, &ferr);
-        while (frc == RF_UNAVAILABLE && retry_db(ctx, &pause, true, op));
+        while (frc == RF_UNAVAILABLE && job_ctx_retry_db(ctx, &pause, true, op));
         if (frc == RF_OK && strcmp(status, "queued") == 0) {
             metrics_add(METRIC_JOB_RETRIES, 1);
             log_info("job will be retried", "job=%s type=%s attempt=%d delay_ms=%lld error=%s",
@@ -423,7 +163,7 @@ static void finish(struct worker *w, struct job_ctx *ctx, enum rf_status rc, str
         op = "fail";
         do
             frc = store_job_fail(w->st, &ctx->fence, code, message, &status, &ferr);
-        while (frc == RF_UNAVAILABLE && retry_db(ctx, &pause, true, op));
+        while (frc == RF_UNAVAILABLE && job_ctx_retry_db(ctx, &pause, true, op));
         if (frc == RF_OK && strcmp(status, "failed") == 0)
             log_info("job failed", "job=%s type=%s attempt=%d error=%s", ctx->claim.id,
                      ctx->claim.type, ctx->claim.attempt, code);
@@ -435,7 +175,7 @@ out:
                   ctx->claim.type, ctx->claim.attempt, status ? status : "?");
     } else if (frc == RF_LEASE_LOST) {
         if (op && strcmp(op, "finish") != 0)
-            fenced_out(ctx, op);
+            job_ctx_fenced_out(ctx, op);
         else
             log_warn("lease lost: job dropped without writing", "job=%s attempt=%d owner=%s",
                      ctx->claim.id, ctx->claim.attempt, ctx->owner);
@@ -459,7 +199,7 @@ static void run_job(struct worker *w, struct job_ctx *ctx)
                             "no handler for job type \"%s\" in this process", ctx->claim.type);
     } else if (ctx->claim.cancel_requested) {
         pthread_mutex_lock(&pool->lock);
-        ctx_stop(ctx, &ctx->cancel);
+        job_ctx_stop(ctx, &ctx->cancel);
         pthread_mutex_unlock(&pool->lock);
         rc = RF_CANCELLED;
     } else {
@@ -586,155 +326,6 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* ---- monitor thread: heartbeats, cancel polls, sweeper ---- */
-
-struct watched {
-    struct worker *w;
-    char id[ID_MAX];
-    char owner[JOB_OWNER_MAX];
-    int attempt;
-    bool heartbeat;
-    int64_t lease_until; /* what the heartbeat asks for */
-};
-
-/* Set a stop flag on w's job if it still runs the claim named by owner. */
-static void flag_if_same(struct worker_pool *pool, struct worker *w, const char *owner, bool lost)
-{
-    pthread_mutex_lock(&pool->lock);
-    struct job_ctx *ctx = w->ctx;
-    if (ctx && !ctx->finishing && strcmp(ctx->owner, owner) == 0) {
-        if (lost && !atomic_load(&ctx->lost)) {
-            log_warn("lease lost: job taken away from this worker", "job=%s attempt=%d owner=%s",
-                     ctx->claim.id, ctx->claim.attempt, ctx->owner);
-            ctx_stop(ctx, &ctx->lost);
-        } else if (!lost && !atomic_load(&ctx->cancel)) {
-            ctx_stop(ctx, &ctx->cancel);
-        }
-    }
-    pthread_mutex_unlock(&pool->lock);
-}
-
-/* A heartbeat of the claim named by owner went through (its lease holds until `until`),
- * or failed (until 0). */
-static void heartbeat_done(struct worker_pool *pool, struct worker *w, const char *owner,
-                           int64_t until)
-{
-    pthread_mutex_lock(&pool->lock);
-    struct job_ctx *ctx = w->ctx;
-    if (ctx && strcmp(ctx->owner, owner) == 0) {
-        atomic_store(&ctx->hb_failing, until == 0);
-        if (until)
-            atomic_store(&ctx->lease_until, until);
-    }
-    pthread_mutex_unlock(&pool->lock);
-}
-
-/* Heartbeat or poll the running jobs that are due; list has room for one per worker. */
-static void monitor_jobs(struct worker_pool *pool, struct watched *list)
-{
-    int k = 0;
-    int64_t mono = clock_mono_ms();
-    pthread_mutex_lock(&pool->lock);
-    for (int i = 0; i < pool->n; i++) {
-        struct worker *w = &pool->workers[i];
-        struct job_ctx *ctx = w->ctx;
-        if (!ctx || ctx->finishing)
-            continue;
-        if (atomic_load(&ctx->hb_failing) && clock_now_ms() >= atomic_load(&ctx->lease_until) &&
-            !atomic_load(&ctx->lost)) {
-            /* Heartbeats failed for a whole lease: from now on another node's sweeper may
-             * requeue the job, so stop running it here. (A heartbeat that is merely slow
-             * does not count: it may still get through before any sweeper.) */
-            log_warn("lease ran out without a heartbeat (database unreachable?): job stopped",
-                     "job=%s attempt=%d owner=%s", ctx->claim.id, ctx->claim.attempt, ctx->owner);
-            ctx_stop(ctx, &ctx->lost);
-            continue;
-        }
-        bool hb = mono >= w->heartbeat_due, check = mono >= w->check_due;
-        if (!hb && !check)
-            continue;
-        if (hb)
-            w->heartbeat_due = mono + pool->cfg.heartbeat_ms;
-        w->check_due = mono + pool->cfg.cancel_poll_ms;
-        list[k].w = w;
-        snprintf(list[k].id, sizeof list[k].id, "%s", ctx->claim.id);
-        snprintf(list[k].owner, sizeof list[k].owner, "%s", ctx->owner);
-        list[k].attempt = ctx->claim.attempt;
-        list[k].heartbeat = hb;
-        list[k].lease_until = clock_now_ms() + pool->cfg.lease_ms;
-        k++;
-    }
-    pthread_mutex_unlock(&pool->lock);
-    for (int i = 0; i < k; i++) {
-        struct job_fence f = {list[i].id, list[i].attempt, list[i].owner};
-        struct rf_err err;
-        bool cancel = false;
-        enum rf_status rc =
-            list[i].heartbeat
-                ? store_job_heartbeat(pool->mst, &f, list[i].lease_until, &cancel, &err)
-                : store_job_check(pool->mst, &f, &cancel, &err);
-        if (list[i].heartbeat && (rc == RF_OK || rc == RF_UNAVAILABLE))
-            heartbeat_done(pool, list[i].w, list[i].owner, rc == RF_OK ? list[i].lease_until : 0);
-        if (rc == RF_LEASE_LOST)
-            flag_if_same(pool, list[i].w, list[i].owner, true);
-        else if (rc == RF_OK && cancel)
-            flag_if_same(pool, list[i].w, list[i].owner, false);
-        else if (rc && clock_every(&pool->hb_log, LOG_EVERY_MS)) {
-            char q[300];
-            log_warn("cannot heartbeat job", "job=%s error=%s", list[i].id,
-                     log_quote(err.message, q, sizeof q));
-        }
-    }
-}
-
-static void sweep(struct worker_pool *pool)
-{
-    struct job_swept swept[SWEEP_BATCH];
-    int n = 0;
-    struct rf_err err;
-    enum rf_status rc = store_job_sweep(pool->mst, clock_now_ms(), swept, SWEEP_BATCH, &n, &err);
-    if (rc) {
-        if (clock_every(&pool->sweep_log, LOG_EVERY_MS)) {
-            char q[300];
-            log_warn("sweeper failed", "error=%s", log_quote(err.message, q, sizeof q));
-        }
-        return;
-    }
-    metrics_add(METRIC_JOB_LEASES_EXPIRED, n);
-    for (int i = 0; i < n; i++) {
-        hub_notify(pool->cfg.hub, swept[i].id);
-        log_info("lease expired", "job=%s now=%s", swept[i].id, swept[i].status);
-    }
-    if (n > 0)
-        pool_wake(pool);
-}
-
-static void *monitor_main(void *arg)
-{
-    struct worker_pool *pool = arg;
-    int64_t tick = min64(min64(pool->cfg.cancel_poll_ms, pool->cfg.heartbeat_ms),
-                         min64(pool->cfg.sweep_ms, MONITOR_TICK_MAX_MS));
-    if (tick < 1)
-        tick = 1;
-    int64_t next_sweep = 0; /* at once: a restart rescues what the last run left behind */
-    struct watched *list = xcalloc((size_t)pool->n + 1, sizeof *list);
-    pthread_mutex_lock(&pool->lock);
-    while (!pool->monitor_stop) {
-        pthread_mutex_unlock(&pool->lock);
-        monitor_jobs(pool, list);
-        if (clock_mono_ms() >= next_sweep) {
-            sweep(pool);
-            next_sweep = clock_mono_ms() + pool->cfg.sweep_ms;
-        }
-        pthread_mutex_lock(&pool->lock);
-        if (!pool->monitor_stop)
-            clock_cond_wait_ms(&pool->mwake, &pool->lock, tick);
-    }
-    pthread_mutex_unlock(&pool->lock);
-    free(list);
-    return NULL;
-}
-
 /* ---- lifecycle ---- */
 
 void pool_config_init(struct pool_config *cfg)
@@ -839,7 +430,7 @@ void pool_cancel(struct worker_pool *pool, const char *job_id)
     for (int i = 0; i < pool->n; i++) {
         struct job_ctx *ctx = pool->workers[i].ctx;
         if (ctx && strcmp(ctx->claim.id, job_id) == 0 && !atomic_load(&ctx->cancel))
-            ctx_stop(ctx, &ctx->cancel);
+            job_ctx_stop(ctx, &ctx->cancel);
     }
     pthread_mutex_unlock(&pool->lock);
 }
@@ -870,7 +461,7 @@ void pool_stop(struct worker_pool *pool, int64_t grace_ms)
         log_info("grace period over: stopping running jobs", "jobs=%d", pool->busy);
         for (int i = 0; i < pool->n; i++)
             if (pool->workers[i].ctx && !atomic_load(&pool->workers[i].ctx->shutdown))
-                ctx_stop(pool->workers[i].ctx, &pool->workers[i].ctx->shutdown);
+                job_ctx_stop(pool->workers[i].ctx, &pool->workers[i].ctx->shutdown);
         wait_idle(pool, clock_mono_ms() + ABORT_WAIT_MS);
     }
     /* Handlers that ignored the stop: remember their claims, release them below. */

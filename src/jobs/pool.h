@@ -1,6 +1,7 @@
 /*
  * pool - the worker pool that runs jobs: N worker threads and a monitor thread per
- * process (`refold serve`, `refold worker`). The DESIGN comment is at the top of pool.c.
+ * process (`refold serve`, `refold worker`). The DESIGN comment is at the top of pool.c;
+ * the monitor thread is in monitor.c, the handler's context of jobs.h in job_ctx.c.
  */
 #ifndef REFOLD_JOBS_POOL_H
 #define REFOLD_JOBS_POOL_H
