@@ -1,0 +1,458 @@
+/*
+ * test_llm_resilience - the LLM clients' retries, timeouts and cancellation
+ * (src/llm/transport.c with the policy of retry.c) against
+ * tests/fakes/fake_llm.mjs.
+ *
+ * 3 attempts with backoff-bounded gaps for 408/409/429/500/503/529, a reset and
+ * a connect timeout (a loopback listener with a full accept queue); one attempt
+ * for 400/401/403/404/413/422; retry-after-ms over retry-after; x-should-retry;
+ * a retry-after over 60 s ending the call at once; the retry-after hint when
+ * retries run out; idle and total timeouts; cancellation within 1 s mid-stream,
+ * before the response and during the wait before a retry.
+ *
+ * Retry gaps are checked twice: the delay the client chose (on_retry) against
+ * the documented bounds, and the gap between arrivals at the fake against that
+ * delay. The policy as pure functions is test_llm_retry's; the harness (the
+ * fake, scripting it, one call of the client) is llm_fake.h.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "llm_fake.h"
+
+#include "core/clock.h"
+#include "llm/llm.h"
+#include "core/banned.h"
+
+#define SLACK_MS 400 /* scheduling and ASan overhead allowed on top of a wait */
+
+/* ---- retries ------------------------------------------------------------- */
+
+/* After a call that retried twice with the SDKs' backoff: the chosen delays are
+ * within [0.75, 1] * 500 and * 1000 ms, and the fake saw the attempts that far apart. */
+static void check_backoff_gaps(const struct fake_call *c, const json_t *reqs)
+{
+    assert_int_equal(c->retries, 2);
+    const int64_t hi[2] = {500, 1000};
+    for (int k = 0; k < 2; k++) {
+        if (c->delays[k] < hi[k] * 3 / 4 || c->delays[k] > hi[k])
+            fail_msg("retry %d chose %lld ms, outside [%lld, %lld]", k + 1, (long long)c->delays[k],
+                     (long long)(hi[k] * 3 / 4), (long long)hi[k]);
+        if (reqs) {
+            double gap = fake_arrival(reqs, (size_t)k + 1) - fake_arrival(reqs, (size_t)k);
+            if (gap < (double)c->delays[k] - 2 || gap > (double)c->delays[k] + SLACK_MS)
+                fail_msg("attempts %d and %d arrived %.1f ms apart; the wait was %lld ms", k + 1,
+                         k + 2, gap, (long long)c->delays[k]);
+        }
+    }
+}
+
+static void test_llm_retry_statuses_three_attempts(void **state)
+{
+    (void)state;
+    const long statuses[] = {408, 409, 429, 500, 503, 529};
+    for (size_t i = 0; i < sizeof statuses / sizeof *statuses; i++) {
+        char entries[200];
+        snprintf(entries, sizeof entries, "[{\"status\": %ld, \"times\": 3}]", statuses[i]);
+        fake_script(entries);
+        struct llm_config cfg;
+        fake_config(&cfg, "anthropic");
+        struct fake_call c;
+        fake_call_init(&c);
+        struct llm_response resp;
+        struct rf_err err;
+        int64_t t0 = clock_mono_ms();
+        assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_TRANSIENT);
+        int64_t took = clock_mono_ms() - t0;
+        assert_int_equal(err.code, RF_TRANSIENT);
+        assert_int_equal(resp.attempts, 3);
+        assert_int_equal(resp.http_status, statuses[i]);
+        assert_null(resp.text);
+        char want[32];
+        snprintf(want, sizeof want, "HTTP %ld", statuses[i]);
+        if (!strstr(err.message, want) || !strstr(err.message, "after 3 attempts"))
+            fail_msg("status %ld: unexpected message '%s'", statuses[i], err.message);
+        json_t *reqs = fake_requests();
+        assert_int_equal(json_array_size(reqs), 3);
+        check_backoff_gaps(&c, reqs);
+        assert_true(took >= c.delays[0] + c.delays[1]);
+        json_decref(reqs);
+        llm_response_release(&resp);
+        fake_call_release(&c);
+    }
+}
+
+static void test_llm_retry_then_success(void **state)
+{
+    (void)state;
+    fake_script("[{\"status\": 529, \"times\": 2}, {\"text\": \"Third time lucky.\"}]");
+    struct llm_config cfg;
+    fake_config(&cfg, "openai");
+    cfg.retry_base_ms = 40; /* the scaled formula; the real bounds are tested above */
+    struct fake_call c;
+    fake_call_init(&c);
+    struct llm_response resp;
+    struct rf_err err;
+    assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_OK);
+    assert_string_equal(resp.text, "Third time lucky.");
+    assert_int_equal(resp.attempts, 3);
+    assert_int_equal(resp.http_status, 200);
+    assert_string_equal(resp.request_id, "req_fake_3");
+    assert_int_equal(c.retries, 2);
+    assert_true(c.delays[0] >= 30 && c.delays[0] <= 40);
+    assert_true(c.delays[1] >= 60 && c.delays[1] <= 80);
+    assert_non_null(strstr(c.why[0], "HTTP 529"));
+    llm_response_release(&resp);
+    fake_call_release(&c);
+}
+
+static void test_llm_retry_connection_reset(void **state)
+{
+    (void)state;
+    fake_script("[{\"reset_after_bytes\": 0, \"times\": 3}]");
+    struct llm_config cfg;
+    fake_config(&cfg, "anthropic");
+    struct fake_call c;
+    fake_call_init(&c);
+    struct llm_response resp;
+    struct rf_err err;
+    assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_TRANSIENT);
+    assert_int_equal(resp.attempts, 3);
+    assert_int_equal(resp.http_status, 0);
+    assert_non_null(strstr(err.message, "connection failed"));
+    json_t *reqs = fake_requests();
+    assert_int_equal(json_array_size(reqs), 3);
+    check_backoff_gaps(&c, reqs);
+    json_decref(reqs);
+    llm_response_release(&resp);
+    fake_call_release(&c);
+}
+
+/* A loopback listener whose accept queue is full: further SYNs are dropped, so a
+ * connect hangs until the client's connect timeout. */
+static int full_listener(int *port, int *fillers, int nfill)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(fd, 0), 0);
+    socklen_t len = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    *port = ntohs(a.sin_port);
+    for (int i = 0; i < nfill; i++) {
+        fillers[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        int r = connect(fillers[i], (struct sockaddr *)&a, sizeof a);
+        assert_true(r == 0 || errno == EINPROGRESS);
+    }
+    clock_sleep_ms(100);
+    return fd;
+}
+
+static void test_llm_retry_connect_timeout(void **state)
+{
+    (void)state;
+    int fillers[4], port;
+    int lfd = full_listener(&port, fillers, 4);
+    struct llm_config cfg;
+    fake_config(&cfg, "anthropic");
+    snprintf(cfg.base_url, sizeof cfg.base_url, "http://127.0.0.1:%d", port);
+    cfg.connect_timeout_ms = 250;
+    struct fake_call c;
+    fake_call_init(&c);
+    struct llm_response resp;
+    struct rf_err err;
+    int64_t t0 = clock_mono_ms();
+    assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_TRANSIENT);
+    int64_t t3 = clock_mono_ms();
+    assert_int_equal(resp.attempts, 3);
+    assert_non_null(strstr(err.message, "connect timeout"));
+    check_backoff_gaps(&c, NULL);
+    /* Each attempt spent the connect timeout; between them, the chosen waits. */
+    int64_t spans[3] = {c.retry_times[0] - t0, c.retry_times[1] - c.retry_times[0],
+                        t3 - c.retry_times[1]};
+    int64_t waits[3] = {0, c.delays[0], c.delays[1]};
+    for (int k = 0; k < 3; k++)
+        if (spans[k] < waits[k] + 250 - 5 || spans[k] > waits[k] + 250 + SLACK_MS)
+            fail_msg("attempt %d took %lld ms after a %lld ms wait (connect timeout 250 ms)", k + 1,
+                     (long long)spans[k], (long long)waits[k]);
+    for (int i = 0; i < 4; i++)
+        close(fillers[i]);
+    close(lfd);
+    llm_response_release(&resp);
+    fake_call_release(&c);
+}
+
+static void test_llm_permanent_statuses_one_attempt(void **state)
+{
+    (void)state;
+    const long statuses[] = {400, 401, 403, 404, 413, 422};
+    const char *providers[] = {"anthropic", "openai"};
+    for (int p = 0; p < 2; p++)
+        for (size_t i = 0; i < sizeof statuses / sizeof *statuses; i++) {
+            char entries[200];
+            snprintf(entries, sizeof entries,
+                     "[{\"status\": %ld, \"error\": {\"type\": \"some_error\", \"message\": "
+                     "\"no good %ld\"}}, {\"text\": \"must not be reached\"}]",
+                     statuses[i], statuses[i]);
+            fake_script(entries);
+            struct llm_config cfg;
+            fake_config(&cfg, providers[p]);
+            struct fake_call c;
+            fake_call_init(&c);
+            struct llm_response resp;
+            struct rf_err err;
+            assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_PERMANENT);
+            assert_int_equal(resp.attempts, 1);
+            assert_int_equal(resp.http_status, statuses[i]);
+            assert_int_equal(c.retries, 0);
+            char want[100];
+            snprintf(want, sizeof want, "%s: HTTP %ld some_error: no good %ld", providers[p],
+                     statuses[i], statuses[i]);
+            assert_string_equal(err.message, want);
+            json_t *reqs = fake_requests();
+            assert_int_equal(json_array_size(reqs), 1);
+            json_decref(reqs);
+            llm_response_release(&resp);
+            fake_call_release(&c);
+        }
+}
+
+static void test_llm_retry_after_ms_beats_retry_after(void **state)
+{
+    (void)state;
+    fake_script(
+        "[{\"status\": 429, \"headers\": {\"retry-after-ms\": \"150\", \"retry-after\": \"5\"}},"
+        " {\"status\": 503, \"headers\": {\"retry-after\": \"0.3\"}}, {\"text\": \"ok\"}]");
+    struct llm_config cfg;
+    fake_config(&cfg, "anthropic");
+    struct fake_call c;
+    fake_call_init(&c);
+    struct llm_response resp;
+    struct rf_err err;
+    assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_OK);
+    assert_int_equal(resp.attempts, 3);
+    assert_int_equal(c.retries, 2);
+    assert_int_equal(c.delays[0], 150);
+    assert_int_equal(c.delays[1], 300);
+    json_t *reqs = fake_requests();
+    double gap1 = fake_arrival(reqs, 1) - fake_arrival(reqs, 0);
+    double gap2 = fake_arrival(reqs, 2) - fake_arrival(reqs, 1);
+    assert_true(gap1 >= 148 && gap1 <= 150 + SLACK_MS);
+    assert_true(gap2 >= 298 && gap2 <= 300 + SLACK_MS);
+    json_decref(reqs);
+    llm_response_release(&resp);
+    fake_call_release(&c);
+}
+
+static void test_llm_x_should_retry(void **state)
+{
+    (void)state;
+    /* false: a 529 is not retried (and stays transient for the job layer). */
+    fake_script(
+        "[{\"status\": 529, \"headers\": {\"x-should-retry\": \"false\"}}, {\"text\": \"no\"}]");
+    struct llm_config cfg;
+    fake_config(&cfg, "anthropic");
+    struct fake_call c;
+    fake_call_init(&c);
+    struct llm_response resp;
+    struct rf_err err;
+    assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_TRANSIENT);
+    assert_int_equal(resp.attempts, 1);
+    assert_int_equal(c.retries, 0);
+    json_t *reqs = fake_requests();
+    assert_int_equal(json_array_size(reqs), 1);
+    json_decref(reqs);
+    llm_response_release(&resp);
+    fake_call_release(&c);
+
+    /* true: even a 400 is retried. */
+    fake_script(
+        "[{\"status\": 400, \"headers\": {\"x-should-retry\": \"true\"}}, {\"text\": \"yes\"}]");
+    fake_config(&cfg, "openai");
+    cfg.retry_base_ms = 20;
+    fake_call_init(&c);
+    assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_OK);
+    assert_string_equal(resp.text, "yes");
+    assert_int_equal(resp.attempts, 2);
+    llm_response_release(&resp);
+    fake_call_release(&c);
+}
+
+static void test_llm_retry_after_over_cap(void **state)
+{
+    (void)state;
+    const char *entries[] = {
+        "[{\"status\": 429, \"headers\": {\"retry-after\": \"120\"}}, {\"text\": \"no\"}]",
+        "[{\"status\": 529, \"headers\": {\"retry-after-ms\": \"90000\"}}, {\"text\": \"no\"}]",
+    };
+    const int64_t want[] = {120000, 90000};
+    for (int i = 0; i < 2; i++) {
+        fake_script(entries[i]);
+        struct llm_config cfg;
+        fake_config(&cfg, "anthropic");
+        struct fake_call c;
+        fake_call_init(&c);
+        struct llm_response resp;
+        struct rf_err err;
+        int64_t t0 = clock_mono_ms();
+        assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_TRANSIENT);
+        assert_true(clock_mono_ms() - t0 < 1000); /* it did not sleep */
+        assert_int_equal(resp.attempts, 1);
+        assert_int_equal(resp.retry_after_ms, want[i]);
+        assert_non_null(strstr(err.message, "over the 60000 ms limit"));
+        llm_response_release(&resp);
+        fake_call_release(&c);
+    }
+}
+
+/* When retries run out, a retry-after within the cap is still handed up as the hint. */
+static void test_llm_retry_after_hint_when_exhausted(void **state)
+{
+    (void)state;
+    fake_script("[{\"status\": 429, \"times\": 3, \"headers\": {\"retry-after-ms\": \"30\"}}]");
+    struct llm_config cfg;
+    fake_config(&cfg, "anthropic");
+    struct fake_call c;
+    fake_call_init(&c);
+    struct llm_response resp;
+    struct rf_err err;
+    assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_TRANSIENT);
+    assert_int_equal(resp.attempts, 3);
+    assert_int_equal(resp.retry_after_ms, 30);
+    llm_response_release(&resp);
+    fake_call_release(&c);
+}
+
+/* ---- timeouts and cancellation --------------------------------------------- */
+
+static void test_llm_idle_timeout(void **state)
+{
+    (void)state;
+    /* Stalls mid-stream, then before the response head. */
+    const char *entries[] = {
+        "[{\"text\": \"one chunk then silence\", \"chunk_size\": 4, \"stall_ms\": 6000}]",
+        "[{\"latency_ms\": 6000}]",
+    };
+    for (int i = 0; i < 2; i++) {
+        fake_script(entries[i]);
+        struct llm_config cfg;
+        fake_config(&cfg, i == 0 ? "anthropic" : "openai");
+        cfg.idle_timeout_ms = 1000;
+        struct fake_call c;
+        fake_call_init(&c);
+        struct llm_response resp;
+        struct rf_err err;
+        int64_t t0 = clock_mono_ms();
+        assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_TRANSIENT);
+        int64_t took = clock_mono_ms() - t0;
+        if (took < 1000 || took > 1000 + 2000)
+            fail_msg("stall case %d ended after %lld ms (idle timeout 1000 ms)", i,
+                     (long long)took);
+        assert_non_null(strstr(err.message, "idle timeout"));
+        assert_null(resp.text);
+        assert_int_equal(resp.attempts, 1);
+        llm_response_release(&resp);
+        fake_call_release(&c);
+    }
+}
+
+static void test_llm_total_timeout(void **state)
+{
+    (void)state;
+    fake_script("[{\"text\": \"a slow but steady stream of many small pieces of text\", "
+                "\"chunk_size\": 1, \"chunk_delay_ms\": 200}]");
+    struct llm_config cfg;
+    fake_config(&cfg, "anthropic");
+    cfg.total_timeout_ms = 1200;
+    struct fake_call c;
+    fake_call_init(&c);
+    struct llm_response resp;
+    struct rf_err err;
+    int64_t t0 = clock_mono_ms();
+    assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_TRANSIENT);
+    int64_t took = clock_mono_ms() - t0;
+    assert_true(took >= 1150 && took <= 1200 + 2000);
+    assert_non_null(strstr(err.message, "total timeout"));
+    assert_null(resp.text);
+    llm_response_release(&resp);
+    fake_call_release(&c);
+}
+
+static void test_llm_cancel_in_flight(void **state)
+{
+    (void)state;
+    /* Mid-stream: cancel once two deltas arrived (pieces every 300 ms, ~20 s in all). */
+    fake_script("[{\"text\": \"a long reply that would take twenty seconds to stream out\", "
+                "\"chunk_size\": 1, \"chunk_delay_ms\": 300}]");
+    struct llm_config cfg;
+    fake_config(&cfg, "anthropic");
+    struct fake_call c;
+    fake_call_init(&c);
+    c.cancel_after_calls = 2;
+    struct llm_response resp;
+    struct rf_err err;
+    assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_CANCELLED);
+    int64_t lag = clock_mono_ms() - c.cancelled_at;
+    assert_true(c.cancelled_at > 0);
+    if (lag > 1000)
+        fail_msg("the call returned %lld ms after cancellation", (long long)lag);
+    assert_null(resp.text);
+    assert_int_equal(err.code, RF_CANCELLED);
+    llm_response_release(&resp);
+    fake_call_release(&c);
+
+    /* Before any byte: the server takes 10 s to answer; cancel after 300 ms. */
+    fake_script("[{\"latency_ms\": 10000}]");
+    fake_config(&cfg, "openai");
+    fake_call_init(&c);
+    int64_t t0 = clock_mono_ms();
+    c.cancel_at = t0 + 300;
+    assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_CANCELLED);
+    assert_true(clock_mono_ms() - t0 < 300 + 1000);
+    llm_response_release(&resp);
+    fake_call_release(&c);
+
+    /* During the wait before a retry (a 5 s retry-after). */
+    fake_script("[{\"status\": 503, \"headers\": {\"retry-after\": \"5\"}}]");
+    fake_config(&cfg, "anthropic");
+    fake_call_init(&c);
+    t0 = clock_mono_ms();
+    c.cancel_at = t0 + 300;
+    assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_CANCELLED);
+    assert_true(clock_mono_ms() - t0 < 300 + 1000);
+    assert_int_equal(c.retries, 1);
+    assert_int_equal(c.delays[0], 5000);
+    llm_response_release(&resp);
+    fake_call_release(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_llm_retry_statuses_three_attempts),
+        cmocka_unit_test(test_llm_retry_then_success),
+        cmocka_unit_test(test_llm_retry_connection_reset),
+        cmocka_unit_test(test_llm_retry_connect_timeout),
+        cmocka_unit_test(test_llm_permanent_statuses_one_attempt),
+        cmocka_unit_test(test_llm_retry_after_ms_beats_retry_after),
+        cmocka_unit_test(test_llm_x_should_retry),
+        cmocka_unit_test(test_llm_retry_after_over_cap),
+        cmocka_unit_test(test_llm_retry_after_hint_when_exhausted),
+        cmocka_unit_test(test_llm_idle_timeout),
+        cmocka_unit_test(test_llm_total_timeout),
+        cmocka_unit_test(test_llm_cancel_in_flight),
+    };
+    return cmocka_run_group_tests(tests, fake_start, fake_stop);
+}
