@@ -11,7 +11,7 @@
  *   - hub_notify(job) is called after a commit in this process (workers, API cancel):
  *     the wake-up is immediate;
  *   - PostgreSQL: a notification for the job arrives. Every transaction that writes job
- *     events sends NOTIFY refold_job_events '<job id>' (store_jobs.c); the watcher's
+ *     events sends NOTIFY refold_job_events '<job id>' (store_job_events.c); the watcher's
  *     connection LISTENs, so events committed by any node - a `refold worker` on another
  *     machine - wake it within a round trip. Notifications sent while its connection was
  *     down are lost: after every reconnect (store_sessions changes) it re-reads every

@@ -344,7 +344,8 @@ enum rf_status store_practice_select(struct store *st, const char *ws, int limit
                                      struct rf_err *err);
 
 /* ======================================================================================
- * ---- jobs, job events and LLM calls (store_jobs.c; semantics in docs/jobs.md) ----
+ * ---- jobs, job events and LLM calls (store_jobs.c, store_job_worker.c,
+ *      store_job_events.c, store_llm_calls.c; semantics in docs/jobs.md) ----
  *
  * A job moves queued -> running (claim) -> completed | failed | cancelled, or back to
  * queued (transient failure, expired lease, shutdown release, API retry). Every write a

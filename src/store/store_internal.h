@@ -170,6 +170,20 @@ void rating_deltas(const char *from, const char *to, int64_t pass, int64_t fail_
 enum rf_status move_rating(struct db *db, const char *trace_id, const char *from, const char *to,
                            int64_t *v, struct rf_err *err);
 
+/* The durable job queue: store_jobs.c (the API's side), store_job_worker.c (claims and
+ * fenced worker writes), store_job_events.c, store_llm_calls.c. */
+/* The WHERE of a fenced write: the job row still held by the claim (id, attempt, owner). */
+#define FENCE_WHERE "id = ? AND attempt = ? AND lease_owner = ? AND status = 'running'"
+/* store_job_worker.c: RF_LEASE_LOST naming the claim f, for a fenced write that matched no row. */
+enum rf_status lease_lost(struct rf_err *err, const struct job_fence *f);
+/* store_job_events.c: insert event seq of job_id and notify the listeners (PostgreSQL, at
+ * commit); data is stolen. */
+enum rf_status insert_event(struct db *db, const char *job_id, int64_t seq, const char *type,
+                            json_t *data, int64_t now, struct rf_err *err);
+/* The same without the notification, for a transaction that ends with insert_event. */
+enum rf_status insert_event_quiet(struct db *db, const char *job_id, int64_t seq, const char *type,
+                                  json_t *data, int64_t now, struct rf_err *err);
+
 /* The SQL of named queries, for store_query_sql. */
 const char *contradictions_sql(void);
 const char *agent_stats_sql(void);
