@@ -134,6 +134,8 @@ static enum rf_status next_line(struct reader *r, const char **line, size_t *len
     }
 }
 
+/* ---- reporting ---- */
+
 void import_report(struct importer *imp, int64_t line, enum import_type t, const char *fmt, ...)
 {
     char msg[1024];
@@ -166,6 +168,17 @@ static bool is_fatal(enum rf_status rc)
     return rc == RF_UNAVAILABLE || rc == RF_UNAUTHORIZED;
 }
 
+void import_api_failed(struct importer *imp, int64_t line, enum import_type t, enum rf_status rc,
+                       const struct rf_err *err)
+{
+    if (is_fatal(rc))
+        import_fatal(imp, err);
+    else
+        import_report(imp, line, t, "%s", err->message);
+}
+
+/* ---- the bulk lines: trace, feedback, eval_execution ---- */
+
 static uint64_t fnv(uint64_t h, const char *s)
 {
     for (; *s; s++) {
@@ -189,15 +202,6 @@ static uint64_t trace_key(const json_t *obj)
     return fnv(fnv(h, "\x01id"), tid ? tid : "");
 }
 
-void import_api_failed(struct importer *imp, int64_t line, enum import_type t, enum rf_status rc,
-                       const struct rf_err *err)
-{
-    if (is_fatal(rc))
-        import_fatal(imp, err);
-    else
-        import_report(imp, line, t, "%s", err->message);
-}
-
 static void on_trace(struct importer *imp, const json_t *obj, const char *text, size_t len,
                      int64_t line)
 {
@@ -206,14 +210,14 @@ static void on_trace(struct importer *imp, const json_t *obj, const char *text, 
     enum rf_status rc;
     if (json_object_get(obj, "agent_id") || json_object_get(obj, "agent_version_id")) {
         import_report(imp, line, IMPORT_TRACE,
-               "name the agent with \"agent\" (and the version with \"version\"), not with "
-               "agent_id or agent_version_id");
+                      "name the agent with \"agent\" (and the version with \"version\"), not with "
+                      "agent_id or agent_version_id");
         return;
     }
     if (!ext || !*ext) {
         import_report(imp, line, IMPORT_TRACE,
-               "\"external_id\" is required: with source it identifies the trace, so that "
-               "importing again does not duplicate it");
+                      "\"external_id\" is required: with source it identifies the trace, so that "
+                      "importing again does not duplicate it");
         return;
     }
     int ai = import_line_agent(imp, obj, line, IMPORT_TRACE);
@@ -237,7 +241,7 @@ static void on_trace(struct importer *imp, const json_t *obj, const char *text, 
                 v = &a->versions[i];
         if (!v) {
             import_report(imp, line, IMPORT_TRACE, "agent \"%s\" has no version %lld", a->name,
-                   (long long)json_integer_value(ver));
+                          (long long)json_integer_value(ver));
             return;
         }
         snprintf(prefix, sizeof prefix, "{\"agent_version_id\":\"%s\",", v->id);
@@ -246,14 +250,15 @@ static void on_trace(struct importer *imp, const json_t *obj, const char *text, 
     } else {
         snprintf(prefix, sizeof prefix, "{\"agent_id\":\"%s\",", a->id);
     }
-    import_add_item(imp, &imp->pending_traces, IMPORT_TRACE, -1, text, len, prefix, line, trace_key(obj));
+    import_add_item(imp, &imp->pending_traces, IMPORT_TRACE, -1, text, len, prefix, line,
+                    trace_key(obj));
 }
 
 static void on_feedback(struct importer *imp, const json_t *obj, const char *text, size_t len,
                         int64_t line)
 {
     import_add_item(imp, &imp->pending_feedback, IMPORT_FEEDBACK, -1, text, len, NULL, line,
-             trace_key(obj));
+                    trace_key(obj));
 }
 
 static void on_execution(struct importer *imp, const json_t *obj, const char *text, size_t len,
@@ -276,12 +281,12 @@ static void on_execution(struct importer *imp, const json_t *obj, const char *te
     }
     if (ei < 0) {
         import_report(imp, line, IMPORT_EXECUTION,
-               "agent \"%s\" has no eval \"%s\" (an eval line must come first)",
-               imp->agents[ai].name, name);
+                      "agent \"%s\" has no eval \"%s\" (an eval line must come first)",
+                      imp->agents[ai].name, name);
         return;
     }
     import_add_item(imp, &imp->evals[ei].pending, IMPORT_EXECUTION, ei, text, len, NULL, line,
-             trace_key(obj));
+                    trace_key(obj));
 }
 
 static void on_line(struct importer *imp, const char *text, size_t len, int64_t line)
@@ -289,7 +294,8 @@ static void on_line(struct importer *imp, const char *text, size_t len, int64_t 
     json_error_t je;
     json_t *obj = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (!obj) {
-        import_report(imp, line, IMPORT_INVALID, "invalid JSON at column %d: %s", je.column, je.text);
+        import_report(imp, line, IMPORT_INVALID, "invalid JSON at column %d: %s", je.column,
+                      je.text);
         return;
     }
     const char *type = json_string_value(json_object_get(obj, "type"));
@@ -297,7 +303,7 @@ static void on_line(struct importer *imp, const char *text, size_t len, int64_t 
         import_report(imp, line, IMPORT_INVALID, "not a JSON object");
     } else if (!type) {
         import_report(imp, line, IMPORT_INVALID,
-               "no \"type\" (agent, version, eval, trace, feedback or eval_execution)");
+                      "no \"type\" (agent, version, eval, trace, feedback or eval_execution)");
     } else if (!strcmp(type, "trace")) {
         on_trace(imp, obj, text, len, line);
     } else if (!strcmp(type, "feedback")) {
@@ -312,9 +318,9 @@ static void on_line(struct importer *imp, const char *text, size_t len, int64_t 
         import_eval_line(imp, obj, line);
     } else {
         import_report(imp, line, IMPORT_INVALID,
-               "unknown type \"%.64s\" (agent, version, eval, trace, feedback or "
-               "eval_execution)",
-               type);
+                      "unknown type \"%.64s\" (agent, version, eval, trace, feedback or "
+                      "eval_execution)",
+                      type);
     }
     json_decref(obj);
 }
@@ -378,7 +384,7 @@ enum rf_status import_run(struct client *cl, const struct import_source *src,
         if (too_long) {
             st->records++;
             import_report(&imp, st->lines, IMPORT_INVALID, "line is longer than %u MiB",
-                   IMPORT_MAX_LINE >> 20);
+                          IMPORT_MAX_LINE >> 20);
         } else if (!blank(line, len)) {
             st->records++;
             on_line(&imp, line, len, st->lines);

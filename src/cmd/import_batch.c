@@ -245,9 +245,8 @@ static void submit(struct importer *imp, struct batch *b)
              * executions only of the same eval, the others never touch the same row), and
              * a trace batch against what refers to its traces. Feedback and executions
              * are not: the server keeps the counters exact whichever commits first. */
-            bool related = f->type == b->type
-                               ? b->type != IMPORT_EXECUTION || f->eval == b->eval
-                               : f->type == IMPORT_TRACE || b->type == IMPORT_TRACE;
+            bool related = f->type == b->type ? b->type != IMPORT_EXECUTION || f->eval == b->eval
+                                              : f->type == IMPORT_TRACE || b->type == IMPORT_TRACE;
             if (related && intersect(f, b)) {
                 wait_for(imp, f);
                 again = true;
@@ -339,7 +338,6 @@ void import_add_item(struct importer *imp, struct batch **slot, enum import_type
     b->keys[b->n] = key;
     b->n++;
 }
-
 
 void import_batches_release(struct importer *imp)
 {

@@ -182,7 +182,6 @@ int import_eval_lookup(struct importer *imp, int agent, const char *name, enum r
     return imp->last_eval;
 }
 
-
 /* The agent named by field "agent" of a line, or -1 after reporting why not. */
 int import_line_agent(struct importer *imp, const json_t *obj, int64_t line, enum import_type t)
 {
@@ -200,9 +199,9 @@ int import_line_agent(struct importer *imp, const json_t *obj, int64_t line, enu
     }
     if (imp->agents[ai].missing) {
         import_report(imp, line, t,
-               "unknown agent \"%s\": it is not in the workspace and no agent line before "
-               "this one defines it",
-               name);
+                      "unknown agent \"%s\": it is not in the workspace and no agent line before "
+                      "this one defines it",
+                      name);
         return -1;
     }
     return ai;
@@ -242,8 +241,8 @@ void import_agent_line(struct importer *imp, const json_t *obj, int64_t line)
     json_t *out = NULL;
     if (!name || !*name || bad) {
         import_report(imp, line, IMPORT_AGENT,
-               bad ? "name, description and prompt_template must be strings"
-                   : "\"name\" is required");
+                      bad ? "name, description and prompt_template must be strings"
+                          : "\"name\" is required");
         return;
     }
     int ai = agent_lookup(imp, name, &rc, &err);
@@ -327,8 +326,8 @@ void import_version_line(struct importer *imp, const json_t *obj, int64_t line)
         return;
     }
     if (status && strcmp(status, "candidate") != 0 && strcmp(status, "active") != 0) {
-        import_report(imp, line, IMPORT_VERSION, "status must be \"candidate\" or \"active\", not \"%s\"",
-               status);
+        import_report(imp, line, IMPORT_VERSION,
+                      "status must be \"candidate\" or \"active\", not \"%s\"", status);
         return;
     }
     int ai = import_line_agent(imp, obj, line, IMPORT_VERSION);
@@ -361,7 +360,7 @@ void import_eval_line(struct importer *imp, const json_t *obj, int64_t line)
     enum rf_status rc;
     if (bad || !name || !*name) {
         import_report(imp, line, IMPORT_EVAL,
-               bad ? "name and description must be strings" : "\"name\" is required");
+                      bad ? "name and description must be strings" : "\"name\" is required");
         return;
     }
     int ai = import_line_agent(imp, obj, line, IMPORT_EVAL);
@@ -389,4 +388,3 @@ void import_eval_line(struct importer *imp, const json_t *obj, int64_t line)
     json_decref(out);
     imp->st->by_type[IMPORT_EVAL].created++;
 }
-
