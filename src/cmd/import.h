@@ -33,6 +33,12 @@
  *     trace) are never in flight together, so the later line wins, as in file order.
  * Keys are compared as 64-bit hashes; a collision only costs a wait.
  *
+ * Failures. A line the server rejects is reported with its line number and the import
+ * goes on. A batch whose connection broke, or that got a 503, is sent again twice after a
+ * pause (batches are upserts); if it still fails, or the server cannot be reached, or the
+ * key is refused, the import stops with one error (import_run returns it) instead of a
+ * report for each line it leaves undone.
+ *
  * Idempotency (docs in README, "Import"): agents are found by name among non-archived
  * agents, evals by (agent, name), traces by (source, external_id); feedback and
  * executions are upserts. A template (an agent's prompt_template, or a version line)

@@ -6,12 +6,16 @@
  * follow have answered: trace batches before what refers to their traces, and batches of
  * one type that share a key one after the other. Up to `parallel` requests are in flight
  * on one libcurl multi handle (kept-alive connections); answers are settled oldest first,
- * so rejected lines are reported in the file's order. Runs on the importer's thread.
+ * so rejected lines are reported in the file's order. A request whose connection broke or
+ * that got a 503 is sent again (retry); if it still fails, the import stops with one
+ * fatal error rather than a report for each of its lines. Runs on the importer's thread.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmd/cmd.h"
 #include "cmd/import_internal.h"
+#include "core/clock.h"
 #include "core/xalloc.h"
 #include "core/banned.h"
 
@@ -19,6 +23,10 @@
  * server's default body limit is 8 MiB. */
 #define BATCH_BODY_TARGET (4u * 1024 * 1024)
 #define CONNECT_TIMEOUT_MS 5000L
+/* A batch whose connection broke, or that got a 503, is sent again up to this often, after
+ * 0.5 s, then 1 s: a restart or a short outage passes, a dead server stops the import. */
+#define BATCH_RETRIES 2
+#define BATCH_RETRY_PAUSE_MS 500
 #define REQUEST_TIMEOUT_MS 600000L
 
 void import_batches_init(struct importer *imp)
@@ -74,6 +82,7 @@ static struct batch *batch_new(struct importer *imp, enum import_type type, int 
     b->eval = eval;
     b->n = 0;
     b->done = false;
+    b->tries = 0;
     b->next = NULL;
     buf_reset(&b->body);
     buf_reset(&b->resp);
@@ -122,22 +131,36 @@ static void settle(struct importer *imp, struct batch *b)
 {
     long status = 0;
     curl_easy_getinfo(b->easy, CURLINFO_RESPONSE_CODE, &status);
-    if (b->cc == CURLE_COULDNT_CONNECT || b->cc == CURLE_COULDNT_RESOLVE_HOST) {
+    json_t *doc = b->cc == CURLE_OK
+                      ? json_loadb(b->resp.data ? b->resp.data : "", b->resp.len, 0, NULL)
+                      : NULL;
+    bool refused = b->cc == CURLE_COULDNT_CONNECT || b->cc == CURLE_COULDNT_RESOLVE_HOST;
+    if (b->cc != CURLE_OK || status == 503) { /* still, after the retries: stop */
+        const char *m =
+            json_string_value(json_object_get(json_object_get(doc, "error"), "message"));
+        char lines[32], why[400];
         struct rf_err e;
-        rf_fail(&e, RF_UNAVAILABLE, "cannot reach refold at %s: is `refold serve` running?",
-                imp->cl->base);
+        if (refused)
+            snprintf(why, sizeof why, "cannot reach refold at %s: is `refold serve` running?",
+                     imp->cl->base);
+        else if (b->cc != CURLE_OK)
+            snprintf(why, sizeof why, "the server stopped answering (%s)",
+                     curl_easy_strerror(b->cc));
+        else
+            snprintf(why, sizeof why, "the server is unavailable (HTTP 503: %s)",
+                     m ? m : "no reason given");
+        if (refused && b->tries == 0) /* never sent: nothing to say about what was stored */
+            rf_fail(&e, RF_UNAVAILABLE, "%s", why);
+        else
+            rf_fail(&e, RF_UNAVAILABLE,
+                    "%s; the lines in flight from line %s on may or may not be stored: importing "
+                    "the file again is safe",
+                    why, cmd_grouped(b->lines[0], lines, sizeof lines));
         import_fatal(imp, &e);
-        reject_all(imp, b, "not sent: the server could not be reached");
-        return;
-    }
-    if (b->cc != CURLE_OK) {
-        char why[300];
-        snprintf(why, sizeof why, "the batch request failed: %s (it may have been stored)",
-                 curl_easy_strerror(b->cc));
         reject_all(imp, b, why);
+        json_decref(doc);
         return;
     }
-    json_t *doc = json_loadb(b->resp.data ? b->resp.data : "", b->resp.len, 0, NULL);
     if (status < 200 || status >= 300) {
         json_t *e = json_object_get(doc, "error");
         const char *m = json_string_value(json_object_get(e, "message"));
@@ -178,6 +201,27 @@ static void settle(struct importer *imp, struct batch *b)
     json_decref(doc);
 }
 
+/* Whether a finished request of b is worth sending again, and if so, send it again after a
+ * pause: the connection broke (the server restarted, a proxy dropped it) or the server
+ * answered 503 (its database is unreachable or full). Batches are upserts, so sending one
+ * twice stores it once; it stays in the in-flight list meanwhile, so the ordering between
+ * batches holds. Blocking: every transfer waits, as they would all hit the same trouble. */
+static bool retry(struct importer *imp, struct batch *b, CURLcode cc)
+{
+    long status = 0;
+    if (cc == CURLE_OK)
+        curl_easy_getinfo(b->easy, CURLINFO_RESPONSE_CODE, &status);
+    bool broken = cc == CURLE_GOT_NOTHING || cc == CURLE_SEND_ERROR || cc == CURLE_RECV_ERROR ||
+                  cc == CURLE_PARTIAL_FILE;
+    if ((!broken && status != 503) || b->tries >= BATCH_RETRIES)
+        return false;
+    clock_sleep_ms(BATCH_RETRY_PAUSE_MS << b->tries);
+    b->tries++;
+    buf_reset(&b->resp);
+    curl_multi_add_handle(imp->multi, b->easy);
+    return true;
+}
+
 /* Move transfers along; with block, wait until at least the oldest batch answered.
  * Answered batches are settled oldest first, so reports follow the file's order. */
 void import_pump(struct importer *imp, bool block)
@@ -191,9 +235,11 @@ void import_pump(struct importer *imp, bool block)
                 continue;
             struct batch *b = NULL;
             curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&b);
+            curl_multi_remove_handle(imp->multi, m->easy_handle);
+            if (retry(imp, b, m->data.result))
+                continue;
             b->cc = m->data.result;
             b->done = true;
-            curl_multi_remove_handle(imp->multi, m->easy_handle);
         }
         bool settled = false;
         while (imp->head && imp->head->done) {
@@ -256,6 +302,12 @@ static void submit(struct importer *imp, struct batch *b)
     }
     while (imp->inflight >= imp->parallel)
         import_pump(imp, true);
+    if (imp->fatal) { /* an answer while waiting stopped the import: b is not sent */
+        reject_all(imp, b, "not sent");
+        b->next = imp->free_list;
+        imp->free_list = b;
+        return;
+    }
     buf_puts(&b->body, "]}");
     if (b->type == IMPORT_TRACE)
         snprintf(b->url, sizeof b->url, "%s/v1/traces?outcomes=rejected", imp->cl->base);

@@ -34,6 +34,7 @@ struct batch {
     struct buf resp;
     char url[512];
     bool done;
+    int tries; /* times sent again (import_batch.c's retry) */
     CURLcode cc;
     struct batch *next; /* in-flight FIFO, or the free list */
 };

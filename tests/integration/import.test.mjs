@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync, createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { once } from 'node:events';
+import { createServer } from 'node:http';
 import { startServer, run, sql, SOURCE_DIR } from './lib.mjs';
 
 const RECOUNT = readFileSync(join(SOURCE_DIR, 'tests', 'data', 'recount.sql'), 'utf8');
@@ -135,6 +136,73 @@ test('stdin with -, and a clean file exits 0', async () => {
   r = await cli(['import', '-'], { input: jsonl(lines), env: { REFOLD_TTY: '1' } });
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /^\r\x1b\[K {2}importing stdin: 3 records · [\d,]+ records\/s · 0 rejected\r\x1b\[K$/);
+});
+
+// A stand-in for refold that knows one agent and answers each trace batch as scripted:
+// 'drop' closes the connection without an answer, '503' is the API's unavailable error,
+// 'ok' stores the batch. It records when each batch arrived.
+async function flakyServer(script) {
+  const posts = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => { body += c; });
+    req.on('end', () => {
+      const json = (status, obj) => { res.writeHead(status, { 'Content-Type': 'application/json' }); res.end(JSON.stringify(obj)); };
+      if (req.method === 'GET' && req.url.startsWith('/v1/agents?')) {
+        return json(200, { data: [{ id: 'agent_flaky', name: 'imp', status: 'confirmed', description: null }], next_cursor: null });
+      }
+      if (req.method === 'POST' && req.url.startsWith('/v1/traces')) {
+        const n = JSON.parse(body).traces.length;
+        const what = script[posts.length] || 'ok';
+        posts.push({ at: Date.now(), n });
+        if (what === 'drop') return req.socket.destroy();
+        if (what === '503') return json(503, { error: { code: 'unavailable', message: 'the database is unreachable', request_id: 'req_x' } });
+        return json(200, { data: [], summary: { created: n, updated: 0, unchanged: 0, rejected: 0 } });
+      }
+      json(404, { error: { code: 'not_found', message: `no route ${req.method} ${req.url}`, request_id: 'req_x' } });
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { url: `http://127.0.0.1:${server.address().port}`, posts, close: () => new Promise((r) => server.close(r)) };
+}
+
+test('a batch whose connection broke, or that got a 503, is sent again after a pause', async () => {
+  const fake = await flakyServer(['drop', '503', 'ok']);
+  try {
+    const r = await cli(['import', '-'], { input: jsonl([trace('r1'), trace('r2'), trace('r3')]), env: { REFOLD_URL: fake.url } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, '');
+    assert.match(r.stdout, /^trace\s+3\s+0\s+0\s+0$/m);
+    assert.deepEqual(fake.posts.map((p) => p.n), [3, 3, 3]);
+    assert.ok(fake.posts[1].at - fake.posts[0].at >= 450, 'first pause 0.5 s');
+    assert.ok(fake.posts[2].at - fake.posts[1].at >= 950, 'second pause 1 s');
+  } finally {
+    await fake.close();
+  }
+});
+
+test('a server that stops answering stops the import with one line, not one per line in flight', async () => {
+  for (const [script, why] of [
+    [['drop', 'drop', 'drop'], /the server stopped answering \(Server returned nothing[^)]*\)/],
+    [['503', '503', '503'], /the server is unavailable \(HTTP 503: the database is unreachable\)/],
+  ]) {
+    const fake = await flakyServer(script);
+    try {
+      const lines = [{ type: 'agent', name: 'imp' }];
+      for (let i = 0; i < 5; i++) lines.push(trace(`s${i}`));
+      const r = await cli(['import', '-', '--batch', '2', '--parallel', '1'], { input: jsonl(lines.slice(1)), env: { REFOLD_URL: fake.url } });
+      assert.equal(r.code, 1);
+      assert.equal(fake.posts.length, 3, 'sent three times, then stopped');
+      const err = r.stderr.trimEnd().split('\n');
+      assert.equal(err.length, 1, r.stderr);
+      assert.match(err[0], /^refold: import stopped after [2-5] records: /);
+      assert.match(err[0], why);
+      assert.match(err[0], /; the lines in flight from line 1 on may or may not be stored: importing the file again is safe$/);
+    } finally {
+      await fake.close();
+    }
+  }
 });
 
 test('small pipelined batches keep file order: the last line for a key wins, feedback follows its trace', async () => {
