@@ -2,13 +2,16 @@
  * import_batch - the importer's batches and their requests (see import.h, "Ordering").
  *
  * Bulk lines accumulate in per-type batches (executions per eval). A batch is sent once
- * it holds batch_max items or about BATCH_BODY_TARGET bytes, after the batches it must
+ * it holds batch_max items or about imp->body_target bytes, after the batches it must
  * follow have answered: trace batches before what refers to their traces, and batches of
  * one type that share a key one after the other. Up to `parallel` requests are in flight
  * on one libcurl multi handle (kept-alive connections); answers are settled oldest first,
  * so rejected lines are reported in the file's order. A request whose connection broke or
  * that got a 503 is sent again (retry); if it still fails, the import stops with one
- * fatal error rather than a report for each of its lines. Runs on the importer's thread.
+ * fatal error rather than a report for each of its lines. One refused as too large (413:
+ * the server's REFOLD_MAX_BODY is below BATCH_BODY_TARGET) is sent again in halves while
+ * it is settled, and imp->body_target shrinks for the batches after it (resend_smaller).
+ * Runs on the importer's thread.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +34,7 @@
 
 void import_batches_init(struct importer *imp)
 {
+    imp->body_target = BATCH_BODY_TARGET;
     imp->multi = curl_multi_init();
     curl_multi_setopt(imp->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)imp->parallel);
     imp->headers = curl_slist_append(imp->headers, imp->cl->auth);
@@ -72,6 +76,8 @@ static struct batch *batch_new(struct importer *imp, enum import_type type, int 
         b->cap = imp->batch_max;
         b->lines = xmalloc(sizeof *b->lines * (size_t)b->cap);
         b->keys = xmalloc(sizeof *b->keys * (size_t)b->cap);
+        b->starts = xmalloc(sizeof *b->starts * (size_t)b->cap);
+        b->ends = xmalloc(sizeof *b->ends * (size_t)b->cap);
         b->easy = curl_easy_init();
         if (!b->easy) {
             fprintf(stderr, "refold: cannot initialise libcurl\n");
@@ -102,6 +108,8 @@ static void batch_free(struct batch *b)
     buf_release(&b->resp);
     free(b->lines);
     free(b->keys);
+    free(b->starts);
+    free(b->ends);
     free(b);
 }
 
@@ -123,6 +131,37 @@ static void reject_all(struct importer *imp, const struct batch *b, const char *
         } else {
             import_report(imp, b->lines[i], b->type, "%s", why);
         }
+    }
+}
+
+static void prepare(struct importer *imp, struct batch *b);
+static void settle(struct importer *imp, struct batch *b);
+
+/* The server refused b as larger than its body limit (a REFOLD_MAX_BODY below the 4 MiB the
+ * client aims at): send b's items again in two halves, one request after the other (b's
+ * answer is being settled, so the ordering between batches holds), and make the next
+ * batches no larger. A half refused again is halved again; an item alone over the limit is
+ * reported as rejected, with the server's reason. */
+static void resend_smaller(struct importer *imp, struct batch *b)
+{
+    size_t half = (b->ends[b->n - 1] - b->starts[0]) / 2 + 1;
+    if (half < imp->body_target)
+        imp->body_target = half;
+    for (int i = 0; i < b->n && !imp->fatal;) {
+        struct batch *s = batch_new(imp, b->type, b->eval);
+        do {
+            if (s->n)
+                buf_putc(&s->body, ',');
+            s->starts[s->n] = s->body.len;
+            buf_append(&s->body, b->body.data + b->starts[i], b->ends[i] - b->starts[i]);
+            s->ends[s->n] = s->body.len;
+            s->lines[s->n++] = b->lines[i++];
+        } while (i < b->n && s->body.len + (b->ends[i] - b->starts[i]) <= half);
+        prepare(imp, s);
+        s->cc = curl_easy_perform(s->easy);
+        settle(imp, s);
+        s->next = imp->free_list;
+        imp->free_list = s;
     }
 }
 
@@ -159,6 +198,11 @@ static void settle(struct importer *imp, struct batch *b)
         import_fatal(imp, &e);
         reject_all(imp, b, why);
         json_decref(doc);
+        return;
+    }
+    if (status == 413 && b->n > 1) {
+        json_decref(doc);
+        resend_smaller(imp, b);
         return;
     }
     if (status < 200 || status >= 300) {
@@ -272,6 +316,32 @@ static void wait_for(struct importer *imp, const struct batch *w)
     }
 }
 
+/* Close b's body and set up its request. */
+static void prepare(struct importer *imp, struct batch *b)
+{
+    buf_puts(&b->body, "]}");
+    if (b->type == IMPORT_TRACE)
+        snprintf(b->url, sizeof b->url, "%s/v1/traces?outcomes=rejected", imp->cl->base);
+    else if (b->type == IMPORT_FEEDBACK)
+        snprintf(b->url, sizeof b->url, "%s/v1/feedback?outcomes=rejected", imp->cl->base);
+    else
+        snprintf(b->url, sizeof b->url, "%s/v1/evals/%s/executions?outcomes=rejected",
+                 imp->cl->base, imp->evals[b->eval].id);
+    CURL *e = b->easy;
+    curl_easy_reset(e);
+    curl_easy_setopt(e, CURLOPT_URL, b->url);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, b->body.data);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)b->body.len);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, imp->headers);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_resp);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, b);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)b);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, REQUEST_TIMEOUT_MS);
+}
+
 static void submit(struct importer *imp, struct batch *b);
 
 /* Send b: after the trace batches its items depend on and the same-type batches it
@@ -308,27 +378,7 @@ static void submit(struct importer *imp, struct batch *b)
         imp->free_list = b;
         return;
     }
-    buf_puts(&b->body, "]}");
-    if (b->type == IMPORT_TRACE)
-        snprintf(b->url, sizeof b->url, "%s/v1/traces?outcomes=rejected", imp->cl->base);
-    else if (b->type == IMPORT_FEEDBACK)
-        snprintf(b->url, sizeof b->url, "%s/v1/feedback?outcomes=rejected", imp->cl->base);
-    else
-        snprintf(b->url, sizeof b->url, "%s/v1/evals/%s/executions?outcomes=rejected",
-                 imp->cl->base, imp->evals[b->eval].id);
-    CURL *e = b->easy;
-    curl_easy_reset(e);
-    curl_easy_setopt(e, CURLOPT_URL, b->url);
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, b->body.data);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)b->body.len);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, imp->headers);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_resp);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, b);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)b);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, REQUEST_TIMEOUT_MS);
+    prepare(imp, b);
     b->next = NULL;
     if (imp->tail)
         imp->tail->next = b;
@@ -336,7 +386,7 @@ static void submit(struct importer *imp, struct batch *b)
         imp->head = b;
     imp->tail = b;
     imp->inflight++;
-    curl_multi_add_handle(imp->multi, e);
+    curl_multi_add_handle(imp->multi, b->easy);
     import_pump(imp, false);
 }
 
@@ -370,7 +420,7 @@ void import_add_item(struct importer *imp, struct batch **slot, enum import_type
                      const char *line, size_t len, const char *prefix, int64_t lineno, uint64_t key)
 {
     struct batch *b = *slot;
-    if (b && (b->n == imp->batch_max || b->body.len + len + 128 > BATCH_BODY_TARGET) && b->n) {
+    if (b && (b->n == imp->batch_max || b->body.len + len + 128 > imp->body_target) && b->n) {
         *slot = NULL;
         submit(imp, b);
         b = NULL;
@@ -379,6 +429,7 @@ void import_add_item(struct importer *imp, struct batch **slot, enum import_type
         b = *slot = batch_new(imp, type, eval);
     if (b->n)
         buf_putc(&b->body, ',');
+    b->starts[b->n] = b->body.len;
     if (prefix) {
         const char *brace = memchr(line, '{', len); /* a JSON object: there is one */
         buf_puts(&b->body, prefix);
@@ -386,6 +437,7 @@ void import_add_item(struct importer *imp, struct batch **slot, enum import_type
     } else {
         buf_append(&b->body, line, len);
     }
+    b->ends[b->n] = b->body.len;
     b->lines[b->n] = lineno;
     b->keys[b->n] = key;
     b->n++;

@@ -27,8 +27,9 @@ struct batch {
     int eval;              /* executions: index into imp->evals */
     struct buf body;
     int n;
-    int64_t *lines; /* line number of each item */
-    uint64_t *keys; /* hash of each item's trace key, sorted once sent */
+    int64_t *lines;        /* line number of each item */
+    uint64_t *keys;        /* hash of each item's trace key, sorted once sent */
+    size_t *starts, *ends; /* where each item is in body (resend_smaller) */
     int cap;
     CURL *easy;
     struct buf resp;
@@ -74,6 +75,7 @@ struct importer {
     struct import_stats *st;
     const char *name;
     int batch_max, parallel;
+    size_t body_target; /* a batch is sent once its body passes this (import_batch.c) */
     CURLM *multi;
     struct curl_slist *headers;
     struct batch *pending_traces, *pending_feedback;

@@ -205,6 +205,34 @@ test('a server that stops answering stops the import with one line, not one per 
   }
 });
 
+test('a server with a small body limit: batches it refuses as too large are sent again in halves', async () => {
+  const small = await startServer({ env: { REFOLD_MAX_BODY: '65536' } });
+  try {
+    const lines = [{ type: 'agent', name: 'limited', prompt_template: 'Hi {{x}}' }];
+    for (let i = 0; i < 200; i++) {
+      lines.push({ type: 'trace', agent: 'limited', external_id: `l${i}`, input: 'q'.repeat(1000), output: `a${i}` });
+      if (i === 99) lines.push({ type: 'trace', agent: 'limited', external_id: 'huge', input: 'h'.repeat(100000), output: 'a' }); // line 102
+    }
+    lines.push({ type: 'feedback', external_id: 'l7', rating: 'negative' });
+    const r = await cli(['import', '-', '--json'], { input: jsonl(lines), env: { REFOLD_URL: small.url, REFOLD_API_KEY: small.key } });
+    assert.equal(r.code, 1, r.stderr);
+    assert.deepEqual(r.stderr.trimEnd().split('\n'), [
+      'stdin:102: trace: the batch request was refused (HTTP 413): request body is larger than 65536 bytes',
+      'refold: 1 record rejected (reported above); the rest was imported',
+    ]);
+    const sum = JSON.parse(r.stdout).types;
+    assert.deepEqual(sum.trace, counts({ created: 200, rejected: 1 }));
+    assert.deepEqual(sum.feedback, counts({ created: 1 }));
+    const agent = (await small.api('GET', '/v1/agents?name=limited')).json.data[0];
+    const stats = (await small.api('GET', `/v1/agents/${agent.id}`)).json.stats;
+    assert.equal(stats.traces, 200);
+    assert.equal(stats.negative, 1);
+  } finally {
+    await small.stop();
+    small.cleanup();
+  }
+});
+
 test('small pipelined batches keep file order: the last line for a key wins, feedback follows its trace', async () => {
   const lines = [{ type: 'agent', name: 'order', prompt_template: 'Order {{x}}' }];
   const keys = 8, rounds = 40;
