@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cmd/client.h"
@@ -136,8 +137,12 @@ int cmd_import(int argc, char **argv)
     struct import_source src = {.fd = STDIN_FILENO, .name = from_stdin ? "stdin" : path};
     if (!from_stdin) {
         src.fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (src.fd < 0) {
-            cmd_error("cannot open %s: %s", path, strerror(errno));
+        struct stat sb;
+        if (src.fd < 0 || (fstat(src.fd, &sb) == 0 && S_ISDIR(sb.st_mode))) {
+            cmd_error("cannot open %s: %s", path,
+                      src.fd < 0 ? strerror(errno) : "it is a directory");
+            if (src.fd >= 0)
+                close(src.fd);
             return 1;
         }
     }

@@ -252,6 +252,15 @@ test('server not running: exit 1 and how to start it', async () => {
   }
 });
 
+test('import of a missing file or a directory: exit 1, one line, nothing imported', async () => {
+  for (const [path, why] of [[join(srv.dir, 'missing.jsonl'), 'No such file or directory'], [srv.dir, 'it is a directory']]) {
+    const r = await cli(['import', path]);
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, '');
+    assert.equal(r.stderr, `refold: cannot open ${path}: ${why}\n`);
+  }
+});
+
 test('no API key: exit 1 and where it is looked for', async () => {
   const home = mkdtempSync(join(tmpdir(), 'refold-nokey-'));
   const r = await cli(['agents'], { env: { REFOLD_API_KEY: '', XDG_CONFIG_HOME: home } });
