@@ -137,6 +137,14 @@ json_t *fake_requests(void)
     return control("GET", "/_control/requests", NULL);
 }
 
+size_t fake_request_count(void)
+{
+    json_t *reqs = fake_requests();
+    size_t n = json_array_size(reqs);
+    json_decref(reqs);
+    return n;
+}
+
 double fake_arrival(const json_t *reqs, size_t i)
 {
     return json_number_value(json_object_get(json_array_get(reqs, i), "time_ms"));
@@ -229,4 +237,23 @@ enum rf_status fake_run(const struct llm_config *cfg, struct fake_call *c,
     enum rf_status rc = llm_client_call(client, &req, resp, err);
     llm_client_free(client);
     return rc;
+}
+
+void fake_case_init(struct fake_case *t, const char *provider)
+{
+    fake_config(&t->cfg, provider);
+    fake_call_init(&t->c);
+    llm_response_init(&t->resp);
+    rf_err_clear(&t->err);
+}
+
+enum rf_status fake_case_run(struct fake_case *t)
+{
+    return fake_run(&t->cfg, &t->c, &t->resp, &t->err);
+}
+
+void fake_case_release(struct fake_case *t)
+{
+    llm_response_release(&t->resp);
+    fake_call_release(&t->c);
 }

@@ -6,11 +6,11 @@
  *
  * fake_start, as a cmocka group set-up, starts the fake (node) on an ephemeral
  * loopback port, once per binary; each test then scripts it (fake_script resets
- * it first), runs the production client with fake_run, and checks what came
- * back and what the fake received (fake_requests: headers, body, arrival times).
- * struct fake_call records what the client's callbacks reported, so a test can
- * check the delay the client chose before a retry as well as when the fake saw
- * the next attempt.
+ * it first), runs the production client on a struct fake_case (or with fake_run
+ * on parts of its own), and checks what came back and what the fake received
+ * (fake_requests: headers, body, arrival times). struct fake_call records what
+ * the client's callbacks reported, so a test can check the delay the client
+ * chose before a retry as well as when the fake saw the next attempt.
  *
  * Not a test binary (no test_ prefix): tests/CMakeLists.txt links it into the
  * unit tests. Control requests fail the running test through cmocka. The fake's
@@ -40,6 +40,8 @@ int fake_stop(void **state);
 void fake_script(const char *entries);
 /* The requests the fake received since the last reset; caller frees (json_decref). */
 json_t *fake_requests(void);
+/* How many requests the fake received since the last reset. */
+size_t fake_request_count(void);
 /* Of the i-th request in reqs: when its head arrived (ms since the epoch, fractional), and
  * a header by its lower-case name (borrowed from reqs; NULL if absent). */
 double fake_arrival(const json_t *reqs, size_t i);
@@ -71,5 +73,23 @@ void fake_config(struct llm_config *cfg, const char *provider);
  * records the callbacks. resp is initialised here; the caller releases it. */
 enum rf_status fake_run(const struct llm_config *cfg, struct fake_call *c,
                         struct llm_response *resp, struct rf_err *err);
+
+/* One call's state, caller-owned (on the stack): its config (edit it before
+ * fake_case_run), what its callbacks saw (set c.cancel_* before the run too), the
+ * response and the error. */
+struct fake_case {
+    struct llm_config cfg;
+    struct fake_call c;
+    struct llm_response resp;
+    struct rf_err err;
+};
+
+/* fake_config(provider) and fake_call_init, with resp initialised and err cleared, so
+ * fake_case_release is safe on a case that never ran. */
+void fake_case_init(struct fake_case *t, const char *provider);
+/* fake_run on t's fields; resp must hold nothing (fresh from fake_case_init or released). */
+enum rf_status fake_case_run(struct fake_case *t);
+/* Frees what resp and c hold; t may be initialised again afterwards. */
+void fake_case_release(struct fake_case *t);
 
 #endif

@@ -41,29 +41,25 @@ static void test_llm_anthropic_stream(void **state)
     fake_script("[{\"text\": \"Grün \xE2\x80\x94 a colour \xF0\x9F\x8C\xBF, said the fake.\", "
                 "\"chunk_size\": 5, \"line_ending\": \"\\r\\n\", \"unknown_event\": true, "
                 "\"write_size\": 3, \"usage\": {\"input_tokens\": 42, \"output_tokens\": 9}}]");
-    struct llm_config cfg;
-    fake_config(&cfg, "anthropic");
-    struct fake_call c;
-    fake_call_init(&c);
-    struct llm_response resp;
-    struct rf_err err;
-    assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_OK);
+    struct fake_case t;
+    fake_case_init(&t, "anthropic");
+    assert_int_equal(fake_case_run(&t), RF_OK);
     const char *want = "Grün \xE2\x80\x94 a colour \xF0\x9F\x8C\xBF, said the fake.";
-    assert_string_equal(resp.text, want);
-    assert_int_equal(resp.text_len, strlen(want));
-    assert_string_equal(buf_str(&c.text), want);
-    assert_true(c.text_calls >= 5);
-    assert_string_equal(resp.stop_reason, "end_turn");
-    assert_string_equal(resp.raw_stop_reason, "end_turn");
-    assert_int_equal(resp.input_tokens, 42);
-    assert_int_equal(resp.output_tokens, 9);
-    assert_string_equal(resp.request_id, "req_fake_1");
-    assert_int_equal(resp.http_status, 200);
-    assert_int_equal(resp.attempts, 1);
-    assert_string_equal(resp.provider, "anthropic");
-    assert_string_equal(resp.model, "test-model");
-    assert_false(resp.scripted);
-    assert_true(resp.latency_ms >= 0);
+    assert_string_equal(t.resp.text, want);
+    assert_int_equal(t.resp.text_len, strlen(want));
+    assert_string_equal(buf_str(&t.c.text), want);
+    assert_true(t.c.text_calls >= 5);
+    assert_string_equal(t.resp.stop_reason, "end_turn");
+    assert_string_equal(t.resp.raw_stop_reason, "end_turn");
+    assert_int_equal(t.resp.input_tokens, 42);
+    assert_int_equal(t.resp.output_tokens, 9);
+    assert_string_equal(t.resp.request_id, "req_fake_1");
+    assert_int_equal(t.resp.http_status, 200);
+    assert_int_equal(t.resp.attempts, 1);
+    assert_string_equal(t.resp.provider, "anthropic");
+    assert_string_equal(t.resp.model, "test-model");
+    assert_false(t.resp.scripted);
+    assert_true(t.resp.latency_ms >= 0);
 
     json_t *reqs = fake_requests();
     assert_int_equal(json_array_size(reqs), 1);
@@ -74,7 +70,7 @@ static void test_llm_anthropic_stream(void **state)
     assert_string_equal(fake_req_header(reqs, 0, "content-type"), "application/json");
     assert_null(fake_req_header(reqs, 0, "authorization"));
     /* What was stored is exactly what was sent. */
-    assert_string_equal(json_string_value(json_object_get(r, "raw_body")), resp.request_json);
+    assert_string_equal(json_string_value(json_object_get(r, "raw_body")), t.resp.request_json);
     const json_t *body = json_object_get(r, "body");
     assert_true(json_is_true(json_object_get(body, "stream")));
     assert_string_equal(json_string_value(json_object_get(body, "model")), "test-model");
@@ -87,8 +83,7 @@ static void test_llm_anthropic_stream(void **state)
                         "assistant");
     assert_true(json_real_value(json_object_get(body, "temperature")) == 0.5);
     json_decref(reqs);
-    llm_response_release(&resp);
-    fake_call_release(&c);
+    fake_case_release(&t);
 }
 
 static void test_llm_openai_stream(void **state)
@@ -97,22 +92,18 @@ static void test_llm_openai_stream(void **state)
     fake_script("[{\"text\": \"Vert, said the OpenAI-shaped fake.\", \"chunk_size\": 4, "
                 "\"unknown_event\": true, \"write_size\": 7, "
                 "\"usage\": {\"input_tokens\": 31, \"output_tokens\": 8}}]");
-    struct llm_config cfg;
-    fake_config(&cfg, "openai");
-    struct fake_call c;
-    fake_call_init(&c);
-    struct llm_response resp;
-    struct rf_err err;
-    assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_OK);
-    assert_string_equal(resp.text, "Vert, said the OpenAI-shaped fake.");
-    assert_string_equal(buf_str(&c.text), resp.text);
-    assert_true(c.text_calls >= 8);
-    assert_string_equal(resp.stop_reason, "end_turn");
-    assert_string_equal(resp.raw_stop_reason, "stop");
-    assert_int_equal(resp.input_tokens, 31);
-    assert_int_equal(resp.output_tokens, 8);
-    assert_string_equal(resp.request_id, "req_fake_1");
-    assert_int_equal(resp.attempts, 1);
+    struct fake_case t;
+    fake_case_init(&t, "openai");
+    assert_int_equal(fake_case_run(&t), RF_OK);
+    assert_string_equal(t.resp.text, "Vert, said the OpenAI-shaped fake.");
+    assert_string_equal(buf_str(&t.c.text), t.resp.text);
+    assert_true(t.c.text_calls >= 8);
+    assert_string_equal(t.resp.stop_reason, "end_turn");
+    assert_string_equal(t.resp.raw_stop_reason, "stop");
+    assert_int_equal(t.resp.input_tokens, 31);
+    assert_int_equal(t.resp.output_tokens, 8);
+    assert_string_equal(t.resp.request_id, "req_fake_1");
+    assert_int_equal(t.resp.attempts, 1);
 
     json_t *reqs = fake_requests();
     assert_int_equal(json_array_size(reqs), 1);
@@ -120,7 +111,7 @@ static void test_llm_openai_stream(void **state)
     assert_string_equal(json_string_value(json_object_get(r, "path")), "/v1/chat/completions");
     assert_string_equal(fake_req_header(reqs, 0, "authorization"), "Bearer " FAKE_KEY);
     assert_null(fake_req_header(reqs, 0, "x-api-key"));
-    assert_string_equal(json_string_value(json_object_get(r, "raw_body")), resp.request_json);
+    assert_string_equal(json_string_value(json_object_get(r, "raw_body")), t.resp.request_json);
     const json_t *body = json_object_get(r, "body");
     assert_true(json_is_true(json_object_get(body, "stream")));
     assert_true(
@@ -131,8 +122,7 @@ static void test_llm_openai_stream(void **state)
                         "You answer in one word.");
     assert_int_equal(json_array_size(json_object_get(body, "messages")), 4);
     json_decref(reqs);
-    llm_response_release(&resp);
-    fake_call_release(&c);
+    fake_case_release(&t);
 }
 
 /* A server that ignores "stream": true and answers one JSON body. */
@@ -143,20 +133,15 @@ static void test_llm_non_streamed_reply(void **state)
     for (int i = 0; i < 2; i++) {
         fake_script("[{\"stream\": false, \"text\": \"Plain JSON reply.\", "
                     "\"usage\": {\"input_tokens\": 5, \"output_tokens\": 4}}]");
-        struct llm_config cfg;
-        fake_config(&cfg, providers[i]);
-        struct fake_call c;
-        fake_call_init(&c);
-        struct llm_response resp;
-        struct rf_err err;
-        assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_OK);
-        assert_string_equal(resp.text, "Plain JSON reply.");
-        assert_string_equal(buf_str(&c.text), "Plain JSON reply.");
-        assert_string_equal(resp.stop_reason, "end_turn");
-        assert_int_equal(resp.input_tokens, 5);
-        assert_int_equal(resp.output_tokens, 4);
-        llm_response_release(&resp);
-        fake_call_release(&c);
+        struct fake_case t;
+        fake_case_init(&t, providers[i]);
+        assert_int_equal(fake_case_run(&t), RF_OK);
+        assert_string_equal(t.resp.text, "Plain JSON reply.");
+        assert_string_equal(buf_str(&t.c.text), "Plain JSON reply.");
+        assert_string_equal(t.resp.stop_reason, "end_turn");
+        assert_int_equal(t.resp.input_tokens, 5);
+        assert_int_equal(t.resp.output_tokens, 4);
+        fake_case_release(&t);
     }
 }
 
@@ -167,18 +152,13 @@ static void test_llm_max_tokens_both_providers(void **state)
     const char *raw[] = {"max_tokens", "length"};
     for (int i = 0; i < 2; i++) {
         fake_script("[{\"text\": \"This reply was cut sh\", \"stop_reason\": \"max_tokens\"}]");
-        struct llm_config cfg;
-        fake_config(&cfg, providers[i]);
-        struct fake_call c;
-        fake_call_init(&c);
-        struct llm_response resp;
-        struct rf_err err;
-        assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_OK);
-        assert_string_equal(resp.text, "This reply was cut sh");
-        assert_string_equal(resp.stop_reason, "max_tokens");
-        assert_string_equal(resp.raw_stop_reason, raw[i]);
-        llm_response_release(&resp);
-        fake_call_release(&c);
+        struct fake_case t;
+        fake_case_init(&t, providers[i]);
+        assert_int_equal(fake_case_run(&t), RF_OK);
+        assert_string_equal(t.resp.text, "This reply was cut sh");
+        assert_string_equal(t.resp.stop_reason, "max_tokens");
+        assert_string_equal(t.resp.raw_stop_reason, raw[i]);
+        fake_case_release(&t);
     }
 }
 
@@ -189,25 +169,18 @@ static void test_llm_anthropic_overloaded_mid_stream(void **state)
     (void)state;
     fake_script("[{\"text\": \"This partial text must never be returned.\", \"chunk_size\": 4, "
                 "\"error_after_chunks\": 3}, {\"text\": \"not reached\"}]");
-    struct llm_config cfg;
-    fake_config(&cfg, "anthropic");
-    struct fake_call c;
-    fake_call_init(&c);
-    struct llm_response resp;
-    struct rf_err err;
-    assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_TRANSIENT);
-    assert_null(resp.text);
-    assert_int_equal(resp.text_len, 0);
-    assert_string_equal(resp.stop_reason, "");
-    assert_int_equal(c.text_calls, 3); /* progress saw the deltas before the error */
-    assert_int_equal(resp.attempts, 1);
-    assert_int_equal(resp.http_status, 200);
-    assert_non_null(strstr(err.message, "overloaded_error"));
-    json_t *reqs = fake_requests();
-    assert_int_equal(json_array_size(reqs), 1);
-    json_decref(reqs);
-    llm_response_release(&resp);
-    fake_call_release(&c);
+    struct fake_case t;
+    fake_case_init(&t, "anthropic");
+    assert_int_equal(fake_case_run(&t), RF_TRANSIENT);
+    assert_null(t.resp.text);
+    assert_int_equal(t.resp.text_len, 0);
+    assert_string_equal(t.resp.stop_reason, "");
+    assert_int_equal(t.c.text_calls, 3); /* progress saw the deltas before the error */
+    assert_int_equal(t.resp.attempts, 1);
+    assert_int_equal(t.resp.http_status, 200);
+    assert_non_null(strstr(t.err.message, "overloaded_error"));
+    assert_int_equal(fake_request_count(), 1);
+    fake_case_release(&t);
 }
 
 static void test_llm_openai_error_in_stream(void **state)
@@ -216,18 +189,13 @@ static void test_llm_openai_error_in_stream(void **state)
     fake_script("[{\"text\": \"Partial then an error object.\", \"chunk_size\": 4, "
                 "\"error_after_chunks\": 2, \"stream_error\": {\"type\": \"server_error\", "
                 "\"message\": \"The model crashed\"}}]");
-    struct llm_config cfg;
-    fake_config(&cfg, "openai");
-    struct fake_call c;
-    fake_call_init(&c);
-    struct llm_response resp;
-    struct rf_err err;
-    assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_TRANSIENT);
-    assert_null(resp.text);
-    assert_int_equal(resp.attempts, 1);
-    assert_non_null(strstr(err.message, "server_error: The model crashed"));
-    llm_response_release(&resp);
-    fake_call_release(&c);
+    struct fake_case t;
+    fake_case_init(&t, "openai");
+    assert_int_equal(fake_case_run(&t), RF_TRANSIENT);
+    assert_null(t.resp.text);
+    assert_int_equal(t.resp.attempts, 1);
+    assert_non_null(strstr(t.err.message, "server_error: The model crashed"));
+    fake_case_release(&t);
 }
 
 static void test_llm_stream_cut_off(void **state)
@@ -242,19 +210,14 @@ static void test_llm_stream_cut_off(void **state)
     };
     for (int i = 0; i < 4; i++) {
         fake_script(entries[i]);
-        struct llm_config cfg;
-        fake_config(&cfg, providers[i]);
-        struct fake_call c;
-        fake_call_init(&c);
-        struct llm_response resp;
-        struct rf_err err;
-        assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_TRANSIENT);
-        assert_null(resp.text);
-        assert_int_equal(resp.attempts, 1); /* a started stream is not retried in the call */
-        if (!strstr(err.message, "cut off"))
-            fail_msg("case %d: unexpected message '%s'", i, err.message);
-        llm_response_release(&resp);
-        fake_call_release(&c);
+        struct fake_case t;
+        fake_case_init(&t, providers[i]);
+        assert_int_equal(fake_case_run(&t), RF_TRANSIENT);
+        assert_null(t.resp.text);
+        assert_int_equal(t.resp.attempts, 1); /* a started stream is not retried in the call */
+        if (!strstr(t.err.message, "cut off"))
+            fail_msg("case %d: unexpected message '%s'", i, t.err.message);
+        fake_case_release(&t);
     }
 }
 
@@ -265,19 +228,14 @@ static void test_llm_reset_after_complete_stream(void **state)
     const char *providers[] = {"anthropic", "openai"};
     for (int i = 0; i < 2; i++) {
         fake_script("[{\"text\": \"complete before the reset\", \"reset_at_end\": true}]");
-        struct llm_config cfg;
-        fake_config(&cfg, providers[i]);
-        struct fake_call c;
-        fake_call_init(&c);
-        struct llm_response resp;
-        struct rf_err err;
-        enum rf_status rc = fake_run(&cfg, &c, &resp, &err);
+        struct fake_case t;
+        fake_case_init(&t, providers[i]);
+        enum rf_status rc = fake_case_run(&t);
         if (rc != RF_OK)
-            fail_msg("%s: %s", providers[i], err.message);
-        assert_string_equal(resp.text, "complete before the reset");
-        assert_int_equal(resp.attempts, 1);
-        llm_response_release(&resp);
-        fake_call_release(&c);
+            fail_msg("%s: %s", providers[i], t.err.message);
+        assert_string_equal(t.resp.text, "complete before the reset");
+        assert_int_equal(t.resp.attempts, 1);
+        fake_case_release(&t);
     }
 }
 
@@ -353,23 +311,18 @@ static void test_llm_api_key_never_leaks(void **state)
                     "{\"status\": 529, \"echo_auth\": true, \"times\": 3}, "
                     "{\"text\": \"fine\"}, {\"reset_after_bytes\": 0, \"times\": 3}]");
         for (int i = 0; i < 4; i++) {
-            struct llm_config cfg;
-            fake_config(&cfg, providers[p]);
-            cfg.retry_base_ms = 10;
-            struct fake_call c;
-            fake_call_init(&c);
-            struct llm_response resp;
-            struct rf_err err;
-            enum rf_status rc = fake_run(&cfg, &c, &resp, &err);
+            struct fake_case t;
+            fake_case_init(&t, providers[p]);
+            t.cfg.retry_base_ms = 10;
+            enum rf_status rc = fake_case_run(&t);
             assert_int_equal(rc, i == 2 ? RF_OK : i == 0 ? RF_PERMANENT : RF_TRANSIENT);
             if (rc) {
-                buf_printf(&errors, "%s\n", err.message);
-                for (int k = 0; k < c.retries && k < 8; k++)
-                    buf_printf(&errors, "%s\n", c.why[k]);
+                buf_printf(&errors, "%s\n", t.err.message);
+                for (int k = 0; k < t.c.retries && k < 8; k++)
+                    buf_printf(&errors, "%s\n", t.c.why[k]);
             }
-            buf_printf(&stored, "%s\n", resp.request_json);
-            llm_response_release(&resp);
-            fake_call_release(&c);
+            buf_printf(&stored, "%s\n", t.resp.request_json);
+            fake_case_release(&t);
         }
         /* The server did receive the key: the test would see a leak. */
         json_t *reqs = fake_requests();
@@ -379,18 +332,13 @@ static void test_llm_api_key_never_leaks(void **state)
         json_decref(reqs);
     }
     /* A transport failure too (nothing listens on port 1). */
-    struct llm_config cfg;
-    fake_config(&cfg, "anthropic");
-    snprintf(cfg.base_url, sizeof cfg.base_url, "http://127.0.0.1:1");
-    cfg.max_retries = 0;
-    struct fake_call c;
-    fake_call_init(&c);
-    struct llm_response resp;
-    struct rf_err err;
-    assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_TRANSIENT);
-    buf_printf(&errors, "%s\n", err.message);
-    llm_response_release(&resp);
-    fake_call_release(&c);
+    struct fake_case t;
+    fake_case_init(&t, "anthropic");
+    snprintf(t.cfg.base_url, sizeof t.cfg.base_url, "http://127.0.0.1:1");
+    t.cfg.max_retries = 0;
+    assert_int_equal(fake_case_run(&t), RF_TRANSIENT);
+    buf_printf(&errors, "%s\n", t.err.message);
+    fake_case_release(&t);
     char *logs = capture_end(&cap);
     log_set_level("info");
 
@@ -438,9 +386,7 @@ static void test_llm_request_validation(void **state)
     assert_int_equal(llm_client_call(client, &req, &resp, &err), RF_OK);
     assert_null(strstr(resp.request_json, "temperature"));
     assert_null(strstr(resp.request_json, "system"));
-    json_t *reqs = fake_requests();
-    assert_int_equal(json_array_size(reqs), 1); /* the invalid ones were never sent */
-    json_decref(reqs);
+    assert_int_equal(fake_request_count(), 1); /* the invalid ones were never sent */
     llm_response_release(&resp);
     llm_client_free(client);
 

@@ -67,30 +67,25 @@ static void test_llm_retry_statuses_three_attempts(void **state)
         char entries[200];
         snprintf(entries, sizeof entries, "[{\"status\": %ld, \"times\": 3}]", statuses[i]);
         fake_script(entries);
-        struct llm_config cfg;
-        fake_config(&cfg, "anthropic");
-        struct fake_call c;
-        fake_call_init(&c);
-        struct llm_response resp;
-        struct rf_err err;
+        struct fake_case t;
+        fake_case_init(&t, "anthropic");
         int64_t t0 = clock_mono_ms();
-        assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_TRANSIENT);
+        assert_int_equal(fake_case_run(&t), RF_TRANSIENT);
         int64_t took = clock_mono_ms() - t0;
-        assert_int_equal(err.code, RF_TRANSIENT);
-        assert_int_equal(resp.attempts, 3);
-        assert_int_equal(resp.http_status, statuses[i]);
-        assert_null(resp.text);
+        assert_int_equal(t.err.code, RF_TRANSIENT);
+        assert_int_equal(t.resp.attempts, 3);
+        assert_int_equal(t.resp.http_status, statuses[i]);
+        assert_null(t.resp.text);
         char want[32];
         snprintf(want, sizeof want, "HTTP %ld", statuses[i]);
-        if (!strstr(err.message, want) || !strstr(err.message, "after 3 attempts"))
-            fail_msg("status %ld: unexpected message '%s'", statuses[i], err.message);
+        if (!strstr(t.err.message, want) || !strstr(t.err.message, "after 3 attempts"))
+            fail_msg("status %ld: unexpected message '%s'", statuses[i], t.err.message);
         json_t *reqs = fake_requests();
         assert_int_equal(json_array_size(reqs), 3);
-        check_backoff_gaps(&c, reqs);
-        assert_true(took >= c.delays[0] + c.delays[1]);
+        check_backoff_gaps(&t.c, reqs);
+        assert_true(took >= t.c.delays[0] + t.c.delays[1]);
         json_decref(reqs);
-        llm_response_release(&resp);
-        fake_call_release(&c);
+        fake_case_release(&t);
     }
 }
 
@@ -98,46 +93,36 @@ static void test_llm_retry_then_success(void **state)
 {
     (void)state;
     fake_script("[{\"status\": 529, \"times\": 2}, {\"text\": \"Third time lucky.\"}]");
-    struct llm_config cfg;
-    fake_config(&cfg, "openai");
-    cfg.retry_base_ms = 40; /* the scaled formula; the real bounds are tested above */
-    struct fake_call c;
-    fake_call_init(&c);
-    struct llm_response resp;
-    struct rf_err err;
-    assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_OK);
-    assert_string_equal(resp.text, "Third time lucky.");
-    assert_int_equal(resp.attempts, 3);
-    assert_int_equal(resp.http_status, 200);
-    assert_string_equal(resp.request_id, "req_fake_3");
-    assert_int_equal(c.retries, 2);
-    assert_true(c.delays[0] >= 30 && c.delays[0] <= 40);
-    assert_true(c.delays[1] >= 60 && c.delays[1] <= 80);
-    assert_non_null(strstr(c.why[0], "HTTP 529"));
-    llm_response_release(&resp);
-    fake_call_release(&c);
+    struct fake_case t;
+    fake_case_init(&t, "openai");
+    t.cfg.retry_base_ms = 40; /* the scaled formula; the real bounds are tested above */
+    assert_int_equal(fake_case_run(&t), RF_OK);
+    assert_string_equal(t.resp.text, "Third time lucky.");
+    assert_int_equal(t.resp.attempts, 3);
+    assert_int_equal(t.resp.http_status, 200);
+    assert_string_equal(t.resp.request_id, "req_fake_3");
+    assert_int_equal(t.c.retries, 2);
+    assert_true(t.c.delays[0] >= 30 && t.c.delays[0] <= 40);
+    assert_true(t.c.delays[1] >= 60 && t.c.delays[1] <= 80);
+    assert_non_null(strstr(t.c.why[0], "HTTP 529"));
+    fake_case_release(&t);
 }
 
 static void test_llm_retry_connection_reset(void **state)
 {
     (void)state;
     fake_script("[{\"reset_after_bytes\": 0, \"times\": 3}]");
-    struct llm_config cfg;
-    fake_config(&cfg, "anthropic");
-    struct fake_call c;
-    fake_call_init(&c);
-    struct llm_response resp;
-    struct rf_err err;
-    assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_TRANSIENT);
-    assert_int_equal(resp.attempts, 3);
-    assert_int_equal(resp.http_status, 0);
-    assert_non_null(strstr(err.message, "connection failed"));
+    struct fake_case t;
+    fake_case_init(&t, "anthropic");
+    assert_int_equal(fake_case_run(&t), RF_TRANSIENT);
+    assert_int_equal(t.resp.attempts, 3);
+    assert_int_equal(t.resp.http_status, 0);
+    assert_non_null(strstr(t.err.message, "connection failed"));
     json_t *reqs = fake_requests();
     assert_int_equal(json_array_size(reqs), 3);
-    check_backoff_gaps(&c, reqs);
+    check_backoff_gaps(&t.c, reqs);
     json_decref(reqs);
-    llm_response_release(&resp);
-    fake_call_release(&c);
+    fake_case_release(&t);
 }
 
 /* A loopback listener whose accept queue is full: further SYNs are dropped, so a
@@ -165,24 +150,20 @@ static void test_llm_retry_connect_timeout(void **state)
     (void)state;
     int fillers[4], port;
     int lfd = full_listener(&port, fillers, 4);
-    struct llm_config cfg;
-    fake_config(&cfg, "anthropic");
-    snprintf(cfg.base_url, sizeof cfg.base_url, "http://127.0.0.1:%d", port);
-    cfg.connect_timeout_ms = 250;
-    struct fake_call c;
-    fake_call_init(&c);
-    struct llm_response resp;
-    struct rf_err err;
+    struct fake_case t;
+    fake_case_init(&t, "anthropic");
+    snprintf(t.cfg.base_url, sizeof t.cfg.base_url, "http://127.0.0.1:%d", port);
+    t.cfg.connect_timeout_ms = 250;
     int64_t t0 = clock_mono_ms();
-    assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_TRANSIENT);
+    assert_int_equal(fake_case_run(&t), RF_TRANSIENT);
     int64_t t3 = clock_mono_ms();
-    assert_int_equal(resp.attempts, 3);
-    assert_non_null(strstr(err.message, "connect timeout"));
-    check_backoff_gaps(&c, NULL);
+    assert_int_equal(t.resp.attempts, 3);
+    assert_non_null(strstr(t.err.message, "connect timeout"));
+    check_backoff_gaps(&t.c, NULL);
     /* Each attempt spent the connect timeout; between them, the chosen waits. */
-    int64_t spans[3] = {c.retry_times[0] - t0, c.retry_times[1] - c.retry_times[0],
-                        t3 - c.retry_times[1]};
-    int64_t waits[3] = {0, c.delays[0], c.delays[1]};
+    int64_t spans[3] = {t.c.retry_times[0] - t0, t.c.retry_times[1] - t.c.retry_times[0],
+                        t3 - t.c.retry_times[1]};
+    int64_t waits[3] = {0, t.c.delays[0], t.c.delays[1]};
     for (int k = 0; k < 3; k++)
         if (spans[k] < waits[k] + 250 - 5 || spans[k] > waits[k] + 250 + SLACK_MS)
             fail_msg("attempt %d took %lld ms after a %lld ms wait (connect timeout 250 ms)", k + 1,
@@ -190,8 +171,7 @@ static void test_llm_retry_connect_timeout(void **state)
     for (int i = 0; i < 4; i++)
         close(fillers[i]);
     close(lfd);
-    llm_response_release(&resp);
-    fake_call_release(&c);
+    fake_case_release(&t);
 }
 
 static void test_llm_permanent_statuses_one_attempt(void **state)
@@ -207,25 +187,18 @@ static void test_llm_permanent_statuses_one_attempt(void **state)
                      "\"no good %ld\"}}, {\"text\": \"must not be reached\"}]",
                      statuses[i], statuses[i]);
             fake_script(entries);
-            struct llm_config cfg;
-            fake_config(&cfg, providers[p]);
-            struct fake_call c;
-            fake_call_init(&c);
-            struct llm_response resp;
-            struct rf_err err;
-            assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_PERMANENT);
-            assert_int_equal(resp.attempts, 1);
-            assert_int_equal(resp.http_status, statuses[i]);
-            assert_int_equal(c.retries, 0);
+            struct fake_case t;
+            fake_case_init(&t, providers[p]);
+            assert_int_equal(fake_case_run(&t), RF_PERMANENT);
+            assert_int_equal(t.resp.attempts, 1);
+            assert_int_equal(t.resp.http_status, statuses[i]);
+            assert_int_equal(t.c.retries, 0);
             char want[100];
             snprintf(want, sizeof want, "%s: HTTP %ld some_error: no good %ld", providers[p],
                      statuses[i], statuses[i]);
-            assert_string_equal(err.message, want);
-            json_t *reqs = fake_requests();
-            assert_int_equal(json_array_size(reqs), 1);
-            json_decref(reqs);
-            llm_response_release(&resp);
-            fake_call_release(&c);
+            assert_string_equal(t.err.message, want);
+            assert_int_equal(fake_request_count(), 1);
+            fake_case_release(&t);
         }
 }
 
@@ -235,25 +208,20 @@ static void test_llm_retry_after_ms_beats_retry_after(void **state)
     fake_script(
         "[{\"status\": 429, \"headers\": {\"retry-after-ms\": \"150\", \"retry-after\": \"5\"}},"
         " {\"status\": 503, \"headers\": {\"retry-after\": \"0.3\"}}, {\"text\": \"ok\"}]");
-    struct llm_config cfg;
-    fake_config(&cfg, "anthropic");
-    struct fake_call c;
-    fake_call_init(&c);
-    struct llm_response resp;
-    struct rf_err err;
-    assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_OK);
-    assert_int_equal(resp.attempts, 3);
-    assert_int_equal(c.retries, 2);
-    assert_int_equal(c.delays[0], 150);
-    assert_int_equal(c.delays[1], 300);
+    struct fake_case t;
+    fake_case_init(&t, "anthropic");
+    assert_int_equal(fake_case_run(&t), RF_OK);
+    assert_int_equal(t.resp.attempts, 3);
+    assert_int_equal(t.c.retries, 2);
+    assert_int_equal(t.c.delays[0], 150);
+    assert_int_equal(t.c.delays[1], 300);
     json_t *reqs = fake_requests();
     double gap1 = fake_arrival(reqs, 1) - fake_arrival(reqs, 0);
     double gap2 = fake_arrival(reqs, 2) - fake_arrival(reqs, 1);
     assert_true(gap1 >= 148 && gap1 <= 150 + SLACK_MS);
     assert_true(gap2 >= 298 && gap2 <= 300 + SLACK_MS);
     json_decref(reqs);
-    llm_response_release(&resp);
-    fake_call_release(&c);
+    fake_case_release(&t);
 }
 
 static void test_llm_x_should_retry(void **state)
@@ -262,32 +230,23 @@ static void test_llm_x_should_retry(void **state)
     /* false: a 529 is not retried (and stays transient for the job layer). */
     fake_script(
         "[{\"status\": 529, \"headers\": {\"x-should-retry\": \"false\"}}, {\"text\": \"no\"}]");
-    struct llm_config cfg;
-    fake_config(&cfg, "anthropic");
-    struct fake_call c;
-    fake_call_init(&c);
-    struct llm_response resp;
-    struct rf_err err;
-    assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_TRANSIENT);
-    assert_int_equal(resp.attempts, 1);
-    assert_int_equal(c.retries, 0);
-    json_t *reqs = fake_requests();
-    assert_int_equal(json_array_size(reqs), 1);
-    json_decref(reqs);
-    llm_response_release(&resp);
-    fake_call_release(&c);
+    struct fake_case t;
+    fake_case_init(&t, "anthropic");
+    assert_int_equal(fake_case_run(&t), RF_TRANSIENT);
+    assert_int_equal(t.resp.attempts, 1);
+    assert_int_equal(t.c.retries, 0);
+    assert_int_equal(fake_request_count(), 1);
+    fake_case_release(&t);
 
     /* true: even a 400 is retried. */
     fake_script(
         "[{\"status\": 400, \"headers\": {\"x-should-retry\": \"true\"}}, {\"text\": \"yes\"}]");
-    fake_config(&cfg, "openai");
-    cfg.retry_base_ms = 20;
-    fake_call_init(&c);
-    assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_OK);
-    assert_string_equal(resp.text, "yes");
-    assert_int_equal(resp.attempts, 2);
-    llm_response_release(&resp);
-    fake_call_release(&c);
+    fake_case_init(&t, "openai");
+    t.cfg.retry_base_ms = 20;
+    assert_int_equal(fake_case_run(&t), RF_OK);
+    assert_string_equal(t.resp.text, "yes");
+    assert_int_equal(t.resp.attempts, 2);
+    fake_case_release(&t);
 }
 
 static void test_llm_retry_after_over_cap(void **state)
@@ -300,20 +259,15 @@ static void test_llm_retry_after_over_cap(void **state)
     const int64_t want[] = {120000, 90000};
     for (int i = 0; i < 2; i++) {
         fake_script(entries[i]);
-        struct llm_config cfg;
-        fake_config(&cfg, "anthropic");
-        struct fake_call c;
-        fake_call_init(&c);
-        struct llm_response resp;
-        struct rf_err err;
+        struct fake_case t;
+        fake_case_init(&t, "anthropic");
         int64_t t0 = clock_mono_ms();
-        assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_TRANSIENT);
+        assert_int_equal(fake_case_run(&t), RF_TRANSIENT);
         assert_true(clock_mono_ms() - t0 < 1000); /* it did not sleep */
-        assert_int_equal(resp.attempts, 1);
-        assert_int_equal(resp.retry_after_ms, want[i]);
-        assert_non_null(strstr(err.message, "over the 60000 ms limit"));
-        llm_response_release(&resp);
-        fake_call_release(&c);
+        assert_int_equal(t.resp.attempts, 1);
+        assert_int_equal(t.resp.retry_after_ms, want[i]);
+        assert_non_null(strstr(t.err.message, "over the 60000 ms limit"));
+        fake_case_release(&t);
     }
 }
 
@@ -322,17 +276,12 @@ static void test_llm_retry_after_hint_when_exhausted(void **state)
 {
     (void)state;
     fake_script("[{\"status\": 429, \"times\": 3, \"headers\": {\"retry-after-ms\": \"30\"}}]");
-    struct llm_config cfg;
-    fake_config(&cfg, "anthropic");
-    struct fake_call c;
-    fake_call_init(&c);
-    struct llm_response resp;
-    struct rf_err err;
-    assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_TRANSIENT);
-    assert_int_equal(resp.attempts, 3);
-    assert_int_equal(resp.retry_after_ms, 30);
-    llm_response_release(&resp);
-    fake_call_release(&c);
+    struct fake_case t;
+    fake_case_init(&t, "anthropic");
+    assert_int_equal(fake_case_run(&t), RF_TRANSIENT);
+    assert_int_equal(t.resp.attempts, 3);
+    assert_int_equal(t.resp.retry_after_ms, 30);
+    fake_case_release(&t);
 }
 
 /* ---- timeouts and cancellation --------------------------------------------- */
@@ -347,24 +296,19 @@ static void test_llm_idle_timeout(void **state)
     };
     for (int i = 0; i < 2; i++) {
         fake_script(entries[i]);
-        struct llm_config cfg;
-        fake_config(&cfg, i == 0 ? "anthropic" : "openai");
-        cfg.idle_timeout_ms = 1000;
-        struct fake_call c;
-        fake_call_init(&c);
-        struct llm_response resp;
-        struct rf_err err;
+        struct fake_case t;
+        fake_case_init(&t, i == 0 ? "anthropic" : "openai");
+        t.cfg.idle_timeout_ms = 1000;
         int64_t t0 = clock_mono_ms();
-        assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_TRANSIENT);
+        assert_int_equal(fake_case_run(&t), RF_TRANSIENT);
         int64_t took = clock_mono_ms() - t0;
         if (took < 1000 || took > 1000 + 2000)
             fail_msg("stall case %d ended after %lld ms (idle timeout 1000 ms)", i,
                      (long long)took);
-        assert_non_null(strstr(err.message, "idle timeout"));
-        assert_null(resp.text);
-        assert_int_equal(resp.attempts, 1);
-        llm_response_release(&resp);
-        fake_call_release(&c);
+        assert_non_null(strstr(t.err.message, "idle timeout"));
+        assert_null(t.resp.text);
+        assert_int_equal(t.resp.attempts, 1);
+        fake_case_release(&t);
     }
 }
 
@@ -373,21 +317,16 @@ static void test_llm_total_timeout(void **state)
     (void)state;
     fake_script("[{\"text\": \"a slow but steady stream of many small pieces of text\", "
                 "\"chunk_size\": 1, \"chunk_delay_ms\": 200}]");
-    struct llm_config cfg;
-    fake_config(&cfg, "anthropic");
-    cfg.total_timeout_ms = 1200;
-    struct fake_call c;
-    fake_call_init(&c);
-    struct llm_response resp;
-    struct rf_err err;
+    struct fake_case t;
+    fake_case_init(&t, "anthropic");
+    t.cfg.total_timeout_ms = 1200;
     int64_t t0 = clock_mono_ms();
-    assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_TRANSIENT);
+    assert_int_equal(fake_case_run(&t), RF_TRANSIENT);
     int64_t took = clock_mono_ms() - t0;
     assert_true(took >= 1150 && took <= 1200 + 2000);
-    assert_non_null(strstr(err.message, "total timeout"));
-    assert_null(resp.text);
-    llm_response_release(&resp);
-    fake_call_release(&c);
+    assert_non_null(strstr(t.err.message, "total timeout"));
+    assert_null(t.resp.text);
+    fake_case_release(&t);
 }
 
 static void test_llm_cancel_in_flight(void **state)
@@ -396,46 +335,37 @@ static void test_llm_cancel_in_flight(void **state)
     /* Mid-stream: cancel once two deltas arrived (pieces every 300 ms, ~20 s in all). */
     fake_script("[{\"text\": \"a long reply that would take twenty seconds to stream out\", "
                 "\"chunk_size\": 1, \"chunk_delay_ms\": 300}]");
-    struct llm_config cfg;
-    fake_config(&cfg, "anthropic");
-    struct fake_call c;
-    fake_call_init(&c);
-    c.cancel_after_calls = 2;
-    struct llm_response resp;
-    struct rf_err err;
-    assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_CANCELLED);
-    int64_t lag = clock_mono_ms() - c.cancelled_at;
-    assert_true(c.cancelled_at > 0);
+    struct fake_case t;
+    fake_case_init(&t, "anthropic");
+    t.c.cancel_after_calls = 2;
+    assert_int_equal(fake_case_run(&t), RF_CANCELLED);
+    int64_t lag = clock_mono_ms() - t.c.cancelled_at;
+    assert_true(t.c.cancelled_at > 0);
     if (lag > 1000)
         fail_msg("the call returned %lld ms after cancellation", (long long)lag);
-    assert_null(resp.text);
-    assert_int_equal(err.code, RF_CANCELLED);
-    llm_response_release(&resp);
-    fake_call_release(&c);
+    assert_null(t.resp.text);
+    assert_int_equal(t.err.code, RF_CANCELLED);
+    fake_case_release(&t);
 
     /* Before any byte: the server takes 10 s to answer; cancel after 300 ms. */
     fake_script("[{\"latency_ms\": 10000}]");
-    fake_config(&cfg, "openai");
-    fake_call_init(&c);
+    fake_case_init(&t, "openai");
     int64_t t0 = clock_mono_ms();
-    c.cancel_at = t0 + 300;
-    assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_CANCELLED);
+    t.c.cancel_at = t0 + 300;
+    assert_int_equal(fake_case_run(&t), RF_CANCELLED);
     assert_true(clock_mono_ms() - t0 < 300 + 1000);
-    llm_response_release(&resp);
-    fake_call_release(&c);
+    fake_case_release(&t);
 
     /* During the wait before a retry (a 5 s retry-after). */
     fake_script("[{\"status\": 503, \"headers\": {\"retry-after\": \"5\"}}]");
-    fake_config(&cfg, "anthropic");
-    fake_call_init(&c);
+    fake_case_init(&t, "anthropic");
     t0 = clock_mono_ms();
-    c.cancel_at = t0 + 300;
-    assert_int_equal(fake_run(&cfg, &c, &resp, &err), RF_CANCELLED);
+    t.c.cancel_at = t0 + 300;
+    assert_int_equal(fake_case_run(&t), RF_CANCELLED);
     assert_true(clock_mono_ms() - t0 < 300 + 1000);
-    assert_int_equal(c.retries, 1);
-    assert_int_equal(c.delays[0], 5000);
-    llm_response_release(&resp);
-    fake_call_release(&c);
+    assert_int_equal(t.c.retries, 1);
+    assert_int_equal(t.c.delays[0], 5000);
+    fake_case_release(&t);
 }
 
 int main(void)
