@@ -26,11 +26,11 @@
  * server's default body limit is 8 MiB. */
 #define BATCH_BODY_TARGET (4u * 1024 * 1024)
 #define CONNECT_TIMEOUT_MS 5000L
+#define REQUEST_TIMEOUT_MS 600000L
 /* A batch whose connection broke, or that got a 503, is sent again up to this often, after
  * 0.5 s, then 1 s: a restart or a short outage passes, a dead server stops the import. */
 #define BATCH_RETRIES 2
 #define BATCH_RETRY_PAUSE_MS 500
-#define REQUEST_TIMEOUT_MS 600000L
 
 void import_batches_init(struct importer *imp)
 {
@@ -134,6 +134,26 @@ static void reject_all(struct importer *imp, const struct batch *b, const char *
     }
 }
 
+/* Whether b's finished request (result cc) is worth sending again, after the pause this
+ * waits: the connection broke (the server restarted, a proxy dropped it) or the server
+ * answered 503 (its database is unreachable or full). Batches are upserts, so a batch sent
+ * twice is stored once. Blocking: every transfer waits, as they would all hit the same
+ * trouble. The caller sends b again (its response buffer is emptied here). */
+static bool retry(struct batch *b, CURLcode cc)
+{
+    long status = 0;
+    if (cc == CURLE_OK)
+        curl_easy_getinfo(b->easy, CURLINFO_RESPONSE_CODE, &status);
+    bool broken = cc == CURLE_GOT_NOTHING || cc == CURLE_SEND_ERROR || cc == CURLE_RECV_ERROR ||
+                  cc == CURLE_PARTIAL_FILE;
+    if ((!broken && status != 503) || b->tries >= BATCH_RETRIES)
+        return false;
+    clock_sleep_ms(BATCH_RETRY_PAUSE_MS << b->tries);
+    b->tries++;
+    buf_reset(&b->resp);
+    return true;
+}
+
 static void prepare(struct importer *imp, struct batch *b);
 static void settle(struct importer *imp, struct batch *b);
 
@@ -141,14 +161,15 @@ static void settle(struct importer *imp, struct batch *b);
  * client aims at): send b's items again in two halves, one request after the other (b's
  * answer is being settled, so the ordering between batches holds), and make the next
  * batches no larger. A half refused again is halved again; an item alone over the limit is
- * reported as rejected, with the server's reason. */
+ * reported as rejected, with the server's reason. Each half is retried like any batch. */
 static void resend_smaller(struct importer *imp, struct batch *b)
 {
-    size_t half = (b->ends[b->n - 1] - b->starts[0]) / 2 + 1;
+    size_t half = (b->ends[b->n - 1] - b->starts[0] + 1) / 2;
     if (half < imp->body_target)
         imp->body_target = half;
     for (int i = 0; i < b->n && !imp->fatal;) {
         struct batch *s = batch_new(imp, b->type, b->eval);
+        int first = i, last = first == 0 ? b->n - 1 : b->n; /* the first half leaves one */
         do {
             if (s->n)
                 buf_putc(&s->body, ',');
@@ -156,9 +177,11 @@ static void resend_smaller(struct importer *imp, struct batch *b)
             buf_append(&s->body, b->body.data + b->starts[i], b->ends[i] - b->starts[i]);
             s->ends[s->n] = s->body.len;
             s->lines[s->n++] = b->lines[i++];
-        } while (i < b->n && s->body.len + (b->ends[i] - b->starts[i]) <= half);
+        } while (i < last && b->ends[i - 1] - b->starts[first] < half);
         prepare(imp, s);
-        s->cc = curl_easy_perform(s->easy);
+        do
+            s->cc = curl_easy_perform(s->easy);
+        while (retry(s, s->cc));
         settle(imp, s);
         s->next = imp->free_list;
         imp->free_list = s;
@@ -245,27 +268,6 @@ static void settle(struct importer *imp, struct batch *b)
     json_decref(doc);
 }
 
-/* Whether a finished request of b is worth sending again, and if so, send it again after a
- * pause: the connection broke (the server restarted, a proxy dropped it) or the server
- * answered 503 (its database is unreachable or full). Batches are upserts, so sending one
- * twice stores it once; it stays in the in-flight list meanwhile, so the ordering between
- * batches holds. Blocking: every transfer waits, as they would all hit the same trouble. */
-static bool retry(struct importer *imp, struct batch *b, CURLcode cc)
-{
-    long status = 0;
-    if (cc == CURLE_OK)
-        curl_easy_getinfo(b->easy, CURLINFO_RESPONSE_CODE, &status);
-    bool broken = cc == CURLE_GOT_NOTHING || cc == CURLE_SEND_ERROR || cc == CURLE_RECV_ERROR ||
-                  cc == CURLE_PARTIAL_FILE;
-    if ((!broken && status != 503) || b->tries >= BATCH_RETRIES)
-        return false;
-    clock_sleep_ms(BATCH_RETRY_PAUSE_MS << b->tries);
-    b->tries++;
-    buf_reset(&b->resp);
-    curl_multi_add_handle(imp->multi, b->easy);
-    return true;
-}
-
 /* Move transfers along; with block, wait until at least the oldest batch answered.
  * Answered batches are settled oldest first, so reports follow the file's order. */
 void import_pump(struct importer *imp, bool block)
@@ -280,8 +282,10 @@ void import_pump(struct importer *imp, bool block)
             struct batch *b = NULL;
             curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&b);
             curl_multi_remove_handle(imp->multi, m->easy_handle);
-            if (retry(imp, b, m->data.result))
+            if (retry(b, m->data.result)) { /* it stays in flight, so the ordering holds */
+                curl_multi_add_handle(imp->multi, b->easy);
                 continue;
+            }
             b->cc = m->data.result;
             b->done = true;
         }

@@ -140,7 +140,7 @@ test('stdin with -, and a clean file exits 0', async () => {
 
 // A stand-in for refold that knows one agent and answers each trace batch as scripted:
 // 'drop' closes the connection without an answer, '503' is the API's unavailable error,
-// 'ok' stores the batch. It records when each batch arrived.
+// '413' refuses the body as too large, 'ok' stores the batch. It records when each batch arrived.
 async function flakyServer(script) {
   const posts = [];
   const server = createServer((req, res) => {
@@ -157,6 +157,7 @@ async function flakyServer(script) {
         posts.push({ at: Date.now(), n });
         if (what === 'drop') return req.socket.destroy();
         if (what === '503') return json(503, { error: { code: 'unavailable', message: 'the database is unreachable', request_id: 'req_x' } });
+        if (what === '413') return json(413, { error: { code: 'payload_too_large', message: 'request body is too large', request_id: 'req_x' } });
         return json(200, { data: [], summary: { created: n, updated: 0, unchanged: 0, rejected: 0 } });
       }
       json(404, { error: { code: 'not_found', message: `no route ${req.method} ${req.url}`, request_id: 'req_x' } });
@@ -182,6 +183,23 @@ test('a batch whose connection broke, or that got a 503, is sent again after a p
   }
 });
 
+test('the halves of a batch refused as too large are sent again when their connection breaks', async () => {
+  const fake = await flakyServer(['413', 'drop', 'ok']);
+  try {
+    const r = await cli(['import', '-'], { input: jsonl([trace('h1'), trace('h2'), trace('h3')]), env: { REFOLD_URL: fake.url } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, '');
+    assert.match(r.stdout, /^trace\s+3\s+0\s+0\s+0$/m);
+    const sizes = fake.posts.map((p) => p.n);
+    assert.equal(sizes.length, 4, JSON.stringify(sizes)); // the batch, a half twice, the other half
+    assert.equal(sizes[0], 3);
+    assert.equal(sizes[1], sizes[2]);
+    assert.equal(sizes[2] + sizes[3], 3);
+  } finally {
+    await fake.close();
+  }
+});
+
 test('a server that stops answering stops the import with one line, not one per line in flight', async () => {
   for (const [script, why] of [
     [['drop', 'drop', 'drop'], /the server stopped answering \(Server returned nothing[^)]*\)/],
@@ -189,9 +207,8 @@ test('a server that stops answering stops the import with one line, not one per 
   ]) {
     const fake = await flakyServer(script);
     try {
-      const lines = [{ type: 'agent', name: 'imp' }];
-      for (let i = 0; i < 5; i++) lines.push(trace(`s${i}`));
-      const r = await cli(['import', '-', '--batch', '2', '--parallel', '1'], { input: jsonl(lines.slice(1)), env: { REFOLD_URL: fake.url } });
+      const lines = [0, 1, 2, 3, 4].map((i) => trace(`s${i}`));
+      const r = await cli(['import', '-', '--batch', '2', '--parallel', '1'], { input: jsonl(lines), env: { REFOLD_URL: fake.url } });
       assert.equal(r.code, 1);
       assert.equal(fake.posts.length, 3, 'sent three times, then stopped');
       const err = r.stderr.trimEnd().split('\n');
