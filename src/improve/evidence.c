@@ -180,17 +180,6 @@ void evidence_end(struct evidence *ev)
     buf_release(&ev->sec[1]);
 }
 
-void evidence_build(const json_t *rows, size_t budget, const char *fence, struct evidence *out)
-{
-    evidence_begin(out, json_array_size(rows), budget, fence);
-    size_t i;
-    const json_t *c;
-    json_array_foreach(rows, i, c)
-        evidence_add(out, c, json_string_value(json_object_get(c, "input")),
-                     json_string_value(json_object_get(c, "output")));
-    evidence_end(out);
-}
-
 void evidence_release(struct evidence *ev)
 {
     free(ev->missed_failures);

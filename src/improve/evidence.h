@@ -38,13 +38,10 @@ struct evidence {
     char fence[FENCE_MAX];
 };
 
-/* Build the sections from the contradiction objects of store_contradictions. */
-void evidence_build(const json_t *contradictions, size_t budget, const char *fence,
-                    struct evidence *out);
-/* The same one contradiction at a time, for a caller that loads each one's trace text
- * only for its turn (the job: one trace in memory, not all n): n is how many
- * evidence_add will be given, each with its trace's input and output (NULL: empty);
- * evidence_end fills the sections. */
+/* Build the sections one contradiction (an object of store_contradictions) at a time, so
+ * that a caller loads each one's trace text only for its turn (the job: one trace in
+ * memory, not all n): n is how many evidence_add will be given, each with its trace's
+ * input and output (NULL: empty); evidence_end fills the sections. */
 void evidence_begin(struct evidence *ev, size_t n, size_t budget, const char *fence);
 void evidence_add(struct evidence *ev, const json_t *contradiction, const char *input,
                   const char *output);

@@ -86,6 +86,19 @@ static json_t *contradiction(const char *kind, const char *input, const char *ou
                      strcmp(kind, "missed_failure") == 0 ? "negative" : "positive");
 }
 
+/* The sections of rows (contradictions with their texts), as the job builds them. */
+static void build_evidence(const json_t *rows, size_t budget, const char *fence,
+                           struct evidence *out)
+{
+    evidence_begin(out, json_array_size(rows), budget, fence);
+    size_t i;
+    const json_t *c;
+    json_array_foreach(rows, i, c)
+        evidence_add(out, c, json_string_value(json_object_get(c, "input")),
+                     json_string_value(json_object_get(c, "output")));
+    evidence_end(out);
+}
+
 static void test_improve_evidence_budget(void **state)
 {
     (void)state;
@@ -101,7 +114,7 @@ static void test_improve_evidence_budget(void **state)
     char fence[FENCE_MAX];
     evidence_fence(fence);
     struct evidence ev;
-    evidence_build(rows, EVIDENCE_DEFAULT_BUDGET, fence, &ev);
+    build_evidence(rows, EVIDENCE_DEFAULT_BUDGET, fence, &ev);
     assert_true(ev.trace_chars <= EVIDENCE_DEFAULT_BUDGET);
     assert_true(ev.trace_chars > EVIDENCE_DEFAULT_BUDGET / 2);
     assert_int_equal(ev.missed_count + ev.false_alarm_count, 200);
@@ -136,7 +149,7 @@ static void test_improve_evidence_fences(void **state)
     json_array_append_new(rows, contradiction("missed_failure", attack, "ok", "bad"));
     json_array_append_new(rows, contradiction("false_alarm", "fine", attack, "good"));
     struct evidence ev;
-    evidence_build(rows, 4000, fence, &ev);
+    build_evidence(rows, 4000, fence, &ev);
     char open[64], close[64];
     snprintf(open, sizeof open, "<%s>", fence);
     snprintf(close, sizeof close, "</%s>", fence);
