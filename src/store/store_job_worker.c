@@ -339,8 +339,11 @@ static enum rf_status set_queued(struct db *db, const char *job_id, int attempt,
     return rc;
 }
 
-enum rf_status store_job_fail(struct store *st, const struct job_fence *f, const char *code,
-                              const char *message, const char **status, struct rf_err *err)
+/* End f's claim in one transaction: cancelled when a cancel was requested, else failed
+ * (run_at < 0) or queued again for run_at; *status (may be NULL) says which. */
+static enum rf_status end_claim(struct store *st, const struct job_fence *f, int64_t run_at,
+                                const char *code, const char *message, const char **status,
+                                struct rf_err *err)
 {
     struct db *db = st->db;
     int64_t n = 0, now = clock_now_ms();
@@ -349,33 +352,29 @@ enum rf_status store_job_fail(struct store *st, const struct job_fence *f, const
     if (rc)
         return rc;
     rc = fence_reserve(db, f, &n, &cancel, err);
-    if (rc == RF_OK)
-        rc = cancel ? set_cancelled(db, f->job_id, n, now, err)
-                    : set_failed(db, f->job_id, n, code, message, now, err);
+    if (rc == RF_OK && cancel)
+        rc = set_cancelled(db, f->job_id, n, now, err);
+    else if (rc == RF_OK && run_at < 0)
+        rc = set_failed(db, f->job_id, n, code, message, now, err);
+    else if (rc == RF_OK)
+        rc = set_queued(db, f->job_id, f->attempt, n, run_at, code, message, now, err);
     rc = db_end(db, rc, err);
     if (rc == RF_OK && status)
-        *status = cancel ? "cancelled" : "failed";
+        *status = cancel ? "cancelled" : run_at < 0 ? "failed" : "queued";
     return rc;
+}
+
+enum rf_status store_job_fail(struct store *st, const struct job_fence *f, const char *code,
+                              const char *message, const char **status, struct rf_err *err)
+{
+    return end_claim(st, f, -1, code, message, status, err);
 }
 
 enum rf_status store_job_reschedule(struct store *st, const struct job_fence *f, int64_t run_at,
                                     const char *code, const char *message, const char **status,
                                     struct rf_err *err)
 {
-    struct db *db = st->db;
-    int64_t n = 0, now = clock_now_ms();
-    bool cancel = false;
-    enum rf_status rc = db_begin(db, err);
-    if (rc)
-        return rc;
-    rc = fence_reserve(db, f, &n, &cancel, err);
-    if (rc == RF_OK)
-        rc = cancel ? set_cancelled(db, f->job_id, n, now, err)
-                    : set_queued(db, f->job_id, f->attempt, n, run_at, code, message, now, err);
-    rc = db_end(db, rc, err);
-    if (rc == RF_OK && status)
-        *status = cancel ? "cancelled" : "queued";
-    return rc;
+    return end_claim(st, f, run_at, code, message, status, err);
 }
 
 enum rf_status store_job_cancelled(struct store *st, const struct job_fence *f, struct rf_err *err)
