@@ -269,9 +269,24 @@ static enum MHD_Result arg_is_utf8(void *cls, enum MHD_ValueKind kind, const cha
     return *ok ? MHD_YES : MHD_NO;
 }
 
+/* libmicrohttpd's percent-decoding of the path and the query arguments, except that %00
+ * becomes 0xFF, a byte that is never UTF-8, instead of a NUL: a NUL would end the C
+ * string there and route the request elsewhere (DELETE /v1/traces/ID%00/feedback would
+ * reach DELETE /v1/traces/ID and delete the trace). url_is_utf8 then refuses it. */
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;
+    (void)conn;
+    size_t n = MHD_http_unescape(s);
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == '\0')
+            s[i] = (char)0xFF;
+    return n;
+}
+
 /* The path and query arguments arrive percent-decoded, as any bytes: ids and filters
- * that are not UTF-8 are refused here, before they reach an error message or a
- * PostgreSQL parameter (which must be UTF-8). */
+ * that are not UTF-8 (or held a %00, see unescape) are refused here, before they reach
+ * an error message or a PostgreSQL parameter (which must be UTF-8). */
 static bool url_is_utf8(struct req *req)
 {
     bool ok = utf8_valid(req->path);
@@ -287,7 +302,8 @@ static enum MHD_Result dispatch(struct http_server *srv, struct req_state *rs)
     rf_err_clear(&err);
     char allow[64];
     if (!url_is_utf8(req)) {
-        rf_fail(&err, RF_INVALID, "the URL's path and query must be UTF-8 once percent-decoded");
+        rf_fail(&err, RF_INVALID,
+                "the URL's path and query must be UTF-8 without NUL once percent-decoded");
         return queue_error(rs, &err, NULL);
     }
     enum route_match m =
@@ -510,7 +526,8 @@ enum rf_status http_server_start(const struct http_config *cfg, struct http_serv
     srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv,
         /* The logger first: MHD warns (on its own logger) about any option before it. */
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)10000, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed,

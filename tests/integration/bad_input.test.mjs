@@ -129,6 +129,22 @@ test('unknown ids in URL paths, however long or badly encoded, get a JSON 4xx', 
   }
 });
 
+test('a %00 in the URL is refused, never cuts the path short onto another route', async () => {
+  // Decoded to a NUL, /v1/traces/ID%00/feedback used to reach DELETE /v1/traces/ID.
+  const t = (await srv.api('POST', '/v1/traces', { agent_id: agent.id, external_id: 'nul-path', input: 'i', output: 'o' })).json;
+  assert.equal((await srv.api('PUT', `/v1/traces/${t.id}/feedback`, { rating: 'positive' })).status, 200);
+  for (const [method, path] of [['DELETE', `/v1/traces/${t.id}%00/feedback`], ['DELETE', `/v1/agents/${agent.id}%00/x`],
+    ['GET', `/v1/traces/${t.id}%00`], ['GET', `/v1/agents?name=bad-input%00x`]]) {
+    const r = await srv.api(method, path);
+    assert.equal(r.status, 400, `${method} ${path}: ${r.text}`);
+    assert.equal(r.json.error.code, 'invalid_request');
+  }
+  const back = await srv.api('GET', `/v1/traces/${t.id}`);
+  assert.equal(back.status, 200);
+  assert.equal(back.json.feedback.rating, 'positive');
+  assert.notEqual((await srv.api('GET', `/v1/agents/${agent.id}`)).json.status, 'archived');
+});
+
 test('malformed JSON Lines: import reports and skips bad lines, exits 0 or 1, and the data stays consistent', async () => {
   const lines = [
     { type: 'agent', name: 'imp', prompt_template: 'Hi {{x}}' },
