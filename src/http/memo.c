@@ -55,29 +55,60 @@ void memo_free(struct memo *m)
     free(m);
 }
 
-static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *k, const char *v)
+/* A key being built; cut is set when an append did not fit under MEMO_KEY_MAX. */
+struct key_buf {
+    struct buf b;
+    bool cut;
+};
+
+static void put(struct key_buf *k, char c)
+{
+    k->cut = k->cut || buf_putc(&k->b, c) != RF_OK;
+}
+
+/* The decoded path and arguments, with the separators the key uses escaped: without it
+ * ?name=a%26status%3Dconfirmed (one argument) and ?name=a&status=confirmed (two) made
+ * the same key and got each other's answer. */
+static void put_escaped(struct key_buf *k, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (; *s; s++) {
+        if (*s == '%' || *s == '&' || *s == '=' || *s == '?') {
+            put(k, '%');
+            put(k, hex[(unsigned char)*s >> 4]);
+            put(k, hex[(unsigned char)*s & 15]);
+        } else {
+            put(k, *s);
+        }
+    }
+}
+
+static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *name,
+                               const char *value)
 {
     (void)kind;
-    struct buf *b = cls;
-    buf_putc(b, '&');
-    buf_puts(b, k);
-    buf_putc(b, '=');
-    buf_puts(b, v ? v : "");
-    return MHD_YES;
+    struct key_buf *k = cls;
+    put(k, '&');
+    put_escaped(k, name);
+    if (value) { /* ?x has no value, ?x= an empty one: handlers tell them apart */
+        put(k, '=');
+        put_escaped(k, value);
+    }
+    return k->cut ? MHD_NO : MHD_YES;
 }
 
 char *memo_key(struct MHD_Connection *conn, const char *path)
 {
-    struct buf b;
-    buf_init(&b, MEMO_KEY_MAX);
-    buf_puts(&b, path);
-    buf_putc(&b, '?');
-    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_arg, &b);
-    if (b.len >= MEMO_KEY_MAX - 1) { /* the cap cut it short: keys must be exact */
-        buf_release(&b);
+    struct key_buf k = {.cut = false};
+    buf_init(&k.b, MEMO_KEY_MAX);
+    put_escaped(&k, path);
+    put(&k, '?');
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_arg, &k);
+    if (k.cut) { /* keys must be exact */
+        buf_release(&k.b);
         return NULL;
     }
-    return buf_detach(&b, NULL);
+    return buf_detach(&k.b, NULL);
 }
 
 static struct memo_entry *find(struct memo *m, const char *ws, const char *key)

@@ -47,3 +47,14 @@ test("another workspace's key gets 404, not a remembered body", async () => {
   assert.equal(r.status, 404);
   assert.equal(r.json.error.code, 'not_found');
 });
+
+test('requests whose arguments differ never share a remembered answer', async () => {
+  // One argument holding "&" and "=" against two arguments, and ?x (no value) against
+  // ?x= (an empty one): they used to make the same key.
+  const names = async (path) => (await srv.api('GET', path)).json.data.map((a) => a.name);
+  assert.deepEqual(await names('/v1/agents?name=memo%26status%3Dconfirmed'), []);
+  assert.deepEqual(await names('/v1/agents?name=memo&status=confirmed'), ['memo']);
+  const ids = async (path) => (await srv.api('GET', path)).json.data.map((t) => t.id);
+  assert.deepEqual(await ids('/v1/traces?agent_id='), []);
+  assert.deepEqual(await ids('/v1/traces?agent_id'), [trace.id]);
+});
