@@ -75,14 +75,13 @@ static char *put_digits(char *p, int64_t v, int n)
 
 void clock_format(int64_t ms, char *out)
 {
+    ms = ms < CLOCK_MIN_MS ? CLOCK_MIN_MS : ms > CLOCK_MAX_MS ? CLOCK_MAX_MS : ms;
     int64_t secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
     int64_t frac = ms - secs * 1000;
     int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
     int64_t sod = secs - days * 86400, year;
     int month, day;
     civil_from_days(days, &year, &month, &day);
-    /* Years outside 0..9999 cannot be written in RFC 3339: clamp. */
-    year = year < 0 ? 0 : year > 9999 ? 9999 : year;
     char *p = out;
     p = put_digits(p, year, 4);
     *p++ = '-';
@@ -157,7 +156,10 @@ bool clock_parse(const char *s, int64_t *ms)
     struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
                     .tm_hour = h, .tm_min = mi, .tm_sec = sec};
     time_t t = timegm(&tm);
-    *ms = ((int64_t)t - (int64_t)offset_min * 60) * 1000 + frac;
+    int64_t v = ((int64_t)t - (int64_t)offset_min * 60) * 1000 + frac;
+    if (v < CLOCK_MIN_MS || v > CLOCK_MAX_MS) /* an offset moved it past year 0 or 9999 */
+        return false;
+    *ms = v;
     return true;
 }
 

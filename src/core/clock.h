@@ -30,9 +30,15 @@ void clock_cond_init(pthread_cond_t *c);
 /* Wait on c (made by clock_cond_init, with m held) until signalled or ms milliseconds pass
  * (ms < 0 counts as 0). */
 void clock_cond_wait_ms(pthread_cond_t *c, pthread_mutex_t *m, int64_t ms);
-/* "2026-11-26T09:17:33.123Z" into out (at least RFC3339_LEN bytes). */
+/* The instants RFC 3339 can write: 0000-01-01T00:00:00.000Z to 9999-12-31T23:59:59.999Z. */
+#define CLOCK_MIN_MS INT64_C(-62167219200000)
+#define CLOCK_MAX_MS INT64_C(253402300799999)
+
+/* "2026-11-26T09:17:33.123Z" into out (at least RFC3339_LEN bytes); ms outside
+ * [CLOCK_MIN_MS, CLOCK_MAX_MS] is written as the nearer bound. */
 void clock_format(int64_t ms, char *out);
-/* Parse RFC 3339 (with 'Z' or an offset, optional fraction) into ms. */
+/* Parse RFC 3339 (with 'Z' or an offset, optional fraction) into ms; false when s is not
+ * RFC 3339 or names an instant outside [CLOCK_MIN_MS, CLOCK_MAX_MS]. */
 bool clock_parse(const char *s, int64_t *ms);
 
 #endif

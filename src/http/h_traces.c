@@ -48,11 +48,17 @@ static enum rf_status parse_trace(const json_t *obj, void *item, struct batch_sc
     if (json_is_string(ts)) {
         if (!clock_parse(json_string_value(ts), &t->timestamp))
             return rf_fail_field(err, RF_INVALID, "timestamp",
-                                 "timestamp must be RFC 3339, e.g. 2026-11-26T09:17:33.123Z");
+                                 "timestamp must be RFC 3339 within years 0000 to 9999, e.g. "
+                                 "2026-11-26T09:17:33.123Z");
         t->has_timestamp = true;
     } else if (json_is_integer(ts)) {
         t->timestamp = json_integer_value(ts);
         t->has_timestamp = true;
+        if (t->timestamp < CLOCK_MIN_MS || t->timestamp > CLOCK_MAX_MS)
+            return rf_fail_field(err, RF_INVALID, "timestamp",
+                                 "timestamp must be between %lld and %lld milliseconds (years "
+                                 "0000 to 9999)",
+                                 (long long)CLOCK_MIN_MS, (long long)CLOCK_MAX_MS);
     } else if (ts && !json_is_null(ts)) {
         return rf_fail_field(err, RF_INVALID, "timestamp",
                              "timestamp must be an RFC 3339 string or milliseconds");

@@ -112,6 +112,35 @@ test('trace validation and limits', async () => {
   assert.equal(r.json.summary.created, 1000);
 });
 
+test('a timestamp outside years 0000 to 9999 is refused, never stored to read back wrong', async () => {
+  // Epoch milliseconds at and past each bound; the bodies are raw so that JSON keeps the
+  // 64-bit integers JavaScript numbers cannot hold.
+  const raw = (ext, ts) => srv.api('POST', '/v1/traces', undefined, {
+    raw: `{"agent_id":"${agent.id}","external_id":"${ext}","input":"i","output":"o","timestamp":${ts}}`,
+    headers: { 'content-type': 'application/json' },
+  });
+  let r = await raw('ts-max', '253402300799999');
+  assert.equal(r.status, 201);
+  assert.equal(r.json.timestamp, '9999-12-31T23:59:59.999Z');
+  r = await raw('ts-min', '-62167219200000');
+  assert.equal(r.status, 201);
+  assert.equal(r.json.timestamp, '0000-01-01T00:00:00.000Z');
+  for (const ts of ['253402300800000', '-62167219200001', '9223372036854775807', '-9223372036854775808']) {
+    r = await raw(`ts-bad${ts}`, ts);
+    assert.equal(r.status, 400, `${ts}: ${r.text}`);
+    assert.equal(r.json.error.details.field, 'timestamp');
+  }
+  r = await srv.api('POST', '/v1/traces', trace('ts-offset', { timestamp: '9999-12-31T23:30:00-01:00' }));
+  assert.equal(r.status, 400);
+  assert.equal(r.json.error.details.field, 'timestamp');
+  // A repeat with a bad timestamp leaves the stored trace as it was.
+  r = await raw('ts-max', '9223372036854775807');
+  assert.equal(r.status, 400);
+  const page = await srv.api('GET', `/v1/traces?agent_id=${agent.id}&limit=500`);
+  assert.deepEqual(page.json.data.filter((t) => (t.external_id || '').startsWith('ts-')).map((t) => [t.external_id, t.timestamp]).sort(),
+    [['ts-max', '9999-12-31T23:59:59.999Z'], ['ts-min', '0000-01-01T00:00:00.000Z']]);
+});
+
 test('traces attach to an explicit version, and filters work', async () => {
   const v2 = (await srv.api('POST', `/v1/agents/${agent.id}/versions`, { prompt_template: 'Help better with {{topic}}' })).json;
   const r = await srv.api('POST', '/v1/traces', { agent_version_id: v2.id, external_id: 'v2t', input: 'i', output: 'o' });

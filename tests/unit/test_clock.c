@@ -58,6 +58,30 @@ static void test_clock_format_edges(void **state)
     assert_string_equal(out, "2025-11-26T09:17:33.123Z");
 }
 
+/* Instants RFC 3339 cannot write are written as the nearer bound (they used to come out
+ * as, say, 9999-08-16T31:12:54.808Z for INT64_MIN), and are not parsed. */
+static void test_clock_out_of_range(void **state)
+{
+    (void)state;
+    char out[RFC3339_LEN];
+    check(CLOCK_MIN_MS);
+    check(CLOCK_MAX_MS);
+    clock_format(INT64_MIN, out);
+    assert_string_equal(out, "0000-01-01T00:00:00.000Z");
+    clock_format(CLOCK_MIN_MS - 1, out);
+    assert_string_equal(out, "0000-01-01T00:00:00.000Z");
+    clock_format(INT64_MAX, out);
+    assert_string_equal(out, "9999-12-31T23:59:59.999Z");
+    clock_format(CLOCK_MAX_MS + 1, out);
+    assert_string_equal(out, "9999-12-31T23:59:59.999Z");
+    int64_t ms = 42;
+    assert_false(clock_parse("0000-01-01T00:00:00+00:01", &ms));
+    assert_false(clock_parse("9999-12-31T23:59:59.999-00:01", &ms));
+    assert_int_equal(ms, 42);
+    assert_true(clock_parse("0000-01-01T00:00:00-00:01", &ms));
+    assert_int_equal(ms, CLOCK_MIN_MS + 60000);
+}
+
 static void test_clock_format_matches_gmtime(void **state)
 {
     (void)state;
@@ -92,6 +116,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_clock_format_edges),
+        cmocka_unit_test(test_clock_out_of_range),
         cmocka_unit_test(test_clock_format_matches_gmtime),
         cmocka_unit_test(test_clock_every),
     };
