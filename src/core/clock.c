@@ -114,6 +114,13 @@ static bool digits(const char **p, int n, int *out)
     return true;
 }
 
+static int days_in_month(int y, int m)
+{
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return m == 2 && leap ? 29 : days[m - 1];
+}
+
 bool clock_parse(const char *s, int64_t *ms)
 {
     int y, mo, d, h, mi, sec, frac = 0;
@@ -145,13 +152,16 @@ bool clock_parse(const char *s, int64_t *ms)
     } else if (*p == '+' || *p == '-') {
         int sign = *p == '-' ? -1 : 1, oh, om;
         p++;
-        if (!digits(&p, 2, &oh) || *p++ != ':' || !digits(&p, 2, &om))
+        if (!digits(&p, 2, &oh) || *p++ != ':' || !digits(&p, 2, &om) || oh > 23 || om > 59)
             return false;
         offset_min = sign * (oh * 60 + om);
     } else {
         return false;
     }
-    if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+    /* An impossible date (February 31) is refused, not normalised by timegm into another
+     * day. A leap second (:60) is taken as the next second's start. */
+    if (*p || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 ||
+        sec > 60)
         return false;
     struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
                     .tm_hour = h, .tm_min = mi, .tm_sec = sec};

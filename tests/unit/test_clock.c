@@ -82,6 +82,24 @@ static void test_clock_out_of_range(void **state)
     assert_int_equal(ms, CLOCK_MIN_MS + 60000);
 }
 
+/* Dates and offsets that do not exist are refused, not moved to another day. */
+static void test_clock_parse_impossible(void **state)
+{
+    (void)state;
+    int64_t ms = 42;
+    const char *bad[] = {"2026-02-29T00:00:00Z", "2026-02-31T00:00:00Z", "2026-04-31T00:00:00Z",
+                         "1900-02-29T00:00:00Z", "2026-01-01T00:00:00+24:00",
+                         "2026-01-01T00:00:00+99:99", "2026-01-01T00:00:00-00:60"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (clock_parse(bad[i], &ms))
+            fail_msg("clock_parse accepted %s", bad[i]);
+    assert_int_equal(ms, 42);
+    assert_true(clock_parse("2000-02-29T00:00:00Z", &ms));
+    assert_int_equal(ms, 951782400000);
+    assert_true(clock_parse("2024-02-29T12:00:00+23:59", &ms));
+    assert_true(clock_parse("2026-12-31T23:59:59.999Z", &ms));
+}
+
 static void test_clock_format_matches_gmtime(void **state)
 {
     (void)state;
@@ -117,6 +135,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_clock_format_edges),
         cmocka_unit_test(test_clock_out_of_range),
+        cmocka_unit_test(test_clock_parse_impossible),
         cmocka_unit_test(test_clock_format_matches_gmtime),
         cmocka_unit_test(test_clock_every),
     };
