@@ -259,11 +259,22 @@ enum rf_status store_agent_update(struct store *st, const char *ws, const char *
                 DB_ARGS(DB_T(in->name), DB_I(in->set_description ? 1 : 0), DB_T(in->description),
                         DB_T(in->status), DB_I(clock_now_ms()), DB_T(id), DB_T(ws)),
                 &changes, err);
-    if (rc == RF_CONFLICT)
-        name_taken(err, in->name ? in->name : "(current name)");
+    if (rc == RF_CONFLICT && in->name)
+        name_taken(err, in->name);
     if (rc == RF_OK && changes == 0)
         rc = rf_fail(err, RF_NOT_FOUND, "agent %s not found", id);
     rc = db_end(db, rc, err);
+    if (rc == RF_CONFLICT && !in->name) {
+        /* Un-archived onto a taken name: its own, read once the transaction is over
+         * (PostgreSQL reads nothing in a failed one). */
+        json_t *agent = NULL;
+        struct rf_err ignored;
+        const char *name = NULL;
+        if (store_agent_get(st, ws, id, false, &agent, &ignored) == RF_OK)
+            name = json_string_value(json_object_get(agent, "name"));
+        name_taken(err, name ? name : id);
+        json_decref(agent);
+    }
     if (rc == RF_OK && out)
         rc = store_agent_get(st, ws, id, false, out, err);
     return rc;

@@ -46,6 +46,9 @@ test('agent names are unique among non-archived agents', async () => {
   // Un-archiving the first would collide with the new one.
   const un = await srv.api('PATCH', `/v1/agents/${first.json.id}`, { status: 'confirmed' });
   assert.equal(un.status, 409);
+  assert.equal(un.json.error.message, 'an agent named "dup" already exists');
+  assert.equal(un.json.error.details.field, 'name');
+  assert.equal((await srv.api('GET', `/v1/agents/${first.json.id}`)).json.status, 'archived');
 });
 
 test('given variables must equal the template placeholders', async () => {
