@@ -184,7 +184,14 @@ static enum rf_status update_trace(struct db *db, const char *ws, const struct t
     bool other_agent = strcmp(db_text(s, 1), agent_id) != 0;
     if (!in->has_timestamp)
         ts = db_int(s, 3);
-    bool same = strcmp(db_text(s, 2), version_id) == 0 && db_int(s, 3) == ts &&
+    /* Sent with agent_id, which names no version, it keeps the version it is stored
+     * under, as it keeps its timestamp: the agent's active version may have changed since,
+     * and a pipeline re-sending its data must not move old traces onto the new one. */
+    char stored_version[ID_MAX];
+    snprintf(stored_version, sizeof stored_version, "%s", db_text(s, 2));
+    if (!in->agent_version_id)
+        version_id = stored_version;
+    bool same = strcmp(stored_version, version_id) == 0 && db_int(s, 3) == ts &&
                 same_text(db_text(s, 4), in->input) && same_text(db_text(s, 5), in->output) &&
                 same_text(db_text(s, 6), in->steps) && same_text(db_text(s, 7), in->metadata);
     db_done(s);

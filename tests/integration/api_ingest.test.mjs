@@ -144,6 +144,27 @@ test('a timestamp outside years 0000 to 9999 is refused, never stored to read ba
     [['ts-max', '9999-12-31T23:59:59.999Z'], ['ts-min', '0000-01-01T00:00:00.000Z']]);
 });
 
+test('a trace sent again with agent_id keeps its version after a promote; agent_version_id moves it', async () => {
+  const a = (await srv.api('POST', '/v1/agents', { name: 'resend', prompt_template: 'v1 {{x}}' })).json;
+  const body = { agent_id: a.id, external_id: 'keep', input: 'i', output: 'o' };
+  const first = await srv.api('POST', '/v1/traces', body);
+  assert.equal(first.json.version, 1);
+  await srv.api('POST', `/v1/agents/${a.id}/versions`, { prompt_template: 'v2 {{x}}' });
+  assert.equal((await srv.api('POST', `/v1/agents/${a.id}/versions/2/promote`, {})).status, 200);
+  const again = await srv.api('POST', '/v1/traces', body);
+  assert.equal(again.status, 200);
+  assert.equal(again.json.version, 1);
+  const batch = await srv.api('POST', '/v1/traces', { traces: [{ ...body, output: 'changed' }] });
+  assert.equal(batch.json.data[0].result, 'updated');
+  let g = await srv.api('GET', `/v1/traces/${first.json.id}`);
+  assert.equal(g.json.version, 1);
+  assert.equal(g.json.output, 'changed');
+  const v2 = (await srv.api('GET', `/v1/agents/${a.id}/versions/2`)).json;
+  const moved = await srv.api('POST', '/v1/traces', { agent_version_id: v2.id, external_id: 'keep', input: 'i', output: 'changed' });
+  assert.equal(moved.status, 200);
+  assert.equal(moved.json.version, 2);
+});
+
 test('traces attach to an explicit version, and filters work', async () => {
   const v2 = (await srv.api('POST', `/v1/agents/${agent.id}/versions`, { prompt_template: 'Help better with {{topic}}' })).json;
   const r = await srv.api('POST', '/v1/traces', { agent_version_id: v2.id, external_id: 'v2t', input: 'i', output: 'o' });
