@@ -69,6 +69,7 @@ enum rf_status follow_job(struct client *cl, const char *id, follow_event_fn fn,
     struct follow f = {.fn = fn, .ud = ud};
     char path[160], last_header[64];
     int64_t give_up = 0;
+    bool ended = false; /* terminal holds the last stream's terminal event: is it the last? */
     enum rf_status rc;
     terminal[0] = '\0';
     snprintf(path, sizeof path, "/v1/jobs/%s/events", id);
@@ -82,8 +83,21 @@ enum rf_status follow_job(struct client *cl, const char *id, follow_event_fn fn,
         int64_t retry = f.parser.retry_ms > 0 ? f.parser.retry_ms : FOLLOW_DEFAULT_RETRY_MS;
         sse_parser_release(&f.parser);
         if (f.terminal[0]) {
+            /* The server ends the stream after any terminal event, also one of an earlier
+             * run of a job retried since (POST /v1/jobs/{id}/retry), whose new events come
+             * after it. Ask at once for what follows: 204, nothing, the job ended there. */
             snprintf(terminal, FOLLOW_TERMINAL_MAX, "%s", f.terminal);
-            return RF_OK;
+            f.terminal[0] = '\0';
+            ended = true;
+            continue;
+        }
+        if (ended) {
+            if (rc != RF_OK || code == 204) { /* it ended there (or nothing more can be had) */
+                rf_err_clear(err);
+                return RF_OK;
+            }
+            ended = false; /* the job runs again: follow the new run */
+            terminal[0] = '\0';
         }
         if (rc == RF_OK && code == 204) /* finished before we got here, nothing new */
             return status_now(cl, id, terminal, FOLLOW_TERMINAL_MAX, err);

@@ -3,10 +3,12 @@
  * terminal event, for `refold job --follow`, `refold improve` and `refold demo`.
  *
  * Events are parsed with llm/sse.h's client parser and handed to a callback once each,
- * in seq order. When the stream breaks (a server restart) it reconnects after the
- * stream's `retry:` delay with Last-Event-ID, so no event is missed or repeated, and
- * gives up after two minutes without reaching the server. Single-threaded: it runs
- * on the caller's thread and client.
+ * in seq order. A terminal event is the end only when nothing follows it: a job retried
+ * after it failed or was cancelled goes on with its new run's events. When the stream
+ * breaks (a server restart) it reconnects after the stream's `retry:` delay with
+ * Last-Event-ID, so no event is missed or repeated, and gives up after two minutes
+ * without reaching the server. Single-threaded: it runs on the caller's thread and
+ * client.
  */
 #ifndef REFOLD_CMD_FOLLOW_H
 #define REFOLD_CMD_FOLLOW_H

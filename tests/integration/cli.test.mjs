@@ -273,3 +273,26 @@ test('no API key: exit 1 and where it is looked for', async () => {
   const ok = await cli(['agents', '--json'], { env: { REFOLD_API_KEY: '', REFOLD_URL: '', XDG_CONFIG_HOME: home } });
   assert.equal(ok.code, 0, ok.stderr);
 });
+
+test('job --follow of a retried job: past the earlier run\'s end to the new run\'s', async () => {
+  // The stream replays the failed run's `failed` event first; following must not stop there.
+  await fake.script([], { status: 400, error: { type: 'invalid_request_error', message: 'no' } });
+  let r = await cli(['improve', 'cli-agent', '--no-wait', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const id = JSON.parse(r.stdout).id;
+  assert.equal((await waitJob(srv, id)).status, 'failed');
+  await fake.reset();
+  const again = IMPROVED.replace('Be brief.', 'Be brief and kind.');
+  await fake.script([A, { ...R, text: JSON.stringify({ improved_prompt: again, changes: ['Kinder'], reasoning: 'x' }) }]);
+  r = await cli(['retry', id]);
+  assert.equal(r.code, 0, r.stderr);
+  r = await cli(['job', id, '--follow']);
+  assert.equal(r.code, 0, r.stderr);
+  const types = r.stdout.trim().split('\n').map((l) => l.split(' ')[1]);
+  assert.equal(types.filter((t) => t === 'failed').length, 1, r.stdout);
+  assert.equal(types.at(-1), 'completed', r.stdout);
+  // A finished job's stream still ends at its last event, with nothing more to wait for.
+  r = await cli(['job', id, '--follow', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout.trim().split('\n').at(-1)).type, 'completed');
+});
