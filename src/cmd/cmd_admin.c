@@ -107,13 +107,20 @@ int cmd_init(int argc, char **argv)
            "API key (shown once, store it safely):\n\n    %s\n\n",
            cfg.db, workspace, secret);
     if (save) {
-        char path[4096];
+        /* REFOLD_URL, else where `refold serve` will listen: never the URL of the config
+         * file being replaced, which belongs to an earlier database. */
+        char path[4096], url[600];
+        const char *env_url = getenv("REFOLD_URL");
+        if (env_url && *env_url)
+            snprintf(url, sizeof url, "%s", env_url);
+        else
+            snprintf(url, sizeof url, "http://%s", cfg.listen);
         config_path(path, sizeof path);
-        if (config_save(cfg.url, secret, &err) != RF_OK) {
+        if (config_save(url, secret, &err) != RF_OK) {
             status = cmd_fail(&err);
             goto out;
         }
-        printf("Saved the server URL (%s) and the key in %s.\n", cfg.url, path);
+        printf("Saved the server URL (%s) and the key in %s.\n", url, path);
     }
     printf("Start the server with: refold serve\n");
 out:

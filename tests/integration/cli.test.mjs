@@ -4,7 +4,7 @@
 // equal to the API's, one-line errors for the common mistakes.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, connect } from 'node:net';
@@ -295,4 +295,28 @@ test('job --follow of a retried job: past the earlier run\'s end to the new run\
   r = await cli(['job', id, '--follow', '--json']);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(JSON.parse(r.stdout.trim().split('\n').at(-1)).type, 'completed');
+});
+
+test('init: saves REFOLD_URL or the listen address, never the replaced file\'s URL; mode 0600', async () => {
+  const home = mkdtempSync(join(tmpdir(), 'refold-init-'));
+  const file = join(home, 'refold', 'config.json');
+  const init = (db, extra) => run(['init', '--db', join(home, db)],
+    { env: { XDG_CONFIG_HOME: home, REFOLD_URL: '', REFOLD_API_KEY: '', REFOLD_LISTEN: '', ...extra } });
+  let r = await init('a.db', {});
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(JSON.parse(readFileSync(file, 'utf8')).url, 'http://127.0.0.1:7878');
+  assert.equal(statSync(file).mode & 0o777, 0o600);
+  r = await init('b.db', { REFOLD_LISTEN: '127.0.0.1:7979' });
+  assert.equal(r.code, 0, r.stderr);
+  const saved = JSON.parse(readFileSync(file, 'utf8'));
+  assert.equal(saved.url, 'http://127.0.0.1:7979');
+  assert.ok(r.stdout.includes(saved.api_key));
+  r = await init('c.db', { REFOLD_URL: 'http://refold.example:80' });
+  assert.equal(JSON.parse(readFileSync(file, 'utf8')).url, 'http://refold.example:80');
+  // Run again on the same database: nothing is created, the file is left alone.
+  const before = readFileSync(file, 'utf8');
+  r = await init('c.db', {});
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /workspace "default" already exists/);
+  assert.equal(readFileSync(file, 'utf8'), before);
 });
