@@ -21,6 +21,9 @@ enum rf_status client_init(struct client *c, const struct config *cfg, struct rf
 {
     static bool curl_ready;
     memset(c, 0, sizeof *c);
+    if ((!cfg->api_key || !*cfg->api_key) && cfg->file_error)
+        return rf_fail(err, RF_INVALID, "no API key: %s; set REFOLD_API_KEY, or fix the file",
+                       cfg->file_error);
     if (!cfg->api_key || !*cfg->api_key) {
         char path[4096];
         config_path(path, sizeof path);

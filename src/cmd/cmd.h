@@ -48,6 +48,7 @@ struct config {
     const char *url;     /* REFOLD_URL, else config file, else http://<listen> */
     const char *api_key; /* REFOLD_API_KEY, else config file */
     bool api_key_from_file;
+    const char *file_error; /* why the config file exists but could not be used, else NULL */
     /* Jobs (docs/jobs.md); all in milliseconds. */
     int64_t lease_ms;        /* REFOLD_LEASE_MS, default 30000 */
     int64_t heartbeat_ms;    /* REFOLD_HEARTBEAT_MS, default 10000 */

@@ -41,8 +41,34 @@ static int64_t env_ms(const char *name, int64_t dflt, int64_t min)
     return env_int(name, dflt, min, 7LL * 24 * 3600 * 1000);
 }
 
-/* The config file's strings and the derived URL: one set per process. */
-static char file_url[1024], file_key[512], derived_url[600];
+/* The config file's strings, why it could not be used, and the derived URL: one set per
+ * process. */
+static char file_url[1024], file_key[512], file_error[4400], derived_url[600];
+
+/* The config file at path as a JSON object; NULL when there is none, or (with file_error
+ * set) when it cannot be read or is not a JSON object. */
+static json_t *load_file(const char *path)
+{
+    json_error_t jerr;
+    FILE *fp = fopen(path, "r");
+    if (!fp) {
+        if (errno != ENOENT)
+            snprintf(file_error, sizeof file_error, "cannot read %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    json_t *file = json_loadf(fp, 0, &jerr);
+    fclose(fp);
+    if (!file)
+        snprintf(file_error, sizeof file_error, "%s is not valid JSON (line %d: %s)", path,
+                 jerr.line, jerr.text);
+    else if (!json_is_object(file))
+        snprintf(file_error, sizeof file_error, "%s is not a JSON object", path);
+    if (file_error[0]) {
+        json_decref(file);
+        return NULL;
+    }
+    return file;
+}
 
 void config_load(struct config *cfg)
 {
@@ -53,8 +79,8 @@ void config_load(struct config *cfg)
 
     char path[4096];
     config_path(path, sizeof path);
-    json_t *file = json_load_file(path, 0, NULL);
-    if (json_is_object(file)) {
+    json_t *file = load_file(path);
+    if (file) {
         const char *url = json_string_value(json_object_get(file, "url"));
         const char *key = json_string_value(json_object_get(file, "api_key"));
         if (url) {
@@ -68,6 +94,7 @@ void config_load(struct config *cfg)
         }
     }
     json_decref(file);
+    cfg->file_error = file_error[0] ? file_error : NULL;
 
     if (env("REFOLD_DB"))
         cfg->db = env("REFOLD_DB");

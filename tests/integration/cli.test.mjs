@@ -272,6 +272,20 @@ test('no API key: exit 1 and where it is looked for', async () => {
   writeFileSync(join(home, 'refold', 'config.json'), JSON.stringify({ url: srv.url, api_key: srv.key }));
   const ok = await cli(['agents', '--json'], { env: { REFOLD_API_KEY: '', REFOLD_URL: '', XDG_CONFIG_HOME: home } });
   assert.equal(ok.code, 0, ok.stderr);
+  // A file that is there but broken is named, with what is wrong: `refold init` would not
+  // rewrite it once the workspace exists.
+  for (const [text, why] of [['{"url": "x", ', /is not valid JSON \(line 1: /], ['[]', /is not a JSON object/]]) {
+    writeFileSync(join(home, 'refold', 'config.json'), text);
+    const r2 = await cli(['agents'], { env: { REFOLD_API_KEY: '', XDG_CONFIG_HOME: home } });
+    assert.equal(r2.code, 1);
+    assert.ok(oneLine(r2.stderr), r2.stderr);
+    assert.ok(r2.stderr.startsWith(`refold: no API key: ${home}/refold/config.json `), r2.stderr);
+    assert.match(r2.stderr, why);
+    assert.match(r2.stderr, /set REFOLD_API_KEY, or fix the file\n$/);
+  }
+  // REFOLD_API_KEY still works next to a broken file.
+  const env2 = { XDG_CONFIG_HOME: home };
+  assert.equal((await cli(['agents', '--json'], { env: env2 })).code, 0);
 });
 
 test('job --follow of a retried job: past the earlier run\'s end to the new run\'s', async () => {
