@@ -9,8 +9,25 @@
 
 #include "cmd/cmd.h"
 #include "core/jsonx.h"
+#include "core/utf8.h"
 #include "store/store.h"
 #include "core/banned.h"
+
+#define NAME_MAX_CHARS 200
+
+/* A workspace or key name: 1 to NAME_MAX_CHARS characters of UTF-8 without control
+ * characters (the lists print them one per line, tab-separated). False after printing
+ * why. */
+static bool valid_name(const char *what, const char *name)
+{
+    bool ok = *name && utf8_valid(name) && jx_utf8_len(name) <= NAME_MAX_CHARS;
+    for (const unsigned char *p = (const unsigned char *)name; ok && *p; p++)
+        ok = *p >= 0x20 && *p != 0x7f;
+    if (!ok)
+        cmd_error("a %s name is 1 to %d characters of UTF-8 text without control characters",
+                  what, NAME_MAX_CHARS);
+    return ok;
+}
 
 struct store *cmd_open_store(const char *db, bool migrate)
 {
@@ -84,6 +101,8 @@ int cmd_init(int argc, char **argv)
     }
     if (optind != argc)
         return cmd_usage("init");
+    if (!valid_name("workspace", workspace))
+        return EXIT_USAGE;
     struct store *st = cmd_open_store(cfg.db, true);
     if (!st)
         return 1;
@@ -171,6 +190,8 @@ int cmd_workspace(int argc, char **argv)
     bool create = strcmp(argv[1], "create") == 0, list = strcmp(argv[1], "list") == 0;
     if ((!create && !list) || (create && optind != argc - 1) || (list && optind != argc))
         return cmd_usage("workspace");
+    if (create && !valid_name("workspace", argv[optind]))
+        return EXIT_USAGE;
     struct store *st = cmd_open_store(cfg.db, true);
     if (!st)
         return 1;
@@ -209,6 +230,8 @@ int cmd_key(int argc, char **argv)
     if ((strcmp(sub, "create") != 0 && strcmp(sub, "list") != 0 && !revoke) ||
         (revoke && optind != argc - 1) || (!revoke && optind != argc))
         return cmd_usage("key");
+    if (strcmp(sub, "create") == 0 && !valid_name("key", o.name))
+        return EXIT_USAGE;
     struct store *st = cmd_open_store(cfg.db, true);
     if (!st)
         return 1;

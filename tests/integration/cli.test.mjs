@@ -4,11 +4,12 @@
 // equal to the API's, one-line errors for the common mistakes.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, statSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, connect } from 'node:net';
-import { startServer, startFakeLLM, llmEnv, run, waitJob } from './lib.mjs';
+import { execFile } from 'node:child_process';
+import { BIN, startServer, startFakeLLM, llmEnv, run, waitJob, freshDatabase, dropDatabase } from './lib.mjs';
 
 const TEMPLATE = 'You answer for {{company}}.\nReply in {{language}}.\nBe brief.\n';
 const ANALYSIS = JSON.stringify({ failure_patterns: ['Promises refunds without checking the order'],
@@ -333,4 +334,33 @@ test('init: saves REFOLD_URL or the listen address, never the replaced file\'s U
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /workspace "default" already exists/);
   assert.equal(readFileSync(file, 'utf8'), before);
+});
+
+test('workspace and key names: empty, not UTF-8 or with control characters is bad usage', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'refold-names-'));
+  const db = await freshDatabase(dir);
+  try {
+    // A name that is not UTF-8 cannot go through node's argv: the shell makes it.
+    const notUtf8 = (args) => new Promise((resolve) => execFile('/bin/sh', ['-c',
+      `exec "$0" ${args.map((a) => (a === 'NAME' ? '"$(printf \'a\\377\')"' : `'${a}'`)).join(' ')}`, BIN],
+    (e, stdout, stderr) => resolve({ code: e ? e.code : 0, stdout, stderr })));
+    const bad = ['', 'a\tb', 'two\nlines', 'x'.repeat(201), 'NAME'];
+    for (const name of bad) {
+      for (const args of [['workspace', 'create', name], ['init', '--no-config', '--workspace', name],
+        ['key', 'create', '--name', name]]) {
+        const r = await (name === 'NAME' ? notUtf8 : run)([...args, '--db', db]);
+        assert.equal(r.code, 2, `${JSON.stringify(args)}: ${r.stderr}`);
+        assert.match(r.stderr, /^refold: a (workspace|key) name is 1 to 200 characters of UTF-8 text without control characters\n$/);
+      }
+    }
+    const list = await run(['workspace', 'list', '--db', db]);
+    assert.equal(list.code, 0, list.stderr);
+    assert.equal(list.stdout, '', 'nothing was created');
+    const r = await run(['workspace', 'create', 'équipe', '--db', db]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^ws_\w+\téquipe\n$/);
+  } finally {
+    if (db.startsWith('postgres')) dropDatabase(db);
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
