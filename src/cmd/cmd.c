@@ -103,11 +103,11 @@ static const struct command commands[] = {
      "--follow prints its events as they happen, one line each (JSON lines with --json),\n"
      "resuming after a server restart, and exits 0 when it completes, 1 when it fails or\n"
      "is cancelled."},
-    {"cancel", cmd_cancel, "cancel ID",
+    {"cancel", cmd_cancel, "cancel ID [--json]",
      "Cancel a job.\n"
      "A queued job is cancelled at once; a running one stops at its next check (its LLM\n"
      "call is aborted) and ends cancelled."},
-    {"retry", cmd_retry, "retry ID",
+    {"retry", cmd_retry, "retry ID [--json]",
      "Queue a failed or cancelled job again with a fresh attempt budget (same id)."},
     {"version", cmd_version, "version", "Print refold's version."},
     {"help", cmd_help, "help [COMMAND]", "Show the commands, or one command's usage."},

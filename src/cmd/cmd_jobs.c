@@ -211,14 +211,23 @@ int cmd_job(int argc, char **argv)
     return rc;
 }
 
-/* POST /v1/jobs/ID/<action>; prints what happened. */
+/* POST /v1/jobs/ID/<action>; prints what happened, or the Job with --json. */
 static int job_action(int argc, char **argv, const char *action)
 {
     struct config cfg;
     config_load(&cfg);
-    if (argc != 2)
-        return cmd_usage(argv[0]);
-    const char *id = argv[1];
+    bool as_json = false;
+    static const struct option opts[] = {{"json", no_argument, NULL, 'j'}, {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c != 'j')
+            return cmd_usage(action);
+        as_json = true;
+    }
+    if (optind != argc - 1)
+        return cmd_usage(action);
+    const char *id = argv[optind];
     if (!valid_job_id(id)) {
         cmd_error("\"%s\" is not a job id (job_ followed by 26 characters)", id);
         return EXIT_USAGE;
@@ -233,6 +242,8 @@ static int job_action(int argc, char **argv, const char *action)
     snprintf(path, sizeof path, "/v1/jobs/%s/%s", id, action);
     if (client_call(&cl, "POST", path, NULL, NULL, &job, NULL, &err) != RF_OK) {
         rc = cmd_fail(&err);
+    } else if (as_json) {
+        cmd_print_json(job);
     } else if (strcmp(action, "cancel") == 0) {
         if (strcmp(jx_get_str(job, "status", "-"), "running") == 0)
             printf("%s: cancel requested; the running attempt stops at its next check\n", id);

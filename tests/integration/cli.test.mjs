@@ -364,3 +364,28 @@ test('workspace and key names: empty, not UTF-8 or with control characters is ba
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('cancel and retry take --json (the Job, as the API answers) and --', async () => {
+  await fake.script([{ ...A, latency_ms: 5000 }]);
+  let r = await cli(['improve', 'cli-agent', '--no-wait', '--json']);
+  const id = JSON.parse(r.stdout).id;
+  r = await cli(['cancel', '--json', '--', id]);
+  assert.equal(r.code, 0, r.stderr);
+  const cancelled = JSON.parse(r.stdout);
+  assert.equal(cancelled.id, id);
+  assert.ok(cancelled.status === 'cancelled' || cancelled.cancel_requested === true, r.stdout);
+  assert.equal((await waitJob(srv, id)).status, 'cancelled');
+  await fake.reset();
+  await fake.script([], { status: 400, error: { type: 'invalid_request_error', message: 'no' } });
+  r = await cli(['retry', id, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const retried = JSON.parse(r.stdout);
+  assert.equal(retried.id, id);
+  assert.equal(retried.status, 'queued');
+  assert.equal((await waitJob(srv, id)).status, 'failed');
+  await fake.reset();
+  for (const args of [['cancel'], ['cancel', id, 'extra'], ['retry', id, '--bogus']]) {
+    r = await cli(args);
+    assert.equal(r.code, 2, args.join(' '));
+  }
+});
