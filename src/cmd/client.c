@@ -91,8 +91,11 @@ static enum rf_status http_error(long status, const struct buf *body, const char
                      url);
     const char *reason =
         json_string_value(json_object_get(json_object_get(e, "details"), "reason"));
+    const char *field = json_string_value(json_object_get(json_object_get(e, "details"), "field"));
     if (reason)
         snprintf(err->reason, sizeof err->reason, "%s", reason);
+    if (field)
+        snprintf(err->field, sizeof err->field, "%s", field);
     json_decref(doc);
     return rc;
 }

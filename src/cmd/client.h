@@ -38,7 +38,8 @@ void client_release(struct client *c);
 /* method path (e.g. "/v1/jobs?status=failed"); body (may be NULL) is sent as JSON.
  * headers: NULL-terminated extra "Name: value" lines (may be NULL). On a 2xx status *out
  * (may be NULL) gets the parsed body (NULL when empty; caller owns) and *status (may be
- * NULL) the code; otherwise the server's error becomes err (404 -> RF_NOT_FOUND, ...). */
+ * NULL) the code; otherwise the server's error becomes err (404 -> RF_NOT_FOUND, ...; with
+ * its details.field and details.reason). */
 enum rf_status client_call(struct client *c, const char *method, const char *path,
                            const json_t *body, const char *const *headers, json_t **out,
                            long *status, struct rf_err *err);

@@ -143,6 +143,12 @@ int cmd_fail(const struct rf_err *err)
     return 1;
 }
 
+int cmd_fail_options(const struct rf_err *err)
+{
+    cmd_fail(err);
+    return err->code == RF_INVALID && err->field[0] ? EXIT_USAGE : 1;
+}
+
 void cmd_print_json(const json_t *v)
 {
     char *text = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);

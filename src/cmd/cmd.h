@@ -28,8 +28,11 @@ int cmd_main(int argc, char **argv);
 
 /* Print "refold: <message>" on stderr. */
 void cmd_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Print the error and return the exit status for it (1, or 2 for RF_INVALID usage). */
+/* Print the error and return the exit status for it: 1. */
 int cmd_fail(const struct rf_err *err);
+/* The same for a request built from the user's options (a list's filters): 2, bad usage,
+ * when the server refused one of its parameters (RF_INVALID naming a field), else 1. */
+int cmd_fail_options(const struct rf_err *err);
 /* Print a usage line for the command and return EXIT_USAGE. */
 int cmd_usage(const char *command);
 /* Print v as indented JSON on stdout (the --json output of the client commands). */

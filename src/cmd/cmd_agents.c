@@ -72,7 +72,7 @@ int cmd_agents(int argc, char **argv)
         path = xstrdup("/v1/agents");
     }
     if (client_list_all(&cl, path, &list, &err) != RF_OK) {
-        rc = cmd_fail(&err);
+        rc = cmd_fail_options(&err);
         goto out;
     }
     rc = 0;
@@ -171,7 +171,7 @@ int cmd_versions(int argc, char **argv)
         path = p;
     }
     if (client_list_all(&cl, path, &list, &err) != RF_OK) {
-        rc = cmd_fail(&err);
+        rc = cmd_fail_options(&err);
         goto out;
     }
     rc = 0;

@@ -84,7 +84,7 @@ int cmd_jobs(int argc, char **argv)
         free(e);
     }
     if (client_call(&cl, "GET", buf_str(&path), NULL, NULL, &list, NULL, &err) != RF_OK) {
-        rc = cmd_fail(&err);
+        rc = cmd_fail_options(&err);
         goto out;
     }
     if (as_json) {

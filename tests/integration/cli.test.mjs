@@ -191,7 +191,9 @@ test('bad usage exits 2', async () => {
   for (const args of [['show'], ['show', 'a', '1', '2'], ['show', 'cli-agent', 'x'], ['diff', 'cli-agent'],
     ['diff', 'cli-agent', 'two'], ['improve'], ['improve', 'cli-agent', '--max-contradictions', '0'],
     ['promote', 'cli-agent'], ['reject', 'cli-agent', '0'], ['agents', 'extra'], ['versions'],
-    ['agents', '--bogus'], ['import'], ['import', 'a', 'b'], ['import', '-', '--batch', '0'], ['demo', 'x']]) {
+    ['agents', '--bogus'], ['import'], ['import', 'a', 'b'], ['import', '-', '--batch', '0'], ['demo', 'x'],
+    ['agents', '--status', 'gone'], ['versions', 'cli-agent', '--status', 'live'], ['jobs', '--status', 'done'],
+    ['jobs', '--limit', '0'], ['jobs', '--limit', 'ten']]) {
     const r = await cli(args);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.ok(r.stderr.length > 0);
