@@ -80,13 +80,16 @@ int cmd_serve(int argc, char **argv)
     llm_global_init(); /* libcurl's global set-up, before any worker thread exists */
     raise_fd_limit();
 
+    struct rf_err err;
+    rf_err_clear(&err);
+    /* Before anything starts: a second `refold serve` on a busy port must not run jobs. */
+    if (http_listen_check(cfg.listen, &err) != RF_OK)
+        return cmd_fail(&err);
     struct store *st = cmd_open_store(cfg.db, true);
     if (!st)
         return 1;
     store_close(st);
 
-    struct rf_err err;
-    rf_err_clear(&err);
     struct http_config hc = {.listen = cfg.listen, .db_url = cfg.db,
                              .max_body = (size_t)cfg.max_body,
                              .threads = cfg.http_threads, .port_file = port_file};

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "core/clock.h"
 #include "core/jsonx.h"
@@ -695,4 +696,23 @@ void resp_empty(struct resp *resp, int status)
     resp->status = status;
     json_decref(resp->json);
     resp->json = NULL;
+}
+
+enum rf_status http_listen_check(const char *listen, struct rf_err *err)
+{
+    struct sockaddr_storage ss;
+    enum rf_status rc = parse_listen(listen, &ss, err);
+    if (rc)
+        return rc;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int on = 1;
+    socklen_t len = ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                             : sizeof(struct sockaddr_in);
+    /* As MHD binds: SO_REUSEADDR, so only a socket still listening there is in the way. */
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
+        bind(fd, (struct sockaddr *)&ss, len) != 0)
+        rc = rf_fail(err, RF_UNAVAILABLE, "cannot listen on %s: %s", listen, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return rc;
 }

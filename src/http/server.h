@@ -41,6 +41,9 @@ struct http_config {
 #define HTTP_DEFAULT_MAX_BODY (8u * 1024 * 1024)
 #define HTTP_DEFAULT_THREADS 4
 
+/* Whether listen ("host:port") parses and can be bound now, without serving: `refold
+ * serve` asks before its workers start, so a busy port or a bad address claims no job. */
+enum rf_status http_listen_check(const char *listen, struct rf_err *err);
 enum rf_status http_server_start(const struct http_config *cfg, struct http_server **out,
                                  struct rf_err *err);
 /* The port actually bound. */

@@ -391,3 +391,20 @@ test('cancel and retry take --json (the Job, as the API answers) and --', async 
     assert.equal(r.code, 2, args.join(' '));
   }
 });
+
+test('serve on a busy port: exit 1, one line, before any worker claims a job', async () => {
+  const s = await startServer({ args: ['--workers', '0'], env: { REFOLD_TEST_JOBS: '1' } });
+  try {
+    const job = (await s.api('POST', '/v1/test/jobs', { params: { sleep_ms: 3000, log: true } })).json;
+    const r = await run(['serve', '--db', s.db, '--listen', `127.0.0.1:${s.port}`, '--workers', '2'],
+      { env: { ...s.env, REFOLD_TEST_JOBS: '1' }, timeout: 20000 });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, new RegExp(`^refold: cannot listen on 127.0.0.1:${s.port}: Address already in use\\n$`));
+    const events = await s.api('GET', `/v1/jobs/${job.id}/events`, undefined, { headers: { accept: 'application/json' } });
+    assert.deepEqual(events.json.data, [], 'nobody ran the job');
+    assert.equal((await s.api('GET', `/v1/jobs/${job.id}`)).json.status, 'queued');
+  } finally {
+    await s.stop();
+    s.cleanup();
+  }
+});
