@@ -53,8 +53,13 @@ int cmd_worker(int argc, char **argv)
             return cmd_usage("worker");
         }
     }
-    if (optind != argc || cfg.workers < 1)
+    if (optind != argc)
         return cmd_usage("worker");
+    if (cfg.workers < 1) { /* REFOLD_WORKERS=0, fine for a serve-only node, not here */
+        cmd_error("refold worker needs at least one worker thread: REFOLD_WORKERS is 0 "
+                  "(set it, or give --workers N)");
+        return 1;
+    }
 
     sigset_t stop;
     cmd_block_signals(&stop);

@@ -207,6 +207,12 @@ test('bad usage exits 2', async () => {
   }
 });
 
+test('worker with REFOLD_WORKERS=0 (a serve-only node\'s setting): exit 1 and why', async () => {
+  const r = await cli(['worker', '--db', join(srv.dir, 'unused.db')], { env: { REFOLD_WORKERS: '0' } });
+  assert.equal(r.code, 1);
+  assert.equal(r.stderr, 'refold: refold worker needs at least one worker thread: REFOLD_WORKERS is 0 (set it, or give --workers N)\n');
+});
+
 test('serve: malformed settings keep their defaults, with a warning naming each', async () => {
   const s = await startServer({ env: { REFOLD_WORKERS: 'many', REFOLD_MAX_BODY: '-1', REFOLD_HTTP_THREADS: '0', REFOLD_LOG: 'loud' } });
   try {
