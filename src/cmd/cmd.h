@@ -88,6 +88,9 @@ struct store *cmd_open_store(const char *db, bool migrate);
 /* Block SIGTERM/SIGINT (for sigwait) in this and every later thread; ignore SIGPIPE. */
 void cmd_block_signals(sigset_t *set);
 
+/* Log a warning when the LLM settings (REFOLD_LLM_PROVIDER, a key, the timeouts ...) are
+ * unusable: improvement jobs would fail with llm_not_configured (serve and worker). */
+void cmd_llm_check(void);
 struct pool_config;
 /* The worker pool settings of cfg (cmd_worker.c). */
 void cmd_pool_config(const struct config *cfg, struct pool_config *pc);

@@ -106,6 +106,7 @@ int cmd_serve(int argc, char **argv)
         return cmd_fail(&err);
     struct worker_pool *pool = NULL;
     if (cfg.workers > 0) {
+        cmd_llm_check();
         struct pool_config pc;
         cmd_pool_config(&cfg, &pc);
         pc.hub = hub;

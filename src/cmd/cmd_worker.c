@@ -18,6 +18,17 @@
 #include "store/store.h"
 #include "core/banned.h"
 
+void cmd_llm_check(void)
+{
+    struct llm_config lc;
+    struct rf_err err;
+    rf_err_clear(&err);
+    if (llm_config_from_env(&lc, &err) != RF_OK)
+        log_warn("the LLM provider is not configured: improvement jobs will fail",
+                 "error=\"%s\"", err.message);
+    explicit_bzero(&lc, sizeof lc); /* it may hold the API key */
+}
+
 void cmd_pool_config(const struct config *cfg, struct pool_config *pc)
 {
     pool_config_init(pc);
@@ -70,6 +81,7 @@ int cmd_worker(int argc, char **argv)
     store_close(st);
 
     job_types_enable_test(cfg.test_jobs);
+    cmd_llm_check();
     struct rf_err err;
     rf_err_clear(&err);
     struct pool_config pc;

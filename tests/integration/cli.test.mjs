@@ -214,11 +214,14 @@ test('worker with REFOLD_WORKERS=0 (a serve-only node\'s setting): exit 1 and wh
 });
 
 test('serve: malformed settings keep their defaults, with a warning naming each', async () => {
-  const s = await startServer({ env: { REFOLD_WORKERS: 'many', REFOLD_MAX_BODY: '-1', REFOLD_HTTP_THREADS: '0', REFOLD_LOG: 'loud' } });
+  const s = await startServer({ env: { REFOLD_WORKERS: 'many', REFOLD_MAX_BODY: '-1', REFOLD_HTTP_THREADS: '0', REFOLD_LOG: 'loud',
+    REFOLD_LLM_IDLE_TIMEOUT_MS: '2m' } });
   try {
     for (let i = 0; i < 100 && !/msg="listening"/.test(s.logs); i++) await new Promise((r) => setTimeout(r, 50));
     for (const name of ['REFOLD_WORKERS', 'REFOLD_MAX_BODY', 'REFOLD_HTTP_THREADS', 'REFOLD_LOG'])
       assert.match(s.logs, new RegExp(`msg="ignoring invalid setting" name=${name} `));
+    // The LLM settings are read by each job, which fails on a bad one: said at start.
+    assert.match(s.logs, /level=warn msg="the LLM provider is not configured: improvement jobs will fail" error="REFOLD_LLM_IDLE_TIMEOUT_MS must be a number of milliseconds/);
     assert.match(s.logs, /msg="listening" .* workers=2 /); // not 0: jobs still run
     // The body limit is still 8 MiB (REFOLD_MAX_BODY=-1 once meant no limit at all): a
     // request announcing 9 MiB and waiting for 100 Continue is refused from its headers.
