@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/utf8.h"
 #include "core/banned.h"
 
 struct command {
@@ -167,6 +168,14 @@ bool cmd_int_arg(const char *flag, const char *arg, long min, long max, int *out
     }
     *out = (int)n;
     return true;
+}
+
+bool cmd_text_arg(const char *flag, const char *arg)
+{
+    if (utf8_valid(arg))
+        return true;
+    cmd_error("--%s must be UTF-8 text", flag);
+    return false;
 }
 
 bool cmd_version_arg(const char *arg, long long *out)

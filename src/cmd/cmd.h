@@ -40,6 +40,9 @@ void cmd_print_json(const json_t *v);
 /* A whole-number option (--flag N) from min to max: false (after printing why) when arg
  * is not one. */
 bool cmd_int_arg(const char *flag, const char *arg, long min, long max, int *out);
+/* A text option (--flag TEXT) sent to the API as a JSON string: false (after printing why)
+ * when it is not UTF-8, which JSON cannot carry. */
+bool cmd_text_arg(const char *flag, const char *arg);
 /* A version number argument (1, 2, ...): false (after printing why) when it is not one. */
 bool cmd_version_arg(const char *arg, long long *out);
 

@@ -112,6 +112,9 @@ int cmd_improve(int argc, char **argv)
     }
     if (argc - optind != 1)
         return cmd_usage("improve");
+    if ((instructions && !cmd_text_arg("instructions", instructions)) ||
+        (model && !cmd_text_arg("model", model)))
+        return EXIT_USAGE;
     json_t *body = json_object();
     if (max) {
         char *end;

@@ -40,7 +40,7 @@ static int decide(int argc, char **argv, bool promote)
     long long n;
     if (argc - optind != 2)
         return cmd_usage(command);
-    if (!cmd_version_arg(argv[optind + 1], &n))
+    if (!cmd_version_arg(argv[optind + 1], &n) || (text && !cmd_text_arg(field, text)))
         return EXIT_USAGE;
 
     struct client cl;

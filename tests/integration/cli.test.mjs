@@ -26,6 +26,12 @@ const STAGES = ['fetching agent', 'fetching contradictions', 'analyzing failures
 let fake, srv, agent, env;
 const cli = (args, opts = {}) => run(args, { ...opts, env: { ...env, ...(opts.env || {}) } });
 const oneLine = (s) => s.trim().split('\n').length === 1;
+// Run the CLI with arguments that are not UTF-8, which node's argv cannot carry: the shell
+// turns each NOT_UTF8 in an argument into the byte 0xFF.
+const NOT_UTF8 = '<ff>';
+const runNotUtf8 = (args, extraEnv = {}) => new Promise((resolve) => execFile('/bin/sh', ['-c',
+  `exec "$0" ${args.map((a) => `'${a.split(NOT_UTF8).join(`'"$(printf '\\377')"'`)}'`).join(' ')}`, BIN],
+{ env: { ...process.env, ...env, ...extraEnv } }, (e, stdout, stderr) => resolve({ code: e ? e.code : 0, stdout, stderr })));
 
 before(async () => {
   fake = await startFakeLLM();
@@ -351,15 +357,11 @@ test('workspace and key names: empty, not UTF-8 or with control characters is ba
   const dir = mkdtempSync(join(tmpdir(), 'refold-names-'));
   const db = await freshDatabase(dir);
   try {
-    // A name that is not UTF-8 cannot go through node's argv: the shell makes it.
-    const notUtf8 = (args) => new Promise((resolve) => execFile('/bin/sh', ['-c',
-      `exec "$0" ${args.map((a) => (a === 'NAME' ? '"$(printf \'a\\377\')"' : `'${a}'`)).join(' ')}`, BIN],
-    (e, stdout, stderr) => resolve({ code: e ? e.code : 0, stdout, stderr })));
-    const bad = ['', 'a\tb', 'two\nlines', 'x'.repeat(201), 'NAME'];
+    const bad = ['', 'a\tb', 'two\nlines', 'x'.repeat(201), `a${NOT_UTF8}`];
     for (const name of bad) {
       for (const args of [['workspace', 'create', name], ['init', '--no-config', '--workspace', name],
         ['key', 'create', '--name', name]]) {
-        const r = await (name === 'NAME' ? notUtf8 : run)([...args, '--db', db]);
+        const r = await (name.includes(NOT_UTF8) ? runNotUtf8 : run)([...args, '--db', db]);
         assert.equal(r.code, 2, `${JSON.stringify(args)}: ${r.stderr}`);
         assert.match(r.stderr, /^refold: a (workspace|key) name is 1 to 200 characters of UTF-8 text without control characters\n$/);
       }
@@ -416,4 +418,16 @@ test('serve on a busy port: exit 1, one line, before any worker claims a job', a
     await s.stop();
     s.cleanup();
   }
+});
+
+test('text options that are not UTF-8 are bad usage, never silently dropped', async () => {
+  const before = (await srv.api('GET', '/v1/jobs?limit=500')).json.data.length;
+  for (const [args, flag] of [[['improve', 'cli-agent', '--no-wait', '--instructions', `be ${NOT_UTF8}`], 'instructions'],
+    [['improve', 'cli-agent', '--no-wait', '--model', `m${NOT_UTF8}`], 'model'],
+    [['promote', 'cli-agent', '1', '--note', NOT_UTF8], 'note'], [['reject', 'cli-agent', '1', '--reason', NOT_UTF8], 'reason']]) {
+    const r = await runNotUtf8(args);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.equal(r.stderr, `refold: --${flag} must be UTF-8 text\n`);
+  }
+  assert.equal((await srv.api('GET', '/v1/jobs?limit=500')).json.data.length, before, 'no job was started');
 });
