@@ -39,12 +39,12 @@ static const struct command commands[] = {
      "Apply pending database migrations.\n"
      "Safe to run from several processes at once (on PostgreSQL an advisory lock makes each\n"
      "migration run once)."},
-    {"workspace", cmd_workspace, "workspace create NAME | workspace list [--db URL]",
-     "Administer workspaces directly on the database."},
+    {"workspace", cmd_workspace, "workspace create NAME [--db URL] | workspace list [--db URL]",
+     "Administer workspaces directly on the database (--db, else REFOLD_DB)."},
     {"key", cmd_key,
-     "key create [--workspace NAME] [--name NAME] | key list [--workspace NAME] | "
-     "key revoke ID|PREFIX [--workspace NAME]",
-     "Administer API keys directly on the database.\n"
+     "key create [--workspace NAME] [--name NAME] [--db URL] | key list [--workspace NAME] "
+     "[--db URL] | key revoke ID|PREFIX [--workspace NAME] [--db URL]",
+     "Administer API keys directly on the database (--db, else REFOLD_DB).\n"
      "A new key is printed once; only its SHA-256 hash is stored."},
     {"demo", cmd_demo, "demo [--keep] [--offline] [--tty]",
      "Run refold end to end on the bundled sample data, offline, in a few seconds.\n"

@@ -191,6 +191,11 @@ test('help: one complete sentence per command, and every command has its own hel
     assert.equal(one.code, 0, `help ${name}: ${one.stderr}`);
     assert.ok(one.stdout.includes(name), `help ${name}`);
   }
+  // The commands that work on the database say how to name it, in every form.
+  for (const name of ['init', 'serve', 'worker', 'migrate', 'workspace', 'key']) {
+    const usage = (await cli(['help', name])).stdout.split('\n')[0];
+    for (const form of usage.split(' | ')) assert.match(form, /\[--db URL\]/, `help ${name}: ${form}`);
+  }
 });
 
 test('bad usage exits 2', async () => {
