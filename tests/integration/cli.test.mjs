@@ -148,6 +148,12 @@ test('diff: plain on a pipe, coloured on request, --json equal to the API', asyn
   assert.deepEqual(JSON.parse(r.stdout), (await srv.api('GET', `/v1/agents/${agent.id}/versions/2/diff?base=1`)).json);
   r = await cli(['diff', 'cli-agent', '2', '--color=sometimes']);
   assert.equal(r.code, 2);
+  // A missing version is named, whichever of the two it is.
+  r = await cli(['diff', 'cli-agent', '2', '99']);
+  assert.equal(r.code, 1);
+  assert.equal(r.stderr, 'refold: cli-agent has no version 99 (see refold versions cli-agent)\n');
+  r = await cli(['diff', 'cli-agent', '98', '1']);
+  assert.equal(r.stderr, 'refold: cli-agent has no version 98 (see refold versions cli-agent)\n');
 });
 
 test('promote and reject: exit codes, messages, --json', async () => {
