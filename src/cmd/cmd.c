@@ -96,7 +96,7 @@ static const struct command commands[] = {
      "rejected, 2 on bad usage. --batch (1-1000, default 1000) and --parallel (1-16,\n"
      "default 3) set the batch size and the requests in flight."},
     {"jobs", cmd_jobs, "jobs [--status S] [--type T] [--limit N] [--json]",
-     "List the workspace's jobs, newest first.\n"
+     "List the workspace's newest jobs, newest first: --limit (1-500, default 50) of them.\n"
      "Talks to the server's API (REFOLD_URL and REFOLD_API_KEY, else the config file\n"
      "written by refold init)."},
     {"job", cmd_job, "job ID [--follow] [--json]",

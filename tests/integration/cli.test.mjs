@@ -181,6 +181,9 @@ test('jobs and job --json parse and match the API', async () => {
   assert.equal(r.code, 0, r.stderr);
   const list = JSON.parse(r.stdout);
   assert.deepEqual(list, (await srv.api('GET', '/v1/jobs')).json.data);
+  // Not every page: the newest --limit.
+  assert.ok(list.length > 1);
+  assert.deepEqual(JSON.parse((await cli(['jobs', '--json', '--limit', '1'])).stdout), [list[0]]);
   const one = await cli(['job', list[0].id, '--json']);
   assert.deepEqual(JSON.parse(one.stdout), (await srv.api('GET', `/v1/jobs/${list[0].id}`)).json);
 });
