@@ -42,13 +42,20 @@ static void on_progress(void *ud, const struct import_stats *st)
     p->shown = true;
 }
 
-static void print_summary(const char *name, const struct import_stats *st)
+/* The table counts what the server answered for; records are the lines read, which an
+ * import that stopped did not all send. */
+static void print_summary(const char *name, const struct import_stats *st, bool stopped)
 {
     char a[32], b[32], c[32], d[32];
     struct import_counts total = {0};
-    printf("Imported %s: %s records in %.2f s (%s records/s)\n\n", name,
-           cmd_grouped(st->records, a, sizeof a), (double)st->elapsed_us / 1e6,
-           cmd_grouped((long long)rate(st), b, sizeof b));
+    if (stopped)
+        printf("Stopped importing %s after reading %s records in %.2f s; the server's "
+               "answers:\n\n",
+               name, cmd_grouped(st->records, a, sizeof a), (double)st->elapsed_us / 1e6);
+    else
+        printf("Imported %s: %s records in %.2f s (%s records/s)\n\n", name,
+               cmd_grouped(st->records, a, sizeof a), (double)st->elapsed_us / 1e6,
+               cmd_grouped((long long)rate(st), b, sizeof b));
     printf("%-16s %12s %12s %12s %12s\n", "TYPE", "CREATED", "UPDATED", "UNCHANGED", "REJECTED");
     for (int t = 0; t < IMPORT_NTYPES; t++) {
         const struct import_counts *k = &st->by_type[t];
@@ -168,11 +175,11 @@ int cmd_import(int argc, char **argv)
     if (as_json)
         print_summary_json(src.name, &st, irc != RF_OK);
     else
-        print_summary(src.name, &st);
+        print_summary(src.name, &st, irc != RF_OK);
     fflush(stdout);
     if (irc != RF_OK) {
         char n[32];
-        cmd_error("import stopped after %s records: %s", cmd_grouped(st.records, n, sizeof n),
+        cmd_error("import stopped after reading %s records: %s", cmd_grouped(st.records, n, sizeof n),
                   err.message);
         rc = 1;
     } else if (st.rejected) {

@@ -213,7 +213,9 @@ test('a server that stops answering stops the import with one line, not one per 
       assert.equal(fake.posts.length, 3, 'sent three times, then stopped');
       const err = r.stderr.trimEnd().split('\n');
       assert.equal(err.length, 1, r.stderr);
-      assert.match(err[0], /^refold: import stopped after [2-5] records: /);
+      assert.match(err[0], /^refold: import stopped after reading [2-5] records: /);
+      assert.match(r.stdout, /^Stopped importing stdin after reading [2-5] records in [\d.]+ s; the server's answers:$/m);
+      assert.doesNotMatch(r.stdout, /Imported/);
       assert.match(err[0], why);
       assert.match(err[0], /; the lines in flight from line 1 on may or may not be stored: importing the file again is safe$/);
     } finally {
