@@ -335,19 +335,20 @@ static int show_diff(struct demo *d, const json_t *agent, long long version, str
     return 0;
 }
 
-static void next_steps(const struct demo *d, long long version)
+/* listen is where `refold serve` will listen (REFOLD_LISTEN or its default). */
+static void next_steps(const struct demo *d, const char *listen, long long version)
 {
     say(d, "Next: review the candidate, then promote or reject it");
     if (d->keep) {
         printf("The demo database is kept in %s. Serve it and use the CLI on it:\n\n"
                "  refold serve --db %s &\n"
-               "  export REFOLD_URL=http://127.0.0.1:7878 REFOLD_API_KEY=%s\n"
+               "  export REFOLD_URL=http://%s REFOLD_API_KEY=%s\n"
                "  refold show %s %lld\n"
                "  refold promote %s %lld        # or: refold reject %s %lld --reason \"...\"\n\n"
-               "The web UI is at http://127.0.0.1:7878 (sign in with the key above).\n"
+               "The web UI is at http://%s (sign in with the key above).\n"
                "Delete the directory when you are done: rm -r %s\n",
-               d->dir, d->db, d->key, DEMO_AGENT, version, DEMO_AGENT, version, DEMO_AGENT, version,
-               d->dir);
+               d->dir, d->db, listen, d->key, DEMO_AGENT, version, DEMO_AGENT, version,
+               DEMO_AGENT, version, listen, d->dir);
     } else {
         printf(
             "  refold show %s %lld\n"
@@ -432,7 +433,7 @@ int cmd_demo(int argc, char **argv)
     if (version > 0 && show_diff(&d, agent, version, &err))
         goto out;
     if (version > 0)
-        next_steps(&d, version);
+        next_steps(&d, cfg.listen, version);
     printf("\nDone in %.1f s.\n", (double)(clock_mono_ms() - started) / 1000.0);
     rc = 0;
 out:

@@ -59,14 +59,17 @@ test('refold demo runs offline to the end: stages, diff, the candidate, nothing 
 
 test('refold demo --keep leaves a database whose candidate keeps the three variables', async () => {
   const { home, env } = offlineEnv();
-  const r = await run(['demo', '--keep'], { env, timeout: 60000 });
+  // The steps it prints name where `refold serve` will listen: REFOLD_LISTEN when set
+  // (the demo's own server listens on an ephemeral port regardless).
+  const r = await run(['demo', '--keep'], { env: { ...env, REFOLD_LISTEN: '127.0.0.1:7979' }, timeout: 60000 });
   try {
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const dir = r.stdout.match(/The demo database is kept in (\S+)\./)[1];
     const db = join(dir, 'refold.db');
     assert.ok(existsSync(db));
     assert.match(r.stdout, new RegExp(`refold serve --db ${db.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
-    assert.match(r.stdout, /export REFOLD_URL=http:\/\/127\.0\.0\.1:7878 REFOLD_API_KEY=rf_[a-z0-9]+/);
+    assert.match(r.stdout, /export REFOLD_URL=http:\/\/127\.0\.0\.1:7979 REFOLD_API_KEY=rf_[a-z0-9]+/);
+    assert.match(r.stdout, /The web UI is at http:\/\/127\.0\.0\.1:7979 /);
     const rows = JSON.parse(await sql(db, "SELECT json_group_array(json_object('version', version, 'status', status, "
       + "'source', source, 'variables', json(variables), 'tmpl', prompt_template)) FROM agent_versions ORDER BY version"));
     assert.deepEqual(rows.map((v) => [v.version, v.status, v.source]), [[1, 'active', 'manual'], [2, 'candidate', 'ai_improved']]);
