@@ -5,6 +5,7 @@
 #include "cmd/cmd.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,13 +232,39 @@ void cmd_shell_word(const char *s, char *out, size_t n)
     out[used] = '\0';
 }
 
+/* What cmd_getopt last refused, for cmd_usage's line; empty when nothing. */
+static char opt_problem[160];
+
+int cmd_getopt(int argc, char **argv, const char *shortopts, const struct option *opts)
+{
+    opterr = 0;
+    opt_problem[0] = '\0';
+    int c = getopt_long(argc, argv, shortopts, opts, NULL);
+    if (c != '?')
+        return c;
+    const struct option *o = opts;
+    while (optopt && o->name && o->val != optopt)
+        o++;
+    const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+    if (optopt && o->name)
+        snprintf(opt_problem, sizeof opt_problem, "--%s %s", o->name,
+                 o->has_arg == required_argument ? "needs a value" : "takes no value");
+    else if (optopt)
+        snprintf(opt_problem, sizeof opt_problem, "unknown option -%c", optopt);
+    else
+        snprintf(opt_problem, sizeof opt_problem, "unknown option %.100s", arg);
+    return c;
+}
+
 int cmd_usage(const char *command)
 {
     const struct command *c = find(command);
-    if (c)
-        fprintf(stderr, "usage: refold %s\n", c->usage);
+    const char *usage = c ? c->usage : "COMMAND [options] (see refold help)";
+    if (opt_problem[0])
+        fprintf(stderr, "refold: %s: %s (usage: refold %s)\n", command, opt_problem, usage);
     else
-        fprintf(stderr, "usage: refold COMMAND [options] (see refold help)\n");
+        fprintf(stderr, "usage: refold %s\n", usage);
+    opt_problem[0] = '\0';
     return EXIT_USAGE;
 }
 

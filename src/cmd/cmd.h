@@ -33,8 +33,13 @@ int cmd_fail(const struct rf_err *err);
 /* The same for a request built from the user's options (a list's filters): 2, bad usage,
  * when the server refused one of its parameters (RF_INVALID naming a field), else 1. */
 int cmd_fail_options(const struct rf_err *err);
-/* Print a usage line for the command and return EXIT_USAGE. */
+/* Print a usage line for the command and return EXIT_USAGE; after cmd_getopt refused an
+ * option, one line that names it: "refold: import: --batch needs a value (usage: …)". */
 int cmd_usage(const char *command);
+/* getopt_long without getopt's own message on stderr: an unknown option, or one missing
+ * or given a value it does not take, returns '?' and is named by the next cmd_usage. */
+struct option;
+int cmd_getopt(int argc, char **argv, const char *shortopts, const struct option *opts);
 /* Print v as indented JSON on stdout (the --json output of the client commands). */
 void cmd_print_json(const json_t *v);
 /* A whole-number option (--flag N) from min to max: false (after printing why) when arg

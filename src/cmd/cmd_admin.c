@@ -53,7 +53,7 @@ int cmd_migrate(int argc, char **argv)
     static const struct option opts[] = {{"db", required_argument, NULL, 'd'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = cmd_getopt(argc, argv, "", opts)) != -1) {
         if (c == 'd')
             cfg.db = optarg;
         else
@@ -89,7 +89,7 @@ int cmd_init(int argc, char **argv)
                                          {0, 0, 0, 0}};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = cmd_getopt(argc, argv, "", opts)) != -1) {
         if (c == 'd')
             cfg.db = optarg;
         else if (c == 'w')
@@ -165,7 +165,7 @@ static int admin_options(int argc, char **argv, struct config *cfg, struct admin
                                          {0, 0, 0, 0}};
     int c;
     optind = 2;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = cmd_getopt(argc, argv, "", opts)) != -1) {
         if (c == 'd')
             cfg->db = optarg;
         else if (c == 'w')

@@ -29,7 +29,7 @@ static int read_options(int argc, char **argv, struct read_opts *o, bool with_st
         {"json", no_argument, NULL, 'j'}, {"status", required_argument, NULL, 's'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = cmd_getopt(argc, argv, "", opts)) != -1) {
         if (c == 'j')
             o->as_json = true;
         else if (c == 's' && with_status)

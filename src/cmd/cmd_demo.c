@@ -372,7 +372,7 @@ int cmd_demo(int argc, char **argv)
                                          {0, 0, 0, 0}};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = cmd_getopt(argc, argv, "", opts)) != -1) {
         if (c == 'k')
             d.keep = true;
         else if (c == 'o')

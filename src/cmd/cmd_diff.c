@@ -49,7 +49,7 @@ int cmd_diff(int argc, char **argv)
         {"json", no_argument, NULL, 'j'}, {"color", required_argument, NULL, 'c'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = cmd_getopt(argc, argv, "", opts)) != -1) {
         if (c == 'j') {
             as_json = true;
         } else if (c == 'c' && term_parse_color(optarg, &color)) {

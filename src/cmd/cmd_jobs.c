@@ -38,7 +38,7 @@ int cmd_jobs(int argc, char **argv)
                                          {0, 0, 0, 0}};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = cmd_getopt(argc, argv, "", opts)) != -1) {
         switch (c) {
         case 's':
             status = optarg;
@@ -166,7 +166,7 @@ int cmd_job(int argc, char **argv)
         {"json", no_argument, NULL, 'j'}, {"follow", no_argument, NULL, 'f'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "f", opts, NULL)) != -1) {
+    while ((c = cmd_getopt(argc, argv, "f", opts)) != -1) {
         switch (c) {
         case 'j':
             as_json = true;
@@ -220,7 +220,7 @@ static int job_action(int argc, char **argv, const char *action)
     static const struct option opts[] = {{"json", no_argument, NULL, 'j'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = cmd_getopt(argc, argv, "", opts)) != -1) {
         if (c != 'j')
             return cmd_usage(action);
         as_json = true;

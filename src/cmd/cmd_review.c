@@ -29,7 +29,7 @@ static int decide(int argc, char **argv, bool promote)
                                          {0, 0, 0, 0}};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = cmd_getopt(argc, argv, "", opts)) != -1) {
         if (c == 'j')
             as_json = true;
         else if ((c == 'n' && promote) || (c == 'r' && !promote))

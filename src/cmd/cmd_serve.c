@@ -60,7 +60,7 @@ int cmd_serve(int argc, char **argv)
                                          {0, 0, 0, 0}};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = cmd_getopt(argc, argv, "", opts)) != -1) {
         switch (c) {
         case 'd': cfg.db = optarg; break;
         case 'l': cfg.listen = optarg; break;

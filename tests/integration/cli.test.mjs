@@ -225,6 +225,14 @@ test('bad usage exits 2', async () => {
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.ok(oneLine(r.stderr) && r.stderr.includes(`--${args[1] === '-' ? args[2].slice(2) : 'workers'} takes a number from`), r.stderr);
   }
+  // An option getopt refuses: one line naming it and the usage, not getopt's own line too.
+  for (const [args, why] of [[['agents', '--bogus'], 'unknown option --bogus'], [['import', '-', '--batch'], '--batch needs a value'],
+    [['agents', '--json=yes'], '--json takes no value'], [['job', 'x', '-q'], 'unknown option -q']]) {
+    const r = await cli(args);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.ok(oneLine(r.stderr), r.stderr);
+    assert.ok(r.stderr.startsWith(`refold: ${args[0]}: ${why} (usage: refold ${args[0]} `), r.stderr);
+  }
 });
 
 test('worker with REFOLD_WORKERS=0 (a serve-only node\'s setting): exit 1 and why', async () => {
