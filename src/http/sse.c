@@ -210,6 +210,18 @@ enum rf_status sse_job_stream(struct req *req, struct hub *hub, const char *job_
     rc = replay(req->store, s, job_id, &pos, err);
     if (rc)
         goto fail;
+    if (s->events == 0 && pos > 0) {
+        /* A Last-Event-ID past the job's last event counts as that event: the hub must
+         * never be given a position no event has reached, or it would wait for that seq
+         * and hold back every event of the job, for this stream and for every later one
+         * of the same job. */
+        int64_t last = 0;
+        rc = store_job_events_last(req->store, job_id, &last, err);
+        if (rc)
+            goto fail;
+        if (last < pos)
+            pos = last;
+    }
     if (s->events == 0 && finished(job_status)) {
         /* Nothing more will come: 204 tells EventSource not to reconnect. */
         stream_free(s);

@@ -494,6 +494,9 @@ enum rf_status store_job_events_each(struct store *st, const char *job_id, int64
 /* The same as a JSON array of {seq, type, data, created_at} (caller owns). */
 enum rf_status store_job_events(struct store *st, const char *job_id, int64_t after, int limit,
                                 json_t **out, struct rf_err *err);
+/* The seq of the job's last stored event into *seq (0 when it has none). */
+enum rf_status store_job_events_last(struct store *st, const char *job_id, int64_t *seq,
+                                     struct rf_err *err);
 
 /* Number of jobs by status, indexed like JOB_STATUSES. */
 #define JOB_NSTATUS 5

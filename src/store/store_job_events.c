@@ -33,6 +33,8 @@ static const char *SQL_EVENT_NOTIFY_PG = "SELECT pg_notify('" EVENTS_CHANNEL "',
 static const char *SQL_EVENTS_AFTER =
     "SELECT seq, type, data, created_at FROM job_events WHERE job_id = ? AND seq > ? "
     "ORDER BY seq LIMIT ?";
+static const char *SQL_EVENTS_LAST =
+    "SELECT COALESCE(MAX(seq), 0) FROM job_events WHERE job_id = ?";
 static const char *SQL_DATA_VERSION = "PRAGMA data_version";
 
 /* ---- writing events ---- */
@@ -110,6 +112,13 @@ enum rf_status store_job_events(struct store *st, const char *job_id, int64_t af
         *out = NULL;
     }
     return rc;
+}
+
+enum rf_status store_job_events_last(struct store *st, const char *job_id, int64_t *seq,
+                                     struct rf_err *err)
+{
+    *seq = 0;
+    return db_scalar(st->db, SQL_EVENTS_LAST, DB_ARGS(DB_T(job_id)), seq, NULL, err);
 }
 
 /* ---- wake-ups ---- */

@@ -6,7 +6,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { sleep } from './lib.mjs';
-import { startJobsServer, enqueueOk, storedEvents, sseOnce, waitTerminal } from './jobs_lib.mjs';
+import { startJobsServer, enqueueOk, storedEvents, sseOnce, waitTerminal, waitJob } from './jobs_lib.mjs';
 
 const srv = await startJobsServer({ REFOLD_WORKERS: '12', REFOLD_SHUTDOWN_GRACE_MS: '200' });
 after(async () => { await srv.stop(); srv.cleanup(); });
@@ -102,4 +102,27 @@ test('8: 20 trials resumed across a server restart', { timeout: 120000 }, async 
     assert.ok(stored.some((e) => e.type === 'log' && /released/.test(e.data.message)),
       'the restart interrupted it (released, then run again)');
   }
+});
+
+test('a Last-Event-ID past the last event counts as the last: that stream and the others of the job go on', async () => {
+  const job = await enqueueOk(srv, { sleep_ms: 1200, progress: 6 });
+  await waitJob(srv, job.id, (j) => j.status === 'running', 10000, 'running');
+  // The first follower of the job claims an event the job has not reached.
+  const ahead = sseOnce({ url: srv.url, key: srv.key, id: job.id, lastEventId: 1000 });
+  await sleep(150);
+  const fresh = await sseOnce({ url: srv.url, key: srv.key, id: job.id });
+  assert.equal(fresh.status, 200, 'a later stream of the same job is served');
+  const viaQuery = await follow(job.id, 0, { viaQuery: true });
+  const first = await ahead;
+  const stored = await storedEvents(srv, job.id);
+  assert.deepEqual(fresh.events.map((e) => e.seq), stored.map((e) => e.seq));
+  assert.deepEqual(viaQuery.map((e) => e.seq), stored.map((e) => e.seq));
+  // The stream that was ahead carries the events that came after it connected, to the end.
+  assert.equal(first.ended, 'end');
+  assert.ok(first.events.length > 0);
+  assert.equal(first.events[first.events.length - 1].type, 'completed');
+  assert.deepEqual(first.events.map((e) => e.seq), stored.slice(stored.length - first.events.length).map((e) => e.seq));
+  // A finished job with nothing after such an id: 204, like any id at its end.
+  const done = await sseOnce({ url: srv.url, key: srv.key, id: job.id, lastEventId: 1000 });
+  assert.equal(done.status, 204);
 });
