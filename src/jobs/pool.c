@@ -56,7 +56,9 @@
  * turns "failed" and "queued" into "cancelled" when a cancel arrived meanwhile, so a
  * cancelled job is never retried.
  *
- * Shutdown (pool_stop). Set stopping (idle workers exit, busy ones claim nothing more),
+ * Shutdown (pool_stop). Set stopping (idle workers exit, busy ones claim nothing more; a
+ * claim already in flight that commits afterwards is released at once, never run: the
+ * worker checks stopping again, under the lock, before it counts the job as running),
  * wait up to the grace period for running jobs, then set `shutdown` on the rest: their
  * handlers return and the workers release the jobs to the queue giving the attempt back.
  * A handler that ignores that for ABORT_WAIT_MS more has its job released by pool_stop
@@ -216,6 +218,26 @@ static void run_job(struct worker *w, struct job_ctx *ctx)
 
 /* ---- worker thread ---- */
 
+/* A claim that committed after pool_stop began (the claim was in flight when it set
+ * stopping): pool_stop neither waits for it nor keeps its lease alive, so it must not run
+ * here. Release it at once, giving the attempt back; if that fails the lease expires and
+ * a sweeper requeues it. Frees ctx. */
+static void give_back(struct worker *w, struct job_ctx *ctx)
+{
+    struct rf_err err;
+    if (store_job_release(w->st, &ctx->fence, &err) == RF_OK) {
+        hub_notify(w->pool->cfg.hub, ctx->claim.id);
+        log_info("job claimed while stopping: released to the queue", "job=%s worker=%d",
+                 ctx->claim.id, w->index);
+    } else {
+        char q[300];
+        log_warn("cannot release a job claimed while stopping", "job=%s error=%s",
+                 ctx->claim.id, log_quote(err.message, q, sizeof q));
+    }
+    json_decref(ctx->claim.params);
+    free(ctx);
+}
+
 static void make_owner(struct worker *w, char *out)
 {
     snprintf(out, JOB_OWNER_MAX, "%s:w%d:%llu", w->pool->owner_prefix, w->index,
@@ -284,11 +306,18 @@ static void *worker_main(void *arg)
             atomic_store(&ctx->lease_until, now + pool->cfg.lease_ms);
             int64_t mono = clock_mono_ms();
             pthread_mutex_lock(&pool->lock);
-            w->ctx = ctx;
-            w->heartbeat_due = mono + pool->cfg.heartbeat_ms;
-            w->check_due = mono + pool->cfg.cancel_poll_ms;
-            pool->busy++;
+            bool late = pool->stopping;
+            if (!late) {
+                w->ctx = ctx;
+                w->heartbeat_due = mono + pool->cfg.heartbeat_ms;
+                w->check_due = mono + pool->cfg.cancel_poll_ms;
+                pool->busy++;
+            }
             pthread_mutex_unlock(&pool->lock);
+            if (late) {
+                give_back(w, ctx);
+                break;
+            }
 
             run_job(w, ctx);
 

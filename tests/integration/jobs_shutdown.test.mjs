@@ -2,8 +2,9 @@
 // grace period, then releases the rest to the queue without using an attempt.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { sleep } from './lib.mjs';
-import { startJobsServer, enqueueOk, waitJob, waitTerminal, storedEvents, assertContiguous } from './jobs_lib.mjs';
+import { startJobsServer, enqueueOk, waitJob, waitTerminal, storedEvents, assertContiguous, readRuns } from './jobs_lib.mjs';
 
 const srv = await startJobsServer({ REFOLD_SHUTDOWN_GRACE_MS: '3000' });
 after(async () => { await srv.stop(); srv.cleanup(); });
@@ -60,4 +61,46 @@ test('past the grace period running jobs go back to the queue without using an a
   assert.equal(end.status, 'cancelled');
   assert.equal(end.attempt, 1);
   assertContiguous(await storedEvents(srv, job.id), assert);
+});
+
+// Hold the database's write lock from another process (sqlite3 / psql) until release():
+// a claim made meanwhile waits behind it.
+async function holdWriteLock(db) {
+  const pg = db.startsWith('postgres');
+  const child = pg ? spawn('psql', ['-X', '-qAt', db]) : spawn('sqlite3', [db]);
+  const locked = new Promise((resolve) => child.stdout.once('data', resolve));
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  child.stdin.write(pg ? 'BEGIN; LOCK TABLE jobs IN EXCLUSIVE MODE; SELECT 1;\n' : 'BEGIN IMMEDIATE; SELECT 1;\n');
+  await locked;
+  return { release: () => { child.stdin.end('COMMIT;\n'); return exited; } };
+}
+
+test('a claim in flight when SIGTERM arrives is released at once, never run by the stopping process', async () => {
+  await srv.stop();
+  srv.env.REFOLD_SHUTDOWN_GRACE_MS = '3000';
+  srv.env.REFOLD_WORKERS = '1';
+  await srv.start();
+  const job = await enqueueOk(srv, { sleep_ms: 5000 }, { delayMs: 600, maxAttempts: 1 });
+  const lock = await holdWriteLock(srv.db);
+  await sleep(1200); // the job is due: the worker's claim waits behind the lock
+  const t0 = Date.now();
+  srv.child.kill('SIGTERM');
+  await sleep(300);
+  await lock.release(); // the claim commits now, after SIGTERM
+  const exit = await srv.exited;
+  assert.equal(exit.code, 0);
+  const took = Date.now() - t0;
+  assert.ok(took < 2500, `exited after ${took} ms: it ran the job it claimed while stopping`);
+  assert.deepEqual(readRuns(srv.runLog).filter((r) => r.job === job.id), [], 'no run of it');
+
+  srv.env.REFOLD_WORKERS = '0';
+  await srv.start();
+  const released = (await srv.api('GET', `/v1/jobs/${job.id}`)).json;
+  assert.equal(released.status, 'queued');
+  assert.equal(released.attempt, 0, 'the claim was given back');
+  const events = await storedEvents(srv, job.id);
+  assert.deepEqual(events.map((e) => e.type), ['log']);
+  assert.match(events[0].data.message, /released to the queue/);
+  await srv.api('POST', `/v1/jobs/${job.id}/cancel`);
+  delete srv.env.REFOLD_WORKERS;
 });
