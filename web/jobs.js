@@ -283,22 +283,52 @@ export async function jobPage(ctx, id) {
     } else fill(outcome);
   }
 
+  // The buttons are rebuilt only when the set changes, not on every event:
+  // a rebuilt button would take the keyboard focus with it. When they do
+  // change under the focus (Cancel becomes Retry), the focus moves to the
+  // first new one.
+  let actionsKey = null;
   function drawActions() {
+    const key = st.status === 'queued' || st.status === 'running' ? 'live'
+      : st.status === 'failed' || st.status === 'cancelled' ? 'retry' : 'done';
+    if (key === actionsKey) return;
+    actionsKey = key;
+    const hadFocus = actions.contains(document.activeElement);
     const btns = [];
-    if (st.status === 'queued' || st.status === 'running') {
+    if (key === 'live') {
+      let busy = false;
       btns.push(h('button', { type: 'button', class: 'btn btn-danger-outline', id: 'cancel-job', onclick: async (ev) => {
-        ev.currentTarget.disabled = true;
-        try { await post(`/v1/jobs/${enc(id)}/cancel`); toast('Cancellation requested.'); } catch (err) { toast(err.message, 'error'); }
+        // aria-disabled rather than disabled: a disabled button drops the focus.
+        const b = ev.currentTarget;
+        if (busy) return;
+        busy = true;
+        b.setAttribute('aria-disabled', 'true');
+        try { await post(`/v1/jobs/${enc(id)}/cancel`); toast('Cancellation requested.'); } catch (err) {
+          toast(err.message, 'error');
+          busy = false;
+          b.removeAttribute('aria-disabled');
+        }
       } }, 'Cancel job'));
     }
-    if (st.status === 'failed' || st.status === 'cancelled') {
+    if (key === 'retry') {
       btns.push(h('button', { type: 'button', class: 'btn btn-primary', id: 'retry-job', onclick: async (ev) => {
-        ev.currentTarget.disabled = true;
-        try { await post(`/v1/jobs/${enc(id)}/retry`); toast('Job queued again.'); if (ctx.alive()) jobPage(ctx, id); } catch (err) { toast(err.message, 'error'); }
+        const b = ev.currentTarget;
+        b.disabled = true;
+        try {
+          await post(`/v1/jobs/${enc(id)}/retry`);
+          toast('Job queued again.');
+          if (!ctx.alive()) return;
+          await jobPage(ctx, id);
+          document.getElementById('cancel-job')?.focus();
+        } catch (err) {
+          toast(err.message, 'error');
+          b.disabled = false;
+        }
       } }, 'Retry job'));
     }
     if (agentId) btns.push(h('a', { class: 'btn', href: agentHref(agentId) }, 'Agent'));
     fill(actions, ...btns);
+    if (hadFocus && actions.firstElementChild) actions.firstElementChild.focus();
   }
 
   function apply(ev) {

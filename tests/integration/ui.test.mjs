@@ -359,7 +359,13 @@ test('improvement: the stages tick through live, then review and promote the can
   const jobId = await startImprovement(improveBot);
   await page.locator('.stage[data-stage="analyzing_failures"].stage-current').waitFor({ timeout: 15000 });
   await shot(page, 'live-job-running');
+  // A keyboard user on "Cancel job" keeps the focus while events stream in.
+  await page.locator('#cancel-job').focus();
+  await page.locator('.stage[data-stage="generating_improved_prompt"].stage-current').waitFor({ timeout: 15000 });
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'cancel-job', 'live events leave the focus on Cancel');
   await page.locator('#review-candidate').waitFor({ timeout: 30000 });
+  assert.ok(await page.evaluate(() => document.querySelector('.page-head .actions').contains(document.activeElement)),
+    'when Cancel goes away the focus stays among the actions');
   await shot(page, 'live-job-completed');
   const seen = await page.evaluate(() => window.__stages);
   const order = ['fetching agent', 'fetching contradictions', 'analyzing failures', 'fetching best practices', 'generating improved prompt', 'validating prompt', 'creating new version', 'finalizing', 'completed'];
