@@ -70,11 +70,23 @@ export async function jobsPage(ctx) {
     { label: 'Created', cell: (j) => time(j.created_at) },
     { label: 'Finished', cell: (j) => time(j.finished_at) },
   ];
-  const draw = (rows) => fill(wrap, rows.length
-    ? table(cols, rows, { caption: 'Jobs', rowAttrs: (j) => ({ 'data-job-id': j.id }) })
-    : empty(status ? `No ${status} jobs.` : 'No jobs yet. Start one with “Improve prompt” on an agent page.'));
+  // Redraws keep the keyboard focus on the same link of the same row.
+  const draw = (rows) => {
+    const f = document.activeElement;
+    const tr = wrap.contains(f) ? f.closest('tr[data-job-id]') : null;
+    const again = tr && f.getAttribute('href') ? [tr.dataset.jobId, f.getAttribute('href')] : null;
+    fill(wrap, rows.length
+      ? table(cols, rows, { caption: 'Jobs', rowAttrs: (j) => ({ 'data-job-id': j.id }) })
+      : empty(status ? `No ${status} jobs.` : 'No jobs yet. Start one with “Improve prompt” on an agent page.'));
+    if (again) {
+      const el = [...wrap.querySelectorAll('tr[data-job-id] a[href]')]
+        .find((a) => a.closest('tr').dataset.jobId === again[0] && a.getAttribute('href') === again[1]);
+      if (el) el.focus({ preventScroll: true });
+    }
+  };
   draw(list);
   let cursor = page.next_cursor;
+  let loadedMore = false;
   const more = h('button', { type: 'button', class: 'btn', hidden: !cursor }, 'Load more');
   more.addEventListener('click', async () => {
     more.disabled = true;
@@ -82,6 +94,7 @@ export async function jobsPage(ctx) {
       const next = await get(`/v1/jobs?limit=50${status ? `&status=${status}` : ''}&cursor=${enc(cursor)}`);
       list.push(...items(next));
       cursor = next.next_cursor;
+      loadedMore = true;
       draw(list);
       more.hidden = !cursor;
     } catch (err) { toast(err.message, 'error'); }
@@ -89,11 +102,35 @@ export async function jobsPage(ctx) {
   });
   fill(ctx.root, head, wrap, h('p', null, more));
 
-  // Keep an eye on running jobs while the list is on screen.
-  if (list.some((j) => !TERMINAL.has(j.status))) {
-    const timer = setTimeout(() => { if (ctx.alive()) jobsPage(ctx); }, 5000);
-    ctx.cleanup(() => clearTimeout(timer));
+  // Keep an eye on running jobs while the list is on screen: the first page
+  // is read again and replaces the rows it covers (ids are newest first); the
+  // rows "Load more" added below it stay. Only the table is redrawn.
+  const gen = (ctx.jobsGen = (ctx.jobsGen || 0) + 1); // a newer filter takes over
+  const mine = () => ctx.alive() && ctx.jobsGen === gen;
+  let timer = null;
+  ctx.cleanup(() => clearTimeout(timer));
+  const schedule = () => {
+    if (list.some((j) => !TERMINAL.has(j.status))) timer = setTimeout(refresh, 5000);
+  };
+  async function refresh() {
+    if (!mine()) return;
+    let fresh;
+    try {
+      fresh = await get(`/v1/jobs?limit=50${status ? `&status=${status}` : ''}`);
+    } catch {
+      if (mine()) schedule();
+      return;
+    }
+    if (!mine()) return;
+    const first = items(fresh);
+    const last = first.length ? first[first.length - 1].id : null;
+    const below = loadedMore && fresh.next_cursor && last ? list.filter((j) => j.id < last) : [];
+    if (!loadedMore) { cursor = fresh.next_cursor; more.hidden = !cursor; }
+    list.splice(0, list.length, ...first, ...below);
+    draw(list);
+    schedule();
   }
+  schedule();
 }
 
 // ---- job page -----------------------------------------------------------------

@@ -28,7 +28,8 @@ const shot = (page, name, fullPage = true) => page.screenshot({ path: join(OUT, 
 
 // Canned LLM replies for the improvement cases, consumed in order by the
 // scripted provider (SPEC §8): job 1 (analysis, rewrite), job 2 (a slow
-// analysis to reload during, rewrite), job 3 (a permanent failure).
+// analysis to reload during, rewrite), job 3 (a permanent failure), job 4 (a
+// slow analysis the jobs list refreshes during, rewrite).
 const ANALYSIS = JSON.stringify({
   failure_patterns: ['Cites menu paths that do not exist in the mobile app', 'Guesses instead of escalating'],
   summary: 'The agent states wrong navigation steps with confidence.',
@@ -46,6 +47,8 @@ const SCRIPT = {
     { text: ANALYSIS, delay_ms: 5000, chunks: 10, input_tokens: 900, output_tokens: 120 },
     { text: rewrite('Help {{user}} with {{topic}}.\nBe brief and accurate.'), delay_ms: 500, chunks: 2, input_tokens: 1400, output_tokens: 150 },
     { error: { kind: 'permanent', message: 'scripted refusal for the failing-job test' } },
+    { text: ANALYSIS, delay_ms: 7000, chunks: 10, input_tokens: 900, output_tokens: 120 },
+    { text: rewrite('Help {{user}} with {{topic}}.\nBe brief and kind.'), delay_ms: 200, chunks: 2, input_tokens: 1400, output_tokens: 150 },
   ],
 };
 
@@ -436,6 +439,23 @@ test('jobs list', async () => {
   await page.locator('#job-events tbody tr').nth(2).waitFor({ state: 'attached' });
   assert.equal(await page.locator('.stage.stage-failed').count(), 1);
   await page.locator('#job-transcript').getByText(/./).first().waitFor();
+});
+
+test('jobs list: the refresh while a job runs keeps the focus and updates the row', async () => {
+  const job = await api('POST', `/v1/agents/${improveBot.id}/improve-prompt`, { max_contradictions: 5 }, 202);
+  await go('#/jobs');
+  const row = page.locator(`tr[data-job-id="${job.id}"]`);
+  await row.waitFor();
+  assert.doesNotMatch(await row.innerText(), /completed/);
+  await row.getByRole('link').first().focus();
+  const focusedRow = () => page.evaluate(() => document.activeElement.closest('tr')?.dataset.jobId || document.activeElement.tagName);
+  // One refresh of the list (every 5 s while a job runs) comes and goes.
+  const refreshed = page.waitForResponse((r) => r.url().includes('/v1/jobs?limit=50'), { timeout: 10000 });
+  await (await refreshed).finished();
+  await page.waitForTimeout(100);
+  assert.equal(await focusedRow(), job.id, 'the refresh leaves the focus on the row\'s link');
+  await row.getByText('completed').waitFor({ timeout: 30000 });
+  assert.equal(await focusedRow(), job.id);
 });
 
 test('layout: no horizontal scrolling at 1280 and 390 px', async () => {
