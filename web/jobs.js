@@ -100,7 +100,10 @@ export async function jobsPage(ctx) {
     } catch (err) { toast(err.message, 'error'); }
     more.disabled = false;
   });
+  // A status change renders the page again: the new filter keeps the focus.
+  const refocus = document.activeElement && document.activeElement.id === 'job-status';
   fill(ctx.root, head, wrap, h('p', null, more));
+  if (refocus) select.focus();
 
   // Keep an eye on running jobs while the list is on screen: the first page
   // is read again and replaces the rows it covers (ids are newest first); the

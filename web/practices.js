@@ -74,6 +74,8 @@ export async function practicesPage(ctx) {
     });
   }
 
+  // A category change renders the page again: the new filter keeps the focus.
+  const refocus = document.activeElement && document.activeElement.id === 'bp-category';
   fill(ctx.root,
     h('div', { class: 'page-head' },
       h('div', null, h('h1', null, 'Best practices'),
@@ -89,4 +91,5 @@ export async function practicesPage(ctx) {
       h('div', { class: 'card-head' }, h('h2', { id: 'builtin-h' }, 'Built in'), h('span', { class: 'muted small' }, String(builtin.length))),
       h('p', { class: 'muted small' }, 'Written from the public prompting guides of Anthropic, OpenAI and Google. Read-only.'),
       builtin.length ? h('ul', { class: 'practices', id: 'builtin-practices' }, builtin.map(builtinNode)) : empty('None in this category.')));
+  if (refocus) select.focus();
 }

@@ -84,6 +84,8 @@ async function renderDiff(ctx, agent, version, versions, card) {
   const narrow = window.matchMedia('(max-width: 700px)').matches;
   let mode = ctx.query.get('view') || (narrow ? 'unified' : 'split');
   const others = versions.filter((v) => v.version !== version.version);
+  // Another base renders the card again: the select keeps the focus.
+  const refocus = card.contains(document.activeElement) && document.activeElement.tagName === 'SELECT';
   fill(card, h('h2', { id: 'diff-h' }, 'Changes to the prompt'), h('p', { class: 'muted small' }, 'Loading diff…'));
   let d;
   try {
@@ -148,6 +150,7 @@ async function renderDiff(ctx, agent, version, versions, card) {
         h('div', { class: 'field inline' }, h('label', { for: compare.id }, 'Compare with'), compare),
         toggle)),
     statsLine, body, raw);
+  if (refocus) compare.focus();
   draw();
 }
 

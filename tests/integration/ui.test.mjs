@@ -535,6 +535,24 @@ test('keyboard: the main controls are reachable with Tab and show focus', async 
   assert.ok(await page.evaluate(() => document.activeElement.classList.contains('trace-open')), 'focus returns to the row');
 });
 
+test('keyboard: changing a filter with the arrow keys keeps the focus on it', async () => {
+  const filters = [
+    ['#/jobs', '#job-status', /status=queued/],
+    ['#/best-practices', '#bp-category', /category=structure/],
+    [`#/agents/${support.id}/versions/3`, '.diff-tools select', /base=1/],
+  ];
+  for (const [hash, sel, changed] of filters) {
+    await go(hash);
+    await page.waitForFunction(() => document.activeElement?.tagName === 'H1');
+    await page.locator(sel).evaluate((el) => { el.dataset.before = '1'; el.focus(); });
+    await page.keyboard.press('ArrowDown'); // changes a closed select at once
+    await page.waitForURL(changed);
+    const fresh = page.locator(`${sel}:not([data-before])`); // the view rendered again
+    await fresh.waitFor();
+    assert.ok(await fresh.evaluate((el) => el === document.activeElement), `${sel} keeps the focus after the change`);
+  }
+});
+
 test('sign out ends the session', async () => {
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.getByRole('heading', { name: 'Sign in to refold' }).waitFor();
