@@ -488,6 +488,43 @@ test('layout: no horizontal scrolling at 1280 and 390 px', async () => {
   await page.setViewportSize({ width: 1280, height: 900 });
 });
 
+test('layout: long unbroken names, notes and trace text wrap instead of widening the page', async () => {
+  const long = (c, n) => c.repeat(n);
+  const a = await api('POST', '/v1/agents', {
+    name: long('N', 200), description: `See https://example.com/${long('d', 400)}`,
+    prompt_template: `Use {{${long('v', 120)}}} here.`,
+  }, 201);
+  await api('POST', `/v1/agents/${a.id}/versions`, { prompt_template: `Use {{${long('v', 120)}}} there.` }, 201);
+  const ev = await api('POST', '/v1/evals', { agent_id: a.id, name: long('E', 200) }, 201);
+  const [tid] = (await api('POST', '/v1/traces', { traces: [{
+    agent_id: a.id, external_id: long('x', 200), input: long('i', 3000), output: '{"minified":"' + long('o', 3000) + '"}',
+    steps: [{ type: 'tool_call', name: long('t', 300) }],
+  }] }, 201)).data.map((d) => d.id);
+  await api('POST', '/v1/feedback', { feedback: [{ trace_id: tid, rating: 'negative', note: long('n', 2000) }] }, 200);
+  await api('POST', `/v1/evals/${ev.id}/executions`, { executions: [{ trace_id: tid, predicted_result: true, predicted_reason: long('r', 2000) }] }, 200);
+  const dialogFits = () => page.evaluate(() => { const d = document.querySelector('dialog[open]'); return d.scrollWidth <= d.clientWidth; });
+  for (const width of [1280, 390]) {
+    await page.setViewportSize({ width, height: 860 });
+    await go(`#/agents/${a.id}`);
+    await page.locator('#contradictions table').waitFor();
+    assert.ok(await noHorizontalScroll(), `the agent page scrolls sideways at ${width} px`);
+    await page.locator('button.trace-open').first().click();
+    await page.locator('dialog[open]').getByRole('heading', { name: 'Input' }).waitFor();
+    assert.ok(await dialogFits(), `the trace dialog scrolls sideways at ${width} px`);
+    await page.keyboard.press('Escape');
+    await go(`#/agents/${a.id}/versions/2`);
+    await page.locator('table.diff').waitFor();
+    assert.ok(await noHorizontalScroll(), `the version page scrolls sideways at ${width} px`);
+    await page.locator('#promote').click();
+    await page.locator('dialog[open]').waitFor();
+    assert.ok(await dialogFits(), `the promote dialog scrolls sideways at ${width} px`);
+    await page.keyboard.press('Escape');
+  }
+  await shot(page, 'long-names-390');
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await api('DELETE', `/v1/agents/${a.id}`, undefined, 204);
+});
+
 test('keyboard: the main controls are reachable with Tab and show focus', async () => {
   await go('#/agents');
   // The route has rendered once it moves focus to its heading (rows from an earlier render
