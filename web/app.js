@@ -6,7 +6,7 @@
 // (an EventSource, a timer) is registered with ctx.cleanup and stopped on the
 // next navigation.
 import { request, onUnauthorized } from './api.js';
-import { parseHash, navigate, setRenderer } from './nav.js';
+import { parseHash, setRenderer } from './nav.js';
 import { h, fill, field, errorBox, toast, setTitle } from './ui.js';
 import { agentsPage } from './agents.js';
 import { agentPage } from './agent.js';
@@ -82,7 +82,9 @@ function signinPage(ctx) {
       await request('POST', '/v1/session', { api_key: key.value.trim() }, { quiet401: true });
       const to = returnTo && !returnTo.startsWith('#/signin') ? returnTo : '#/agents';
       returnTo = null;
-      navigate(to);
+      // The sign-in page leaves no history entry behind: Back after signing
+      // in goes to where the user was before, not to the sign-in form.
+      location.replace(to);
     } catch (err) {
       fill(msg, errorBox(err.status === 401 ? { message: 'That API key was not accepted.' } : err));
       key.select();
@@ -103,7 +105,7 @@ onUnauthorized(() => {
   const { path } = parseHash();
   if (path === '/signin') return;
   returnTo = location.hash;
-  location.hash = '#/signin';
+  location.replace('#/signin'); // takes the place of the page that was refused
 });
 
 document.getElementById('signout').addEventListener('click', async () => {

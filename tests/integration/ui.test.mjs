@@ -599,6 +599,21 @@ test('sign out ends the session', async () => {
   await page.getByRole('heading', { name: 'Sign in to refold' }).waitFor();
 });
 
+test('a deep link opened signed out returns there after sign-in, and Back does not show the sign-in form again', async () => {
+  const tab = await context.newPage();
+  tab.on('pageerror', (e) => pageErrors.push(e.message));
+  const deep = `#/agents/${support.id}/versions/2?view=unified`;
+  await tab.goto(srv.url + '/' + deep);
+  await tab.getByLabel('API key').fill(srv.key);
+  await tab.getByRole('button', { name: 'Sign in' }).click();
+  await tab.locator('table.diff-unified').waitFor();
+  assert.ok(tab.url().endsWith(deep), tab.url());
+  await tab.goBack();
+  await tab.waitForTimeout(300);
+  assert.doesNotMatch(tab.url(), /#\/signin/, 'Back leaves the sign-in page out');
+  await tab.close();
+});
+
 test('no requests to other origins and no script errors', () => {
   assert.deepEqual(external, []);
   assert.deepEqual(pageErrors, []);
