@@ -143,7 +143,10 @@ async function renderContradictions(ctx, agent, card, kind) {
   body.removeAttribute('aria-busy');
   body.dataset.kind = kind || 'all';
   if (!rows.length) {
-    fill(body, empty(kind ? 'No contradictions of this kind.' : 'No contradictions: the evals agree with every human rating.'));
+    const judged = s.contradiction_rate !== null && s.contradiction_rate !== undefined; // some rated trace has an eval result
+    fill(body, empty(kind ? 'No contradictions of this kind.'
+      : judged ? 'No contradictions: the evals agree with every human rating.'
+        : 'No contradictions yet: no trace has both a human rating (positive or negative) and an eval result.'));
     return;
   }
   const cols = [

@@ -45,7 +45,9 @@ export async function versionPage(ctx, agentId, n) {
       h('strong', null, version.status === 'rejected' ? 'Rejected: ' : 'Review note: '), version.review_note)
     : null;
   const candidateHint = version.status === 'candidate'
-    ? h('div', { class: 'alert alert-info' }, `This is a candidate. Nothing changes for ${agent.name} until you promote it; v${agent.active_version?.version ?? '?'} stays active meanwhile.`)
+    ? h('div', { class: 'alert alert-info' }, agent.active_version
+      ? `This is a candidate. Nothing changes for ${agent.name} until you promote it; v${agent.active_version.version} stays active meanwhile.`
+      : `This is a candidate. ${agent.name} has no active version: promoting this one makes it the first.`)
     : null;
 
   const fromJob = version.source === 'ai_improved' || version.change_summary || (version.changes && version.changes.length) || (version.failure_patterns && version.failure_patterns.length);

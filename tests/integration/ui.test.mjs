@@ -313,6 +313,21 @@ test('rollback: promote the archived version from the timeline', async () => {
   assert.match(await page.locator('.timeline li[data-version="1"]').innerText(), /active[\s\S]*v2 raised escalations/);
 });
 
+test('an agent without an active version or ratings: its page and its first candidate say so', async () => {
+  await go(`#/agents/${probeAgent.id}`);
+  await page.locator('#contradictions .contra-body:not([aria-busy])').waitFor();
+  const contra = await page.locator('#contradictions').innerText();
+  assert.match(contra, /no trace has both a human rating/);
+  assert.doesNotMatch(contra, /agree with every human rating/, 'nothing was rated, so nothing agreed');
+  const v = await api('POST', `/v1/agents/${probeAgent.id}/versions`, { prompt_template: 'Hello {{name}}' }, 201);
+  await go(`#/agents/${probeAgent.id}/versions/${v.version}`);
+  const hint = page.locator('.alert-info', { hasText: 'This is a candidate' });
+  await hint.waitFor();
+  const text = await hint.innerText();
+  assert.doesNotMatch(text, /v\?/);
+  assert.match(text, /no active version/);
+});
+
 test('best practices: built-in listed, own added and deleted', async () => {
   await go('#/best-practices');
   await page.getByRole('heading', { name: 'Best practices', level: 1 }).waitFor();
