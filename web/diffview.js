@@ -24,7 +24,10 @@ function equalRows(block, isFirst, isLast, makeRow, cols) {
   btn.addEventListener('click', () => {
     const open = hidden.map(makeRow);
     fold.replaceWith(...open);
-    if (open[0]) open[0].querySelector('td:last-child')?.focus?.();
+    // The button is gone: the focus goes to the first line it showed (a
+    // cell needs a tabindex to take it).
+    const cell = open[0] && open[0].querySelector('td:last-child');
+    if (cell) { cell.tabIndex = -1; cell.focus({ preventScroll: true }); }
   });
   rows.push(fold, ...lines.slice(lines.length - keepTail).map(makeRow));
   return rows;

@@ -313,6 +313,26 @@ test('rollback: promote the archived version from the timeline', async () => {
   assert.match(await page.locator('.timeline li[data-version="1"]').innerText(), /active[\s\S]*v2 raised escalations/);
 });
 
+test('diff: Show unchanged lines unfolds them and hands the focus to the first one', async () => {
+  const lines = Array.from({ length: 30 }, (_, i) => `Rule ${i + 1}: answer from {{kb}} only.`);
+  const a = await api('POST', '/v1/agents', { name: 'fold-bot', prompt_template: lines.join('\n') }, 201);
+  const changed = [...lines];
+  changed[0] = 'Rule 1: answer briefly.';
+  changed[29] = 'Rule 30: escalate when unsure.';
+  await api('POST', `/v1/agents/${a.id}/versions`, { prompt_template: changed.join('\n') }, 201);
+  await go(`#/agents/${a.id}/versions/2?view=unified`);
+  const fold = page.locator('.fold-btn');
+  await fold.waitFor();
+  assert.match(await fold.innerText(), /Show 22 unchanged lines/);
+  await fold.focus();
+  await page.keyboard.press('Enter');
+  await fold.waitFor({ state: 'detached' });
+  assert.equal(await page.locator('table.diff-unified tr').count(), 32);
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Rule 5: answer from {{kb}} only.',
+    'the focus lands on the first unfolded line, not on the page');
+  await api('DELETE', `/v1/agents/${a.id}`, undefined, 204);
+});
+
 test('an agent without an active version or ratings: its page and its first candidate say so', async () => {
   await go(`#/agents/${probeAgent.id}`);
   await page.locator('#contradictions .contra-body:not([aria-busy])').waitFor();
