@@ -1,8 +1,8 @@
 /*
  * diff - see diff.h. Lines are compared as (bytes, ends-with-newline) pairs.
  * Common prefix and suffix are trimmed before Myers runs on the middle; the
- * forward pass keeps one V array per edit distance for the backtrack, which
- * is why the distance is capped.
+ * forward pass keeps the frontier of each edit distance for the backtrack,
+ * which is why the distance is capped.
  */
 #include "core/diff.h"
 
@@ -13,6 +13,11 @@
 #include "core/buf.h"
 #include "core/xalloc.h"
 #include "core/banned.h"
+
+/* Line comparisons one diff may make (about a second's work) before the
+ * middle is reported as a whole replacement: many equal lines in a different
+ * order would otherwise make each of the DIFF_MAX_EDITS steps walk them. */
+#define DIFF_MAX_WORK 50000000L
 
 struct line {
     const char *s;
@@ -67,75 +72,90 @@ static void push(struct script *s, enum op op, int ai, int bi)
     s->e[s->n++] = (struct edit){op, ai, bi};
 }
 
-/* Myers on a[a0..a1) vs b[b0..b1); appends edits in order. */
+/* The middle of a and b as one replacement: every line of a removed, every
+ * line of b added. */
+static void replace_all(int a0, int a1, int b0, int b1, struct script *out)
+{
+    for (int i = a0; i < a1; i++)
+        push(out, OP_DEL, i, b0);
+    for (int j = b0; j < b1; j++)
+        push(out, OP_INS, a1, j);
+}
+
+/* Myers on a[a0..a1) vs b[b0..b1); appends edits in order. Step d keeps the
+ * frontier of its diagonals -d..d (2d + 1 ints) for the backtrack, so memory
+ * grows with the edit distance, not with the length of the texts. Past
+ * DIFF_MAX_EDITS steps, or DIFF_MAX_WORK line comparisons, the middle is
+ * reported as a whole replacement. */
 static void myers(const struct line *a, int a0, int a1, const struct line *b, int b0, int b1,
                   struct script *out)
 {
-    int n = a1 - a0, m = b1 - b0, max = n + m;
-    if (max > DIFF_MAX_EDITS) {
-        for (int i = a0; i < a1; i++)
-            push(out, OP_DEL, i, b0);
-        for (int j = b0; j < b1; j++)
-            push(out, OP_INS, a1, j);
-        return;
-    }
-    int off = max + 1;
-    int *v = xcalloc((size_t)(2 * max + 3), sizeof *v);
-    int **trace = xcalloc((size_t)max + 1, sizeof *trace);
-    int dfinal = -1;
-    for (int d = 0; d <= max && dfinal < 0; d++) {
-        trace[d] = xmalloc(sizeof(int) * (size_t)(2 * max + 3));
+    int n = a1 - a0, m = b1 - b0;
+    int dmax = n + m < DIFF_MAX_EDITS ? n + m : DIFF_MAX_EDITS;
+    int off = dmax + 1;
+    int *v = xcalloc((size_t)(2 * dmax + 3), sizeof *v);
+    int **trace = xcalloc((size_t)dmax + 1, sizeof *trace);
+    long work = 0;
+    int dfinal = -1, dlast = -1;
+    for (int d = 0; d <= dmax && dfinal < 0 && work <= DIFF_MAX_WORK; d++) {
         for (int k = -d; k <= d; k += 2) {
             int x;
             if (k == -d || (k != d && v[off + k - 1] < v[off + k + 1]))
                 x = v[off + k + 1];
             else
                 x = v[off + k - 1] + 1;
-            int y = x - k;
+            int y = x - k, x0 = x;
             while (x < n && y < m && same(&a[a0 + x], &b[b0 + y])) {
                 x++;
                 y++;
             }
+            work += x - x0 + 1;
             v[off + k] = x;
             if (x >= n && y >= m) {
                 dfinal = d;
                 break;
             }
         }
-        memcpy(trace[d], v, sizeof(int) * (size_t)(2 * max + 3));
+        trace[d] = xmalloc(sizeof(int) * (size_t)(2 * d + 1));
+        memcpy(trace[d], &v[off - d], sizeof(int) * (size_t)(2 * d + 1));
+        dlast = d;
     }
-    /* Backtrack from (n, m) to (0, 0), collecting edits in reverse. */
-    struct script rev = {0};
-    int x = n, y = m;
-    for (int d = dfinal; d > 0; d--) {
-        int *pv = trace[d - 1];
-        int k = x - y, pk;
-        if (k == -d || (k != d && pv[off + k - 1] < pv[off + k + 1]))
-            pk = k + 1;
-        else
-            pk = k - 1;
-        int px = pv[off + pk], py = px - pk;
-        while (x > px && y > py) {
+    if (dfinal < 0) {
+        replace_all(a0, a1, b0, b1, out);
+    } else {
+        /* Backtrack from (n, m) to (0, 0), collecting edits in reverse. */
+        struct script rev = {0};
+        int x = n, y = m;
+        for (int d = dfinal; d > 0; d--) {
+            int *pv = trace[d - 1] + (d - 1); /* pv[k] for k in -(d-1)..d-1 */
+            int k = x - y, pk;
+            if (k == -d || (k != d && pv[k - 1] < pv[k + 1]))
+                pk = k + 1;
+            else
+                pk = k - 1;
+            int px = pv[pk], py = px - pk;
+            while (x > px && y > py) {
+                push(&rev, OP_EQ, a0 + x - 1, b0 + y - 1);
+                x--;
+                y--;
+            }
+            if (x == px)
+                push(&rev, OP_INS, a0 + x, b0 + y - 1);
+            else
+                push(&rev, OP_DEL, a0 + x - 1, b0 + y);
+            x = px;
+            y = py;
+        }
+        while (x > 0 && y > 0) {
             push(&rev, OP_EQ, a0 + x - 1, b0 + y - 1);
             x--;
             y--;
         }
-        if (x == px)
-            push(&rev, OP_INS, a0 + x, b0 + y - 1);
-        else
-            push(&rev, OP_DEL, a0 + x - 1, b0 + y);
-        x = px;
-        y = py;
+        for (int i = rev.n - 1; i >= 0; i--)
+            push(out, rev.e[i].op, rev.e[i].ai, rev.e[i].bi);
+        free(rev.e);
     }
-    while (x > 0 && y > 0) {
-        push(&rev, OP_EQ, a0 + x - 1, b0 + y - 1);
-        x--;
-        y--;
-    }
-    for (int i = rev.n - 1; i >= 0; i--)
-        push(out, rev.e[i].op, rev.e[i].ai, rev.e[i].bi);
-    free(rev.e);
-    for (int d = 0; d <= max; d++)
+    for (int d = 0; d <= dlast; d++)
         free(trace[d]);
     free(trace);
     free(v);

@@ -4,8 +4,10 @@
  * Used for reviewing a candidate prompt against its parent. Output follows
  * GNU diff -u: `---`/`+++` headers, `@@ -a,b +c,d @@` hunks with 3 lines of
  * context, and "\ No newline at end of file" where a text lacks one. When the
- * texts differ in more than DIFF_MAX_EDITS lines the middle is reported as a
- * whole replacement (still a correct diff, only not minimal). Stateless.
+ * texts differ in more than DIFF_MAX_EDITS lines (or finding out takes too
+ * long) the middle is reported as a whole replacement (still a correct diff,
+ * only not minimal); a few changes in a long text stay a few changes.
+ * Stateless.
  */
 #ifndef REFOLD_DIFF_H
 #define REFOLD_DIFF_H

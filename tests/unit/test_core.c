@@ -136,6 +136,44 @@ static void test_diff_hunks_and_context(void **state)
                 2, 2);
 }
 
+/* A long text with two changed lines: the first and the last, so nothing is
+ * trimmed as a common prefix or suffix and Myers sees every line. */
+static void test_diff_long_text_few_changes(void **state)
+{
+    (void)state;
+    enum { LINES = 3000 };
+    struct buf a, b;
+    buf_init(&a, BUF_UNLIMITED);
+    buf_init(&b, BUF_UNLIMITED);
+    for (int i = 1; i <= LINES; i++) {
+        buf_printf(&a, "line %d\n", i);
+        if (i == 1)
+            buf_puts(&b, "first changed\n");
+        else if (i == LINES)
+            buf_puts(&b, "last changed\n");
+        else
+            buf_printf(&b, "line %d\n", i);
+    }
+    struct diff_result d;
+    diff_lines(buf_str(&a), buf_str(&b), "a", "b", &d);
+    assert_int_equal(d.added, 2);
+    assert_int_equal(d.removed, 2);
+    assert_non_null(strstr(d.unified, "@@ -1,4 +1,4 @@\n-line 1\n+first changed\n line 2\n"));
+    assert_non_null(strstr(d.unified, "\n-line 3000\n+last changed\n"));
+    free(d.unified);
+
+    /* Texts that share nothing past DIFF_MAX_EDITS: one replacement, still exact. */
+    buf_reset(&b);
+    for (int i = 1; i <= LINES; i++)
+        buf_printf(&b, "other %d\n", i);
+    diff_lines(buf_str(&a), buf_str(&b), "a", "b", &d);
+    assert_int_equal(d.added, LINES);
+    assert_int_equal(d.removed, LINES);
+    free(d.unified);
+    buf_release(&a);
+    buf_release(&b);
+}
+
 static void test_diff_applies(void **state)
 {
     (void)state;
@@ -324,6 +362,7 @@ int main(void)
         cmocka_unit_test(test_template_sets),
         cmocka_unit_test(test_diff_basic),
         cmocka_unit_test(test_diff_hunks_and_context),
+        cmocka_unit_test(test_diff_long_text_few_changes),
         cmocka_unit_test(test_diff_applies),
         cmocka_unit_test(test_jsonx_fields),
         cmocka_unit_test(test_key_hashing),
