@@ -16,6 +16,11 @@ export class ApiError extends Error {
 let unauthorized = () => {};
 export function onUnauthorized(fn) { unauthorized = fn; }
 
+// Did the newest answer say the session is gone? A later success (the user
+// signed in again, perhaps in another tab) clears it.
+let sessionLost = false;
+export const isSessionLost = () => sessionLost;
+
 // Full request: resolves {status, json, headers}; rejects with ApiError on a
 // non-2xx answer. A 401 also calls the unauthorized handler unless quiet401.
 export async function request(method, path, body, { headers = {}, quiet401 = false } = {}) {
@@ -37,7 +42,8 @@ export async function request(method, path, body, { headers = {}, quiet401 = fal
   if (text) {
     try { json = JSON.parse(text); } catch { json = null; }
   }
-  if (res.status === 401 && !quiet401) unauthorized();
+  if (res.status === 401 && !quiet401) { sessionLost = true; unauthorized(); }
+  if (res.ok) sessionLost = false;
   if (!res.ok) throw new ApiError(res.status, json);
   return { status: res.status, json, headers: res.headers };
 }

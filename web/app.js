@@ -5,7 +5,7 @@
 // Each navigation renders a fresh page root; work a page leaves running
 // (an EventSource, a timer) is registered with ctx.cleanup and stopped on the
 // next navigation.
-import { request, onUnauthorized } from './api.js';
+import { request, onUnauthorized, isSessionLost } from './api.js';
 import { parseHash, setRenderer } from './nav.js';
 import { h, fill, field, errorBox, toast, setTitle } from './ui.js';
 import { agentsPage } from './agents.js';
@@ -104,9 +104,25 @@ function signinPage(ctx) {
 onUnauthorized(() => {
   const { path } = parseHash();
   if (path === '/signin') return;
+  // An open form dialog keeps what was typed in it: it says the session
+  // ended and stays open, so the user can sign in again in another tab and
+  // submit again. Closing it without that goes to the sign-in page.
+  const dlg = document.querySelector('dialog[open] form.dialog-form')?.closest('dialog');
+  if (dlg) {
+    if (!dlg.dataset.signinAfter) {
+      dlg.dataset.signinAfter = '1';
+      dlg.addEventListener('close', () => { if (isSessionLost()) toSignin(); }, { once: true });
+    }
+    return;
+  }
+  toSignin();
+});
+
+function toSignin() {
+  if (parseHash().path === '/signin') return;
   returnTo = location.hash;
   location.replace('#/signin'); // takes the place of the page that was refused
-});
+}
 
 document.getElementById('signout').addEventListener('click', async () => {
   try {

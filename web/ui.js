@@ -152,7 +152,9 @@ export function formDialog({ title, submitLabel = 'Save', danger = false, build,
         done = true;
         dlg.close();
       } catch (err) {
-        fill(errBox, errorBox(err));
+        fill(errBox, errorBox(err.status === 401
+          ? { message: 'Your session has ended. Sign in again in another tab, then submit again: what you typed here is kept.' }
+          : err));
       } finally {
         submitBtn.disabled = false;
       }

@@ -625,6 +625,36 @@ test('keyboard: changing a filter with the arrow keys keeps the focus on it', as
   }
 });
 
+test('a session that ends while a dialog is open keeps what was typed in it', async () => {
+  await go(`#/agents/${failBot.id}`);
+  await page.locator('#new-version').click();
+  const dlg = page.locator('dialog[open]');
+  const text = 'Help {{user}} with {{topic}}.\nA long, carefully written rule the session must not lose.';
+  await dlg.getByLabel('Prompt template').fill(text);
+  // The session ends elsewhere (another tab signs out).
+  await page.evaluate(() => fetch('/v1/session', { method: 'DELETE', headers: { 'X-Requested-With': 'refold' } }));
+  await dlg.getByRole('button', { name: 'Create candidate' }).click();
+  await dlg.getByText('Your session has ended').waitFor();
+  assert.equal(await dlg.getByLabel('Prompt template').inputValue(), text, 'the text is still there');
+  assert.doesNotMatch(page.url(), /signin/);
+  // Signed in again (another tab), the same submit goes through.
+  await page.evaluate((key) => fetch('/v1/session', { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Requested-With': 'refold' }, body: JSON.stringify({ api_key: key }) }), srv.key);
+  await dlg.getByRole('button', { name: 'Create candidate' }).click();
+  await page.getByRole('heading', { name: /Version 2/, level: 1 }).waitFor();
+  assert.equal((await api('GET', `/v1/agents/${failBot.id}/versions/2`, undefined, 200)).prompt_template, text);
+  // Ended again, a closed dialog leads to the sign-in page, and back after it.
+  await go(`#/agents/${failBot.id}`);
+  await page.locator('#new-version').click();
+  await page.evaluate(() => fetch('/v1/session', { method: 'DELETE', headers: { 'X-Requested-With': 'refold' } }));
+  await page.locator('dialog[open]').getByRole('button', { name: 'Create candidate' }).click();
+  await page.locator('dialog[open]').getByText('Your session has ended').waitFor();
+  await page.keyboard.press('Escape');
+  await page.getByRole('heading', { name: 'Sign in to refold' }).waitFor();
+  await page.getByLabel('API key').fill(srv.key);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: /fail-bot/, level: 1 }).waitFor();
+});
+
 test('sign out ends the session', async () => {
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.getByRole('heading', { name: 'Sign in to refold' }).waitFor();
