@@ -60,7 +60,9 @@ async function render({ focus = false } = {}) {
     fill(root, h('h1', null, err.status === 404 ? 'Not found' : 'Something went wrong'), errorBox(err),
       h('p', null, h('a', { href: '#/agents' }, 'Back to the agents')));
   }
-  if (focus && ctx.alive()) {
+  // The heading takes the focus unless the page gave it to a field of its own
+  // (the sign-in page to the key).
+  if (focus && ctx.alive() && !root.contains(document.activeElement)) {
     const h1 = root.querySelector('h1');
     if (h1) { h1.tabIndex = -1; h1.focus({ preventScroll: true }); }
   }

@@ -658,6 +658,7 @@ test('a session that ends while a dialog is open keeps what was typed in it', as
 test('sign out ends the session', async () => {
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.getByRole('heading', { name: 'Sign in to refold' }).waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement.name), 'api_key', 'the key field has the focus: type and press Enter');
   const status = await page.evaluate(async () => (await fetch('/v1/agents', { credentials: 'same-origin' })).status);
   assert.equal(status, 401);
   await go('#/agents');
