@@ -1,5 +1,5 @@
 // Agents: the table of every agent with its numbers, and "New agent".
-import { get, post, items, isMissingEndpoint, enc } from './api.js';
+import { get, getAll, post, items, isMissingEndpoint, enc } from './api.js';
 import { h, fill, field, table, badge, pct, num, time, empty, formDialog, toast, setTitle } from './ui.js';
 import { navigate, agentHref, jobHref } from './nav.js';
 
@@ -40,7 +40,7 @@ export function newAgentDialog() {
 
 export async function agentsPage(ctx) {
   setTitle('Agents');
-  const agents = items(await get('/v1/agents?limit=500'));
+  const agents = await getAll('/v1/agents?limit=500', 20000); // every page, not the first 500
   const lastCells = new Map();
   const head = h('div', { class: 'page-head' },
     h('div', null, h('h1', null, 'Agents'),

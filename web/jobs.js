@@ -3,7 +3,7 @@
 // followed over EventSource (SPEC §6; the stream replays every stored event
 // first, so a reload resumes where it was), a finished one is read from the
 // JSON event list. Events are applied once each, by seq.
-import { get, post, items, enc, isMissingEndpoint } from './api.js';
+import { get, getAll, post, items, enc, isMissingEndpoint } from './api.js';
 import { h, fill, badge, time, num, shortId, empty, errorBox, table, toast, setTitle, jsonBlock } from './ui.js';
 import { setQuery, agentHref, versionHref, jobHref } from './nav.js';
 
@@ -26,7 +26,7 @@ const typeLabel = (t) => (t === 'prompt_improvement' ? 'Prompt improvement' : St
 
 async function agentNames() {
   try {
-    return new Map(items(await get('/v1/agents?limit=500')).map((a) => [a.id, a.name]));
+    return new Map((await getAll('/v1/agents?limit=500', 20000)).map((a) => [a.id, a.name]));
   } catch {
     return new Map();
   }

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { existsSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServer, outputDir } from './lib.mjs';
+import { startServer, outputDir, createWorkspaceKey } from './lib.mjs';
 
 const CHROMIUM = process.env.REFOLD_CHROMIUM || '/usr/bin/chromium';
 let chromium;
@@ -558,6 +558,25 @@ test('layout: long unbroken names, notes and trace text wrap instead of widening
   await shot(page, 'long-names-390');
   await page.setViewportSize({ width: 1280, height: 900 });
   await api('DELETE', `/v1/agents/${a.id}`, undefined, 204);
+});
+
+test('agents: a workspace with more agents than one page of the API lists them all', async () => {
+  const key = await createWorkspaceKey(srv.db, 'many-agents');
+  const n = 501; // the API's largest page is 500
+  for (let i = 0; i < n; i += 50) {
+    await Promise.all(Array.from({ length: Math.min(50, n - i) }, (_, k) =>
+      srv.api('POST', '/v1/agents', { name: `bulk-${String(i + k).padStart(3, '0')}` }, { key })));
+  }
+  const ctx2 = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const tab = await ctx2.newPage();
+  tab.on('pageerror', (e) => pageErrors.push(e.message));
+  await tab.goto(srv.url + '/');
+  await tab.getByLabel('API key').fill(key);
+  await tab.getByRole('button', { name: 'Sign in' }).click();
+  await tab.locator('tr[data-agent-id]').first().waitFor();
+  assert.equal(await tab.locator('tr[data-agent-id]').count(), n);
+  assert.equal(await tab.locator('tr[data-agent-id]', { hasText: 'bulk-000' }).count(), 1, 'the oldest agent is listed too');
+  await ctx2.close();
 });
 
 test('keyboard: the main controls are reachable with Tab and show focus', async () => {
