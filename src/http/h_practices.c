@@ -2,6 +2,8 @@
  * h_practices - /v1/best-practices: the built-in rows plus the workspace's
  * own; create and delete own rows (source "custom").
  */
+#include <strings.h>
+
 #include "core/jsonx.h"
 #include "http/handlers.h"
 #include "core/banned.h"
@@ -41,6 +43,10 @@ HANDLER(h_practices_create)
         rc = jx_string(body, "content", JX_REQUIRED, LIMIT_TEXT_CHARS, false, &content, err);
     if (rc == RF_OK)
         rc = jx_string(body, "url", JX_NULLABLE, 2000, false, &url, err);
+    /* The UI links to it: only a web address, never javascript: or data:. */
+    if (rc == RF_OK && url && strncasecmp(url, "https://", 8) != 0 &&
+        strncasecmp(url, "http://", 7) != 0)
+        rc = rf_fail_field(err, RF_INVALID, "url", "url must start with https:// or http://");
     if (rc == RF_OK)
         rc = store_practice_create(req->store, req->workspace_id, category, title, content, url,
                                    &bp, err);

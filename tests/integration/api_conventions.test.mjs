@@ -125,6 +125,8 @@ test('malformed JSON, wrong types and non-object bodies are 400', async () => {
     ['POST', `/v1/evals/${ids.eval}/executions`, {}, 'executions'],
     ['POST', '/v1/best-practices', { category: 'general', title: 't' }, 'content'],
     ['POST', '/v1/best-practices', { category: 'general', title: 't', content: 'c', url: 5 }, 'url'],
+    ['POST', '/v1/best-practices', { category: 'general', title: 't', content: 'c', url: 'javascript:alert(1)' }, 'url'],
+    ['POST', '/v1/best-practices', { category: 'general', title: 't', content: 'c', url: 'data:text/html,x' }, 'url'],
   ];
   for (const [m, p, body, field] of cases) {
     const r = await srv.api(m, p, body);
