@@ -7,6 +7,13 @@ import { setQuery } from './nav.js';
 
 const CATEGORIES = ['structure', 'clarity', 'safety', 'reasoning', 'general'];
 
+// A practice's source link: web addresses only (rows stored before the API
+// refused other schemes may hold a javascript: or data: URL).
+function sourceLink(url) {
+  if (!url || !/^https?:\/\//i.test(url)) return null;
+  return h('a', { href: url, target: '_blank', rel: 'noopener noreferrer', class: 'small' }, 'Source');
+}
+
 // Built-in rows are many and long: a disclosure each, title first.
 function builtinNode(p) {
   return h('li', { class: 'practice practice-builtin', 'data-practice-id': p.id },
@@ -14,7 +21,7 @@ function builtinNode(p) {
       h('summary', null, h('span', { class: 'practice-title' }, p.title), ' ',
         h('span', { class: 'practice-tags' }, h('span', { class: 'chip' }, p.source), ' ', h('span', { class: 'chip' }, p.category))),
       h('p', { class: 'practice-content' }, p.content),
-      p.url ? h('a', { href: p.url, target: '_blank', rel: 'noopener noreferrer', class: 'small' }, 'Source') : null));
+      sourceLink(p.url)));
 }
 
 function practiceNode(p, onDelete) {
@@ -24,7 +31,7 @@ function practiceNode(p, onDelete) {
       h('div', { class: 'practice-tags' }, h('span', { class: 'chip' }, p.source), ' ', h('span', { class: 'chip' }, p.category))),
     h('p', { class: 'practice-content' }, p.content),
     h('div', { class: 'practice-foot' },
-      p.url ? h('a', { href: p.url, target: '_blank', rel: 'noopener noreferrer', class: 'small' }, 'Source') : null,
+      sourceLink(p.url),
       onDelete ? h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', 'aria-label': `Delete “${p.title}”`, onclick: () => onDelete(p) }, 'Delete') : null));
 }
 

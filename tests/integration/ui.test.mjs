@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { existsSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServer, outputDir, createWorkspaceKey } from './lib.mjs';
+import { startServer, outputDir, createWorkspaceKey, sql } from './lib.mjs';
 
 const CHROMIUM = process.env.REFOLD_CHROMIUM || '/usr/bin/chromium';
 let chromium;
@@ -357,10 +357,20 @@ test('best practices: built-in listed, own added and deleted', async () => {
   await dlg.getByLabel('Title').fill('Name the escalation channel');
   await dlg.getByLabel('Category').selectOption('safety');
   await dlg.getByLabel('Content').fill('Tell the agent exactly where to escalate: the #support-humans queue.');
+  await dlg.getByLabel('URL').fill('https://example.com/escalation');
   await dlg.getByRole('button', { name: 'Add practice' }).click();
   const own = page.locator('#own-practices li', { hasText: 'Name the escalation channel' });
   await own.waitFor();
   assert.match(await own.innerText(), /custom[\s\S]*safety/);
+  assert.equal(await own.getByRole('link', { name: 'Source' }).getAttribute('href'), 'https://example.com/escalation');
+  // A row stored before the API refused other schemes shows no link for a javascript: URL.
+  const ws = (await sql(srv.db, "SELECT workspace_id FROM prompt_best_practices WHERE title = 'Name the escalation channel'")).trim();
+  await sql(srv.db, `INSERT INTO prompt_best_practices (id, workspace_id, source, category, title, content, url, created_at) VALUES ('bp_legacy', '${ws}', 'custom', 'general', 'Legacy row', 'c', 'javascript:alert(1)', 1)`);
+  await page.reload();
+  const legacy = page.locator('#own-practices li', { hasText: 'Legacy row' });
+  await legacy.waitFor();
+  assert.equal(await legacy.getByRole('link').count(), 0);
+  await sql(srv.db, "DELETE FROM prompt_best_practices WHERE id = 'bp_legacy'");
   const id = await own.getAttribute('data-practice-id');
   assert.ok((await api('GET', '/v1/best-practices?limit=500', undefined, 200)).data.some((p) => p.id === id));
   await own.getByRole('button', { name: /Delete/ }).click();
