@@ -33,15 +33,6 @@ HANDLER(h_agents_improve)
     if (rc == RF_OK && key && (strlen(key) == 0 || strlen(key) > 200))
         rc = rf_fail_field(err, RF_INVALID, "Idempotency-Key",
                            "Idempotency-Key must be 1 to 200 characters");
-    if (rc == RF_OK)
-        rc = store_agent_get(req->store, req->workspace_id, req->params[0], false, &agent, err);
-    if (rc == RF_OK &&
-        strcmp(json_string_value(json_object_get(agent, "status")), "archived") == 0)
-        rc = rf_fail_reason(err, RF_CONFLICT, "agent_archived", "agent %s is archived",
-                            req->params[0]);
-    if (rc == RF_OK && !json_is_object(json_object_get(agent, "active_version")))
-        rc = rf_fail_reason(err, RF_CONFLICT, "no_active_version",
-                            "agent %s has no active version to improve", req->params[0]);
     if (rc == RF_OK) {
         params = json_pack("{s:s, s:I}", "agent_id", req->params[0], "max_contradictions",
                            (json_int_t)max);
@@ -49,10 +40,23 @@ HANDLER(h_agents_improve)
             json_object_set_new(params, "model", json_string(model));
         if (instructions && *instructions)
             json_object_set_new(params, "instructions", json_string(instructions));
-        struct job_spec spec = {.type = IMPROVE_JOB_TYPE, .params = params,
-                                .agent_id = req->params[0], .idempotency_key = key};
-        rc = jobs_enqueue(req->store, req->pool, req->workspace_id, &spec, &job, &created, err);
     }
+    struct job_spec spec = {.type = IMPROVE_JOB_TYPE, .params = params,
+                            .agent_id = req->params[0], .idempotency_key = key};
+    /* A repeat gets the job its key made even if the agent was archived since. */
+    if (rc == RF_OK)
+        rc = jobs_find_repeat(req->store, req->workspace_id, &spec, &job, err);
+    if (rc == RF_OK && !job)
+        rc = store_agent_get(req->store, req->workspace_id, req->params[0], false, &agent, err);
+    if (rc == RF_OK && agent &&
+        strcmp(json_string_value(json_object_get(agent, "status")), "archived") == 0)
+        rc = rf_fail_reason(err, RF_CONFLICT, "agent_archived", "agent %s is archived",
+                            req->params[0]);
+    if (rc == RF_OK && agent && !json_is_object(json_object_get(agent, "active_version")))
+        rc = rf_fail_reason(err, RF_CONFLICT, "no_active_version",
+                            "agent %s has no active version to improve", req->params[0]);
+    if (rc == RF_OK && !job)
+        rc = jobs_enqueue(req->store, req->pool, req->workspace_id, &spec, &job, &created, err);
     json_decref(params);
     json_decref(agent);
     json_decref(body);

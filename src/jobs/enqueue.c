@@ -28,11 +28,35 @@ static enum rf_status check_key(const char *key, struct rf_err *err)
     return RF_OK;
 }
 
+/* What the key stands for: the type and the normalised params, key order aside. */
+static void fingerprint_of(const struct job_spec *spec, char out[SHA256_HEX_LEN + 1])
+{
+    char *sorted = json_dumps(spec->params, JSON_COMPACT | JSON_SORT_KEYS);
+    char *canon = xasprintf("%s\n%s", spec->type, sorted);
+    crypto_sha256_hex(canon, strlen(canon), out);
+    free(sorted);
+    free(canon);
+}
+
+enum rf_status jobs_find_repeat(struct store *st, const char *ws, const struct job_spec *spec,
+                                json_t **job, struct rf_err *err)
+{
+    char fingerprint[SHA256_HEX_LEN + 1];
+    *job = NULL;
+    if (!spec->idempotency_key || !json_is_object(spec->params))
+        return RF_OK;
+    enum rf_status rc = check_key(spec->idempotency_key, err);
+    if (rc)
+        return rc;
+    fingerprint_of(spec, fingerprint);
+    return store_job_by_key(st, ws, spec->idempotency_key, fingerprint, job, err);
+}
+
 enum rf_status jobs_enqueue(struct store *st, struct worker_pool *pool, const char *ws,
                             const struct job_spec *spec, json_t **job, bool *created,
                             struct rf_err *err)
 {
-    char *params = NULL, *canon = NULL;
+    char *params = NULL;
     char fingerprint[SHA256_HEX_LEN + 1] = "";
     enum rf_status rc = RF_OK;
     *job = NULL;
@@ -56,11 +80,7 @@ enum rf_status jobs_enqueue(struct store *st, struct worker_pool *pool, const ch
         rc = check_key(spec->idempotency_key, err);
         if (rc)
             goto out;
-        /* What the key stands for: the type and the normalised params, key order aside. */
-        char *sorted = json_dumps(spec->params, JSON_COMPACT | JSON_SORT_KEYS);
-        canon = xasprintf("%s\n%s", spec->type, sorted);
-        free(sorted);
-        crypto_sha256_hex(canon, strlen(canon), fingerprint);
+        fingerprint_of(spec, fingerprint);
     }
     params = jx_dump(spec->params);
     struct job_new in = {.type = spec->type,
@@ -75,6 +95,5 @@ enum rf_status jobs_enqueue(struct store *st, struct worker_pool *pool, const ch
         pool_wake(pool);
 out:
     free(params);
-    free(canon);
     return rc;
 }

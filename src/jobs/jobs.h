@@ -138,6 +138,12 @@ struct job_spec {
 enum rf_status jobs_enqueue(struct store *st, struct worker_pool *pool, const char *ws,
                             const struct job_spec *spec, json_t **job, bool *created,
                             struct rf_err *err);
+/* The job an earlier request with spec's idempotency key made for the same (type, params):
+ * *job set; RF_CONFLICT when the key was used for something else; *job NULL when the key is
+ * new or there is none. A handler asks before the checks that depend on what may have
+ * changed since (an agent archived), so that a repeat gets the job it created. */
+enum rf_status jobs_find_repeat(struct store *st, const char *ws, const struct job_spec *spec,
+                                json_t **job, struct rf_err *err);
 
 /* ---- retry policy (backoff.c) ---- */
 

@@ -376,6 +376,11 @@ struct job_new {
  * "idempotency_key_reused"). Concurrent callers with one key get one job. *out caller owns. */
 enum rf_status store_job_create(struct store *st, const char *ws, const struct job_new *in,
                                 json_t **out, bool *created, struct rf_err *err);
+/* The job an earlier request made with idempotency key `key` in ws: *out set when its
+ * fingerprint matches, RF_CONFLICT ("idempotency_key_reused") when it does not, *out NULL
+ * when no job holds the key. *out caller owns. */
+enum rf_status store_job_by_key(struct store *st, const char *ws, const char *key,
+                                const char *fingerprint, json_t **out, struct rf_err *err);
 /* The Job object of SPEC §4.2. */
 enum rf_status store_job_get(struct store *st, const char *ws, const char *id, json_t **out,
                              struct rf_err *err);

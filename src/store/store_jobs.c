@@ -117,30 +117,29 @@ enum rf_status store_job_get(struct store *st, const char *ws, const char *id, j
     return found ? RF_OK : job_not_found(err, id);
 }
 
-/* The job already holding (ws, key): the same one when fingerprints match, else 409. */
-static enum rf_status existing_by_key(struct store *st, const char *ws, const struct job_new *in,
-                                      json_t **out, struct rf_err *err)
+enum rf_status store_job_by_key(struct store *st, const char *ws, const char *key,
+                                const char *fingerprint, json_t **out, struct rf_err *err)
 {
     struct db_stmt *s = NULL;
-    bool found = false;
+    bool found = false, same = false;
     char id[ID_MAX] = "";
-    bool same = false;
-    enum rf_status rc = db_row(st->db, SQL_JOB_BY_KEY, DB_ARGS(DB_T(ws), DB_T(in->idempotency_key)),
-                               &s, &found, err);
+    *out = NULL;
+    enum rf_status rc = db_row(st->db, SQL_JOB_BY_KEY, DB_ARGS(DB_T(ws), DB_T(key)), &s, &found,
+                               err);
     if (rc)
         return rc;
     if (found) {
         snprintf(id, sizeof id, "%s", db_text(s, 0));
         const char *fp = db_text(s, 1);
-        same = fp && in->fingerprint && strcmp(fp, in->fingerprint) == 0;
+        same = fp && fingerprint && strcmp(fp, fingerprint) == 0;
     }
     db_done(s);
-    if (!found) /* the winner of the race rolled back: let the caller try again */
-        return rf_fail(err, RF_UNAVAILABLE, "job creation raced; try again");
+    if (!found)
+        return RF_OK;
     if (!same)
         return rf_fail_reason(err, RF_CONFLICT, "idempotency_key_reused",
                               "Idempotency-Key \"%s\" was already used with a different request",
-                              in->idempotency_key);
+                              key);
     return store_job_get(st, ws, id, out, err);
 }
 
@@ -164,8 +163,12 @@ enum rf_status store_job_create(struct store *st, const char *ws, const struct j
     rc = db_end(db, rc, err);
     if (rc)
         return rc;
-    if (changes == 0) /* the key is taken */
-        return existing_by_key(st, ws, in, out, err);
+    if (changes == 0) { /* the key is taken */
+        rc = store_job_by_key(st, ws, in->idempotency_key, in->fingerprint, out, err);
+        if (rc == RF_OK && !*out) /* the winner of the race rolled back: try again */
+            rc = rf_fail(err, RF_UNAVAILABLE, "job creation raced; try again");
+        return rc;
+    }
     *created = true;
     return store_job_get(st, ws, id, out, err);
 }

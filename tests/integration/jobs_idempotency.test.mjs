@@ -55,3 +55,21 @@ test('6b: keys are scoped to the workspace; bad keys are refused', async () => {
   assert.equal(bad.status, 400);
   assert.equal(bad.json.error.details.field, 'Idempotency-Key');
 });
+
+test('6c: improve-prompt repeated with its key after the agent was archived gets the job it made', async () => {
+  const agent = (await srv.api('POST', '/v1/agents', { name: 'idem-archived', prompt_template: 'Help with {{x}}' })).json;
+  const body = { max_contradictions: 5 };
+  const headers = { 'idempotency-key': 'improve-1' };
+  const first = await srv.api('POST', `/v1/agents/${agent.id}/improve-prompt`, body, { headers });
+  assert.equal(first.status, 202);
+  assert.equal((await srv.api('DELETE', `/v1/agents/${agent.id}`)).status, 204);
+  const again = await srv.api('POST', `/v1/agents/${agent.id}/improve-prompt`, body, { headers });
+  assert.equal(again.status, 200, JSON.stringify(again.json));
+  assert.equal(again.json.id, first.json.id);
+  // Another body under the key is still 409, and a new key meets the archived agent.
+  const other = await srv.api('POST', `/v1/agents/${agent.id}/improve-prompt`, { max_contradictions: 6 }, { headers });
+  assert.equal(other.json.error.details.reason, 'idempotency_key_reused');
+  const fresh = await srv.api('POST', `/v1/agents/${agent.id}/improve-prompt`, body, { headers: { 'idempotency-key': 'improve-2' } });
+  assert.equal(fresh.status, 409);
+  assert.equal(fresh.json.error.details.reason, 'agent_archived');
+});
