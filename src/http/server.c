@@ -376,6 +376,51 @@ static enum MHD_Result answer(struct req_state *rs, enum rf_status rc, struct re
     return queue(rs, resp);
 }
 
+/* MHD_get_connection_values callback: counts the Content-Length and Transfer-Encoding
+ * headers, notes a transfer coding other than a lone "chunked" and a header name holding
+ * whitespace ("Content-Length : 5", which a proxy may read as the length). */
+struct framing {
+    int content_length, transfer_encoding;
+    bool other_coding, spaced_name;
+};
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    (void)kind;
+    struct framing *f = cls;
+    if (strpbrk(key, " \t"))
+        f->spaced_name = true;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        f->content_length++;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        f->transfer_encoding++;
+        if (!value || strcasecmp(value, "chunked") != 0)
+            f->other_coding = true;
+    }
+    return MHD_YES;
+}
+
+/* Why the request's body framing is ambiguous, or NULL. libmicrohttpd frames the body by
+ * the first Content-Length or by any Transfer-Encoding and keeps the connection open
+ * after; a proxy in front that framed it otherwise (the last Content-Length, the length
+ * rather than the coding) would pass the rest of this body on as a request of its own,
+ * or this request would swallow the next client's. RFC 9112 §6.3: refuse and close. */
+static const char *framing_problem(struct MHD_Connection *conn)
+{
+    struct framing f = {0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_framing, &f);
+    if (f.spaced_name)
+        return "a header name must not contain whitespace";
+    if (f.content_length > 1)
+        return "a request must not carry more than one Content-Length header";
+    if (f.transfer_encoding && f.content_length)
+        return "a request must not carry both Content-Length and Transfer-Encoding";
+    if (f.transfer_encoding > 1 || f.other_coding)
+        return "the only Transfer-Encoding accepted is a single \"chunked\"";
+    return NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_size, void **req_cls)
@@ -397,6 +442,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         buf_init(&rs->req.body, srv->max_body);
         id_new("req_", rs->req.request_id);
         *req_cls = rs;
+        const char *framing = framing_problem(conn);
+        if (framing) {
+            /* Answered before the body is read: MHD closes the connection after it. */
+            struct rf_err err;
+            rf_fail(&err, RF_INVALID, "%s", framing);
+            return queue_error(rs, &err, NULL);
+        }
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
         unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;

@@ -4,6 +4,7 @@
 // web UI's cookie session and its X-Requested-With rule.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { startServer, run, createWorkspaceKey } from './lib.mjs';
 
 let srv, otherKey, revokedKey, ids;
@@ -162,6 +163,56 @@ test('bodies past the limit are 413 and nothing is written', async () => {
   }
   const after = (await srv.api('GET', '/v1/agents?limit=500')).json.data.length;
   assert.equal(after, before);
+});
+
+// Raw bytes on one connection; resolves everything the server sent until it closed
+// (or `wait` ms of silence: a server that keeps the connection open for more).
+function rawExchange(port, bytes, wait = 1500) {
+  return new Promise((resolve, reject) => {
+    const sock = connect(port, '127.0.0.1');
+    let out = '';
+    let timer;
+    const done = (closed) => { clearTimeout(timer); sock.destroy(); resolve({ text: out, closed }); };
+    const arm = () => { clearTimeout(timer); timer = setTimeout(() => done(false), wait); };
+    sock.on('connect', () => { sock.write(bytes); arm(); });
+    sock.on('data', (d) => { out += d.toString('latin1'); arm(); });
+    sock.on('end', () => done(true));
+    sock.on('error', reject);
+  });
+}
+
+test('ambiguous body framing (request smuggling) is 400 and closes the connection', async () => {
+  // Each request is followed on the same connection by a pipelined GET: a server that
+  // framed the body one way while a proxy framed it another would answer that GET (or
+  // read it as this request's body). Refused, nothing is created, the connection closes.
+  const next = `GET /v1/agents HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${srv.key}\r\n\r\n`;
+  const head = `POST /v1/agents HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${srv.key}\r\n`
+    + 'Content-Type: application/json\r\n';
+  const body = '{"name":"smuggled"}'; // 19 bytes
+  const cases = {
+    'two Content-Length, different': `Content-Length: 0\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+    'two Content-Length, equal': `Content-Length: ${body.length}\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+    'Content-Length and chunked': `Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n13\r\n${body}\r\n0\r\n\r\n`,
+    'an unknown transfer coding': `Transfer-Encoding: xchunked\r\n\r\n13\r\n${body}\r\n0\r\n\r\n`,
+    'a list of codings': `Transfer-Encoding: gzip, chunked\r\n\r\n13\r\n${body}\r\n0\r\n\r\n`,
+    'two Transfer-Encoding': `Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n13\r\n${body}\r\n0\r\n\r\n`,
+    'whitespace before the colon': `Content-Length : ${body.length}\r\n\r\n${body}`,
+  };
+  for (const [name, rest] of Object.entries(cases)) {
+    const r = await rawExchange(srv.port, head + rest + next);
+    const statuses = [...r.text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]);
+    assert.deepEqual(statuses, ['400'], `${name}: ${r.text}`);
+    assert.match(r.text, /"code":"invalid_request"/, name);
+    assert.ok(r.closed, `${name}: the connection must close`);
+  }
+  const names = (await srv.api('GET', '/v1/agents?limit=500')).json.data.map((a) => a.name);
+  assert.ok(!names.includes('smuggled'), 'no refused request was carried out');
+  // Plain framing still works: one Content-Length, or chunked alone.
+  const ok = await rawExchange(srv.port, head + `Content-Length: ${body.length}\r\n\r\n${body}` + next, 500);
+  assert.deepEqual([...ok.text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]), ['201', '200']);
+  const chunked = await rawExchange(srv.port, head + 'Transfer-Encoding: Chunked\r\n\r\n'
+    + `13\r\n${body.replace('smuggled', 'chunked!')}\r\n0\r\n\r\n` + next, 500);
+  assert.deepEqual([...chunked.text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]), ['201', '200']);
 });
 
 test('other content types are 415', async () => {
