@@ -46,6 +46,8 @@
  * writer->lock is the right to use writer->conn (held from BEGIN to the end of
  * the transaction); writer->ckpt_lock guards the checkpointer's fields.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -53,6 +55,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "core/xalloc.h"
@@ -336,12 +339,27 @@ static void writer_release(struct writer *w)
 
 /* ---- driver ---- */
 
+/* A database file that does not exist yet is created here, readable by its owner only,
+ * before SQLite would create it under the umask (0644 by default): it holds every
+ * workspace's traces and prompts, which the API keeps apart by key and which the config
+ * file's key (mode 0600) guards. SQLite gives the -wal and -shm files the database file's
+ * mode. An existing file keeps the mode its owner chose. */
+static void create_private(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        close(fd);
+    /* else: it exists (EEXIST), or SQLite reports why it cannot be opened */
+}
+
 static enum rf_status lite_open(const char *url, struct db **out, struct rf_err *err)
 {
     pthread_once(&lib_once, lib_init);
     const char *path = url;
     if (strncmp(path, "sqlite://", 9) == 0)
         path += 9;
+    if (shareable(path))
+        create_private(path);
     struct lite *l = xcalloc(1, sizeof *l);
     enum rf_status rc = conn_open(path, READER_CACHE_KIB, false, &l->own, err);
     if (rc) {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, connect } from 'node:net';
 import { execFile } from 'node:child_process';
-import { BIN, startServer, startFakeLLM, llmEnv, run, waitJob, freshDatabase, dropDatabase } from './lib.mjs';
+import { BIN, Server, startServer, startFakeLLM, llmEnv, run, waitJob, freshDatabase, dropDatabase } from './lib.mjs';
 
 const TEMPLATE = 'You answer for {{company}}.\nReply in {{language}}.\nBe brief.\n';
 const ANALYSIS = JSON.stringify({ failure_patterns: ['Promises refunds without checking the order'],
@@ -373,6 +373,31 @@ test('init: saves REFOLD_URL or the listen address, never the replaced file\'s U
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /workspace "default" already exists/);
   assert.equal(readFileSync(file, 'utf8'), before);
+});
+
+test('init: a new SQLite database and its -wal and -shm files are readable by their owner only', async () => {
+  // Under the usual umask 022 SQLite alone creates them 0644: every local user could read
+  // every workspace's traces and prompts.
+  const old = process.umask(0o022);
+  const s = new Server({ db: join(mkdtempSync(join(tmpdir(), 'refold-dbmode-')), 'fresh.db') });
+  try {
+    await s.init();
+    assert.equal(statSync(s.db).mode & 0o777, 0o600);
+    await s.start();
+    assert.equal((await s.api('POST', '/v1/agents', { name: 'mode' })).status, 201);
+    for (const f of [s.db, `${s.db}-wal`, `${s.db}-shm`])
+      assert.equal(statSync(f).mode & 0o777, 0o600, f);
+    await s.stop();
+    // An existing database keeps the mode its owner gave it.
+    const shared = join(s.dir, 'shared.db');
+    writeFileSync(shared, '', { mode: 0o640 });
+    const r = await run(['migrate', '--db', shared]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(statSync(shared).mode & 0o777, 0o640);
+  } finally {
+    process.umask(old);
+    s.cleanup();
+  }
 });
 
 test('workspace and key names: empty, not UTF-8 or with control characters is bad usage', async () => {
