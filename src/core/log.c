@@ -40,15 +40,24 @@ const char *log_quote(const char *s, char *out, size_t n)
     }
     out[o++] = '"';
     for (; s && *s && o + 3 < n; s++) {
-        char c = *s;
+        unsigned char c = (unsigned char)*s;
         if (c == '"' || c == '\\') {
             out[o++] = '\\';
-            out[o++] = c;
+            out[o++] = (char)c;
         } else if (c == '\n' || c == '\r' || c == '\t') {
             out[o++] = '\\';
             out[o++] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+        } else if (c < 0x20 || c == 0x7f) {
+            /* Other control characters (a terminal's ESC sequences) as \xNN. */
+            if (o + 5 >= n)
+                break;
+            static const char hex[] = "0123456789abcdef";
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
         } else {
-            out[o++] = c;
+            out[o++] = (char)c;
         }
     }
     out[o++] = '"';

@@ -22,7 +22,8 @@ int log_enabled(enum log_level level);
 /* msg is quoted; fields (may be NULL) is a printf format for trailing k=v pairs. */
 void log_write(enum log_level level, const char *msg, const char *fields, ...)
     __attribute__((format(printf, 3, 4)));
-/* Quote s as a logfmt value ("..." with \" \\ \n escaped) into out; truncates to n. */
+/* Quote s as a logfmt value ("..." with \" \\ \n \r \t escaped, other control characters
+ * as \xNN) into out, so that no text can end the line or forge a field; truncates to n. */
 const char *log_quote(const char *s, char *out, size_t n);
 
 #define log_debug(msg, ...) log_write(LOG_DEBUG, msg, __VA_ARGS__)

@@ -199,9 +199,13 @@ static enum MHD_Result queue_error(struct req_state *rs, const struct rf_err *er
 {
     struct resp resp = {.status = http_status_of(err->code)};
     resp.json = error_body(err, rs->req.request_id);
-    if (resp.status == 500)
-        log_error("request failed", "request_id=%s method=%s path=%s error=\"%s\"",
-                  rs->req.request_id, rs->req.method, rs->req.path, err->message);
+    if (resp.status == 500) {
+        /* The path is the client's, percent-decoded: quoted, it cannot forge a line. */
+        char qpath[512], qerr[600];
+        log_error("request failed", "request_id=%s method=%s path=%s error=%s",
+                  rs->req.request_id, rs->req.method, log_quote(rs->req.path, qpath, sizeof qpath),
+                  log_quote(err->message, qerr, sizeof qerr));
+    }
     if (allow) {
         struct MHD_Response *r = NULL;
         char *text = jx_dump(resp.json);
@@ -501,9 +505,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         return;
     int64_t us = clock_mono_us() - rs->start_us;
     metrics_request(rs->route, rs->status, us);
-    if (log_enabled(LOG_DEBUG))
+    if (log_enabled(LOG_DEBUG)) {
+        char qpath[512];
         log_debug("request", "request_id=%s method=%s path=%s status=%d duration_us=%lld",
-                  rs->req.request_id, rs->req.method, rs->req.path, rs->status, (long long)us);
+                  rs->req.request_id, rs->req.method,
+                  log_quote(rs->req.path, qpath, sizeof qpath), rs->status, (long long)us);
+    }
     write_group_discard(rs->req.rating); /* its connection went away before the answer */
     buf_release(&rs->req.body);
     free(rs->req.param_buf);
@@ -517,10 +524,10 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((forma
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
-    char msg[512];
+    char msg[512], q[600];
     vsnprintf(msg, sizeof msg, fmt, ap);
     msg[strcspn(msg, "\n")] = '\0';
-    log_warn("libmicrohttpd", "detail=\"%s\"", msg);
+    log_warn("libmicrohttpd", "detail=%s", log_quote(msg, q, sizeof q));
 }
 
 static enum rf_status parse_listen(const char *listen, struct sockaddr_storage *ss,

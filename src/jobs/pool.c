@@ -183,8 +183,10 @@ out:
                      ctx->claim.id, ctx->claim.attempt, ctx->owner);
     } else {
         /* The lease will expire and the sweeper will requeue the job. */
-        log_error("cannot record job outcome", "job=%s attempt=%d op=%s error=\"%s\"",
-                  ctx->claim.id, ctx->claim.attempt, op ? op : "?", ferr.message);
+        char q[600];
+        log_error("cannot record job outcome", "job=%s attempt=%d op=%s error=%s",
+                  ctx->claim.id, ctx->claim.attempt, op ? op : "?",
+                  log_quote(ferr.message, q, sizeof q));
     }
 }
 

@@ -182,3 +182,21 @@ test('malformed JSON Lines: import reports and skips bad lines, exits 0 or 1, an
   assert.equal((await srv.api('GET', '/v1/agents?name=imp')).status, 200);
   assert.equal((await sql(srv.db, RECOUNT)).trim(), '', 'agent_stats equals a recount');
 });
+
+test('a URL cannot forge log lines: the logged path is quoted, newlines and escapes included', async () => {
+  const dbg = await startServer({ env: { REFOLD_LOG: 'debug' } });
+  try {
+    const forged = 'ts=2026-01-01T00:00:00.000Z level=error msg="forged"';
+    const r = await dbg.api('GET', `/v1/x%0A${encodeURIComponent(forged)}%1B%5B2J`);
+    assert.equal(r.status, 404);
+  } finally {
+    await dbg.stop();
+    dbg.cleanup();
+  }
+  const lines = dbg.logs.split('\n');
+  assert.ok(!lines.some((l) => l.startsWith('ts=2026-01-01')), 'a forged line reached the log');
+  assert.ok(!dbg.logs.includes('\x1b'), 'a raw escape character reached the log');
+  const line = lines.find((l) => l.includes('msg="request"') && l.includes('/v1/x'));
+  assert.ok(line, dbg.logs);
+  assert.ok(line.includes('path="/v1/x\\nts=2026-01-01T00:00:00.000Z level=error msg=\\"forged\\"\\x1b[2J"'), line);
+});

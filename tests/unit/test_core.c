@@ -1,6 +1,7 @@
 /*
  * test_core - unit tests of the core helpers: ULIDs, template variables, the
- * line diff, JSON helpers, key hashing, buffers, timestamps and error messages.
+ * line diff, JSON helpers, key hashing, buffers, timestamps, error messages and
+ * log quoting.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +18,7 @@
 #include "core/crypto.h"
 #include "core/diff.h"
 #include "core/jsonx.h"
+#include "core/log.h"
 #include "core/status.h"
 #include "core/template.h"
 #include "core/ulid.h"
@@ -353,6 +355,24 @@ static void test_error_messages_utf8(void **state)
     assert_string_equal(err.message, "agent ?? not found");
 }
 
+static void test_log_quote(void **state)
+{
+    (void)state;
+    char q[64];
+    /* Nothing a client sends (a percent-decoded path) can end the line or forge a field. */
+    assert_string_equal(log_quote("/v1/x\nts=1 level=error msg=\"forged\"", q, sizeof q),
+                        "\"/v1/x\\nts=1 level=error msg=\\\"forged\\\"\"");
+    assert_string_equal(log_quote("a\rb\tc\x1b[2Jd\x7f\x01", q, sizeof q),
+                        "\"a\\rb\\tc\\x1b[2Jd\\x7f\\x01\"");
+    assert_string_equal(log_quote("caf\xc3\xa9 \xff", q, sizeof q), "\"caf\xc3\xa9 \xff\"");
+    /* Truncated, never past the buffer, an escape never cut in half, always closed. */
+    char small[8];
+    assert_string_equal(log_quote("abcdefgh", small, sizeof small), "\"abcd\"");
+    assert_string_equal(log_quote("ab\x1b", small, sizeof small), "\"ab\"");
+    assert_string_equal(log_quote("a\x1b", small, sizeof small), "\"a\\x1b\"");
+    assert_string_equal(log_quote(NULL, small, sizeof small), "\"\"");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -369,6 +389,7 @@ int main(void)
         cmocka_unit_test(test_buf_cap),
         cmocka_unit_test(test_clock_rfc3339),
         cmocka_unit_test(test_error_messages_utf8),
+        cmocka_unit_test(test_log_quote),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
