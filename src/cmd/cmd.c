@@ -54,8 +54,9 @@ static const struct command commands[] = {
      "improvement of the acme-support agent, and prints the candidate's diff and how to\n"
      "promote it. The LLM replies are canned (the scripted provider, docs/llm.md) unless\n"
      "ANTHROPIC_API_KEY or OPENAI_API_KEY is set (or REFOLD_LLM_PROVIDER names a provider);\n"
-     "--offline uses the canned replies anyway. The database is deleted at the end unless\n"
-     "--keep is given. --tty forces the terminal display."},
+     "--offline uses the canned replies anyway. The database is deleted at the end, or when\n"
+     "the demo is interrupted (Ctrl-C), unless --keep is given. --tty forces the terminal\n"
+     "display."},
     {"agents", cmd_agents, "agents [--status S] [--json]",
      "List the workspace's agents with their active version and numbers.\n"
      "Client commands talk to the server's API: REFOLD_URL and REFOLD_API_KEY, else the\n"

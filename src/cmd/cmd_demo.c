@@ -16,7 +16,10 @@
  * OPENAI_API_KEY. --offline forces the canned replies. The choice is printed.
  *
  * The temporary directory is removed at the end unless --keep, in which case the demo
- * prints where it is and how to serve it. Log lines below warn are muted (REFOLD_LOG
+ * prints where it is and how to serve it. Interrupted (SIGINT, SIGTERM, SIGHUP), it is
+ * removed too: the signals are blocked in every thread and one thread waits for them,
+ * removes the directory and exits 128 + the signal, as the main thread may be blocked in
+ * a request or the event stream for minutes with a real provider. Log lines below warn are muted (REFOLD_LOG
  * overrides), so the output is the story, not the server's log.
  */
 #define _XOPEN_SOURCE 700 /* nftw */
@@ -25,6 +28,7 @@
 #include <ftw.h>
 #include <stdarg.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,6 +97,29 @@ static void teardown(struct demo *d)
         nftw(d->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     free(d->key);
     llm_global_cleanup();
+}
+
+/* The temporary directory, whether an interrupt keeps it (--keep), and the signals it
+ * waits for: set before the waiting thread starts. */
+static char interrupt_dir[4096];
+static bool interrupt_keep;
+static sigset_t interrupt_set;
+
+/* The thread that waits for an interrupt: it removes the temporary directory (again,
+ * should a thread have created a file in it meanwhile) and ends the process. */
+static void *on_interrupt(void *arg)
+{
+    (void)arg;
+    int sig = 0;
+    if (sigwait(&interrupt_set, &sig) != 0)
+        return NULL;
+    fflush(stdout);
+    for (int i = 0; i < 3 && !interrupt_keep; i++)
+        if (nftw(interrupt_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0)
+            break;
+    fprintf(stderr, "\nrefold: demo interrupted; %s %s\n", interrupt_keep ? "kept" : "removed",
+            interrupt_dir);
+    _exit(128 + sig);
 }
 
 /* Write an embedded file to path. */
@@ -384,6 +411,12 @@ int cmd_demo(int argc, char **argv)
     }
     if (optind != argc)
         return cmd_usage("demo");
+    /* Before any thread starts, so that all of them inherit the mask. */
+    sigemptyset(&interrupt_set);
+    sigaddset(&interrupt_set, SIGINT);
+    sigaddset(&interrupt_set, SIGTERM);
+    sigaddset(&interrupt_set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &interrupt_set, NULL);
     const char *log = getenv("REFOLD_LOG");
     if (!log || !*log)
         log_set_level("warn");
@@ -409,6 +442,13 @@ int cmd_demo(int argc, char **argv)
         return 1;
     }
     snprintf(d.db, sizeof d.db, "%s/refold.db", d.dir);
+    snprintf(interrupt_dir, sizeof interrupt_dir, "%s", d.dir);
+    interrupt_keep = d.keep;
+    pthread_t waiter;
+    if (pthread_create(&waiter, NULL, on_interrupt, NULL) == 0)
+        pthread_detach(waiter);
+    else
+        pthread_sigmask(SIG_UNBLOCK, &interrupt_set, NULL); /* interrupts as before */
 
     printf("%srefold demo%s: the sample support agent, its ratings and evals, and one prompt "
            "improvement.\n",

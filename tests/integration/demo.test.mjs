@@ -1,13 +1,14 @@
 // refold demo: offline (no provider, no keys in the environment), from nothing but
 // the binary: every stage of the job, a unified diff, a candidate that keeps the
 // sample prompt's three variables, a temporary database that is removed (or kept
-// with --keep), and a quiet stderr.
+// with --keep, and removed when the demo is interrupted), and a quiet stderr.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { run, sql } from './lib.mjs';
+import { BIN, run, sql } from './lib.mjs';
 
 const STAGES = ['fetching agent', 'fetching contradictions', 'analyzing failures', 'fetching best practices',
   'generating improved prompt', 'validating prompt', 'creating new version', 'finalizing', 'completed'];
@@ -80,5 +81,31 @@ test('refold demo --keep leaves a database whose candidate keeps the three varia
     assert.equal(job.scripted, true, 'the result says the replies were canned');
   } finally {
     rmSync(home, { recursive: true, force: true });
+  }
+});
+
+test('an interrupted refold demo removes its temporary database and exits 128 + the signal', async () => {
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]]) {
+    const { home, env } = offlineEnv();
+    try {
+      const child = spawn(BIN, ['demo'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '', err = '';
+      child.stderr.on('data', (d) => (err += d));
+      const exited = new Promise((r) => child.on('exit', (c) => r(c)));
+      // Interrupted once its server runs on the database (the import is next).
+      await new Promise((resolve) => child.stdout.on('data', (d) => {
+        out += d;
+        if (out.includes('API and workers on')) resolve();
+      }));
+      const dir = out.match(/fresh database in (\S+)/)[1];
+      assert.ok(existsSync(join(dir, 'refold.db')));
+      child.kill(signal);
+      assert.equal(await exited, code, out + err);
+      assert.ok(!existsSync(dir), `${signal}: ${dir} is left behind`);
+      assert.deepEqual(readdirSync(home).filter((f) => f.startsWith('refold-demo-')), []);
+      assert.match(err, /demo interrupted; removed /);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
   }
 });
