@@ -41,6 +41,7 @@ struct req {
     char *param_buf;                     /* owns the params' storage */
     char workspace_id[ID_MAX];           /* set for authenticated routes */
     bool cookie_auth;                    /* authenticated by the session cookie */
+    const char *credential;              /* the API key or session token (borrowed) */
     char request_id[ID_MAX];
     struct buf body;
     struct store *store;
@@ -75,6 +76,11 @@ enum rf_status req_json(struct req *req, bool allow_empty, json_t **out, struct 
  * ROUTE_NO_STORE routes, which call this). NULL with RF_UNAVAILABLE in err when it cannot
  * be opened. Borrowed: the thread owns it. */
 struct store *req_store(struct req *req, struct rf_err *err);
+/* Whether a credential that authenticated a request earlier (an API key, or with cookie a
+ * session token) still does: RF_UNAUTHORIZED once the key is revoked or the session ended
+ * or was signed out. For long-lived responses (SSE), on the calling pool thread's store. */
+enum rf_status http_still_authorized(struct http_server *srv, bool cookie, const char *credential,
+                                     struct rf_err *err);
 /* ?limit= and ?cursor= into page (defaults and bounds of SPEC §4.1). */
 enum rf_status req_page(struct req *req, struct store_page *page, struct rf_err *err);
 /* An integer query argument within [min, max]; *out untouched when absent. */

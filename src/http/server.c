@@ -245,9 +245,21 @@ static enum rf_status authenticate(struct req *req, struct rf_err *err)
     }
     if (strlen(key) > 256)
         return rf_fail(err, RF_UNAUTHORIZED, "invalid or revoked API key");
+    req->credential = key;
     if (req->cookie_auth)
         return store_session_authenticate(req->store, key, req->workspace_id, err);
     return store_key_authenticate(req->store, key, req->workspace_id, err);
+}
+
+enum rf_status http_still_authorized(struct http_server *srv, bool cookie, const char *credential,
+                                     struct rf_err *err)
+{
+    char ws[ID_MAX];
+    struct store *st = thread_store(srv, err);
+    if (!st)
+        return RF_UNAVAILABLE;
+    return cookie ? store_session_authenticate(st, credential, ws, err)
+                  : store_key_authenticate(st, credential, ws, err);
 }
 
 static bool has_json_type(struct req *req)

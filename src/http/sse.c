@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/xalloc.h"
@@ -19,6 +20,7 @@
 #define REPLAY_PAGE 1000
 #define HUB_READ_BATCH 256
 #define SUBSCRIBE_TRIES 8
+#define REAUTH_MS 1000 /* a stream checks its credential at most this often */
 
 enum rf_status sse_format_event(struct buf *out, int64_t id, const char *event, const char *data)
 {
@@ -75,6 +77,13 @@ struct stream {
     size_t off;
     bool done; /* end once out is drained: the content reader's */
     int events;
+    /* The credential that opened the stream, checked again before events go out (at most
+     * every REAUTH_MS) and at each keep-alive: a revoked key or an ended session stops
+     * receiving the job's events. The content reader's. */
+    struct http_server *srv;
+    bool cookie;
+    char *credential;
+    int64_t auth_checked_ms;
 };
 
 static void stream_wake(void *ud)
@@ -118,6 +127,22 @@ static int on_stored_event(void *ud, int64_t seq, const char *type, const char *
     return s->done;
 }
 
+/* Whether the stream's credential still holds (checked at most every REAUTH_MS unless
+ * forced). A database that cannot answer keeps the stream going: its clients would only
+ * reconnect to the same outage. */
+static bool still_authorized(struct stream *s, bool force)
+{
+    if (!s->credential)
+        return true;
+    int64_t now = clock_mono_ms();
+    if (!force && now - s->auth_checked_ms < REAUTH_MS)
+        return true;
+    s->auth_checked_ms = now;
+    struct rf_err err;
+    rf_err_clear(&err);
+    return http_still_authorized(s->srv, s->cookie, s->credential, &err) != RF_UNAUTHORIZED;
+}
+
 static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
 {
     (void)pos;
@@ -142,6 +167,13 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
         pthread_mutex_unlock(&s->lock);
         struct hub_read_flags f = {0};
         hub_read(s->sub, on_hub_event, s, HUB_READ_BATCH, &f);
+        if ((s->out.len > 0 || f.ping) && !still_authorized(s, f.ping)) {
+            /* Nothing read since the check goes out; EventSource reconnects and gets 401. */
+            buf_reset(&s->out);
+            sse_format_comment(&s->out, "signed out: the API key was revoked or the session ended");
+            s->done = true;
+            continue;
+        }
         if (f.ping && !s->done)
             sse_format_comment(&s->out, "ping");
         if (f.closing)
@@ -165,6 +197,7 @@ static void stream_free(void *cls)
     struct stream *s = cls;
     hub_unsubscribe(s->sub); /* afterwards no wake can reach s */
     buf_release(&s->out);
+    free(s->credential);
     pthread_mutex_destroy(&s->lock);
     free(s);
     metrics_add(METRIC_SSE_STREAMS, -1);
@@ -202,6 +235,10 @@ enum rf_status sse_job_stream(struct req *req, struct hub *hub, const char *job_
     enum rf_status rc = RF_OK;
     pthread_mutex_init(&s->lock, NULL);
     s->conn = req->conn;
+    s->srv = req->server;
+    s->cookie = req->cookie_auth;
+    s->credential = req->credential ? xstrdup(req->credential) : NULL;
+    s->auth_checked_ms = clock_mono_ms();
     buf_init(&s->out, STREAM_MAX_PENDING);
     metrics_add(METRIC_SSE_STREAMS, 1);
 

@@ -5,7 +5,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventSource } from 'eventsource'; // tests/node_modules (npm install --prefix tests)
-import { sleep } from './lib.mjs';
+import { sleep, run } from './lib.mjs';
 import { startJobsServer, enqueueOk, storedEvents, waitJob, assertContiguous } from './jobs_lib.mjs';
 
 const srv = await startJobsServer({ REFOLD_SHUTDOWN_GRACE_MS: '200' });
@@ -77,4 +77,49 @@ test('9: without a session the stream is refused; a finished job answers 204 so 
   assert.equal(opened, 0);
   assert.ok(errors >= 1);
   es.close();
+});
+
+test('signing out or revoking the key ends an open stream: no more of the job\'s events', { timeout: 30000 }, async () => {
+  // Follow a long job with a session cookie (then sign out) and with a key (then revoke it).
+  // The streams check their credential before events go out, at most once a second, and at
+  // each keep-alive: they end within a second or so, long before the job does.
+  const session = await srv.api('POST', '/v1/session', { api_key: srv.key }, { key: null });
+  const cookie = session.headers.get('set-cookie').split(';')[0];
+  const made = await run(['key', 'create', '--db', srv.db, '--name', 'leaving'], { env: srv.env });
+  const leaving = made.stdout.trim();
+  const job = await enqueueOk(srv, { sleep_ms: 6000, progress: 30 });
+  const follow = async (headers) => {
+    const res = await fetch(`${srv.url}/v1/jobs/${job.id}/events`, { headers: { accept: 'text/event-stream', ...headers } });
+    assert.equal(res.status, 200);
+    const got = { events: 0, text: '', ended: null };
+    (async () => {
+      for await (const chunk of res.body) {
+        const s = Buffer.from(chunk).toString();
+        got.text += s;
+        got.events += (s.match(/^event: /gm) || []).length;
+      }
+      got.closedAt = Date.now();
+    })();
+    return got;
+  };
+  const byCookie = await follow({ cookie });
+  const byKey = await follow({ authorization: `Bearer ${leaving}` });
+  while (byCookie.events < 2 || byKey.events < 2) await sleep(20);
+
+  const out = await fetch(`${srv.url}/v1/session`, { method: 'DELETE', headers: { cookie } });
+  assert.equal(out.status, 204);
+  byCookie.ended = Date.now();
+  const id = (await run(['key', 'list', '--db', srv.db], { env: srv.env })).stdout.split('\n')
+    .find((l) => l.includes('\tleaving\t')).split('\t')[0];
+  assert.equal((await run(['key', 'revoke', id, '--db', srv.db], { env: srv.env })).code, 0);
+  byKey.ended = Date.now();
+
+  while ((!byCookie.closedAt || !byKey.closedAt) && Date.now() - byKey.ended < 5000) await sleep(20);
+  for (const [who, got] of [['signed out', byCookie], ['revoked', byKey]]) {
+    assert.ok(got.closedAt, `${who}: the stream is still open`);
+    assert.ok(got.closedAt - got.ended < 2500, `${who}: closed ${got.closedAt - got.ended} ms later`);
+    assert.match(got.text, /: signed out/);
+    assert.ok(!/event: completed/.test(got.text), `${who}: the result went out`);
+  }
+  await waitJob(srv, job.id, (j) => j.status === 'completed', 20000, 'completed');
 });
