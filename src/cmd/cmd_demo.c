@@ -19,8 +19,8 @@
  * prints where it is and how to serve it. Interrupted (SIGINT, SIGTERM, SIGHUP), it is
  * removed too: the signals are blocked in every thread and one thread waits for them,
  * removes the directory and exits 128 + the signal, as the main thread may be blocked in
- * a request or the event stream for minutes with a real provider. Log lines below warn are muted (REFOLD_LOG
- * overrides), so the output is the story, not the server's log.
+ * a request or the event stream for minutes with a real provider. Log lines below warn are
+ * muted (REFOLD_LOG overrides), so the output is the story, not the server's log.
  */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include <errno.h>

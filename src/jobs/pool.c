@@ -184,9 +184,8 @@ out:
     } else {
         /* The lease will expire and the sweeper will requeue the job. */
         char q[600];
-        log_error("cannot record job outcome", "job=%s attempt=%d op=%s error=%s",
-                  ctx->claim.id, ctx->claim.attempt, op ? op : "?",
-                  log_quote(ferr.message, q, sizeof q));
+        log_error("cannot record job outcome", "job=%s attempt=%d op=%s error=%s", ctx->claim.id,
+                  ctx->claim.attempt, op ? op : "?", log_quote(ferr.message, q, sizeof q));
     }
 }
 
