@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/embed.h"
 #include "core/jsonx.h"
@@ -15,6 +16,17 @@
 #include "jobs/hub.h"
 #include "store/store.h"
 #include "core/banned.h"
+
+/* Whether the browser reached us over HTTPS through a proxy that says so
+ * (X-Forwarded-Proto: https, as nginx, HAProxy and the cloud balancers send). The
+ * session cookie is then Secure, never sent over plain http. Trusting the header is
+ * safe here: a forged one only restricts the client's own cookie. refold itself speaks
+ * plain HTTP, where a Secure cookie would never come back. */
+static bool via_https(struct req *req)
+{
+    const char *proto = req_header(req, "X-Forwarded-Proto");
+    return proto && strncasecmp(proto, "https", 5) == 0 && (proto[5] == '\0' || proto[5] == ',');
+}
 
 HANDLER(h_session_create)
 {
@@ -30,8 +42,8 @@ HANDLER(h_session_create)
     if (rc)
         return rc;
     snprintf(resp->set_cookie, sizeof resp->set_cookie,
-             SESSION_COOKIE "=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%lld", token,
-             SESSION_TTL_MS / 1000);
+             SESSION_COOKIE "=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%lld%s", token,
+             SESSION_TTL_MS / 1000, via_https(req) ? "; Secure" : "");
     free(token);
     resp_empty(resp, 204);
     return RF_OK;
@@ -46,7 +58,8 @@ HANDLER(h_session_delete)
             return rc;
     }
     snprintf(resp->set_cookie, sizeof resp->set_cookie,
-             SESSION_COOKIE "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+             SESSION_COOKIE "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0%s",
+             via_https(req) ? "; Secure" : "");
     resp_empty(resp, 204);
     return RF_OK;
 }

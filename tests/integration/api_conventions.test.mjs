@@ -277,6 +277,10 @@ test('cookie sessions: sign in, X-Requested-With on writes, sign out, revocation
   assert.equal(res.status, 204);
   const setCookie = res.headers.get('set-cookie');
   assert.match(setCookie, /refold_session=rf_[a-z0-9]+/);
+  assert.doesNotMatch(setCookie, /Secure/i, 'plain HTTP: a Secure cookie would never come back');
+  // Behind a TLS-terminating proxy that says so, the cookie is Secure.
+  const proxied = await fetch(`${srv.url}/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-proto': 'https' }, body: JSON.stringify({ api_key: srv.key }) });
+  assert.match(proxied.headers.get('set-cookie'), /; Secure/);
   assert.match(setCookie, /HttpOnly/);
   assert.match(setCookie, /SameSite=Strict/);
   assert.ok(!setCookie.includes(srv.key), 'the cookie must not hold the API key');
