@@ -35,6 +35,17 @@
  * lock, so that the WAL can start over (see checkpointer()). The thread starts
  * on first need and is joined when the last connection to the file closes.
  *
+ * A database file deleted or replaced while refold runs: the open connections keep
+ * using the old file (its inode lives on while they hold it open), so writes would be
+ * acknowledged and then lost with the process, and a restart would find the file at the
+ * path instead. SQLite refuses such writes itself in rollback-journal mode only
+ * (SQLITE_READONLY_DBMOVED), not in WAL mode. So the writer remembers the identity
+ * (device, inode) of the file it was opened on, and every write transaction and every
+ * ping first checks that the path still names that file: when it does not, writes fail
+ * as unavailable (503, details.reason "database_moved") and /healthz answers 503, which
+ * tells the operator to restart refold on the file that is there now. One stat() per
+ * write transaction.
+ *
  * Reader page caches are small (READER_CACHE_KIB): under writes they are
  * dropped at every transaction anyway, and each one counts in the server's
  * memory. The writer's cache is larger (WRITER_CACHE_KIB).
@@ -55,6 +66,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -88,6 +100,9 @@ struct writer {
     struct writer *next;
     char *path;
     int refs; /* lite connections open on path (writers_lock) */
+    bool have_id; /* the file's identity, set once when the writer is created */
+    dev_t dev;
+    ino_t ino;
     pthread_mutex_t lock;
     struct conn conn; /* h is NULL until the first write */
 
@@ -296,6 +311,12 @@ static struct writer *writer_acquire(const char *path)
     if (!w) {
         w = xcalloc(1, sizeof *w);
         w->path = xstrdup(key);
+        struct stat sb;
+        if (stat(key, &sb) == 0) { /* the caller has just opened it */
+            w->have_id = true;
+            w->dev = sb.st_dev;
+            w->ino = sb.st_ino;
+        }
         pthread_mutex_init(&w->lock, NULL);
         pthread_mutex_init(&w->ckpt_lock, NULL);
         pthread_cond_init(&w->ckpt_cond, NULL);
@@ -306,6 +327,20 @@ static struct writer *writer_acquire(const char *path)
     pthread_mutex_unlock(&writers_lock);
     free(real);
     return w;
+}
+
+/* Fail when w's path no longer names the file the writer was opened on (see DESIGN). */
+static enum rf_status check_unmoved(const struct writer *w, struct rf_err *err)
+{
+    struct stat sb;
+    if (!w || !w->have_id)
+        return RF_OK;
+    if (stat(w->path, &sb) == 0 && sb.st_dev == w->dev && sb.st_ino == w->ino)
+        return RF_OK;
+    return rf_fail_reason(err, RF_UNAVAILABLE, "database_moved",
+                          "the database file %s was deleted or replaced while refold was "
+                          "running: restart refold",
+                          w->path);
 }
 
 static void writer_release(struct writer *w)
@@ -533,6 +568,10 @@ static enum rf_status lite_begin(struct db *db, struct rf_err *err)
         sqlite3_wal_hook(w->conn.h, on_wal, w);
     }
     l->cur = w ? &w->conn : &l->own;
+    if (check_unmoved(w, err) != RF_OK) {
+        unlock_writes(l);
+        return RF_UNAVAILABLE;
+    }
     int rc = run_stmt(l->cur->begin);
     if (rc != SQLITE_OK) {
         enum rf_status code = fail(l->cur, err, rc, "begin");
@@ -596,7 +635,8 @@ static const char *SQL_PING = "SELECT 1";
 static enum rf_status lite_ping(struct db *db, struct rf_err *err)
 {
     int64_t v;
-    return db_scalar(db, SQL_PING, DB_NOARGS, &v, NULL, err);
+    enum rf_status rc = check_unmoved(((struct lite *)db)->w, err);
+    return rc ? rc : db_scalar(db, SQL_PING, DB_NOARGS, &v, NULL, err);
 }
 
 const struct db_driver db_sqlite_driver = {

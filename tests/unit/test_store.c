@@ -2,7 +2,8 @@
  * test_store - the store on a temporary SQLite database: migrations are
  * idempotent, the hot queries are answered from indexes (EXPLAIN QUERY PLAN
  * must show no full scan of traces, feedback or eval_executions and no sort
- * for the contradiction query), and the counters follow writes.
+ * for the contradiction query), the counters follow writes, and a database file
+ * deleted or replaced under the store refuses writes instead of losing them.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -180,6 +181,57 @@ static void test_store_full_is_unavailable(void **state)
     json_decref(agent);
 }
 
+/* Store one trace of agent aid; its status. */
+static enum rf_status put_trace(struct fixture *f, const char *aid, struct rf_err *err)
+{
+    struct trace_new tr = {.agent_id = aid, .input = "i", .output = "o"};
+    struct store_item_result res;
+    return store_traces_put(f->st, f->ws, &tr, 1, &res, err);
+}
+
+/* The database file is deleted (replaced: replace) while the store has it open. Its
+ * connections would go on writing into the old file, acknowledged and lost with the
+ * process: writes and pings must fail as unavailable (database_moved) instead. */
+static void moved_file_refuses_writes(struct fixture *f, bool replace)
+{
+    struct rf_err err;
+    json_t *agent;
+    struct agent_new an = {.name = "a", .prompt_template = "Hi {{x}}"};
+    assert_int_equal(store_agent_create(f->st, f->ws, &an, &agent, &err), RF_OK);
+    const char *aid = json_string_value(json_object_get(agent, "id"));
+    assert_int_equal(put_trace(f, aid, &err), RF_OK);
+    assert_int_equal(store_ping(f->st, &err), RF_OK);
+
+    if (replace) {
+        char other[300];
+        snprintf(other, sizeof other, "%s.new", f->path);
+        FILE *fp = fopen(other, "w");
+        assert_non_null(fp);
+        fclose(fp);
+        assert_int_equal(rename(other, f->path), 0);
+    } else {
+        assert_int_equal(unlink(f->path), 0);
+    }
+    rf_err_clear(&err);
+    assert_int_equal(put_trace(f, aid, &err), RF_UNAVAILABLE);
+    assert_string_equal(err.reason, "database_moved");
+    assert_non_null(strstr(err.message, "deleted or replaced"));
+    rf_err_clear(&err);
+    assert_int_equal(store_ping(f->st, &err), RF_UNAVAILABLE);
+    assert_string_equal(err.reason, "database_moved");
+    json_decref(agent);
+}
+
+static void test_store_deleted_file_refuses_writes(void **state)
+{
+    moved_file_refuses_writes(*state, false);
+}
+
+static void test_store_replaced_file_refuses_writes(void **state)
+{
+    moved_file_refuses_writes(*state, true);
+}
+
 /* A small end-to-end store workload: the counters and the contradictions agree. */
 static void test_store_counters_follow_writes(void **state)
 {
@@ -295,6 +347,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_counters_follow_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_full_is_unavailable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_trace_texts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_deleted_file_refuses_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_replaced_file_refuses_writes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
