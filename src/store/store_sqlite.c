@@ -33,7 +33,9 @@
  * thousandth frame stalled every writer for a copy and two fsyncs). Only when
  * the WAL has grown to WAL_RESTART_FRAMES does it checkpoint under the write
  * lock, so that the WAL can start over (see checkpointer()). The thread starts
- * on first need and is joined when the last connection to the file closes.
+ * on first need and is joined when the last connection to the file closes. Its own
+ * connection is opened at the first checkpoint; when that fails (say, no file descriptor
+ * left), it tries again CHECKPOINT_RETRY_MS later instead of leaving the WAL to grow.
  *
  * A database file deleted or replaced while refold runs: the open connections keep
  * using the old file (its inode lives on while they hold it open), so writes would be
@@ -69,6 +71,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "store/db.h"
@@ -78,6 +81,8 @@
 #define READER_CACHE_KIB 2048
 #define WRITER_CACHE_KIB 16384
 #define CHECKPOINT_FRAMES 1000
+/* A checkpointer that cannot open its connection tries again this much later. */
+#define CHECKPOINT_RETRY_MS 1000
 #define WAL_RESTART_FRAMES 8000
 /* After a checkpoint the WAL file is cut back to this size. */
 #define WAL_SIZE_LIMIT (64 * 1024 * 1024)
@@ -238,12 +243,9 @@ static int run_stmt(sqlite3_stmt *s)
 static void *checkpointer(void *arg)
 {
     struct writer *w = arg;
-    struct conn c;
+    struct conn c = {0};
     struct rf_err err;
-    if (conn_open(w->path, 256, false, &c, &err) != RF_OK) {
-        log_error("checkpointer cannot open the database", "error=\"%s\"", err.message);
-        return NULL;
-    }
+    bool failing = false;
     pthread_mutex_lock(&w->ckpt_lock);
     for (;;) {
         while (!w->ckpt_stop && w->wal_frames - w->backfilled < CHECKPOINT_FRAMES)
@@ -255,6 +257,22 @@ static void *checkpointer(void *arg)
          * the tail while holding the write lock. */
         bool locked = w->wal_frames >= WAL_RESTART_FRAMES;
         pthread_mutex_unlock(&w->ckpt_lock);
+        if (!c.h && conn_open(w->path, 256, false, &c, &err) != RF_OK) {
+            /* Out of file descriptors, say: try again a little later, or nothing would
+             * checkpoint the WAL for the rest of the process's life. */
+            if (!failing)
+                log_error("checkpointer cannot open the database: retrying",
+                          "error=\"%s\"", err.message);
+            failing = true;
+            int64_t until = clock_mono_ms() + CHECKPOINT_RETRY_MS;
+            pthread_mutex_lock(&w->ckpt_lock);
+            while (!w->ckpt_stop && clock_mono_ms() < until) /* commits signal meanwhile */
+                clock_cond_wait_ms(&w->ckpt_cond, &w->ckpt_lock, until - clock_mono_ms());
+            continue;
+        }
+        if (failing)
+            log_info("checkpointer opened the database", NULL);
+        failing = false;
         if (locked)
             pthread_mutex_lock(&w->lock);
         int log_frames = 0, done = 0;
@@ -319,7 +337,7 @@ static struct writer *writer_acquire(const char *path)
         }
         pthread_mutex_init(&w->lock, NULL);
         pthread_mutex_init(&w->ckpt_lock, NULL);
-        pthread_cond_init(&w->ckpt_cond, NULL);
+        clock_cond_init(&w->ckpt_cond);
         w->next = writers;
         writers = w;
     }
