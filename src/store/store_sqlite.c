@@ -81,8 +81,10 @@
 #define READER_CACHE_KIB 2048
 #define WRITER_CACHE_KIB 16384
 #define CHECKPOINT_FRAMES 1000
-/* A checkpointer that cannot open its connection tries again this much later. */
+/* A checkpointer that cannot open its connection, or whose checkpoint copied nothing,
+ * tries again this much later; a failing checkpoint is logged at most this often. */
 #define CHECKPOINT_RETRY_MS 1000
+#define CHECKPOINT_LOG_MS 10000
 #define WAL_RESTART_FRAMES 8000
 /* After a checkpoint the WAL file is cut back to this size. */
 #define WAL_SIZE_LIMIT (64 * 1024 * 1024)
@@ -245,17 +247,27 @@ static void *checkpointer(void *arg)
     struct writer *w = arg;
     struct conn c = {0};
     struct rf_err err;
+    int64_t retry_at = 0; /* after a try that got nowhere: not before then */
+    int64_t last_log = 0;
     bool failing = false;
     pthread_mutex_lock(&w->ckpt_lock);
     for (;;) {
-        while (!w->ckpt_stop && w->wal_frames - w->backfilled < CHECKPOINT_FRAMES)
-            pthread_cond_wait(&w->ckpt_cond, &w->ckpt_lock);
+        int64_t now;
+        while (!w->ckpt_stop) {
+            if (w->wal_frames - w->backfilled < CHECKPOINT_FRAMES)
+                pthread_cond_wait(&w->ckpt_cond, &w->ckpt_lock);
+            else if ((now = clock_mono_ms()) < retry_at) /* commits signal meanwhile */
+                clock_cond_wait_ms(&w->ckpt_cond, &w->ckpt_lock, retry_at - now);
+            else
+                break;
+        }
         if (w->ckpt_stop)
             break;
         /* A WAL that writers keep appending to is never completely checkpointed, and only
          * a complete one restarts from its beginning: past WAL_RESTART_FRAMES, checkpoint
          * the tail while holding the write lock. */
         bool locked = w->wal_frames >= WAL_RESTART_FRAMES;
+        int before = w->backfilled;
         pthread_mutex_unlock(&w->ckpt_lock);
         if (!c.h && conn_open(w->path, 256, false, &c, &err) != RF_OK) {
             /* Out of file descriptors, say: try again a little later, or nothing would
@@ -264,10 +276,8 @@ static void *checkpointer(void *arg)
                 log_error("checkpointer cannot open the database: retrying",
                           "error=\"%s\"", err.message);
             failing = true;
-            int64_t until = clock_mono_ms() + CHECKPOINT_RETRY_MS;
             pthread_mutex_lock(&w->ckpt_lock);
-            while (!w->ckpt_stop && clock_mono_ms() < until) /* commits signal meanwhile */
-                clock_cond_wait_ms(&w->ckpt_cond, &w->ckpt_lock, until - clock_mono_ms());
+            retry_at = clock_mono_ms() + CHECKPOINT_RETRY_MS;
             continue;
         }
         if (failing)
@@ -280,10 +290,15 @@ static void *checkpointer(void *arg)
                                            &done);
         if (locked)
             pthread_mutex_unlock(&w->lock);
-        if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY && clock_every(&last_log, CHECKPOINT_LOG_MS))
             log_warn("checkpoint failed", "error=\"%s\"", sqlite3_errmsg(c.h));
         pthread_mutex_lock(&w->ckpt_lock);
         w->backfilled = done > 0 ? done : w->backfilled;
+        /* Nothing copied - a reader still uses those frames (a long read, a backup), the
+         * disk is full, another process checkpoints: the next try waits, or this loop
+         * would spin on a core (and log) until that changes. */
+        if (rc != SQLITE_OK || done <= before)
+            retry_at = clock_mono_ms() + CHECKPOINT_RETRY_MS;
     }
     pthread_mutex_unlock(&w->ckpt_lock);
     conn_close(&c);

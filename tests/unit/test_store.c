@@ -4,7 +4,7 @@
  * must show no full scan of traces, feedback or eval_executions and no sort
  * for the contradiction query), the counters follow writes, a database file
  * deleted or replaced under the store refuses writes instead of losing them, and the
- * checkpointer outlives a failure to open its connection.
+ * checkpointer outlives a failure to open its connection and idles behind a reader.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -303,6 +303,41 @@ static void test_store_checkpointer_survives_open_failure(void **state)
     json_decref(agent);
 }
 
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* A reader holds a snapshot (a long read, a backup) while over 1,000 frames are written
+ * after it: the checkpointer cannot copy them until the reader ends, and must wait
+ * meanwhile, not try again and again at full speed. */
+static void test_store_checkpointer_idles_behind_a_reader(void **state)
+{
+    struct fixture *f = *state;
+    struct rf_err err;
+    json_t *agent;
+    struct agent_new an = {.name = "a", .prompt_template = "Hi {{x}}"};
+    assert_int_equal(store_agent_create(f->st, f->ws, &an, &agent, &err), RF_OK);
+    const char *aid = json_string_value(json_object_get(agent, "id"));
+    struct store *reader = NULL;
+    int version = 0;
+    assert_int_equal(store_open(f->path, &reader, &err), RF_OK);
+    assert_int_equal(store_read_begin(reader, &err), RF_OK);
+    assert_int_equal(store_schema_version(reader, &version, &err), RF_OK); /* the snapshot */
+    put_big_traces(f, aid, 5);
+    usleep(100 * 1000);
+    double start = cpu_seconds();
+    usleep(500 * 1000);
+    double used = cpu_seconds() - start; /* the checkpointer spun: about 0.5 s */
+    store_read_end(reader);
+    store_close(reader);
+    assert_true(used < 0.2);
+    json_decref(agent);
+}
+
 /* A small end-to-end store workload: the counters and the contradictions agree. */
 static void test_store_counters_follow_writes(void **state)
 {
@@ -421,6 +456,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_deleted_file_refuses_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_replaced_file_refuses_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_checkpointer_survives_open_failure, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_store_checkpointer_idles_behind_a_reader, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
