@@ -133,16 +133,18 @@ static enum rf_status apply_one(struct db *db, const struct embed_file *f, bool 
     if (rc)
         return rc;
     rc = db_scalar(db, SQL_MIGRATION_APPLIED, DB_ARGS(DB_I(number)), &count, NULL, err);
-    if (rc == RF_OK && count == 0) {
+    bool applying = rc == RF_OK && count == 0;
+    if (applying) {
         rc = db_exec_script(db, (const char *)f->data, err);
         if (rc == RF_OK)
             rc = db_run(db, SQL_MIGRATION_RECORD,
                         DB_ARGS(DB_I(number), DB_T(f->path + strlen(MIGRATION_DIR)),
                                 DB_I(clock_now_ms())),
                         NULL, err);
-        *ran = rc == RF_OK;
     }
-    return db_end(db, rc, err);
+    rc = db_end(db, rc, err);
+    *ran = applying && rc == RF_OK; /* not before its COMMIT went through (a full disk) */
+    return rc;
 }
 
 enum rf_status store_migrate(struct store *st, int *applied, struct rf_err *err)

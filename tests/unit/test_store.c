@@ -7,6 +7,7 @@
  * checkpointer outlives a failure to open its connection and idles behind a reader.
  */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -338,6 +339,45 @@ static void test_store_checkpointer_idles_behind_a_reader(void **state)
     json_decref(agent);
 }
 
+/* A migration whose COMMIT fails (its pages go to the WAL then: a full disk, an I/O
+ * error - here a file size limit) was not applied: store_migrate must neither count it
+ * nor log it as applied. */
+static void test_store_migration_commit_failure_not_counted(void **state)
+{
+    (void)state;
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/refold-test-store-%d-fsize.db", getpid());
+    unlink(path);
+    struct store *st = NULL;
+    struct rf_err err;
+    assert_int_equal(store_open(path, &st, &err), RF_OK);
+    struct rlimit saved, small;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
+    small = saved;
+    small.rlim_cur = 64 * 1024; /* migration 001 needs a few hundred KiB */
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    int applied = -1;
+    enum rf_status rc = store_migrate(st, &applied, &err);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
+    assert_int_not_equal(rc, RF_OK);
+    assert_non_null(strstr(err.message, "commit"));
+    assert_int_equal(applied, 0);
+    int version = -1;
+    assert_int_equal(store_schema_version(st, &version, &err), RF_OK);
+    assert_int_equal(version, 0);
+    /* With room again, it applies. */
+    assert_int_equal(store_migrate(st, &applied, &err), RF_OK);
+    assert_int_equal(applied, store_migrations_known());
+    store_close(st);
+    char p[300];
+    unlink(path);
+    snprintf(p, sizeof p, "%s-wal", path);
+    unlink(p);
+    snprintf(p, sizeof p, "%s-shm", path);
+    unlink(p);
+}
+
 /* A small end-to-end store workload: the counters and the contradictions agree. */
 static void test_store_counters_follow_writes(void **state)
 {
@@ -459,6 +499,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_store_checkpointer_idles_behind_a_reader, setup,
                                         teardown),
+        cmocka_unit_test(test_store_migration_commit_failure_not_counted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
