@@ -45,8 +45,13 @@
  * (device, inode) of the file it was opened on, and every write transaction and every
  * ping first checks that the path still names that file: when it does not, writes fail
  * as unavailable (503, details.reason "database_moved") and /healthz answers 503, which
- * tells the operator to restart refold on the file that is there now. One stat() per
- * write transaction.
+ * tells the operator to restart refold on the file that is there now. The same for the
+ * -wal file: deleted under a running refold, it would take with it every commit not yet
+ * checkpointed (the whole database's recent past) at the next crash, while the open
+ * connections went on appending to the unlinked one. Its identity is taken inside the
+ * first write transaction, when the WAL surely exists; no SQLite connection deletes it
+ * while another of this process, all of which hold the database's shared lock, is open.
+ * Two stat() calls per write transaction.
  *
  * Reader page caches are small (READER_CACHE_KIB): under writes they are
  * dropped at every transaction anyway, and each one counts in the server's
@@ -64,6 +69,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,6 +116,10 @@ struct writer {
     bool have_id; /* the file's identity, set once when the writer is created */
     dev_t dev;
     ino_t ino;
+    char *wal_path; /* path-wal, and its identity: set once, by the first write transaction */
+    atomic_bool have_wal_id; /* set (release) after wal_dev and wal_ino */
+    dev_t wal_dev;
+    ino_t wal_ino;
     pthread_mutex_t lock;
     struct conn conn; /* h is NULL until the first write */
 
@@ -344,6 +354,7 @@ static struct writer *writer_acquire(const char *path)
     if (!w) {
         w = xcalloc(1, sizeof *w);
         w->path = xstrdup(key);
+        w->wal_path = xasprintf("%s-wal", key);
         struct stat sb;
         if (stat(key, &sb) == 0) { /* the caller has just opened it */
             w->have_id = true;
@@ -368,12 +379,30 @@ static enum rf_status check_unmoved(const struct writer *w, struct rf_err *err)
     struct stat sb;
     if (!w || !w->have_id)
         return RF_OK;
-    if (stat(w->path, &sb) == 0 && sb.st_dev == w->dev && sb.st_ino == w->ino)
-        return RF_OK;
-    return rf_fail_reason(err, RF_UNAVAILABLE, "database_moved",
-                          "the database file %s was deleted or replaced while refold was "
-                          "running: restart refold",
-                          w->path);
+    if (stat(w->path, &sb) != 0 || sb.st_dev != w->dev || sb.st_ino != w->ino)
+        return rf_fail_reason(err, RF_UNAVAILABLE, "database_moved",
+                              "the database file %s was deleted or replaced while refold was "
+                              "running: restart refold",
+                              w->path);
+    if (atomic_load_explicit(&w->have_wal_id, memory_order_acquire) &&
+        (stat(w->wal_path, &sb) != 0 || sb.st_dev != w->wal_dev || sb.st_ino != w->wal_ino))
+        return rf_fail_reason(err, RF_UNAVAILABLE, "database_moved",
+                              "the database's WAL file %s was deleted or replaced while refold "
+                              "was running (the commits it held are lost at the next restart "
+                              "unless refold stops cleanly): stop refold with SIGTERM",
+                              w->wal_path);
+    return RF_OK;
+}
+
+/* Inside the writer's first write transaction (w->lock held): the WAL's identity. */
+static void note_wal(struct writer *w)
+{
+    struct stat sb;
+    if (stat(w->wal_path, &sb) != 0)
+        return;
+    w->wal_dev = sb.st_dev;
+    w->wal_ino = sb.st_ino;
+    atomic_store_explicit(&w->have_wal_id, true, memory_order_release);
 }
 
 static void writer_release(struct writer *w)
@@ -402,6 +431,7 @@ static void writer_release(struct writer *w)
     pthread_mutex_destroy(&w->ckpt_lock);
     pthread_mutex_destroy(&w->lock);
     free(w->path);
+    free(w->wal_path);
     free(w);
 }
 
@@ -611,6 +641,8 @@ static enum rf_status lite_begin(struct db *db, struct rf_err *err)
         unlock_writes(l);
         return code;
     }
+    if (w && w->have_id && !atomic_load_explicit(&w->have_wal_id, memory_order_relaxed))
+        note_wal(w);
     return RF_OK;
 }
 

@@ -2,7 +2,7 @@
  * test_store - the store on a temporary SQLite database: migrations are
  * idempotent, the hot queries are answered from indexes (EXPLAIN QUERY PLAN
  * must show no full scan of traces, feedback or eval_executions and no sort
- * for the contradiction query), the counters follow writes, a database file
+ * for the contradiction query), the counters follow writes, a database or WAL file
  * deleted or replaced under the store refuses writes instead of losing them, and the
  * checkpointer outlives a failure to open its connection and idles behind a reader.
  */
@@ -192,10 +192,13 @@ static enum rf_status put_trace(struct fixture *f, const char *aid, struct rf_er
     return store_traces_put(f->st, f->ws, &tr, 1, &res, err);
 }
 
-/* The database file is deleted (replaced: replace) while the store has it open. Its
- * connections would go on writing into the old file, acknowledged and lost with the
- * process: writes and pings must fail as unavailable (database_moved) instead. */
-static void moved_file_refuses_writes(struct fixture *f, bool replace)
+enum moved_how { MOVED_DELETED, MOVED_REPLACED, MOVED_WAL_DELETED };
+
+/* The database file is deleted, or replaced, or its -wal file deleted while the store has
+ * them open. Its connections would go on writing into the unlinked file, acknowledged and
+ * lost with the process (a WAL: at its next crash): writes and pings must fail as
+ * unavailable (database_moved) instead. */
+static void moved_file_refuses_writes(struct fixture *f, enum moved_how how)
 {
     struct rf_err err;
     json_t *agent;
@@ -205,15 +208,21 @@ static void moved_file_refuses_writes(struct fixture *f, bool replace)
     assert_int_equal(put_trace(f, aid, &err), RF_OK);
     assert_int_equal(store_ping(f->st, &err), RF_OK);
 
-    if (replace) {
-        char other[300];
+    char other[300];
+    switch (how) {
+    case MOVED_DELETED: assert_int_equal(unlink(f->path), 0); break;
+    case MOVED_REPLACED: {
         snprintf(other, sizeof other, "%s.new", f->path);
         FILE *fp = fopen(other, "w");
         assert_non_null(fp);
         fclose(fp);
         assert_int_equal(rename(other, f->path), 0);
-    } else {
-        assert_int_equal(unlink(f->path), 0);
+        break;
+    }
+    case MOVED_WAL_DELETED:
+        snprintf(other, sizeof other, "%s-wal", f->path);
+        assert_int_equal(unlink(other), 0);
+        break;
     }
     rf_err_clear(&err);
     assert_int_equal(put_trace(f, aid, &err), RF_UNAVAILABLE);
@@ -227,12 +236,17 @@ static void moved_file_refuses_writes(struct fixture *f, bool replace)
 
 static void test_store_deleted_file_refuses_writes(void **state)
 {
-    moved_file_refuses_writes(*state, false);
+    moved_file_refuses_writes(*state, MOVED_DELETED);
 }
 
 static void test_store_replaced_file_refuses_writes(void **state)
 {
-    moved_file_refuses_writes(*state, true);
+    moved_file_refuses_writes(*state, MOVED_REPLACED);
+}
+
+static void test_store_deleted_wal_refuses_writes(void **state)
+{
+    moved_file_refuses_writes(*state, MOVED_WAL_DELETED);
 }
 
 /* Frames in f's WAL file (4 KiB pages). */
@@ -495,6 +509,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_trace_texts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_deleted_file_refuses_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_replaced_file_refuses_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_deleted_wal_refuses_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_checkpointer_survives_open_failure, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_store_checkpointer_idles_behind_a_reader, setup,
