@@ -112,14 +112,15 @@ enum rf_status store_key_revoke(struct store *st, const char *workspace_id,
 enum rf_status store_key_authenticate(struct store *st, const char *secret,
                                       char workspace_id[ID_MAX], struct rf_err *err);
 
-/* Sign in with an API key: a new session token (caller frees) valid for ttl_ms. */
+/* Sign in with an API key: a new session token (caller frees) valid for ttl_ms. Deletes
+ * the expired sessions of every key, as store_session_delete does. */
 enum rf_status store_session_create(struct store *st, const char *api_key, int64_t ttl_ms,
                                     char **token, struct rf_err *err);
 /* Resolve a session token to its workspace; RF_UNAUTHORIZED when unknown, expired or its
  * key was revoked. */
 enum rf_status store_session_authenticate(struct store *st, const char *token,
                                           char workspace_id[ID_MAX], struct rf_err *err);
-/* Sign out (unknown tokens are ignored). */
+/* Sign out (unknown tokens are ignored), and delete the expired sessions. */
 enum rf_status store_session_delete(struct store *st, const char *token, struct rf_err *err);
 
 /* ---- agents ---- */

@@ -43,6 +43,9 @@ static const char *SQL_SESSION_AUTH =
     "SELECT k.workspace_id FROM sessions s JOIN api_keys k ON k.id = s.key_id "
     "WHERE s.token_hash = ? AND s.expires_at > ? AND k.revoked_at IS NULL";
 static const char *SQL_SESSION_DELETE = "DELETE FROM sessions WHERE token_hash = ? OR expires_at <= ?";
+/* Sign-ins prune the expired sessions too: browsers rarely sign out, and sign-outs were
+ * the only thing that deleted them. */
+static const char *SQL_SESSION_PRUNE = "DELETE FROM sessions WHERE expires_at <= ?";
 
 static json_t *workspace_from_row(struct db_stmt *s)
 {
@@ -234,8 +237,10 @@ enum rf_status store_session_create(struct store *st, const char *api_key, int64
     char thash[SHA256_HEX_LEN + 1];
     crypto_sha256_hex(t, strlen(t), thash);
     int64_t now = clock_now_ms();
-    rc = db_run(st->db, SQL_SESSION_INSERT,
-                DB_ARGS(DB_T(thash), DB_T(key_id), DB_I(now), DB_I(now + ttl_ms)), NULL, err);
+    rc = db_run(st->db, SQL_SESSION_PRUNE, DB_ARGS(DB_I(now)), NULL, err);
+    if (rc == RF_OK)
+        rc = db_run(st->db, SQL_SESSION_INSERT,
+                    DB_ARGS(DB_T(thash), DB_T(key_id), DB_I(now), DB_I(now + ttl_ms)), NULL, err);
     free(key_id);
     rc = db_end(st->db, rc, err);
     if (rc) {

@@ -5,7 +5,7 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
-import { startServer, run, createWorkspaceKey } from './lib.mjs';
+import { startServer, run, createWorkspaceKey, sql } from './lib.mjs';
 
 let srv, otherKey, revokedKey, ids;
 const MAX_BODY = 64 * 1024;
@@ -306,6 +306,18 @@ test('cookie sessions: sign in, X-Requested-With on writes, sign out, revocation
   const id = (await run(['key', 'list', '--db', srv.db], { env: srv.env })).stdout.split('\n').find((l) => l.includes('\tbrowser\t')).split('\t')[0];
   assert.equal((await run(['key', 'revoke', id, '--db', srv.db], { env: srv.env })).code, 0);
   assert.equal((await srv.api('GET', '/v1/agents', undefined, { key: null, headers: { cookie: cookie2 } })).status, 401);
+});
+
+test('expired sessions are deleted when someone signs in, not only when someone signs out', async () => {
+  const signIn = () => fetch(`${srv.url}/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ api_key: srv.key }) });
+  for (let i = 0; i < 3; i++) assert.equal((await signIn()).status, 204);
+  // Browsers rarely sign out: every session so far has run out its 7 days unattended.
+  await sql(srv.db, 'UPDATE sessions SET expires_at = 1');
+  const res = await signIn();
+  assert.equal(res.status, 204);
+  assert.equal(await sql(srv.db, 'SELECT count(*) FROM sessions'), '1', 'only the new session is left');
+  const cookie = res.headers.get('set-cookie').split(';')[0];
+  assert.equal((await srv.api('GET', '/v1/agents', undefined, { key: null, headers: { cookie } })).status, 200);
 });
 
 test('/healthz and /metrics need no key', async () => {
