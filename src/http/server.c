@@ -39,6 +39,9 @@
  * reset instead of the answer. Past it (or when the client waits for 100 Continue) the
  * 413 goes out at once and the connection closes. */
 #define BODY_DRAIN_MAX (64ull * 1024 * 1024)
+/* The body cap of the routes that need no key (sign-in, health, metrics, the UI): only
+ * POST /v1/session takes a body, a small one. */
+#define PUBLIC_MAX_BODY (16u * 1024)
 
 struct http_server {
     struct MHD_Daemon *daemon;
@@ -61,7 +64,12 @@ struct req_state {
     int route;
     int status;
     int64_t start_us;
+    size_t max_body;     /* the body cap of this request's route */
     bool too_large;
+    bool discard;        /* the body is read and dropped: the answer does not depend on it */
+    bool auth_done;      /* authenticated before the body was read (before_body) ... */
+    enum rf_status auth_rc; /* ... with this outcome */
+    struct rf_err auth_err;
     char *memo_key;      /* set for a GET of a ROUTE_MEMO route: its body may be remembered */
     bool has_version;    /* the store's data version was read ... */
     uint64_t version;    /* ... inside the request's read scope */
@@ -323,8 +331,9 @@ static enum MHD_Result dispatch(struct http_server *srv, struct req_state *rs)
                 "the URL's path and query must be UTF-8 without NUL once percent-decoded");
         return queue_error(rs, &err, NULL);
     }
-    enum route_match m =
-        router_match(req->method, req->path, req, &rs->route, allow, sizeof allow);
+    enum route_match m = rs->route >= 0 ? ROUTE_FOUND /* before_body matched it */
+                                        : router_match(req->method, req->path, req, &rs->route,
+                                                       allow, sizeof allow);
     if (m == ROUTE_NO_PATH) {
         rf_fail(&err, RF_NOT_FOUND, "no such endpoint: %s", req->path);
         return queue_error(rs, &err, NULL);
@@ -335,7 +344,7 @@ static enum MHD_Result dispatch(struct http_server *srv, struct req_state *rs)
         return queue_error(rs, &err, allow);
     }
     if (rs->too_large) {
-        rf_fail(&err, RF_TOO_LARGE, "request body is larger than %zu bytes", srv->max_body);
+        rf_fail(&err, RF_TOO_LARGE, "request body is larger than %zu bytes", rs->max_body);
         return queue_error(rs, &err, NULL);
     }
     const struct route *route = router_get(rs->route);
@@ -349,8 +358,12 @@ static enum MHD_Result dispatch(struct http_server *srv, struct req_state *rs)
                       store_read_begin(req->store, &err) == RF_OK;
     rf_err_clear(&err); /* a scope that failed to start only costs speed */
     enum rf_status rc = RF_OK;
-    if (!(route->flags & ROUTE_PUBLIC))
+    if (!(route->flags & ROUTE_PUBLIC) && rs->auth_done) {
+        rc = rs->auth_rc;
+        err = rs->auth_err;
+    } else if (!(route->flags & ROUTE_PUBLIC)) {
         rc = authenticate(req, &err);
+    }
     if (rc == RF_OK && req->body.len > 0 && !has_json_type(req))
         rc = rf_fail(&err, RF_UNSUPPORTED, "request bodies must be application/json");
     struct resp resp = {0};
@@ -437,6 +450,47 @@ static const char *framing_problem(struct MHD_Connection *conn)
     return NULL;
 }
 
+/* The client waits for 100 Continue before it sends the body. */
+static bool expects_continue(struct MHD_Connection *conn)
+{
+    const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+    return expect && strcasecmp(expect, "100-continue") == 0;
+}
+
+/* First call of a request that has a body: decide from the head alone what does not
+ * depend on the body, so that only a client with a valid key makes the server hold a
+ * body of up to max_body bytes. Without this, clients without a key could each park
+ * max_body bytes in the server's memory on as many connections as they liked (8 MiB per
+ * connection by default, 10,000 connections). The body of a request whose path has no
+ * such route, or whose key is refused, is read and dropped (as a too large one is, so
+ * that the client sees the answer instead of a reset); the answer is the one dispatch
+ * would give. Routes that need no key take at most PUBLIC_MAX_BODY. */
+static enum MHD_Result before_body(struct req_state *rs, unsigned long long declared)
+{
+    struct req *req = &rs->req;
+    if (rs->route < 0) {
+        rs->discard = true; /* dispatch answers 404 or 405 */
+        buf_release(&req->body);
+        return MHD_YES;
+    }
+    if (router_get(rs->route)->flags & ROUTE_PUBLIC)
+        return MHD_YES; /* rs->max_body is PUBLIC_MAX_BODY at most */
+    struct rf_err err;
+    rf_err_clear(&err);
+    if (!req_store(req, &err))
+        return MHD_YES; /* dispatch tries again, and answers 503 */
+    rf_err_clear(&rs->auth_err);
+    rs->auth_rc = authenticate(req, &rs->auth_err);
+    rs->auth_done = true;
+    if (rs->auth_rc == RF_OK)
+        return MHD_YES;
+    rs->discard = true;
+    buf_release(&req->body);
+    if (declared > BODY_DRAIN_MAX || expects_continue(req->conn))
+        return queue_error(rs, &rs->auth_err, NULL); /* MHD closes the connection after it */
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_size, void **req_cls)
@@ -455,7 +509,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rs->req.pool = srv->pool;
         rs->req.method = method;
         rs->req.path = url;
-        buf_init(&rs->req.body, srv->max_body);
         id_new("req_", rs->req.request_id);
         *req_cls = rs;
         const char *framing = framing_problem(conn);
@@ -468,23 +521,35 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
         unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
-        if (declared > srv->max_body) {
-            const char *expect =
-                MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
-            if (declared > BODY_DRAIN_MAX || (expect && strcasecmp(expect, "100-continue") == 0)) {
+        bool has_body = declared > 0 || MHD_lookup_connection_value(
+                                            conn, MHD_HEADER_KIND,
+                                            MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+        rs->max_body = srv->max_body;
+        if (has_body) { /* routed now (dispatch keeps it), for before_body and the cap */
+            char allow[64];
+            router_match(method, url, &rs->req, &rs->route, allow, sizeof allow);
+            if (rs->route >= 0 && (router_get(rs->route)->flags & ROUTE_PUBLIC) &&
+                rs->max_body > PUBLIC_MAX_BODY)
+                rs->max_body = PUBLIC_MAX_BODY;
+        }
+        buf_init(&rs->req.body, rs->max_body);
+        if (declared > rs->max_body) {
+            if (declared > BODY_DRAIN_MAX || expects_continue(conn)) {
                 /* Refuse before reading the body; MHD closes the connection after this. */
                 struct rf_err err;
                 rf_fail(&err, RF_TOO_LARGE, "request body is larger than %zu bytes",
-                        srv->max_body);
+                        rs->max_body);
                 return queue_error(rs, &err, NULL);
             }
             rs->too_large = true; /* read and drop it, then answer 413 (dispatch) */
             buf_release(&rs->req.body);
+            return MHD_YES;
         }
-        return MHD_YES;
+        return has_body ? before_body(rs, declared) : MHD_YES;
     }
     if (*upload_size) {
-        if (!rs->too_large && buf_append(&rs->req.body, upload_data, *upload_size) != RF_OK) {
+        if (!rs->too_large && !rs->discard &&
+            buf_append(&rs->req.body, upload_data, *upload_size) != RF_OK) {
             rs->too_large = true;
             buf_release(&rs->req.body);
         }

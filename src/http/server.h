@@ -5,7 +5,8 @@
  * DESIGN. libmicrohttpd runs a pool of internal threads, each with its own
  * epoll loop (MHD_USE_EPOLL_INTERNAL_THREAD + MHD_OPTION_THREAD_POOL_SIZE),
  * with suspend/resume allowed for Server-Sent Events. A request's body is
- * accumulated (capped at max_body) and the response is queued on a later
+ * accumulated (capped at max_body) once its head has shown a route and a valid
+ * key (else it is read and dropped), and the response is queued on a later
  * call of the access handler, never the first: queuing on the first call
  * makes MHD close keep-alive connections. Each pool thread lazily opens its
  * own store connection (pthread key; closed when the thread exits). Routing

@@ -3,9 +3,11 @@
 // for malformed JSON; 413 past the body limit; 415; 405; request ids; the
 // web UI's cookie session and its X-Requested-With rule.
 import { test, after, before } from 'node:test';
+import net from 'node:net';
+import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
-import { startServer, run, createWorkspaceKey, sql } from './lib.mjs';
+import { startServer, run, createWorkspaceKey, sql, sleep } from './lib.mjs';
 
 let srv, otherKey, revokedKey, ids;
 const MAX_BODY = 64 * 1024;
@@ -213,6 +215,66 @@ test('ambiguous body framing (request smuggling) is 400 and closes the connectio
   const chunked = await rawExchange(srv.port, head + 'Transfer-Encoding: Chunked\r\n\r\n'
     + `13\r\n${body.replace('smuggled', 'chunked!')}\r\n0\r\n\r\n` + next, 500);
   assert.deepEqual([...chunked.text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]), ['201', '200']);
+});
+
+// Bodies are held in memory until the request is answered: only a client with a valid key
+// may make the server hold one of up to REFOLD_MAX_BODY (8 MiB by default). Each client
+// below announces 8 MiB and sends all of it but the last byte, then waits.
+test('clients without a valid key cannot park request bodies in the server\'s memory', { timeout: 60000 }, async () => {
+  const big = await startServer(); // the default REFOLD_MAX_BODY, 8 MiB
+  try {
+    const rss = () => Number(readFileSync(`/proc/${big.child.pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)[1]) * 1024;
+    await big.api('GET', '/v1/agents'); // warm up the connections and caches
+    await sleep(200);
+    const size = 8 * 1024 * 1024;
+    const heads = [
+      `POST /v1/traces HTTP/1.1\r\nHost: x\r\n`, // no key
+      `POST /v1/traces HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer rf_notakey\r\n`,
+      `POST /v1/traces HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${revokedKey}\r\n`,
+      `POST /v1/nope HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer rf_notakey\r\n`, // no such route
+      `POST /v1/session HTTP/1.1\r\nHost: x\r\n`, // the sign-in needs no key: 16 KiB at most
+    ];
+    const before = rss();
+    const socks = [];
+    const chunk = Buffer.alloc(1024 * 1024, 'x');
+    for (let i = 0; i < 15; i++) {
+      const sock = net.connect(big.port, '127.0.0.1');
+      sock.on('error', () => {});
+      await new Promise((r) => sock.once('connect', r));
+      sock.write(`${heads[i % heads.length]}Content-Type: application/json\r\nContent-Length: ${size}\r\n\r\n`);
+      for (let k = 0; k < 7; k++) sock.write(chunk);
+      await new Promise((r) => sock.write(chunk.subarray(1), r));
+      socks.push(sock);
+    }
+    await sleep(1000);
+    const grew = rss() - before;
+    for (const sock of socks) sock.destroy();
+    // Before, each of them held its 8 MiB: 120 MiB in all.
+    assert.ok(grew < 32 * 1024 * 1024, `the server grew by ${Math.round(grew / 1048576)} MiB`);
+
+    // The answers are unchanged, and come after the whole body was read and dropped.
+    const body = JSON.stringify({ traces: [], pad: 'x'.repeat(4 * 1024 * 1024) });
+    let r = await big.api('POST', '/v1/traces', undefined, { key: 'rf_notakey', raw: body, headers: { 'content-type': 'application/json' } });
+    assert.equal(r.status, 401);
+    assert.equal(r.json.error.code, 'unauthorized');
+    r = await big.api('POST', '/v1/nope', undefined, { raw: body, headers: { 'content-type': 'application/json' } });
+    assert.equal(r.status, 404);
+    r = await big.api('PUT', '/v1/agents', undefined, { raw: body, headers: { 'content-type': 'application/json' } });
+    assert.equal(r.status, 405);
+    r = await big.api('POST', '/v1/session', undefined, { key: null, raw: body, headers: { 'content-type': 'application/json' } });
+    assert.equal(r.status, 413);
+    assert.match(r.json.error.message, /larger than 16384 bytes/);
+    r = await big.api('POST', '/v1/session', { api_key: big.key }, { key: null });
+    assert.equal(r.status, 204);
+    // With a valid key a large body is read as before.
+    const traces = Array.from({ length: 4 }, (_, i) => ({ agent_id: 'agt_missing', input: 'i'.repeat(1024 * 1024), output: `o${i}` }));
+    r = await big.api('POST', '/v1/traces', { traces });
+    assert.equal(r.status, 201, r.text.slice(0, 300)); // a batch: each item is rejected on its own
+    assert.equal(r.json.summary.rejected, 4);
+  } finally {
+    await big.stop();
+    big.cleanup();
+  }
 });
 
 test('other content types are 415', async () => {
