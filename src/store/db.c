@@ -34,6 +34,14 @@ enum rf_status db_query(struct db *db, const char *sql, const struct db_val *arg
     return db->drv->query(db, sql, args, n, out, err);
 }
 
+enum rf_status db_query_rows(struct db *db, const char *sql, const struct db_val *args, int n,
+                             struct db_stmt **out, struct rf_err *err)
+{
+    if (!db->drv->query_rows)
+        return db->drv->query(db, sql, args, n, out, err);
+    return db->drv->query_rows(db, sql, args, n, out, err);
+}
+
 enum rf_status db_next(struct db_stmt *st, bool *row, struct rf_err *err)
 {
     return st->db->drv->next(st, row, err);

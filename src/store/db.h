@@ -75,6 +75,10 @@ struct db_driver {
     enum rf_status (*exec_script)(struct db *db, const char *sql, struct rf_err *err);
     enum rf_status (*query)(struct db *db, const char *sql, const struct db_val *args, int n,
                             struct db_stmt **out, struct rf_err *err);
+    /* Optional (NULL: query, whose rows are already read one at a time): see
+     * db_query_rows. */
+    enum rf_status (*query_rows)(struct db *db, const char *sql, const struct db_val *args,
+                                 int n, struct db_stmt **out, struct rf_err *err);
     enum rf_status (*next)(struct db_stmt *st, bool *row, struct rf_err *err);
     bool (*is_null)(struct db_stmt *st, int col);
     const char *(*text)(struct db_stmt *st, int col);
@@ -121,6 +125,13 @@ enum rf_status db_exec_script(struct db *db, const char *sql, struct rf_err *err
 /* Start a query; step through rows with db_next; always finish with db_done. */
 enum rf_status db_query(struct db *db, const char *sql, const struct db_val *args, int n,
                         struct db_stmt **out, struct rf_err *err);
+/* db_query for a read that may stop early: a page of large rows cut at a byte budget.
+ * The rows come from the server one at a time (libpq's single-row mode; SQLite steps
+ * anyway), so the rows after the last one read are never held in memory: with db_query,
+ * PostgreSQL's whole result (every row up to the LIMIT) is. Nothing else may run on the
+ * connection until db_done, which reads and drops what is left. */
+enum rf_status db_query_rows(struct db *db, const char *sql, const struct db_val *args, int n,
+                             struct db_stmt **out, struct rf_err *err);
 enum rf_status db_next(struct db_stmt *st, bool *row, struct rf_err *err);
 void db_done(struct db_stmt *st);
 /* Column accessors for the current row. Text is borrowed until the next db_next/db_done;

@@ -217,10 +217,10 @@ enum rf_status store_agent_list(struct store *st, const char *ws, const char *st
     if (rc)
         return rc;
     struct db_stmt *s;
-    rc = db_query(st->db, SQL_AGENT_LIST,
-                  DB_ARGS(DB_T(ws), DB_T(bound), DB_T(status), DB_T(status), DB_T(name),
-                          DB_T(name), DB_I(page->limit + 1)),
-                  &s, err);
+    rc = db_query_rows(st->db, SQL_AGENT_LIST, /* rows carry prompt templates */
+                       DB_ARGS(DB_T(ws), DB_T(bound), DB_T(status), DB_T(status), DB_T(name),
+                               DB_T(name), DB_I(page->limit + 1)),
+                       &s, err);
     if (rc)
         return rc;
     return page_collect(s, agent_from_row, page->limit, "id", out, err);
@@ -494,10 +494,10 @@ enum rf_status store_version_list(struct store *st, const char *ws, const char *
     if (rc)
         return rc;
     struct db_stmt *s;
-    rc = db_query(st->db, SQL_VERSION_LIST,
-                  DB_ARGS(DB_T(agent_id), DB_I(bound), DB_T(status), DB_T(status),
-                          DB_I(page->limit + 1)),
-                  &s, err);
+    rc = db_query_rows(st->db, SQL_VERSION_LIST,
+                       DB_ARGS(DB_T(agent_id), DB_I(bound), DB_T(status), DB_T(status),
+                               DB_I(page->limit + 1)),
+                       &s, err);
     if (rc)
         return rc;
     return page_collect(s, version_row, page->limit, "version", out, err);

@@ -51,7 +51,7 @@ enum rf_status store_contradictions(struct store *st, const char *ws, const char
         rating = *kind == 'm' ? "negative" : "positive";
     struct db_stmt *s;
     bool row;
-    rc = db_query(
+    rc = db_query_rows(
         st->db, SQL_CONTRADICTIONS,
         DB_ARGS(DB_I(texts), DB_I(texts), DB_T(agent_id), DB_T(rating), DB_T(rating), DB_I(limit)),
         &s, err);

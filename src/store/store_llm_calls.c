@@ -105,8 +105,9 @@ enum rf_status store_llm_call_list(struct store *st, const char *ws, const char 
         if (rc)
             return rc;
     }
-    rc = db_query(st->db, SQL_LLM_LIST,
-                  DB_ARGS(DB_T(job_id), DB_T(ws), DB_T(bound), DB_I(page->limit + 1)), &s, err);
+    rc = db_query_rows(st->db, SQL_LLM_LIST,
+                       DB_ARGS(DB_T(job_id), DB_T(ws), DB_T(bound), DB_I(page->limit + 1)), &s,
+                       err);
     if (rc)
         return rc;
     return page_collect(s, llm_call_from_row, page->limit, "id", out, err);

@@ -50,6 +50,7 @@ struct pg_stmt {
     bool prepared;   /* on the current server connection */
     PGresult *res;
     int row, rows;
+    bool pending; /* db_query_rows: libpq has more results (rows) of it to return */
     char scratch[MAX_PARAMS][32]; /* text of integer and double parameters */
 };
 
@@ -314,10 +315,20 @@ static void grow(struct pg *p)
     free(old);
 }
 
-static enum rf_status pg_query(struct db *db, const char *sql, const struct db_val *args, int n,
-                               struct db_stmt **out, struct rf_err *err)
+/* Read and drop what is left of a single-row query, one row at a time. */
+static void drain(struct pg *p, struct pg_stmt *st)
 {
-    struct pg *p = (struct pg *)db;
+    PGresult *res;
+    while (st->pending && (res = PQgetResult(p->conn)) != NULL)
+        PQclear(res);
+    st->pending = false;
+}
+
+/* The statement of sql, prepared on the current session, with its parameters' text in
+ * values; its previous result is freed. */
+static enum rf_status stmt_ready(struct pg *p, const char *sql, const struct db_val *args, int n,
+                                 const char **values, struct pg_stmt **out, struct rf_err *err)
+{
     if (n > MAX_PARAMS)
         return rf_fail(err, RF_INTERNAL, "too many query parameters (%d)", n);
     enum rf_status rc = ensure_connected(p, err);
@@ -327,7 +338,7 @@ static enum rf_status pg_query(struct db *db, const char *sql, const struct db_v
     struct pg_stmt *st = p->cache[i];
     if (!st) {
         st = xcalloc(1, sizeof *st);
-        st->base.db = db;
+        st->base.db = &p->base;
         st->sql = sql;
         st->text = rewrite(sql);
         snprintf(st->name, sizeof st->name, "s%u", p->next_name++);
@@ -335,6 +346,7 @@ static enum rf_status pg_query(struct db *db, const char *sql, const struct db_v
         if (++p->count * 2 > p->cap)
             grow(p);
     }
+    drain(p, st);
     PQclear(st->res);
     st->res = NULL;
     if (!st->prepared) {
@@ -347,7 +359,6 @@ static enum rf_status pg_query(struct db *db, const char *sql, const struct db_v
         PQclear(res);
         st->prepared = true;
     }
-    const char *values[MAX_PARAMS];
     for (int k = 0; k < n; k++) {
         const struct db_val *v = &args[k];
         switch (v->type) {
@@ -363,6 +374,19 @@ static enum rf_status pg_query(struct db *db, const char *sql, const struct db_v
             break;
         }
     }
+    *out = st;
+    return RF_OK;
+}
+
+static enum rf_status pg_query(struct db *db, const char *sql, const struct db_val *args, int n,
+                               struct db_stmt **out, struct rf_err *err)
+{
+    struct pg *p = (struct pg *)db;
+    const char *values[MAX_PARAMS];
+    struct pg_stmt *st;
+    enum rf_status rc = stmt_ready(p, sql, args, n, values, &st, err);
+    if (rc)
+        return rc;
     PGresult *res = PQexecPrepared(p->conn, st->name, n, values, NULL, NULL, 0);
     ExecStatusType s = PQresultStatus(res);
     if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
@@ -379,10 +403,69 @@ static enum rf_status pg_query(struct db *db, const char *sql, const struct db_v
     return RF_OK;
 }
 
+/* libpq's single-row mode: each row is its own result, fetched by pg_next, so a caller
+ * that stops early (a page that reached its byte budget) never held the rows after it. */
+static enum rf_status pg_query_rows(struct db *db, const char *sql, const struct db_val *args,
+                                    int n, struct db_stmt **out, struct rf_err *err)
+{
+    struct pg *p = (struct pg *)db;
+    const char *values[MAX_PARAMS];
+    struct pg_stmt *st;
+    enum rf_status rc = stmt_ready(p, sql, args, n, values, &st, err);
+    if (rc)
+        return rc;
+    if (!PQsendQueryPrepared(p->conn, st->name, n, values, NULL, NULL, 0)) {
+        rc = result_fail(p, NULL, err, "query");
+        if (PQstatus(p->conn) != CONNECTION_OK)
+            forget_prepared(p);
+        return rc;
+    }
+    st->pending = true;
+    PQsetSingleRowMode(p->conn); /* cannot fail right after the send; if it did, the first
+                                  * result would hold every row, which works too */
+    st->row = st->rows = 0;
+    *out = &st->base;
+    return RF_OK;
+}
+
+/* The next result of a query sent by pg_query_rows. */
+static enum rf_status next_result(struct pg *p, struct pg_stmt *st, struct rf_err *err)
+{
+    PQclear(st->res);
+    st->res = NULL;
+    st->row = -1;
+    st->rows = 0;
+    PGresult *res = st->pending ? PQgetResult(p->conn) : NULL;
+    if (!res) {
+        st->pending = false;
+        return RF_OK;
+    }
+    ExecStatusType s = PQresultStatus(res);
+    if (s == PGRES_SINGLE_TUPLE || s == PGRES_TUPLES_OK) {
+        st->res = res;
+        st->rows = PQntuples(res);
+        if (s == PGRES_TUPLES_OK) /* the end (or every row at once): nothing follows */
+            drain(p, st);
+        return RF_OK;
+    }
+    enum rf_status rc = result_fail(p, res, err, "query");
+    PQclear(res);
+    drain(p, st);
+    if (PQstatus(p->conn) != CONNECTION_OK)
+        forget_prepared(p);
+    return rc;
+}
+
 static enum rf_status pg_next(struct db_stmt *stmt, bool *row, struct rf_err *err)
 {
-    (void)err;
     struct pg_stmt *st = (struct pg_stmt *)stmt;
+    if (st->pending && st->row + 1 >= st->rows) {
+        enum rf_status rc = next_result((struct pg *)st->base.db, st, err);
+        if (rc) {
+            *row = false;
+            return rc;
+        }
+    }
     if (st->row < st->rows)
         st->row++;
     *row = st->row < st->rows;
@@ -425,6 +508,7 @@ static int64_t pg_changes(struct db_stmt *stmt)
 static void pg_done(struct db_stmt *stmt)
 {
     struct pg_stmt *st = (struct pg_stmt *)stmt;
+    drain((struct pg *)st->base.db, st);
     PQclear(st->res);
     st->res = NULL;
 }
@@ -501,6 +585,7 @@ const struct db_driver db_pg_driver = {
     .close = pg_close,
     .exec_script = pg_exec_script,
     .query = pg_query,
+    .query_rows = pg_query_rows,
     .next = pg_next,
     .is_null = pg_is_null,
     .text = pg_text,

@@ -457,12 +457,15 @@ enum rf_status store_trace_list(struct store *st, const char *ws, const struct t
 #define FILTER_ARGS                                                                                \
     DB_T(bound), DB_T(f->rating), DB_T(f->rating), DB_I(hf), DB_I(hf), DB_I(hf),                   \
         DB_I(page->limit + 1)
+    /* One row at a time: a trace may hold 4 MiB, and the page stops at STORE_PAGE_BYTES. */
     if (version_id[0])
-        rc = db_query(st->db, sql, DB_ARGS(DB_T(version_id), DB_T(ws), FILTER_ARGS), &s, err);
+        rc = db_query_rows(st->db, sql, DB_ARGS(DB_T(version_id), DB_T(ws), FILTER_ARGS), &s,
+                           err);
     else if (f->agent_id)
-        rc = db_query(st->db, sql, DB_ARGS(DB_T(f->agent_id), DB_T(ws), FILTER_ARGS), &s, err);
+        rc = db_query_rows(st->db, sql, DB_ARGS(DB_T(f->agent_id), DB_T(ws), FILTER_ARGS), &s,
+                           err);
     else
-        rc = db_query(st->db, sql, DB_ARGS(DB_T(ws), FILTER_ARGS), &s, err);
+        rc = db_query_rows(st->db, sql, DB_ARGS(DB_T(ws), FILTER_ARGS), &s, err);
 #undef FILTER_ARGS
     if (rc)
         return rc;
