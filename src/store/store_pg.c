@@ -378,6 +378,17 @@ static enum rf_status stmt_ready(struct pg *p, const char *sql, const struct db_
     return RF_OK;
 }
 
+/* A query that failed (res may be NULL: the send failed): the error, res freed, and the
+ * prepared statements forgotten when the connection went with it. */
+static enum rf_status query_fail(struct pg *p, PGresult *res, struct rf_err *err)
+{
+    enum rf_status rc = result_fail(p, res, err, "query");
+    PQclear(res);
+    if (PQstatus(p->conn) != CONNECTION_OK)
+        forget_prepared(p);
+    return rc;
+}
+
 static enum rf_status pg_query(struct db *db, const char *sql, const struct db_val *args, int n,
                                struct db_stmt **out, struct rf_err *err)
 {
@@ -389,13 +400,8 @@ static enum rf_status pg_query(struct db *db, const char *sql, const struct db_v
         return rc;
     PGresult *res = PQexecPrepared(p->conn, st->name, n, values, NULL, NULL, 0);
     ExecStatusType s = PQresultStatus(res);
-    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
-        rc = result_fail(p, res, err, "query");
-        PQclear(res);
-        if (PQstatus(p->conn) != CONNECTION_OK)
-            forget_prepared(p);
-        return rc;
-    }
+    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
+        return query_fail(p, res, err);
     st->res = res;
     st->row = -1;
     st->rows = PQntuples(res);
@@ -414,12 +420,8 @@ static enum rf_status pg_query_rows(struct db *db, const char *sql, const struct
     enum rf_status rc = stmt_ready(p, sql, args, n, values, &st, err);
     if (rc)
         return rc;
-    if (!PQsendQueryPrepared(p->conn, st->name, n, values, NULL, NULL, 0)) {
-        rc = result_fail(p, NULL, err, "query");
-        if (PQstatus(p->conn) != CONNECTION_OK)
-            forget_prepared(p);
-        return rc;
-    }
+    if (!PQsendQueryPrepared(p->conn, st->name, n, values, NULL, NULL, 0))
+        return query_fail(p, NULL, err);
     st->pending = true;
     PQsetSingleRowMode(p->conn); /* cannot fail right after the send; if it did, the first
                                   * result would hold every row, which works too */
@@ -448,11 +450,8 @@ static enum rf_status next_result(struct pg *p, struct pg_stmt *st, struct rf_er
             drain(p, st);
         return RF_OK;
     }
-    enum rf_status rc = result_fail(p, res, err, "query");
-    PQclear(res);
+    enum rf_status rc = query_fail(p, res, err);
     drain(p, st);
-    if (PQstatus(p->conn) != CONNECTION_OK)
-        forget_prepared(p);
     return rc;
 }
 
