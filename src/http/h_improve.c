@@ -30,9 +30,6 @@ HANDLER(h_agents_improve)
     if (rc == RF_OK)
         rc = jx_string(body, "instructions", JX_NULLABLE, LIMIT_TEXT_CHARS, true, &instructions,
                        err);
-    if (rc == RF_OK && key && (strlen(key) == 0 || strlen(key) > 200))
-        rc = rf_fail_field(err, RF_INVALID, "Idempotency-Key",
-                           "Idempotency-Key must be 1 to 200 characters");
     if (rc == RF_OK) {
         params = json_pack("{s:s, s:I}", "agent_id", req->params[0], "max_contradictions",
                            (json_int_t)max);
@@ -43,7 +40,8 @@ HANDLER(h_agents_improve)
     }
     struct job_spec spec = {.type = IMPROVE_JOB_TYPE, .params = params,
                             .agent_id = req->params[0], .idempotency_key = key};
-    /* A repeat gets the job its key made even if the agent was archived since. */
+    /* A repeat gets the job its key made even if the agent was archived since. It also
+     * checks the key (1 to IDEMPOTENCY_KEY_MAX printable ASCII characters). */
     if (rc == RF_OK)
         rc = jobs_find_repeat(req->store, req->workspace_id, &spec, &job, err);
     if (rc == RF_OK && !job)

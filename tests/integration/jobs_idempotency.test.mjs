@@ -72,4 +72,7 @@ test('6c: improve-prompt repeated with its key after the agent was archived gets
   const fresh = await srv.api('POST', `/v1/agents/${agent.id}/improve-prompt`, body, { headers: { 'idempotency-key': 'improve-2' } });
   assert.equal(fresh.status, 409);
   assert.equal(fresh.json.error.details.reason, 'agent_archived');
+  const bad = await srv.api('POST', `/v1/agents/${agent.id}/improve-prompt`, body, { headers: { 'idempotency-key': 'x'.repeat(201) } });
+  assert.equal(bad.status, 400);
+  assert.equal(bad.json.error.details.field, 'Idempotency-Key');
 });
