@@ -60,6 +60,17 @@ static int teardown(void **state)
     return 0;
 }
 
+/* Agent "a" (template "Hi {{x}}", so with an active version) in the fixture's workspace;
+ * the caller decrefs it. */
+static json_t *new_agent(struct fixture *f)
+{
+    struct rf_err err;
+    json_t *agent = NULL;
+    struct agent_new an = {.name = "a", .prompt_template = "Hi {{x}}"};
+    assert_int_equal(store_agent_create(f->st, f->ws, &an, &agent, &err), RF_OK);
+    return agent;
+}
+
 static void test_store_migrations_idempotent(void **state)
 {
     struct fixture *f = *state;
@@ -152,9 +163,8 @@ static void test_store_full_is_unavailable(void **state)
 {
     struct fixture *f = *state;
     struct rf_err err;
-    json_t *agent, *stats;
-    struct agent_new an = {.name = "a", .prompt_template = "Hi {{x}}"};
-    assert_int_equal(store_agent_create(f->st, f->ws, &an, &agent, &err), RF_OK);
+    json_t *stats;
+    json_t *agent = new_agent(f);
     const char *aid = json_string_value(json_object_get(agent, "id"));
     struct db *db = f->st->db;
     assert_int_equal(db_begin(db, &err), RF_OK);
@@ -201,9 +211,7 @@ enum moved_how { MOVED_DELETED, MOVED_REPLACED, MOVED_WAL_DELETED };
 static void moved_file_refuses_writes(struct fixture *f, enum moved_how how)
 {
     struct rf_err err;
-    json_t *agent;
-    struct agent_new an = {.name = "a", .prompt_template = "Hi {{x}}"};
-    assert_int_equal(store_agent_create(f->st, f->ws, &an, &agent, &err), RF_OK);
+    json_t *agent = new_agent(f);
     const char *aid = json_string_value(json_object_get(agent, "id"));
     assert_int_equal(put_trace(f, aid, &err), RF_OK);
     assert_int_equal(store_ping(f->st, &err), RF_OK);
@@ -286,10 +294,7 @@ static void put_big_traces(struct fixture *f, const char *aid, int n)
 static void test_store_checkpointer_survives_open_failure(void **state)
 {
     struct fixture *f = *state;
-    struct rf_err err;
-    json_t *agent;
-    struct agent_new an = {.name = "a", .prompt_template = "Hi {{x}}"};
-    assert_int_equal(store_agent_create(f->st, f->ws, &an, &agent, &err), RF_OK);
+    json_t *agent = new_agent(f);
     const char *aid = json_string_value(json_object_get(agent, "id"));
     put_big_traces(f, aid, 1); /* the writer's connection and the WAL are open */
 
@@ -333,9 +338,7 @@ static void test_store_checkpointer_idles_behind_a_reader(void **state)
 {
     struct fixture *f = *state;
     struct rf_err err;
-    json_t *agent;
-    struct agent_new an = {.name = "a", .prompt_template = "Hi {{x}}"};
-    assert_int_equal(store_agent_create(f->st, f->ws, &an, &agent, &err), RF_OK);
+    json_t *agent = new_agent(f);
     const char *aid = json_string_value(json_object_get(agent, "id"));
     struct store *reader = NULL;
     int version = 0;
@@ -397,9 +400,8 @@ static void test_store_counters_follow_writes(void **state)
 {
     struct fixture *f = *state;
     struct rf_err err;
-    json_t *agent, *eval, *stats, *rows;
-    struct agent_new an = {.name = "a", .prompt_template = "Hi {{x}}"};
-    assert_int_equal(store_agent_create(f->st, f->ws, &an, &agent, &err), RF_OK);
+    json_t *eval, *stats, *rows;
+    json_t *agent = new_agent(f);
     const char *aid = json_string_value(json_object_get(agent, "id"));
     assert_int_equal(store_eval_create(f->st, f->ws, aid, "e1", NULL, &eval, &err), RF_OK);
     const char *eid = json_string_value(json_object_get(eval, "id"));
@@ -468,9 +470,8 @@ static void test_store_trace_texts(void **state)
 {
     struct fixture *f = *state;
     struct rf_err err;
-    json_t *agent, *other;
-    struct agent_new an = {.name = "a", .prompt_template = "Hi {{x}}"};
-    assert_int_equal(store_agent_create(f->st, f->ws, &an, &agent, &err), RF_OK);
+    json_t *other;
+    json_t *agent = new_agent(f);
     const char *aid = json_string_value(json_object_get(agent, "id"));
     struct trace_new tr = {.agent_id = aid,
                            .external_id = "1",
