@@ -419,7 +419,14 @@ enum rf_status job_prompt_improvement(struct job_ctx *ctx, struct rf_err *err)
         if (rc)
             goto out;
     }
-    reply_analysis(analysis_text, &an);
+    if (!reply_analysis(analysis_text, stop_reason, &an)) {
+        rc = rf_fail_reason(err, RF_PERMANENT, "invalid_llm_output",
+                            "the failure analysis cannot be used: %s%s", an.problem,
+                            strcmp(stop_reason, "max_tokens") == 0
+                                ? " (a smaller max_contradictions asks for a shorter one)"
+                                : "");
+        goto out;
+    }
     free(sys);
     free(user);
     sys = user = NULL;

@@ -88,7 +88,7 @@ static char *trimmed(const char *s)
     return xstrndup(s, n);
 }
 
-void reply_analysis(const char *text, struct analysis *out)
+bool reply_analysis(const char *text, const char *stop_reason, struct analysis *out)
 {
     memset(out, 0, sizeof *out);
     json_t *obj = reply_extract_object(text);
@@ -107,7 +107,7 @@ void reply_analysis(const char *text, struct analysis *out)
             out->summary = summary ? xstrdup(summary) : xstrdup("");
             out->from_json = true;
             json_decref(obj);
-            return;
+            return true;
         }
         json_decref(out->failure_patterns);
     }
@@ -119,6 +119,12 @@ void reply_analysis(const char *text, struct analysis *out)
         json_array_append_new(out->failure_patterns, json_string(t));
     out->summary = t;
     out->from_json = false;
+    if (!*t)
+        out->problem = "the reply is empty";
+    else if (stop_reason && strcmp(stop_reason, "max_tokens") == 0)
+        out->problem = "the reply was cut off at the output token limit (stop_reason "
+                       "max_tokens) before its JSON was complete";
+    return out->problem == NULL;
 }
 
 void reply_analysis_release(struct analysis *a)

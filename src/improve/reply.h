@@ -20,10 +20,15 @@ struct analysis {
     json_t *failure_patterns; /* array of strings (owned) */
     char *summary;
     bool from_json;           /* false: the plain-text fallback */
+    const char *problem;      /* why the reply cannot be used (static), NULL when it can */
 };
 
-/* Read the failure analysis; never fails (falls back to the text). */
-void reply_analysis(const char *text, struct analysis *out);
+/* Read the failure analysis: its JSON object, else the whole text as the one pattern and
+ * the summary (entries of failure_patterns that are not non-empty strings are dropped).
+ * stop_reason is the normalised one. False when there is nothing to use (out->problem
+ * says why; out is filled all the same and must be released): an empty reply, or one cut
+ * off at the output token limit before its JSON object was complete (a fragment). */
+bool reply_analysis(const char *text, const char *stop_reason, struct analysis *out);
 void reply_analysis_release(struct analysis *a);
 
 struct rewrite {

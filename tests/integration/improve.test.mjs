@@ -321,6 +321,28 @@ test('a cut-off reply (max_tokens) is rejected and never stored', async () => {
   assert.equal((await versions(agent)).length, 1);
 });
 
+test('an empty or cut-off failure analysis fails the job: no rewrite, no candidate', async () => {
+  // A cut-off analysis once became the candidate's one "failure pattern": a JSON fragment.
+  const cases = [
+    [A(''), /failure analysis cannot be used: the reply is empty/],
+    [A('{"failure_patterns": ["Promises refunds without che', { stop_reason: 'max_tokens' }),
+      /failure analysis cannot be used: the reply was cut off at the output token limit.*max_contradictions/],
+  ];
+  for (const [entry, message] of cases) {
+    const agent = await seed();
+    await fake.script([entry, R()]);
+    const job = await improve(agent);
+    const done = await waitJob(srv, job.id);
+    assert.equal(done.status, 'failed');
+    assert.equal(done.attempt, 1);
+    assert.equal(done.error.code, 'invalid_llm_output');
+    assert.match(done.error.message, message);
+    assert.ok(!(await providerRequests()).some((q) => q.raw_body.includes('Rewrite the prompt template below')));
+    assert.deepEqual((await srv.api('GET', `/v1/jobs/${job.id}/llm-calls`)).json.data.map((c) => c.step), ['analysis']);
+    assert.equal((await versions(agent)).length, 1);
+  }
+});
+
 test('two improvement jobs for one agent at once: distinct numbers, both succeed', async () => {
   const agent = await seed();
   await fake.script([A(), A(), R(rewrite(), { latency_ms: 200 }), R(rewrite(IMPROVED + 'Second.\n'), { latency_ms: 200 })]);

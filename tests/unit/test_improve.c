@@ -200,18 +200,36 @@ static void test_improve_reply_analysis(void **state)
 {
     (void)state;
     struct analysis a;
-    reply_analysis("```json\n{\"failure_patterns\":[\"p1\",\"\",\"p2\",3],\"summary\":\"s\"}\n```",
-                   &a);
+    assert_true(reply_analysis(
+        "```json\n{\"failure_patterns\":[\"p1\",\"\",\"p2\",3],\"summary\":\"s\"}\n```",
+        "end_turn", &a));
     assert_true(a.from_json);
     assert_int_equal(json_array_size(a.failure_patterns), 2);
     assert_string_equal(a.summary, "s");
     reply_analysis_release(&a);
-    reply_analysis("  The agent promises refunds.\n", &a);
+    assert_true(reply_analysis("  The agent promises refunds.\n", "end_turn", &a));
     assert_false(a.from_json);
     assert_int_equal(json_array_size(a.failure_patterns), 1);
     assert_string_equal(json_string_value(json_array_get(a.failure_patterns, 0)),
                         "The agent promises refunds.");
     assert_string_equal(a.summary, "The agent promises refunds.");
+    reply_analysis_release(&a);
+
+    /* Nothing to use: an empty reply, or a JSON fragment cut off at max_tokens (it once
+     * became the candidate's one failure pattern). */
+    assert_false(reply_analysis(" \n", "end_turn", &a));
+    assert_string_equal(a.problem, "the reply is empty");
+    reply_analysis_release(&a);
+    assert_false(reply_analysis("", "max_tokens", &a));
+    reply_analysis_release(&a);
+    assert_false(reply_analysis("{\"failure_patterns\": [{\"pattern\": \"x\"}, \"Promises ref",
+                                "max_tokens", &a));
+    assert_non_null(strstr(a.problem, "cut off"));
+    reply_analysis_release(&a);
+    /* A complete object before the cut is an analysis. */
+    assert_true(reply_analysis("{\"failure_patterns\": [\"p\"], \"summary\": \"s\"} And more",
+                               "max_tokens", &a));
+    assert_null(a.problem);
     reply_analysis_release(&a);
 }
 
