@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/jsonx.h"
 #include "core/template.h"
 #include "core/xalloc.h"
 #include "core/banned.h"
@@ -100,8 +101,15 @@ bool reply_analysis(const char *text, const char *stop_reason, struct analysis *
         json_t *p;
         json_array_foreach(patterns, i, p)
         {
-            if (json_is_string(p) && json_string_length(p) > 0)
+            if (json_is_string(p) && json_string_length(p) > 0) {
                 json_array_append(out->failure_patterns, p);
+            } else if ((json_is_object(p) && json_object_size(p) > 0) ||
+                       (json_is_array(p) && json_array_size(p) > 0)) {
+                /* {"pattern": …, "evidence": …}: the model's own structure, kept */
+                char *s = jx_dump(p);
+                json_array_append_new(out->failure_patterns, json_string(s));
+                free(s);
+            }
         }
         if (json_array_size(out->failure_patterns) > 0 || summary) {
             out->summary = summary ? xstrdup(summary) : xstrdup("");

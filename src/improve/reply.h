@@ -24,8 +24,9 @@ struct analysis {
 };
 
 /* Read the failure analysis: its JSON object, else the whole text as the one pattern and
- * the summary (entries of failure_patterns that are not non-empty strings are dropped).
- * stop_reason is the normalised one. False when there is nothing to use (out->problem
+ * the summary. Entries of failure_patterns that are objects or arrays are kept as their
+ * compact JSON text; empty strings and other scalars are dropped. stop_reason is the
+ * normalised one. False when there is nothing to use (out->problem
  * says why; out is filled all the same and must be released): an empty reply, or one cut
  * off at the output token limit before its JSON object was complete (a fragment). */
 bool reply_analysis(const char *text, const char *stop_reason, struct analysis *out);

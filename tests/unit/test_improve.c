@@ -215,6 +215,15 @@ static void test_improve_reply_analysis(void **state)
     assert_string_equal(a.summary, "The agent promises refunds.");
     reply_analysis_release(&a);
 
+    /* Patterns given as objects ({"pattern", "evidence"}) were dropped, all of them. */
+    assert_true(reply_analysis("{\"failure_patterns\":[{\"pattern\":\"Refunds unchecked\","
+                               "\"evidence\":\"case 2\"},[],{}],\"summary\":\"s\"}",
+                               "end_turn", &a));
+    assert_int_equal(json_array_size(a.failure_patterns), 1);
+    assert_string_equal(json_string_value(json_array_get(a.failure_patterns, 0)),
+                        "{\"pattern\":\"Refunds unchecked\",\"evidence\":\"case 2\"}");
+    reply_analysis_release(&a);
+
     /* Nothing to use: an empty reply, or a JSON fragment cut off at max_tokens (it once
      * became the candidate's one failure pattern). */
     assert_false(reply_analysis(" \n", "end_turn", &a));
