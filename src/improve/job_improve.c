@@ -37,7 +37,7 @@ struct run {
     int64_t input_tokens, output_tokens;
     int llm_calls;
     char provider[16];
-    char used_model[128];
+    char used_model[LLM_MODEL_MAX + 1];
     bool scripted;
 };
 

@@ -236,6 +236,8 @@ enum rf_status llm_request_check(const struct llm_request *req, struct rf_err *e
         return rf_fail(err, RF_INVALID, "the LLM system prompt is not valid UTF-8");
     if (req->model && (!*req->model || !utf8_ok(req->model)))
         return rf_fail(err, RF_INVALID, "LLM model must be a non-empty UTF-8 string");
+    if (req->model && strlen(req->model) > LLM_MODEL_MAX)
+        return rf_fail(err, RF_INVALID, "LLM model is longer than %d bytes", LLM_MODEL_MAX);
     if (req->max_tokens <= 0)
         return rf_fail(err, RF_INVALID, "LLM max_tokens must be positive");
     return RF_OK;

@@ -50,6 +50,9 @@
 #define LLM_DEFAULT_MODEL "claude-sonnet-4-5-20250929"
 #define LLM_DEFAULT_ANTHROPIC_BASE_URL "https://api.anthropic.com"
 #define LLM_DEFAULT_OPENAI_BASE_URL "https://api.openai.com/v1"
+/* The longest model name a request may name, in bytes: 128 characters (the API's limit
+ * on a job's model) of up to 4 UTF-8 bytes each. */
+#define LLM_MODEL_MAX 512
 
 /* Caller-owned, plain data (no pointers): copy it freely. */
 struct llm_config {
@@ -101,7 +104,7 @@ struct llm_request {
     const char *system;                 /* may be NULL */
     const struct llm_message *messages; /* at least one; the first should be LLM_USER */
     size_t n_messages;
-    const char *model;   /* NULL: the config's model */
+    const char *model;   /* NULL: the config's model; at most LLM_MODEL_MAX bytes */
     int max_tokens;      /* > 0 */
     double temperature;  /* < 0: omitted (provider default) */
     llm_text_fn on_text; /* each may be NULL */
@@ -121,7 +124,7 @@ struct llm_response {
     int64_t output_tokens;    /* -1 when the provider did not say */
     char request_id[128];   /* request-id / x-request-id header of the last attempt ("" if none) */
     char provider[16];      /* "anthropic" | "openai" | "scripted" */
-    char model[128];        /* the model asked for */
+    char model[LLM_MODEL_MAX + 1]; /* the model asked for */
     bool scripted;          /* true for canned replies: never a real model's output */
     long http_status;       /* of the last attempt; 0 when no response arrived */
     int64_t latency_ms;     /* the whole call, retries and waits included */
