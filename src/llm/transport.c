@@ -469,6 +469,11 @@ enum rf_status transport_call(struct llm_client *c, const struct llm_request *re
                 retry = false;
         }
         log_attempt(c, model, n, &a, &o, retry, retry ? delay : 0, now - t0);
+        /* What the provider counted before the failure: the prompt's tokens once the
+         * stream started, the output's once its final count came (message_delta, the
+         * usage chunk) - the counts of message_start are placeholders. */
+        resp->input_tokens = a.st.input_tokens;
+        resp->output_tokens = a.st.have_stop ? a.st.output_tokens : -1;
         attempt_release(&a);
 
         if (!retry) {

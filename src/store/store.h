@@ -549,7 +549,8 @@ struct llm_call_new {
     const char *stop_reason;         /* may be NULL */
     int http_status;                 /* 0: none (stored NULL) */
     const char *provider_request_id; /* may be NULL */
-    bool has_usage;                  /* token counts known */
+    bool has_input_tokens;           /* each count is stored NULL unless known */
+    bool has_output_tokens;
     int64_t input_tokens;
     int64_t output_tokens;
     int64_t latency_ms;

@@ -47,8 +47,8 @@ enum rf_status store_llm_call_insert(struct store *st, const struct job_fence *f
                 DB_ARGS(DB_T(id), DB_T(in->step), DB_T(in->provider), DB_T(in->model),
                         DB_T(in->request ? in->request : "{}"), DB_T(in->response_text),
                         DB_T(in->stop_reason), DB_IN(in->http_status, in->http_status != 0),
-                        DB_T(in->provider_request_id), DB_IN(in->input_tokens, in->has_usage),
-                        DB_IN(in->output_tokens, in->has_usage), DB_I(in->latency_ms),
+                        DB_T(in->provider_request_id), DB_IN(in->input_tokens, in->has_input_tokens),
+                        DB_IN(in->output_tokens, in->has_output_tokens), DB_I(in->latency_ms),
                         DB_T(in->error), DB_I(clock_now_ms()), DB_T(f->job_id), DB_I(f->attempt),
                         DB_T(f->owner)),
                 &changes, err);

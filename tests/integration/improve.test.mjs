@@ -389,6 +389,21 @@ test('instructions reach the rewrite; model overrides the default', async () => 
   assert.ok(reqs.every((q) => q.body.model === 'claude-test-model'));
 });
 
+test('a stream cut off by an error event: the transcript keeps the prompt\'s tokens', async () => {
+  const agent = await seed();
+  await fake.script([A(), R(rewrite(), { error_after_chunks: 2 }), A(), R()]);
+  const job = await improve(agent);
+  const done = await waitJob(srv, job.id);
+  assert.equal(done.status, 'completed', JSON.stringify(done.error));
+  assert.equal(done.attempt, 2);
+  const failed = (await srv.api('GET', `/v1/jobs/${job.id}/llm-calls`)).json.data.find((c) => c.error);
+  assert.equal(failed.step, 'rewrite');
+  assert.match(failed.error, /overloaded_error/);
+  assert.equal(failed.input_tokens, 1200); // from message_start: billed though the reply never came
+  assert.equal(failed.output_tokens, null);
+  assert.equal(failed.response_text, null);
+});
+
 test('a model name of 128 characters is recorded whole in the transcript and the result', async () => {
   // 127 bytes were kept: the name was cut, mid-character here, so the calls lost their model.
   const model = 'claude-' + 'm'.repeat(100) + 'é'.repeat(21);

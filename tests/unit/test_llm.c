@@ -168,7 +168,8 @@ static void test_llm_anthropic_overloaded_mid_stream(void **state)
 {
     (void)state;
     fake_script("[{\"text\": \"This partial text must never be returned.\", \"chunk_size\": 4, "
-                "\"error_after_chunks\": 3}, {\"text\": \"not reached\"}]");
+                "\"error_after_chunks\": 3, \"usage\": {\"input_tokens\": 321, "
+                "\"output_tokens\": 50}}, {\"text\": \"not reached\"}]");
     struct fake_case t;
     fake_case_init(&t, "anthropic");
     assert_int_equal(fake_case_run(&t), RF_TRANSIENT);
@@ -176,6 +177,10 @@ static void test_llm_anthropic_overloaded_mid_stream(void **state)
     assert_int_equal(t.resp.text_len, 0);
     assert_string_equal(t.resp.stop_reason, "");
     assert_int_equal(t.c.text_calls, 3); /* progress saw the deltas before the error */
+    /* The prompt was billed: its count (message_start) is kept; the output's final count
+     * never came (message_start's is a placeholder). */
+    assert_int_equal(t.resp.input_tokens, 321);
+    assert_int_equal(t.resp.output_tokens, -1);
     assert_int_equal(t.resp.attempts, 1);
     assert_int_equal(t.resp.http_status, 200);
     assert_non_null(strstr(t.err.message, "overloaded_error"));
