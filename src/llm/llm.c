@@ -63,6 +63,30 @@ static enum rf_status env_ms(const char *name, int64_t *out, struct rf_err *err)
     return RF_OK;
 }
 
+/* An API key travels in an HTTP header: printable ASCII without spaces. A stray byte
+ * (the newline or carriage return of a key file) would break the header and the provider
+ * would answer with a confusing connection error or 400. The key is never quoted. */
+static enum rf_status check_key(const char *name, const char *key, struct rf_err *err)
+{
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+        if (*p <= 0x20 || *p >= 0x7f)
+            return rf_fail_field(err, RF_INVALID, name,
+                                 "%s holds a space, a control character or a non-ASCII byte "
+                                 "(a trailing newline or carriage return from a file?)",
+                                 name);
+    return RF_OK;
+}
+
+static enum rf_status check_url(const char *name, const char *url, struct rf_err *err)
+{
+    if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
+        return rf_fail_field(err, RF_INVALID, name,
+                             "%s must start with http:// or https:// (e.g. "
+                             "https://api.anthropic.com, http://localhost:11434/v1)",
+                             name);
+    return RF_OK;
+}
+
 static void strip_slashes(char *url)
 {
     size_t n = strlen(url);
@@ -90,10 +114,16 @@ enum rf_status llm_config_from_env(struct llm_config *cfg, struct rf_err *err)
         if (!cfg->api_key[0])
             return rf_fail_field(err, RF_INVALID, "ANTHROPIC_API_KEY",
                                  "ANTHROPIC_API_KEY is not set (REFOLD_LLM_PROVIDER=anthropic)");
+        if ((rc = check_key("ANTHROPIC_API_KEY", cfg->api_key, err)) ||
+            (rc = check_url("ANTHROPIC_BASE_URL", cfg->base_url, err)))
+            return rc;
     } else if (strcmp(cfg->provider, "openai") == 0) {
         snprintf(cfg->base_url, sizeof cfg->base_url, "%s", LLM_DEFAULT_OPENAI_BASE_URL);
         if ((rc = env_copy("OPENAI_API_KEY", cfg->api_key, sizeof cfg->api_key, err)) ||
             (rc = env_copy("OPENAI_BASE_URL", cfg->base_url, sizeof cfg->base_url, err)))
+            return rc;
+        if ((rc = check_key("OPENAI_API_KEY", cfg->api_key, err)) ||
+            (rc = check_url("OPENAI_BASE_URL", cfg->base_url, err)))
             return rc;
         /* The default model is an Anthropic one: an OpenAI-compatible server needs its own. */
         const char *model = getenv("REFOLD_MODEL");

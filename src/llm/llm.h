@@ -76,7 +76,8 @@ void llm_config_init(struct llm_config *cfg);
  * ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, OPENAI_API_KEY, OPENAI_BASE_URL,
  * REFOLD_SCRIPTED_REPLIES, REFOLD_LLM_CONNECT_TIMEOUT_MS, REFOLD_LLM_IDLE_TIMEOUT_MS,
  * REFOLD_LLM_TIMEOUT_MS. Fails RF_INVALID naming the variable (an unknown
- * provider, a non-positive timeout, anthropic without a key, scripted without a file). */
+ * provider, a non-positive timeout, anthropic without a key, a key holding spaces or
+ * control characters, a base URL not http(s)://, scripted without a file). */
 enum rf_status llm_config_from_env(struct llm_config *cfg, struct rf_err *err);
 
 enum llm_role { LLM_USER, LLM_ASSISTANT };

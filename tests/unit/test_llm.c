@@ -450,6 +450,18 @@ static void test_llm_config_from_env(void **state)
     assert_int_equal(cfg.idle_timeout_ms, 1500);
     assert_int_equal(cfg.total_timeout_ms, 9000);
 
+    /* A key with the newline of the file it came from broke the header: the provider
+     * answered "Empty reply from server", retried as a network failure. */
+    setenv("ANTHROPIC_API_KEY", "sk-a\r", 1);
+    assert_int_equal(llm_config_from_env(&cfg, &err), RF_INVALID);
+    assert_string_equal(err.field, "ANTHROPIC_API_KEY");
+    assert_null(strstr(err.message, "sk-a"));
+    setenv("ANTHROPIC_API_KEY", "sk-a", 1);
+    setenv("ANTHROPIC_BASE_URL", "api.anthropic.com", 1);
+    assert_int_equal(llm_config_from_env(&cfg, &err), RF_INVALID);
+    assert_string_equal(err.field, "ANTHROPIC_BASE_URL");
+    setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9/", 1);
+
     setenv("REFOLD_LLM_IDLE_TIMEOUT_MS", "soon", 1);
     assert_int_equal(llm_config_from_env(&cfg, &err), RF_INVALID);
     assert_string_equal(err.field, "REFOLD_LLM_IDLE_TIMEOUT_MS");
@@ -468,6 +480,14 @@ static void test_llm_config_from_env(void **state)
     assert_int_equal(llm_config_from_env(&cfg, &err), RF_OK);
     assert_string_equal(cfg.api_key, "sk-o");
     assert_string_equal(cfg.base_url, "http://localhost:11434/v1");
+    setenv("OPENAI_API_KEY", "sk-o\n", 1);
+    assert_int_equal(llm_config_from_env(&cfg, &err), RF_INVALID);
+    assert_string_equal(err.field, "OPENAI_API_KEY");
+    setenv("OPENAI_API_KEY", "sk-o", 1);
+    setenv("OPENAI_BASE_URL", "localhost:11434/v1", 1);
+    assert_int_equal(llm_config_from_env(&cfg, &err), RF_INVALID);
+    assert_string_equal(err.field, "OPENAI_BASE_URL");
+    setenv("OPENAI_BASE_URL", "http://localhost:11434/v1", 1);
 
     setenv("REFOLD_LLM_PROVIDER", "scripted", 1);
     assert_int_equal(llm_config_from_env(&cfg, &err), RF_INVALID);
