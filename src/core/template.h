@@ -12,6 +12,10 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+/* The largest prompt template refold stores (SPEC §4.1: 256 KiB), whoever writes it: the
+ * API (http.h LIMIT_TEMPLATE_BYTES) or an improvement job's rewrite. */
+#define TEMPLATE_MAX_BYTES (256 * 1024)
+
 /* The distinct variable names of tmpl in order of first appearance (caller owns). */
 json_t *template_variables(const char *tmpl);
 /* True when two arrays of names hold the same set (order and repeats ignored). */

@@ -20,6 +20,7 @@
 
 #include "core/buf.h"
 #include "core/status.h"
+#include "core/template.h"
 #include "core/ulid.h"
 #include "store/store.h"
 
@@ -102,7 +103,7 @@ void resp_empty(struct resp *resp, int status);
 /* ---- limits (SPEC §4.1) ---- */
 
 #define LIMIT_NAME_CHARS 200
-#define LIMIT_TEMPLATE_BYTES (256 * 1024)
+#define LIMIT_TEMPLATE_BYTES TEMPLATE_MAX_BYTES
 #define LIMIT_TRACE_FIELD_BYTES (1024 * 1024)
 #define LIMIT_BATCH_ITEMS 1000
 #define LIMIT_TEXT_CHARS 10000 /* descriptions, notes, reasons */

@@ -221,6 +221,10 @@ bool reply_rewrite(const char *text, const char *stop_reason, const json_t *vari
         json_decref(found);
         json_decref(missing);
         json_decref(extra);
+        if (strlen(prompt) > TEMPLATE_MAX_BYTES)
+            reason(out->reasons,
+                   "improved_prompt is longer than %d bytes, the limit of a prompt template",
+                   TEMPLATE_MAX_BYTES);
         char *a = trimmed(prompt), *b = trimmed(current_prompt ? current_prompt : "");
         if (strcmp(a, b) == 0)
             reason(out->reasons, "improved_prompt is identical to the current prompt");

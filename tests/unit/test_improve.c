@@ -17,6 +17,7 @@
 #include "improve/evidence.h"
 #include "improve/prompts.h"
 #include "improve/reply.h"
+#include "core/xalloc.h"
 
 static void test_improve_prompts_render(void **state)
 {
@@ -289,6 +290,12 @@ static void test_improve_reply_rewrite(void **state)
     assert_rewrite("{\"improved_prompt\":\"Hey {{name}} {{language}}\",\"changes\":[\"x\"],"
                    "\"reasoning\":\"\"}",
                    "end_turn", false, "\\\"reasoning\\\" is empty");
+    /* A rewrite over the template limit (256 KiB) was stored: no API write can make one. */
+    char *huge = xasprintf("{\"improved_prompt\":\"{{name}} {{language}} %0*d\",\"changes\":"
+                           "[\"x\"],\"reasoning\":\"r\"}",
+                           256 * 1024, 0);
+    assert_rewrite(huge, "end_turn", false, "longer than 262144 bytes");
+    free(huge);
 }
 
 int main(void)
