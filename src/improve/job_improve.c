@@ -484,17 +484,20 @@ enum rf_status job_prompt_improvement(struct job_ctx *ctx, struct rf_err *err)
         reply_rewrite_release(&rw);
         if (reply_rewrite(replies[turn], stop_reason, vars, current, &rw))
             break;
-        char *reasons = bullets(rw.reasons);
         if (turn == IMPROVE_REPAIR_TURNS) {
+            struct buf all;
+            buf_init(&all, BUF_UNLIMITED);
+            size_t i;
+            json_t *why;
+            json_array_foreach(rw.reasons, i, why)
+            buf_printf(&all, "%s%s", i ? "; " : "", json_string_value(why));
             rc = rf_fail_reason(err, RF_PERMANENT, "invalid_llm_output",
                                 "the rewrite was still invalid after %d repair turns: %s",
-                                IMPROVE_REPAIR_TURNS, reasons);
-            for (char *p = err->message; *p; p++)
-                if (*p == '\n')
-                    *p = ' ';
-            free(reasons);
+                                IMPROVE_REPAIR_TURNS, buf_str(&all));
+            buf_release(&all);
             goto out;
         }
+        char *reasons = bullets(rw.reasons);
         char msg[1024];
         snprintf(msg, sizeof msg, "The rewrite was rejected (repair turn %d of %d): %s",
                  turn + 1, IMPROVE_REPAIR_TURNS, json_string_value(json_array_get(rw.reasons, 0)));

@@ -192,7 +192,8 @@ test('5. invalid JSON in the rewrite: two repair turns, then invalid_llm_output'
   assert.equal(done.status, 'failed');
   assert.equal(done.attempt, 1);
   assert.equal(done.error.code, 'invalid_llm_output');
-  assert.match(done.error.message, /does not contain a JSON object/);
+  // One line, the reasons joined with "; " (it read "…turns: - the reply … object ").
+  assert.equal(done.error.message, 'the rewrite was still invalid after 2 repair turns: the reply does not contain a JSON object');
   const reqs = await providerRequests();
   const repairs = reqs.filter((q) => q.raw_body.includes('Your last answer could not be used'));
   assert.equal(repairs.length, 2);
@@ -216,7 +217,7 @@ test('6. missing fields: the error names them', async () => {
   const done = await waitJob(srv, (await improve(agent)).id);
   assert.equal(done.status, 'failed');
   assert.equal(done.error.code, 'invalid_llm_output');
-  assert.match(done.error.message, /"reasoning" is missing/);
+  assert.match(done.error.message, /turns: the field "reasoning" is missing$/);
   const repairs = (await providerRequests()).filter((q) => q.raw_body.includes('Your last answer could not be used'));
   assert.match(repairs[0].body.messages.at(-1).content, /"changes" is missing/);
   assert.equal((await versions(agent)).length, 1);
