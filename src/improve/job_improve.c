@@ -180,6 +180,14 @@ static enum rf_status call_llm(struct run *r, const char *step, const char *syst
     return rc;
 }
 
+static bool blank(const char *s)
+{
+    for (; s && *s; s++)
+        if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r')
+            return false;
+    return true;
+}
+
 /* "- a\n- b\n" */
 static char *bullets(const json_t *arr)
 {
@@ -512,7 +520,10 @@ enum rf_status job_prompt_improvement(struct job_ctx *ctx, struct rf_err *err)
             goto out;
         buf_puts(&convo[turn], repair);
         free(repair);
-        msgs[nmsgs++] = (struct llm_message){LLM_ASSISTANT, replies[turn]};
+        /* Anthropic refuses an empty or blank turn (400) other than a final assistant one:
+         * an empty reply goes back as a placeholder the repair message explains. */
+        msgs[nmsgs++] = (struct llm_message){
+            LLM_ASSISTANT, blank(replies[turn]) ? "(an empty reply)" : replies[turn]};
         msgs[nmsgs++] = (struct llm_message){LLM_USER, buf_str(&convo[turn])};
         rc = call_llm(&r, "repair", sys, msgs, nmsgs, IMPROVE_REWRITE_MAX_TOKENS,
                       &replies[turn + 1], stop_reason, err);

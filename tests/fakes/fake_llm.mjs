@@ -13,8 +13,9 @@
  *   POST /chat/completions, /v1/chat/completions   OpenAI (streams when body.stream;
  *                                                  usage chunk when stream_options.include_usage)
  * Requests are checked like the real APIs do (valid JSON, model, max_tokens and messages for
- * Anthropic, the anthropic-version and x-api-key headers): a bad one gets a 400/401 in the
- * provider's error format and consumes no scripted entry.
+ * Anthropic, no empty or blank Anthropic turn but a final assistant one, the anthropic-version
+ * and x-api-key headers): a bad one gets a 400/401 in the provider's error format and consumes
+ * no scripted entry.
  *
  * CONTROL ENDPOINTS
  *   POST /_control/script    body: an array of entries (appended), or
@@ -343,10 +344,16 @@ function invalidRequest(provider, req, body) {
     return [400, 'invalid_request_error', 'you must provide a model parameter'];
   }
   if (!Array.isArray(body.messages) || body.messages.length === 0) return [400, 'invalid_request_error', 'messages: at least one message is required'];
-  for (const m of body.messages) {
+  for (const [i, m] of body.messages.entries()) {
     const roles = provider === 'anthropic' ? ['user', 'assistant'] : ['system', 'developer', 'user', 'assistant', 'tool'];
     if (!m || !roles.includes(m.role)) return [400, 'invalid_request_error', `messages: unexpected role ${m?.role}`];
     if (typeof m.content !== 'string' && !Array.isArray(m.content)) return [400, 'invalid_request_error', 'messages: content must be a string or an array'];
+    // Anthropic refuses empty and blank turns; only the final assistant turn (a prefill) may be empty.
+    const finalAssistant = i === body.messages.length - 1 && m.role === 'assistant';
+    if (provider === 'anthropic' && typeof m.content === 'string' && !finalAssistant) {
+      if (m.content === '') return [400, 'invalid_request_error', `messages.${i}: all messages must have non-empty content except for the optional final assistant message`];
+      if (m.content.trim() === '') return [400, 'invalid_request_error', `messages.${i}: text content blocks must contain non-whitespace text`];
+    }
   }
   return null;
 }

@@ -311,6 +311,23 @@ test('replies in a ```json fence, a bare fence and prose; a plain-text analysis'
   }
 });
 
+test('an empty or blank rewrite reply is repaired: the repair turn is one Anthropic accepts', async () => {
+  // The empty reply went back as the assistant turn, which Anthropic answers with a 400
+  // ("all messages must have non-empty content …"): the job failed llm_error, unrepaired.
+  for (const empty of ['', ' \n ']) {
+    const agent = await seed();
+    await fake.script([A(), R(empty), P()]);
+    const done = await waitJob(srv, (await improve(agent)).id);
+    assert.equal(done.status, 'completed', JSON.stringify(done.error));
+    const repair = (await providerRequests()).find((q) => q.raw_body.includes('Your last answer could not be used'));
+    assert.equal(repair.entry, null); // scripted, not refused by the fake's API checks
+    const assistant = repair.body.messages[1];
+    assert.equal(assistant.role, 'assistant');
+    assert.equal(assistant.content, '(an empty reply)');
+    assert.match(repair.body.messages[2].content, /does not contain a JSON object/);
+  }
+});
+
 test('a cut-off reply (max_tokens) is rejected and never stored', async () => {
   const agent = await seed();
   const cut = { stop_reason: 'max_tokens' };
