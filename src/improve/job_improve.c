@@ -38,6 +38,7 @@ struct run {
     int llm_calls;
     char provider[16];
     char used_model[LLM_MODEL_MAX + 1];
+    char raw_stop[64];       /* the provider's stop word of the last successful call */
     bool scripted;
 };
 
@@ -162,6 +163,7 @@ static enum rf_status call_llm(struct run *r, const char *step, const char *syst
         *text = resp.text;
         resp.text = NULL;
         snprintf(stop_reason, 16, "%s", resp.stop_reason);
+        snprintf(r->raw_stop, sizeof r->raw_stop, "%s", resp.raw_stop_reason);
     } else if (rc == RF_CANCELLED) {
         rf_fail(err, RF_CANCELLED, "cancelled during the %s call", step);
     } else if (rc == RF_TRANSIENT) {
@@ -429,11 +431,12 @@ enum rf_status job_prompt_improvement(struct job_ctx *ctx, struct rf_err *err)
             goto out;
     }
     if (!reply_analysis(analysis_text, stop_reason, &an)) {
+        bool cut = strcmp(stop_reason, "max_tokens") == 0;
         rc = rf_fail_reason(err, RF_PERMANENT, "invalid_llm_output",
-                            "the failure analysis cannot be used: %s%s", an.problem,
-                            strcmp(stop_reason, "max_tokens") == 0
-                                ? " (a smaller max_contradictions asks for a shorter one)"
-                                : "");
+                            "the failure analysis cannot be used: %s%s%s%s", an.problem,
+                            cut ? " (a smaller max_contradictions asks for a shorter one)" : "",
+                            !cut && r.raw_stop[0] ? "; stop_reason " : "",
+                            !cut ? r.raw_stop : "");
         goto out;
     }
     free(sys);

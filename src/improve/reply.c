@@ -132,6 +132,9 @@ bool reply_analysis(const char *text, const char *stop_reason, struct analysis *
     else if (stop_reason && strcmp(stop_reason, "max_tokens") == 0)
         out->problem = "the reply was cut off at the output token limit (stop_reason "
                        "max_tokens) before its JSON was complete";
+    else if (stop_reason && strcmp(stop_reason, "other") == 0)
+        out->problem = "the provider ended the reply before its JSON was complete, not at the "
+                       "end of an answer (a refusal or a content filter)";
     return out->problem == NULL;
 }
 

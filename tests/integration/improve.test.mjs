@@ -339,12 +339,14 @@ test('a cut-off reply (max_tokens) is rejected and never stored', async () => {
   assert.equal((await versions(agent)).length, 1);
 });
 
-test('an empty or cut-off failure analysis fails the job: no rewrite, no candidate', async () => {
+test('an empty, cut-off or refused failure analysis fails the job: no rewrite, no candidate', async () => {
   // A cut-off analysis once became the candidate's one "failure pattern": a JSON fragment.
   const cases = [
     [A(''), /failure analysis cannot be used: the reply is empty/],
     [A('{"failure_patterns": ["Promises refunds without che', { stop_reason: 'max_tokens' }),
       /failure analysis cannot be used: the reply was cut off at the output token limit.*max_contradictions/],
+    [A('I can summarise the first case: the agent', { stop_reason: 'refusal' }),
+      /failure analysis cannot be used: the provider ended the reply before its JSON was complete.*; stop_reason refusal$/],
   ];
   for (const [entry, message] of cases) {
     const agent = await seed();

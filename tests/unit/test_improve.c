@@ -236,6 +236,10 @@ static void test_improve_reply_analysis(void **state)
                                 "max_tokens", &a));
     assert_non_null(strstr(a.problem, "cut off"));
     reply_analysis_release(&a);
+    /* A refusal or a content filter mid-answer (stop_reason other): a fragment too. */
+    assert_false(reply_analysis("The first pattern is that the agent", "other", &a));
+    assert_non_null(strstr(a.problem, "refusal"));
+    reply_analysis_release(&a);
     /* A complete object before the cut is an analysis. */
     assert_true(reply_analysis("{\"failure_patterns\": [\"p\"], \"summary\": \"s\"} And more",
                                "max_tokens", &a));
