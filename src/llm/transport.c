@@ -54,6 +54,7 @@ struct attempt {
     int64_t last_byte_ms; /* monotonic time of the last byte received */
     bool cb_failed;       /* a callback stopped the transfer; cb_err says why */
     struct rf_err cb_err;
+    const char *shown_url; /* the URL for error messages, no credentials (borrowed) */
 };
 
 /* What one attempt came to. */
@@ -204,9 +205,13 @@ static void judge(struct attempt *a, CURLcode code, const char *curl_msg, bool t
             llm_error_text(buf_str(&a->body), a->body.len, a->st.secret, msg, sizeof msg);
         else
             snprintf(msg, sizeof msg, "body unread: %s", curl_msg);
+        /* A wrong base URL (".../v1" twice, Ollama without /v1) answers 404 or 405: say
+         * where the request went. */
+        bool where = (a->status == 404 || a->status == 405) && a->shown_url;
         outcome_set(o, retry_status_class(a->status),
                     retry_http_retryable(a->status, a->should_retry[0] ? a->should_retry : NULL),
-                    "%s: HTTP %ld %s", name, a->status, msg);
+                    "%s: HTTP %ld %s%s%s%s", name, a->status, msg, where ? " (POST " : "",
+                    where ? a->shown_url : "", where ? ")" : "");
         return;
     }
     if (a->cb_failed) {
@@ -275,6 +280,22 @@ static void attempt_release(struct attempt *a)
     llm_stream_release(&a->st);
     sse_parser_release(&a->sse);
     buf_release(&a->body);
+}
+
+/* url without user, password or query, for messages; caller frees. */
+static char *shown_url(const char *url)
+{
+    char *out = NULL, *clean = NULL;
+    CURLU *u = curl_url();
+    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_set(u, CURLUPART_USER, NULL, 0) == CURLUE_OK &&
+        curl_url_set(u, CURLUPART_PASSWORD, NULL, 0) == CURLUE_OK &&
+        curl_url_set(u, CURLUPART_QUERY, NULL, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_URL, &clean, 0) == CURLUE_OK)
+        out = xstrdup(clean);
+    curl_free(clean);
+    curl_url_cleanup(u);
+    return out;
 }
 
 /* Run one attempt to its end (or its abort) and judge it. */
@@ -407,6 +428,7 @@ enum rf_status transport_call(struct llm_client *c, const struct llm_request *re
     const struct llm_provider *p = c->provider;
     enum rf_status rc = RF_OK;
     char *url = xasprintf("%s%s", c->cfg.base_url, p->path);
+    char *url_shown = shown_url(url);
     json_t *body_json = p->build_body(req, model);
     char *body = jx_dump(body_json);
     json_decref(body_json);
@@ -432,6 +454,7 @@ enum rf_status transport_call(struct llm_client *c, const struct llm_request *re
         struct attempt a;
         struct outcome o = {0};
         attempt_init(&a, p, req, c->cfg.api_key);
+        a.shown_url = url_shown;
         int64_t t0 = clock_mono_ms();
         run_attempt(c, &a, req, deadline, &o);
         llm_scrub(o.err.message, sizeof o.err.message, c->cfg.api_key);
@@ -505,5 +528,6 @@ out:
     curl_easy_reset(c->easy); /* drop pointers to the body, url and headers */
     free(body);
     free(url);
+    free(url_shown);
     return rc;
 }

@@ -162,6 +162,27 @@ static void test_llm_max_tokens_both_providers(void **state)
     }
 }
 
+/* A base URL that already ends in /v1 posts to /v1/v1/messages: the 404 says where the
+ * request went (a provider may answer just "Not Found"), without the URL's credentials. */
+static void test_llm_404_names_the_url(void **state)
+{
+    (void)state;
+    fake_script("[]");
+    struct fake_case t;
+    fake_case_init(&t, "anthropic");
+    char base[64]; /* 127.0.0.1:PORT */
+    snprintf(base, sizeof base, "%.60s", t.cfg.base_url + strlen("http://"));
+    snprintf(t.cfg.base_url, sizeof t.cfg.base_url, "http://user:pw-4f1c9e@%s/v1", base);
+    assert_int_equal(fake_case_run(&t), RF_PERMANENT);
+    assert_int_equal(t.resp.http_status, 404);
+    char want[128];
+    snprintf(want, sizeof want, "(POST http://%s/v1/v1/messages)", base);
+    if (!strstr(t.err.message, want))
+        fail_msg("'%s' does not hold '%s'", t.err.message, want);
+    assert_null(strstr(t.err.message, "4f1c9e"));
+    fake_case_release(&t);
+}
+
 /* ---- failures inside a 200 stream ------------------------------------------ */
 
 static void test_llm_anthropic_overloaded_mid_stream(void **state)
@@ -658,6 +679,7 @@ int main(void)
         cmocka_unit_test(test_llm_openai_stream),
         cmocka_unit_test(test_llm_non_streamed_reply),
         cmocka_unit_test(test_llm_max_tokens_both_providers),
+        cmocka_unit_test(test_llm_404_names_the_url),
         cmocka_unit_test(test_llm_anthropic_overloaded_mid_stream),
         cmocka_unit_test(test_llm_openai_error_in_stream),
         cmocka_unit_test(test_llm_stream_cut_off),

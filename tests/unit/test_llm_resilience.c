@@ -193,9 +193,13 @@ static void test_llm_permanent_statuses_one_attempt(void **state)
             assert_int_equal(t.resp.attempts, 1);
             assert_int_equal(t.resp.http_status, statuses[i]);
             assert_int_equal(t.c.retries, 0);
-            char want[100];
+            char want[1024];
             snprintf(want, sizeof want, "%s: HTTP %ld some_error: no good %ld", providers[p],
                      statuses[i], statuses[i]);
+            if (statuses[i] == 404) /* where the request went: a wrong base URL is common */
+                snprintf(want + strlen(want), sizeof want - strlen(want),
+                         " (POST %s%s)", t.cfg.base_url,
+                         p == 0 ? "/v1/messages" : "/chat/completions");
             assert_string_equal(t.err.message, want);
             assert_int_equal(fake_request_count(), 1);
             fake_case_release(&t);
