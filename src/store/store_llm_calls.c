@@ -1,7 +1,8 @@
 /*
- * store_llm_calls - the LLM calls a job made (llm_calls): one row per provider request,
- * written by the worker as the job runs and listed, oldest first, as the job's transcript
- * (GET /v1/jobs/{id}/llm-calls).
+ * store_llm_calls - the LLM calls a job made (llm_calls): one row per llm_client_call
+ * (its HTTP retries inside the call included: the row holds the last response's status,
+ * and a failed call's error says after how many attempts), written by the worker as the
+ * job runs and listed, oldest first, as the job's transcript (GET /v1/jobs/{id}/llm-calls).
  *
  * Invariants kept here:
  *   - An insert is a fenced worker write (see store_job_worker.c): the INSERT ... SELECT
