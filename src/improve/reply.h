@@ -26,10 +26,10 @@ struct analysis {
 /* Read the failure analysis: its JSON object, else the whole text as the one pattern and
  * the summary. Entries of failure_patterns that are objects or arrays are kept as their
  * compact JSON text; empty strings and other scalars are dropped. stop_reason is the
- * normalised one. False when there is nothing to use (out->problem
- * says why; out is filled all the same and must be released): an empty reply, or one
- * that ended before its JSON object was complete - cut off at the output token limit, or
- * stopped by the provider (stop_reason "other": a refusal, a content filter) - a fragment. */
+ * normalised one. False when there is nothing to use (out->problem says why; out is
+ * filled all the same and must be released): an empty reply, or one that ended before
+ * its JSON object was complete - cut off at the output token limit, or stopped by the
+ * provider (stop_reason "other": a refusal, a content filter) - a fragment. */
 bool reply_analysis(const char *text, const char *stop_reason, struct analysis *out);
 void reply_analysis_release(struct analysis *a);
 

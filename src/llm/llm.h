@@ -122,7 +122,7 @@ struct llm_response {
     char stop_reason[16];     /* "end_turn" | "max_tokens" | "other" ("" on failure) */
     char raw_stop_reason[64]; /* the provider's word: end_turn, stop_sequence, stop, length, ... */
     int64_t input_tokens;     /* -1 when the provider did not say (on failure: so far) */
-    int64_t output_tokens;    /* -1 when the provider did not say */
+    int64_t output_tokens;    /* -1 when the provider did not say (on failure: its final count) */
     char request_id[128];   /* request-id / x-request-id header of the last attempt ("" if none) */
     char provider[16];      /* "anthropic" | "openai" | "scripted" */
     char model[LLM_MODEL_MAX + 1]; /* the model asked for */
