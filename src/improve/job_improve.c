@@ -542,6 +542,7 @@ enum rf_status job_prompt_improvement(struct job_ctx *ctx, struct rf_err *err)
     result = result_object(&r, parent_id, rw.reasoning, an.failure_patterns, rw.changes, titles,
                            ev.missed_count, ev.false_alarm_count, vars);
     json_object_set_new(result, "analysis_summary", json_string(an.summary));
+    json_object_set_new(result, "analysis_cut_off", json_boolean(an.cut_off));
     /* create_candidate runs after this handler returns (at commit): it gets copies, freed
      * by the pool whether or not the commit happens. */
     struct candidate *c = xcalloc(1, sizeof *c);

@@ -89,6 +89,57 @@ static char *trimmed(const char *s)
     return xstrndup(s, n);
 }
 
+/* A failure pattern as the model gave it: a non-empty string, or its own structure
+ * ({"pattern": …, "evidence": …}) kept as compact JSON; anything else is dropped. */
+static void add_pattern(json_t *patterns, json_t *p)
+{
+    if (json_is_string(p) && json_string_length(p) > 0) {
+        json_array_append(patterns, p);
+    } else if ((json_is_object(p) && json_object_size(p) > 0) ||
+               (json_is_array(p) && json_array_size(p) > 0)) {
+        char *s = jx_dump(p);
+        json_array_append_new(patterns, json_string(s));
+        free(s);
+    }
+}
+
+/* The complete entries of the failure_patterns array in a reply cut off before its end:
+ * each entry is decoded on its own (jansson stops after one value and says how far it
+ * read) until the one the cut went through. NULL when not one entry is complete. */
+static json_t *salvaged_patterns(const char *text)
+{
+    const char *p = text ? strstr(text, "\"failure_patterns\"") : NULL;
+    if (!p)
+        return NULL;
+    p += strlen("\"failure_patterns\"");
+    p += strspn(p, " \t\r\n");
+    if (*p++ != ':')
+        return NULL;
+    p += strspn(p, " \t\r\n");
+    if (*p++ != '[')
+        return NULL;
+    const char *end = p + strlen(p);
+    json_t *patterns = json_array();
+    for (;;) {
+        p += strspn(p, " \t\r\n");
+        json_error_t jerr;
+        json_t *v = json_loadb(p, (size_t)(end - p), JSON_DECODE_ANY | JSON_DISABLE_EOF_CHECK, &jerr);
+        if (!v)
+            break;
+        add_pattern(patterns, v);
+        json_decref(v);
+        p += jerr.position;
+        p += strspn(p, " \t\r\n");
+        if (*p++ != ',')
+            break;
+    }
+    if (json_array_size(patterns) == 0) {
+        json_decref(patterns);
+        return NULL;
+    }
+    return patterns;
+}
+
 bool reply_analysis(const char *text, const char *stop_reason, struct analysis *out)
 {
     memset(out, 0, sizeof *out);
@@ -100,17 +151,7 @@ bool reply_analysis(const char *text, const char *stop_reason, struct analysis *
         size_t i;
         json_t *p;
         json_array_foreach(patterns, i, p)
-        {
-            if (json_is_string(p) && json_string_length(p) > 0) {
-                json_array_append(out->failure_patterns, p);
-            } else if ((json_is_object(p) && json_object_size(p) > 0) ||
-                       (json_is_array(p) && json_array_size(p) > 0)) {
-                /* {"pattern": …, "evidence": …}: the model's own structure, kept */
-                char *s = jx_dump(p);
-                json_array_append_new(out->failure_patterns, json_string(s));
-                free(s);
-            }
-        }
+            add_pattern(out->failure_patterns, p);
         if (json_array_size(out->failure_patterns) > 0 || summary) {
             out->summary = summary ? xstrdup(summary) : xstrdup("");
             out->from_json = true;
@@ -120,6 +161,15 @@ bool reply_analysis(const char *text, const char *stop_reason, struct analysis *
         json_decref(out->failure_patterns);
     }
     json_decref(obj);
+    /* Cut off at the output token limit inside the JSON we asked for: the patterns that
+     * were written whole are the analysis (the summary, written after them, is lost). */
+    if (stop_reason && strcmp(stop_reason, "max_tokens") == 0 &&
+        (out->failure_patterns = salvaged_patterns(text)) != NULL) {
+        out->summary = xstrdup("");
+        out->from_json = true;
+        out->cut_off = true;
+        return true;
+    }
     /* Not the JSON we asked for: the whole text is both the pattern and the summary. */
     char *t = trimmed(text ? text : "");
     out->failure_patterns = json_array();

@@ -20,16 +20,19 @@ struct analysis {
     json_t *failure_patterns; /* array of strings (owned) */
     char *summary;
     bool from_json;           /* false: the plain-text fallback */
+    bool cut_off;             /* the complete patterns of a reply cut at max_tokens */
     const char *problem;      /* why the reply cannot be used (static), NULL when it can */
 };
 
-/* Read the failure analysis: its JSON object, else the whole text as the one pattern and
- * the summary. Entries of failure_patterns that are objects or arrays are kept as their
+/* Read the failure analysis: its JSON object; else, for a reply cut off at the output
+ * token limit (stop_reason "max_tokens") inside its failure_patterns, the entries written
+ * whole (cut_off, an empty summary); else the whole text as the one pattern and the
+ * summary. Entries of failure_patterns that are objects or arrays are kept as their
  * compact JSON text; empty strings and other scalars are dropped. stop_reason is the
  * normalised one. False when there is nothing to use (out->problem says why; out is
  * filled all the same and must be released): an empty reply, or one that ended before
- * its JSON object was complete - cut off at the output token limit, or stopped by the
- * provider (stop_reason "other": a refusal, a content filter) - a fragment. */
+ * its JSON object was complete, with no whole pattern - cut off at the output token
+ * limit, or stopped by the provider (stop_reason "other": a refusal, a content filter). */
 bool reply_analysis(const char *text, const char *stop_reason, struct analysis *out);
 void reply_analysis_release(struct analysis *a);
 

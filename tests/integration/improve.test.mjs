@@ -85,6 +85,7 @@ test('1. happy path: a candidate max+1, ai_improved, parented on the active vers
   assert.deepEqual(res.contradictions, { total: 5, missed_failures: 3, false_alarms: 2 });
   assert.deepEqual(res.variables, ['company', 'language']);
   assert.deepEqual(res.usage, { llm_calls: 2, input_tokens: 2100, output_tokens: 380 });
+  assert.equal(res.analysis_cut_off, false);
   const v = (await srv.api('GET', `/v1/agents/${agent.id}/versions/3`)).json;
   assert.equal(v.id, res.new_version_id);
   assert.equal(v.source, 'ai_improved');
@@ -361,6 +362,27 @@ test('an empty, cut-off or refused failure analysis fails the job: no rewrite, n
     assert.deepEqual((await srv.api('GET', `/v1/jobs/${job.id}/llm-calls`)).json.data.map((c) => c.step), ['analysis']);
     assert.equal((await versions(agent)).length, 1);
   }
+});
+
+test('an analysis cut off after whole failure patterns goes on with those patterns', async () => {
+  const agent = await seed();
+  const cut = '{"failure_patterns": ["Promises refunds without checking the order status", ' +
+    '{"pattern": "Ignores angry customers", "evidence": "case 2"}, "Answers in the wr';
+  await fake.script([A(cut, { stop_reason: 'max_tokens' }), R()]);
+  const job = await improve(agent);
+  const done = await waitJob(srv, job.id);
+  assert.equal(done.status, 'completed', JSON.stringify(done.error));
+  const patterns = ['Promises refunds without checking the order status',
+    '{"pattern":"Ignores angry customers","evidence":"case 2"}'];
+  assert.deepEqual(done.result.failure_patterns, patterns);
+  assert.equal(done.result.analysis_cut_off, true);
+  assert.equal(done.result.analysis_summary, '');
+  const v = (await srv.api('GET', `/v1/agents/${agent.id}/versions/2`)).json;
+  assert.deepEqual(v.failure_patterns, patterns);
+  const rw = (await providerRequests()).find((q) => q.raw_body.includes('Rewrite the prompt template below'));
+  const user = rw.body.messages[0].content;
+  assert.ok(user.includes(patterns[0]) && user.includes('Ignores angry customers'));
+  assert.ok(!user.includes('Answers in the wr'));
 });
 
 test('two improvement jobs for one agent at once: distinct numbers, both succeed', async () => {

@@ -232,9 +232,32 @@ static void test_improve_reply_analysis(void **state)
     reply_analysis_release(&a);
     assert_false(reply_analysis("", "max_tokens", &a));
     reply_analysis_release(&a);
-    assert_false(reply_analysis("{\"failure_patterns\": [{\"pattern\": \"x\"}, \"Promises ref",
-                                "max_tokens", &a));
+    assert_false(reply_analysis("{\"failure_patterns\": [ \"Promises ref", "max_tokens", &a));
     assert_non_null(strstr(a.problem, "cut off"));
+    assert_false(a.cut_off);
+    reply_analysis_release(&a);
+    /* Cut off after whole patterns: those are the analysis, the fragment is not. */
+    assert_true(reply_analysis("Here it is:\n{\"failure_patterns\": [{\"pattern\": \"x\"} ,\n"
+                               "\"Refunds \\\"unchecked\\\", twice\", \"Promises ref",
+                               "max_tokens", &a));
+    assert_true(a.cut_off);
+    assert_null(a.problem);
+    assert_int_equal(json_array_size(a.failure_patterns), 2);
+    assert_string_equal(json_string_value(json_array_get(a.failure_patterns, 0)),
+                        "{\"pattern\":\"x\"}");
+    assert_string_equal(json_string_value(json_array_get(a.failure_patterns, 1)),
+                        "Refunds \"unchecked\", twice");
+    assert_string_equal(a.summary, "");
+    reply_analysis_release(&a);
+    /* ... or after the whole array, in the summary. */
+    assert_true(reply_analysis("{\"failure_patterns\": [\"a\", \"b\"], \"summary\": \"The ag",
+                               "max_tokens", &a));
+    assert_int_equal(json_array_size(a.failure_patterns), 2);
+    reply_analysis_release(&a);
+    /* The same text not cut off at the limit is the plain-text fallback, not salvaged. */
+    assert_true(reply_analysis("{\"failure_patterns\": [\"a\", \"b", "end_turn", &a));
+    assert_false(a.cut_off);
+    assert_int_equal(json_array_size(a.failure_patterns), 1);
     reply_analysis_release(&a);
     /* A refusal or a content filter mid-answer (stop_reason other): a fragment too. */
     assert_false(reply_analysis("The first pattern is that the agent", "other", &a));
