@@ -17,6 +17,7 @@
 #include "core/embed.h"
 #include "core/jsonx.h"
 #include "core/log.h"
+#include "core/ulid.h"
 #include "core/xalloc.h"
 #include "store/store_internal.h"
 #include "core/banned.h"
@@ -251,14 +252,15 @@ void store_list_release(struct store_list *l)
     l->next_cursor = NULL;
 }
 
-enum rf_status page_id_cursor(const struct store_page *p, const char **bound, struct rf_err *err)
+enum rf_status page_id_cursor(const struct store_page *p, const char *prefix, const char **bound,
+                              struct rf_err *err)
 {
     *bound = CURSOR_END;
     if (!p->cursor)
         return RF_OK;
-    size_t n = strlen(p->cursor);
-    if (n == 0 || n >= ID_MAX || strspn(p->cursor, "abcdefghijklmnopqrstuvwxyz_0123456789"
-                                                   "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != n)
+    /* Any other string would bound the ids all the same ("zzz" sorts after every one):
+     * a first page answered as if it were the one asked for. */
+    if (!id_valid(prefix, p->cursor))
         return rf_fail_field(err, RF_INVALID, "cursor", "cursor is not one this API returned");
     *bound = p->cursor;
     return RF_OK;

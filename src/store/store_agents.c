@@ -213,7 +213,7 @@ enum rf_status store_agent_list(struct store *st, const char *ws, const char *st
                                 struct store_list *out, struct rf_err *err)
 {
     const char *bound;
-    enum rf_status rc = page_id_cursor(page, &bound, err);
+    enum rf_status rc = page_id_cursor(page, "agent_", &bound, err);
     if (rc)
         return rc;
     struct db_stmt *s;

@@ -115,7 +115,7 @@ enum rf_status store_eval_list(struct store *st, const char *ws, const char *age
                                struct rf_err *err)
 {
     const char *bound;
-    enum rf_status rc = page_id_cursor(page, &bound, err);
+    enum rf_status rc = page_id_cursor(page, "eval_", &bound, err);
     if (rc)
         return rc;
     struct db_stmt *s;

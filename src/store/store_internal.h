@@ -34,8 +34,10 @@ json_t *col_json(struct db_stmt *s, int col);
 
 /* The bound value meaning "no cursor": sorts after every id. */
 #define CURSOR_END "~"
-/* Validate an id cursor; RF_INVALID (field "cursor") when malformed. */
-enum rf_status page_id_cursor(const struct store_page *p, const char **bound, struct rf_err *err);
+/* Validate an id cursor: an id with the list's prefix ("agent_"), as the list's own
+ * next_cursor is; RF_INVALID (field "cursor") otherwise. */
+enum rf_status page_id_cursor(const struct store_page *p, const char *prefix, const char **bound,
+                              struct rf_err *err);
 
 /* An API object from the current row of a statement. */
 typedef json_t *(*row_fn)(struct db_stmt *s);

@@ -181,7 +181,7 @@ enum rf_status store_job_list(struct store *st, const char *ws, const struct job
     struct db_stmt *s = NULL;
     out->data = NULL;
     out->next_cursor = NULL;
-    enum rf_status rc = page_id_cursor(page, &bound, err);
+    enum rf_status rc = page_id_cursor(page, "job_", &bound, err);
     if (rc)
         return rc;
     if (f->agent_id)

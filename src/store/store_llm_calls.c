@@ -103,7 +103,7 @@ enum rf_status store_llm_call_list(struct store *st, const char *ws, const char 
     if (rc)
         return rc;
     if (page->cursor) {
-        rc = page_id_cursor(page, &bound, err);
+        rc = page_id_cursor(page, "llm_", &bound, err);
         if (rc)
             return rc;
     }

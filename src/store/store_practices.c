@@ -50,7 +50,7 @@ enum rf_status store_practice_list(struct store *st, const char *ws, const char 
                                    struct rf_err *err)
 {
     const char *bound;
-    enum rf_status rc = page_id_cursor(page, &bound, err);
+    enum rf_status rc = page_id_cursor(page, "bp_", &bound, err);
     if (rc)
         return rc;
     struct db_stmt *s;

@@ -431,7 +431,7 @@ enum rf_status store_trace_list(struct store *st, const char *ws, const struct t
                                 struct rf_err *err)
 {
     const char *bound;
-    enum rf_status rc = page_id_cursor(page, &bound, err);
+    enum rf_status rc = page_id_cursor(page, "trace_", &bound, err);
     if (rc)
         return rc;
     char version_id[ID_MAX] = "";

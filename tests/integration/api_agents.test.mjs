@@ -201,6 +201,20 @@ test('lists paginate with opaque cursors, newest first', async () => {
   }
   const versions = await srv.api('GET', `/v1/agents/${ids[0]}/versions?cursor=abc`);
   assert.equal(versions.status, 400);
+  // A cursor no list returned - any word, another list's id - is 400 too, never a page
+  // answered as if it were the one asked for ("zzz" sorted after every id: the first page).
+  const trace = 'trace_' + ids[0].slice('agent_'.length);
+  for (const [path, c] of [['/v1/agents', 'zzz'], ['/v1/agents', trace], ['/v1/agents', 'agent_'],
+    ['/v1/traces', ids[0]], ['/v1/evals', 'abc'], ['/v1/jobs', ids[0]],
+    ['/v1/best-practices', 'zzz']]) {
+    const r = await srv.api('GET', `${path}?cursor=${c}`);
+    assert.equal(r.status, 400, `${path}?cursor=${c}: ${r.text.slice(0, 200)}`);
+    assert.equal(r.json.error.details.field, 'cursor');
+  }
+  const page = await srv.api('GET', '/v1/agents?limit=2');
+  const next = await srv.api('GET', `/v1/agents?limit=2&cursor=${page.json.next_cursor}`);
+  assert.equal(next.status, 200);
+  assert.equal(next.json.data.length, 2);
 });
 
 test('data survives a restart', async () => {
