@@ -53,6 +53,7 @@ int cmd_serve(int argc, char **argv)
     struct config cfg;
     config_load(&cfg);
     const char *port_file = NULL;
+    bool listen_flag = false;
     static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
                                          {"listen", required_argument, NULL, 'l'},
                                          {"workers", required_argument, NULL, 'w'},
@@ -63,7 +64,10 @@ int cmd_serve(int argc, char **argv)
     while ((c = cmd_getopt(argc, argv, "", opts)) != -1) {
         switch (c) {
         case 'd': cfg.db = optarg; break;
-        case 'l': cfg.listen = optarg; break;
+        case 'l':
+            cfg.listen = optarg;
+            listen_flag = true;
+            break;
         case 'w':
             if (!cmd_int_arg("workers", optarg, 0, CONFIG_MAX_WORKERS, &cfg.workers))
                 return EXIT_USAGE;
@@ -83,8 +87,12 @@ int cmd_serve(int argc, char **argv)
     struct rf_err err;
     rf_err_clear(&err);
     /* Before anything starts: a second `refold serve` on a busy port must not run jobs. */
-    if (http_listen_check(cfg.listen, &err) != RF_OK)
-        return cmd_fail(&err);
+    if (http_listen_check(cfg.listen, &err) != RF_OK) {
+        /* A malformed --listen is bad usage (2); a busy port, or the same mistake in
+         * REFOLD_LISTEN, is a failure (1). */
+        int status = cmd_fail(&err);
+        return listen_flag && err.code == RF_INVALID ? EXIT_USAGE : status;
+    }
     struct store *st = cmd_open_store(cfg.db, true);
     if (!st)
         return 1;

@@ -467,6 +467,16 @@ test('serve on a busy port: exit 1, one line, before any worker claims a job', a
   }
 });
 
+test('serve with a malformed --listen: bad usage (2); the same in REFOLD_LISTEN: failure (1)', async () => {
+  for (const addr of ['nonsense', '127.0.0.1:99999', '127.0.0.1:x']) {
+    const r = await run(['serve', '--db', srv.db, '--listen', addr], { env: srv.env, timeout: 20000 });
+    assert.equal(r.code, 2, `--listen ${addr}: ${r.stderr}`);
+    assert.match(r.stderr, /^refold: [^\n]*listen address[^\n]*\n$/);
+  }
+  const r = await run(['serve', '--db', srv.db], { env: { ...srv.env, REFOLD_LISTEN: 'nonsense' }, timeout: 20000 });
+  assert.equal(r.code, 1, r.stderr);
+});
+
 test('text options that are not UTF-8 are bad usage, never silently dropped', async () => {
   const before = (await srv.api('GET', '/v1/jobs?limit=500')).json.data.length;
   for (const [args, flag] of [[['improve', 'cli-agent', '--no-wait', '--instructions', `be ${NOT_UTF8}`], 'instructions'],
