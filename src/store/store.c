@@ -252,17 +252,22 @@ void store_list_release(struct store_list *l)
     l->next_cursor = NULL;
 }
 
-enum rf_status page_id_cursor(const struct store_page *p, const char *prefix, const char **bound,
+enum rf_status page_id_cursor(const struct store_page *p, const char *prefix, char *bound,
                               struct rf_err *err)
 {
-    *bound = CURSOR_END;
-    if (!p->cursor)
+    if (!p->cursor) {
+        /* Not "~", past every id only bytewise: a database whose collation is linguistic
+         * (en_US.UTF-8, a common PostgreSQL default) ignores punctuation and sorts "~"
+         * before every id, and every list's first page came back empty. 'Z' is the last
+         * character of the ULID alphabet in every collation. */
+        snprintf(bound, ID_MAX, "%s%.*s", prefix, ULID_LEN, "ZZZZZZZZZZZZZZZZZZZZZZZZZZ");
         return RF_OK;
+    }
     /* Any other string would bound the ids all the same ("zzz" sorts after every one):
      * a first page answered as if it were the one asked for. */
     if (!id_valid(prefix, p->cursor))
         return rf_fail_field(err, RF_INVALID, "cursor", "cursor is not one this API returned");
-    *bound = p->cursor;
+    snprintf(bound, ID_MAX, "%s", p->cursor);
     return RF_OK;
 }
 

@@ -114,8 +114,8 @@ enum rf_status store_eval_list(struct store *st, const char *ws, const char *age
                                const struct store_page *page, struct store_list *out,
                                struct rf_err *err)
 {
-    const char *bound;
-    enum rf_status rc = page_id_cursor(page, "eval_", &bound, err);
+    char bound[ID_MAX];
+    enum rf_status rc = page_id_cursor(page, "eval_", bound, err);
     if (rc)
         return rc;
     struct db_stmt *s;

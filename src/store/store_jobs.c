@@ -177,11 +177,11 @@ enum rf_status store_job_list(struct store *st, const char *ws, const struct job
                               const struct store_page *page, struct store_list *out,
                               struct rf_err *err)
 {
-    const char *bound;
+    char bound[ID_MAX];
     struct db_stmt *s = NULL;
     out->data = NULL;
     out->next_cursor = NULL;
-    enum rf_status rc = page_id_cursor(page, "job_", &bound, err);
+    enum rf_status rc = page_id_cursor(page, "job_", bound, err);
     if (rc)
         return rc;
     if (f->agent_id)

@@ -93,7 +93,7 @@ enum rf_status store_llm_call_list(struct store *st, const char *ws, const char 
                                    const struct store_page *page, struct store_list *out,
                                    struct rf_err *err)
 {
-    const char *bound = "";
+    char bound[ID_MAX] = "";
     struct db_stmt *s = NULL;
     json_t *job = NULL;
     out->data = NULL;
@@ -103,7 +103,7 @@ enum rf_status store_llm_call_list(struct store *st, const char *ws, const char 
     if (rc)
         return rc;
     if (page->cursor) {
-        rc = page_id_cursor(page, "llm_", &bound, err);
+        rc = page_id_cursor(page, "llm_", bound, err);
         if (rc)
             return rc;
     }

@@ -430,8 +430,8 @@ enum rf_status store_trace_list(struct store *st, const char *ws, const struct t
                                 const struct store_page *page, struct store_list *out,
                                 struct rf_err *err)
 {
-    const char *bound;
-    enum rf_status rc = page_id_cursor(page, "trace_", &bound, err);
+    char bound[ID_MAX];
+    enum rf_status rc = page_id_cursor(page, "trace_", bound, err);
     if (rc)
         return rc;
     char version_id[ID_MAX] = "";
