@@ -250,7 +250,9 @@ static int job_action(int argc, char **argv, const char *action)
         else
             printf("%s: %s\n", id, jx_get_str(job, "status", "-"));
     } else {
-        printf("%s: %s again (attempt budget %lld)\n", id, jx_get_str(job, "status", "-"),
+        /* The retry queued it; a worker may have claimed it before the answer was read
+         * back ("running again" was what that printed). */
+        printf("%s: queued again (attempt budget %lld)\n", id,
                (long long)json_integer_value(json_object_get(job, "max_attempts")));
     }
     json_decref(job);
