@@ -153,7 +153,7 @@ int main(int argc, char **argv)
 
     /* Store query: warm up, check against the reference, then time. */
     json_t *res = NULL;
-    if (store_contradictions(st, wsid, agent, NULL, LIMIT, 0, true, &res, &err))
+    if (store_contradictions(st, wsid, agent, NULL, LIMIT, 0, true, NULL, NULL, &res, &err))
         die("contradictions", err.message);
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(db, REF_JOIN, -1, &s, NULL) != SQLITE_OK)
@@ -187,7 +187,7 @@ int main(int argc, char **argv)
 
     for (int r = 0; r < runs; r++) {
         int64_t t0 = clock_mono_us();
-        if (store_contradictions(st, wsid, agent, NULL, LIMIT, 0, true, &res, &err))
+        if (store_contradictions(st, wsid, agent, NULL, LIMIT, 0, true, NULL, NULL, &res, &err))
             die("contradictions", err.message);
         us[r] = clock_mono_us() - t0;
         json_decref(res);

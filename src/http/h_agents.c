@@ -169,11 +169,15 @@ HANDLER(h_agents_contradictions)
     enum rf_status rc = req_query_int(req, "limit", 1, STORE_LIMIT_MAX, &limit, err);
     if (rc == RF_OK)
         rc = req_query_enum(req, "kind", kinds, &kind, err);
+    char *next = NULL;
     if (rc == RF_OK)
         rc = store_contradictions(req->store, req->workspace_id, req->params[0], kind, (int)limit,
-                                  STORE_PAGE_BYTES, true, &rows, err);
+                                  STORE_PAGE_BYTES, true, req_query(req, "cursor"), &next,
+                                  &rows, err);
     if (rc)
         return rc;
-    resp_json(resp, 200, json_pack("{s:o, s:n}", "data", rows, "next_cursor"));
+    resp_json(resp, 200,
+              json_pack("{s:o, s:o}", "data", rows, "next_cursor", jx_str_or_null(next)));
+    free(next);
     return RF_OK;
 }

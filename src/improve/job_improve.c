@@ -364,7 +364,7 @@ enum rf_status job_prompt_improvement(struct job_ctx *ctx, struct rf_err *err)
     /* 2. Contradictions, without their trace text. */
     if ((rc = stage(&r, "fetching_contradictions", 10, NULL, err)))
         goto out;
-    if ((rc = store_contradictions(st, ws, agent_id, NULL, (int)max, 0, false, &rows, err)))
+    if ((rc = store_contradictions(st, ws, agent_id, NULL, (int)max, 0, false, NULL, NULL, &rows, err)))
         goto out;
     if (json_array_size(rows) == 0) {
         json_t *none = json_array();

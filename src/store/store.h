@@ -309,16 +309,20 @@ enum rf_status store_executions_put(struct store *st, const char *ws, const char
 
 /* ---- contradictions ---- */
 
-/* Up to limit contradictions of the agent (SPEC §7 step 2), newest feedback first; kind is
- * NULL, "missed_failure" or "false_alarm". Elements: {trace_id, eval_id, eval_name, kind,
- * human_rating, note, predicted_result, predicted_reason, feedback_at, input, output}.
+/* Up to limit contradictions of the agent (SPEC §7 step 2), newest feedback first (a
+ * trace's several, by eval id descending); kind is NULL, "missed_failure" or
+ * "false_alarm". Elements: {trace_id, eval_id, eval_name, kind, human_rating, note,
+ * predicted_result, predicted_reason, feedback_at, input, output}.
  * With max_bytes > 0, fewer once the elements reach about that much JSON (never none
  * when there is one): the API's answer stays bounded while each carries its trace.
  * Without texts, the elements leave out input and output (the improvement job reads them
- * one trace at a time). */
+ * one trace at a time). cursor (NULL: from the newest) continues after a previous page:
+ * a malformed one is RF_INVALID, field "cursor". next_cursor, when not NULL, receives the
+ * next page's cursor when more follow, else NULL (caller owns, free with free()). */
 enum rf_status store_contradictions(struct store *st, const char *ws, const char *agent_id,
                                     const char *kind, int limit, size_t max_bytes, bool texts,
-                                    json_t **out, struct rf_err *err);
+                                    const char *cursor, char **next_cursor, json_t **out,
+                                    struct rf_err *err);
 
 /* ---- query introspection (tests and benchmarks) ---- */
 

@@ -468,3 +468,63 @@ test('a page of large rows costs the server about the page, not every row up to 
     if (process.env.ASAN_OPTIONS === undefined) assert.ok(grew < 48, `${path}: the server's peak grew by ${Math.round(grew)} MiB for a page of ${Math.round(r.text.length / 1048576)} MiB`);
   }
 });
+
+// SPEC §4.1: lists take ?cursor=. An agent's contradictions page like the others: newest
+// feedback first, a trace's several by eval, and following next_cursor yields each one
+// exactly once - across traces rated in the same millisecond (one batch) and within a
+// trace that several evals contradict.
+test('contradictions page with cursors: every one once, in order, with kind filters', async () => {
+  const a = (await srv.api('POST', '/v1/agents', { name: 'paged-contra', prompt_template: 'x' })).json;
+  const evals = [];
+  for (const name of ['e1', 'e2', 'e3']) evals.push((await srv.api('POST', '/v1/evals', { agent_id: a.id, name })).json);
+  const traces = Array.from({ length: 7 }, (_, i) => ({ agent_id: a.id, external_id: `pc${i}`, input: `i${i}`, output: 'o' }));
+  assert.equal((await srv.api('POST', '/v1/traces', { traces })).status, 201);
+  // One batch: all seven ratings share their updated_at. Then two more, later.
+  await srv.api('POST', '/v1/feedback', { feedback: traces.slice(0, 5).map((t, i) => ({ external_id: t.external_id, rating: i % 2 ? 'positive' : 'negative' })) });
+  for (const i of [5, 6]) await srv.api('PUT', `/v1/traces/${(await srv.api('GET', `/v1/traces?agent_id=${a.id}&limit=500`)).json.data.find((t) => t.external_id === `pc${i}`).id}/feedback`, { rating: 'negative' });
+  for (const [k, e] of evals.entries()) {
+    // Eval k disagrees with the human on every trace but those where (i + k) % 4 == 0.
+    const executions = traces.map((t, i) => {
+      const negative = i >= 5 || i % 2 === 0;
+      const disagree = (i + k) % 4 !== 0;
+      return { external_id: t.external_id, predicted_result: disagree ? negative : !negative };
+    });
+    assert.equal((await srv.api('POST', `/v1/evals/${e.id}/executions`, { executions })).status, 200);
+  }
+  const stats = (await srv.api('GET', `/v1/agents/${a.id}`)).json.stats;
+  const key = (c) => `${c.trace_id}/${c.eval_id}`;
+  for (const kind of [null, 'missed_failure', 'false_alarm']) {
+    const q = kind ? `&kind=${kind}` : '';
+    const whole = await srv.api('GET', `/v1/agents/${a.id}/contradictions?limit=500${q}`);
+    assert.equal(whole.json.next_cursor, null);
+    const expected = kind === 'missed_failure' ? stats.missed_failures : kind === 'false_alarm' ? stats.false_alarms : stats.contradictions;
+    assert.equal(whole.json.data.length, expected, kind);
+    for (const limit of [1, 2, 4]) {
+      const seen = [];
+      let cursor = null, pages = 0;
+      do {
+        const r = await srv.api('GET', `/v1/agents/${a.id}/contradictions?limit=${limit}${q}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+        assert.equal(r.status, 200, r.text);
+        assert.ok(r.json.data.length <= limit && (r.json.data.length > 0 || pages === 0));
+        seen.push(...r.json.data.map(key));
+        cursor = r.json.next_cursor;
+        assert.ok(++pages <= expected + 1, 'the pages end');
+      } while (cursor);
+      assert.deepEqual(seen, whole.json.data.map(key), `kind ${kind}, limit ${limit}`);
+    }
+  }
+  // Newest feedback first (the two later ratings lead), a trace's rows side by side.
+  const first = (await srv.api('GET', `/v1/agents/${a.id}/contradictions?limit=500`)).json.data;
+  for (let i = 1; i < first.length; i++) assert.ok(first[i - 1].feedback_at >= first[i].feedback_at);
+  const later = new Set(traces.slice(5).map((t) => t.external_id));
+  const ids = (await srv.api('GET', `/v1/traces?agent_id=${a.id}&limit=500`)).json.data;
+  const ext = new Map(ids.map((t) => [t.id, t.external_id]));
+  const order = first.map((c) => ext.get(c.trace_id)).filter((e, i, all) => i === 0 || all[i - 1] !== e);
+  assert.equal(new Set(order).size, order.length, 'a trace\'s contradictions are adjacent');
+  assert.ok(order.slice(0, 2).every((e) => later.has(e)), order.join(' '));
+  for (const bad of ['abc', '1.trace_x.eval_y', `-1.${first[0].trace_id}.${first[0].eval_id}`, `1.${first[0].eval_id}.${first[0].trace_id}`]) {
+    const r = await srv.api('GET', `/v1/agents/${a.id}/contradictions?cursor=${encodeURIComponent(bad)}`);
+    assert.equal(r.status, 400, bad);
+    assert.equal(r.json.error.details.field, 'cursor');
+  }
+});

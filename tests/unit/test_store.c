@@ -138,8 +138,9 @@ static void test_store_contradiction_plan(void **state)
     assert_no_scan(plan, "feedback");
     assert_no_scan(plan, "eval_executions");
     assert_no_scan(plan, "traces");
-    /* The walk is the agent's feedback in time order, executions probed by trace. */
-    assert_non_null(strstr(plan, "feedback_agent_time (agent_id=?)"));
+    /* The walk is the agent's feedback in time order from the page's bound, executions
+     * probed by trace. */
+    assert_non_null(strstr(plan, "feedback_agent_time (agent_id=? AND updated_at<?)"));
     assert_non_null(strstr(plan, "eval_executions_trace (trace_id=? AND predicted_result=?)"));
 }
 
@@ -442,14 +443,16 @@ static void test_store_counters_follow_writes(void **state)
     assert_int_equal(json_integer_value(json_object_get(stats, "missed_failures")), 1);
     assert_int_equal(json_integer_value(json_object_get(stats, "false_alarms")), 1);
     json_decref(stats);
-    assert_int_equal(store_contradictions(f->st, f->ws, aid, NULL, 20, 0, true, &rows, &err),
-                     RF_OK);
+    assert_int_equal(
+        store_contradictions(f->st, f->ws, aid, NULL, 20, 0, true, NULL, NULL, &rows, &err),
+        RF_OK);
     assert_int_equal(json_array_size(rows), 2);
     assert_non_null(json_object_get(json_array_get(rows, 0), "input"));
     json_decref(rows);
     /* Without texts (the improvement job's read): the same rows, no input or output. */
-    assert_int_equal(store_contradictions(f->st, f->ws, aid, NULL, 20, 0, false, &rows, &err),
-                     RF_OK);
+    assert_int_equal(
+        store_contradictions(f->st, f->ws, aid, NULL, 20, 0, false, NULL, NULL, &rows, &err),
+        RF_OK);
     assert_int_equal(json_array_size(rows), 2);
     assert_non_null(json_object_get(json_array_get(rows, 0), "trace_id"));
     assert_null(json_object_get(json_array_get(rows, 0), "input"));
@@ -464,7 +467,8 @@ static void test_store_counters_follow_writes(void **state)
     assert_int_equal(json_integer_value(json_object_get(stats, "negative")), 2);
     json_decref(stats);
     assert_int_equal(
-        store_contradictions(f->st, f->ws, aid, "false_alarm", 20, 0, true, &rows, &err), RF_OK);
+        store_contradictions(f->st, f->ws, aid, "false_alarm", 20, 0, true, NULL, NULL, &rows, &err),
+        RF_OK);
     assert_int_equal(json_array_size(rows), 0);
     json_decref(rows);
     json_decref(eval);
