@@ -258,9 +258,10 @@ enum rf_status page_id_cursor(const struct store_page *p, const char *prefix, ch
     if (!p->cursor) {
         /* Not "~", past every id only bytewise: a database whose collation is linguistic
          * (en_US.UTF-8, a common PostgreSQL default) ignores punctuation and sorts "~"
-         * before every id, and every list's first page came back empty. 'Z' is the last
-         * character of the ULID alphabet in every collation. */
-        snprintf(bound, ID_MAX, "%s%.*s", prefix, ULID_LEN, "ZZZZZZZZZZZZZZZZZZZZZZZZZZ");
+         * before every id, and every list's first page came back empty. Letters follow
+         * digits and 'z' is the last letter in every collation, so 26 of them pass every
+         * ULID, and any other id of letters and digits a row was given by hand. */
+        snprintf(bound, ID_MAX, "%s%.*s", prefix, ULID_LEN, "zzzzzzzzzzzzzzzzzzzzzzzzzz");
         return RF_OK;
     }
     /* Any other string would bound the ids all the same ("zzz" sorts after every one):

@@ -116,7 +116,7 @@ enum rf_status store_contradictions(struct store *st, const char *ws, const char
     int64_t evals;
     bool found;
     struct position from = {.updated_at = INT64_MAX};
-    snprintf(from.trace_id, ID_MAX, "trace_%.*s", ULID_LEN, "ZZZZZZZZZZZZZZZZZZZZZZZZZZ");
+    snprintf(from.trace_id, ID_MAX, "trace_%.*s", ULID_LEN, "zzzzzzzzzzzzzzzzzzzzzzzzzz");
     if (next_cursor)
         *next_cursor = NULL;
     if (cursor && !parse_cursor(cursor, &from))

@@ -34,7 +34,7 @@ json_t *col_json(struct db_stmt *s, int col);
 
 /* The id bound of a list page (`id < bound`, newest first): the cursor, validated as an id
  * with the list's prefix ("agent_"), as the list's own next_cursor is (else RF_INVALID,
- * field "cursor"); without a cursor, prefix + "ZZ…Z", which sorts after every id of that
+ * field "cursor"); without a cursor, prefix + "zz…z", which sorts after every id of that
  * prefix bytewise and in PostgreSQL's linguistic collations alike. bound holds ID_MAX bytes. */
 enum rf_status page_id_cursor(const struct store_page *p, const char *prefix, char *bound,
                               struct rf_err *err);
