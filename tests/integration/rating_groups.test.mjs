@@ -95,8 +95,10 @@ test('concurrent ratings committed in groups each get their own answer', async (
 });
 
 test('a client that goes away while its rating waits: the rating is still written, nothing leaks', async () => {
-  // A writer that holds each group 300 ms, so the clients can leave while suspended.
-  const slow = await startServer({ env: { REFOLD_TEST_JOBS: '1', REFOLD_TEST_RATING_HOLD_MS: '300' } });
+  // A writer that holds each group 1 s, so the clients can leave while suspended. They
+  // leave after 300 ms: time for the request to reach the server on a loaded machine
+  // (at 50 ms a request starved of CPU was sometimes aborted before it arrived).
+  const slow = await startServer({ env: { REFOLD_TEST_JOBS: '1', REFOLD_TEST_RATING_HOLD_MS: '1000' } });
   try {
     const agent = (await slow.api('POST', '/v1/agents', { name: 'slow', prompt_template: 'x' })).json;
     const ids = (await slow.api('POST', '/v1/traces', {
@@ -109,11 +111,11 @@ test('a client that goes away while its rating waits: the rating is still writte
         headers: { authorization: `Bearer ${slow.key}`, 'content-type': 'application/json' },
         body: JSON.stringify({ rating: 'negative', note: 'left early' }),
       });
-      setTimeout(() => ctl.abort(), 50);
+      setTimeout(() => ctl.abort(), 300);
       await assert.rejects(p, { name: 'AbortError' });
     }));
     // The writer still commits them; the server answers others normally.
-    const deadline = Date.now() + 5000;
+    const deadline = Date.now() + 10000;
     let rated = 0;
     while (rated < ids.length && Date.now() < deadline) {
       rated = Number(await sql(slow.db, "SELECT COUNT(*) FROM feedback WHERE note = 'left early';"));
