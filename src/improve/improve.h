@@ -32,8 +32,13 @@
 #define IMPROVE_JOB_TYPE "prompt_improvement"
 #define IMPROVE_DEFAULT_CONTRADICTIONS 20
 #define IMPROVE_MAX_CONTRADICTIONS 200
+/* Output token limits of the two calls (SPEC §7's defaults), overridden by
+ * REFOLD_ANALYSIS_MAX_TOKENS and REFOLD_REWRITE_MAX_TOKENS within these bounds: a prompt
+ * template of more than about 14 KB cannot be rewritten within 4,096 tokens. */
 #define IMPROVE_ANALYSIS_MAX_TOKENS 2048
 #define IMPROVE_REWRITE_MAX_TOKENS 4096
+#define IMPROVE_MIN_MAX_TOKENS 256
+#define IMPROVE_MAX_MAX_TOKENS 128000
 #define IMPROVE_REPAIR_TURNS 2
 #define IMPROVE_PRACTICES 10
 

@@ -236,6 +236,11 @@ static size_t trace_budget(void)
     return (size_t)env_int("REFOLD_TRACE_BUDGET", EVIDENCE_DEFAULT_BUDGET, 1000, 100000000);
 }
 
+static int max_tokens(const char *name, int dflt)
+{
+    return (int)env_int(name, dflt, IMPROVE_MIN_MAX_TOKENS, IMPROVE_MAX_MAX_TOKENS);
+}
+
 static enum rf_status create_candidate(struct store *st, json_t *result, void *ud,
                                        struct rf_err *err)
 {
@@ -425,7 +430,9 @@ enum rf_status job_prompt_improvement(struct job_ctx *ctx, struct rf_err *err)
     }
     {
         struct llm_message m = {LLM_USER, user};
-        rc = call_llm(&r, "analysis", sys, &m, 1, IMPROVE_ANALYSIS_MAX_TOKENS, &analysis_text,
+        rc = call_llm(&r, "analysis", sys, &m, 1,
+                      max_tokens("REFOLD_ANALYSIS_MAX_TOKENS", IMPROVE_ANALYSIS_MAX_TOKENS),
+                      &analysis_text,
                       stop_reason, err);
         if (rc)
             goto out;
@@ -434,7 +441,9 @@ enum rf_status job_prompt_improvement(struct job_ctx *ctx, struct rf_err *err)
         bool cut = strcmp(stop_reason, "max_tokens") == 0;
         rc = rf_fail_reason(err, RF_PERMANENT, "invalid_llm_output",
                             "the failure analysis cannot be used: %s%s%s%s", an.problem,
-                            cut ? " (a smaller max_contradictions asks for a shorter one)" : "",
+                            cut ? " (a smaller max_contradictions asks for a shorter one; "
+                                  "REFOLD_ANALYSIS_MAX_TOKENS raises the limit)"
+                                : "",
                             !cut && r.raw_stop[0] ? "; stop_reason " : "",
                             !cut ? r.raw_stop : "");
         goto out;
@@ -483,8 +492,9 @@ enum rf_status job_prompt_improvement(struct job_ctx *ctx, struct rf_err *err)
     struct llm_message msgs[1 + 2 * IMPROVE_REPAIR_TURNS];
     size_t nmsgs = 1;
     msgs[0] = (struct llm_message){LLM_USER, user};
-    rc = call_llm(&r, "rewrite", sys, msgs, nmsgs, IMPROVE_REWRITE_MAX_TOKENS, &replies[0],
-                  stop_reason, err);
+    int rewrite_tokens = max_tokens("REFOLD_REWRITE_MAX_TOKENS", IMPROVE_REWRITE_MAX_TOKENS);
+    rc = call_llm(&r, "rewrite", sys, msgs, nmsgs, rewrite_tokens, &replies[0], stop_reason,
+                  err);
     if (rc)
         goto out;
 
@@ -502,6 +512,9 @@ enum rf_status job_prompt_improvement(struct job_ctx *ctx, struct rf_err *err)
             json_t *why;
             json_array_foreach(rw.reasons, i, why)
             buf_printf(&all, "%s%s", i ? "; " : "", json_string_value(why));
+            if (strcmp(stop_reason, "max_tokens") == 0)
+                buf_printf(&all, " (REFOLD_REWRITE_MAX_TOKENS, now %d, raises the limit)",
+                           rewrite_tokens);
             rc = rf_fail_reason(err, RF_PERMANENT, "invalid_llm_output",
                                 "the rewrite was still invalid after %d repair turns: %s",
                                 IMPROVE_REPAIR_TURNS, buf_str(&all));
@@ -528,7 +541,7 @@ enum rf_status job_prompt_improvement(struct job_ctx *ctx, struct rf_err *err)
         msgs[nmsgs++] = (struct llm_message){
             LLM_ASSISTANT, blank(replies[turn]) ? "(an empty reply)" : replies[turn]};
         msgs[nmsgs++] = (struct llm_message){LLM_USER, buf_str(&convo[turn])};
-        rc = call_llm(&r, "repair", sys, msgs, nmsgs, IMPROVE_REWRITE_MAX_TOKENS,
+        rc = call_llm(&r, "repair", sys, msgs, nmsgs, rewrite_tokens,
                       &replies[turn + 1], stop_reason, err);
         if (rc)
             goto out;

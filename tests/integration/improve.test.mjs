@@ -337,6 +337,7 @@ test('a cut-off reply (max_tokens) is rejected and never stored', async () => {
   assert.equal(done.status, 'failed');
   assert.equal(done.error.code, 'invalid_llm_output');
   assert.match(done.error.message, /cut off/);
+  assert.match(done.error.message, /\(REFOLD_REWRITE_MAX_TOKENS, now 4096, raises the limit\)$/);
   assert.equal((await versions(agent)).length, 1);
 });
 
@@ -562,6 +563,32 @@ test('another workspace cannot improve, see contradictions of, or read transcrip
   assert.equal((await srv.api('GET', `/v1/jobs/${job.id}/llm-calls`, undefined, { key: other })).status, 404);
   assert.equal((await srv.api('GET', `/v1/jobs/${job.id}`, undefined, { key: other })).status, 404);
   assert.equal((await srv.api('GET', `/v1/jobs/${job.id}/events`, undefined, { key: other })).status, 404);
+});
+
+test('REFOLD_ANALYSIS_MAX_TOKENS and REFOLD_REWRITE_MAX_TOKENS set the calls\' max_tokens; a bad value keeps the default', async () => {
+  // A long prompt template needs more than the 4,096 tokens of SPEC's default rewrite.
+  srv.env.REFOLD_ANALYSIS_MAX_TOKENS = '3000';
+  srv.env.REFOLD_REWRITE_MAX_TOKENS = '16000';
+  await srv.restart();
+  try {
+    const agent = await seed();
+    await fake.script([A(), R(rewrite(), { stop_reason: 'max_tokens' }), P()]);
+    const done = await waitJob(srv, (await improve(agent)).id);
+    assert.equal(done.status, 'completed', JSON.stringify(done.error));
+    const reqs = await providerRequests();
+    assert.deepEqual(reqs.map((q) => q.body.max_tokens), [3000, 16000, 16000]);
+    srv.env.REFOLD_REWRITE_MAX_TOKENS = '99';
+    await srv.restart();
+    const again = await seed();
+    await fake.script([A(), R()]);
+    assert.equal((await waitJob(srv, (await improve(again)).id)).status, 'completed');
+    assert.deepEqual((await providerRequests()).map((q) => q.body.max_tokens), [3000, 4096]);
+    assert.match(srv.logs, /msg="ignoring invalid setting" name=REFOLD_REWRITE_MAX_TOKENS value="99"/);
+  } finally {
+    delete srv.env.REFOLD_ANALYSIS_MAX_TOKENS;
+    delete srv.env.REFOLD_REWRITE_MAX_TOKENS;
+    await srv.restart();
+  }
 });
 
 test('a malformed REFOLD_TRACE_BUDGET keeps the default budget, with a warning', async () => {
