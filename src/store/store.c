@@ -196,7 +196,9 @@ enum rf_status store_schema_version(struct store *st, int *version, struct rf_er
 const char *store_query_sql(const char *name)
 {
     if (strcmp(name, "contradictions") == 0)
-        return contradictions_sql();
+        return contradictions_sql(false);
+    if (strcmp(name, "contradictions_pg") == 0)
+        return contradictions_sql(true);
     if (strcmp(name, "agent_stats") == 0)
         return agent_stats_sql();
     if (strcmp(name, "agent_get") == 0)

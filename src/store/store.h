@@ -327,7 +327,8 @@ enum rf_status store_contradictions(struct store *st, const char *ws, const char
 /* ---- query introspection (tests and benchmarks) ---- */
 
 /* The SQL text of a named store query, for plan checks (EXPLAIN QUERY PLAN) in tests and
- * benchmarks: "contradictions" (SPEC §7 step 2), "agent_get" (an agent with its stats, as
+ * benchmarks: "contradictions" (SPEC §7 step 2; "contradictions_pg" is the text PostgreSQL
+ * runs, with `?` placeholders like the others), "agent_get" (an agent with its stats, as
  * GET /v1/agents/{id} reads it), "agent_stats". NULL for unknown names. Static storage. */
 const char *store_query_sql(const char *name);
 

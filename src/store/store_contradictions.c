@@ -8,7 +8,14 @@
  * result that would contradict the rating); evals and traces are joined by
  * primary key. CROSS JOIN pins that order on SQLite; the cost is bounded by
  * the number of feedback rows visited before `limit` contradictions are found.
- * tests/unit/test_store.c checks the plan with EXPLAIN QUERY PLAN.
+ * tests/unit/test_store_plans.c checks the plan with EXPLAIN QUERY PLAN.
+ *
+ * PostgreSQL reorders joins itself and cannot estimate the SQLite text's
+ * `x.predicted_result = CASE … END`: it assumed 1 row in 200 contradicts (about
+ * 1 in 4 does), so for limit 200 it joined every execution of the table by hash
+ * and sorted the agent (400 ms at 600,000 executions, growing with the table;
+ * bench/README-pg.md). Its text spells the condition as two rating/result pairs,
+ * which it estimates from the columns' statistics, and it walks the index too.
  *
  * Order and pages: newest feedback first (updated_at, then trace_id, descending), and
  * within a trace by eval_id descending, sorted here: a trace has at most one execution
@@ -32,26 +39,30 @@
 #include "store/store_internal.h"
 #include "core/banned.h"
 
+#define CONTRADICTIONS(contradicts)                                                                \
+    "SELECT f.trace_id, x.eval_id, e.name, f.rating, f.note, x.predicted_result, "                \
+    "x.predicted_reason, f.updated_at, CASE WHEN CAST(? AS INTEGER) = 1 THEN t.input END, "       \
+    "CASE WHEN CAST(? AS INTEGER) = 1 THEN t.output END "                                          \
+    "FROM feedback f CROSS JOIN eval_executions x CROSS JOIN evals e CROSS JOIN traces t "        \
+    "WHERE f.agent_id = ? AND f.updated_at <= ? AND (f.updated_at < ? OR f.trace_id <= ?) "       \
+    "AND f.rating IN ('positive', 'negative') "                                                    \
+    "AND (CAST(? AS TEXT) IS NULL OR f.rating = ?) "                                               \
+    "AND x.trace_id = f.trace_id AND " contradicts " "                                             \
+    "AND e.id = x.eval_id AND t.id = f.trace_id "                                                  \
+    "ORDER BY f.updated_at DESC, f.trace_id DESC LIMIT ?"
 static const char *SQL_CONTRADICTIONS =
-    "SELECT f.trace_id, x.eval_id, e.name, f.rating, f.note, x.predicted_result, "
-    "x.predicted_reason, f.updated_at, CASE WHEN CAST(? AS INTEGER) = 1 THEN t.input END, "
-    "CASE WHEN CAST(? AS INTEGER) = 1 THEN t.output END "
-    "FROM feedback f CROSS JOIN eval_executions x CROSS JOIN evals e CROSS JOIN traces t "
-    "WHERE f.agent_id = ? AND f.updated_at <= ? AND (f.updated_at < ? OR f.trace_id <= ?) "
-    "AND f.rating IN ('positive', 'negative') "
-    "AND (CAST(? AS TEXT) IS NULL OR f.rating = ?) "
-    "AND x.trace_id = f.trace_id "
-    "AND x.predicted_result = (CASE WHEN f.rating = 'positive' THEN 0 ELSE 1 END) "
-    "AND e.id = x.eval_id AND t.id = f.trace_id "
-    "ORDER BY f.updated_at DESC, f.trace_id DESC LIMIT ?";
+    CONTRADICTIONS("x.predicted_result = (CASE WHEN f.rating = 'positive' THEN 0 ELSE 1 END)");
+static const char *SQL_CONTRADICTIONS_PG =
+    CONTRADICTIONS("((f.rating = 'positive' AND x.predicted_result = 0) "
+                   "OR (f.rating = 'negative' AND x.predicted_result = 1))");
 /* The agent in the workspace, with the number of its evals (the most rows one trace has). */
 static const char *SQL_AGENT_EVALS =
     "SELECT (SELECT count(*) FROM evals e WHERE e.agent_id = a.id) FROM agents a "
     "WHERE a.id = ? AND a.workspace_id = ?";
 
-const char *contradictions_sql(void)
+const char *contradictions_sql(bool pg)
 {
-    return SQL_CONTRADICTIONS;
+    return pg ? SQL_CONTRADICTIONS_PG : SQL_CONTRADICTIONS;
 }
 
 /* A position in the order: the last row of a page. */
@@ -132,7 +143,7 @@ enum rf_status store_contradictions(struct store *st, const char *ws, const char
         rating = *kind == 'm' ? "negative" : "positive";
     int64_t sql_limit = (int64_t)limit + 2 * evals + 1;
     struct db_stmt *s;
-    rc = db_query_rows(st->db, SQL_CONTRADICTIONS,
+    rc = db_query_rows(st->db, contradictions_sql(st->db->backend == DB_POSTGRES),
                        DB_ARGS(DB_I(texts), DB_I(texts), DB_T(agent_id), DB_I(from.updated_at),
                                DB_I(from.updated_at), DB_T(from.trace_id), DB_T(rating),
                                DB_T(rating), DB_I(sql_limit)),

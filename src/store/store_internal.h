@@ -187,7 +187,7 @@ enum rf_status insert_event_quiet(struct db *db, const char *job_id, int64_t seq
                                   json_t *data, int64_t now, struct rf_err *err);
 
 /* The SQL of named queries, for store_query_sql. */
-const char *contradictions_sql(void);
+const char *contradictions_sql(bool pg);
 const char *agent_stats_sql(void);
 const char *agent_get_stats_sql(void);
 
