@@ -69,16 +69,32 @@ static const char *SQL_TRACE_DELETE = "DELETE FROM traces WHERE id = ?";
 #define TRACE_LIST_SELECT TRACE_COLS "LEFT JOIN feedback f ON f.trace_id = t.id AND f.trace_id < ? "
 #define TRACE_FILTERS                                                                              \
     " AND t.id < ? AND (CAST(? AS TEXT) IS NULL OR f.rating = ?) AND (? = -1 OR "                 \
-    "(? = 1 AND f.trace_id IS NOT NULL) OR (? = 0 AND f.trace_id IS NULL)) "                      \
-    "ORDER BY t.id DESC LIMIT ?"
+    "(? = 1 AND f.trace_id IS NOT NULL) OR (? = 0 AND f.trace_id IS NULL)) "
+/* A list walks the index that starts with its filter column (lead), whose other equality
+ * `more` is checked on the way: traces_workspace, traces_agent or traces_version. */
+#define TRACE_LIST(lead, more)                                                                     \
+    TRACE_LIST_SELECT "WHERE " lead " = ? " more TRACE_FILTERS "ORDER BY t.id DESC LIMIT ?"
+/* PostgreSQL walks traces_pkey backwards instead, filtering, when it expects the filter to
+ * match often: its cost model spreads the matches evenly over the ids, but an old version's
+ * traces all lie behind every newer trace, so the first page of version 1 of the largest
+ * agent read 666,000 traces (0.7-1 s with 1,000,000; bench/README-pg.md). Written as
+ * `= ANY (ARRAY[…])` the version is no constant to the planner, so ordering by (version,
+ * id) is what traces_version's walk gives and what a walk of traces_pkey would need a sort
+ * of every match for. Same rows, same order. Not for the agent and workspace lists: there
+ * it made a rating filter deep in the cursor sort every rating below the cursor instead. */
+#define TRACE_LIST_PG(lead, more)                                                                  \
+    TRACE_LIST_SELECT "WHERE " lead " = ANY (ARRAY[CAST(? AS TEXT)]) " more TRACE_FILTERS         \
+                      "ORDER BY " lead " DESC, t.id DESC LIMIT ?"
 static const char *SQL_TRACE_GET = TRACE_SELECT "WHERE t.id = ? AND t.workspace_id = ?";
 static const char *SQL_TRACE_TEXTS =
     "SELECT input, output FROM traces WHERE id = ? AND workspace_id = ?";
-static const char *SQL_TRACE_LIST_WS = TRACE_LIST_SELECT "WHERE t.workspace_id = ?" TRACE_FILTERS;
-static const char *SQL_TRACE_LIST_AGENT =
-    TRACE_LIST_SELECT "WHERE t.agent_id = ? AND t.workspace_id = ?" TRACE_FILTERS;
-static const char *SQL_TRACE_LIST_VERSION =
-    TRACE_LIST_SELECT "WHERE t.agent_version_id = ? AND t.workspace_id = ?" TRACE_FILTERS;
+/* [PostgreSQL?][by workspace, agent, version] */
+static const char *const SQL_TRACE_LIST[2][3] = {
+    {TRACE_LIST("t.workspace_id", ""), TRACE_LIST("t.agent_id", "AND t.workspace_id = ?"),
+     TRACE_LIST("t.agent_version_id", "AND t.workspace_id = ?")},
+    {TRACE_LIST("t.workspace_id", ""), TRACE_LIST("t.agent_id", "AND t.workspace_id = ?"),
+     TRACE_LIST_PG("t.agent_version_id", "AND t.workspace_id = ?")},
+};
 static const char *SQL_TRACE_EVALUATIONS =
     "SELECT x.eval_id, e.name, x.predicted_result, x.predicted_reason, x.execution_time_ms, "
     "x.executed_at FROM eval_executions x JOIN evals e ON e.id = x.eval_id "
@@ -455,9 +471,9 @@ enum rf_status store_trace_list(struct store *st, const char *ws, const struct t
             return rf_fail_field(err, RF_NOT_FOUND, "version", "agent %s has no version %lld",
                                  f->agent_id, (long long)f->version);
     }
-    const char *sql = version_id[0] ? SQL_TRACE_LIST_VERSION
-                      : f->agent_id ? SQL_TRACE_LIST_AGENT
-                                    : SQL_TRACE_LIST_WS;
+    const char *sql = SQL_TRACE_LIST[st->db->backend == DB_POSTGRES][version_id[0] ? 2
+                                                                     : f->agent_id  ? 1
+                                                                                    : 0];
     struct db_stmt *s;
     int64_t hf = f->has_feedback;
 #define FILTER_ARGS                                                                                \

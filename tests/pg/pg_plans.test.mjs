@@ -9,6 +9,8 @@
 // - A trace list with a rating filter, deep in its cursor: PostgreSQL merge-joined the
 //   traces walk with feedback walked from the newest rating down, reading every rating
 //   above the cursor; the feedback walk must start at the cursor.
+// - The trace list of an old version: PostgreSQL walked traces_pkey from the newest trace,
+//   skipping every trace of the newer versions; it must walk traces_version.
 //
 // Observed through the table and index statistics the server's own statements leave
 // behind (flushed when its sessions end). The rows are written with
@@ -31,14 +33,19 @@ after(async () => {
 
 // 20,000 traces, 40 % rated (60 % positive, 30 % negative, 10 % neutral), each judged by 3
 // evals that agree with the rating 9 times in 10: the shape of bench_gen's largest agent.
+// The older half went to version 1, the newer to version 2.
 function populate(agent, version, ws) {
   const h = (salt) => `(abs(hashtext(g::text || '${salt}')) % 100)`;
   return `
+INSERT INTO agent_versions (id, agent_id, version, prompt_template, variables, source, status,
+                            created_at)
+  VALUES ('agv_v2', '${agent}', 2, 'Answer {{q}} well', '["q"]', 'manual', 'candidate', 1);
 INSERT INTO evals (id, agent_id, name, created_at)
   SELECT 'eval_' || k, '${agent}', 'eval-' || k, 0 FROM generate_series(1, 3) k;
 INSERT INTO traces (id, workspace_id, agent_id, agent_version_id, source, external_id,
                     "timestamp", input, output, created_at)
-  SELECT 'trace_' || lpad(g::text, 26, '0'), '${ws}', '${agent}', '${version}', 'api', 'x' || g,
+  SELECT 'trace_' || lpad(g::text, 26, '0'), '${ws}', '${agent}',
+         CASE WHEN g <= 10000 THEN '${version}' ELSE 'agv_v2' END, 'api', 'x' || g,
          g, 'input ' || g, 'output ' || g, g
   FROM generate_series(1, 20000) g;
 INSERT INTO feedback (id, trace_id, agent_id, rating, created_at, updated_at)
@@ -70,9 +77,10 @@ async function counters() {
     (SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'eval_executions'),
     (SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = 'feedback_agent_time'),
     (SELECT idx_tup_read FROM pg_stat_user_indexes
-      WHERE indexrelname = 'feedback_trace_id_key')`);
-  const [execSeq, walk, ratingsRead] = row.split('|').map(Number);
-  return { execSeq, walk, ratingsRead };
+      WHERE indexrelname = 'feedback_trace_id_key'),
+    (SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelname = 'traces_pkey')`);
+  const [execSeq, walk, ratingsRead, tracesByPkey] = row.split('|').map(Number);
+  return { execSeq, walk, ratingsRead, tracesByPkey };
 }
 
 // Counters before and after fn, run against a freshly started server.
@@ -123,4 +131,17 @@ test('GET traces?rating= deep in the cursor reads the ratings below the cursor o
     }
   });
   assert.ok(d.ratingsRead < 2000, `${d.ratingsRead} ratings read for one page`);
+});
+
+test('GET traces?version=1 walks that version\'s traces, not the newer ones', { timeout: 60000 }, async () => {
+  const d = await measure(async () => {
+    const r = await srv.api('GET', `/v1/traces?agent_id=${agent}&version=1&limit=50`);
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.data.length, 50);
+    assert.equal(r.json.data[0].id, 'trace_' + '10000'.padStart(26, '0'));
+    for (const t of r.json.data) assert.equal(t.version, 1);
+    const ids = r.json.data.map((t) => t.id);
+    assert.deepEqual([...ids].sort().reverse(), ids, 'newest first');
+  });
+  assert.ok(d.tracesByPkey < 1000, `${d.tracesByPkey} traces read by id for one page of 50`);
 });
