@@ -173,7 +173,7 @@ int main(int argc, char **argv)
             } else if (strcmp(type, "version") == 0 && ag) {
                 struct version_new in = {.prompt_template = str(o, "prompt_template"),
                                          .source = "manual"};
-                if (store_version_create(st, ws, ag->id, &in, &out, &err))
+                if (store_version_create(st, ws, ag->id, &in, &out, NULL, &err))
                     die("version", err.message);
                 json_int_t v = json_integer_value(json_object_get(out, "version"));
                 if (v < 1 || v >= MAX_VERSIONS)

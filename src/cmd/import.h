@@ -45,7 +45,9 @@
  * that is byte-identical to any existing version of the agent is `unchanged`, whatever
  * that version's status, so a re-import never undoes a promotion or a rejection made in
  * refold. A new template becomes a new manual version, activated for agent lines and
- * for version lines with "status": "active".
+ * for version lines with "status": "active". Two runs at once: an agent or eval that
+ * exists by the time it is created (409) is looked up again and is an existing one, and
+ * versions are created with reuse_identical, so one template makes one version.
  *
  * Single-threaded: the caller's thread runs the parser and the transfers.
  */

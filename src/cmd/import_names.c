@@ -45,27 +45,17 @@ static const char *opt_str(const json_t *obj, const char *key, bool *bad)
     return json_string_value(v);
 }
 
-/* The index of agent name in the cache, loading it from the server (GET
- * /v1/agents?name=) the first time. -1 with *rc set when the lookup failed. A missing
- * agent gets an entry too (missing = true), so it is asked about once. */
-static int agent_lookup(struct importer *imp, const char *name, enum rf_status *rc,
-                        struct rf_err *err)
+/* Ask the server for agent a by its name (GET /v1/agents?name=): its id and description
+ * when a non-archived one exists, else a->missing. */
+static enum rf_status agent_fetch(struct importer *imp, struct agent_ent *a, struct rf_err *err)
 {
-    json_t *at = json_object_get(imp->agent_index, name);
-    *rc = RF_OK;
-    if (at)
-        return (int)json_integer_value(at);
     json_t *list = NULL;
-    char *e = client_escape(imp->cl, name), *path = xasprintf("/v1/agents?name=%s", e);
+    char *e = client_escape(imp->cl, a->name), *path = xasprintf("/v1/agents?name=%s", e);
     free(e);
-    *rc = client_list_all(imp->cl, path, &list, err);
+    enum rf_status rc = client_list_all(imp->cl, path, &list, err);
     free(path);
-    if (*rc)
-        return -1;
-    imp->agents = xrealloc(imp->agents, sizeof *imp->agents * (size_t)(imp->nagents + 1));
-    struct agent_ent *a = &imp->agents[imp->nagents];
-    memset(a, 0, sizeof *a);
-    a->name = xstrdup(name);
+    if (rc)
+        return rc;
     a->missing = true;
     size_t i;
     json_t *row;
@@ -74,12 +64,33 @@ static int agent_lookup(struct importer *imp, const char *name, enum rf_status *
         const char *status = json_string_value(json_object_get(row, "status"));
         if (status && strcmp(status, "archived") != 0) {
             snprintf(a->id, sizeof a->id, "%s", json_string_value(json_object_get(row, "id")));
+            json_decref(a->description);
             a->description = json_incref(json_object_get(row, "description"));
             a->missing = false;
             break;
         }
     }
     json_decref(list);
+    return RF_OK;
+}
+
+/* The index of agent name in the cache, loading it from the server the first time. -1
+ * with *rc set when the lookup failed. A missing agent gets an entry too (missing =
+ * true), so it is asked about once. */
+static int agent_lookup(struct importer *imp, const char *name, enum rf_status *rc,
+                        struct rf_err *err)
+{
+    json_t *at = json_object_get(imp->agent_index, name);
+    *rc = RF_OK;
+    if (at)
+        return (int)json_integer_value(at);
+    struct agent_ent a = {.name = xstrdup(name)};
+    if ((*rc = agent_fetch(imp, &a, err))) {
+        free(a.name);
+        return -1;
+    }
+    imp->agents = xrealloc(imp->agents, sizeof *imp->agents * (size_t)(imp->nagents + 1));
+    imp->agents[imp->nagents] = a;
     json_object_set_new(imp->agent_index, name, json_integer(imp->nagents));
     return imp->nagents++;
 }
@@ -147,27 +158,37 @@ static int eval_add(struct importer *imp, int agent, const char *id, const char 
     return imp->nevals++;
 }
 
+/* Add the agent's evals the cache does not hold yet (one list call). */
+static enum rf_status evals_fetch(struct importer *imp, int agent, struct rf_err *err)
+{
+    json_t *list = NULL;
+    char *path = xasprintf("/v1/evals?agent_id=%s", imp->agents[agent].id);
+    enum rf_status rc = client_list_all(imp->cl, path, &list, err);
+    free(path);
+    if (rc)
+        return rc;
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v)
+    {
+        const char *name = json_string_value(json_object_get(v, "name"));
+        char *k = eval_key(imp->agents[agent].id, name ? name : "");
+        if (name && !json_object_get(imp->eval_index, k))
+            eval_add(imp, agent, json_string_value(json_object_get(v, "id")), name);
+        free(k);
+    }
+    json_decref(list);
+    imp->agents[agent].evals_loaded = true;
+    return RF_OK;
+}
+
 /* The index of the agent's eval named name, or -1 (with *rc RF_OK when there is none). */
 int import_eval_lookup(struct importer *imp, int agent, const char *name, enum rf_status *rc,
                        struct rf_err *err)
 {
-    struct agent_ent *a = &imp->agents[agent];
     *rc = RF_OK;
-    if (!a->evals_loaded) {
-        json_t *list = NULL;
-        char *path = xasprintf("/v1/evals?agent_id=%s", a->id);
-        *rc = client_list_all(imp->cl, path, &list, err);
-        free(path);
-        if (*rc)
-            return -1;
-        size_t i;
-        json_t *v;
-        json_array_foreach(list, i, v)
-            eval_add(imp, agent, json_string_value(json_object_get(v, "id")),
-                     json_string_value(json_object_get(v, "name")));
-        json_decref(list);
-        imp->agents[agent].evals_loaded = true;
-    }
+    if (!imp->agents[agent].evals_loaded && (*rc = evals_fetch(imp, agent, err)))
+        return -1;
     if (imp->last_eval >= 0 && imp->evals[imp->last_eval].agent == agent &&
         strcmp(imp->last_eval_name, name) == 0)
         return imp->last_eval;
@@ -207,16 +228,22 @@ int import_line_agent(struct importer *imp, const json_t *obj, int64_t line, enu
     return ai;
 }
 
-/* POST .../versions (and promote it when activate); the new version joins the cache. */
+/* POST .../versions (and promote it when activate); the new version joins the cache.
+ * *created is false when the server already had a version with this template (another
+ * import of the same file running at the same time made it since the cache was loaded):
+ * that version is left as it is, as one found in the cache would be. */
 static enum rf_status create_version(struct importer *imp, struct agent_ent *a, const char *tmpl,
-                                     bool activate, struct rf_err *err)
+                                     bool activate, bool *created, struct rf_err *err)
 {
-    json_t *body = json_pack("{s:s}", "prompt_template", tmpl), *v = NULL, *p = NULL;
+    json_t *body = json_pack("{s:s, s:b}", "prompt_template", tmpl, "reuse_identical", 1),
+           *v = NULL, *p = NULL;
     char *path = xasprintf("/v1/agents/%s/versions", a->id);
-    enum rf_status rc = client_call(imp->cl, "POST", path, body, NULL, &v, NULL, err);
+    long status = 0;
+    enum rf_status rc = client_call(imp->cl, "POST", path, body, NULL, &v, &status, err);
     free(path);
     path = NULL;
-    if (rc == RF_OK && activate) {
+    *created = rc == RF_OK && status == 201;
+    if (*created && activate) {
         path = xasprintf("/v1/agents/%s/versions/%lld/promote", a->id,
                          (long long)json_integer_value(json_object_get(v, "version")));
         rc = client_call(imp->cl, "POST", path, NULL, NULL, &p, NULL, err);
@@ -259,10 +286,24 @@ void import_agent_line(struct importer *imp, const json_t *obj, int64_t line)
             json_object_set_new(body, "prompt_template", json_string(tmpl));
         rc = client_call(imp->cl, "POST", "/v1/agents", body, NULL, &out, NULL, &err);
         json_decref(body);
+        if (rc == RF_CONFLICT && strcmp(err.field, "name") == 0) {
+            /* Made since the lookup (another import of the same file, running at the same
+             * time): from here on it is an agent that exists. */
+            struct rf_err ferr;
+            enum rf_status frc = agent_fetch(imp, a, &ferr);
+            if (frc) {
+                import_api_failed(imp, line, IMPORT_AGENT, frc, &ferr);
+                return;
+            }
+            if (!a->missing)
+                rc = RF_OK;
+        }
         if (rc) {
             import_api_failed(imp, line, IMPORT_AGENT, rc, &err);
             return;
         }
+    }
+    if (out) { /* created */
         snprintf(a->id, sizeof a->id, "%s", json_string_value(json_object_get(out, "id")));
         json_decref(a->description);
         a->description = json_incref(json_object_get(out, "description"));
@@ -299,13 +340,13 @@ void import_agent_line(struct importer *imp, const json_t *obj, int64_t line)
             import_api_failed(imp, line, IMPORT_AGENT, rc, &err);
             return;
         }
-        if (!version_by_template(a, tmpl)) {
-            if ((rc = create_version(imp, a, tmpl, true, &err))) {
-                import_api_failed(imp, line, IMPORT_AGENT, rc, &err);
-                return;
-            }
-            changed = true;
+        bool created = false;
+        if (!version_by_template(a, tmpl) && (rc = create_version(imp, a, tmpl, true, &created,
+                                                                  &err))) {
+            import_api_failed(imp, line, IMPORT_AGENT, rc, &err);
+            return;
         }
+        changed = changed || created;
         pin(a, tmpl);
     }
     if (changed)
@@ -338,15 +379,16 @@ void import_version_line(struct importer *imp, const json_t *obj, int64_t line)
         import_api_failed(imp, line, IMPORT_VERSION, rc, &err);
         return;
     }
-    bool activate = status && strcmp(status, "active") == 0;
-    if (version_by_template(a, tmpl)) {
-        imp->st->by_type[IMPORT_VERSION].unchanged++;
-    } else if ((rc = create_version(imp, a, tmpl, activate, &err))) {
+    bool activate = status && strcmp(status, "active") == 0, created = false;
+    if (!version_by_template(a, tmpl) &&
+        (rc = create_version(imp, a, tmpl, activate, &created, &err))) {
         import_api_failed(imp, line, IMPORT_VERSION, rc, &err);
         return;
-    } else {
-        imp->st->by_type[IMPORT_VERSION].created++;
     }
+    if (created)
+        imp->st->by_type[IMPORT_VERSION].created++;
+    else
+        imp->st->by_type[IMPORT_VERSION].unchanged++;
     if (activate)
         pin(a, tmpl);
 }
@@ -380,6 +422,20 @@ void import_eval_line(struct importer *imp, const json_t *obj, int64_t line)
         json_object_set_new(body, "description", json_string(desc));
     rc = client_call(imp->cl, "POST", "/v1/evals", body, NULL, &out, NULL, &err);
     json_decref(body);
+    if (rc == RF_CONFLICT && strcmp(err.field, "name") == 0) {
+        /* Made since the lookup (another import of the same file, running at the same
+         * time): it exists, and is left as it is. */
+        struct rf_err ferr;
+        enum rf_status frc = evals_fetch(imp, ai, &ferr);
+        if (frc) {
+            import_api_failed(imp, line, IMPORT_EVAL, frc, &ferr);
+            return;
+        }
+        if (import_eval_lookup(imp, ai, name, &frc, &ferr) >= 0) {
+            imp->st->by_type[IMPORT_EVAL].unchanged++;
+            return;
+        }
+    }
     if (rc) {
         import_api_failed(imp, line, IMPORT_EVAL, rc, &err);
         return;

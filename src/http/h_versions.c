@@ -29,18 +29,21 @@ HANDLER(h_versions_create)
 {
     json_t *body = NULL, *version = NULL;
     struct version_new in = {.source = "manual"};
+    bool created = false;
     enum rf_status rc = req_json(req, false, &body, err);
     if (rc == RF_OK)
         rc = jx_string(body, "prompt_template", JX_REQUIRED, 0, false, &in.prompt_template, err);
     if (rc == RF_OK)
         rc = validate_template(body, in.prompt_template, err);
     if (rc == RF_OK)
+        rc = jx_bool(body, "reuse_identical", JX_NULLABLE, &in.reuse_identical, NULL, err);
+    if (rc == RF_OK)
         rc = store_version_create(req->store, req->workspace_id, req->params[0], &in, &version,
-                                  err);
+                                  &created, err);
     json_decref(body);
     if (rc)
         return rc;
-    resp_json(resp, 201, version);
+    resp_json(resp, created ? 201 : 200, version);
     return RF_OK;
 }
 

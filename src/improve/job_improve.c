@@ -250,7 +250,7 @@ static enum rf_status create_candidate(struct store *st, json_t *result, void *u
                             .changes = c->changes, .failure_patterns = c->patterns,
                             .created_by_job_id = c->job_id, .parent_version_id = c->parent_id};
     json_t *version = NULL;
-    enum rf_status rc = store_version_create(st, c->ws, c->agent_id, &v, &version, err);
+    enum rf_status rc = store_version_create(st, c->ws, c->agent_id, &v, &version, NULL, err);
     if (rc == RF_NOT_FOUND || rc == RF_CONFLICT) /* the agent vanished or was archived */
         rc = rf_fail_reason(err, RF_PERMANENT, rc == RF_NOT_FOUND ? "agent_not_found"
                                                                   : "agent_archived",

@@ -171,12 +171,16 @@ struct version_new {
     const json_t *failure_patterns; /* array or NULL */
     const char *created_by_job_id; /* may be NULL */
     const char *parent_version_id; /* NULL: the agent's active version (if any) */
+    bool reuse_identical; /* a version with exactly this template is the answer, if any */
 };
 
 /* New version max+1 of the agent; parent = the active version (if any). Variables are
- * extracted from the template. RF_CONFLICT (reason agent_archived) for archived agents. */
+ * extracted from the template. RF_CONFLICT (reason agent_archived) for archived agents.
+ * With in->reuse_identical, the agent's oldest version whose template is byte for byte
+ * in->prompt_template, when there is one, is *out instead (checked under the agent's
+ * lock, so two such calls at once make one version). *created (may be NULL) says which. */
 enum rf_status store_version_create(struct store *st, const char *ws, const char *agent_id,
-                                    const struct version_new *in, json_t **out,
+                                    const struct version_new *in, json_t **out, bool *created,
                                     struct rf_err *err);
 /* Ordered by version descending; the cursor is a version number. */
 enum rf_status store_version_list(struct store *st, const char *ws, const char *agent_id,

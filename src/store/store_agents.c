@@ -74,6 +74,9 @@ static const char *SQL_STATS_ADD =
  * active version and collide on agent_versions_one_active; a reject racing a promote
  * could reject the version just made active). SQLite writers are serialised anyway. */
 static const char *SQL_AGENT_LOCK = "UPDATE agents SET updated_at = updated_at WHERE id = ?";
+static const char *SQL_VERSION_SAME_TEMPLATE =
+    "SELECT id FROM agent_versions WHERE agent_id = ? AND prompt_template = ? "
+    "ORDER BY version LIMIT 1";
 static const char *SQL_VERSION_NEXT =
     "SELECT COALESCE(MAX(version), 0) + 1 FROM agent_versions WHERE agent_id = ?";
 static const char *SQL_VERSION_INSERT =
@@ -442,12 +445,15 @@ static enum rf_status version_by_id(struct db *db, const char *id, json_t **out,
 }
 
 enum rf_status store_version_create(struct store *st, const char *ws, const char *agent_id,
-                                    const struct version_new *in, json_t **out,
+                                    const struct version_new *in, json_t **out, bool *created,
                                     struct rf_err *err)
 {
     struct db *db = st->db;
     char status[16], vid[ID_MAX];
     json_t *active = NULL;
+    bool same = false;
+    if (created)
+        *created = false;
     enum rf_status rc = begin_versions(db, agent_id, err);
     if (rc)
         return rc;
@@ -455,12 +461,21 @@ enum rf_status store_version_create(struct store *st, const char *ws, const char
     if (rc == RF_OK && strcmp(status, "archived") == 0) {
         rc = rf_fail_reason(err, RF_CONFLICT, "agent_archived", "agent %s is archived", agent_id);
     }
-    if (rc == RF_OK) {
+    if (rc == RF_OK && in->reuse_identical) {
+        struct db_stmt *s;
+        rc = db_row(db, SQL_VERSION_SAME_TEMPLATE, DB_ARGS(DB_T(agent_id), DB_T(in->prompt_template)),
+                    &s, &same, err);
+        if (rc == RF_OK && same)
+            snprintf(vid, sizeof vid, "%s", db_text(s, 0));
+        if (rc == RF_OK)
+            db_done(s);
+    }
+    if (rc == RF_OK && !same) {
         rc = store_version_active(st, ws, agent_id, &active, err);
         if (rc == RF_CONFLICT) /* no active version: the new one has no parent */
             rc = RF_OK;
     }
-    if (rc == RF_OK)
+    if (rc == RF_OK && !same)
         rc = insert_version(db, agent_id,
                             in->parent_version_id ? in->parent_version_id
                             : active ? json_string_value(json_object_get(active, "id"))
@@ -468,6 +483,8 @@ enum rf_status store_version_create(struct store *st, const char *ws, const char
                             in, in->status ? in->status : "candidate", vid, err);
     json_decref(active);
     rc = db_end(db, rc, err);
+    if (rc == RF_OK && created)
+        *created = !same;
     if (rc == RF_OK && out)
         rc = version_by_id(db, vid, out, err);
     return rc;

@@ -303,6 +303,67 @@ test('feedback and executions of the same traces in flight together: the counter
   assert.equal(agent.stats.executions, 2 * n);
 });
 
+test('the same file imported three times at once: every run succeeds, the database holds one import', async () => {
+  // Each run finds the agents, evals and versions missing, and the others create them
+  // meanwhile: an agent or eval made since the lookup is an existing one (not a rejected
+  // line), and a version with the same template is made once.
+  const lines = [];
+  const agents = 12, n = 20;
+  for (let a = 0; a < agents; a++) {
+    const name = `race${a}`;
+    lines.push({ type: 'agent', name, prompt_template: `Race ${a} {{x}}` });
+    lines.push({ type: 'eval', agent: name, name: 'judge' });
+    lines.push({ type: 'version', agent: name, prompt_template: `Race ${a} draft {{x}}` });
+    for (let i = 0; i < n; i++) {
+      lines.push({ type: 'trace', agent: name, source: 'race', external_id: `${name}-${i}`, input: 'q', output: 'a' });
+      lines.push({ type: 'feedback', source: 'race', external_id: `${name}-${i}`, rating: i % 2 ? 'positive' : 'negative' });
+      lines.push({ type: 'eval_execution', agent: name, eval: 'judge', source: 'race', external_id: `${name}-${i}`, predicted_result: i % 3 === 0 });
+    }
+  }
+  const file = join(srv.dir, 'race.jsonl');
+  writeFileSync(file, jsonl(lines));
+  const runs = await Promise.all([0, 1, 2].map(() => cli(['import', file, '--json', '--batch', '7'])));
+  for (const r of runs) {
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, '');
+    assert.equal(JSON.parse(r.stdout).total.rejected, 0);
+  }
+  const made = (t) => runs.reduce((sum, r) => sum + JSON.parse(r.stdout).types[t].created, 0);
+  assert.equal(made('agent'), agents, 'each agent created by one run');
+  assert.equal(made('eval'), agents);
+  assert.equal(made('version'), agents);
+  assert.equal(made('trace'), agents * n);
+  for (let a = 0; a < agents; a++) {
+    const agent = (await srv.api('GET', `/v1/agents?name=race${a}`)).json.data;
+    assert.equal(agent.length, 1);
+    const versions = (await srv.api('GET', `/v1/agents/${agent[0].id}/versions`)).json.data;
+    assert.deepEqual(versions.map((v) => [v.version, v.status]), [[2, 'candidate'], [1, 'active']], `race${a}`);
+    assert.equal((await srv.api('GET', `/v1/evals?agent_id=${agent[0].id}`)).json.data.length, 1);
+    assert.equal(agent[0].stats.traces, n);
+    assert.equal(agent[0].stats.executions, n);
+  }
+  assert.equal((await sql(srv.db, RECOUNT)).trim(), '', 'agent_stats equals a recount');
+});
+
+test('POST versions with reuse_identical answers an existing version of the same template (200), once', async () => {
+  const agent = (await srv.api('POST', '/v1/agents', { name: 'reuse', prompt_template: 'Reuse {{x}}' })).json;
+  const path = `/v1/agents/${agent.id}/versions`;
+  let r = await srv.api('POST', path, { prompt_template: 'Reuse {{x}}', reuse_identical: true });
+  assert.equal(r.status, 200);
+  assert.equal(r.json.id, agent.active_version.id);
+  r = await srv.api('POST', path, { prompt_template: 'Reuse 2 {{x}}', reuse_identical: true });
+  assert.equal(r.status, 201);
+  assert.equal(r.json.version, 2);
+  const again = await srv.api('POST', path, { prompt_template: 'Reuse 2 {{x}}', reuse_identical: true });
+  assert.equal(again.status, 200);
+  assert.equal(again.json.id, r.json.id);
+  r = await srv.api('POST', path, { prompt_template: 'Reuse 2 {{x}}' });
+  assert.equal(r.status, 201, 'without it, a new version as before');
+  assert.equal(r.json.version, 3);
+  r = await srv.api('POST', path, { prompt_template: 'Reuse 3 {{x}}', reuse_identical: 'yes' });
+  assert.equal(r.status, 400);
+});
+
 test('a 100,000-line file imports (records/s printed)', async () => {
   const file = join(srv.dir, 'big.jsonl');
   const out = createWriteStream(file);
