@@ -172,7 +172,7 @@ void import_api_failed(struct importer *imp, int64_t line, enum import_type t, e
                        const struct rf_err *err)
 {
     if (is_fatal(rc))
-        import_fatal(imp, err);
+        import_stopped_at(imp, line, err);
     else
         import_report(imp, line, t, "%s", err->message);
 }
@@ -396,7 +396,7 @@ enum rf_status import_run(struct client *cl, const struct import_source *src,
             tick(&imp, false);
         }
     }
-    if (!rc && !imp.fatal)
+    if (!imp.fatal) /* after a read error too: what was read is imported */
         import_drain(&imp);
     if (imp.fatal)
         rc = imp.fatal;

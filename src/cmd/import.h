@@ -34,10 +34,11 @@
  * Keys are compared as 64-bit hashes; a collision only costs a wait.
  *
  * Failures. A line the server rejects is reported with its line number and the import
- * goes on. A batch whose connection broke, or that got a 503, is sent again twice after a
- * pause (batches are upserts); if it still fails, or the server cannot be reached, or the
- * key is refused, the import stops with one error (import_run returns it) instead of a
- * report for each line it leaves undone.
+ * goes on. A request (a batch, or an agent, eval or version call) whose connection broke
+ * or could not be made, or that got a 503, is sent again twice after a pause (batches are
+ * upserts, the other calls are made safe to repeat); if it still fails, or the key is
+ * refused, the import stops with one error (import_run returns it) naming the line from
+ * which on lines may be undone, instead of a report for each such line.
  *
  * Idempotency (docs in README, "Import"): agents are found by name among non-archived
  * agents, evals by (agent, name), traces by (source, external_id); feedback and

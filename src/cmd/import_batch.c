@@ -7,7 +7,8 @@
  * one type that share a key one after the other. Up to `parallel` requests are in flight
  * on one libcurl multi handle (kept-alive connections); answers are settled oldest first,
  * so rejected lines are reported in the file's order. A request whose connection broke or
- * that got a 503 is sent again (retry); if it still fails, the import stops with one
+ * could not be made, or that got a 503, is sent again (retry); if it still fails, the
+ * import stops with one
  * fatal error rather than a report for each of its lines. One refused as too large (413:
  * the server's REFOLD_MAX_BODY is below BATCH_BODY_TARGET) is sent again in halves while
  * it is settled, and imp->body_target shrinks for the batches after it (resend_smaller).
@@ -27,10 +28,6 @@
 #define BATCH_BODY_TARGET (4u * 1024 * 1024)
 #define CONNECT_TIMEOUT_MS 5000L
 #define REQUEST_TIMEOUT_MS 600000L
-/* A batch whose connection broke, or that got a 503, is sent again up to this often, after
- * 0.5 s, then 1 s: a restart or a short outage passes, a dead server stops the import. */
-#define BATCH_RETRIES 2
-#define BATCH_RETRY_PAUSE_MS 500
 
 void import_batches_init(struct importer *imp)
 {
@@ -120,35 +117,64 @@ static size_t on_resp(char *ptr, size_t size, size_t nmemb, void *ud)
     return buf_append(&b->resp, ptr, n) == RF_OK ? n : 0;
 }
 
-/* Every line of b rejected for one reason (counted but not listed once the import is
- * stopping: the fatal error says it all). */
+/* Every line of b rejected for one reason. Once the import is stopping, b's lines were not
+ * rejected but left undone: neither listed nor counted (the fatal error says from which
+ * line on, and the summary counts what the server answered). */
 static void reject_all(struct importer *imp, const struct batch *b, const char *why)
 {
-    for (int i = 0; i < b->n; i++) {
-        if (imp->fatal) {
-            imp->st->by_type[b->type].rejected++;
-            imp->st->rejected++;
-        } else {
-            import_report(imp, b->lines[i], b->type, "%s", why);
-        }
-    }
+    for (int i = 0; i < b->n && !imp->fatal; i++)
+        import_report(imp, b->lines[i], b->type, "%s", why);
+}
+
+static int64_t first_line(const struct batch *b, int64_t line)
+{
+    return b && b->n > 0 && b->lines[0] < line ? b->lines[0] : line;
+}
+
+/* The first line of the batches not answered yet (b, those in flight, those not sent), or
+ * line when it comes first. */
+static int64_t first_undone_line(const struct importer *imp, const struct batch *b, int64_t line)
+{
+    line = first_line(b, line);
+    for (const struct batch *f = imp->head; f; f = f->next)
+        line = first_line(f, line);
+    line = first_line(imp->pending_traces, line);
+    line = first_line(imp->pending_feedback, line);
+    for (int i = 0; i < imp->nevals; i++)
+        line = first_line(imp->evals[i].pending, line);
+    return line;
+}
+
+void import_stopped_at(struct importer *imp, int64_t line, const struct rf_err *e)
+{
+    struct rf_err f = *e;
+    char n[32];
+    if (imp->answered)
+        rf_fail(&f, e->code,
+                "%s; the lines from line %s on may or may not be stored: importing the file "
+                "again is safe",
+                e->message, cmd_grouped(first_undone_line(imp, NULL, line), n, sizeof n));
+    import_fatal(imp, &f);
 }
 
 /* Whether b's finished request (result cc) is worth sending again, after the pause this
- * waits: the connection broke (the server restarted, a proxy dropped it) or the server
- * answered 503 (its database is unreachable or full). Batches are upserts, so a batch sent
- * twice is stored once. Blocking: every transfer waits, as they would all hit the same
- * trouble. The caller sends b again (its response buffer is emptied here). */
-static bool retry(struct batch *b, CURLcode cc)
+ * waits: the connection broke or could not be made (the server restarted, a proxy dropped
+ * it) or the server answered 503 (its database is unreachable or full). Batches are
+ * upserts, so a batch sent twice is stored once. Blocking: every transfer waits, as they
+ * would all hit the same trouble. The caller sends b again (its response buffer is emptied
+ * here). */
+static bool retry(struct importer *imp, struct batch *b, CURLcode cc)
 {
     long status = 0;
-    if (cc == CURLE_OK)
+    if (cc == CURLE_OK) {
         curl_easy_getinfo(b->easy, CURLINFO_RESPONSE_CODE, &status);
+        imp->answered = imp->answered || status != 401;
+    }
     bool broken = cc == CURLE_GOT_NOTHING || cc == CURLE_SEND_ERROR || cc == CURLE_RECV_ERROR ||
-                  cc == CURLE_PARTIAL_FILE;
-    if ((!broken && status != 503) || b->tries >= BATCH_RETRIES)
+                  cc == CURLE_PARTIAL_FILE || cc == CURLE_COULDNT_CONNECT;
+    if ((!broken && status != 503) || b->tries >= IMPORT_RETRIES)
         return false;
-    clock_sleep_ms(BATCH_RETRY_PAUSE_MS << b->tries);
+    clock_sleep_ms(IMPORT_RETRY_PAUSE_MS << b->tries);
     b->tries++;
     buf_reset(&b->resp);
     return true;
@@ -181,7 +207,7 @@ static void resend_smaller(struct importer *imp, struct batch *b)
         prepare(imp, s);
         do
             s->cc = curl_easy_perform(s->easy);
-        while (retry(s, s->cc));
+        while (retry(imp, s, s->cc));
         settle(imp, s);
         s->next = imp->free_list;
         imp->free_list = s;
@@ -200,7 +226,7 @@ static void settle(struct importer *imp, struct batch *b)
     if (b->cc != CURLE_OK || status == 503) { /* still, after the retries: stop */
         const char *m =
             json_string_value(json_object_get(json_object_get(doc, "error"), "message"));
-        char lines[32], why[400];
+        char why[400];
         struct rf_err e;
         if (refused)
             snprintf(why, sizeof why, "cannot reach refold at %s: is `refold serve` running?",
@@ -211,14 +237,10 @@ static void settle(struct importer *imp, struct batch *b)
         else
             snprintf(why, sizeof why, "the server is unavailable (HTTP 503: %s)",
                      m ? m : "no reason given");
-        if (refused && b->tries == 0) /* never sent: nothing to say about what was stored */
-            rf_fail(&e, RF_UNAVAILABLE, "%s", why);
-        else
-            rf_fail(&e, RF_UNAVAILABLE,
-                    "%s; the lines in flight from line %s on may or may not be stored: importing "
-                    "the file again is safe",
-                    why, cmd_grouped(b->lines[0], lines, sizeof lines));
-        import_fatal(imp, &e);
+        if (!refused)
+            imp->answered = true; /* this batch itself may be stored */
+        rf_fail(&e, RF_UNAVAILABLE, "%s", why);
+        import_stopped_at(imp, first_line(b, INT64_MAX), &e);
         reject_all(imp, b, why);
         json_decref(doc);
         return;
@@ -282,7 +304,7 @@ void import_pump(struct importer *imp, bool block)
             struct batch *b = NULL;
             curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&b);
             curl_multi_remove_handle(imp->multi, m->easy_handle);
-            if (retry(b, m->data.result)) { /* it stays in flight, so the ordering holds */
+            if (retry(imp, b, m->data.result)) { /* it stays in flight, so the ordering holds */
                 curl_multi_add_handle(imp->multi, b->easy);
                 continue;
             }

@@ -21,6 +21,13 @@
 #include "core/buf.h"
 #include "core/ulid.h"
 
+/* A request whose connection broke or could not be made (the server restarted), or that
+ * got a 503, is sent again up to this often, after 0.5 s, then 1 s: a restart or a short
+ * outage passes, a dead server stops the import. Batches are upserts, and the agent, eval
+ * and version calls are made safe to repeat (import_names.c). */
+#define IMPORT_RETRIES 2
+#define IMPORT_RETRY_PAUSE_MS 500
+
 /* One request of up to batch_max bulk items of one type (executions: of one eval). */
 struct batch {
     enum import_type type; /* IMPORT_TRACE, IMPORT_FEEDBACK or IMPORT_EXECUTION */
@@ -90,6 +97,7 @@ struct importer {
     int nevals;
     int last_eval;        /* the previous successful eval lookup, -1 when none ... */
     char *last_eval_name; /* ... by name (owned); executions come in runs */
+    bool answered;        /* the server has answered a request of this import */
     enum rf_status fatal; /* set once: stop */
     struct rf_err *err;
     int64_t last_progress_us;
@@ -107,6 +115,11 @@ void import_api_failed(struct importer *imp, int64_t line, enum import_type t, e
                        const struct rf_err *err);
 
 /* ---- import_batch.c ---- */
+
+/* Stop the import with e (see import_fatal), its message saying from which line on lines
+ * may or may not be stored (line, or the first line of a batch not answered yet) when
+ * the server has answered anything of this import. */
+void import_stopped_at(struct importer *imp, int64_t line, const struct rf_err *e);
 
 /* Add one item (the line, with prefix spliced after its opening brace when given, e.g.
  * {"agent_id":"…",) to the pending batch *slot of its type, sending the batch when full.

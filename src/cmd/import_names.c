@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cmd/import_internal.h"
+#include "core/clock.h"
 #include "core/xalloc.h"
 #include "core/banned.h"
 
@@ -36,6 +37,45 @@ void import_names_release(struct importer *imp)
     json_decref(imp->eval_index);
 }
 
+/* client_call, sent again like a batch (IMPORT_RETRIES) when the server could not be reached
+ * or answered 503. Every call made here is safe to repeat: a lookup; an agent or eval
+ * create, whose repeat is a 409 handled like a race with another import; a version create
+ * with reuse_identical; a description PATCH; a promote (see create_version). *retried
+ * (may be NULL) says whether it was sent more than once. */
+static enum rf_status call(struct importer *imp, const char *method, const char *path,
+                           const json_t *body, json_t **out, long *status, bool *retried,
+                           struct rf_err *err)
+{
+    enum rf_status rc;
+    for (int tries = 0;; tries++) {
+        if (retried)
+            *retried = tries > 0;
+        rc = client_call(imp->cl, method, path, body, NULL, out, status, err);
+        if (rc != RF_UNAVAILABLE || tries >= IMPORT_RETRIES)
+            break;
+        clock_sleep_ms(IMPORT_RETRY_PAUSE_MS << tries);
+    }
+    if (rc != RF_UNAVAILABLE && rc != RF_UNAUTHORIZED)
+        imp->answered = true;
+    return rc;
+}
+
+/* client_list_all, sent again like call(). */
+static enum rf_status list_all(struct importer *imp, const char *path, json_t **data,
+                               struct rf_err *err)
+{
+    enum rf_status rc;
+    for (int tries = 0;; tries++) {
+        rc = client_list_all(imp->cl, path, data, err);
+        if (rc != RF_UNAVAILABLE || tries >= IMPORT_RETRIES)
+            break;
+        clock_sleep_ms(IMPORT_RETRY_PAUSE_MS << tries);
+    }
+    if (rc != RF_UNAVAILABLE && rc != RF_UNAUTHORIZED)
+        imp->answered = true;
+    return rc;
+}
+
 /* A string field: NULL when absent or null; *bad when present with another type. */
 static const char *opt_str(const json_t *obj, const char *key, bool *bad)
 {
@@ -52,7 +92,7 @@ static enum rf_status agent_fetch(struct importer *imp, struct agent_ent *a, str
     json_t *list = NULL;
     char *e = client_escape(imp->cl, a->name), *path = xasprintf("/v1/agents?name=%s", e);
     free(e);
-    enum rf_status rc = client_list_all(imp->cl, path, &list, err);
+    enum rf_status rc = list_all(imp, path, &list, err);
     free(path);
     if (rc)
         return rc;
@@ -112,7 +152,7 @@ enum rf_status import_load_versions(struct importer *imp, struct agent_ent *a, s
         return RF_OK;
     json_t *list = NULL;
     char *path = xasprintf("/v1/agents/%s/versions", a->id);
-    enum rf_status rc = client_list_all(imp->cl, path, &list, err);
+    enum rf_status rc = list_all(imp, path, &list, err);
     free(path);
     if (rc)
         return rc;
@@ -163,7 +203,7 @@ static enum rf_status evals_fetch(struct importer *imp, int agent, struct rf_err
 {
     json_t *list = NULL;
     char *path = xasprintf("/v1/evals?agent_id=%s", imp->agents[agent].id);
-    enum rf_status rc = client_list_all(imp->cl, path, &list, err);
+    enum rf_status rc = list_all(imp, path, &list, err);
     free(path);
     if (rc)
         return rc;
@@ -231,7 +271,9 @@ int import_line_agent(struct importer *imp, const json_t *obj, int64_t line, enu
 /* POST .../versions (and promote it when activate); the new version joins the cache.
  * *created is false when the server already had a version with this template (another
  * import of the same file running at the same time made it since the cache was loaded):
- * that version is left as it is, as one found in the cache would be. */
+ * that version is left as it is, as one found in the cache would be. After a request sent
+ * again, an existing version may be the one the first request made: it is taken as
+ * created, and a promote found already done (409) as done. */
 static enum rf_status create_version(struct importer *imp, struct agent_ent *a, const char *tmpl,
                                      bool activate, bool *created, struct rf_err *err)
 {
@@ -239,14 +281,19 @@ static enum rf_status create_version(struct importer *imp, struct agent_ent *a, 
            *v = NULL, *p = NULL;
     char *path = xasprintf("/v1/agents/%s/versions", a->id);
     long status = 0;
-    enum rf_status rc = client_call(imp->cl, "POST", path, body, NULL, &v, &status, err);
+    bool retried = false;
+    enum rf_status rc = call(imp, "POST", path, body, &v, &status, &retried, err);
     free(path);
     path = NULL;
-    *created = rc == RF_OK && status == 201;
+    *created = rc == RF_OK && (status == 201 || retried);
     if (*created && activate) {
+        const char *vstatus = json_string_value(json_object_get(v, "status"));
         path = xasprintf("/v1/agents/%s/versions/%lld/promote", a->id,
                          (long long)json_integer_value(json_object_get(v, "version")));
-        rc = client_call(imp->cl, "POST", path, NULL, NULL, &p, NULL, err);
+        if (!vstatus || strcmp(vstatus, "active") != 0)
+            rc = call(imp, "POST", path, NULL, &p, NULL, &retried, err);
+        if (rc == RF_CONFLICT && retried && strcmp(err->reason, "invalid_transition") == 0)
+            rc = RF_OK;
     }
     if (v)
         add_version(a, v);
@@ -284,7 +331,7 @@ void import_agent_line(struct importer *imp, const json_t *obj, int64_t line)
             json_object_set_new(body, "description", json_string(desc));
         if (tmpl)
             json_object_set_new(body, "prompt_template", json_string(tmpl));
-        rc = client_call(imp->cl, "POST", "/v1/agents", body, NULL, &out, NULL, &err);
+        rc = call(imp, "POST", "/v1/agents", body, &out, NULL, NULL, &err);
         json_decref(body);
         if (rc == RF_CONFLICT && strcmp(err.field, "name") == 0) {
             /* Made since the lookup (another import of the same file, running at the same
@@ -323,7 +370,7 @@ void import_agent_line(struct importer *imp, const json_t *obj, int64_t line)
     if (d && !json_equal((json_t *)d, a->description)) {
         json_t *body = json_pack("{s:O}", "description", d);
         char *path = xasprintf("/v1/agents/%s", a->id);
-        rc = client_call(imp->cl, "PATCH", path, body, NULL, &out, NULL, &err);
+        rc = call(imp, "PATCH", path, body, &out, NULL, NULL, &err);
         free(path);
         json_decref(body);
         if (rc) {
@@ -420,7 +467,7 @@ void import_eval_line(struct importer *imp, const json_t *obj, int64_t line)
     json_t *body = json_pack("{s:s, s:s}", "agent_id", imp->agents[ai].id, "name", name), *out;
     if (desc)
         json_object_set_new(body, "description", json_string(desc));
-    rc = client_call(imp->cl, "POST", "/v1/evals", body, NULL, &out, NULL, &err);
+    rc = call(imp, "POST", "/v1/evals", body, &out, NULL, NULL, &err);
     json_decref(body);
     if (rc == RF_CONFLICT && strcmp(err.field, "name") == 0) {
         /* Made since the lookup (another import of the same file, running at the same

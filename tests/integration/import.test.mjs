@@ -139,22 +139,35 @@ test('stdin with -, and a clean file exits 0', async () => {
 });
 
 // A stand-in for refold that knows one agent and answers each trace batch as scripted:
-// 'drop' closes the connection without an answer, '503' is the API's unavailable error,
-// '413' refuses the body as too large, 'ok' stores the batch. It records when each batch arrived.
-async function flakyServer(script) {
-  const posts = [];
+// 'drop' closes the connection without an answer, 'down' does and then refuses connections
+// for 0.8 s (a restart), '503' is the API's unavailable error, '413' refuses the body as
+// too large, 'ok' stores the batch. It records when each batch arrived. agentScript does
+// the same for the agent lookups.
+async function flakyServer(script, agentScript = []) {
+  const posts = [], lookups = [];
+  let port;
+  const down = (req) => {
+    req.socket.destroy();
+    server.close();
+    server.closeAllConnections();
+    setTimeout(() => server.listen(port, '127.0.0.1'), 800);
+  };
   const server = createServer((req, res) => {
     let body = '';
     req.on('data', (c) => { body += c; });
     req.on('end', () => {
       const json = (status, obj) => { res.writeHead(status, { 'Content-Type': 'application/json' }); res.end(JSON.stringify(obj)); };
       if (req.method === 'GET' && req.url.startsWith('/v1/agents?')) {
+        const what = agentScript[lookups.length] || 'ok';
+        lookups.push({ at: Date.now() });
+        if (what === 'down') return down(req);
         return json(200, { data: [{ id: 'agent_flaky', name: 'imp', status: 'confirmed', description: null }], next_cursor: null });
       }
       if (req.method === 'POST' && req.url.startsWith('/v1/traces')) {
         const n = JSON.parse(body).traces.length;
         const what = script[posts.length] || 'ok';
         posts.push({ at: Date.now(), n });
+        if (what === 'down') return down(req);
         if (what === 'drop') return req.socket.destroy();
         if (what === '503') return json(503, { error: { code: 'unavailable', message: 'the database is unreachable', request_id: 'req_x' } });
         if (what === '413') return json(413, { error: { code: 'payload_too_large', message: 'request body is too large', request_id: 'req_x' } });
@@ -165,7 +178,8 @@ async function flakyServer(script) {
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  return { url: `http://127.0.0.1:${server.address().port}`, posts, close: () => new Promise((r) => server.close(r)) };
+  port = server.address().port;
+  return { url: `http://127.0.0.1:${port}`, posts, lookups, close: () => new Promise((r) => server.close(r)) };
 }
 
 test('a batch whose connection broke, or that got a 503, is sent again after a pause', async () => {
@@ -180,6 +194,23 @@ test('a batch whose connection broke, or that got a 503, is sent again after a p
     assert.ok(fake.posts[2].at - fake.posts[1].at >= 950, 'second pause 1 s');
   } finally {
     await fake.close();
+  }
+});
+
+test('a server restarting (connections refused for 0.8 s) is waited for, by batches and by lookups', async () => {
+  for (const [script, agentScript] of [[['down'], []], [[], ['down']]]) {
+    const fake = await flakyServer(script, agentScript);
+    try {
+      const r = await cli(['import', '-'], { input: jsonl([trace('d1'), trace('d2')]), env: { REFOLD_URL: fake.url } });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stderr, '');
+      assert.match(r.stdout, /^trace\s+2\s+0\s+0\s+0$/m);
+      const sent = script.length ? fake.posts : fake.lookups;
+      assert.equal(sent.length, 2, 'sent again once the server was back');
+      assert.ok(sent[1].at - sent[0].at >= 1400, 'after 0.5 s (refused), then 1 s');
+    } finally {
+      await fake.close();
+    }
   }
 });
 
@@ -207,17 +238,21 @@ test('a server that stops answering stops the import with one line, not one per 
   ]) {
     const fake = await flakyServer(script);
     try {
-      const lines = [0, 1, 2, 3, 4].map((i) => trace(`s${i}`));
+      // Line 1's feedback waits for the traces' batches, so it is not sent either: the
+      // message names it, not the first line of the batch that failed (line 2).
+      const lines = [{ type: 'feedback', source: 's', external_id: 's4', rating: 'positive' },
+        ...[0, 1, 2, 3, 4].map((i) => trace(`s${i}`))];
       const r = await cli(['import', '-', '--batch', '2', '--parallel', '1'], { input: jsonl(lines), env: { REFOLD_URL: fake.url } });
       assert.equal(r.code, 1);
       assert.equal(fake.posts.length, 3, 'sent three times, then stopped');
       const err = r.stderr.trimEnd().split('\n');
       assert.equal(err.length, 1, r.stderr);
-      assert.match(err[0], /^refold: import stopped after reading [2-5] records: /);
-      assert.match(r.stdout, /^Stopped importing stdin after reading [2-5] records in [\d.]+ s; the server's answers:$/m);
+      assert.match(err[0], /^refold: import stopped after reading [3-6] records: /);
+      assert.match(r.stdout, /^Stopped importing stdin after reading [3-6] records in [\d.]+ s; the server's answers:$/m);
       assert.doesNotMatch(r.stdout, /Imported/);
+      assert.match(r.stdout, /^total\s+0\s+0\s+0\s+0$/m, 'lines left undone are not counted as rejected');
       assert.match(err[0], why);
-      assert.match(err[0], /; the lines in flight from line 1 on may or may not be stored: importing the file again is safe$/);
+      assert.match(err[0], /; the lines from line 1 on may or may not be stored: importing the file again is safe$/);
     } finally {
       await fake.close();
     }
