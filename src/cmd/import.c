@@ -162,6 +162,12 @@ enum rf_status import_fatal(struct importer *imp, const struct rf_err *e)
     return imp->fatal;
 }
 
+bool import_not_string(const json_t *obj, const char *key)
+{
+    const json_t *v = json_object_get(obj, key);
+    return v && !json_is_string(v) && !json_is_null(v);
+}
+
 /* Whether an API failure should stop everything rather than reject one line. */
 static bool is_fatal(enum rf_status rc)
 {
@@ -216,8 +222,9 @@ static void on_trace(struct importer *imp, const json_t *obj, const char *text, 
     }
     if (!ext || !*ext) {
         import_report(imp, line, IMPORT_TRACE,
-                      "\"external_id\" is required: with source it identifies the trace, so that "
-                      "importing again does not duplicate it");
+                      "\"external_id\" %s: with source it identifies the trace, so that "
+                      "importing again does not duplicate it",
+                      import_not_string(obj, "external_id") ? "must be a string" : "is required");
         return;
     }
     int ai = import_line_agent(imp, obj, line, IMPORT_TRACE);
@@ -268,7 +275,8 @@ static void on_execution(struct importer *imp, const json_t *obj, const char *te
     struct rf_err err;
     enum rf_status rc;
     if (!name || !*name) {
-        import_report(imp, line, IMPORT_EXECUTION, "\"eval\" (the eval's name) is required");
+        import_report(imp, line, IMPORT_EXECUTION, "\"eval\" (the eval's name) %s",
+                      import_not_string(obj, "eval") ? "must be a string" : "is required");
         return;
     }
     int ai = import_line_agent(imp, obj, line, IMPORT_EXECUTION);

@@ -108,6 +108,8 @@ struct importer {
 /* Count a rejected line and say why, one line on opts->errors: "NAME:LINE: TYPE: why". */
 void import_report(struct importer *imp, int64_t line, enum import_type t, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Whether field key of obj is there with a type other than string (or null). */
+bool import_not_string(const json_t *obj, const char *key);
 /* A fatal problem: stop the import with err (the first one wins). Returns imp->fatal. */
 enum rf_status import_fatal(struct importer *imp, const struct rf_err *e);
 /* An API failure on line: fatal for the import, or a rejection of the line. */

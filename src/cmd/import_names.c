@@ -250,7 +250,8 @@ int import_line_agent(struct importer *imp, const json_t *obj, int64_t line, enu
     struct rf_err err;
     enum rf_status rc;
     if (!name || !*name) {
-        import_report(imp, line, t, "\"agent\" (the agent's name) is required");
+        import_report(imp, line, t, "\"agent\" (the agent's name) %s",
+                      import_not_string(obj, "agent") ? "must be a string" : "is required");
         return -1;
     }
     int ai = agent_lookup(imp, name, &rc, &err);
@@ -388,8 +389,8 @@ void import_agent_line(struct importer *imp, const json_t *obj, int64_t line)
             return;
         }
         bool created = false;
-        if (!version_by_template(a, tmpl) && (rc = create_version(imp, a, tmpl, true, &created,
-                                                                  &err))) {
+        if (!version_by_template(a, tmpl) &&
+            (rc = create_version(imp, a, tmpl, true, &created, &err))) {
             import_api_failed(imp, line, IMPORT_AGENT, rc, &err);
             return;
         }
@@ -410,7 +411,10 @@ void import_version_line(struct importer *imp, const json_t *obj, int64_t line)
     struct rf_err err;
     enum rf_status rc;
     if (bad || !tmpl) {
-        import_report(imp, line, IMPORT_VERSION, "\"prompt_template\" (a string) is required");
+        import_report(imp, line, IMPORT_VERSION, "%s",
+                      import_not_string(obj, "status")
+                          ? "status must be a string"
+                          : "\"prompt_template\" (a string) is required");
         return;
     }
     if (status && strcmp(status, "candidate") != 0 && strcmp(status, "active") != 0) {

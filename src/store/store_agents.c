@@ -463,8 +463,8 @@ enum rf_status store_version_create(struct store *st, const char *ws, const char
     }
     if (rc == RF_OK && in->reuse_identical) {
         struct db_stmt *s;
-        rc = db_row(db, SQL_VERSION_SAME_TEMPLATE, DB_ARGS(DB_T(agent_id), DB_T(in->prompt_template)),
-                    &s, &same, err);
+        rc = db_row(db, SQL_VERSION_SAME_TEMPLATE,
+                    DB_ARGS(DB_T(agent_id), DB_T(in->prompt_template)), &s, &same, err);
         if (rc == RF_OK && same)
             snprintf(vid, sizeof vid, "%s", db_text(s, 0));
         if (rc == RF_OK)

@@ -117,6 +117,24 @@ test('a file with valid, duplicate and invalid lines: summary and line-numbered 
   assert.match(text.stdout, /^total\s+0\s+0\s+11\s+9$/m);
 });
 
+test('a field of the wrong type is named as such, not as missing', async () => {
+  const r = await cli(['import', '-'], { input: jsonl([
+    { type: 'trace', agent: 'imp', external_id: 7, input: 'i', output: 'o' },
+    { type: 'trace', agent: 7, external_id: 'w1', input: 'i', output: 'o' },
+    { type: 'eval_execution', agent: 'imp', eval: 7, external_id: 't1', predicted_result: true },
+    { type: 'version', agent: 'imp', prompt_template: 'Hello {{name}}', status: 1 },
+    { type: 'trace', agent: 'imp', output: 'o' },
+  ]) });
+  assert.equal(r.code, 1);
+  assert.deepEqual(r.stderr.trimEnd().split('\n').slice(0, -1), [
+    'stdin:1: trace: "external_id" must be a string: with source it identifies the trace, so that importing again does not duplicate it',
+    'stdin:2: trace: "agent" (the agent\'s name) must be a string',
+    'stdin:3: eval_execution: "eval" (the eval\'s name) must be a string',
+    'stdin:4: version: status must be a string',
+    'stdin:5: trace: "external_id" is required: with source it identifies the trace, so that importing again does not duplicate it',
+  ]);
+});
+
 test('stdin with -, and a clean file exits 0', async () => {
   const lines = [
     { type: 'agent', name: 'stdin-agent', prompt_template: 'Hi {{who}}' },
