@@ -8,10 +8,11 @@
  * on one libcurl multi handle (kept-alive connections); answers are settled oldest first,
  * so rejected lines are reported in the file's order. A request whose connection broke or
  * could not be made, or that got a 503, is sent again (retry); if it still fails, the
- * import stops with one
- * fatal error rather than a report for each of its lines. One refused as too large (413:
+ * import stops with one fatal error rather than a report for each of its lines. One
+ * refused as too large (413:
  * the server's REFOLD_MAX_BODY is below BATCH_BODY_TARGET) is sent again in halves while
- * it is settled, and imp->body_target shrinks for the batches after it (resend_smaller).
+ * it is settled, and imp->body_target shrinks for the batches after it (resend_halves); one
+ * refused as a bad request (400) is sent again in halves too, so one line cannot sink it.
  * Runs on the importer's thread.
  */
 #include <stdlib.h>
@@ -183,15 +184,18 @@ static bool retry(struct importer *imp, struct batch *b, CURLcode cc)
 static void prepare(struct importer *imp, struct batch *b);
 static void settle(struct importer *imp, struct batch *b);
 
-/* The server refused b as larger than its body limit (a REFOLD_MAX_BODY below the 4 MiB the
- * client aims at): send b's items again in two halves, one request after the other (b's
- * answer is being settled, so the ordering between batches holds), and make the next
- * batches no larger. A half refused again is halved again; an item alone over the limit is
- * reported as rejected, with the server's reason. Each half is retried like any batch. */
-static void resend_smaller(struct importer *imp, struct batch *b)
+/* The server refused b as a whole: as larger than its body limit (too_large: a
+ * REFOLD_MAX_BODY below the 4 MiB the client aims at), or as a bad request (400: an item
+ * the client parsed but the server cannot once it is inside the batch, e.g. nested within
+ * a hair of jansson's depth limit). Send b's items again in two halves, one request after
+ * the other (b's answer is being settled, so the ordering between batches holds), and
+ * when too_large make the next batches no larger. A half refused again is halved again;
+ * an item refused alone is reported as rejected, with the server's reason. Each half is
+ * retried like any batch. */
+static void resend_halves(struct importer *imp, struct batch *b, bool too_large)
 {
     size_t half = (b->ends[b->n - 1] - b->starts[0] + 1) / 2;
-    if (half < imp->body_target)
+    if (too_large && half < imp->body_target)
         imp->body_target = half;
     for (int i = 0; i < b->n && !imp->fatal;) {
         struct batch *s = batch_new(imp, b->type, b->eval);
@@ -245,9 +249,9 @@ static void settle(struct importer *imp, struct batch *b)
         json_decref(doc);
         return;
     }
-    if (status == 413 && b->n > 1) {
+    if ((status == 413 || status == 400) && b->n > 1) {
         json_decref(doc);
-        resend_smaller(imp, b);
+        resend_halves(imp, b, status == 413);
         return;
     }
     if (status < 200 || status >= 300) {

@@ -36,7 +36,7 @@ struct batch {
     int n;
     int64_t *lines;        /* line number of each item */
     uint64_t *keys;        /* hash of each item's trace key, sorted once sent */
-    size_t *starts, *ends; /* where each item is in body (resend_smaller) */
+    size_t *starts, *ends; /* where each item is in body (resend_halves) */
     int cap;
     CURL *easy;
     struct buf resp;

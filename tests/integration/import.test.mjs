@@ -135,6 +135,25 @@ test('a field of the wrong type is named as such, not as missing', async () => {
   ]);
 });
 
+test('a line the server cannot parse inside a batch (nested near the depth limit) is rejected alone', async () => {
+  // jansson parses at most 2048 levels: the line alone has 2048, inside {"traces": [...]} 2050.
+  const deep = (d) => '['.repeat(d) + ']'.repeat(d);
+  const lines = [{ type: 'agent', name: 'deep', prompt_template: 'Deep {{x}}' }];
+  for (let i = 0; i < 6; i++) lines.push({ type: 'trace', agent: 'deep', external_id: `deep${i}`, input: 'i', output: 'o' });
+  lines.push(`{"type":"trace","agent":"deep","external_id":"deepX","input":"i","output":"o","metadata":{"m":${deep(2046)}}}`); // 8
+  for (let i = 0; i < 6; i++) lines.push({ type: 'feedback', external_id: `deep${i}`, rating: 'positive' });
+  lines.push(`{"type":"feedback","external_id":"deep0","rating":"negative","x":${deep(2047)}}`); // 15
+  const r = await cli(['import', '-', '--json'], { input: jsonl(lines) });
+  assert.equal(r.code, 1);
+  const err = r.stderr.trimEnd().split('\n');
+  assert.equal(err.length, 3, r.stderr);
+  assert.match(err[0], /^stdin:8: trace: the batch request was refused \(HTTP 400\): .*maximum parsing depth/);
+  assert.match(err[1], /^stdin:15: feedback: the batch request was refused \(HTTP 400\): .*maximum parsing depth/);
+  const s = JSON.parse(r.stdout).types;
+  assert.deepEqual(s.trace, counts({ created: 6, rejected: 1 }));
+  assert.deepEqual(s.feedback, counts({ created: 6, rejected: 1 }));
+});
+
 test('stdin with -, and a clean file exits 0', async () => {
   const lines = [
     { type: 'agent', name: 'stdin-agent', prompt_template: 'Hi {{who}}' },
