@@ -23,7 +23,8 @@
  *     the agent's prompt (the agent line's prompt_template, or the latest version line
  *     with "status": "active"), so it does not matter when its batch reaches the server,
  *     nor which version is active when the file is imported again; with no such line it
- *     goes to the agent's active version;
+ *     goes to the agent's active version (sent with agent_id: the trace batches are
+ *     flushed before the importer activates another version);
  *   - a feedback or execution batch is sent only after every earlier trace batch that
  *     holds one of its traces has answered; feedback and execution batches that share a
  *     trace may be in flight together (the server computes each one's counter deltas

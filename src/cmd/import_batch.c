@@ -420,6 +420,24 @@ static void submit(struct importer *imp, struct batch *b)
     import_pump(imp, false);
 }
 
+/* Send the pending trace batch and wait until every trace batch has answered. */
+void import_flush_traces(struct importer *imp)
+{
+    if (imp->pending_traces && imp->pending_traces->n) {
+        struct batch *b = imp->pending_traces;
+        imp->pending_traces = NULL;
+        submit(imp, b);
+    }
+    for (;;) {
+        bool traces = false;
+        for (struct batch *f = imp->head; f; f = f->next)
+            traces = traces || f->type == IMPORT_TRACE;
+        if (!traces || imp->fatal)
+            return;
+        import_pump(imp, true);
+    }
+}
+
 /* Send every pending batch and wait until every request has answered. */
 void import_drain(struct importer *imp)
 {

@@ -131,6 +131,10 @@ void import_add_item(struct importer *imp, struct batch **slot, enum import_type
                      uint64_t key);
 /* Move transfers along; with block, wait until at least the oldest batch answered. */
 void import_pump(struct importer *imp, bool block);
+/* Send the pending trace batch and wait until every trace batch has answered: before an
+ * agent's active version changes, so that the traces sent with agent_id before it get the
+ * version that was active when their lines were read. */
+void import_flush_traces(struct importer *imp);
 /* Send every pending batch and wait until every request has answered. */
 void import_drain(struct importer *imp);
 /* Set up imp->multi and imp->headers (needs imp->cl and imp->parallel). */

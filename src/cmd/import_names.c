@@ -291,8 +291,13 @@ static enum rf_status create_version(struct importer *imp, struct agent_ent *a, 
         const char *vstatus = json_string_value(json_object_get(v, "status"));
         path = xasprintf("/v1/agents/%s/versions/%lld/promote", a->id,
                          (long long)json_integer_value(json_object_get(v, "version")));
-        if (!vstatus || strcmp(vstatus, "active") != 0)
-            rc = call(imp, "POST", path, NULL, &p, NULL, &retried, err);
+        if (!vstatus || strcmp(vstatus, "active") != 0) {
+            /* Traces read before this line that go to the active version (sent with
+             * agent_id) must get the one active until now, as if applied one by one. */
+            import_flush_traces(imp);
+            rc = imp->fatal ? imp->fatal
+                            : call(imp, "POST", path, NULL, &p, NULL, &retried, err);
+        }
         if (rc == RF_CONFLICT && retried && strcmp(err->reason, "invalid_transition") == 0)
             rc = RF_OK;
     }

@@ -154,6 +154,27 @@ test('a line the server cannot parse inside a batch (nested near the depth limit
   assert.deepEqual(s.feedback, counts({ created: 6, rejected: 1 }));
 });
 
+test('traces read before a line that activates a new version get the version active until then', async () => {
+  await srv.api('POST', '/v1/agents', { name: 'before', prompt_template: 'Before v1 {{x}}' });
+  const lines = [
+    { type: 'trace', agent: 'before', external_id: 'before-1', input: 'i', output: 'o' }, // v1 is active
+    { type: 'trace', agent: 'before', external_id: 'before-2', input: 'i', output: 'o' },
+    { type: 'version', agent: 'before', prompt_template: 'Before v2 {{x}}', status: 'active' },
+    { type: 'trace', agent: 'before', external_id: 'before-3', input: 'i', output: 'o' }, // v2
+    { type: 'agent', name: 'before', prompt_template: 'Before v3 {{x}}' },
+    { type: 'trace', agent: 'before', external_id: 'before-4', input: 'i', output: 'o' }, // v3
+  ];
+  for (const expect of [{ created: 4 }, { unchanged: 4 }]) {
+    const r = await cli(['import', '-', '--json'], { input: jsonl(lines) });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout).types.trace, counts(expect));
+    const agent = (await srv.api('GET', '/v1/agents?name=before')).json.data[0];
+    const traces = (await srv.api('GET', `/v1/traces?agent_id=${agent.id}`)).json.data;
+    assert.deepEqual(Object.fromEntries(traces.map((t) => [t.external_id, t.version])),
+      { 'before-1': 1, 'before-2': 1, 'before-3': 2, 'before-4': 3 });
+  }
+});
+
 test('stdin with -, and a clean file exits 0', async () => {
   const lines = [
     { type: 'agent', name: 'stdin-agent', prompt_template: 'Hi {{who}}' },
