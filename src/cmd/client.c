@@ -90,7 +90,9 @@ static enum rf_status http_error(long status, const struct buf *body, const char
         rc = rf_fail(err, status >= 500 ? RF_UNAVAILABLE : RF_INVALID, "HTTP %ld from %s", status,
                      url);
     const char *reason =
-        json_string_value(json_object_get(json_object_get(e, "details"), "reason"));
+        code && message
+            ? json_string_value(json_object_get(json_object_get(e, "details"), "reason"))
+            : CLIENT_NOT_REFOLD;
     const char *field = json_string_value(json_object_get(json_object_get(e, "details"), "field"));
     if (reason)
         snprintf(err->reason, sizeof err->reason, "%s", reason);

@@ -29,6 +29,9 @@ struct client {
 };
 
 #define CLIENT_MAX_RESPONSE (64u * 1024 * 1024)
+/* err->reason of an HTTP error answered without refold's {"error": {code, message}} body:
+ * something other than refold answered (a wrong REFOLD_URL, a proxy). */
+#define CLIENT_NOT_REFOLD "not_refold"
 
 /* Caller-owned struct: set up from cfg. Fails (RF_INVALID, saying where the key is looked
  * for) when no API key is configured. Release with client_release. */

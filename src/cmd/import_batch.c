@@ -164,13 +164,11 @@ void import_stopped_at(struct importer *imp, int64_t line, const struct rf_err *
  * upserts, so a batch sent twice is stored once. Blocking: every transfer waits, as they
  * would all hit the same trouble. The caller sends b again (its response buffer is emptied
  * here). */
-static bool retry(struct importer *imp, struct batch *b, CURLcode cc)
+static bool retry(struct batch *b, CURLcode cc)
 {
     long status = 0;
-    if (cc == CURLE_OK) {
+    if (cc == CURLE_OK)
         curl_easy_getinfo(b->easy, CURLINFO_RESPONSE_CODE, &status);
-        imp->answered = imp->answered || status != 401;
-    }
     bool broken = cc == CURLE_GOT_NOTHING || cc == CURLE_SEND_ERROR || cc == CURLE_RECV_ERROR ||
                   cc == CURLE_PARTIAL_FILE || cc == CURLE_COULDNT_CONNECT;
     if ((!broken && status != 503) || b->tries >= IMPORT_RETRIES)
@@ -211,7 +209,7 @@ static void resend_halves(struct importer *imp, struct batch *b, bool too_large)
         prepare(imp, s);
         do
             s->cc = curl_easy_perform(s->easy);
-        while (retry(imp, s, s->cc));
+        while (retry(s, s->cc));
         settle(imp, s);
         s->next = imp->free_list;
         imp->free_list = s;
@@ -227,6 +225,8 @@ static void settle(struct importer *imp, struct batch *b)
                       ? json_loadb(b->resp.data ? b->resp.data : "", b->resp.len, 0, NULL)
                       : NULL;
     bool refused = b->cc == CURLE_COULDNT_CONNECT || b->cc == CURLE_COULDNT_RESOLVE_HOST;
+    if (json_is_object(doc) && status != 401) /* refold answered: it may have stored lines */
+        imp->answered = true;
     if (b->cc != CURLE_OK || status == 503) { /* still, after the retries: stop */
         const char *m =
             json_string_value(json_object_get(json_object_get(doc, "error"), "message"));
@@ -258,6 +258,15 @@ static void settle(struct importer *imp, struct batch *b)
         json_t *e = json_object_get(doc, "error");
         const char *m = json_string_value(json_object_get(e, "message"));
         char why[400];
+        if (!m || !json_string_value(json_object_get(e, "code"))) {
+            /* not refold's answer: stop rather than reject every line of the file */
+            struct rf_err fe;
+            rf_fail(&fe, RF_UNAVAILABLE, "HTTP %ld from %s, which does not answer like refold: "
+                    "is REFOLD_URL (%s) the refold server?", status, b->url, imp->cl->base);
+            import_stopped_at(imp, first_line(b, INT64_MAX), &fe);
+            json_decref(doc);
+            return;
+        }
         snprintf(why, sizeof why, "the batch request was refused (HTTP %ld): %s", status,
                  m ? m : "no reason given");
         if (status == 401) {
@@ -308,7 +317,7 @@ void import_pump(struct importer *imp, bool block)
             struct batch *b = NULL;
             curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&b);
             curl_multi_remove_handle(imp->multi, m->easy_handle);
-            if (retry(imp, b, m->data.result)) { /* it stays in flight, so the ordering holds */
+            if (retry(b, m->data.result)) { /* it stays in flight, so the ordering holds */
                 curl_multi_add_handle(imp->multi, b->easy);
                 continue;
             }

@@ -37,6 +37,19 @@ void import_names_release(struct importer *imp)
     json_decref(imp->eval_index);
 }
 
+/* After a failed call: an answer that is not refold's (a wrong REFOLD_URL, a proxy) stops
+ * the import with one line rather than rejecting every line of the file. */
+static enum rf_status not_refold(struct importer *imp, enum rf_status rc, struct rf_err *err)
+{
+    if (rc == RF_OK || strcmp(err->reason, CLIENT_NOT_REFOLD) != 0)
+        return rc;
+    char what[sizeof err->message];
+    snprintf(what, sizeof what, "%s", err->message);
+    return rf_fail(err, RF_UNAVAILABLE,
+                   "%s, which does not answer like refold: is REFOLD_URL (%s) the refold server?",
+                   what, imp->cl->base);
+}
+
 /* client_call, sent again like a batch (IMPORT_RETRIES) when the server could not be reached
  * or answered 503. Every call made here is safe to repeat: a lookup; an agent or eval
  * create, whose repeat is a 409 handled like a race with another import; a version create
@@ -55,6 +68,7 @@ static enum rf_status call(struct importer *imp, const char *method, const char 
             break;
         clock_sleep_ms(IMPORT_RETRY_PAUSE_MS << tries);
     }
+    rc = not_refold(imp, rc, err);
     if (rc != RF_UNAVAILABLE && rc != RF_UNAUTHORIZED)
         imp->answered = true;
     return rc;
@@ -71,6 +85,7 @@ static enum rf_status list_all(struct importer *imp, const char *path, json_t **
             break;
         clock_sleep_ms(IMPORT_RETRY_PAUSE_MS << tries);
     }
+    rc = not_refold(imp, rc, err);
     if (rc != RF_UNAVAILABLE && rc != RF_UNAUTHORIZED)
         imp->answered = true;
     return rc;

@@ -198,7 +198,8 @@ test('stdin with -, and a clean file exits 0', async () => {
 
 // A stand-in for refold that knows one agent and answers each trace batch as scripted:
 // 'drop' closes the connection without an answer, 'down' does and then refuses connections
-// for 0.8 s (a restart), '503' is the API's unavailable error, '413' refuses the body as
+// for 0.8 s (a restart), 'plain' is a 404 page that is not refold's, '503' is the API's
+// unavailable error, '413' refuses the body as
 // too large, 'ok' stores the batch. It records when each batch arrived. agentScript does
 // the same for the agent lookups.
 async function flakyServer(script, agentScript = []) {
@@ -219,6 +220,7 @@ async function flakyServer(script, agentScript = []) {
         const what = agentScript[lookups.length] || 'ok';
         lookups.push({ at: Date.now() });
         if (what === 'down') return down(req);
+        if (what === 'plain') return res.writeHead(404, { 'Content-Type': 'text/html' }).end('<h1>Not Found</h1>');
         return json(200, { data: [{ id: 'agent_flaky', name: 'imp', status: 'confirmed', description: null }], next_cursor: null });
       }
       if (req.method === 'POST' && req.url.startsWith('/v1/traces')) {
@@ -226,6 +228,7 @@ async function flakyServer(script, agentScript = []) {
         const what = script[posts.length] || 'ok';
         posts.push({ at: Date.now(), n });
         if (what === 'down') return down(req);
+        if (what === 'plain') return res.writeHead(404, { 'Content-Type': 'text/html' }).end('<h1>Not Found</h1>');
         if (what === 'drop') return req.socket.destroy();
         if (what === '503') return json(503, { error: { code: 'unavailable', message: 'the database is unreachable', request_id: 'req_x' } });
         if (what === '413') return json(413, { error: { code: 'payload_too_large', message: 'request body is too large', request_id: 'req_x' } });
@@ -266,6 +269,25 @@ test('a server restarting (connections refused for 0.8 s) is waited for, by batc
       const sent = script.length ? fake.posts : fake.lookups;
       assert.equal(sent.length, 2, 'sent again once the server was back');
       assert.ok(sent[1].at - sent[0].at >= 1400, 'after 0.5 s (refused), then 1 s');
+    } finally {
+      await fake.close();
+    }
+  }
+});
+
+test('a server that does not answer like refold (a wrong REFOLD_URL) stops the import with one line', async () => {
+  for (const [script, agentScript, what] of [[['plain'], [], /HTTP 404 from http:\/\/[^ ]+\/v1\/traces\?outcomes=rejected, /],
+    [[], ['plain'], /HTTP 404 from http:\/\/[^ ]+\/v1\/agents\?name=imp&limit=500, /]]) {
+    const fake = await flakyServer(script, agentScript);
+    try {
+      const lines = [0, 1, 2, 3, 4].map((i) => trace(`p${i}`));
+      const r = await cli(['import', '-', '--batch', '2', '--parallel', '1'], { input: jsonl(lines), env: { REFOLD_URL: fake.url } });
+      assert.equal(r.code, 1);
+      const err = r.stderr.trimEnd().split('\n');
+      assert.equal(err.length, 1, r.stderr);
+      assert.match(err[0], what);
+      assert.ok(err[0].includes(`, which does not answer like refold: is REFOLD_URL (${fake.url}) the refold server?`), err[0]);
+      assert.match(r.stdout, /^total\s+0\s+0\s+0\s+0$/m);
     } finally {
       await fake.close();
     }
