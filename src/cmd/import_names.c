@@ -53,8 +53,8 @@ static enum rf_status not_refold(struct importer *imp, enum rf_status rc, struct
 /* client_call, sent again like a batch (IMPORT_RETRIES) when the server could not be reached
  * or answered 503. Every call made here is safe to repeat: a lookup; an agent or eval
  * create, whose repeat is a 409 handled like a race with another import; a version create
- * with reuse_identical; a description PATCH; a promote (see create_version). *retried
- * (may be NULL) says whether it was sent more than once. */
+ * with reuse_identical (see create_version); a description PATCH. *retried (may be NULL)
+ * says whether it was sent more than once. */
 static enum rf_status call(struct importer *imp, const char *method, const char *path,
                            const json_t *body, json_t **out, long *status, bool *retried,
                            struct rf_err *err)
@@ -284,43 +284,33 @@ int import_line_agent(struct importer *imp, const json_t *obj, int64_t line, enu
     return ai;
 }
 
-/* POST .../versions (and promote it when activate); the new version joins the cache.
- * *created is false when the server already had a version with this template (another
- * import of the same file running at the same time made it since the cache was loaded):
- * that version is left as it is, as one found in the cache would be. After a request sent
- * again, an existing version may be the one the first request made: it is taken as
- * created, and a promote found already done (409) as done. */
+/* POST .../versions, made active in the same request when activate (so an import that
+ * stops, or another one running at once, never leaves it created but not promoted); the
+ * new version joins the cache. *created is false when the server already had a version
+ * with this template (another import of the same file running at the same time made it
+ * since the cache was loaded): that version is left as it is, as one found in the cache
+ * would be. After a request sent again, an existing version may be the one the first
+ * request made: it is taken as created. */
 static enum rf_status create_version(struct importer *imp, struct agent_ent *a, const char *tmpl,
                                      bool activate, bool *created, struct rf_err *err)
 {
-    json_t *body = json_pack("{s:s, s:b}", "prompt_template", tmpl, "reuse_identical", 1),
-           *v = NULL, *p = NULL;
+    json_t *body = json_pack("{s:s, s:b, s:s}", "prompt_template", tmpl, "reuse_identical", 1,
+                             "status", activate ? "active" : "candidate"),
+           *v = NULL;
     char *path = xasprintf("/v1/agents/%s/versions", a->id);
     long status = 0;
     bool retried = false;
-    enum rf_status rc = call(imp, "POST", path, body, &v, &status, &retried, err);
-    free(path);
-    path = NULL;
+    /* Traces read before this line that go to the active version (sent with agent_id)
+     * must get the one active until now, as if applied one by one. */
+    if (activate)
+        import_flush_traces(imp);
+    enum rf_status rc = imp->fatal ? imp->fatal
+                                   : call(imp, "POST", path, body, &v, &status, &retried, err);
     *created = rc == RF_OK && (status == 201 || retried);
-    if (*created && activate) {
-        const char *vstatus = json_string_value(json_object_get(v, "status"));
-        path = xasprintf("/v1/agents/%s/versions/%lld/promote", a->id,
-                         (long long)json_integer_value(json_object_get(v, "version")));
-        if (!vstatus || strcmp(vstatus, "active") != 0) {
-            /* Traces read before this line that go to the active version (sent with
-             * agent_id) must get the one active until now, as if applied one by one. */
-            import_flush_traces(imp);
-            rc = imp->fatal ? imp->fatal
-                            : call(imp, "POST", path, NULL, &p, NULL, &retried, err);
-        }
-        if (rc == RF_CONFLICT && retried && strcmp(err->reason, "invalid_transition") == 0)
-            rc = RF_OK;
-    }
     if (v)
         add_version(a, v);
     json_decref(body);
     json_decref(v);
-    json_decref(p);
     free(path);
     return rc;
 }

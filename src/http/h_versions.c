@@ -38,6 +38,11 @@ HANDLER(h_versions_create)
     if (rc == RF_OK)
         rc = jx_bool(body, "reuse_identical", JX_NULLABLE, &in.reuse_identical, NULL, err);
     if (rc == RF_OK)
+        rc = jx_string(body, "status", JX_NULLABLE, 0, false, &in.status, err);
+    if (rc == RF_OK && in.status && strcmp(in.status, "candidate") != 0 &&
+        strcmp(in.status, "active") != 0)
+        rc = rf_fail_field(err, RF_INVALID, "status", "status must be candidate or active");
+    if (rc == RF_OK)
         rc = store_version_create(req->store, req->workspace_id, req->params[0], &in, &version,
                                   &created, err);
     json_decref(body);

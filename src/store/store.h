@@ -165,7 +165,7 @@ enum rf_status store_agent_stats(struct store *st, const char *ws, const char *a
 struct version_new {
     const char *prompt_template;
     const char *source;            /* "manual", "ai_improved", "discovered" */
-    const char *status;            /* NULL: "candidate" */
+    const char *status;            /* NULL: "candidate"; "active": promoted at once */
     const char *change_summary;    /* may be NULL */
     const json_t *changes;         /* array or NULL */
     const json_t *failure_patterns; /* array or NULL */
@@ -178,7 +178,8 @@ struct version_new {
  * extracted from the template. RF_CONFLICT (reason agent_archived) for archived agents.
  * With in->reuse_identical, the agent's oldest version whose template is byte for byte
  * in->prompt_template, when there is one, is *out instead (checked under the agent's
- * lock, so two such calls at once make one version). *created (may be NULL) says which. */
+ * lock, so two such calls at once make one version). *created (may be NULL) says which.
+ * A new version with in->status "active" is promoted in the same transaction. */
 enum rf_status store_version_create(struct store *st, const char *ws, const char *agent_id,
                                     const struct version_new *in, json_t **out, bool *created,
                                     struct rf_err *err);

@@ -475,12 +475,20 @@ enum rf_status store_version_create(struct store *st, const char *ws, const char
         if (rc == RF_CONFLICT) /* no active version: the new one has no parent */
             rc = RF_OK;
     }
+    /* Made active: the old active version is archived first (at most one active). */
+    bool activate = in->status && strcmp(in->status, "active") == 0;
+    int64_t now = clock_now_ms();
+    if (rc == RF_OK && !same && activate)
+        rc = db_run(db, SQL_VERSION_ARCHIVE_ACTIVE, DB_ARGS(DB_I(now), DB_T(agent_id)), NULL, err);
     if (rc == RF_OK && !same)
         rc = insert_version(db, agent_id,
                             in->parent_version_id ? in->parent_version_id
                             : active ? json_string_value(json_object_get(active, "id"))
                                      : NULL,
                             in, in->status ? in->status : "candidate", vid, err);
+    if (rc == RF_OK && !same && activate)
+        rc = db_run(db, SQL_AGENT_SET_ACTIVE, DB_ARGS(DB_T(vid), DB_I(now), DB_T(agent_id)), NULL,
+                    err);
     json_decref(active);
     rc = db_end(db, rc, err);
     if (rc == RF_OK && created)

@@ -460,7 +460,7 @@ test('the same file imported three times at once: every run succeeds, the databa
   assert.equal((await sql(srv.db, RECOUNT)).trim(), '', 'agent_stats equals a recount');
 });
 
-test('POST versions with reuse_identical answers an existing version of the same template (200), once', async () => {
+test('POST versions: reuse_identical answers an existing version of the same template (200), status active promotes at once', async () => {
   const agent = (await srv.api('POST', '/v1/agents', { name: 'reuse', prompt_template: 'Reuse {{x}}' })).json;
   const path = `/v1/agents/${agent.id}/versions`;
   let r = await srv.api('POST', path, { prompt_template: 'Reuse {{x}}', reuse_identical: true });
@@ -477,6 +477,23 @@ test('POST versions with reuse_identical answers an existing version of the same
   assert.equal(r.json.version, 3);
   r = await srv.api('POST', path, { prompt_template: 'Reuse 3 {{x}}', reuse_identical: 'yes' });
   assert.equal(r.status, 400);
+  // status: "active" promotes the new version in the same request (the importer's agent
+  // lines and active version lines), and leaves an identical one it reuses as it is.
+  r = await srv.api('POST', path, { prompt_template: 'Reuse 4 {{x}}', status: 'active', reuse_identical: true });
+  assert.equal(r.status, 201);
+  assert.equal(r.json.status, 'active');
+  assert.equal(r.json.parent_version_id, agent.active_version.id);
+  let a = (await srv.api('GET', `/v1/agents/${agent.id}`)).json;
+  assert.equal(a.active_version.version, 4);
+  assert.equal((await srv.api('GET', `${path}/1`)).json.status, 'archived');
+  r = await srv.api('POST', path, { prompt_template: 'Reuse 2 {{x}}', status: 'active', reuse_identical: true });
+  assert.equal(r.status, 200);
+  assert.equal(r.json.status, 'candidate');
+  a = (await srv.api('GET', `/v1/agents/${agent.id}`)).json;
+  assert.equal(a.active_version.version, 4);
+  r = await srv.api('POST', path, { prompt_template: 'Reuse 5 {{x}}', status: 'archived' });
+  assert.equal(r.status, 400);
+  assert.equal(r.json.error.details.field, 'status');
 });
 
 test('a 100,000-line file imports (records/s printed)', async () => {
