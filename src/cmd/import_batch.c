@@ -9,10 +9,10 @@
  * so rejected lines are reported in the file's order. A request whose connection broke or
  * could not be made, or that got a 503, is sent again (retry); if it still fails, the
  * import stops with one fatal error rather than a report for each of its lines. One
- * refused as too large (413:
- * the server's REFOLD_MAX_BODY is below BATCH_BODY_TARGET) is sent again in halves while
- * it is settled, and imp->body_target shrinks for the batches after it (resend_halves); one
- * refused as a bad request (400) is sent again in halves too, so one line cannot sink it.
+ * refused as too large (413: the server's REFOLD_MAX_BODY is below BATCH_BODY_TARGET) is
+ * sent again in halves while it is settled, and imp->body_target shrinks for the batches
+ * after it (resend_halves); one refused as a bad request (400) is sent again in halves
+ * too, so one line cannot sink it.
  * Runs on the importer's thread.
  */
 #include <stdlib.h>
