@@ -95,8 +95,10 @@ static const struct command commands[] = {
      "file again changes nothing. A bad line is reported on stderr with its line number\n"
      "and skipped; the rest is imported. Prints a summary per type (created, updated,\n"
      "unchanged, rejected). Exit 0 when every line was imported, 1 when some were\n"
-     "rejected, 2 on bad usage. --batch (1-1000, default 1000) and --parallel (1-16,\n"
-     "default 3) set the batch size and the requests in flight."},
+     "rejected or the import stopped (the server could not be reached: one line says\n"
+     "from which line on; importing again is safe), 2 on bad usage. --batch (1-1000,\n"
+     "default 1000) and --parallel (1-16, default 3) set the batch size and the\n"
+     "requests in flight."},
     {"jobs", cmd_jobs, "jobs [--status S] [--type T] [--limit N] [--json]",
      "List the workspace's newest jobs, newest first: --limit (1-500, default 50) of them.\n"
      "Talks to the server's API (REFOLD_URL and REFOLD_API_KEY, else the config file\n"
