@@ -50,6 +50,25 @@ static enum rf_status not_refold(struct importer *imp, enum rf_status rc, struct
                    what, imp->cl->base);
 }
 
+/* After a try that found no server: pause and say to try again, up to IMPORT_RETRIES. */
+static bool again(enum rf_status rc, int tries)
+{
+    if (rc != RF_UNAVAILABLE || tries >= IMPORT_RETRIES)
+        return false;
+    clock_sleep_ms(IMPORT_RETRY_PAUSE_MS << tries);
+    return true;
+}
+
+/* The outcome of a request: not refold's answer stops the import (not_refold); any
+ * answer from the server marks it answered. */
+static enum rf_status answered(struct importer *imp, enum rf_status rc, struct rf_err *err)
+{
+    rc = not_refold(imp, rc, err);
+    if (rc != RF_UNAVAILABLE && rc != RF_UNAUTHORIZED)
+        imp->answered = true;
+    return rc;
+}
+
 /* client_call, sent again like a batch (IMPORT_RETRIES) when the server could not be reached
  * or answered 503. Every call made here is safe to repeat: a lookup; an agent or eval
  * create, whose repeat is a 409 handled like a race with another import; a version create
@@ -64,14 +83,10 @@ static enum rf_status call(struct importer *imp, const char *method, const char 
         if (retried)
             *retried = tries > 0;
         rc = client_call(imp->cl, method, path, body, NULL, out, status, err);
-        if (rc != RF_UNAVAILABLE || tries >= IMPORT_RETRIES)
+        if (!again(rc, tries))
             break;
-        clock_sleep_ms(IMPORT_RETRY_PAUSE_MS << tries);
     }
-    rc = not_refold(imp, rc, err);
-    if (rc != RF_UNAVAILABLE && rc != RF_UNAUTHORIZED)
-        imp->answered = true;
-    return rc;
+    return answered(imp, rc, err);
 }
 
 /* client_list_all, sent again like call(). */
@@ -81,14 +96,10 @@ static enum rf_status list_all(struct importer *imp, const char *path, json_t **
     enum rf_status rc;
     for (int tries = 0;; tries++) {
         rc = client_list_all(imp->cl, path, data, err);
-        if (rc != RF_UNAVAILABLE || tries >= IMPORT_RETRIES)
+        if (!again(rc, tries))
             break;
-        clock_sleep_ms(IMPORT_RETRY_PAUSE_MS << tries);
     }
-    rc = not_refold(imp, rc, err);
-    if (rc != RF_UNAVAILABLE && rc != RF_UNAUTHORIZED)
-        imp->answered = true;
-    return rc;
+    return answered(imp, rc, err);
 }
 
 /* A string field: NULL when absent or null; *bad when present with another type. */
