@@ -1,7 +1,7 @@
 // Agent page: stats, the active prompt, the versions timeline, recent
 // improvements and the contradictions (rows open the trace).
 import { get, getAll, items, enc, isMissingEndpoint } from './api.js';
-import { h, fill, badge, time, pct, num, excerpt, table, statCard, empty, errorBox, setTitle, uid } from './ui.js';
+import { h, fill, badge, time, pct, num, excerpt, table, statCard, empty, errorBox, setTitle, uid, loadMore } from './ui.js';
 import { setQuery, versionHref, jobHref } from './nav.js';
 import { promoteDialog, improveDialog, newVersionDialog, promptBlock } from './actions.js';
 import { openTrace } from './trace.js';
@@ -130,9 +130,11 @@ async function renderContradictions(ctx, agent, card, kind) {
     const again = filter.querySelector(`input[value="${hadFocus}"]`);
     if (again) again.focus();
   }
-  let rows;
+  // One page of 200 (the job's largest read too); "Load more" follows next_cursor.
+  const url = (cursor) => `/v1/agents/${enc(agent.id)}/contradictions?limit=200${kind ? `&kind=${kind}` : ''}${cursor ? `&cursor=${enc(cursor)}` : ''}`;
+  let page;
   try {
-    rows = items(await get(`/v1/agents/${enc(agent.id)}/contradictions?limit=200${kind ? `&kind=${kind}` : ''}`));
+    page = await get(url(null));
   } catch (err) {
     if (card.ticket !== ticket) return;
     body.removeAttribute('aria-busy');
@@ -142,6 +144,7 @@ async function renderContradictions(ctx, agent, card, kind) {
   if (card.ticket !== ticket) return;
   body.removeAttribute('aria-busy');
   body.dataset.kind = kind || 'all';
+  const rows = items(page);
   if (!rows.length) {
     const judged = s.contradiction_rate !== null && s.contradiction_rate !== undefined; // some rated trace has an eval result
     fill(body, empty(kind ? 'No contradictions of this kind.'
@@ -159,12 +162,24 @@ async function renderContradictions(ctx, agent, card, kind) {
         excerpt(r.input, 120) || r.trace_id)) },
     { label: 'Rated', cell: (r) => time(r.feedback_at) },
   ];
-  fill(body,
-    table(cols, rows, {
-      caption: 'Contradictions',
-      rowAttrs: (r) => ({ class: 'clickable', 'data-trace-id': r.trace_id, 'data-kind': r.kind, onclick: () => openTrace(r.trace_id, r) }),
-    }),
-    rows.length >= 200 ? h('p', { class: 'muted small' }, 'Showing the newest 200.') : null);
+  const opts = {
+    caption: 'Contradictions',
+    rowAttrs: (r) => ({ class: 'clickable', 'data-trace-id': r.trace_id, 'data-kind': r.kind, onclick: () => openTrace(r.trace_id, r) }),
+  };
+  const tbl = table(cols, rows, opts);
+  const tbody = tbl.querySelector('tbody');
+  let cursor = page.next_cursor;
+  // The next page's rows are appended to this table; a filter change (a newer
+  // ticket) in the meantime drops them.
+  const more = loadMore(async () => {
+    const next = await get(url(cursor));
+    if (card.ticket !== ticket) return null;
+    const added = [...table(cols, items(next), opts).querySelector('tbody').children];
+    tbody.append(...added);
+    cursor = next.next_cursor;
+    return { added: added.length, first: added.length ? added[0].querySelector('button.trace-open') : null, done: !cursor };
+  }, { hidden: !cursor });
+  fill(body, tbl, more.box);
 }
 
 async function recentJobs(agent, card) {

@@ -4,7 +4,7 @@
 // first, so a reload resumes where it was), a finished one is read from the
 // JSON event list. Events are applied once each, by seq.
 import { get, getAll, post, items, enc, isMissingEndpoint } from './api.js';
-import { h, fill, badge, time, num, shortId, empty, errorBox, table, toast, setTitle, jsonBlock } from './ui.js';
+import { h, fill, badge, time, num, shortId, empty, errorBox, table, toast, setTitle, jsonBlock, loadMore } from './ui.js';
 import { setQuery, agentHref, versionHref, jobHref } from './nav.js';
 
 export const STAGES = [
@@ -87,22 +87,19 @@ export async function jobsPage(ctx) {
   draw(list);
   let cursor = page.next_cursor;
   let loadedMore = false;
-  const more = h('button', { type: 'button', class: 'btn', hidden: !cursor }, 'Load more');
-  more.addEventListener('click', async () => {
-    more.disabled = true;
-    try {
-      const next = await get(`/v1/jobs?limit=50${status ? `&status=${status}` : ''}&cursor=${enc(cursor)}`);
-      list.push(...items(next));
-      cursor = next.next_cursor;
-      loadedMore = true;
-      draw(list);
-      more.hidden = !cursor;
-    } catch (err) { toast(err.message, 'error'); }
-    more.disabled = false;
-  });
+  const more = loadMore(async () => {
+    const next = await get(`/v1/jobs?limit=50${status ? `&status=${status}` : ''}&cursor=${enc(cursor)}`);
+    const added = items(next);
+    list.push(...added);
+    cursor = next.next_cursor;
+    loadedMore = true;
+    draw(list);
+    const first = added.length ? [...wrap.querySelectorAll('tr[data-job-id]')].find((tr) => tr.dataset.jobId === added[0].id) : null;
+    return { added: added.length, first: first ? first.querySelector('a[href]') : null, done: !cursor };
+  }, { hidden: !cursor });
   // A status change renders the page again: the new filter keeps the focus.
   const refocus = document.activeElement && document.activeElement.id === 'job-status';
-  fill(ctx.root, head, wrap, h('p', null, more));
+  fill(ctx.root, head, wrap, more.box);
   if (refocus) select.focus();
 
   // Keep an eye on running jobs while the list is on screen: the first page
@@ -128,7 +125,7 @@ export async function jobsPage(ctx) {
     const first = items(fresh);
     const last = first.length ? first[first.length - 1].id : null;
     const below = loadedMore && fresh.next_cursor && last ? list.filter((j) => j.id < last) : [];
-    if (!loadedMore) { cursor = fresh.next_cursor; more.hidden = !cursor; }
+    if (!loadedMore) { cursor = fresh.next_cursor; more.show(!!cursor); }
     list.splice(0, list.length, ...first, ...below);
     draw(list);
     schedule();

@@ -195,6 +195,40 @@ export function table(columns, rows, { caption, rowAttrs } = {}) {
     h('table', { class: 'table responsive' }, caption ? h('caption', { class: 'sr-only' }, caption) : null, thead, tbody));
 }
 
+// "Load more" under a list. load() fetches the next page, adds its rows and
+// resolves { added, first, done }: the number of rows added, the first new
+// row's control and whether the list has ended (the button then hides).
+// While a page loads the button is aria-disabled, not disabled (a disabled
+// button drops the keyboard focus): it keeps the focus while more remain, and
+// when it hides the focus moves to the first new row. The count of rows added
+// is announced in a polite live region.
+export function loadMore(load, { hidden = false } = {}) {
+  const status = h('span', { class: 'muted small load-more-status', 'aria-live': 'polite' });
+  const btn = h('button', { type: 'button', class: 'btn load-more' }, 'Load more');
+  const box = h('p', { class: 'load-more-row', hidden }, btn, ' ', status);
+  let busy = false;
+  btn.addEventListener('click', async () => {
+    if (busy) return;
+    busy = true;
+    btn.setAttribute('aria-disabled', 'true');
+    try {
+      const r = await load();
+      if (r) {
+        const hadFocus = document.activeElement === btn;
+        status.textContent = r.added ? `${r.added.toLocaleString()} more shown.` : '';
+        box.hidden = !!r.done;
+        if (r.done && hadFocus && r.first) r.first.focus();
+      }
+    } catch (err) {
+      toast(err.message, 'error');
+    } finally {
+      busy = false;
+      btn.removeAttribute('aria-disabled');
+    }
+  });
+  return { box, button: btn, show(on) { box.hidden = !on; } };
+}
+
 export function statCard(label, value, sub, kind) {
   return h('div', { class: `stat${kind ? ' stat-' + kind : ''}` },
     h('div', { class: 'stat-value' }, value),

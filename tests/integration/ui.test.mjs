@@ -234,6 +234,61 @@ test('contradictions: filter by kind and open a trace', async () => {
   assert.equal((await filterKind('All', 'all')).length, 6);
 });
 
+test('contradictions: Load more follows next_cursor past the first page and keeps the keyboard focus', async () => {
+  // 405 missed failures and 5 false alarms: three pages of 200 under "All".
+  const a = await api('POST', '/v1/agents', { name: 'many-contradictions', prompt_template: 'Answer {{q}}.' }, 201);
+  const ev = await api('POST', '/v1/evals', { agent_id: a.id, name: 'judge' }, 201);
+  const n = 410;
+  const ids = (await api('POST', '/v1/traces', { traces: Array.from({ length: n }, (_, i) => ({ agent_id: a.id, input: `q${i}`, output: `a${i}` })) }, 201)).data.map((d) => d.id);
+  const falseAlarm = (i) => i % 82 === 0; // 0, 82, 164, 246, 328
+  await api('POST', '/v1/feedback', { feedback: ids.map((id, i) => ({ trace_id: id, rating: falseAlarm(i) ? 'positive' : 'negative' })) }, 200);
+  await api('POST', `/v1/evals/${ev.id}/executions`, { executions: ids.map((id, i) => ({ trace_id: id, predicted_result: !falseAlarm(i) })) }, 200);
+
+  await go(`#/agents/${a.id}`);
+  const rows = page.locator('#contradictions tbody tr');
+  const more = page.locator('#contradictions').getByRole('button', { name: 'Load more' });
+  await page.locator('#contradictions table').waitFor();
+  assert.equal(await rows.count(), 200);
+  await more.waitFor();
+  // From the keyboard: the button keeps the focus while pages remain.
+  await more.focus();
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => document.querySelectorAll('#contradictions tbody tr').length === 400);
+  assert.ok(await more.isVisible(), 'a third page remains');
+  assert.ok(await more.evaluate((el) => el === document.activeElement), 'Load more keeps the focus while more remain');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction((want) => document.querySelectorAll('#contradictions tbody tr').length === want, n);
+  await more.waitFor({ state: 'hidden' });
+  // The last page hides the button: the focus goes to the first row it added.
+  assert.equal(await page.evaluate(() => {
+    const el = document.activeElement;
+    return el.classList.contains('trace-open') ? [...document.querySelectorAll('#contradictions tbody tr')].indexOf(el.closest('tr')) : el.tagName;
+  }), 400, 'the focus moves to the first new row');
+  const seen = await rows.evaluateAll((trs) => trs.map((t) => t.dataset.traceId));
+  assert.deepEqual([...seen].sort(), [...ids].sort(), 'every contradiction once');
+  assert.match(await page.locator('#contradictions .load-more-status').innerText(), /10 more shown/);
+
+  // A kind starts over at its first page; false alarms fit in one page.
+  assert.equal((await filterKind('Missed failures', 'missed_failure')).length, 200);
+  assert.ok(await more.isVisible());
+  assert.deepEqual(await filterKind('False alarms', 'false_alarm'), Array(5).fill('false_alarm'));
+  assert.ok(await more.isHidden());
+  // A page still on its way when the filter changes is dropped, not added to the other kind.
+  assert.equal((await filterKind('All', 'all')).length, 200);
+  let release;
+  const held = new Promise((r) => { release = r; });
+  await page.route(/\/contradictions\?.*cursor=/, async (route) => { await held; await route.continue(); });
+  await more.click();
+  assert.deepEqual(await filterKind('False alarms', 'false_alarm'), Array(5).fill('false_alarm'));
+  const late = page.waitForResponse(/\/contradictions\?.*cursor=/);
+  release();
+  await late;
+  await page.waitForTimeout(200);
+  assert.deepEqual(await rows.evaluateAll((trs) => trs.map((t) => t.dataset.kind)), Array(5).fill('false_alarm'));
+  await page.unroute(/\/contradictions\?.*cursor=/);
+  await api('DELETE', `/v1/agents/${a.id}`, undefined, 204);
+});
+
 test('candidate review: side-by-side and unified diff with word highlights', async () => {
   const v2 = await api('POST', `/v1/agents/${support.id}/versions`, { prompt_template: SUPPORT_V2 }, 201);
   assert.equal(v2.version, 2);
@@ -589,6 +644,38 @@ test('agents: a workspace with more agents than one page of the API lists them a
   await ctx2.close();
 });
 
+test('jobs list: Load more reads the next pages and keeps the keyboard focus', async () => {
+  const key = await createWorkspaceKey(srv.db, 'many-jobs');
+  const ws = (await sql(srv.db, "SELECT id FROM workspaces WHERE name = 'many-jobs'")).trim();
+  const n = 105; // finished jobs, so the list does not refresh meanwhile
+  const now = Date.now();
+  const ids = Array.from({ length: n }, (_, i) => `job_01JQ0000000000000000${String(i).padStart(6, '0')}`);
+  await sql(srv.db, 'INSERT INTO jobs (id, workspace_id, type, status, progress, params, attempt, max_attempts, run_at, created_at, started_at, finished_at) VALUES ' +
+    ids.map((id, i) => `('${id}', '${ws}', 'prompt_improvement', 'completed', 100, '{}', 1, 3, ${now - (n - i) * 1000}, ${now - (n - i) * 1000}, ${now - (n - i) * 1000}, ${now - (n - i) * 1000 + 500})`).join(', '));
+  const ctx2 = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const tab = await ctx2.newPage();
+  tab.on('pageerror', (e) => pageErrors.push(e.message));
+  await tab.goto(srv.url + '/#/jobs');
+  await tab.getByLabel('API key').fill(key);
+  await tab.getByRole('button', { name: 'Sign in' }).click();
+  const rows = tab.locator('tr[data-job-id]');
+  await rows.first().waitFor();
+  assert.equal(await rows.count(), 50);
+  const more = tab.getByRole('button', { name: 'Load more' });
+  await more.focus();
+  await tab.keyboard.press('Enter');
+  await tab.waitForFunction(() => document.querySelectorAll('tr[data-job-id]').length === 100);
+  assert.ok(await more.isVisible());
+  assert.ok(await more.evaluate((el) => el === document.activeElement), 'Load more keeps the focus while more remain');
+  await tab.keyboard.press('Enter');
+  await tab.waitForFunction((want) => document.querySelectorAll('tr[data-job-id]').length === want, n);
+  await more.waitFor({ state: 'hidden' });
+  assert.equal(await tab.evaluate(() => document.activeElement.closest('tr')?.dataset.jobId || document.activeElement.tagName), ids[4],
+    'the focus moves to the first row of the last page');
+  assert.deepEqual((await rows.evaluateAll((trs) => trs.map((t) => t.dataset.jobId))), [...ids].reverse(), 'every job once, newest first');
+  await ctx2.close();
+});
+
 test('keyboard: the main controls are reachable with Tab and show focus', async () => {
   await go('#/agents');
   // The route has rendered once it moves focus to its heading (rows from an earlier render
@@ -598,7 +685,7 @@ test('keyboard: the main controls are reachable with Tab and show focus', async 
   await page.evaluate(() => { document.activeElement.blur(); window.scrollTo(0, 0); });
   const reached = new Set();
   const unoutlined = [];
-  for (let i = 0; i < 20; i++) {
+  for (let i = 0; i < 40; i++) { // the agents table grows as earlier cases add agents
     await page.keyboard.press('Tab');
     const info = await page.evaluate(() => {
       const el = document.activeElement;
