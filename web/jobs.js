@@ -135,6 +135,14 @@ export async function jobsPage(ctx) {
 
 // ---- job page -----------------------------------------------------------------
 
+// A prompt_improvement result with analysis_cut_off: the failure analysis
+// reached its output token limit and only its whole patterns were kept.
+export function cutOffNote(tag) {
+  return h(tag, { class: tag === 'p' ? 'small analysis-cut-off' : 'alert alert-warn analysis-cut-off' },
+    h('strong', null, 'Partial analysis: '),
+    'the failure analysis reached its output token limit, so only the failure patterns it had finished were kept (and no summary); others may be missing. A smaller Max contradictions, or a higher REFOLD_ANALYSIS_MAX_TOKENS, asks for a shorter analysis or allows a longer one.');
+}
+
 function eventFrom(raw) {
   let data = raw.data;
   if (typeof data === 'string') { try { data = JSON.parse(data); } catch { data = { message: data }; } }
@@ -305,7 +313,8 @@ export async function jobPage(ctx, id) {
           h('div', null, h('strong', null, `Candidate v${r.new_version_number} is ready for review.`),
             r.changes_summary ? h('p', { class: 'small' }, r.changes_summary) : null,
             Array.isArray(r.failure_patterns) && r.failure_patterns.length
-              ? h('p', { class: 'small muted' }, `${r.failure_patterns.length} failure pattern${r.failure_patterns.length === 1 ? '' : 's'} addressed.`) : null),
+              ? h('p', { class: 'small muted' }, `${r.failure_patterns.length} failure pattern${r.failure_patterns.length === 1 ? '' : 's'} addressed.`) : null,
+            r.analysis_cut_off === true ? cutOffNote('p') : null),
           h('a', { class: 'btn btn-primary', id: 'review-candidate', href: versionHref(agentId, r.new_version_number) }, `Review v${r.new_version_number}`)));
       } else {
         fill(outcome, h('div', { class: 'alert alert-info outcome', role: 'status' },

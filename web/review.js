@@ -7,6 +7,7 @@ import { h, fill, badge, time, num, uid, errorBox, setTitle } from './ui.js';
 import { setQuery, agentHref, versionHref, jobHref } from './nav.js';
 import { promoteDialog, rejectDialog, promptBlock } from './actions.js';
 import { diffPrompts } from './diff.js';
+import { cutOffNote } from './jobs.js';
 import { sideBySide, unified } from './diffview.js';
 
 export async function versionPage(ctx, agentId, n) {
@@ -58,7 +59,7 @@ export async function versionPage(ctx, agentId, n) {
         version.change_summary ? h('p', { class: 'prose', id: 'reasoning' }, version.change_summary) : h('p', { class: 'muted' }, 'No reasoning recorded.'),
         h('h3', null, 'Changes'),
         listOrNone(version.changes, 'changes', 'No list of changes recorded.')),
-      h('section', { class: 'card', 'aria-labelledby': 'fp-h' },
+      h('section', { class: 'card', 'aria-labelledby': 'fp-h', id: 'fp-card' },
         h('h2', { id: 'fp-h' }, 'Failure patterns'),
         listOrNone(version.failure_patterns, 'failure-patterns', 'None recorded.')))
     : h('p', { class: 'muted small' }, `v${version.version} was written ${version.source === 'manual' ? 'by hand' : 'outside an improvement job'}: there is no reasoning, list of changes or failure analysis to show.`);
@@ -73,7 +74,7 @@ export async function versionPage(ctx, agentId, n) {
   fill(ctx.root, head, note, candidateHint, evidence, diffCard, practices);
 
   renderDiff(ctx, agent, version, versions, diffCard);
-  if (version.created_by_job_id) loadJobEvidence(version.created_by_job_id, practices);
+  if (version.created_by_job_id) loadJobEvidence(version.created_by_job_id, practices, ctx.root.querySelector('#fp-card'));
 }
 
 function listOrNone(list, cls, none) {
@@ -157,8 +158,9 @@ async function renderDiff(ctx, agent, version, versions, card) {
 }
 
 // The job that wrote the candidate: its best_practices_considered (titles),
-// matched with the practice list for source and category, and the evidence counts.
-async function loadJobEvidence(jobId, card) {
+// matched with the practice list for source and category, and the evidence counts;
+// a note under the failure patterns when the job's analysis was cut off.
+async function loadJobEvidence(jobId, card, patternsCard) {
   const placeholder = card.lastElementChild;
   let job;
   try {
@@ -168,6 +170,7 @@ async function loadJobEvidence(jobId, card) {
     return;
   }
   const r = job.result || {};
+  if (r.analysis_cut_off === true && patternsCard) patternsCard.querySelector('h2').after(cutOffNote('div'));
   const considered = Array.isArray(r.best_practices_considered) ? r.best_practices_considered : [];
   let known = new Map();
   try {

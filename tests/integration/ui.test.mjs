@@ -29,7 +29,8 @@ const shot = (page, name, fullPage = true) => page.screenshot({ path: join(OUT, 
 // Canned LLM replies for the improvement cases, consumed in order by the
 // scripted provider (SPEC §8): job 1 (analysis, rewrite), job 2 (a slow
 // analysis to reload during, rewrite), job 3 (a permanent failure), job 4 (a
-// slow analysis the jobs list refreshes during, rewrite).
+// slow analysis the jobs list refreshes during, rewrite), job 5 (an analysis
+// cut off at the output token limit, rewrite).
 const ANALYSIS = JSON.stringify({
   failure_patterns: ['Cites menu paths that do not exist in the mobile app', 'Guesses instead of escalating'],
   summary: 'The agent states wrong navigation steps with confidence.',
@@ -39,6 +40,8 @@ const rewrite = (prompt) => JSON.stringify({
   changes: ['Added a rule to verify menu paths', 'Made escalation explicit'],
   reasoning: 'Negative ratings point at invented menu paths; the rewrite makes the agent check them and escalate when unsure.',
 });
+// Job 5: an analysis cut off at the output token limit after two whole patterns.
+const CUT_ANALYSIS = '{"failure_patterns": ["Promises refunds without checking the order status", "Ignores angry customers", "Answers in the wr';
 const IMPROVE_TEMPLATE = 'Help {{user}} with {{topic}}.\nBe brief.';
 const SCRIPT = {
   replies: [
@@ -49,6 +52,8 @@ const SCRIPT = {
     { error: { kind: 'permanent', message: 'scripted refusal for the failing-job test' } },
     { text: ANALYSIS, delay_ms: 7000, chunks: 10, input_tokens: 900, output_tokens: 120 },
     { text: rewrite('Help {{user}} with {{topic}}.\nBe brief and kind.'), delay_ms: 200, chunks: 2, input_tokens: 1400, output_tokens: 150 },
+    { text: CUT_ANALYSIS, stop_reason: 'max_tokens', input_tokens: 900, output_tokens: 2048 },
+    { text: rewrite('Help {{user}} with {{topic}}.\nBe brief; never promise refunds.'), input_tokens: 1400, output_tokens: 150 },
   ],
 };
 
@@ -469,6 +474,7 @@ test('improvement: the stages tick through live, then review and promote the can
   await page.locator('#review-candidate').waitFor({ timeout: 30000 });
   assert.ok(await page.evaluate(() => document.querySelector('.page-head .actions').contains(document.activeElement)),
     'when Cancel goes away the focus stays among the actions');
+  assert.equal(await page.locator('.analysis-cut-off').count(), 0);
   await shot(page, 'live-job-completed');
   const seen = await page.evaluate(() => window.__stages);
   const order = ['fetching agent', 'fetching contradictions', 'analyzing failures', 'fetching best practices', 'generating improved prompt', 'validating prompt', 'creating new version', 'finalizing', 'completed'];
@@ -491,6 +497,7 @@ test('improvement: the stages tick through live, then review and promote the can
   assert.equal(await page.locator('ul.changes li').count(), 2);
   assert.ok(await page.locator('ul.failure-patterns li').count() >= 1);
   await page.locator('.practice-list li').first().waitFor();
+  assert.equal(await page.locator('.analysis-cut-off').count(), 0, 'a whole analysis carries no partial-analysis note');
   assert.match(await page.locator('.meta-line').innerText(), new RegExp(jobId));
   await shot(page, 'ai-candidate-review');
   await page.getByRole('button', { name: 'Promote v2…' }).click();
@@ -556,6 +563,28 @@ test('jobs list: the refresh while a job runs keeps the focus and updates the ro
   assert.equal(await focusedRow(), job.id, 'the refresh leaves the focus on the row\'s link');
   await row.getByText('completed').waitFor({ timeout: 30000 });
   assert.equal(await focusedRow(), job.id);
+});
+
+test('improvement: an analysis cut off at the output token limit is marked partial on the job and the review', async () => {
+  const bot = await seedAgent('cutoff-bot', IMPROVE_TEMPLATE);
+  const jobId = await startImprovement(bot);
+  await page.locator('#review-candidate').waitFor({ timeout: 30000 });
+  const job = await api('GET', `/v1/jobs/${jobId}`, undefined, 200);
+  assert.equal(job.result.analysis_cut_off, true, JSON.stringify(job.result));
+  const outcome = page.locator('#job-outcome');
+  assert.match(await outcome.innerText(), /2 failure patterns addressed/);
+  assert.match(await outcome.locator('.analysis-cut-off').innerText(), /Partial analysis: the failure analysis reached its output token limit/);
+  // Read again from the stored events, the finished job says the same.
+  await page.reload();
+  await outcome.locator('.analysis-cut-off').waitFor();
+  await page.locator('#review-candidate').click();
+  await page.getByRole('heading', { name: /Version 2/, level: 1 }).waitFor();
+  const card = page.locator('#fp-card');
+  await card.locator('.analysis-cut-off').waitFor();
+  assert.match(await card.innerText(), /Partial analysis[\s\S]*Promises refunds without checking the order status[\s\S]*Ignores angry customers/);
+  assert.equal(await card.locator('ul.failure-patterns li').count(), 2);
+  assert.ok(await noHorizontalScroll());
+  await shot(page, 'ai-candidate-review-cut-off');
 });
 
 test('layout: no horizontal scrolling at 1280 and 390 px', async () => {
