@@ -468,7 +468,8 @@ export async function jobPage(ctx, id) {
   if (st.terminal) {
     // Finished: read the stored events once, no stream.
     try {
-      const evs = items(await get(`/v1/jobs/${enc(id)}/events`));
+      // Every page: streaming alone stores a progress event every 500 ms of an LLM reply.
+      const evs = await getAll(`/v1/jobs/${enc(id)}/events?limit=500`, 1000000);
       for (const raw of evs) apply(eventFrom(raw));
       // The job row is the truth for the final state.
       st.status = job.status; st.result = job.result || st.result; st.error = job.error || st.error;
