@@ -1,0 +1,102 @@
+// The web UI's lists past their first page, in headless Debian chromium driven
+// by playwright-core against the real binary (docs/ui.md). Each case has its
+// own workspace, filled through SQL: more jobs than one page of the jobs list,
+// and a finished job with more stored events than one page of
+// GET /v1/jobs/{id}/events. The contradictions' Load more is in ui.test.mjs,
+// with the agents it seeds.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { startServer, createWorkspaceKey, sql } from './lib.mjs';
+
+const CHROMIUM = process.env.REFOLD_CHROMIUM || '/usr/bin/chromium';
+let chromium;
+try {
+  ({ chromium } = await import('playwright-core'));
+} catch {
+  throw new Error('playwright-core is missing: run `npm install --prefix tests` (make deps)');
+}
+if (!existsSync(CHROMIUM)) throw new Error(`no browser at ${CHROMIUM}: apt-get install chromium`);
+
+const srv = await startServer();
+let browser;
+const pageErrors = [];
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  await srv.stop();
+  srv.cleanup();
+});
+
+test('jobs list: Load more reads the next pages and keeps the keyboard focus', async () => {
+  const key = await createWorkspaceKey(srv.db, 'many-jobs');
+  const ws = (await sql(srv.db, "SELECT id FROM workspaces WHERE name = 'many-jobs'")).trim();
+  const n = 105; // finished jobs, so the list does not refresh meanwhile
+  const now = Date.now();
+  const ids = Array.from({ length: n }, (_, i) => `job_01JQ0000000000000000${String(i).padStart(6, '0')}`);
+  await sql(srv.db, 'INSERT INTO jobs (id, workspace_id, type, status, progress, params, attempt, max_attempts, run_at, created_at, started_at, finished_at) VALUES ' +
+    ids.map((id, i) => `('${id}', '${ws}', 'prompt_improvement', 'completed', 100, '{}', 1, 3, ${now - (n - i) * 1000}, ${now - (n - i) * 1000}, ${now - (n - i) * 1000}, ${now - (n - i) * 1000 + 500})`).join(', '));
+  const ctx2 = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const tab = await ctx2.newPage();
+  tab.on('pageerror', (e) => pageErrors.push(e.message));
+  await tab.goto(srv.url + '/#/jobs');
+  await tab.getByLabel('API key').fill(key);
+  await tab.getByRole('button', { name: 'Sign in' }).click();
+  const rows = tab.locator('tr[data-job-id]');
+  await rows.first().waitFor();
+  assert.equal(await rows.count(), 50);
+  const more = tab.getByRole('button', { name: 'Load more' });
+  await more.focus();
+  await tab.keyboard.press('Enter');
+  await tab.waitForFunction(() => document.querySelectorAll('tr[data-job-id]').length === 100);
+  assert.ok(await more.isVisible());
+  assert.ok(await more.evaluate((el) => el === document.activeElement), 'Load more keeps the focus while more remain');
+  await tab.keyboard.press('Enter');
+  await tab.waitForFunction((want) => document.querySelectorAll('tr[data-job-id]').length === want, n);
+  await more.waitFor({ state: 'hidden' });
+  assert.equal(await tab.evaluate(() => document.activeElement.closest('tr')?.dataset.jobId || document.activeElement.tagName), ids[4],
+    'the focus moves to the first row of the last page');
+  assert.deepEqual((await rows.evaluateAll((trs) => trs.map((t) => t.dataset.jobId))), [...ids].reverse(), 'every job once, newest first');
+  await ctx2.close();
+});
+
+test('job page: a finished job with more events than one page shows all of them', async () => {
+  // A long LLM reply stores a progress event every 500 ms: a real job easily has hundreds.
+  const key = await createWorkspaceKey(srv.db, 'long-job');
+  const ws = (await sql(srv.db, "SELECT id FROM workspaces WHERE name = 'long-job'")).trim();
+  const id = 'job_01JQ1000000000000000000001';
+  const t = Date.now() - 60000;
+  const n = 1203;
+  await sql(srv.db, `INSERT INTO jobs (id, workspace_id, type, status, stage, progress, params, result, attempt, max_attempts, run_at, created_at, started_at, finished_at, event_seq) VALUES ('${id}', '${ws}', 'prompt_improvement', 'completed', 'completed', 100, '{}', '{"changes_summary": "nothing"}', 1, 3, ${t}, ${t}, ${t}, ${t + 50000}, ${n})`);
+  const ev = (seq) => {
+    if (seq === n - 1) return ['log', { level: 'info', message: 'the last log line' }];
+    if (seq === n) return ['completed', { result: { changes_summary: 'nothing' } }];
+    return ['progress', { stage: 'generating_improved_prompt', progress: 60, step: 'rewrite', output_tokens: seq * 10 }];
+  };
+  const rows = Array.from({ length: n }, (_, i) => {
+    const [type, data] = ev(i + 1);
+    return `('${id}', ${i + 1}, '${type}', '${JSON.stringify(data)}', ${t + i * 40})`;
+  });
+  await sql(srv.db, `INSERT INTO job_events (job_id, seq, type, data, created_at) VALUES ${rows.join(', ')}`);
+  const ctx2 = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const tab = await ctx2.newPage();
+  tab.on('pageerror', (e) => pageErrors.push(e.message));
+  await tab.goto(srv.url + `/#/jobs/${id}`);
+  await tab.getByLabel('API key').fill(key);
+  await tab.getByRole('button', { name: 'Sign in' }).click();
+  await tab.locator('#job-log').getByText('the last log line').waitFor();
+  assert.equal(await tab.locator('#job-events tbody tr').count(), n);
+  await ctx2.close();
+});
+
+test('no script errors', () => {
+  assert.deepEqual(pageErrors, []);
+});
