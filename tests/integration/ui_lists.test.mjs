@@ -85,7 +85,9 @@ test('job page: a finished job with more events than one page shows all of them'
     const [type, data] = ev(i + 1);
     return `('${id}', ${i + 1}, '${type}', '${JSON.stringify(data)}', ${t + i * 40})`;
   });
-  await sql(srv.db, `INSERT INTO job_events (job_id, seq, type, data, created_at) VALUES ${rows.join(', ')}`);
+  for (let i = 0; i < n; i += 200) { // psql takes the statement as an argument: keep each well under 128 KiB
+    await sql(srv.db, `INSERT INTO job_events (job_id, seq, type, data, created_at) VALUES ${rows.slice(i, i + 200).join(', ')}`);
+  }
   const ctx2 = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const tab = await ctx2.newPage();
   tab.on('pageerror', (e) => pageErrors.push(e.message));
