@@ -437,7 +437,7 @@ export async function jobPage(ctx, id) {
 
   async function loadTranscript() {
     try {
-      const calls = items(await get(`/v1/jobs/${enc(id)}/llm-calls`));
+      const calls = await getAll(`/v1/jobs/${enc(id)}/llm-calls?limit=500`, 100000); // every page: each holds 8 MiB at most
       fill(transcript, calls.length ? h('ol', { class: 'calls' }, calls.map(callNode)) : h('p', { class: 'muted' }, 'This job made no LLM calls.'));
     } catch (err) {
       fill(transcript, err.status === 404 ? h('p', { class: 'muted' }, 'No transcript is available.') : errorBox(err, 'Could not load the transcript'));

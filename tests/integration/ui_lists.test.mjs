@@ -99,6 +99,29 @@ test('job page: a finished job with more events than one page shows all of them'
   await ctx2.close();
 });
 
+test('job page: the LLM transcript shows every call, past the first page of llm-calls', async () => {
+  // A job retried a few times keeps every attempt's calls; a page of calls also
+  // ends at 8 MiB, which requests carrying many long traces reach in a few calls.
+  const key = await createWorkspaceKey(srv.db, 'many-calls');
+  const ws = (await sql(srv.db, "SELECT id FROM workspaces WHERE name = 'many-calls'")).trim();
+  const id = 'job_01JQ2000000000000000000001';
+  const t = Date.now() - 60000;
+  const n = 57;
+  await sql(srv.db, `INSERT INTO jobs (id, workspace_id, type, status, stage, progress, params, result, attempt, max_attempts, run_at, created_at, started_at, finished_at) VALUES ('${id}', '${ws}', 'prompt_improvement', 'completed', 'completed', 100, '{}', '{"changes_summary": "nothing"}', 1, 3, ${t}, ${t}, ${t}, ${t + 50000})`);
+  await sql(srv.db, 'INSERT INTO llm_calls (id, job_id, attempt, step, provider, model, request, response_text, stop_reason, input_tokens, output_tokens, latency_ms, created_at) VALUES ' +
+    Array.from({ length: n }, (_, i) => `('llm_01JQ2000000000000000${String(i).padStart(6, '0')}', '${id}', ${1 + Math.floor(i / 2)}, '${i % 2 ? 'rewrite' : 'analysis'}', 'scripted', 'm', '{"messages": []}', 'reply ${i + 1}', 'end_turn', 10, 5, 100, ${t + i * 100})`).join(', '));
+  const ctx2 = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const tab = await ctx2.newPage();
+  tab.on('pageerror', (e) => pageErrors.push(e.message));
+  await tab.goto(srv.url + `/#/jobs/${id}`);
+  await tab.getByLabel('API key').fill(key);
+  await tab.getByRole('button', { name: 'Sign in' }).click();
+  await tab.locator('#job-transcript details.call').first().waitFor();
+  assert.equal(await tab.locator('#job-transcript details.call').count(), n);
+  assert.match(await tab.locator('#job-transcript details.call').last().locator('summary').innerText(), new RegExp(`^#${n} `));
+  await ctx2.close();
+});
+
 test('no script errors', () => {
   assert.deepEqual(pageErrors, []);
 });
