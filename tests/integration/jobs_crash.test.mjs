@@ -21,7 +21,9 @@ function sql(query) {
 }
 
 test('1: kill -9 while a job runs; after restart it runs again once the lease expired and completes once', async () => {
-  const job = await enqueueOk(srv, { sleep_ms: 1500, log: true });
+  // Long enough that the kill below comes while it runs, however late this test sees it
+  // running on a loaded machine.
+  const job = await enqueueOk(srv, { sleep_ms: 4000, log: true });
   const running = await waitJob(srv, job.id, (j) => j.status === 'running', 10000, 'running');
   assert.equal(running.attempt, 1);
   const claimedAt = Date.parse(running.started_at);
