@@ -88,9 +88,11 @@ test('8: 80 drop-and-resume trials on a running server', { timeout: 120000 }, as
 test('8: 20 trials resumed across a server restart', { timeout: 120000 }, async () => {
   const dropped = await Promise.all(Array.from({ length: 20 }, (_, i) => dropAt(80 + i)));
   // Also clients that stay connected through the restart and resume by themselves.
-  const jobs = await Promise.all(Array.from({ length: 5 }, () => enqueueOk(srv, { sleep_ms: 1500, progress: 15 })));
+  const jobs = await Promise.all(Array.from({ length: 5 }, () => enqueueOk(srv, { sleep_ms: 3000, progress: 15 })));
   const stayers = jobs.map((j) => follow(j.id, 0));
-  await sleep(400);
+  // The restart must interrupt all five: wait until each runs (not a fixed 400 ms, after
+  // which a loaded machine had not always claimed them); 3 s each leaves room to stop.
+  for (const j of jobs) await waitJob(srv, j.id, (x) => x.status === 'running', 10000, 'running');
   await srv.restart();
   const results = await Promise.all(dropped.map(resume));
   assert.equal(results.length, 20);
