@@ -28,7 +28,8 @@ test('4: a stopped worker loses its lease; its writes after SIGCONT change 0 row
   const a = await startWorker(srv);
   workers.push(a);
   // ignore_cancel: the handler sleeps through the lease loss and then writes anyway.
-  const job = await enqueueOk(srv, { sleep_ms: 1200, ignore_cancel: true, log: true });
+  // 3 s: the SIGSTOP below must come while it sleeps, however late this test sees it run.
+  const job = await enqueueOk(srv, { sleep_ms: 3000, ignore_cancel: true, log: true });
   await waitJob(srv, job.id, (j) => j.status === 'running', 10000, 'running');
   // The worker's first log line commits just after the claim: wait for it.
   let first = [];
