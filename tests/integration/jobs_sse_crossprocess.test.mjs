@@ -15,11 +15,11 @@ after(async () => {
 
 test('a worker process\'s events stream live to subscribers of the server', async () => {
   workers.push(await startWorker(srv));
-  const job = await enqueueOk(srv, { sleep_ms: 1500, progress: 5 });
+  const job = await enqueueOk(srv, { sleep_ms: 3000, progress: 5 });
   const arrivals = [];
-  const clients = Array.from({ length: 10 }, () => sseOnce({
+  const clients = Array.from({ length: 10 }, (_, c) => sseOnce({
     url: srv.url, key: srv.key, id: job.id,
-    stopAfter: (ev) => { arrivals.push([ev.seq, Date.now(), ev.data.t_us]); return false; },
+    stopAfter: (ev) => { arrivals.push([ev.seq, Date.now(), ev.data.t_us, c, ev.type === 'progress' ? ev.data.i : 0]); return false; },
   }));
   const results = await Promise.all(clients);
   const stored = await storedEvents(srv, job.id);
@@ -28,11 +28,22 @@ test('a worker process\'s events stream live to subscribers of the server', asyn
     assert.equal(r.ended, 'end');
     assert.deepEqual(r.events.map((e) => e.seq), stored.map((e) => e.seq));
   }
-  // Live: each progress event arrived soon after the worker wrote it, not all at the end.
-  const lags = arrivals.filter(([, , t]) => t).map(([, at, t]) => at - t / 1000);
+  // Live: the progress events arrived soon after the worker wrote them, not all at the end.
+  // Judged by the median lag (a watcher polling every 50 ms gives tens of ms) and by each
+  // client having the first four before the job ended (0.5 s apart, it ran 3 s), not by
+  // the worst lag: on a loaded machine one event of fifty could come half a second late.
+  const lags = arrivals.filter(([, , t]) => t).map(([, at, t]) => at - t / 1000).sort((x, y) => x - y);
   assert.equal(lags.length, 50);
-  assert.ok(Math.max(...lags) < 600, `worst event lag ${Math.max(...lags)} ms`);
+  const median = lags[25];
+  assert.ok(median < 300, `median event lag ${median.toFixed(0)} ms: ${lags.map((x) => x.toFixed(0))}`);
+  const endedAt = stored.at(-1).data.result.end_us / 1000;
+  for (let c = 0; c < clients.length; c++) {
+    const early = arrivals.filter((a) => a[3] === c && a[4] >= 1 && a[4] <= 4);
+    assert.equal(early.length, 4);
+    for (const [, at, , , i] of early)
+      assert.ok(at < endedAt, `client ${c}: progress ${i} arrived ${(at - endedAt).toFixed(0)} ms after the job ended`);
+  }
   const spread = Math.max(...arrivals.map((a) => a[1])) - Math.min(...arrivals.map((a) => a[1]));
-  assert.ok(spread > 900, `events arrived over ${spread} ms`);
+  assert.ok(spread > 1500, `events arrived over ${spread} ms`);
   assert.equal(await metric(srv, 'refold_sse_streams'), 0);
 });
