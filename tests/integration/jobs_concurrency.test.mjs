@@ -10,7 +10,11 @@ import { startJobsServer, enqueueMany, startWorker, readRuns, metric } from './j
 const WORKERS = 4;
 const JOBS = Number(process.env.REFOLD_TEST_CONCURRENCY_JOBS || 20000);
 
-const srv = await startJobsServer({ REFOLD_WORKERS: '0', REFOLD_LOG: 'warn' });
+// A 30 s lease (FAST has 1.5 s): with five processes writing one SQLite file on a loaded
+// machine, a completion can wait on the write lock past a short lease, and a job whose
+// lease ran out correctly runs again - which this test, about claims, would count as a
+// double run. Lease expiry has its own tests (jobs_crash, jobs_fencing).
+const srv = await startJobsServer({ REFOLD_WORKERS: '0', REFOLD_LOG: 'warn', REFOLD_LEASE_MS: '30000' });
 const workers = [];
 after(async () => {
   for (const w of workers) await w.stop();
