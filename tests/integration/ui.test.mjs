@@ -50,7 +50,8 @@ const SCRIPT = {
     { text: ANALYSIS, delay_ms: 5000, chunks: 10, input_tokens: 900, output_tokens: 120 },
     { text: rewrite('Help {{user}} with {{topic}}.\nBe brief and accurate.'), delay_ms: 500, chunks: 2, input_tokens: 1400, output_tokens: 150 },
     { error: { kind: 'permanent', message: 'scripted refusal for the failing-job test' } },
-    { text: ANALYSIS, delay_ms: 7000, chunks: 10, input_tokens: 900, output_tokens: 120 },
+    // 10 s: the list's first refresh comes 5 s after it shows, and must find the job running.
+    { text: ANALYSIS, delay_ms: 10000, chunks: 10, input_tokens: 900, output_tokens: 120 },
     { text: rewrite('Help {{user}} with {{topic}}.\nBe brief and kind.'), delay_ms: 200, chunks: 2, input_tokens: 1400, output_tokens: 150 },
     { text: CUT_ANALYSIS, stop_reason: 'max_tokens', input_tokens: 900, output_tokens: 2048 },
     { text: rewrite('Help {{user}} with {{topic}}.\nBe brief; never promise refunds.'), input_tokens: 1400, output_tokens: 150 },
