@@ -34,7 +34,7 @@ function connectAndAbort(s, id, when) {
   });
 }
 
-async function settle(s, pred, ms = 5000) {
+async function settle(s, pred, ms = 15000) { // generous: it returns as soon as pred holds
   const deadline = Date.now() + ms;
   while (!(await pred())) {
     if (Date.now() > deadline) return false;
