@@ -300,3 +300,21 @@ export async function sql(db, statement) {
     child.stdin.end(statement);
   });
 }
+
+// Debian's headless Chromium through playwright-core (REFOLD_CHROMIUM overrides the path),
+// with the flags that keep it off the network; throws a clear error when either is missing.
+export async function launchChromium() {
+  const path = process.env.REFOLD_CHROMIUM || '/usr/bin/chromium';
+  let chromium;
+  try {
+    ({ chromium } = await import('playwright-core'));
+  } catch {
+    throw new Error('playwright-core is missing: run `npm install --prefix tests` (make deps)');
+  }
+  if (!existsSync(path)) throw new Error(`no browser at ${path}: apt-get install chromium`);
+  return chromium.launch({
+    executablePath: path,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}

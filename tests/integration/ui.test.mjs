@@ -9,19 +9,10 @@
 // Screenshots go to $REFOLD_TEST_OUTPUT/ui/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServer, outputDir, createWorkspaceKey, sql } from './lib.mjs';
-
-const CHROMIUM = process.env.REFOLD_CHROMIUM || '/usr/bin/chromium';
-let chromium;
-try {
-  ({ chromium } = await import('playwright-core'));
-} catch {
-  throw new Error('playwright-core is missing: run `npm install --prefix tests` (make deps)');
-}
-if (!existsSync(CHROMIUM)) throw new Error(`no browser at ${CHROMIUM}: apt-get install chromium`);
+import { startServer, outputDir, createWorkspaceKey, sql, launchChromium } from './lib.mjs';
 
 const OUT = outputDir('ui');
 const shot = (page, name, fullPage = true) => page.screenshot({ path: join(OUT, `${name}.png`), fullPage });
@@ -108,11 +99,7 @@ before(async () => {
   const probe = await srv.api('POST', `/v1/agents/${probeAgent.id}/improve-prompt`, {});
   assert.equal(probe.status, 409);
 
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
   context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   page = await context.newPage();
   page.setDefaultTimeout(10000);

@@ -6,28 +6,14 @@
 // with the agents it seeds.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { startServer, createWorkspaceKey, sql } from './lib.mjs';
-
-const CHROMIUM = process.env.REFOLD_CHROMIUM || '/usr/bin/chromium';
-let chromium;
-try {
-  ({ chromium } = await import('playwright-core'));
-} catch {
-  throw new Error('playwright-core is missing: run `npm install --prefix tests` (make deps)');
-}
-if (!existsSync(CHROMIUM)) throw new Error(`no browser at ${CHROMIUM}: apt-get install chromium`);
+import { startServer, createWorkspaceKey, sql, launchChromium } from './lib.mjs';
 
 const srv = await startServer();
 let browser;
 const pageErrors = [];
 
 before(async () => {
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
@@ -36,20 +22,32 @@ after(async () => {
   srv.cleanup();
 });
 
+// A workspace of its own, its key and id.
+async function workspace(name) {
+  const key = await createWorkspaceKey(srv.db, name);
+  const ws = (await sql(srv.db, `SELECT id FROM workspaces WHERE name = '${name}'`)).trim();
+  return { key, ws };
+}
+
+// A new browser context signed in with key on route.
+async function signedIn(key, route) {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const tab = await ctx.newPage();
+  tab.on('pageerror', (e) => pageErrors.push(e.message));
+  await tab.goto(srv.url + route);
+  await tab.getByLabel('API key').fill(key);
+  await tab.getByRole('button', { name: 'Sign in' }).click();
+  return { ctx, tab };
+}
+
 test('jobs list: Load more reads the next pages and keeps the keyboard focus', async () => {
-  const key = await createWorkspaceKey(srv.db, 'many-jobs');
-  const ws = (await sql(srv.db, "SELECT id FROM workspaces WHERE name = 'many-jobs'")).trim();
+  const { key, ws } = await workspace('many-jobs');
   const n = 105; // finished jobs, so the list does not refresh meanwhile
   const now = Date.now();
   const ids = Array.from({ length: n }, (_, i) => `job_01JQ0000000000000000${String(i).padStart(6, '0')}`);
   await sql(srv.db, 'INSERT INTO jobs (id, workspace_id, type, status, progress, params, attempt, max_attempts, run_at, created_at, started_at, finished_at) VALUES ' +
     ids.map((id, i) => `('${id}', '${ws}', 'prompt_improvement', 'completed', 100, '{}', 1, 3, ${now - (n - i) * 1000}, ${now - (n - i) * 1000}, ${now - (n - i) * 1000}, ${now - (n - i) * 1000 + 500})`).join(', '));
-  const ctx2 = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const tab = await ctx2.newPage();
-  tab.on('pageerror', (e) => pageErrors.push(e.message));
-  await tab.goto(srv.url + '/#/jobs');
-  await tab.getByLabel('API key').fill(key);
-  await tab.getByRole('button', { name: 'Sign in' }).click();
+  const { ctx: ctx2, tab } = await signedIn(key, '/#/jobs');
   const rows = tab.locator('tr[data-job-id]');
   await rows.first().waitFor();
   assert.equal(await rows.count(), 50);
@@ -70,8 +68,7 @@ test('jobs list: Load more reads the next pages and keeps the keyboard focus', a
 
 test('job page: a finished job with more events than one page shows all of them', async () => {
   // A long LLM reply stores a progress event every 500 ms: a real job easily has hundreds.
-  const key = await createWorkspaceKey(srv.db, 'long-job');
-  const ws = (await sql(srv.db, "SELECT id FROM workspaces WHERE name = 'long-job'")).trim();
+  const { key, ws } = await workspace('long-job');
   const id = 'job_01JQ1000000000000000000001';
   const t = Date.now() - 60000;
   const n = 1203;
@@ -88,12 +85,7 @@ test('job page: a finished job with more events than one page shows all of them'
   for (let i = 0; i < n; i += 200) { // psql takes the statement as an argument: keep each well under 128 KiB
     await sql(srv.db, `INSERT INTO job_events (job_id, seq, type, data, created_at) VALUES ${rows.slice(i, i + 200).join(', ')}`);
   }
-  const ctx2 = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const tab = await ctx2.newPage();
-  tab.on('pageerror', (e) => pageErrors.push(e.message));
-  await tab.goto(srv.url + `/#/jobs/${id}`);
-  await tab.getByLabel('API key').fill(key);
-  await tab.getByRole('button', { name: 'Sign in' }).click();
+  const { ctx: ctx2, tab } = await signedIn(key, `/#/jobs/${id}`);
   await tab.locator('#job-log').getByText('the last log line').waitFor();
   assert.equal(await tab.locator('#job-events tbody tr').count(), n);
   await ctx2.close();
@@ -102,20 +94,14 @@ test('job page: a finished job with more events than one page shows all of them'
 test('job page: the LLM transcript shows every call, past the first page of llm-calls', async () => {
   // A job retried a few times keeps every attempt's calls; a page of calls also
   // ends at 8 MiB, which requests carrying many long traces reach in a few calls.
-  const key = await createWorkspaceKey(srv.db, 'many-calls');
-  const ws = (await sql(srv.db, "SELECT id FROM workspaces WHERE name = 'many-calls'")).trim();
+  const { key, ws } = await workspace('many-calls');
   const id = 'job_01JQ2000000000000000000001';
   const t = Date.now() - 60000;
   const n = 57;
   await sql(srv.db, `INSERT INTO jobs (id, workspace_id, type, status, stage, progress, params, result, attempt, max_attempts, run_at, created_at, started_at, finished_at) VALUES ('${id}', '${ws}', 'prompt_improvement', 'completed', 'completed', 100, '{}', '{"changes_summary": "nothing"}', 1, 3, ${t}, ${t}, ${t}, ${t + 50000})`);
   await sql(srv.db, 'INSERT INTO llm_calls (id, job_id, attempt, step, provider, model, request, response_text, stop_reason, input_tokens, output_tokens, latency_ms, created_at) VALUES ' +
     Array.from({ length: n }, (_, i) => `('llm_01JQ2000000000000000${String(i).padStart(6, '0')}', '${id}', ${1 + Math.floor(i / 2)}, '${i % 2 ? 'rewrite' : 'analysis'}', 'scripted', 'm', '{"messages": []}', 'reply ${i + 1}', 'end_turn', 10, 5, 100, ${t + i * 100})`).join(', '));
-  const ctx2 = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const tab = await ctx2.newPage();
-  tab.on('pageerror', (e) => pageErrors.push(e.message));
-  await tab.goto(srv.url + `/#/jobs/${id}`);
-  await tab.getByLabel('API key').fill(key);
-  await tab.getByRole('button', { name: 'Sign in' }).click();
+  const { ctx: ctx2, tab } = await signedIn(key, `/#/jobs/${id}`);
   await tab.locator('#job-transcript details.call').first().waitFor();
   assert.equal(await tab.locator('#job-transcript details.call').count(), n);
   assert.match(await tab.locator('#job-transcript details.call').last().locator('summary').innerText(), new RegExp(`^#${n} `));
