@@ -89,13 +89,15 @@ static enum rf_status result_fail(struct pg *p, PGresult *res, struct rf_err *er
                        strncmp(state, "08", 2) == 0 ||
                        strncmp(state, "57P0", 4) == 0))
         code = RF_UNAVAILABLE; /* serialization, deadlock, connection, shutdown/startup */
-    else if (state && strncmp(state, "53", 2) == 0)
-        code = RF_UNAVAILABLE; /* insufficient resources: disk full, out of memory, … */
+    else if (state && (strncmp(state, "53", 2) == 0 || strcmp(state, "25006") == 0))
+        code = RF_UNAVAILABLE; /* insufficient resources (disk full, out of memory, …);
+                                * a read-only transaction (a standby, read-only default) */
     /* db_retryable: the transaction lost to a concurrent one and may be run again. */
     const char *reason = !state                           ? ""
                          : strcmp(state, "40P01") == 0 ? "deadlock"
                          : strcmp(state, "40001") == 0 ? "serialization_failure"
                          : strcmp(state, "53100") == 0 ? "storage_full"
+                         : strcmp(state, "25006") == 0 ? "read_only"
                                                        : "";
     const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(p->conn);
     char clean[200];

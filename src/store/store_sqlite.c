@@ -95,8 +95,11 @@
 /* After a checkpoint the WAL file is cut back to this size. */
 #define WAL_SIZE_LIMIT (64 * 1024 * 1024)
 
+struct writer;
+
 struct conn {
     sqlite3 *h;
+    struct writer *owner; /* the writer whose connection this is, else NULL */
     struct lite_stmt **cache; /* open addressing by SQL pointer */
     size_t cap, count;
     sqlite3_stmt *begin, *commit, *rollback, *read_begin;
@@ -120,6 +123,11 @@ struct writer {
     atomic_bool have_wal_id; /* set (release) after wal_dev and wal_ino */
     dev_t wal_dev;
     ino_t wal_ino;
+    /* Why the last write of this file failed, when that was a read-only database or a
+     * full disk ("read_only", "storage_full"), until a write succeeds again: /healthz then
+     * probes with a write instead of answering 200 for a node that cannot write. */
+    _Atomic(const char *) blocked;
+    int64_t changes_at_begin; /* the connection's total changes at BEGIN (lock) */
     pthread_mutex_t lock;
     struct conn conn; /* h is NULL until the first write */
 
@@ -152,11 +160,58 @@ static void lib_init(void)
     sqlite3_initialize();
 }
 
+/* The reason a write failed when the database cannot be written at all for now - a
+ * read-only file, directory or filesystem ("read_only"), a full disk or quota
+ * ("storage_full") - else NULL. The extended code first; for I/O errors the errno of the
+ * failed system call (a filesystem remounted read-only answers EROFS, a full one ENOSPC). */
+static const char *unwritable_reason(sqlite3 *h)
+{
+    int ext = sqlite3_extended_errcode(h);
+    int prim = ext & 0xff, sys = sqlite3_system_errno(h);
+    bool io = prim == SQLITE_IOERR || prim == SQLITE_CANTOPEN;
+    const char *file = sqlite3_db_filename(h, "main");
+    if (io && sys == 0 && file && *file) {
+        /* SQLite does not always keep the errno of a failed write (0 for a pwrite that
+         * failed with EROFS on an ext4 remounted read-only after an error): ask the
+         * filesystem by opening the WAL for writing. Never the database file itself:
+         * closing a descriptor of it would drop the POSIX locks SQLite holds on it. */
+        char wal[PATH_MAX];
+        snprintf(wal, sizeof wal, "%s-wal", file);
+        int fd = open(wal, O_WRONLY | O_CLOEXEC);
+        if (fd >= 0)
+            close(fd);
+        else
+            sys = errno;
+    }
+    if (prim == SQLITE_FULL || (io && (sys == ENOSPC || sys == EDQUOT)))
+        return "storage_full";
+    if (prim == SQLITE_READONLY || (io && (sys == EROFS || sys == EACCES || sys == EPERM)))
+        return "read_only";
+    return NULL;
+}
+
 static enum rf_status fail(struct conn *c, struct rf_err *err, int rc, const char *what)
 {
     int ext = sqlite3_extended_errcode(c->h);
     enum rf_status code = RF_INTERNAL;
-    const char *reason = "";
+    const char *unwritable = unwritable_reason(c->h);
+    if (unwritable) {
+        /* 503: a node that cannot write answers so until it can again, keeping what was
+         * committed before (the failed transaction is rolled back). */
+        if (c->owner)
+            atomic_store(&c->owner->blocked, unwritable);
+        const char *file = sqlite3_db_filename(c->h, "main");
+        if (strcmp(unwritable, "storage_full") == 0)
+            return rf_fail_reason(err, RF_UNAVAILABLE, unwritable,
+                                  "disk full: cannot write the database %s (%s): free space, "
+                                  "then retry",
+                                  file && *file ? file : "(memory)", sqlite3_errmsg(c->h));
+        return rf_fail_reason(err, RF_UNAVAILABLE, unwritable,
+                              "database is read-only: cannot write %s (%s): check the "
+                              "filesystem's mount and the mode and owner of the file, its "
+                              "-wal and -shm files and its directory",
+                              file && *file ? file : "(memory)", sqlite3_errmsg(c->h));
+    }
     if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY)
         code = RF_CONFLICT;
     else if (ext == SQLITE_CONSTRAINT_FOREIGNKEY || ext == SQLITE_CONSTRAINT_CHECK ||
@@ -164,12 +219,7 @@ static enum rf_status fail(struct conn *c, struct rf_err *err, int rc, const cha
         code = RF_INVALID;
     else if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
         code = RF_UNAVAILABLE;
-    else if ((rc & 0xff) == SQLITE_FULL) { /* the disk (or max_page_count): retry once freed */
-        code = RF_UNAVAILABLE;
-        reason = "storage_full";
-    }
-    return rf_fail_reason(err, code, reason, "database %s failed: %s", what,
-                          sqlite3_errmsg(c->h));
+    return rf_fail_reason(err, code, "", "database %s failed: %s", what, sqlite3_errmsg(c->h));
 }
 
 static int prepare(sqlite3 *h, const char *sql, sqlite3_stmt **out)
@@ -628,6 +678,7 @@ static enum rf_status lite_begin(struct db *db, struct rf_err *err)
             pthread_mutex_unlock(&w->lock);
             return rc;
         }
+        w->conn.owner = w;
         sqlite3_wal_hook(w->conn.h, on_wal, w);
     }
     l->cur = w ? &w->conn : &l->own;
@@ -643,6 +694,8 @@ static enum rf_status lite_begin(struct db *db, struct rf_err *err)
     }
     if (w && w->have_id && !atomic_load_explicit(&w->have_wal_id, memory_order_relaxed))
         note_wal(w);
+    if (w)
+        w->changes_at_begin = sqlite3_total_changes64(w->conn.h);
     return RF_OK;
 }
 
@@ -654,6 +707,10 @@ static enum rf_status lite_commit(struct db *db, struct rf_err *err)
         return fail(l->cur, err, rc, "commit"); /* db_commit rolls back, which unlocks */
     if (l->cur == &l->own)
         l->own_commits++;
+    else if (atomic_load_explicit(&l->w->blocked, memory_order_relaxed) &&
+             sqlite3_total_changes64(l->cur->h) > l->w->changes_at_begin)
+        atomic_store(&l->w->blocked, NULL); /* it wrote: a commit that changed nothing
+                                              * succeeds on a read-only database too */
     unlock_writes(l);
     return RF_OK;
 }
@@ -697,11 +754,44 @@ static enum rf_status lite_data_version(struct db *db, uint64_t *out, struct rf_
 
 static const char *SQL_PING = "SELECT 1";
 
+static const char *SQL_USER_VERSION = "PRAGMA user_version";
+
+/* Whether the database can be written again after a write failed for a read-only
+ * database or a full disk: write its header's user_version (which refold does not use)
+ * back unchanged, a one-page commit. */
+static enum rf_status probe_write(struct lite *l, struct rf_err *err)
+{
+    int64_t v = 0;
+    char sql[64];
+    enum rf_status rc = lite_begin(&l->base, err);
+    if (rc)
+        return rc;
+    rc = db_scalar(&l->base, SQL_USER_VERSION, DB_NOARGS, &v, NULL, err);
+    if (rc == RF_OK) {
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %lld", (long long)v);
+        rc = lite_exec_script(&l->base, sql, err);
+    }
+    if (rc == RF_OK)
+        rc = lite_commit(&l->base, err);
+    if (rc) /* lite_commit unlocks only when it succeeds */
+        lite_rollback(&l->base);
+    else
+        atomic_store(&l->w->blocked, NULL);
+    return rc;
+}
+
+/* A read, and while the last write failed for a read-only database or a full disk a
+ * probing write: /healthz reports a node that cannot write. */
 static enum rf_status lite_ping(struct db *db, struct rf_err *err)
 {
+    struct lite *l = (struct lite *)db;
     int64_t v;
-    enum rf_status rc = check_unmoved(((struct lite *)db)->w, err);
-    return rc ? rc : db_scalar(db, SQL_PING, DB_NOARGS, &v, NULL, err);
+    enum rf_status rc = check_unmoved(l->w, err);
+    if (rc == RF_OK)
+        rc = db_scalar(db, SQL_PING, DB_NOARGS, &v, NULL, err);
+    if (rc == RF_OK && l->w && l->base.depth == 0 && atomic_load(&l->w->blocked))
+        rc = probe_write(l, err);
+    return rc;
 }
 
 const struct db_driver db_sqlite_driver = {

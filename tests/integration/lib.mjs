@@ -120,7 +120,10 @@ export class Server {
     const portFile = join(this.dir, `port-${Date.now()}-${Math.random()}`);
     const args = ['serve', '--db', this.db, '--listen', '127.0.0.1:0', '--port-file', portFile,
       ...(this.opts.args || []), ...extraArgs];
-    this.child = spawn(BIN, args, { env: { ...process.env, ...this.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // opts.spawn: more options for the server's process (uid and gid, to run it as
+    // another user than a root test runner).
+    this.child = spawn(BIN, args, { env: { ...process.env, ...this.env }, stdio: ['ignore', 'pipe', 'pipe'],
+      ...(this.opts.spawn || {}) });
     this.child.stdout.on('data', (d) => (this.logs += d));
     this.child.stderr.on('data', (d) => (this.logs += d));
     this.exited = new Promise((r) => this.child.on('exit', (code, signal) => r({ code, signal })));
