@@ -203,6 +203,8 @@ const char *store_query_sql(const char *name)
         return agent_stats_sql();
     if (strcmp(name, "agent_get") == 0)
         return agent_get_stats_sql();
+    if (strcmp(name, "job_counts_open") == 0)
+        return job_counts_open_sql();
     return NULL;
 }
 

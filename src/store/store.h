@@ -519,6 +519,10 @@ enum rf_status store_job_events_last(struct store *st, const char *job_id, int64
 extern const char *const JOB_STATUSES[JOB_NSTATUS + 1]; /* NULL-terminated */
 enum rf_status store_job_counts(struct store *st, int64_t counts[JOB_NSTATUS],
                                 struct rf_err *err);
+/* Only the queued and running jobs into counts (the other statuses 0): through the partial
+ * indexes of those statuses, so it costs what those jobs are, not the whole table. */
+enum rf_status store_job_counts_open(struct store *st, int64_t counts[JOB_NSTATUS],
+                                     struct rf_err *err);
 
 /* A cheap "did anything change?" probe for the SSE hub's watcher on SQLite: *changed is
  * true when another connection may have committed since the previous call on this

@@ -190,5 +190,6 @@ enum rf_status insert_event_quiet(struct db *db, const char *job_id, int64_t seq
 const char *contradictions_sql(bool pg);
 const char *agent_stats_sql(void);
 const char *agent_get_stats_sql(void);
+const char *job_counts_open_sql(void);
 
 #endif

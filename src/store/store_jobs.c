@@ -50,6 +50,13 @@ static const char *SQL_JOB_LIST_AGENT =
     "AND (CAST(? AS TEXT) IS NULL OR status = ?) AND (CAST(? AS TEXT) IS NULL OR type = ?) "
     "ORDER BY id DESC LIMIT ?";
 static const char *SQL_COUNTS = "SELECT status, COUNT(*) FROM jobs GROUP BY status";
+/* Each count reads the partial index of its status alone (jobs_due, jobs_leased): the
+ * IS NOT NULL terms, always true (run_at is NOT NULL, and the claim, the only way to
+ * running, sets a lease), make SQLite pick them over a scan of jobs_workspace_status. */
+static const char *SQL_COUNTS_OPEN =
+    "SELECT 'queued', (SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND run_at IS NOT "
+    "NULL) UNION ALL SELECT 'running', (SELECT COUNT(*) FROM jobs WHERE status = 'running' "
+    "AND lease_expires_at IS NOT NULL)";
 
 static const char *SQL_CANCEL_QUEUED =
     "UPDATE jobs SET status = 'cancelled', cancel_requested = 1, finished_at = ?, "
@@ -204,12 +211,13 @@ enum rf_status store_job_list(struct store *st, const char *ws, const struct job
     return page_collect(s, job_from_row, page->limit, "id", out, err);
 }
 
-enum rf_status store_job_counts(struct store *st, int64_t counts[JOB_NSTATUS], struct rf_err *err)
+static enum rf_status counts_by(struct store *st, const char *sql, int64_t counts[JOB_NSTATUS],
+                                struct rf_err *err)
 {
     struct db_stmt *s = NULL;
     bool row;
     memset(counts, 0, sizeof(int64_t) * JOB_NSTATUS);
-    enum rf_status rc = db_query(st->db, SQL_COUNTS, DB_NOARGS, &s, err);
+    enum rf_status rc = db_query(st->db, sql, DB_NOARGS, &s, err);
     if (rc)
         return rc;
     while ((rc = db_next(s, &row, err)) == RF_OK && row) {
@@ -220,6 +228,22 @@ enum rf_status store_job_counts(struct store *st, int64_t counts[JOB_NSTATUS], s
     }
     db_done(s);
     return rc;
+}
+
+enum rf_status store_job_counts(struct store *st, int64_t counts[JOB_NSTATUS], struct rf_err *err)
+{
+    return counts_by(st, SQL_COUNTS, counts, err);
+}
+
+const char *job_counts_open_sql(void)
+{
+    return SQL_COUNTS_OPEN;
+}
+
+enum rf_status store_job_counts_open(struct store *st, int64_t counts[JOB_NSTATUS],
+                                     struct rf_err *err)
+{
+    return counts_by(st, SQL_COUNTS_OPEN, counts, err);
 }
 
 /* ---- API transitions ---- */

@@ -158,6 +158,18 @@ static void test_store_stats_plan(void **state)
     assert_no_scan(plan, "traces");
 }
 
+/* /metrics counts the queued and running jobs at every scrape: through their partial
+ * indexes, never a scan of the whole jobs table (which keeps every finished job). */
+static void test_store_job_counts_open_use_indexes(void **state)
+{
+    struct fixture *f = *state;
+    char plan[4096];
+    plan_of(f->st, store_query_sql("job_counts_open"), plan, sizeof plan);
+    assert_no_scan(plan, "jobs");
+    assert_non_null(strstr(plan, "jobs_due"));
+    assert_non_null(strstr(plan, "jobs_leased"));
+}
+
 /* A full disk is 503-able (RF_UNAVAILABLE, reason storage_full), not an internal error,
  * and loses nothing committed before it: simulated with the writer's max_page_count. */
 static void test_store_full_is_unavailable(void **state)
@@ -516,6 +528,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_contradiction_plan, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_stats_plan, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_counters_follow_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_job_counts_open_use_indexes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_full_is_unavailable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_trace_texts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_deleted_file_refuses_writes, setup, teardown),
