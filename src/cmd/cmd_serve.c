@@ -139,6 +139,7 @@ int cmd_serve(int argc, char **argv)
     int sig = 0;
     sigwait(&stop, &sig);
     log_info("shutting down", "signal=%d", sig);
+    http_server_drain(srv); /* /healthz 503 at once, while running jobs finish */
     pool_stop(pool, cfg.grace_ms);
     http_server_stop(srv);
     pool_free(pool);

@@ -14,6 +14,7 @@
 #include "core/metrics.h"
 #include "http/handlers.h"
 #include "http/router.h"
+#include "http/server.h"
 #include "http/session.h"
 #include "jobs/hub.h"
 #include "store/store.h"
@@ -73,6 +74,11 @@ HANDLER(h_healthz)
     struct rf_err dberr;
     rf_err_clear(&dberr);
     (void)err;
+    if (http_server_draining(req->server)) { /* SIGTERM: take this node out first */
+        resp_json(resp, 503, json_pack("{s:s, s:s}", "status", "unavailable", "error",
+                                       "shutting down"));
+        return RF_OK;
+    }
     struct store *st = req_store(req, &dberr);
     if (st && store_ping(st, &dberr) == RF_OK) {
         resp_json(

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,8 @@ struct http_server {
     struct hub *hub;
     struct worker_pool *pool;
     struct write_group *writes; /* single ratings, committed in groups */
+    atomic_bool draining; /* shutting down: /healthz 503, every answer closes its connection */
+    atomic_int inflight;  /* requests begun and not completed (on_request .. on_completed) */
 };
 
 struct req_state {
@@ -176,7 +179,8 @@ json_t *batch_render(const struct store_item_result *results, int n, bool reject
 static enum MHD_Result queue(struct req_state *rs, struct resp *resp)
 {
     struct MHD_Response *r = resp->raw;
-    if (!r && resp->json && resp->status == 200 && rs->memo_key) {
+    if (!r && resp->json && resp->status == 200 && rs->memo_key &&
+        !atomic_load(&rs->req.server->draining)) { /* a memo response is shared: no header */
         r = memo_respond(thread_memo(rs->req.server), rs->req.workspace_id, rs->memo_key,
                          rs->has_version, rs->version, resp->json);
     } else if (!r) {
@@ -190,6 +194,8 @@ static enum MHD_Result queue(struct req_state *rs, struct resp *resp)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     }
     MHD_add_response_header(r, "X-Request-Id", rs->req.request_id);
+    if (atomic_load(&rs->req.server->draining)) /* the client reconnects elsewhere */
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     if (resp->location[0])
         MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, resp->location);
     if (resp->set_cookie[0])
@@ -367,7 +373,8 @@ static enum MHD_Result dispatch(struct http_server *srv, struct req_state *rs)
     if (rc == RF_OK && req->body.len > 0 && !has_json_type(req))
         rc = rf_fail(&err, RF_UNSUPPORTED, "request bodies must be application/json");
     struct resp resp = {0};
-    if (rc == RF_OK && read_scope && srv->memo && (route->flags & ROUTE_MEMO)) {
+    if (rc == RF_OK && read_scope && srv->memo && (route->flags & ROUTE_MEMO) &&
+        !atomic_load(&srv->draining)) {
         /* Nothing committed since this thread last answered the same request: answer the
          * same (memo.h). The key was checked above, inside this snapshot. */
         struct rf_err ignored;
@@ -511,6 +518,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rs->req.path = url;
         id_new("req_", rs->req.request_id);
         *req_cls = rs;
+        atomic_fetch_add(&srv->inflight, 1);
         const char *framing = framing_problem(conn);
         if (framing) {
             /* Answered before the body is read: MHD closes the connection after it. */
@@ -574,12 +582,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
+    struct http_server *srv = cls;
     (void)conn;
     (void)toe;
     struct req_state *rs = *req_cls;
     if (!rs)
         return;
+    atomic_fetch_sub(&srv->inflight, 1);
     int64_t us = clock_mono_us() - rs->start_us;
     metrics_request(rs->route, rs->status, us);
     if (log_enabled(LOG_DEBUG)) {
@@ -656,7 +665,8 @@ enum rf_status http_server_start(const struct http_config *cfg, struct http_serv
     pthread_key_create(&srv->store_key, close_thread_store);
     pthread_key_create(&srv->memo_key, free_thread_memo);
     metrics_init_routes(router_count());
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+                     MHD_USE_ITC; /* MHD_quiesce_daemon needs it */
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     int threads = cfg->threads > 0 ? cfg->threads : HTTP_DEFAULT_THREADS;
@@ -706,15 +716,36 @@ void http_server_on_shutdown(struct http_server *srv, http_shutdown_hook fn, voi
     srv->hook_ud = ud;
 }
 
+void http_server_drain(struct http_server *srv)
+{
+    if (srv)
+        atomic_store(&srv->draining, true);
+}
+
+bool http_server_draining(const struct http_server *srv)
+{
+    return atomic_load(&srv->draining);
+}
+
 void http_server_stop(struct http_server *srv)
 {
     if (!srv)
         return;
+    http_server_drain(srv);
     if (srv->hook)
         srv->hook(srv->hook_ud);
     /* No connection may stay suspended when the daemon stops: write the queued ratings
      * (their connections resume); later ones are written at once. */
     write_group_stop(srv->writes);
+    /* Accept no more connections, and let the requests in flight (an import's batch,
+     * the ends of event streams) be answered before MHD_stop_daemon closes every
+     * connection, for at most HTTP_STOP_WAIT_MS: a slow upload does not hold the exit. */
+    MHD_socket lfd = MHD_quiesce_daemon(srv->daemon);
+    if (lfd != MHD_INVALID_SOCKET)
+        close(lfd);
+    int64_t until = clock_mono_ms() + HTTP_STOP_WAIT_MS;
+    while (atomic_load(&srv->inflight) > 0 && clock_mono_ms() < until)
+        clock_sleep_ms(10);
     MHD_stop_daemon(srv->daemon);
     pthread_key_delete(srv->store_key);
     pthread_key_delete(srv->memo_key);

@@ -13,8 +13,11 @@
  * is a static table (router.c); authentication, the JSON error body, request
  * ids and metrics are applied here for every route.
  *
- * Shutdown: http_server_stop first lets registered stream owners (SSE) end
- * their suspended connections, then stops the daemon.
+ * Shutdown: http_server_drain marks the server as going away (/healthz answers
+ * 503, every answer closes its connection) while it still serves; http_server_stop
+ * then lets registered stream owners (SSE) end their suspended connections, stops
+ * accepting connections, waits up to HTTP_STOP_WAIT_MS for the requests in flight to
+ * be answered, and stops the daemon.
  */
 #ifndef REFOLD_HTTP_SERVER_H
 #define REFOLD_HTTP_SERVER_H
@@ -49,7 +52,14 @@ enum rf_status http_server_start(const struct http_config *cfg, struct http_serv
                                  struct rf_err *err);
 /* The port actually bound. */
 int http_server_port(const struct http_server *srv);
-/* Stop serving and free the server (NULL is ignored). */
+/* Shutdown has begun: /healthz answers 503 and every response carries "Connection:
+ * close", so a load balancer and keep-alive clients move to other nodes; requests are
+ * still served. NULL is ignored. */
+void http_server_drain(struct http_server *srv);
+bool http_server_draining(const struct http_server *srv);
+#define HTTP_STOP_WAIT_MS 5000
+/* Stop serving (after the requests in flight, up to HTTP_STOP_WAIT_MS) and free the
+ * server (NULL is ignored). */
 void http_server_stop(struct http_server *srv);
 
 /* Hook run by http_server_stop before the daemon stops (e.g. to end SSE streams).
