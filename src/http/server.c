@@ -76,6 +76,7 @@ struct req_state {
     char *memo_key;      /* set for a GET of a ROUTE_MEMO route: its body may be remembered */
     bool has_version;    /* the store's data version was read ... */
     uint64_t version;    /* ... inside the request's read scope */
+    char *failure;       /* a 5xx answer's error message, logged when the request ends */
 };
 
 static void close_thread_store(void *p)
@@ -213,13 +214,8 @@ static enum MHD_Result queue_error(struct req_state *rs, const struct rf_err *er
 {
     struct resp resp = {.status = http_status_of(err->code)};
     resp.json = error_body(err, rs->req.request_id);
-    if (resp.status == 500) {
-        /* The path is the client's, percent-decoded: quoted, it cannot forge a line. */
-        char qpath[512], qerr[600];
-        log_error("request failed", "request_id=%s method=%s path=%s error=%s",
-                  rs->req.request_id, rs->req.method, log_quote(rs->req.path, qpath, sizeof qpath),
-                  log_quote(err->message, qerr, sizeof qerr));
-    }
+    if (resp.status >= 500 && !rs->failure) /* logged by on_completed */
+        rs->failure = xstrdup(err->message);
     if (allow) {
         struct MHD_Response *r = NULL;
         char *text = jx_dump(resp.json);
@@ -591,12 +587,38 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     atomic_fetch_sub(&srv->inflight, 1);
     int64_t us = clock_mono_us() - rs->start_us;
     metrics_request(rs->route, rs->status, us);
-    if (log_enabled(LOG_DEBUG)) {
-        char qpath[512];
-        log_debug("request", "request_id=%s method=%s path=%s status=%d duration_us=%lld",
-                  rs->req.request_id, rs->req.method,
-                  log_quote(rs->req.path, qpath, sizeof qpath), rs->status, (long long)us);
+    /* One line per request: every one at debug; at info a 500 (error) and, at most once a
+     * second, a 503 (warn: the database is unreachable, read-only or full - every request
+     * answers so meanwhile). The path is the client's, percent-decoded: quoted, it cannot
+     * forge a line. */
+    static _Atomic int64_t last_503;
+    static atomic_int skipped_503;
+    int level = log_enabled(LOG_DEBUG) ? (int)LOG_DEBUG : -1;
+    if (rs->status == 500) {
+        level = LOG_ERROR;
+    } else if (rs->status == 503) {
+        int64_t now = clock_mono_ms(), last = atomic_load(&last_503);
+        if (now - last >= 1000 && atomic_compare_exchange_strong(&last_503, &last, now))
+            level = LOG_WARN;
+        else if (level < 0)
+            atomic_fetch_add(&skipped_503, 1);
     }
+    if (level >= 0) {
+        char qpath[512], qerr[600], extra[700] = "";
+        int skipped = level == LOG_WARN ? atomic_exchange(&skipped_503, 0) : 0;
+        if (rs->failure)
+            snprintf(extra, sizeof extra, " error=%s",
+                     log_quote(rs->failure, qerr, sizeof qerr));
+        if (skipped)
+            snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
+                     " unlogged_503s=%d", skipped);
+        log_write((enum log_level)level, rs->status >= 500 ? "request failed" : "request",
+                  "request_id=%s method=%s path=%s status=%d duration_us=%lld%s",
+                  rs->req.request_id, rs->req.method,
+                  log_quote(rs->req.path, qpath, sizeof qpath), rs->status, (long long)us,
+                  extra);
+    }
+    free(rs->failure);
     write_group_discard(rs->req.rating); /* its connection went away before the answer */
     buf_release(&rs->req.body);
     free(rs->req.param_buf);

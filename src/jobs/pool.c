@@ -99,11 +99,13 @@ static bool is_transient(enum rf_status rc)
 }
 
 /* Record the job's outcome: one fenced transaction (see DESIGN, Outcomes). */
-static void finish(struct worker *w, struct job_ctx *ctx, enum rf_status rc, struct rf_err *err)
+static void finish(struct worker *w, struct job_ctx *ctx, enum rf_status rc, struct rf_err *err,
+                   int64_t started_ms)
 {
     struct worker_pool *pool = w->pool;
     struct rf_err ferr;
-    const char *status = NULL, *op = NULL;
+    const char *status = NULL, *op = NULL, *code = NULL;
+    int64_t delay = -1; /* a retry's */
     enum rf_status frc = RF_OK;
     int64_t pause = 0; /* retry_db's */
     rf_err_clear(&ferr);
@@ -144,37 +146,39 @@ static void finish(struct worker *w, struct job_ctx *ctx, enum rf_status rc, str
         while (frc == RF_UNAVAILABLE && job_ctx_retry_db(ctx, &pause, true, op));
         goto out;
     }
-    const char *code = err->reason[0]     ? err->reason
-                       : is_transient(rc) ? "transient_error"
-                                          : rf_status_name(rc);
+    code = err->reason[0]     ? err->reason
+           : is_transient(rc) ? "transient_error"
+                              : rf_status_name(rc);
     const char *message = err->message[0] ? err->message : rf_status_name(rc);
     if (is_transient(rc) && ctx->claim.attempt < ctx->claim.max_attempts) {
-        int64_t delay = job_backoff_ms(ctx->claim.attempt, pool->cfg.backoff_base_ms,
-                                       ctx->retry_after_ms, crypto_random_unit());
+        delay = job_backoff_ms(ctx->claim.attempt, pool->cfg.backoff_base_ms,
+                               ctx->retry_after_ms, crypto_random_unit());
         op = "retry";
         do
             frc = store_job_reschedule(w->st, &ctx->fence, clock_now_ms() + delay, code, message,
                                        &status, &ferr);
         while (frc == RF_UNAVAILABLE && job_ctx_retry_db(ctx, &pause, true, op));
-        if (frc == RF_OK && strcmp(status, "queued") == 0) {
+        if (frc == RF_OK && strcmp(status, "queued") == 0)
             metrics_add(METRIC_JOB_RETRIES, 1);
-            log_info("job will be retried", "job=%s type=%s attempt=%d delay_ms=%lld error=%s",
-                     ctx->claim.id, ctx->claim.type, ctx->claim.attempt, (long long)delay, code);
-        }
     } else {
         op = "fail";
         do
             frc = store_job_fail(w->st, &ctx->fence, code, message, &status, &ferr);
         while (frc == RF_UNAVAILABLE && job_ctx_retry_db(ctx, &pause, true, op));
-        if (frc == RF_OK && strcmp(status, "failed") == 0)
-            log_info("job failed", "job=%s type=%s attempt=%d error=%s", ctx->claim.id,
-                     ctx->claim.type, ctx->claim.attempt, code);
     }
 out:
     if (frc == RF_OK) {
         hub_notify(pool->cfg.hub, ctx->claim.id);
-        log_debug("job finished", "job=%s type=%s attempt=%d status=%s", ctx->claim.id,
-                  ctx->claim.type, ctx->claim.attempt, status ? status : "?");
+        /* One line per run of a job: how it ended. The error is its code, never its
+         * message (which may quote an LLM reply or a trace). */
+        char extra[128] = "";
+        if (code && status && strcmp(status, "queued") == 0 && delay >= 0)
+            snprintf(extra, sizeof extra, " error=%s retry_in_ms=%lld", code, (long long)delay);
+        else if (code && status && strcmp(status, "completed") != 0)
+            snprintf(extra, sizeof extra, " error=%s", code);
+        log_info("job finished", "job=%s type=%s attempt=%d status=%s op=%s duration_ms=%lld%s",
+                 ctx->claim.id, ctx->claim.type, ctx->claim.attempt, status ? status : "?",
+                 op ? op : "?", (long long)(clock_mono_ms() - started_ms), extra);
     } else if (frc == RF_LEASE_LOST) {
         if (op && strcmp(op, "finish") != 0)
             job_ctx_fenced_out(ctx, op);
@@ -195,6 +199,9 @@ static void run_job(struct worker *w, struct job_ctx *ctx)
     struct rf_err err;
     rf_err_clear(&err);
     metrics_add(METRIC_JOBS_CLAIMED, 1);
+    int64_t started_ms = clock_mono_ms();
+    log_info("job started", "job=%s type=%s attempt=%d of=%d worker=%d", ctx->claim.id,
+             ctx->claim.type, ctx->claim.attempt, ctx->claim.max_attempts, w->index);
     const struct job_type *type = job_type_find(ctx->claim.type);
     enum rf_status rc;
     if (!type) {
@@ -214,7 +221,7 @@ static void run_job(struct worker *w, struct job_ctx *ctx)
     ctx->finishing = true;
     ctx->abort_fn = NULL; /* its ud may have lived on the handler's stack */
     pthread_mutex_unlock(&pool->lock);
-    finish(w, ctx, rc, &err);
+    finish(w, ctx, rc, &err, started_ms);
 }
 
 /* ---- worker thread ---- */

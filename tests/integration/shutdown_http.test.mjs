@@ -57,6 +57,9 @@ test('while running jobs drain after SIGTERM, /healthz answers 503 and answers c
   assert.equal(g.headers.get('connection'), 'close');
   assert.equal((await srv.exited).code, 0);
   srv.child = null;
+  // At info, one line when the run starts and one when it ends, with what an operator greps for.
+  assert.match(srv.logs, new RegExp(`level=info msg="job started" job=${job.id} type=test_sleep attempt=1 of=\\d+ worker=\\d+`));
+  assert.match(srv.logs, new RegExp(`level=info msg="job finished" job=${job.id} type=test_sleep attempt=1 status=completed op=complete duration_ms=\\d+`));
 });
 
 test('an improvement mid-LLM-stream at SIGTERM goes back to the queue unspent, and its event stream ends', async () => {

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, readdirSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { Server, sql } from './lib.mjs';
+import { Server, sql, sleep } from './lib.mjs';
 
 const PG = Boolean(process.env.REFOLD_TEST_PG_URL);
 const ROOT = process.getuid() === 0;
@@ -51,6 +51,10 @@ test('a read-only database file: writes answer 503 read_only, reads work, /healt
   assert.equal(r.json.error.details.reason, 'read_only');
   assert.match(r.json.error.message, /database is read-only/);
   assert.match(r.json.error.request_id, /^req_/);
+  // One warn line for it, with the request id, status, duration and reason (written
+  // once the answer is sent).
+  for (let i = 0; i < 100 && !srv.logs.includes(r.json.error.request_id); i++) await sleep(20);
+  assert.match(srv.logs, new RegExp(`level=warn msg="request failed" request_id=${r.json.error.request_id} method=POST path="/v1/agents" status=503 duration_us=\\d+ error="database is read-only`));
   const list = await srv.api('GET', '/v1/agents');
   assert.equal(list.status, 200);
   assert.deepEqual(list.json.data.map((a) => a.name), ['kept']);
