@@ -5,11 +5,12 @@
 // stored and nothing else is.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, run, sql, sleep, startFakeLLM, llmEnv, readSSE } from './lib.mjs';
+import { startServer, run, sql, sleep, startFakeLLM, llmEnv, readSSE, SOURCE_DIR } from './lib.mjs';
 import { startJobsServer, enqueueOk, waitJob } from './jobs_lib.mjs';
 
+const RECOUNT = readFileSync(join(SOURCE_DIR, 'tests', 'data', 'recount.sql'), 'utf8');
 const servers = [];
 after(async () => { for (const s of servers) s.cleanup(); });
 
@@ -38,6 +39,7 @@ test('an import streaming batches when SIGTERM arrives: every batch the server s
   const m = r.stdout.match(/^trace\s+([\d,]+)/m);
   assert.ok(m, r.stdout);
   assert.equal(Number(m[1].replace(/,/g, '')), stored, `acknowledged ${m[1]}, stored ${stored}: answers of stored batches were cut off`);
+  assert.equal((await sql(srv.db, RECOUNT)).trim(), '', 'agent_stats equals a recount');
   if (!srv.db.startsWith('postgres')) assert.equal(await sql(srv.db, 'PRAGMA integrity_check'), 'ok');
 });
 
