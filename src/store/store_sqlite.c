@@ -123,9 +123,8 @@ struct writer {
     atomic_bool have_wal_id; /* set (release) after wal_dev and wal_ino */
     dev_t wal_dev;
     ino_t wal_ino;
-    /* Why the last write of this file failed, when that was a read-only database or a
-     * full disk ("read_only", "storage_full"), until a write succeeds again: /healthz then
-     * probes with a write instead of answering 200 for a node that cannot write. */
+    /* "read_only"/"storage_full" from a failed write until a write succeeds again: /healthz
+     * then probes with a write instead of answering 200 for a node that cannot write. */
     _Atomic(const char *) blocked;
     int64_t changes_at_begin; /* the connection's total changes at BEGIN (lock) */
     pthread_mutex_t lock;
@@ -160,10 +159,8 @@ static void lib_init(void)
     sqlite3_initialize();
 }
 
-/* The reason a write failed when the database cannot be written at all for now - a
- * read-only file, directory or filesystem ("read_only"), a full disk or quota
- * ("storage_full") - else NULL. The extended code first; for I/O errors the errno of the
- * failed system call (a filesystem remounted read-only answers EROFS, a full one ENOSPC). */
+/* "read_only" (file, directory or filesystem) or "storage_full" (disk, quota) when that
+ * is why the last statement failed, else NULL: the code, else the failed call's errno. */
 static const char *unwritable_reason(sqlite3 *h)
 {
     int ext = sqlite3_extended_errcode(h);
@@ -171,10 +168,9 @@ static const char *unwritable_reason(sqlite3 *h)
     bool io = prim == SQLITE_IOERR || prim == SQLITE_CANTOPEN;
     const char *file = sqlite3_db_filename(h, "main");
     if (io && sys == 0 && file && *file) {
-        /* SQLite does not always keep the errno of a failed write (0 for a pwrite that
-         * failed with EROFS on an ext4 remounted read-only after an error): ask the
-         * filesystem by opening the WAL for writing. Never the database file itself:
-         * closing a descriptor of it would drop the POSIX locks SQLite holds on it. */
+        /* SQLite lost the errno (0 after a pwrite failed EROFS on an ext4 remounted
+         * read-only): open the WAL for writing. Never the database file: closing a
+         * descriptor of it would drop the POSIX locks SQLite holds on it. */
         char wal[PATH_MAX];
         snprintf(wal, sizeof wal, "%s-wal", file);
         int fd = open(wal, O_WRONLY | O_CLOEXEC);
@@ -196,21 +192,18 @@ static enum rf_status fail(struct conn *c, struct rf_err *err, int rc, const cha
     enum rf_status code = RF_INTERNAL;
     const char *unwritable = unwritable_reason(c->h);
     if (unwritable) {
-        /* 503: a node that cannot write answers so until it can again, keeping what was
-         * committed before (the failed transaction is rolled back). */
+        /* 503 until it can write again; the failed transaction is rolled back. */
         if (c->owner)
             atomic_store(&c->owner->blocked, unwritable);
         const char *file = sqlite3_db_filename(c->h, "main");
-        if (strcmp(unwritable, "storage_full") == 0)
-            return rf_fail_reason(err, RF_UNAVAILABLE, unwritable,
-                                  "disk full: cannot write the database %s (%s): free space, "
-                                  "then retry",
-                                  file && *file ? file : "(memory)", sqlite3_errmsg(c->h));
-        return rf_fail_reason(err, RF_UNAVAILABLE, unwritable,
-                              "database is read-only: cannot write %s (%s): check the "
-                              "filesystem's mount and the mode and owner of the file, its "
-                              "-wal and -shm files and its directory",
-                              file && *file ? file : "(memory)", sqlite3_errmsg(c->h));
+        bool full = strcmp(unwritable, "storage_full") == 0;
+        return rf_fail_reason(
+            err, RF_UNAVAILABLE, unwritable, "%s: cannot write %s (%s): %s",
+            full ? "disk full" : "database is read-only", file && *file ? file : "(memory)",
+            sqlite3_errmsg(c->h),
+            full ? "free space, then retry"
+                 : "check the filesystem's mount and the mode and owner of the file, its -wal "
+                   "and -shm files and its directory");
     }
     if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY)
         code = RF_CONFLICT;
@@ -709,8 +702,7 @@ static enum rf_status lite_commit(struct db *db, struct rf_err *err)
         l->own_commits++;
     else if (atomic_load_explicit(&l->w->blocked, memory_order_relaxed) &&
              sqlite3_total_changes64(l->cur->h) > l->w->changes_at_begin)
-        atomic_store(&l->w->blocked, NULL); /* it wrote: a commit that changed nothing
-                                              * succeeds on a read-only database too */
+        atomic_store(&l->w->blocked, NULL); /* not when it changed nothing: that commits */
     unlock_writes(l);
     return RF_OK;
 }
@@ -756,9 +748,8 @@ static const char *SQL_PING = "SELECT 1";
 
 static const char *SQL_USER_VERSION = "PRAGMA user_version";
 
-/* Whether the database can be written again after a write failed for a read-only
- * database or a full disk: write its header's user_version (which refold does not use)
- * back unchanged, a one-page commit. */
+/* Whether the database can be written again: a one-page commit of the header's
+ * user_version (unused by refold) written back unchanged. */
 static enum rf_status probe_write(struct lite *l, struct rf_err *err)
 {
     int64_t v = 0;
@@ -780,8 +771,7 @@ static enum rf_status probe_write(struct lite *l, struct rf_err *err)
     return rc;
 }
 
-/* A read, and while the last write failed for a read-only database or a full disk a
- * probing write: /healthz reports a node that cannot write. */
+/* A read; while writes fail (read-only, disk full) a probing write too (/healthz). */
 static enum rf_status lite_ping(struct db *db, struct rf_err *err)
 {
     struct lite *l = (struct lite *)db;
