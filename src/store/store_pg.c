@@ -533,12 +533,22 @@ static void pg_rollback(struct db *db)
         PQclear(PQexec(p->conn, "ROLLBACK"));
 }
 
-static const char *SQL_PING = "SELECT 1";
+/* 1 when this session's writes can succeed: a standby (after a failover to it) or
+ * default_transaction_read_only answers 0, and every write would fail. Not the current
+ * transaction's read-only flag: /healthz may run inside a read-only snapshot. */
+static const char *SQL_PING =
+    "SELECT CASE WHEN pg_is_in_recovery() OR "
+    "current_setting('default_transaction_read_only') = 'on' THEN 0 ELSE 1 END";
 
 static enum rf_status pg_ping(struct db *db, struct rf_err *err)
 {
-    int64_t v;
-    return db_scalar(db, SQL_PING, DB_NOARGS, &v, NULL, err);
+    int64_t v = 0;
+    enum rf_status rc = db_scalar(db, SQL_PING, DB_NOARGS, &v, NULL, err);
+    if (rc == RF_OK && v != 1)
+        rc = rf_fail_reason(err, RF_UNAVAILABLE, "read_only",
+                            "database is read-only: the server refuses writes (a standby, or "
+                            "default_transaction_read_only)");
+    return rc;
 }
 
 static enum rf_status pg_listen(struct db *db, const char *channel, struct rf_err *err)
