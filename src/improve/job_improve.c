@@ -154,6 +154,17 @@ static enum rf_status call_llm(struct run *r, const char *step, const char *syst
         .latency_ms = resp.latency_ms,
         .error = rc ? cerr.message : NULL,
     };
+    /* One line per call for the operator: what it cost and how it went, never its text.
+     * The model may come from the caller's params and the request id from the provider:
+     * quoted, they cannot forge a line. */
+    char qmodel[300], qrid[300];
+    log_info("llm call",
+             "job=%s step=%s provider=%s model=%s outcome=%s http_status=%ld attempts=%d "
+             "latency_ms=%lld input_tokens=%lld output_tokens=%lld request_id=%s",
+             job_id(r->ctx), step, call.provider, log_quote(call.model, qmodel, sizeof qmodel),
+             rc ? rf_status_name(rc) : "ok", resp.http_status, resp.attempts,
+             (long long)resp.latency_ms, (long long)resp.input_tokens,
+             (long long)resp.output_tokens, log_quote(resp.request_id, qrid, sizeof qrid));
     enum rf_status rec = job_record_llm_call(r->ctx, &call, NULL, err);
     if (rec) {
         llm_response_release(&resp);

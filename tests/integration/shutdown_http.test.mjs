@@ -90,6 +90,11 @@ test('an improvement mid-LLM-stream at SIGTERM goes back to the queue unspent, a
     assert.ok(!events.some((e) => ['failed', 'cancelled', 'completed'].includes(e.event)), JSON.stringify(events));
     const row = await sql(srv.db, `SELECT status, attempt FROM jobs WHERE id = '${job.id}'`);
     assert.equal(row, 'queued|0');
+    // The log says what happened to the call and the run, and nothing of the prompt or key.
+    assert.match(srv.logs, new RegExp(`level=info msg="llm call" job=${job.id} step=\\w+ provider=anthropic model="[^"]+" outcome=\\w+ http_status=200 attempts=1 latency_ms=\\d+`));
+    assert.match(srv.logs, new RegExp(`msg="job finished" job=${job.id} .*status=queued op=release`));
+    assert.ok(!srv.logs.includes('sk-ant-test-key'), 'the API key is not logged');
+    assert.ok(!/Identify the failure patterns|Hi \{\{name\}\}/.test(srv.logs), 'no prompt text in the log');
     if (!srv.db.startsWith('postgres')) assert.equal(await sql(srv.db, 'PRAGMA integrity_check'), 'ok');
   } finally {
     fake.stop();
