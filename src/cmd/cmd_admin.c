@@ -110,13 +110,19 @@ int cmd_init(int argc, char **argv)
     json_t *ws = NULL, *key = NULL;
     char *secret = NULL;
     int status = 0;
-    if (store_workspace_find(st, workspace, &ws, &err) == RF_OK) {
+    bool exists = store_workspace_find(st, workspace, &ws, &err) == RF_OK;
+    enum rf_status rc = RF_OK;
+    /* Another `init` on the same database (nodes started together) may create the
+     * workspace between that look-up and this insert: then it already exists too. */
+    if (!exists && (rc = store_workspace_create(st, workspace, &ws, &err)) == RF_CONFLICT)
+        exists = store_workspace_find(st, workspace, &ws, &err) == RF_OK;
+    if (exists) {
         printf("database %s is ready; workspace \"%s\" already exists.\n"
                "Create another API key with: refold key create --workspace %s\n",
                cfg.db, workspace, workspace);
         goto out;
     }
-    if (store_workspace_create(st, workspace, &ws, &err) != RF_OK ||
+    if (rc != RF_OK ||
         store_key_create(st, json_string_value(json_object_get(ws, "id")), "default", &secret,
                          &key, &err) != RF_OK) {
         status = cmd_fail(&err);

@@ -87,3 +87,19 @@ for (let round = 1; round <= 3; round++) {
     }
   });
 }
+
+// `refold init` on every node at once (a deployment script that runs it before `serve`):
+// each one succeeds, whichever created the workspace, and there is one workspace and one key.
+test('12 rounds of 4 `refold init` at once on an empty database: all succeed, one workspace, one key', { timeout: 60000 }, async () => {
+  for (let round = 0; round < 12; round++) {
+    const db = await createDatabase(base);
+    dbs.push(db);
+    const results = await Promise.all(Array.from({ length: 4 }, () => run(['init', '--db', db, '--no-config'], { env })));
+    for (const r of results) assert.equal(r.code, 0, `refold init failed: ${r.stderr}`);
+    const created = results.filter((r) => /workspace "default" created/.test(r.stdout)).length;
+    assert.equal(created, 1, results.map((r) => r.stdout).join('\n'));
+    assert.equal(results.filter((r) => /workspace "default" already exists/.test(r.stdout)).length, 3);
+    assert.equal(await psql(db, 'SELECT COUNT(*) FROM workspaces'), '1');
+    assert.equal(await psql(db, 'SELECT COUNT(*) FROM api_keys'), '1');
+  }
+});
