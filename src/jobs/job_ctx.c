@@ -7,15 +7,16 @@
  *
  * Threading. A context lives for one claim and belongs to the worker thread that runs it:
  * the handler's calls run on that thread (jobs.h). Other threads - the monitor, pool_cancel,
- * pool_stop - touch it only with pool->lock held: they read its claim and owner and tell
- * the job to stop through job_ctx_stop(); the monitor also moves lease_until and
- * hb_failing, which are atomics. job_sleep() and a write's retry wait on the worker's
- * sleep_cond with pool->lock, so that a stop wakes them at once.
+ * the lease guard, pool_stop - touch it only with pool->lock held: they read its claim and
+ * owner and tell the job to stop through job_ctx_stop(); the monitor also moves
+ * lease_until, an atomic. job_sleep() and a write's retry wait on the worker's sleep_cond
+ * with pool->lock, so that a stop wakes them at once.
  *
  * Stop flags. A running job is told to stop by one of three atomics, each set with
  * pool->lock held by job_ctx_stop(), which also wakes job_sleep() and fires the abort hook:
  * `cancel` (API cancel: at once in this process through pool_cancel, else within
- * cancel_poll_ms), `lost` (the monitor's heartbeat or check matched no row) and
+ * cancel_poll_ms), `lost` (the monitor's heartbeat or check matched no row, or the lease
+ * guard saw the lease run out with no heartbeat confirming it) and
  * `shutdown` (grace period over). The monitor re-checks that the worker still runs the
  * same claim (owner strings are unique per claim) before it sets a flag. job_cancelled()
  * reads `stop`, set with any of the three, so polling never takes a lock.

@@ -10,8 +10,13 @@
  * it runs the sweeper, which requeues jobs whose lease expired anywhere (a crashed or
  * stopped process) or fails them when their attempts are used up. Any number of
  * processes may sweep: the sweep's own fence makes a second sweeper match nothing.
- * A job whose heartbeats failed for a whole lease (the database unreachable) is stopped
- * like a lost lease: see Database outages in pool.c.
+ *
+ * The lease guard. A job whose lease ran out without a heartbeat confirming it (the
+ * database unreachable) is stopped like a lost lease: see Database outages in pool.c.
+ * That check runs on a thread of its own, the guard, which never touches the database:
+ * a heartbeat can hang rather than fail - a network that stopped delivering packets, a
+ * frozen server: TCP keepalives do not end a query the server just never answers - and
+ * the monitor, stuck in it, could then not stop the job while another node runs it again.
  *
  * Threading. The monitor talks to the database on its own connection (pool->mst; pool_stop
  * uses it only after joining the monitor). It copies what it needs of the running claims
@@ -54,18 +59,14 @@ static void flag_if_same(struct worker_pool *pool, struct worker *w, const char 
     pthread_mutex_unlock(&pool->lock);
 }
 
-/* A heartbeat of the claim named by owner went through (its lease holds until `until`),
- * or failed (until 0). */
+/* A heartbeat of the claim named by owner went through: its lease holds until `until`. */
 static void heartbeat_done(struct worker_pool *pool, struct worker *w, const char *owner,
                            int64_t until)
 {
     pthread_mutex_lock(&pool->lock);
     struct job_ctx *ctx = w->ctx;
-    if (ctx && strcmp(ctx->owner, owner) == 0) {
-        atomic_store(&ctx->hb_failing, until == 0);
-        if (until)
-            atomic_store(&ctx->lease_until, until);
-    }
+    if (ctx && strcmp(ctx->owner, owner) == 0)
+        atomic_store(&ctx->lease_until, until);
     pthread_mutex_unlock(&pool->lock);
 }
 
@@ -78,18 +79,8 @@ static void monitor_jobs(struct worker_pool *pool, struct watched *list)
     for (int i = 0; i < pool->n; i++) {
         struct worker *w = &pool->workers[i];
         struct job_ctx *ctx = w->ctx;
-        if (!ctx || ctx->finishing)
+        if (!ctx || ctx->finishing || atomic_load(&ctx->lost))
             continue;
-        if (atomic_load(&ctx->hb_failing) && clock_now_ms() >= atomic_load(&ctx->lease_until) &&
-            !atomic_load(&ctx->lost)) {
-            /* Heartbeats failed for a whole lease: from now on another node's sweeper may
-             * requeue the job, so stop running it here. (A heartbeat that is merely slow
-             * does not count: it may still get through before any sweeper.) */
-            log_warn("lease ran out without a heartbeat (database unreachable?): job stopped",
-                     "job=%s attempt=%d owner=%s", ctx->claim.id, ctx->claim.attempt, ctx->owner);
-            job_ctx_stop(ctx, &ctx->lost);
-            continue;
-        }
         bool hb = mono >= w->heartbeat_due, check = mono >= w->check_due;
         if (!hb && !check)
             continue;
@@ -113,8 +104,8 @@ static void monitor_jobs(struct worker_pool *pool, struct watched *list)
             list[i].heartbeat
                 ? store_job_heartbeat(pool->mst, &f, list[i].lease_until, &cancel, &err)
                 : store_job_check(pool->mst, &f, &cancel, &err);
-        if (list[i].heartbeat && (rc == RF_OK || rc == RF_UNAVAILABLE))
-            heartbeat_done(pool, list[i].w, list[i].owner, rc == RF_OK ? list[i].lease_until : 0);
+        if (list[i].heartbeat && rc == RF_OK)
+            heartbeat_done(pool, list[i].w, list[i].owner, list[i].lease_until);
         if (rc == RF_LEASE_LOST)
             flag_if_same(pool, list[i].w, list[i].owner, true);
         else if (rc == RF_OK && cancel)
@@ -172,5 +163,32 @@ void *monitor_main(void *arg)
     }
     pthread_mutex_unlock(&pool->lock);
     free(list);
+    return NULL;
+}
+
+/* The lease guard's body: see the DESIGN comment at the top. */
+void *guard_main(void *arg)
+{
+    struct worker_pool *pool = arg;
+    int64_t tick = min64(pool->cfg.heartbeat_ms, MONITOR_TICK_MAX_MS);
+    if (tick < 1)
+        tick = 1;
+    pthread_mutex_lock(&pool->lock);
+    while (!pool->monitor_stop) {
+        int64_t now = clock_now_ms();
+        for (int i = 0; i < pool->n; i++) {
+            struct job_ctx *ctx = pool->workers[i].ctx;
+            if (!ctx || ctx->finishing || atomic_load(&ctx->lost) ||
+                now < atomic_load(&ctx->lease_until))
+                continue;
+            /* No heartbeat confirmed for a whole lease: from now on another node's sweeper
+             * may requeue the job (by its clock), so stop running it here. */
+            log_warn("lease ran out without a heartbeat (database unreachable?): job stopped",
+                     "job=%s attempt=%d owner=%s", ctx->claim.id, ctx->claim.attempt, ctx->owner);
+            job_ctx_stop(ctx, &ctx->lost);
+        }
+        clock_cond_wait_ms(&pool->mwake, &pool->lock, tick);
+    }
+    pthread_mutex_unlock(&pool->lock);
     return NULL;
 }

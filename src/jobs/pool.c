@@ -7,8 +7,9 @@
  *
  * DESIGN (in the manner of Redis's bio.c)
  *
- * Threads. A pool is N worker threads plus one monitor thread. Each opens its own store
- * connection in pool_start and is its only user.
+ * Threads. A pool is N worker threads plus one monitor thread, each with its own store
+ * connection (opened in pool_start, used by that thread alone), and a lease guard thread
+ * that never touches the database.
  *   - A worker loops: claim the oldest due job (store_job_claim: one atomic statement, a
  *     lease of lease_ms under an owner string unique to this claim), run its type's
  *     handler, then finish the job with one fenced transaction, and claim again at once.
@@ -20,6 +21,8 @@
  *     every cancel_poll_ms and extends its lease every heartbeat_ms, both fenced, and
  *     every sweep_ms runs the sweeper, which requeues or fails the jobs whose lease
  *     expired anywhere.
+ *   - The lease guard (monitor.c) stops a running job whose lease ran out with no
+ *     heartbeat confirming it, even while the monitor is stuck in a query.
  *
  * Locks. pool->lock guards stopping, wake_seq, busy, every worker's `ctx` pointer and
  * due times, and the abort hooks. The flags a handler polls (job_cancelled) are atomics,
@@ -38,10 +41,11 @@
  * the fence makes a retry safe (a write that did commit before its answer was lost makes
  * the retry match no row), so a short outage costs a job a pause, not an attempt. Each
  * claim knows until when its lease is valid (lease_until, moved on by every successful
- * heartbeat); once that passes while heartbeats fail, the monitor stops the job like a
- * lost lease, since another node's sweeper may requeue it from then on: so a job does not
- * run twice at once on a database outage longer than the lease, as long as the nodes'
- * clocks agree (leases are wall-clock times).
+ * heartbeat); once that passes - heartbeats failing, or hanging on a network that stopped
+ * delivering packets - the lease guard stops the job like a lost lease, since another
+ * node's sweeper may requeue it from then on: so a job does not run twice at once on a
+ * database outage or partition longer than the lease, as long as the nodes' clocks agree
+ * (leases are wall-clock times).
  *
  * Fencing. Every write the worker or the handler makes goes through a store_job_* call
  * carrying (job id, attempt, lease owner); once the sweeper requeued the job or another
@@ -443,6 +447,9 @@ enum rf_status pool_start(const struct pool_config *cfg, struct worker_pool **ou
     pool->monitor_started = pthread_create(&pool->monitor, NULL, monitor_main, pool) == 0;
     if (!pool->monitor_started)
         log_error("cannot start the worker monitor thread", NULL);
+    pool->guard_started = pthread_create(&pool->guard, NULL, guard_main, pool) == 0;
+    if (!pool->guard_started)
+        log_error("cannot start the lease guard thread", NULL);
     log_info("workers started", "workers=%d lease_ms=%lld heartbeat_ms=%lld owner=%s", pool->n,
              (long long)cfg->lease_ms, (long long)cfg->heartbeat_ms, pool->owner_prefix);
     *out = pool;
@@ -518,6 +525,10 @@ void pool_stop(struct worker_pool *pool, int64_t grace_ms)
     pthread_cond_broadcast(&pool->mwake);
     pthread_mutex_unlock(&pool->lock);
 
+    if (pool->guard_started) {
+        pthread_join(pool->guard, NULL);
+        pool->guard_started = false;
+    }
     if (pool->monitor_started) {
         pthread_join(pool->monitor, NULL);
         pool->monitor_started = false;

@@ -31,7 +31,6 @@ struct job_ctx {
     atomic_bool shutdown;        /* the process stops past its grace period */
     atomic_bool stop;            /* any of the three: what job_cancelled() reads */
     _Atomic int64_t lease_until; /* wall ms: the lease holds at least until then */
-    atomic_bool hb_failing;      /* the last heartbeat failed (database unreachable) */
     bool finishing;              /* guarded by pool->lock: the outcome is being written */
     bool abort_fired;            /* guarded by pool->lock, with the hook below */
     void (*abort_fn)(void *ud);
@@ -71,6 +70,8 @@ struct worker_pool {
     int n;
     pthread_t monitor;
     bool monitor_started;
+    pthread_t guard; /* the lease guard (monitor.c), stopped with the monitor */
+    bool guard_started;
     struct store *mst;         /* the monitor's connection */
     int stuck;                 /* workers pool_stop had to leave behind */
     int64_t hb_log, sweep_log; /* monitor only: when a failure was last logged */
@@ -108,5 +109,7 @@ bool job_ctx_retry_db(struct job_ctx *ctx, int64_t *delay, bool outcome, const c
 
 /* The monitor thread's body; arg is the pool. Returns once pool->monitor_stop is set. */
 void *monitor_main(void *arg);
+/* The lease guard thread's body; arg is the pool. Returns once pool->monitor_stop is set. */
+void *guard_main(void *arg);
 
 #endif
