@@ -61,7 +61,7 @@ struct worker_pool {
     pthread_mutex_t lock;  /* guards what pool.c's DESIGN comment says */
     pthread_cond_t wake;   /* idle workers wait here for work */
     pthread_cond_t idle;   /* a job finished (pool_stop waits here) */
-    pthread_cond_t mwake;  /* the monitor's sleep */
+    pthread_cond_t mwake;  /* the monitor's and the lease guard's sleep */
     bool stopping;
     bool monitor_stop;
     uint64_t wake_seq;
