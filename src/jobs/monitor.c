@@ -179,10 +179,11 @@ void *guard_main(void *arg)
         for (int i = 0; i < pool->n; i++) {
             struct job_ctx *ctx = pool->workers[i].ctx;
             if (!ctx || ctx->finishing || atomic_load(&ctx->lost) ||
-                now < atomic_load(&ctx->lease_until))
+                now + tick < atomic_load(&ctx->lease_until))
                 continue;
-            /* No heartbeat confirmed for a whole lease: from now on another node's sweeper
-             * may requeue the job (by its clock), so stop running it here. */
+            /* No heartbeat confirmed for a whole lease: from the end of it another node's
+             * sweeper may requeue the job (by its clock), so stop running it here - up to a
+             * tick early, so that the stop lands before the lease ends, not after. */
             log_warn("lease ran out without a heartbeat (database unreachable?): job stopped",
                      "job=%s attempt=%d owner=%s", ctx->claim.id, ctx->claim.attempt, ctx->owner);
             job_ctx_stop(ctx, &ctx->lost);
