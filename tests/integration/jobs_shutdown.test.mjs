@@ -18,7 +18,12 @@ test('a running job finishes within the grace period; new jobs wait for the next
   await waitJob(srv, job.id, (j) => j.status === 'running', 10000, 'running');
   const t0 = Date.now();
   srv.child.kill('SIGTERM');
-  await sleep(100);
+  // The drain has begun once /healthz answers 503 (a loaded machine may take a while to
+  // deliver the signal: a fixed sleep let the late job below be claimed before it).
+  for (const until = Date.now() + 3000; (await srv.api('GET', '/healthz')).status !== 503;) {
+    assert.ok(Date.now() < until, '/healthz still 200 3 s after the SIGTERM');
+    await sleep(10);
+  }
   // Still answering during the drain, but claiming nothing new.
   const late = await enqueueOk(srv, { sleep_ms: 0 });
   await sleep(300);
