@@ -22,14 +22,21 @@ test('9: EventSource follows a job across a server restart and resumes with Last
   const job = await enqueueOk(srv, { sleep_ms: 4000, progress: 8 });
   const port = srv.port;
   const requests = []; // the Last-Event-ID each (re)connection sent
+  const statuses = []; // the HTTP status each (re)connection got
   const received = [];
   let opens = 0;
   const es = new EventSource(`${srv.url}/v1/jobs/${job.id}/events`, {
-    fetch: (input, init) => {
+    fetch: async (input, init) => {
       requests.push(init.headers['Last-Event-ID'] ?? null);
-      return fetch(input, { ...init, headers: { ...init.headers, cookie } });
+      const res = await fetch(input, { ...init, headers: { ...init.headers, cookie } });
+      statuses.push(res.status);
+      return res;
     },
   });
+  const seen = () => `events ${JSON.stringify(received.map((r) => r.seq))}, HTTP statuses ${JSON.stringify(statuses)}`;
+  // Every wait below ends by a deadline or as soon as the EventSource gave up (CLOSED:
+  // a 204, a non-200, a wrong content type), with what it saw; and the EventSource is
+  // closed whatever happens, or its reconnections would keep the test process alive.
   const finished = new Promise((resolve, reject) => {
     const on = (type) => es.addEventListener(type, (e) => {
       received.push({ seq: Number(e.lastEventId), type, data: JSON.parse(e.data) });
@@ -37,16 +44,27 @@ test('9: EventSource follows a job across a server restart and resumes with Last
     });
     ['progress', 'log', 'retry', 'completed', 'failed', 'cancelled'].forEach(on);
     es.onopen = () => { opens++; };
-    setTimeout(() => reject(new Error(`no terminal event; got ${JSON.stringify(received.map((r) => r.seq))}`)), 50000).unref();
+    es.onerror = (e) => {
+      if (es.readyState === EventSource.CLOSED) reject(new Error(`the EventSource gave up (${e.message}); ${seen()}`));
+    };
+    setTimeout(() => reject(new Error(`no terminal event in 50 s; ${seen()}`)), 50000).unref();
   });
+  finished.catch(() => {}); // awaited below; a test that failed earlier leaves it unawaited
 
-  // Let a few events through, then restart the server on the same port mid-stream.
-  await waitJob(srv, job.id, (j) => j.progress >= 20, 10000, 'a few events');
-  while (received.length < 2) await sleep(10);
-  await srv.stop();
-  const beforeRestart = received.length;
-  await srv.start(['--listen', `127.0.0.1:${port}`]);
-  await finished;
+  let beforeRestart;
+  try {
+    // Let a few events through, then restart the server on the same port mid-stream.
+    await waitJob(srv, job.id, (j) => j.progress >= 20, 10000, 'a few events');
+    for (const deadline = Date.now() + 10000; received.length < 2 && es.readyState !== EventSource.CLOSED && Date.now() < deadline;)
+      await sleep(10);
+    assert.ok(received.length >= 2, `the EventSource received 2 events within 10 s of the job's progress reaching 20 (readyState ${es.readyState}); ${seen()}`);
+    await srv.stop();
+    beforeRestart = received.length;
+    await srv.start(['--listen', `127.0.0.1:${port}`]);
+    await finished;
+  } finally {
+    es.close();
+  }
 
   assert.ok(opens >= 2, `EventSource reconnected by itself (${opens} opens)`);
   assert.equal(requests[0], null, 'the first request had no Last-Event-ID');
@@ -74,13 +92,16 @@ test('9: without a session the stream is refused; a finished job answers 204 so 
   });
   es.onerror = () => { errors++; };
   es.onopen = () => { opened++; };
-  // The 204 may take a while on a loaded machine; an EventSource that opened, or that
-  // keeps reconnecting, never reaches CLOSED.
-  for (const deadline = Date.now() + 10000; es.readyState !== EventSource.CLOSED && Date.now() < deadline;) await sleep(20);
-  assert.equal(es.readyState, EventSource.CLOSED, 'a 204 stops the EventSource');
-  assert.equal(opened, 0);
-  assert.ok(errors >= 1);
-  es.close();
+  try {
+    // The 204 may take a while on a loaded machine; an EventSource that opened, or that
+    // keeps reconnecting, never reaches CLOSED.
+    for (const deadline = Date.now() + 10000; es.readyState !== EventSource.CLOSED && Date.now() < deadline;) await sleep(20);
+    assert.equal(es.readyState, EventSource.CLOSED, 'a 204 stops the EventSource');
+    assert.equal(opened, 0);
+    assert.ok(errors >= 1);
+  } finally {
+    es.close(); // one still reconnecting would keep the test process alive
+  }
 });
 
 test('signing out or revoking the key ends an open stream: no more of the job\'s events', { timeout: 60000 }, async () => {
@@ -110,7 +131,9 @@ test('signing out or revoking the key ends an open stream: no more of the job\'s
   };
   const byCookie = await follow({ cookie });
   const byKey = await follow({ authorization: `Bearer ${leaving}` });
-  while (byCookie.events < 2 || byKey.events < 2) await sleep(20);
+  for (const deadline = Date.now() + 10000; (byCookie.events < 2 || byKey.events < 2) && Date.now() < deadline;) await sleep(20);
+  assert.ok(byCookie.events >= 2 && byKey.events >= 2,
+    `both streams delivered 2 events within 10 s (cookie ${byCookie.events}, key ${byKey.events})`);
 
   const out = await fetch(`${srv.url}/v1/session`, { method: 'DELETE', headers: { cookie } });
   assert.equal(out.status, 204);
