@@ -106,12 +106,20 @@ test('8: 20 trials resumed across a server restart', { timeout: 120000 }, async 
   }
 });
 
-test('a Last-Event-ID past the last event counts as the last: that stream and the others of the job go on', async () => {
+test('a Last-Event-ID past the last event counts as the last: that stream and the others of the job go on', { timeout: 60000 }, async () => {
   const job = await enqueueOk(srv, { sleep_ms: 1200, progress: 6 });
   await waitJob(srv, job.id, (j) => j.status === 'running', 10000, 'running');
-  // The first follower of the job claims an event the job has not reached.
-  const ahead = sseOnce({ url: srv.url, key: srv.key, id: job.id, lastEventId: 1000 });
-  await sleep(150);
+  // The first follower of the job claims an event the job has not reached. It is the
+  // first once it is open: the server subscribes a stream before it answers 200.
+  let opened;
+  const open = new Promise((resolve) => { opened = resolve; });
+  const ahead = sseOnce({ url: srv.url, key: srv.key, id: job.id, lastEventId: 1000, onOpen: () => opened('open') });
+  const state = await Promise.race([
+    open,
+    ahead.then((r) => `ended before it opened (${r.ended}, HTTP ${r.status})`),
+    new Promise((resolve) => setTimeout(resolve, 10000, 'not open after 10 s').unref()),
+  ]);
+  assert.equal(state, 'open', 'the stream that is ahead opened before the next one of the job connects');
   const fresh = await sseOnce({ url: srv.url, key: srv.key, id: job.id });
   assert.equal(fresh.status, 200, 'a later stream of the same job is served');
   const viaQuery = await follow(job.id, 0, { viaQuery: true });
