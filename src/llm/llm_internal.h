@@ -42,6 +42,7 @@ struct llm_stream {
     char raw_stop[64];
     bool have_stop;        /* a stop/finish reason arrived */
     bool done;             /* message_stop / [DONE] arrived */
+    bool refused;          /* the text is a refusal (OpenAI's refusal field), the stop "refusal" */
     int64_t input_tokens;  /* -1 unknown */
     int64_t output_tokens; /* -1 unknown */
     int64_t deltas;

@@ -6,8 +6,12 @@
  * usage arrives in a last chunk whose choices array is empty. Chunks are
  * `data:` lines of JSON; choices[0].delta.content carries the text,
  * choices[0].finish_reason the stop ("stop", "length", ...), and the stream
- * ends with `data: [DONE]`. An {"error": {...}} object inside the stream fails
- * the attempt as transient. A stream that ends with neither [DONE] nor a
+ * ends with `data: [DONE]`. A model that declines sends its words in
+ * delta.refusal (message.refusal unstreamed) and finishes with "stop": that
+ * text is the reply text and the stop is reported as "refusal", as Anthropic's
+ * stop_reason says it, so the layers above treat both providers' refusals
+ * alike. An {"error": {...}} object inside the stream fails the attempt as
+ * transient. A stream that ends with neither [DONE] nor a
  * finish_reason was cut off. The system prompt travels as the first message.
  */
 #include <stdio.h>
@@ -78,7 +82,17 @@ static enum rf_status on_chunk(struct llm_stream *st, const json_t *chunk, bool 
             if (rc)
                 return rc;
         }
+        const json_t *refusal = json_object_get(part, "refusal");
+        if (json_is_string(refusal) && json_string_length(refusal) > 0) {
+            st->refused = true;
+            enum rf_status rc =
+                llm_stream_text(st, json_string_value(refusal), json_string_length(refusal), err);
+            if (rc)
+                return rc;
+        }
         llm_stream_stop(st, json_object_get(choice, "finish_reason"));
+        if (st->refused && st->have_stop)
+            snprintf(st->raw_stop, sizeof st->raw_stop, "refusal");
     }
     take_usage(st, json_object_get(chunk, "usage"));
     return RF_OK;
@@ -123,6 +137,10 @@ static enum rf_status on_end(struct llm_stream *st, struct rf_err *err)
                        "openai: the stream ended without [DONE] or a finish_reason (cut off after "
                        "%zu bytes of text)",
                        st->text.len);
+    if (st->refused && !st->have_stop) { /* [DONE] without a finish_reason */
+        snprintf(st->raw_stop, sizeof st->raw_stop, "refusal");
+        st->have_stop = true;
+    }
     return RF_OK;
 }
 
@@ -132,7 +150,7 @@ static const char *normalise_stop(const char *raw)
         return "end_turn";
     if (strcmp(raw, "length") == 0)
         return "max_tokens";
-    return "other"; /* content_filter, tool_calls, function_call, ... */
+    return "other"; /* refusal, content_filter, tool_calls, function_call, ... */
 }
 
 const struct llm_provider llm_openai = {

@@ -39,6 +39,9 @@
  *   text                reply text ("Hello from the fake LLM.")
  *   stop_reason         Anthropic word: end_turn|max_tokens|stop_sequence|tool_use (mapped to
  *                       OpenAI stop|length|stop|tool_calls); finish_reason overrides for OpenAI
+ *   refusal             the model declines with this text: OpenAI sends it as delta.refusal
+ *                       pieces (message.refusal unstreamed) with content null and finish_reason
+ *                       stop; Anthropic as the reply text with stop_reason refusal
  *   usage               {"input_tokens", "output_tokens"} (OpenAI: prompt/completion_tokens)
  *   status              HTTP status (200); non-2xx answers with an error body
  *   error               {"type", "message", "code"} of that error body (defaults by status)
@@ -218,7 +221,13 @@ function usageOf(spec, body, raw, text) {
 }
 
 /* A stream is a list of SSE events; `delta` marks the events that carry text. */
+/* Anthropic has no refusal field: the refusal is the text, and the stop says so. */
+function anthropicSpec(spec) {
+  return spec.refusal === undefined ? spec : { ...spec, text: spec.refusal, stop_reason: spec.stop_reason ?? 'refusal' };
+}
+
 function anthropicEvents(spec, body, raw, seq) {
+  spec = anthropicSpec(spec);
   const text = spec.text ?? DEFAULT_TEXT;
   const u = usageOf(spec, body, raw, text);
   const model = body.model ?? 'claude-fake';
@@ -239,6 +248,7 @@ function anthropicEvents(spec, body, raw, seq) {
 }
 
 function anthropicMessage(spec, body, raw, seq) {
+  spec = anthropicSpec(spec);
   const text = spec.text ?? DEFAULT_TEXT;
   const u = usageOf(spec, body, raw, text);
   return {
@@ -253,14 +263,16 @@ function openaiFinish(spec) {
 }
 
 function openaiEvents(spec, body, raw, seq) {
-  const text = spec.text ?? DEFAULT_TEXT;
+  const refused = spec.refusal !== undefined;
+  const text = refused ? spec.refusal : spec.text ?? DEFAULT_TEXT;
   const u = usageOf(spec, body, raw, text);
   const base = { id: `chatcmpl-fake-${seq}`, object: 'chat.completion.chunk', created: Math.floor(Date.now() / 1000), model: body.model ?? 'gpt-fake', system_fingerprint: 'fp_fake' };
   const includeUsage = body.stream_options?.include_usage === true;
   const chunk = (choices, extra = {}, delta = false) => ({ type: null, data: JSON.stringify({ ...base, choices, ...(includeUsage ? { usage: null } : {}), ...extra }), delta });
-  const out = [chunk([{ index: 0, delta: { role: 'assistant', content: '', refusal: null }, logprobs: null, finish_reason: null }])];
+  const first = refused ? { role: 'assistant', content: null, refusal: '' } : { role: 'assistant', content: '', refusal: null };
+  const out = [chunk([{ index: 0, delta: first, logprobs: null, finish_reason: null }])];
   splitText(text, spec.chunk_size ?? 16).forEach((piece, i) => {
-    out.push(chunk([{ index: 0, delta: { content: piece }, logprobs: null, finish_reason: null }], {}, true));
+    out.push(chunk([{ index: 0, delta: refused ? { refusal: piece } : { content: piece }, logprobs: null, finish_reason: null }], {}, true));
     if (i === 0 && spec.unknown_event) out.push({ comment: 'keep-alive' });
   });
   out.push(chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: openaiFinish(spec) }]));
@@ -270,12 +282,14 @@ function openaiEvents(spec, body, raw, seq) {
 }
 
 function openaiCompletion(spec, body, raw, seq) {
-  const text = spec.text ?? DEFAULT_TEXT;
+  const refused = spec.refusal !== undefined;
+  const text = refused ? spec.refusal : spec.text ?? DEFAULT_TEXT;
   const u = usageOf(spec, body, raw, text);
+  const message = refused ? { role: 'assistant', content: null, refusal: text } : { role: 'assistant', content: text, refusal: null };
   return {
     id: `chatcmpl-fake-${seq}`, object: 'chat.completion', created: Math.floor(Date.now() / 1000),
     model: body.model ?? 'gpt-fake', system_fingerprint: 'fp_fake',
-    choices: [{ index: 0, message: { role: 'assistant', content: text, refusal: null }, logprobs: null, finish_reason: openaiFinish(spec) }],
+    choices: [{ index: 0, message, logprobs: null, finish_reason: openaiFinish(spec) }],
     usage: { prompt_tokens: u.input, completion_tokens: u.output, total_tokens: u.input + u.output },
   };
 }

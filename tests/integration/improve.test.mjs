@@ -365,6 +365,30 @@ test('an empty, cut-off or refused failure analysis fails the job: no rewrite, n
   }
 });
 
+test('a refusal ends the job the same way from either provider, its words in the transcript', async () => {
+  // OpenAI says no in delta.refusal (content null, finish_reason "stop"): the reply looked
+  // empty and finished, the job failed "the reply is empty" and the words were lost.
+  const no = "I'm sorry, but I can't help with analysing these conversations.";
+  const openai = await startServer({ env: llmEnv(fake, { REFOLD_LLM_PROVIDER: 'openai', OPENAI_API_KEY: 'sk-openai-test-0123456789', OPENAI_BASE_URL: `${fake.url}/v1`, REFOLD_MODEL: 'gpt-test' }) });
+  try {
+    for (const s of [srv, openai]) {
+      const agent = await seed({ s });
+      await fake.script([A(undefined, { refusal: no }), R()]);
+      const job = (await s.api('POST', `/v1/agents/${agent.id}/improve-prompt`, {})).json;
+      const done = await waitJob(s, job.id);
+      assert.equal(done.status, 'failed');
+      assert.equal(done.error.code, 'invalid_llm_output', done.error.message);
+      assert.match(done.error.message, /^the failure analysis cannot be used: the provider ended the reply before its JSON was complete.*; stop_reason refusal$/);
+      const calls = (await s.api('GET', `/v1/jobs/${job.id}/llm-calls`)).json.data;
+      assert.deepEqual(calls.map((c) => [c.step, c.provider, c.response_text, c.stop_reason]),
+        [['analysis', s === srv ? 'anthropic' : 'openai', no, 'other']]);
+    }
+  } finally {
+    await openai.stop();
+    openai.cleanup();
+  }
+});
+
 test('an analysis cut off after whole failure patterns goes on with those patterns', async () => {
   const agent = await seed();
   const cut = '{"failure_patterns": ["Promises refunds without checking the order status", ' +

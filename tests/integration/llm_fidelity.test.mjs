@@ -234,6 +234,24 @@ test('openai sdk: no usage chunk unless asked, and the unprefixed path works', a
   assert.equal((await requests())[0].path, '/chat/completions');
 });
 
+test('openai sdk: a refusal comes as delta.refusal pieces (message.refusal unstreamed), content null', async () => {
+  const no = "I'm sorry, I can't help with that request.";
+  await script([{ refusal: no, chunk_size: 7 }, { refusal: no }]);
+  const stream = openai().beta.chat.completions.stream({ model: 'gpt-test', messages: userMessages, stream_options: { include_usage: true } });
+  const pieces = [];
+  stream.on('refusal.delta', ({ delta }) => pieces.push(delta));
+  const done = await stream.finalChatCompletion();
+  assert.equal(pieces.join(''), no);
+  assert.equal(pieces.length, Math.ceil(no.length / 7));
+  assert.equal(done.choices[0].message.refusal, no);
+  assert.equal(done.choices[0].message.content, null);
+  assert.equal(done.choices[0].finish_reason, 'stop');
+  const res = await openai().chat.completions.create({ model: 'gpt-test', messages: userMessages });
+  assert.equal(res.choices[0].message.refusal, no);
+  assert.equal(res.choices[0].message.content, null);
+  assert.equal(res.choices[0].finish_reason, 'stop');
+});
+
 test('openai sdk: HTTP errors carry status, type, code and message', async () => {
   const cases = [
     [400, 'BadRequestError', "Invalid 'max_tokens'", 'invalid_value'],

@@ -162,6 +162,30 @@ static void test_llm_max_tokens_both_providers(void **state)
     }
 }
 
+/* A model that declines: OpenAI puts its words in delta.refusal (message.refusal unstreamed)
+ * and finishes with "stop"; Anthropic sends text and stop_reason "refusal". Both come back
+ * as the reply text with the stop "other" (raw "refusal"), not as an empty, finished reply. */
+static void test_llm_refusal_both_providers(void **state)
+{
+    (void)state;
+    const char *providers[] = {"anthropic", "openai", "anthropic", "openai"};
+    const char *no = "I'm sorry, but I can't help with that.";
+    for (int i = 0; i < 4; i++) {
+        char script[256];
+        snprintf(script, sizeof script, "[{\"refusal\": \"%s\", \"chunk_size\": 5%s}]", no,
+                 i < 2 ? "" : ", \"stream\": false");
+        fake_script(script);
+        struct fake_case t;
+        fake_case_init(&t, providers[i]);
+        assert_int_equal(fake_case_run(&t), RF_OK);
+        assert_string_equal(t.resp.text, no);
+        assert_string_equal(buf_str(&t.c.text), no);
+        assert_string_equal(t.resp.stop_reason, "other");
+        assert_string_equal(t.resp.raw_stop_reason, "refusal");
+        fake_case_release(&t);
+    }
+}
+
 /* A base URL that already ends in /v1 posts to /v1/v1/messages: the 404 says where the
  * request went (a provider may answer just "Not Found"), without the URL's credentials. */
 static void test_llm_404_names_the_url(void **state)
@@ -679,6 +703,7 @@ int main(void)
         cmocka_unit_test(test_llm_openai_stream),
         cmocka_unit_test(test_llm_non_streamed_reply),
         cmocka_unit_test(test_llm_max_tokens_both_providers),
+        cmocka_unit_test(test_llm_refusal_both_providers),
         cmocka_unit_test(test_llm_404_names_the_url),
         cmocka_unit_test(test_llm_anthropic_overloaded_mid_stream),
         cmocka_unit_test(test_llm_openai_error_in_stream),
