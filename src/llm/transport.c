@@ -55,6 +55,7 @@ struct attempt {
     bool cb_failed;       /* a callback stopped the transfer; cb_err says why */
     struct rf_err cb_err;
     const char *shown_url; /* the URL for error messages, no credentials (borrowed) */
+    char *redirect;        /* a 3xx's Location, resolved, no credentials/query (owned) */
 };
 
 /* What one attempt came to. */
@@ -205,6 +206,18 @@ static void judge(struct attempt *a, CURLcode code, const char *curl_msg, bool t
             llm_error_text(buf_str(&a->body), a->body.len, a->st.secret, msg, sizeof msg);
         else
             snprintf(msg, sizeof msg, "body unread: %s", curl_msg);
+        if (a->status >= 300 && a->status < 400) {
+            /* Redirects are not followed (a POST would be replayed as a GET by some, and
+             * the key sent on to another host): name where it pointed, so the base URL
+             * can be fixed (http:// for https://, a path missing /v1 behind a proxy). */
+            outcome_set(o, retry_status_class(a->status),
+                        retry_http_retryable(a->status, a->should_retry[0] ? a->should_retry : NULL),
+                        "%s: HTTP %ld redirect to %s: refold does not follow redirects; make the "
+                        "base URL the final one (POST %s)",
+                        name, a->status, a->redirect ? a->redirect : "(no usable Location header)",
+                        a->shown_url ? a->shown_url : "?");
+            return;
+        }
         /* A wrong base URL (".../v1" twice, Ollama without /v1) answers 404 or 405: say
          * where the request went. */
         bool where = (a->status == 404 || a->status == 405) && a->shown_url;
@@ -277,12 +290,15 @@ static void attempt_init(struct attempt *a, const struct llm_provider *p,
 
 static void attempt_release(struct attempt *a)
 {
+    free(a->redirect);
+    a->redirect = NULL;
     llm_stream_release(&a->st);
     sse_parser_release(&a->sse);
     buf_release(&a->body);
 }
 
-/* url without user, password or query, for messages; caller frees. */
+/* url without user, password, query or fragment, for messages; caller frees. NULL when
+ * url does not parse. */
 static char *shown_url(const char *url)
 {
     char *out = NULL, *clean = NULL;
@@ -291,6 +307,7 @@ static char *shown_url(const char *url)
         curl_url_set(u, CURLUPART_USER, NULL, 0) == CURLUE_OK &&
         curl_url_set(u, CURLUPART_PASSWORD, NULL, 0) == CURLUE_OK &&
         curl_url_set(u, CURLUPART_QUERY, NULL, 0) == CURLUE_OK &&
+        curl_url_set(u, CURLUPART_FRAGMENT, NULL, 0) == CURLUE_OK &&
         curl_url_get(u, CURLUPART_URL, &clean, 0) == CURLUE_OK)
         out = xstrdup(clean);
     curl_free(clean);
@@ -350,6 +367,11 @@ static void run_attempt(struct llm_client *c, struct attempt *a, const struct ll
         }
     curl_multi_remove_handle(c->multi, e);
     int64_t end = clock_mono_ms();
+    if (a->got_status && a->status >= 300 && a->status < 400) {
+        char *to = NULL; /* the Location, resolved against the request's URL */
+        if (curl_easy_getinfo(e, CURLINFO_REDIRECT_URL, &to) == CURLE_OK && to)
+            a->redirect = shown_url(to);
+    }
 
     if (cancelled) {
         outcome_set(o, RF_CANCELLED, false, "%s: the call was cancelled", a->p->name);

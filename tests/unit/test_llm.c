@@ -207,6 +207,58 @@ static void test_llm_404_names_the_url(void **state)
     fake_case_release(&t);
 }
 
+/* A 3xx (http:// for https://, a proxy that redirects a path missing /v1) is not followed:
+ * the error names the status and where it pointed, resolved, without credentials, query or
+ * fragment, and says to make the base URL the final one. Not retried. */
+static void test_llm_redirect_not_followed(void **state)
+{
+    (void)state;
+    struct {
+        const char *provider;
+        long status;
+        const char *location;
+        const char *want; /* around "HOST", the fake's host:port */
+    } cases[] = {
+        {"openai", 301,
+         "https://user:pw-4f1c9e@api.example.com/v1/chat/completions?key=4f1c9e#t=4f1c9e",
+         "HTTP 301 redirect to https://api.example.com/v1/chat/completions: refold does not "
+         "follow redirects; make the base URL the final one (POST http://HOST/v1/chat/completions)"},
+        {"anthropic", 307, "/proxy/v1/messages?sig=4f1c9e",
+         "HTTP 307 redirect to http://HOST/proxy/v1/messages: refold does not follow redirects"},
+        {"anthropic", 302, NULL, "HTTP 302 redirect to (no usable Location header)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char script[512];
+        if (cases[i].location)
+            snprintf(script, sizeof script,
+                     "[{\"status\": %ld, \"headers\": {\"location\": \"%s\"}}]",
+                     cases[i].status, cases[i].location);
+        else
+            snprintf(script, sizeof script, "[{\"status\": %ld}]", cases[i].status);
+        fake_script(script);
+        struct fake_case t;
+        fake_case_init(&t, cases[i].provider);
+        char host[64]; /* 127.0.0.1:PORT */
+        const char *h = t.cfg.base_url + strlen("http://");
+        snprintf(host, sizeof host, "%.*s", (int)strcspn(h, "/"), h);
+        assert_int_equal(fake_case_run(&t), RF_PERMANENT);
+        assert_int_equal(t.resp.http_status, cases[i].status);
+        assert_int_equal(t.resp.attempts, 1);
+        assert_int_equal(fake_request_count(), 1);
+        char want[512];
+        const char *at = strstr(cases[i].want, "HOST");
+        if (at)
+            snprintf(want, sizeof want, "%.*s%s%s", (int)(at - cases[i].want), cases[i].want,
+                     host, at + 4);
+        else
+            snprintf(want, sizeof want, "%s", cases[i].want);
+        if (!strstr(t.err.message, want))
+            fail_msg("'%s' does not hold '%s'", t.err.message, want);
+        assert_null(strstr(t.err.message, "4f1c9e"));
+        fake_case_release(&t);
+    }
+}
+
 /* ---- failures inside a 200 stream ------------------------------------------ */
 
 static void test_llm_anthropic_overloaded_mid_stream(void **state)
@@ -705,6 +757,7 @@ int main(void)
         cmocka_unit_test(test_llm_max_tokens_both_providers),
         cmocka_unit_test(test_llm_refusal_both_providers),
         cmocka_unit_test(test_llm_404_names_the_url),
+        cmocka_unit_test(test_llm_redirect_not_followed),
         cmocka_unit_test(test_llm_anthropic_overloaded_mid_stream),
         cmocka_unit_test(test_llm_openai_error_in_stream),
         cmocka_unit_test(test_llm_stream_cut_off),
