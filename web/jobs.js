@@ -438,7 +438,8 @@ export async function jobPage(ctx, id) {
   async function loadTranscript() {
     try {
       const calls = await getAll(`/v1/jobs/${enc(id)}/llm-calls?limit=500`, 100000); // every page: each holds 8 MiB at most
-      fill(transcript, calls.length ? h('ol', { class: 'calls' }, calls.map(callNode)) : h('p', { class: 'muted' }, 'This job made no LLM calls.'));
+      const runs = calls.some((c) => c.run > 1); // retried through the API: say each call's run
+      fill(transcript, calls.length ? h('ol', { class: 'calls' }, calls.map((c, i) => callNode(c, i, runs))) : h('p', { class: 'muted' }, 'This job made no LLM calls.'));
     } catch (err) {
       fill(transcript, err.status === 404 ? h('p', { class: 'muted' }, 'No transcript is available.') : errorBox(err, 'Could not load the transcript'));
     }
@@ -532,7 +533,8 @@ export async function jobPage(ctx, id) {
 }
 
 // One LLM call of the transcript: request messages and the response.
-function callNode(c, i) {
+// runs: the job was retried through the API, so the call says which run it was made in.
+function callNode(c, i, runs) {
   const req = c.request || {};
   const msgs = [];
   if (req.system) msgs.push(['system', typeof req.system === 'string' ? req.system : JSON.stringify(req.system, null, 2)]);
@@ -542,7 +544,8 @@ function callNode(c, i) {
     msgs.push([m.role || 'message', content]);
   }
   const summary = [
-    `#${i + 1}`, c.step, c.model, c.attempt !== undefined ? `attempt ${c.attempt}` : null,
+    `#${i + 1}`, c.step, c.model, runs && c.run !== undefined ? `run ${c.run}` : null,
+    c.attempt !== undefined ? `attempt ${c.attempt}` : null,
     c.input_tokens !== null && c.input_tokens !== undefined ? `${num(c.input_tokens)} in / ${num(c.output_tokens)} out` : null,
     c.latency_ms !== null && c.latency_ms !== undefined ? `${(c.latency_ms / 1000).toFixed(1)} s` : null,
     c.stop_reason, c.error ? 'error' : null,

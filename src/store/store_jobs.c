@@ -71,7 +71,8 @@ static const char *SQL_CANCEL_RUNNING =
 static const char *SQL_JOB_STATUS_LOCK =
     "UPDATE jobs SET status = status WHERE id = ? AND workspace_id = ? RETURNING status";
 static const char *SQL_RETRY =
-    "UPDATE jobs SET status = 'queued', attempt = 0, run_at = ?, cancel_requested = 0, "
+    "UPDATE jobs SET status = 'queued', attempt = 0, run = run + 1, run_at = ?, "
+    "cancel_requested = 0, "
     "stage = NULL, progress = 0, result = NULL, error_code = NULL, error_message = NULL, "
     "started_at = NULL, finished_at = NULL, lease_owner = NULL, lease_expires_at = NULL, "
     "event_seq = event_seq + 1 WHERE id = ? AND workspace_id = ? "

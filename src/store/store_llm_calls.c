@@ -6,7 +6,7 @@
  *
  * Invariants kept here:
  *   - An insert is a fenced worker write (see store_job_worker.c): the INSERT ... SELECT
- *     takes job_id and attempt from the job row matching the claim (FENCE_WHERE), so a
+ *     takes job_id, run and attempt from the job row matching the claim (FENCE_WHERE), so a
  *     worker whose claim is gone inserts nothing and gets RF_LEASE_LOST. A call is no
  *     event: it reserves no seq.
  *   - A list first reads the job in the caller's workspace, so a job of another
@@ -22,14 +22,14 @@
 #include "core/banned.h"
 
 static const char *SQL_LLM_INSERT =
-    "INSERT INTO llm_calls (id, job_id, attempt, step, provider, model, request, response_text, "
-    "stop_reason, http_status, provider_request_id, input_tokens, output_tokens, latency_ms, "
-    "error, created_at) SELECT ?, id, attempt, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? "
-    "FROM jobs WHERE " FENCE_WHERE;
+    "INSERT INTO llm_calls (id, job_id, run, attempt, step, provider, model, request, "
+    "response_text, stop_reason, http_status, provider_request_id, input_tokens, output_tokens, "
+    "latency_ms, error, created_at) SELECT ?, id, run, attempt, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+    "?, ? FROM jobs WHERE " FENCE_WHERE;
 static const char *SQL_LLM_LIST =
     "SELECT c.id, c.job_id, c.attempt, c.step, c.provider, c.model, c.request, "
     "c.response_text, c.stop_reason, c.http_status, c.provider_request_id, c.input_tokens, "
-    "c.output_tokens, c.latency_ms, c.error, c.created_at FROM llm_calls c "
+    "c.output_tokens, c.latency_ms, c.error, c.created_at, c.run FROM llm_calls c "
     "JOIN jobs j ON j.id = c.job_id WHERE c.job_id = ? AND j.workspace_id = ? AND c.id > ? "
     "ORDER BY c.id LIMIT ?";
 
@@ -72,6 +72,7 @@ static json_t *llm_call_from_row(struct db_stmt *s)
     json_t *c = json_object();
     json_object_set_new(c, "id", col_str(s, 0));
     json_object_set_new(c, "job_id", col_str(s, 1));
+    json_object_set_new(c, "run", json_integer(db_int(s, 16)));
     json_object_set_new(c, "attempt", json_integer(db_int(s, 2)));
     json_object_set_new(c, "step", col_str(s, 3));
     json_object_set_new(c, "provider", col_str(s, 4));

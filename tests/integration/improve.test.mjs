@@ -389,6 +389,25 @@ test('a refusal ends the job the same way from either provider, its words in the
   }
 });
 
+test('a job retried through the API: its transcript tells the runs apart, attempts start over', async () => {
+  // The re-run's calls carried attempt 1 again, like the first run's: nothing in the
+  // transcript said which run a call belonged to.
+  const agent = await seed();
+  await fake.script([A('')]);
+  const job = await improve(agent);
+  assert.equal((await waitJob(srv, job.id)).status, 'failed');
+  await fake.script([A(), R()]);
+  const r = await srv.api('POST', `/v1/jobs/${job.id}/retry`);
+  assert.equal(r.status, 202);
+  assert.equal(r.json.attempt, 0);
+  const done = await waitJob(srv, job.id);
+  assert.equal(done.status, 'completed', JSON.stringify(done.error));
+  assert.equal(done.attempt, 1);
+  const calls = (await srv.api('GET', `/v1/jobs/${job.id}/llm-calls`)).json.data;
+  assert.deepEqual(calls.map((c) => [c.run, c.attempt, c.step]),
+    [[1, 1, 'analysis'], [2, 1, 'analysis'], [2, 1, 'rewrite']]);
+});
+
 test('an analysis cut off after whole failure patterns goes on with those patterns', async () => {
   const agent = await seed();
   const cut = '{"failure_patterns": ["Promises refunds without checking the order status", ' +

@@ -99,12 +99,16 @@ test('job page: the LLM transcript shows every call, past the first page of llm-
   const t = Date.now() - 60000;
   const n = 57;
   await sql(srv.db, `INSERT INTO jobs (id, workspace_id, type, status, stage, progress, params, result, attempt, max_attempts, run_at, created_at, started_at, finished_at) VALUES ('${id}', '${ws}', 'prompt_improvement', 'completed', 'completed', 100, '{}', '{"changes_summary": "nothing"}', 1, 3, ${t}, ${t}, ${t}, ${t + 50000})`);
-  await sql(srv.db, 'INSERT INTO llm_calls (id, job_id, attempt, step, provider, model, request, response_text, stop_reason, input_tokens, output_tokens, latency_ms, created_at) VALUES ' +
-    Array.from({ length: n }, (_, i) => `('llm_01JQ2000000000000000${String(i).padStart(6, '0')}', '${id}', ${1 + Math.floor(i / 2)}, '${i % 2 ? 'rewrite' : 'analysis'}', 'scripted', 'm', '{"messages": []}', 'reply ${i + 1}', 'end_turn', 10, 5, 100, ${t + i * 100})`).join(', '));
+  // Retried through the API after call 40: the calls after it are run 2, attempts from 1.
+  await sql(srv.db, 'INSERT INTO llm_calls (id, job_id, run, attempt, step, provider, model, request, response_text, stop_reason, input_tokens, output_tokens, latency_ms, created_at) VALUES ' +
+    Array.from({ length: n }, (_, i) => `('llm_01JQ2000000000000000${String(i).padStart(6, '0')}', '${id}', ${i < 40 ? 1 : 2}, ${1 + Math.floor((i % 40) / 2)}, '${i % 2 ? 'rewrite' : 'analysis'}', 'scripted', 'm', '{"messages": []}', 'reply ${i + 1}', 'end_turn', 10, 5, 100, ${t + i * 100})`).join(', '));
   const { ctx: ctx2, tab } = await signedIn(key, `/#/jobs/${id}`);
   await tab.locator('#job-transcript details.call').first().waitFor();
   assert.equal(await tab.locator('#job-transcript details.call').count(), n);
-  assert.match(await tab.locator('#job-transcript details.call').last().locator('summary').innerText(), new RegExp(`^#${n} `));
+  const summary = (i) => tab.locator('#job-transcript details.call').nth(i).locator('summary').innerText();
+  assert.match(await summary(0), /^#1 · analysis · m · run 1 · attempt 1 · /);
+  assert.match(await summary(40), /^#41 · analysis · m · run 2 · attempt 1 · /);
+  assert.match(await summary(n - 1), new RegExp(`^#${n} · analysis · m · run 2 · attempt 9 · `));
   await ctx2.close();
 });
 
