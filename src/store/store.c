@@ -124,6 +124,17 @@ int store_migrations_known(void)
     return n;
 }
 
+/* Tests only: REFOLD_TEST_MIGRATE_TO=N (with REFOLD_TEST_JOBS=1) stops store_migrate after
+ * migration N, so an upgrade test can build a database at an older schema version, fill it
+ * and upgrade it with the real binary (tests/integration/upgrade.test.mjs). 0: no limit. */
+static int migrate_limit(void)
+{
+    const char *jobs = getenv("REFOLD_TEST_JOBS"), *to = getenv("REFOLD_TEST_MIGRATE_TO");
+    if (!jobs || strcmp(jobs, "1") != 0 || !to || !*to)
+        return 0;
+    return (int)strtol(to, NULL, 10);
+}
+
 static enum rf_status apply_one(struct db *db, const struct embed_file *f, bool *ran,
                                 struct rf_err *err)
 {
@@ -160,9 +171,10 @@ enum rf_status store_migrate(struct store *st, int *applied, struct rf_err *err)
         if (rc)
             return rc;
     }
+    int limit = migrate_limit();
     rc = db_exec_script(db, SQL_MIGRATIONS_TABLE, err);
     for (const struct embed_file *f = embed_table(); rc == RF_OK && f->path; f++) {
-        if (!is_migration(f))
+        if (!is_migration(f) || (limit > 0 && migration_number(f->path) > limit))
             continue;
         bool ran = false;
         rc = apply_one(db, f, &ran, err);

@@ -46,7 +46,8 @@ void store_close(struct store *st);
 /* "sqlite" or "postgres". */
 const char *store_backend(const struct store *st);
 /* Apply pending numbered migrations; *applied (may be NULL) gets how many ran. Safe to run
- * from several processes at once. */
+ * from several processes at once. Tests only: REFOLD_TEST_MIGRATE_TO=N with REFOLD_TEST_JOBS=1
+ * applies none above N (an older schema for the upgrade tests). */
 enum rf_status store_migrate(struct store *st, int *applied, struct rf_err *err);
 /* Highest applied migration number (0 on an empty database). */
 enum rf_status store_schema_version(struct store *st, int *version, struct rf_err *err);
