@@ -4,11 +4,12 @@
 // by generate.mjs beside it: every table, versions active/candidate/archived/rejected, jobs in
 // every status, one retried through the API, one on attempt 2, one running under a lease);
 // then `refold migrate` and `refold serve` of this binary must read everything back as the old
-// binary did, the old key must still sign in, and new behaviour must work on old rows. Runs on
-// SQLite and, with REFOLD_TEST_PG_URL, on PostgreSQL.
+// binary did, the old key must still sign in, and new behaviour must work on old rows. The
+// same rows but the jobs' also go from schema 1 through every migration. Runs on SQLite and,
+// with REFOLD_TEST_PG_URL, on PostgreSQL.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Server, SOURCE_DIR, freshDatabase, dropDatabase, run, sql, startFakeLLM, llmEnv, waitJob, readSSE } from './lib.mjs';
@@ -175,4 +176,39 @@ test('new behaviour on old rows: a retried old job counts run 2, new writes keep
   assert.equal(await sql(db, RECOUNT), '', 'agent_stats equals a recount');
   const stats = (await srv.api('GET', `/v1/agents/${FX.agents.support}`)).json.stats;
   assert.equal(stats.traces, FX.reads[`/v1/agents/${FX.agents.support}`].stats.traces + 1);
+});
+
+// Schema 1 (before the job queue existed, so no job rows): the same rows but the jobs'
+// upgrade through 002 and 003 at once keeps them, and the new binary reads them back.
+test('a schema-1 database with data upgrades through every migration', async () => {
+  const sub = join(dir, 'schema1');
+  mkdirSync(sub);
+  const db1 = await freshDatabase(sub);
+  try {
+    let r = await run(['migrate', '--db', db1], { env: { ...env(), REFOLD_TEST_JOBS: '1', REFOLD_TEST_MIGRATE_TO: '1' } });
+    assert.match(r.stdout, /applied 1 migration; schema version 1/, r.stderr);
+    const rows = { ...FX.rows, jobs: [], job_events: [], llm_calls: [] };
+    await load(db1, rows);
+    r = await run(['migrate', '--db', db1], { env: env() });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /applied 2 migrations; schema version 3/);
+    for (const t of ORDER) assert.equal(await sql(db1, `SELECT COUNT(*) FROM ${t}`), String(rows[t].length + (t === 'prompt_best_practices' ? 24 : 0)), t);
+    assert.equal(await sql(db1, RECOUNT), '', 'agent_stats equals a recount');
+    const s1 = new Server({ db: db1, env: { REFOLD_LLM_PROVIDER: 'scripted' } });
+    s1.db = db1;
+    s1.key = FX.key;
+    await s1.start();
+    try {
+      for (const [path, want] of Object.entries(FX.reads)) {
+        if (path.includes('/jobs') || path.includes('/contradictions')) continue;
+        const got = await s1.api('GET', path);
+        assert.equal(got.status, 200, `${path}: ${got.text}`);
+        assertKept(got.json, want, path);
+      }
+    } finally {
+      await s1.stop();
+    }
+  } finally {
+    if (db1.startsWith('postgres')) dropDatabase(db1);
+  }
 });
