@@ -6,8 +6,9 @@
 //     cmake --build /tmp/old/build --target refold
 //   cd tests && REFOLD_BIN=/tmp/old/build/refold REFOLD_SOURCE_DIR=.. node data/upgrade/generate.mjs
 //
-// (25373f0 is the parent of the commit that added 003_job_runs.sql.) The rows are kept as
-// JSON, not SQL, so the test can insert them on SQLite and PostgreSQL alike.
+// on SQLite (REFOLD_TEST_PG_URL unset). 25373f0 is the parent of the commit that added
+// 003_job_runs.sql. The rows are kept as JSON, not SQL, so the test can insert them on
+// SQLite and PostgreSQL alike.
 import { writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
