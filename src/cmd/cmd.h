@@ -96,6 +96,15 @@ struct store *cmd_open_store(const char *db, bool migrate);
 /* Block SIGTERM/SIGINT (for sigwait) in this and every later thread; ignore SIGPIPE. */
 void cmd_block_signals(sigset_t *set);
 
+/* How long a stop may last past the grace period (shutdown.c): the steps after the grace
+ * take at most 9 s when the database answers. */
+#define CMD_STOP_BOUND_MS 15000
+/* A graceful stop begins: if the process has not exited grace_ms + CMD_STOP_BOUND_MS from
+ * now (threads stuck in database calls that get no answer), log it and _exit(1). */
+void cmd_shutdown_start(int64_t grace_ms);
+/* Name the step the stop is at, for that log line: a string constant. */
+void cmd_shutdown_phase(const char *what);
+
 /* Log a warning when the LLM settings (REFOLD_LLM_PROVIDER, a key, the timeouts ...) are
  * unusable: improvement jobs would fail with llm_not_configured (serve and worker). */
 void cmd_llm_check(void);

@@ -8,7 +8,8 @@
  * jobs within REFOLD_SHUTDOWN_GRACE_MS) while the API keeps answering, so SSE followers
  * see the last events; then the HTTP server's shutdown hook ends every event stream
  * (hub_stop) before the daemon stops; then the pool and the hub are freed, once no
- * handler can reach them.
+ * handler can reach them. The whole stop is bounded (shutdown.c): threads stuck in
+ * database calls that get no answer are abandoned, and the process exits with status 1.
  */
 #include <getopt.h>
 #include <pthread.h>
@@ -139,9 +140,13 @@ int cmd_serve(int argc, char **argv)
     int sig = 0;
     sigwait(&stop, &sig);
     log_info("shutting down", "signal=%d", sig);
+    cmd_shutdown_start(cfg.grace_ms); /* bounded even when the database does not answer */
     http_server_drain(srv); /* /healthz 503 at once, while running jobs finish */
+    cmd_shutdown_phase("workers");
     pool_stop(pool, cfg.grace_ms);
+    cmd_shutdown_phase("http server");
     http_server_stop(srv);
+    cmd_shutdown_phase("closing");
     pool_free(pool);
     hub_free(hub);
     llm_global_cleanup();

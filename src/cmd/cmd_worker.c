@@ -95,7 +95,9 @@ int cmd_worker(int argc, char **argv)
     int sig = 0;
     sigwait(&stop, &sig);
     log_info("shutting down", "signal=%d", sig);
+    cmd_shutdown_start(cfg.grace_ms); /* bounded even when the database does not answer */
     pool_stop(pool, cfg.grace_ms);
+    cmd_shutdown_phase("closing");
     pool_free(pool);
     llm_global_cleanup();
     log_info("stopped", NULL);

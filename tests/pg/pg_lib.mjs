@@ -201,3 +201,33 @@ export function assertExactlyOnce(assert, ledger, runLog, { allowRetries = false
   if (!allowRetries) assert.equal(retried, 0, 'jobs that ran more than once');
   return { byPid, retried, runs: runs.length };
 }
+
+// A TCP proxy to target (a URL) on 127.0.0.1, standing for the network between a node and
+// the database: setting p.cut holds back every byte in both directions (the sockets stay
+// open, as on a partition: nothing fails, queries get no answer), p.heal() delivers them.
+// p.port is its port; p.close() ends it.
+export async function startProxy(target) {
+  const pairs = new Set();
+  const p = { cut: false };
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port), target.hostname);
+    const pair = { client, upstream, held: [] };
+    pairs.add(pair);
+    const forward = (to) => (data) => { if (p.cut) pair.held.push([to, data]); else to.write(data); };
+    client.on('data', forward(upstream));
+    upstream.on('data', forward(client));
+    const close = () => { client.destroy(); upstream.destroy(); pairs.delete(pair); };
+    for (const s of [client, upstream]) { s.on('error', close); s.on('close', close); }
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  p.port = server.address().port;
+  p.heal = () => {
+    p.cut = false;
+    for (const pair of pairs) for (const [to, data] of pair.held.splice(0)) to.write(data);
+  };
+  p.close = () => {
+    server.close();
+    for (const pair of pairs) { pair.client.destroy(); pair.upstream.destroy(); }
+  };
+  return p;
+}

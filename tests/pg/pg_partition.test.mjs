@@ -6,18 +6,17 @@
 // by then on its own: no two runs of a job overlap. When the network heals, the node's late
 // writes are refused by the fence and it works again.
 //
-// The cut is a TCP proxy in this test between worker node W and the database: "cut" holds
-// back every byte in both directions (the sockets stay open, as on a partition), "heal"
-// delivers them.
+// The cut is a TCP proxy (pg_lib.mjs's startProxy) between worker node W and the database:
+// "cut" holds back every byte in both directions (the sockets stay open, as on a
+// partition), "heal" delivers them.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sleep } from '../integration/lib.mjs';
 import { enqueueOk, readRuns, storedEvents, assertContiguous } from '../integration/jobs_lib.mjs';
-import { requirePg, createDatabase, dropDatabaseSync, startNode, startWorkerNode, psql } from './pg_lib.mjs';
+import { requirePg, createDatabase, dropDatabaseSync, startNode, startWorkerNode, psql, startProxy } from './pg_lib.mjs';
 
 const LEASE_MS = 3000;
 const base = requirePg();
@@ -25,32 +24,6 @@ const db = await createDatabase(base);
 const shared = mkdtempSync(join(tmpdir(), 'refold-pgp-'));
 const runLog = join(shared, 'runs.jsonl');
 const ENV = { REFOLD_LEASE_MS: String(LEASE_MS), REFOLD_HEARTBEAT_MS: '500', REFOLD_LOG: 'info' };
-
-async function startProxy(target) {
-  const pairs = new Set();
-  const p = { cut: false };
-  const server = net.createServer((client) => {
-    const upstream = net.connect(Number(target.port), target.hostname);
-    const pair = { client, upstream, held: [] };
-    pairs.add(pair);
-    const forward = (to) => (data) => { if (p.cut) pair.held.push([to, data]); else to.write(data); };
-    client.on('data', forward(upstream));
-    upstream.on('data', forward(client));
-    const close = () => { client.destroy(); upstream.destroy(); pairs.delete(pair); };
-    for (const s of [client, upstream]) { s.on('error', close); s.on('close', close); }
-  });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  p.port = server.address().port;
-  p.heal = () => {
-    p.cut = false;
-    for (const pair of pairs) for (const [to, data] of pair.held.splice(0)) to.write(data);
-  };
-  p.close = () => {
-    server.close();
-    for (const pair of pairs) { pair.client.destroy(); pair.upstream.destroy(); }
-  };
-  return p;
-}
 
 const proxy = await startProxy(new URL(db));
 const viaProxy = (() => { const u = new URL(db); u.hostname = '127.0.0.1'; u.port = String(proxy.port); return u.toString(); })();
