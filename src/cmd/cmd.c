@@ -29,11 +29,11 @@ static const struct command commands[] = {
      "$XDG_CONFIG_HOME/refold/config.json (mode 0600). The key is printed once."},
     {"serve", cmd_serve, "serve [--db URL] [--listen HOST:PORT] [--workers N] [--port-file PATH]",
      "Run the HTTP API, the web UI and the job workers. Migrates the database first.\n"
-     "SIGTERM or SIGINT stops gracefully."},
+     "SIGTERM, SIGINT or SIGHUP stops gracefully."},
     {"worker", cmd_worker, "worker [--db URL] [--workers N]",
      "Run job workers only, without HTTP.\n"
      "For extra capacity next to `refold serve`, or on other machines sharing a PostgreSQL\n"
-     "database. SIGTERM stops claiming, lets running jobs finish within\n"
+     "database. SIGTERM (SIGINT, SIGHUP) stops claiming, lets running jobs finish within\n"
      "REFOLD_SHUTDOWN_GRACE_MS (30 s), then puts the rest back in the queue. Job settings:\n"
      "docs/jobs.md; several nodes: docs/operations.md."},
     {"migrate", cmd_migrate, "migrate [--db URL]",

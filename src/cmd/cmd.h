@@ -93,7 +93,8 @@ enum rf_status config_save(const char *url, const char *api_key, struct rf_err *
  * error and returns NULL on failure. */
 struct store *cmd_open_store(const char *db, bool migrate);
 
-/* Block SIGTERM/SIGINT (for sigwait) in this and every later thread; ignore SIGPIPE. */
+/* Block SIGTERM/SIGINT and SIGHUP (unless ignored, as under nohup) for sigwait, in this and
+ * every later thread; ignore SIGPIPE. */
 void cmd_block_signals(sigset_t *set);
 
 /* How long a stop may last past the grace period (shutdown.c): the steps after the grace

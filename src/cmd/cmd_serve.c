@@ -1,6 +1,6 @@
 /*
  * cmd_serve - `refold serve`: migrate, then run the HTTP API, the web UI, the job
- * workers and the job event hub until SIGTERM/SIGINT. Signals are blocked in every
+ * workers and the job event hub until SIGTERM/SIGINT/SIGHUP. Signals are blocked in every
  * thread and taken by sigwait() in the main thread, so no handler runs at an arbitrary
  * point.
  *
@@ -36,6 +36,12 @@ void cmd_block_signals(sigset_t *set)
     sigemptyset(set);
     sigaddset(set, SIGTERM);
     sigaddset(set, SIGINT);
+    /* SIGHUP (the terminal was closed) stops gracefully too; its default kills at once.
+     * Unless it was ignored when we started (nohup): a blocked signal is queued for
+     * sigwait even when ignored, so it must stay out of the set to stay ignored. */
+    struct sigaction hup;
+    if (sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler != SIG_IGN)
+        sigaddset(set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, set, NULL);
 }
 

@@ -2,7 +2,7 @@
  * cmd_worker - `refold worker`: job workers only, no HTTP. Extra capacity next to
  * `refold serve`, on the same SQLite file or (the point of it) on other machines sharing
  * a PostgreSQL database. Events it writes reach the server's SSE subscribers through the
- * server's event watcher (jobs/hub.h). SIGTERM drains like `refold serve`.
+ * server's event watcher (jobs/hub.h). SIGTERM (or SIGINT, SIGHUP) drains like `refold serve`.
  */
 #include <getopt.h>
 #include <signal.h>
