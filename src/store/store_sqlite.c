@@ -81,6 +81,7 @@
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "store/db.h"
+#include "store/sqlite_access.h"
 #include "core/banned.h"
 
 #define BUSY_TIMEOUT_MS 10000
@@ -159,51 +160,26 @@ static void lib_init(void)
     sqlite3_initialize();
 }
 
-/* "read_only" (file, directory or filesystem) or "storage_full" (disk, quota) when that
- * is why the last statement failed, else NULL: the code, else the failed call's errno. */
-static const char *unwritable_reason(sqlite3 *h)
-{
-    int ext = sqlite3_extended_errcode(h);
-    int prim = ext & 0xff, sys = sqlite3_system_errno(h);
-    bool io = prim == SQLITE_IOERR || prim == SQLITE_CANTOPEN;
-    const char *file = sqlite3_db_filename(h, "main");
-    if (io && sys == 0 && file && *file) {
-        /* SQLite lost the errno (0 after a pwrite failed EROFS on an ext4 remounted
-         * read-only): open the WAL for writing. Never the database file: closing a
-         * descriptor of it would drop the POSIX locks SQLite holds on it. */
-        char wal[PATH_MAX];
-        snprintf(wal, sizeof wal, "%s-wal", file);
-        int fd = open(wal, O_WRONLY | O_CLOEXEC);
-        if (fd >= 0)
-            close(fd);
-        else
-            sys = errno;
-    }
-    if (prim == SQLITE_FULL || (io && (sys == ENOSPC || sys == EDQUOT)))
-        return "storage_full";
-    if (prim == SQLITE_READONLY || (io && (sys == EROFS || sys == EACCES || sys == EPERM)))
-        return "read_only";
-    return NULL;
-}
-
 static enum rf_status fail(struct conn *c, struct rf_err *err, int rc, const char *what)
 {
     int ext = sqlite3_extended_errcode(c->h);
     enum rf_status code = RF_INTERNAL;
-    const char *unwritable = unwritable_reason(c->h);
+    const char *unwritable = sqlite_access_unwritable(c->h);
     if (unwritable) {
         /* 503 until it can write again; the failed transaction is rolled back. */
         if (c->owner)
             atomic_store(&c->owner->blocked, unwritable);
         const char *file = sqlite3_db_filename(c->h, "main");
         bool full = strcmp(unwritable, "storage_full") == 0;
-        return rf_fail_reason(
-            err, RF_UNAVAILABLE, unwritable, "%s: cannot write %s (%s): %s",
-            full ? "disk full" : "database is read-only", file && *file ? file : "(memory)",
-            sqlite3_errmsg(c->h),
-            full ? "free space, then retry"
-                 : "check the filesystem's mount and the mode and owner of the file, its -wal "
-                   "and -shm files and its directory");
+        char why[PATH_MAX + 160];
+        if (full || !file || !sqlite_access_explain(file, SQLITE_READONLY, why, sizeof why))
+            snprintf(why, sizeof why, "%s",
+                     full ? "free space, then retry"
+                          : "check the filesystem's mount and the mode and owner of the file, "
+                            "its -wal and -shm files and its directory");
+        return rf_fail_reason(err, RF_UNAVAILABLE, unwritable, "%s: cannot write %s (%s): %s",
+                              full ? "disk full" : "database is read-only",
+                              file && *file ? file : "(memory)", sqlite3_errmsg(c->h), why);
     }
     if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY)
         code = RF_CONFLICT;
@@ -220,6 +196,19 @@ static int prepare(sqlite3 *h, const char *sql, sqlite3_stmt **out)
     return sqlite3_prepare_v3(h, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL);
 }
 
+/* An open that failed: name the file or directory at fault when it is one
+ * (sqlite_access.c), as SQLite's message does not. */
+static void cannot(struct rf_err *err, const char *what, const char *path, int rc,
+                   const char *sqlite_msg)
+{
+    char why[PATH_MAX + 160];
+    if (sqlite_access_explain(path, rc, why, sizeof why))
+        rf_fail(err, RF_UNAVAILABLE, "cannot %s database %s: %s (SQLite: %s)", what, path, why,
+                sqlite_msg);
+    else
+        rf_fail(err, RF_UNAVAILABLE, "cannot %s database %s: %s", what, path, sqlite_msg);
+}
+
 static enum rf_status conn_open(const char *path, int cache_kib, bool writer, struct conn *c,
                                 struct rf_err *err)
 {
@@ -229,8 +218,7 @@ static enum rf_status conn_open(const char *path, int cache_kib, bool writer, st
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                              NULL);
     if (rc != SQLITE_OK) {
-        rf_fail(err, RF_UNAVAILABLE, "cannot open database %s: %s", path,
-                h ? sqlite3_errmsg(h) : sqlite3_errstr(rc));
+        cannot(err, "open", path, rc, h ? sqlite3_errmsg(h) : sqlite3_errstr(rc));
         sqlite3_close(h);
         return RF_UNAVAILABLE;
     }
@@ -250,8 +238,7 @@ static enum rf_status conn_open(const char *path, int cache_kib, bool writer, st
         prepare(h, "COMMIT", &c->commit) != SQLITE_OK ||
         prepare(h, "ROLLBACK", &c->rollback) != SQLITE_OK ||
         prepare(h, "BEGIN", &c->read_begin) != SQLITE_OK) {
-        rf_fail(err, RF_UNAVAILABLE, "cannot configure database %s: %s", path,
-                msg ? msg : sqlite3_errmsg(h));
+        cannot(err, "configure", path, sqlite3_extended_errcode(h), msg ? msg : sqlite3_errmsg(h));
         sqlite3_free(msg);
         sqlite3_finalize(c->begin);
         sqlite3_finalize(c->commit);

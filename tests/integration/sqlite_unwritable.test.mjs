@@ -8,10 +8,11 @@
 // that test skips when the suite does not run as root.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, readdirSync, writeFileSync, rmSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Server, sql, sleep } from './lib.mjs';
+import { BIN, Server, sql, sleep } from './lib.mjs';
 
 const PG = Boolean(process.env.REFOLD_TEST_PG_URL);
 const ROOT = process.getuid() === 0;
@@ -107,5 +108,39 @@ test('a full disk: writes answer 503 storage_full, /healthz answers 503 until sp
   } finally {
     await stop(srv);
     execFileSync('umount', ['-l', mnt]);
+  }
+});
+
+test('a database in a directory refold cannot write: init and serve name the file and the directory', { skip: PG && 'SQLite only' }, () => {
+  const top = mkdtempSync(join(tmpdir(), 'refold-ro-'));
+  try {
+    const dir = join(top, 'data');
+    mkdirSync(dir);
+    if (ROOT) { chownSync(top, NOBODY, NOBODY); chownSync(dir, NOBODY, NOBODY); }
+    const db = join(dir, 'refold.db');
+    const refold = (...args) => spawnSync(BIN, args, {
+      env: { ...process.env, REFOLD_DB: db, XDG_CONFIG_HOME: join(top, 'config'), REFOLD_LOG: 'warn' },
+      encoding: 'utf8', timeout: 20000, ...(ROOT ? { uid: NOBODY, gid: NOBODY } : {}),
+    });
+    const uid = ROOT ? NOBODY : process.getuid();
+    // No database yet: the file itself cannot be created.
+    chmodSync(dir, 0o555);
+    let r = refold('init', '--no-config');
+    assert.equal(r.status, 1, r.stderr);
+    assert.equal(r.stderr, `refold: cannot open database ${db}: cannot create ${db}: directory ${dir} is not writable by uid ${uid} (SQLite: unable to open database file)\n`);
+    // A database made while the directory was writable (its -wal and -shm removed by the
+    // clean close): SQLite cannot create them, and said only "attempt to write a readonly
+    // database".
+    chmodSync(dir, 0o755);
+    r = refold('init', '--no-config');
+    assert.equal(r.status, 0, r.stderr);
+    chmodSync(dir, 0o555);
+    for (const cmd of [['init', '--no-config'], ['serve', '--listen', '127.0.0.1:0']]) {
+      r = refold(...cmd);
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`^refold: cannot \\w+ database ${db}: cannot create ${db}-(wal|shm): directory ${dir} is not writable by uid ${uid} \\(SQLite: [^\\n]+\\)\\n$`));
+    }
+  } finally {
+    rmSync(top, { recursive: true, force: true });
   }
 });
