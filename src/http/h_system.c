@@ -68,7 +68,8 @@ HANDLER(h_session_delete)
 }
 
 /* A round trip to the database on this thread's connection (which reconnects when it
- * broke): 200 while it answers, 503 while it does not. */
+ * broke): 200 while it answers, 503 while it does not - or while the thread's connection
+ * cannot be opened, with the configured backend all the same. */
 HANDLER(h_healthz)
 {
     struct rf_err dberr;
@@ -86,8 +87,9 @@ HANDLER(h_healthz)
             json_pack("{s:s, s:s, s:s}", "status", "ok", "db", "ok", "backend", store_backend(st)));
     } else {
         resp_json(resp, 503,
-                  json_pack("{s:s, s:s, s:s?, s:s}", "status", "unavailable", "db", "error",
-                            "backend", st ? store_backend(st) : NULL, "error", dberr.message));
+                  json_pack("{s:s, s:s, s:s, s:s}", "status", "unavailable", "db", "error",
+                            "backend", http_server_backend(req->server), "error",
+                            dberr.message));
     }
     return RF_OK;
 }

@@ -749,6 +749,11 @@ bool http_server_draining(const struct http_server *srv)
     return atomic_load(&srv->draining);
 }
 
+const char *http_server_backend(const struct http_server *srv)
+{
+    return store_url_backend(srv->db_url);
+}
+
 void http_server_stop(struct http_server *srv)
 {
     if (!srv)

@@ -57,6 +57,8 @@ int http_server_port(const struct http_server *srv);
  * still served. NULL is ignored. */
 void http_server_drain(struct http_server *srv);
 bool http_server_draining(const struct http_server *srv);
+/* The configured store's backend ("sqlite", "postgres"), known without a connection. */
+const char *http_server_backend(const struct http_server *srv);
 #define HTTP_STOP_WAIT_MS 5000
 /* Stop serving (after the requests in flight, up to HTTP_STOP_WAIT_MS) and free the
  * server (NULL is ignored). */

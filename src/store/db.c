@@ -9,12 +9,21 @@
 #include "core/xalloc.h"
 #include "core/banned.h"
 
+static const struct db_driver *driver_of(const char *url)
+{
+    if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0)
+        return &db_pg_driver;
+    return &db_sqlite_driver;
+}
+
 enum rf_status db_open(const char *url, struct db **out, struct rf_err *err)
 {
-    const struct db_driver *drv = &db_sqlite_driver;
-    if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0)
-        drv = &db_pg_driver;
-    return drv->open(url, out, err);
+    return driver_of(url)->open(url, out, err);
+}
+
+const char *db_url_backend(const char *url)
+{
+    return driver_of(url)->name;
 }
 
 void db_close(struct db *db)

@@ -118,6 +118,8 @@ extern const struct db_driver db_pg_driver;
 /* Open a connection: postgres:// or postgresql:// URLs use PostgreSQL, anything else is a
  * SQLite path. Caller owns the connection; close with db_close. */
 enum rf_status db_open(const char *url, struct db **out, struct rf_err *err);
+/* The name of the driver db_open would use for url ("sqlite", "postgres"). */
+const char *db_url_backend(const char *url);
 void db_close(struct db *db);
 
 /* Run a script of several statements without parameters (migrations). */

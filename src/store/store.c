@@ -66,6 +66,11 @@ const char *store_backend(const struct store *st)
     return st->db->drv->name;
 }
 
+const char *store_url_backend(const char *url)
+{
+    return db_url_backend(url);
+}
+
 enum rf_status store_ping(struct store *st, struct rf_err *err)
 {
     return db_ping(st->db, err);

@@ -45,6 +45,8 @@ enum rf_status store_open(const char *url, struct store **out, struct rf_err *er
 void store_close(struct store *st);
 /* "sqlite" or "postgres". */
 const char *store_backend(const struct store *st);
+/* The same for the connection store_open would make for url, without opening one. */
+const char *store_url_backend(const char *url);
 /* Apply pending numbered migrations; *applied (may be NULL) gets how many ran. Safe to run
  * from several processes at once. Tests only: REFOLD_TEST_MIGRATE_TO=N with REFOLD_TEST_JOBS=1
  * applies none above N (an older schema for the upgrade tests). */
