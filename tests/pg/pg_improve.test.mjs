@@ -33,7 +33,9 @@ before(async () => {
     { match: 'Identify the failure patterns', text: ANALYSIS, chunk_size: 4, chunk_delay_ms: 100, persist: true, usage: { input_tokens: 900, output_tokens: 80 } },
     { match: 'Rewrite the prompt template below', text: REWRITE, chunk_size: 8, chunk_delay_ms: 40, persist: true },
   ]);
-  env = { ...llmEnv(fake), REFOLD_LEASE_MS: String(LEASE_MS), REFOLD_HEARTBEAT_MS: '500', REFOLD_LOG: 'info' };
+  // Every worker node stops with a 500 ms grace: the SIGTERM test stops whichever one runs
+  // its job, and with the default 30 s that one finished the job instead of handing it on.
+  env = { ...llmEnv(fake), REFOLD_LEASE_MS: String(LEASE_MS), REFOLD_HEARTBEAT_MS: '500', REFOLD_LOG: 'info', REFOLD_SHUTDOWN_GRACE_MS: '500' };
   a = await startNode(db, { init: true, env: { ...env, REFOLD_WORKERS: '0' } });
   b = await startNode(db, { key: a.key, env: { ...env, REFOLD_WORKERS: '0' } });
   workers.push(await startWorkerNode(db, { env, workers: 1 }), await startWorkerNode(db, { env, workers: 1 }));
@@ -134,7 +136,7 @@ test('kill -9 of the worker node mid-stream: taken over at the end of the lease,
 });
 
 test('SIGTERM of the worker node mid-stream: the job goes to another node at once, same attempt', { timeout: 60000 }, async () => {
-  workers.push(await startWorkerNode(db, { env: { ...env, REFOLD_SHUTDOWN_GRACE_MS: '500' }, workers: 1 }));
+  workers.push(await startWorkerNode(db, { env, workers: 1 }));
   const agent = await seed('sigterm');
   const id = await improve(agent);
   const victim = await runner(id);
