@@ -95,7 +95,7 @@ function timeline(agent, versions, reload) {
           h('dt', null, 'Created'), h('dd', null, time(v.created_at)),
           h('dt', null, 'Decided'), h('dd', null, time(v.decided_at))),
         v.review_note ? h('p', { class: 'tl-note' }, '“', v.review_note, '”') : null,
-        v.change_summary ? h('p', { class: 'tl-summary muted small' }, excerpt(v.change_summary, 160)) : null,
+        v.change_summary ? h('p', { class: 'tl-summary muted small', title: v.change_summary.length > 160 ? v.change_summary : null }, excerpt(v.change_summary, 160)) : null,
         h('div', { class: 'tl-actions' }, actions)));
   }));
 }
@@ -154,9 +154,9 @@ async function renderContradictions(ctx, agent, card, kind) {
   }
   const cols = [
     { label: 'Kind', cell: (r) => badge(r.kind) },
-    { label: 'Human', class: 'col-verdict', cell: (r) => h('div', null, badge(r.human_rating, 'rating'), r.note ? h('div', { class: 'small clamp' }, r.note) : null) },
+    { label: 'Human', class: 'col-verdict', cell: (r) => h('div', null, badge(r.human_rating, 'rating'), r.note ? h('div', { class: 'small clamp', title: r.note }, r.note) : null) },
     { label: 'Eval', class: 'col-verdict', cell: (r) => h('div', null, badge(r.predicted_result ? 'pass' : 'fail', 'rating'), ' ', h('span', { class: 'small muted' }, r.eval_name),
-      r.predicted_reason ? h('div', { class: 'small clamp' }, r.predicted_reason) : null) },
+      r.predicted_reason ? h('div', { class: 'small clamp', title: r.predicted_reason }, r.predicted_reason) : null) },
     { label: 'Input', class: 'col-wide', cell: (r) => h('div', null,
       h('button', { type: 'button', class: 'link trace-open', 'aria-label': `Open trace ${r.trace_id}`, onclick: (ev) => { ev.stopPropagation(); openTrace(r.trace_id, r); } },
         excerpt(r.input, 120) || r.trace_id)) },

@@ -53,7 +53,7 @@ export async function agentsPage(ctx) {
   }
   const cols = [
     { label: 'Name', class: 'col-name', cell: (a) => h('div', null, h('a', { href: agentHref(a.id), class: 'strong' }, a.name),
-      a.description ? h('div', { class: 'muted small clamp' }, a.description) : null) },
+      a.description ? h('div', { class: 'muted small clamp', title: a.description }, a.description) : null) },
     { label: 'Status', cell: (a) => badge(a.status) },
     { label: 'Active version', cell: (a) => (a.active_version ? `v${a.active_version.version}` : h('span', { class: 'muted' }, 'none')) },
     { label: 'Traces', class: 'num', cell: (a) => num(a.stats?.traces) },

@@ -55,16 +55,16 @@ export async function jobsPage(ctx) {
   const list = items(page);
   const wrap = h('div');
   const cols = [
-    { label: 'Job', cell: (j) => h('a', { href: jobHref(j.id), class: 'mono' }, shortId(j.id)) },
-    { label: 'Type', cell: (j) => typeLabel(j.type) },
+    { label: 'Job', class: 'col-id', cell: (j) => h('a', { href: jobHref(j.id), class: 'mono' }, shortId(j.id)) },
+    { label: 'Type', class: 'col-fit', cell: (j) => typeLabel(j.type) },
     { label: 'Agent', cell: (j) => {
       const id = j.params && j.params.agent_id;
       return id ? h('a', { href: agentHref(id) }, names.get(id) || shortId(id)) : '—';
     } },
     { label: 'Status', cell: (j) => badge(j.status) },
-    { label: 'Stage', cell: (j) => (j.status === 'running' || j.status === 'queued'
+    { label: 'Stage', class: 'col-fit', cell: (j) => (j.status === 'running' || j.status === 'queued'
       ? h('span', { class: 'small' }, (j.stage || 'waiting').replace(/_/g, ' '), ` · ${j.progress ?? 0}%`)
-      : j.error ? h('span', { class: 'small clamp' }, j.error.code) : j.result && j.result.new_version_number
+      : j.error ? h('span', { class: 'small clamp', title: j.error.message || j.error.code }, j.error.code) : j.result && j.result.new_version_number
         ? h('a', { class: 'small', href: versionHref(j.params.agent_id, j.result.new_version_number) }, `candidate v${j.result.new_version_number}`)
         : h('span', { class: 'muted small' }, '—')) },
     { label: 'Created', cell: (j) => time(j.created_at) },
@@ -252,6 +252,7 @@ export async function jobPage(ctx, id) {
     bar.style.width = `${p}%`;
     barWrap.setAttribute('aria-valuenow', String(p));
     barWrap.className = `bar bar-${st.status}`;
+    logList.classList.toggle('log-done', st.terminal);
     const stageName = st.stage ? st.stage.replace(/_/g, ' ') : st.status === 'queued' ? 'waiting for a worker' : '';
     barLabel.textContent = `${p}%${stageName ? ' · ' + stageName : ''}`;
     const cur = STAGE_INDEX.has(st.stage) ? STAGE_INDEX.get(st.stage) : -1;

@@ -64,11 +64,12 @@ export function ago(iso) {
   if (abs < 2700) return rtf.format(Math.round(s / 60), 'minute');
   if (abs < 79200) return rtf.format(Math.round(s / 3600), 'hour');
   if (abs < 26 * 86400) return rtf.format(Math.round(s / 86400), 'day');
-  return new Date(t).toLocaleDateString();
+  // Month by name: 10/11/2026 reads differently in Europe and the US.
+  return new Date(t).toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
 }
 export function time(iso) {
   if (!iso) return h('span', { class: 'muted' }, '—');
-  return h('time', { datetime: iso, title: new Date(iso).toLocaleString() }, ago(iso));
+  return h('time', { datetime: iso, title: new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' }) }, ago(iso));
 }
 
 export const pct = (x) => (x === null || x === undefined ? '—' : `${(x * 100).toFixed(x * 100 >= 10 || x === 0 ? 0 : 1)}%`);
