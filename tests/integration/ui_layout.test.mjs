@@ -14,6 +14,7 @@ const LONG_NAME = 'Customer-support assistant for the international marketplace 
 const DESCRIPTION = 'Answers buyers by chat and email in 14 languages and hands refunds above the limit and legal threats to tier-2 humans. Owned by the CX platform team; runbook at https://wiki.example.com/cx/platform/runbooks/support-assistant/escalations-and-refunds-policy-2026-q3';
 const NOTE = 'Promised a refund without checking the order status first, then invented a tracking URL: https://tracking.example-carrier.com/this/does/not/exist/and/is/a/very/long/path/segment/that/never/ends';
 const JOB = 'job_01JQ3000000000000000000001';
+const ARABIC = 'إذا كتب العميل بالعربية، فأجب بالعربية واذكر رقم الطلب 55231 كما هو.';
 let agent;
 
 async function api(method, path, body, want) {
@@ -25,7 +26,7 @@ async function api(method, path, body, want) {
 before(async () => {
   browser = await launchChromium();
   agent = await api('POST', '/v1/agents', { name: LONG_NAME, description: DESCRIPTION,
-    prompt_template: 'You are the support agent of {{company_name}}.\nReply in {{customer.profile.preferred_language}}.\n' }, 201);
+    prompt_template: `You are the support agent of {{company_name}}.\nReply in {{customer.profile.preferred_language}}.\n${ARABIC}\n` }, 201);
   await api('POST', `/v1/agents/${agent.id}/versions`, { prompt_template: 'You are the support agent of {{company_name}}.\nReply in {{customer.profile.preferred_language}}, briefly.\n' }, 201);
   const ev = await api('POST', '/v1/evals', { agent_id: agent.id, name: 'policy_compliance_checker_with_a_really_long_unbroken_name_v3' }, 201);
   const ids = [];
@@ -142,7 +143,8 @@ test('job page: event numbers stay on one line and a finished job without log li
 test('contrast: badges, danger buttons and stage glyphs pass WCAG AA in both themes', async () => {
   for (const colorScheme of ['light', 'dark']) {
     const { ctx, tab } = await signedIn(`#/jobs/${JOB}`, { colorScheme });
-    await tab.locator('.stage.stage-done').first().waitFor();
+    // The transcript loads once every stored event is applied: the badge is redrawn no more.
+    await tab.locator('#job-transcript', { hasText: 'This job made no LLM calls.' }).waitFor();
     const badge = await tab.locator('#job-status .badge-completed').evaluate(contrastOf, '');
     assert.ok(badge >= 4.5, `${colorScheme}: "completed" badge ${badge.toFixed(2)}:1`);
     const glyph = await tab.locator('.stage-done .stage-icon').first().evaluate(contrastOf, '::after');
@@ -153,6 +155,37 @@ test('contrast: badges, danger buttons and stage glyphs pass WCAG AA in both the
     assert.ok(danger >= 4.5, `${colorScheme}: the Reject button ${danger.toFixed(2)}:1`);
     await ctx.close();
   }
+});
+
+test('an Arabic line of a prompt reads right to left, aligned right', async () => {
+  const { ctx, tab } = await signedIn(`#/agents/${agent.id}`);
+  const pre = tab.locator('pre.prompt');
+  await pre.waitFor();
+  const m = await pre.evaluate((el, arabic) => {
+    const cs = getComputedStyle(el);
+    const box = el.getBoundingClientRect();
+    const content = { left: box.left + parseFloat(cs.borderLeftWidth) + parseFloat(cs.paddingLeft),
+      right: box.right - parseFloat(cs.borderRightWidth) - parseFloat(cs.paddingRight) };
+    const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+    const rectOf = (needle) => {
+      for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+        const i = n.textContent.indexOf(needle);
+        if (i < 0) continue;
+        const r = document.createRange();
+        r.setStart(n, i);
+        r.setEnd(n, i + needle.length);
+        return r.getBoundingClientRect();
+      }
+      return null;
+    };
+    const line = rectOf(arabic);
+    walker.currentNode = el;
+    const latin = rectOf('You are the support agent');
+    return { content, line: { left: line.left, right: line.right }, latin: { left: latin.left } };
+  }, ARABIC);
+  assert.ok(Math.abs(m.line.right - m.content.right) <= 2, `the Arabic line ends at the right edge (${JSON.stringify(m)})`);
+  assert.ok(Math.abs(m.latin.left - m.content.left) <= 2, 'the English lines stay left-aligned');
+  await ctx.close();
 });
 
 test('no horizontal scrolling on a phone with long names, ids and notes', async () => {
