@@ -27,7 +27,9 @@ before(async () => {
   browser = await launchChromium();
   agent = await api('POST', '/v1/agents', { name: LONG_NAME, description: DESCRIPTION,
     prompt_template: `You are the support agent of {{company_name}}.\nReply in {{customer.profile.preferred_language}}.\n${ARABIC}\n` }, 201);
-  await api('POST', `/v1/agents/${agent.id}/versions`, { prompt_template: 'You are the support agent of {{company_name}}.\nReply in {{customer.profile.preferred_language}}, briefly.\n' }, 201);
+  await api('POST', `/v1/agents/${agent.id}/versions`, { prompt_template: 'You are the support agent of {{company_name}}.\n'
+    + 'Reply in {{customer.profile.preferred_language}}, briefly, and never promise a refund before you have looked up the order and checked its status.\n'
+    + `${ARABIC}\n` }, 201);
   const ev = await api('POST', '/v1/evals', { agent_id: agent.id, name: 'policy_compliance_checker_with_a_really_long_unbroken_name_v3' }, 201);
   const ids = [];
   for (let i = 0; i < N; i += 500) {
@@ -185,6 +187,26 @@ test('an Arabic line of a prompt reads right to left, aligned right', async () =
   }, ARABIC);
   assert.ok(Math.abs(m.line.right - m.content.right) <= 2, `the Arabic line ends at the right edge (${JSON.stringify(m)})`);
   assert.ok(Math.abs(m.latin.left - m.content.left) <= 2, 'the English lines stay left-aligned');
+  await ctx.close();
+});
+
+test('unified diff on a phone: a wrapped line continues under its text, not under the +/- marker', async () => {
+  const { ctx, tab } = await signedIn(`#/agents/${agent.id}/versions/2?view=unified`, { width: 390, height: 844 });
+  const cell = tab.locator('table.diff-unified td.tx.ins').first();
+  await cell.waitFor();
+  const lefts = await cell.evaluate((td) => {
+    const r = document.createRange();
+    r.selectNodeContents(td);
+    const lines = new Map();
+    for (const x of r.getClientRects()) {
+      if (!x.width) continue;
+      const top = Math.round(x.top);
+      lines.set(top, Math.min(lines.get(top) ?? Infinity, x.left));
+    }
+    return [...lines.values()];
+  });
+  assert.ok(lefts.length >= 3, `the added line wraps at 390 px (${lefts.length} lines)`);
+  assert.ok(Math.max(...lefts) - Math.min(...lefts) <= 1, `every line of it starts at the same x: ${lefts}`);
   await ctx.close();
 });
 
