@@ -71,6 +71,14 @@ export function time(iso) {
   if (!iso) return h('span', { class: 'muted' }, '—');
   return h('time', { datetime: iso, title: new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' }) }, ago(iso));
 }
+// A page left open would keep saying "created 5 seconds ago": every relative
+// time on screen is worked out again each 30 s.
+setInterval(() => {
+  for (const t of document.querySelectorAll('time[datetime]')) {
+    const text = ago(t.getAttribute('datetime'));
+    if (t.textContent !== text) t.textContent = text;
+  }
+}, 30000);
 
 export const pct = (x) => (x === null || x === undefined ? '—' : `${(x * 100).toFixed(x * 100 >= 10 || x === 0 ? 0 : 1)}%`);
 export const num = (x) => (x === null || x === undefined ? '—' : Number(x).toLocaleString());

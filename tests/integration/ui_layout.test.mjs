@@ -59,9 +59,10 @@ after(async () => {
 });
 
 // A new browser context signed in on route (signing in returns to it).
-async function signedIn(route, { width = 1280, height = 900, colorScheme = 'light' } = {}) {
+async function signedIn(route, { width = 1280, height = 900, colorScheme = 'light', clock = false } = {}) {
   const ctx = await browser.newContext({ viewport: { width, height }, colorScheme, locale: 'en-US' });
   const tab = await ctx.newPage();
+  if (clock) await tab.clock.install(); // the page's timers and Date follow tab.clock
   tab.on('pageerror', (e) => pageErrors.push(e.message));
   await tab.goto(srv.url + '/' + route);
   await tab.getByLabel('API key').fill(srv.key);
@@ -139,6 +140,17 @@ test('job page: event numbers stay on one line and a finished job without log li
   assert.equal(lines, 1, 'seq 12 is not broken into 1 / 2');
   const empty = await tab.locator('#job-log').evaluate((el) => getComputedStyle(el, '::after').content);
   assert.equal(empty, '"This job wrote no log lines."');
+  await ctx.close();
+});
+
+test('relative times move on while the page stays open', async () => {
+  const { ctx, tab } = await signedIn(`#/jobs/${JOB}`, { clock: true });
+  const created = tab.locator('.meta-line time');
+  await created.waitFor();
+  const minutes = async () => Number((await created.innerText()).match(/^(\d+) minutes? ago$/)[1]);
+  const before = await minutes(); // the job was created a minute or two before this test
+  await tab.clock.fastForward('10:00');
+  assert.equal(await minutes(), before + 10);
   await ctx.close();
 });
 
