@@ -1,7 +1,7 @@
 // The review actions, as dialogs used from more than one page: promote
 // (also rollback), reject, start an improvement, write a version by hand.
 import { post, request, enc, idempotencyKey, isMissingEndpoint, ApiError } from './api.js';
-import { h, field, formDialog, toast, templateNodes, num } from './ui.js';
+import { h, field, formDialog, toast, templateNodes, count } from './ui.js';
 import { navigate, agentHref, versionHref, jobHref } from './nav.js';
 
 const versionPath = (agentId, n) => `/v1/agents/${enc(agentId)}/versions/${n}`;
@@ -66,7 +66,7 @@ export function improveDialog(agent) {
           `refold sends the newest contradictions to the model, asks it for the failure patterns, then for a rewrite of v${agent.active_version?.version ?? '?'} `,
           'that keeps every variable. The result is a candidate for you to review; nothing changes until you promote it.'),
         s.contradictions !== undefined
-          ? h('p', null, h('strong', null, `${num(s.contradictions)} contradictions`), ` on record (${num(s.missed_failures)} missed failures, ${num(s.false_alarms)} false alarms).`)
+          ? h('p', null, h('strong', null, count(s.contradictions, 'contradiction')), ` on record (${count(s.missed_failures, 'missed failure')}, ${count(s.false_alarms, 'false alarm')}).`)
           : null,
         h('div', { class: 'field-row' },
           field('Max contradictions', h('input', { name: 'max', type: 'number', min: 1, max: 200, value: '20', required: true, inputmode: 'numeric' }), '1 to 200, newest first.'),

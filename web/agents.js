@@ -1,6 +1,6 @@
 // Agents: the table of every agent with its numbers, and "New agent".
 import { get, getAll, post, items, isMissingEndpoint, enc } from './api.js';
-import { h, fill, field, table, badge, pct, num, time, empty, formDialog, toast, setTitle } from './ui.js';
+import { h, fill, field, table, badge, pct, num, count, time, empty, formDialog, toast, setTitle } from './ui.js';
 import { navigate, agentHref, jobHref } from './nav.js';
 
 // Newest prompt_improvement job of an agent; null when none, undefined when
@@ -87,6 +87,6 @@ function rateCell(s) {
   if (!s || s.contradiction_rate === null || s.contradiction_rate === undefined) return h('span', { class: 'muted' }, '—');
   const r = s.contradiction_rate;
   const kind = r >= 0.3 ? 'bad' : r >= 0.1 ? 'warn' : 'good';
-  return h('span', { class: `rate rate-${kind}`, title: `${s.contradictions} contradictions: ${s.missed_failures} missed failures, ${s.false_alarms} false alarms` },
+  return h('span', { class: `rate rate-${kind}`, title: `${count(s.contradictions, 'contradiction')}: ${count(s.missed_failures, 'missed failure')}, ${count(s.false_alarms, 'false alarm')}` },
     pct(r), h('span', { class: 'muted small' }, ` (${num(s.contradictions)})`));
 }

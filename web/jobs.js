@@ -4,7 +4,7 @@
 // first, so a reload resumes where it was), a finished one is read from the
 // JSON event list. Events are applied once each, by seq.
 import { get, getAll, post, items, enc, isMissingEndpoint } from './api.js';
-import { h, fill, badge, time, num, shortId, empty, errorBox, table, toast, setTitle, jsonBlock, loadMore } from './ui.js';
+import { h, fill, badge, time, num, count, shortId, empty, errorBox, table, toast, setTitle, jsonBlock, loadMore } from './ui.js';
 import { setQuery, agentHref, versionHref, jobHref } from './nav.js';
 
 export const STAGES = [
@@ -270,7 +270,7 @@ export async function jobPage(ctx, id) {
       const bits = [];
       if (d) {
         if (d.contradictions_found !== undefined) {
-          bits.push(`${num(d.contradictions_found)} contradictions${d.missed_failures !== undefined ? ` (${num(d.missed_failures)} missed failures, ${num(d.false_alarms)} false alarms)` : ''}`);
+          bits.push(`${count(d.contradictions_found, 'contradiction')}${d.missed_failures !== undefined ? ` (${count(d.missed_failures, 'missed failure')}, ${count(d.false_alarms, 'false alarm')})` : ''}`);
         }
         const tok = tokenValue(d);
         if (tok !== null) bits.push(`${num(tok)} tokens received${typeof d.input_tokens === 'number' ? ` (${num(d.input_tokens)} sent)` : ''}`);

@@ -3,7 +3,7 @@
 // failure patterns, the best practices it was given, and Promote / Reject
 // (or Roll back for an archived version).
 import { get, getAll, items, enc } from './api.js';
-import { h, fill, badge, time, num, uid, errorBox, setTitle } from './ui.js';
+import { h, fill, badge, time, num, count, uid, errorBox, setTitle } from './ui.js';
 import { setQuery, agentHref, versionHref, jobHref } from './nav.js';
 import { promoteDialog, rejectDialog, promptBlock } from './actions.js';
 import { diffPrompts } from './diff.js';
@@ -177,7 +177,7 @@ async function loadJobEvidence(jobId, card, patternsCard) {
     known = new Map(items(await get('/v1/best-practices?limit=500')).map((p) => [p.title, p]));
   } catch { /* titles alone will do */ }
   const evidence = r.contradictions
-    ? h('p', { class: 'small' }, `Based on ${num(r.contradictions.total)} contradictions (${num(r.contradictions.missed_failures)} missed failures, ${num(r.contradictions.false_alarms)} false alarms)`,
+    ? h('p', { class: 'small' }, `Based on ${count(r.contradictions.total, 'contradiction')} (${count(r.contradictions.missed_failures, 'missed failure')}, ${count(r.contradictions.false_alarms, 'false alarm')})`,
       r.usage ? `, ${num(r.usage.llm_calls)} LLM calls, ${num(r.usage.input_tokens)} input and ${num(r.usage.output_tokens)} output tokens.` : '.', ' ',
       h('a', { href: jobHref(jobId) }, 'Open the job'))
     : null;

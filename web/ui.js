@@ -82,6 +82,8 @@ setInterval(() => {
 
 export const pct = (x) => (x === null || x === undefined ? '—' : `${(x * 100).toFixed(x * 100 >= 10 || x === 0 ? 0 : 1)}%`);
 export const num = (x) => (x === null || x === undefined ? '—' : Number(x).toLocaleString());
+// "1 contradiction", "1,005 contradictions".
+export const count = (n, one, many = `${one}s`) => `${num(n)} ${Number(n) === 1 ? one : many}`;
 
 export function badge(status, extra) {
   return h('span', { class: `badge badge-${String(status).replace(/[^a-z_]/g, '')}${extra ? ' ' + extra : ''}` }, String(status).replace(/_/g, ' '));

@@ -15,7 +15,7 @@ const DESCRIPTION = 'Answers buyers by chat and email in 14 languages and hands 
 const NOTE = 'Promised a refund without checking the order status first, then invented a tracking URL: https://tracking.example-carrier.com/this/does/not/exist/and/is/a/very/long/path/segment/that/never/ends';
 const JOB = 'job_01JQ3000000000000000000001';
 const ARABIC = 'إذا كتب العميل بالعربية، فأجب بالعربية واذكر رقم الطلب 55231 كما هو.';
-let agent;
+let agent, one;
 
 async function api(method, path, body, want) {
   const r = await srv.api(method, path, body);
@@ -43,6 +43,12 @@ before(async () => {
     await api('POST', `/v1/evals/${ev.id}/executions`, { executions: part.map((trace_id) => ({ trace_id, predicted_result: true,
       predicted_reason: 'The reply addresses the customer question, stays polite and cites the refund policy section 4.2 correctly.' })) }, 200);
   }
+  // An agent with exactly one contradiction.
+  one = await api('POST', '/v1/agents', { name: 'one-contradiction', prompt_template: 'Help {{user}}.' }, 201);
+  const oneEval = await api('POST', '/v1/evals', { agent_id: one.id, name: 'judge' }, 201);
+  const [oneTrace] = (await api('POST', '/v1/traces', { traces: [{ agent_id: one.id, external_id: 'one-0', input: 'hi', output: 'hello' }] }, 201)).data;
+  await api('POST', '/v1/feedback', { feedback: [{ trace_id: oneTrace.id, rating: 'negative' }] }, 200);
+  await api('POST', `/v1/evals/${oneEval.id}/executions`, { executions: [{ trace_id: oneTrace.id, predicted_result: true }] }, 200);
   // A finished job with a dozen events, the last carrying a long result, and no log line.
   const ws = (await sql(srv.db, "SELECT id FROM workspaces WHERE name = 'default'")).trim();
   const t = Date.now() - 60000;
@@ -125,6 +131,16 @@ test('numbers carry thousands separators and old dates name their month', async 
   await time.waitFor();
   assert.equal(await time.innerText(), 'Jan 5, 2026', 'not 1/5/2026, which reads as 1 May in Europe');
   assert.match(await time.getAttribute('title'), /^Jan 5, 2026, \d+:30:00/);
+  await ctx.close();
+});
+
+test('counts of one are singular', async () => {
+  const { ctx, tab } = await signedIn('#/agents');
+  const rate = tab.locator(`tr[data-agent-id="${one.id}"] .rate`);
+  assert.equal(await rate.getAttribute('title'), '1 contradiction: 1 missed failure, 0 false alarms');
+  await tab.goto(srv.url + `/#/agents/${one.id}`);
+  await tab.locator('#improve').click();
+  assert.match(await tab.locator('dialog[open]').innerText(), /1 contradiction on record \(1 missed failure, 0 false alarms\)/);
   await ctx.close();
 });
 
