@@ -238,6 +238,19 @@ test('unified diff on a phone: a wrapped line continues under its text, not unde
   await ctx.close();
 });
 
+test('tables fit between the phone and the laptop widths: headers wrap instead of widening the page', async () => {
+  const { ctx, tab } = await signedIn('#/agents', { width: 900 });
+  for (const width of [800, 900, 1000]) {
+    await tab.setViewportSize({ width, height: 800 });
+    for (const route of ['#/agents', '#/jobs']) {
+      await tab.goto(srv.url + '/' + route);
+      await tab.locator('table.responsive tbody tr').first().waitFor();
+      assert.ok(await tab.evaluate(() => document.documentElement.scrollWidth <= innerWidth), `${route} scrolls sideways at ${width} px`);
+    }
+  }
+  await ctx.close();
+});
+
 test('no horizontal scrolling on a phone with long names, ids and notes', async () => {
   const { ctx, tab } = await signedIn('#/agents', { width: 390, height: 844 });
   for (const route of ['#/agents', `#/agents/${agent.id}`, `#/agents/${agent.id}/versions/2`, '#/jobs', `#/jobs/${JOB}`]) {
