@@ -211,6 +211,18 @@ const char *cmd_grouped(long long v, char *out, size_t n)
     return out;
 }
 
+const char *cmd_plural(long long n)
+{
+    return n == 1 ? "" : "s";
+}
+
+const char *cmd_disagreements(long long missed, long long false_alarms, char *out, size_t n)
+{
+    snprintf(out, n, "%lld missed failure%s, %lld false alarm%s", missed, cmd_plural(missed),
+             false_alarms, cmd_plural(false_alarms));
+    return out;
+}
+
 void cmd_shell_word(const char *s, char *out, size_t n)
 {
     bool safe = *s != '\0';

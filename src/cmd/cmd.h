@@ -138,6 +138,10 @@ int cmd_demo(int argc, char **argv);
 
 /* v with thousands separators ("1,234,567") in out; returns out. */
 const char *cmd_grouped(long long v, char *out, size_t n);
+/* "s" unless n is 1: "%lld contradiction%s". */
+const char *cmd_plural(long long n);
+/* "1 missed failure, 2 false alarms" in out; returns out. */
+const char *cmd_disagreements(long long missed, long long false_alarms, char *out, size_t n);
 /* s as one shell word for a command line shown to the user: as is when it holds only
  * safe characters, else in single quotes. */
 void cmd_shell_word(const char *s, char *out, size_t n);

@@ -266,9 +266,11 @@ static void show_agent(const json_t *a)
     printf("evals:           %lld (%lld executions)\n", jx_get_int(s, "evals"),
            jx_get_int(s, "executions"));
     percent(json_object_get(s, "eval_accuracy"), acc, sizeof acc);
-    printf("contradictions:  %lld (%lld missed failures, %lld false alarms); eval accuracy %s\n",
-           jx_get_int(s, "contradictions"), jx_get_int(s, "missed_failures"),
-           jx_get_int(s, "false_alarms"), acc);
+    char dis[96];
+    printf("contradictions:  %lld (%s); eval accuracy %s\n", jx_get_int(s, "contradictions"),
+           cmd_disagreements(jx_get_int(s, "missed_failures"), jx_get_int(s, "false_alarms"),
+                             dis, sizeof dis),
+           acc);
     printf("created:         %s\n", jx_get_str(a, "created_at", "-"));
     if (json_is_object(active)) {
         char title[64];

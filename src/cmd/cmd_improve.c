@@ -43,13 +43,13 @@ void cmd_improve_summary(FILE *out, const char *agent_name, const json_t *result
         fprintf(out, "\n%s\n", summary ? summary : "No candidate was created.");
         return;
     }
-    fprintf(out,
-            "\n%sFailure patterns%s (%lld contradictions: %lld missed failures, %lld false "
-            "alarms)\n",
-            TERM_SGR(color, "1"), TERM_RESET(color),
-            (long long)json_integer_value(json_object_get(c, "total")),
-            (long long)json_integer_value(json_object_get(c, "missed_failures")),
-            (long long)json_integer_value(json_object_get(c, "false_alarms")));
+    long long total = json_integer_value(json_object_get(c, "total"));
+    char dis[96];
+    fprintf(out, "\n%sFailure patterns%s (%lld contradiction%s: %s)\n", TERM_SGR(color, "1"),
+            TERM_RESET(color), total, cmd_plural(total),
+            cmd_disagreements(json_integer_value(json_object_get(c, "missed_failures")),
+                              json_integer_value(json_object_get(c, "false_alarms")), dis,
+                              sizeof dis));
     bullets(out, json_object_get(result, "failure_patterns"), color);
     fprintf(out, "\n%sCandidate v%lld of %s%s, changes:\n", TERM_SGR(color, "1"),
             (long long)json_integer_value(ver), agent_name, TERM_RESET(color));

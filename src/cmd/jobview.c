@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cmd/cmd.h"
 #include "cmd/term.h"
 #include "core/clock.h"
 #include "core/jsonx.h"
@@ -123,11 +124,14 @@ static void on_progress(struct job_view *v, const json_t *d)
         v->progress = pct;
         v->detail[0] = v->step[0] = '\0';
         v->tokens = 0;
-        if (json_object_get(d, "contradictions_found"))
-            snprintf(v->detail, sizeof v->detail,
-                     "%lld contradictions (%lld missed failures, %lld false alarms)",
-                     jx_get_int(d, "contradictions_found"), jx_get_int(d, "missed_failures"),
-                     jx_get_int(d, "false_alarms"));
+        if (json_object_get(d, "contradictions_found")) {
+            long long found = jx_get_int(d, "contradictions_found");
+            char dis[96];
+            snprintf(v->detail, sizeof v->detail, "%lld contradiction%s (%s)", found,
+                     cmd_plural(found),
+                     cmd_disagreements(jx_get_int(d, "missed_failures"),
+                                       jx_get_int(d, "false_alarms"), dis, sizeof dis));
+        }
         if (!v->tty) {
             fprintf(v->out, "[%3d%%] %s%s%s\n", pct, label, v->detail[0] ? ": " : "", v->detail);
         } else if (strcmp(stage, "completed") == 0) {

@@ -65,7 +65,7 @@ test('agents: a table, and --json equal to GET /v1/agents', async () => {
 test('show and versions, by name or id; --json equal to the API', async () => {
   let r = await cli(['show', 'cli-agent']);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /contradictions:\s+2 \(1 missed failures, 1 false alarms\)/);
+  assert.match(r.stdout, /contradictions:\s+2 \(1 missed failure, 1 false alarm\)/);
   assert.ok(r.stdout.includes(TEMPLATE), 'shows the active template');
   r = await cli(['show', agent.id, '--json']);
   assert.deepEqual(JSON.parse(r.stdout), (await srv.api('GET', `/v1/agents/${agent.id}`)).json);
@@ -92,7 +92,7 @@ test('improve in TTY mode: the stages in order on a redrawn line, then the candi
     assert.ok(i > at, `stage "${s}" after the previous one`);
     at = i;
   }
-  assert.match(r.stdout, /2 contradictions \(1 missed failures, 1 false alarms\)/);
+  assert.match(r.stdout, /2 contradictions \(1 missed failure, 1 false alarm\)/);
   assert.match(r.stdout, /Candidate v2 of cli-agent/);
   assert.match(r.stdout, /Promote it:\s+refold promote cli-agent 2/);
   const [job] = (await srv.api('GET', `/v1/jobs?agent_id=${agent.id}`)).json.data;
