@@ -202,10 +202,16 @@ export function assertExactlyOnce(assert, ledger, runLog, { allowRetries = false
   return { byPid, retried, runs: runs.length };
 }
 
+// A job's row as the database has it: {status, attempt, owner}.
+export async function jobRow(url, id) {
+  const [status, attempt, owner] = (await psql(url, `SELECT status, attempt, COALESCE(lease_owner, '') FROM jobs WHERE id = '${id}'`)).split('|');
+  return { status, attempt: Number(attempt), owner };
+}
+
 // A TCP proxy to target (a URL) on 127.0.0.1, standing for the network between a node and
 // the database: setting p.cut holds back every byte in both directions (the sockets stay
 // open, as on a partition: nothing fails, queries get no answer), p.heal() delivers them.
-// p.port is its port; p.close() ends it.
+// p.port is its port, p.url the database URL through it; p.close() ends it.
 export async function startProxy(target) {
   const pairs = new Set();
   const p = { cut: false };
@@ -221,6 +227,10 @@ export async function startProxy(target) {
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   p.port = server.address().port;
+  const via = new URL(target);
+  via.hostname = '127.0.0.1';
+  via.port = String(p.port);
+  p.url = via.toString();
   p.heal = () => {
     p.cut = false;
     for (const pair of pairs) for (const [to, data] of pair.held.splice(0)) to.write(data);

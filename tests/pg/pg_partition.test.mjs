@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sleep } from '../integration/lib.mjs';
 import { enqueueOk, readRuns, storedEvents, assertContiguous } from '../integration/jobs_lib.mjs';
-import { requirePg, createDatabase, dropDatabaseSync, startNode, startWorkerNode, psql, startProxy } from './pg_lib.mjs';
+import { requirePg, createDatabase, dropDatabaseSync, startNode, startWorkerNode, startProxy, jobRow } from './pg_lib.mjs';
 
 const LEASE_MS = 3000;
 const base = requirePg();
@@ -26,7 +26,7 @@ const runLog = join(shared, 'runs.jsonl');
 const ENV = { REFOLD_LEASE_MS: String(LEASE_MS), REFOLD_HEARTBEAT_MS: '500', REFOLD_LOG: 'info' };
 
 const proxy = await startProxy(new URL(db));
-const viaProxy = (() => { const u = new URL(db); u.hostname = '127.0.0.1'; u.port = String(proxy.port); return u.toString(); })();
+const viaProxy = proxy.url;
 const nodes = [];
 let a;
 after(async () => {
@@ -38,10 +38,7 @@ after(async () => {
   dropDatabaseSync(base, db);
 });
 
-async function row(id) {
-  const [status, attempt, owner] = (await psql(db, `SELECT status, attempt, COALESCE(lease_owner, '') FROM jobs WHERE id = '${id}'`)).split('|');
-  return { status, attempt: Number(attempt), owner };
-}
+const row = (id) => jobRow(db, id);
 
 test('a worker node cut off from the database mid-job stops the job at its lease; another node runs it once', { timeout: 90000 }, async () => {
   // A: serve node without workers; W: the only worker node at first, through the proxy.

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sleep } from '../integration/lib.mjs';
 import { enqueueOk, readRuns } from '../integration/jobs_lib.mjs';
-import { requirePg, createDatabase, dropDatabaseSync, startNode, startWorkerNode, psql, startProxy } from './pg_lib.mjs';
+import { requirePg, createDatabase, dropDatabaseSync, startNode, startWorkerNode, psql, startProxy, jobRow } from './pg_lib.mjs';
 
 const GRACE_MS = 1000;
 const STOP_BOUND_MS = 15000; // the fixed part of the bound (cmd/shutdown.c)
@@ -28,7 +28,7 @@ const ENV = {
 };
 
 const proxy = await startProxy(new URL(db));
-const viaProxy = (() => { const u = new URL(db); u.hostname = '127.0.0.1'; u.port = String(proxy.port); return u.toString(); })();
+const viaProxy = proxy.url;
 const procs = [];
 after(async () => {
   for (const p of procs) if (p.exitCode === null && !p.signalCode) p.kill('SIGKILL');
@@ -38,10 +38,7 @@ after(async () => {
   dropDatabaseSync(base, db);
 });
 
-async function row(id) {
-  const [status, attempt, owner] = (await psql(db, `SELECT status, attempt, COALESCE(lease_owner, '') FROM jobs WHERE id = '${id}'`)).split('|');
-  return { status, attempt: Number(attempt), owner };
-}
+const row = (id) => jobRow(db, id);
 
 const within = (promise, ms) => Promise.race([promise, sleep(ms).then(() => 'still running')]);
 
