@@ -29,6 +29,12 @@ async function workspace(name) {
   return { key, ws };
 }
 
+// A completed improvement job of workspace ws, started at t and finished 50 s later, whose
+// event_seq says it stored eventSeq events.
+async function completedJob(ws, id, t, eventSeq = 0) {
+  await sql(srv.db, `INSERT INTO jobs (id, workspace_id, type, status, stage, progress, params, result, attempt, max_attempts, run_at, created_at, started_at, finished_at, event_seq) VALUES ('${id}', '${ws}', 'prompt_improvement', 'completed', 'completed', 100, '{}', '{"changes_summary": "nothing"}', 1, 3, ${t}, ${t}, ${t}, ${t + 50000}, ${eventSeq})`);
+}
+
 // A new browser context signed in with key on route.
 async function signedIn(key, route) {
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
@@ -72,7 +78,7 @@ test('job page: a finished job with more events than one page shows all of them'
   const id = 'job_01JQ1000000000000000000001';
   const t = Date.now() - 60000;
   const n = 1203;
-  await sql(srv.db, `INSERT INTO jobs (id, workspace_id, type, status, stage, progress, params, result, attempt, max_attempts, run_at, created_at, started_at, finished_at, event_seq) VALUES ('${id}', '${ws}', 'prompt_improvement', 'completed', 'completed', 100, '{}', '{"changes_summary": "nothing"}', 1, 3, ${t}, ${t}, ${t}, ${t + 50000}, ${n})`);
+  await completedJob(ws, id, t, n);
   const ev = (seq) => {
     if (seq === n - 1) return ['log', { level: 'info', message: 'the last log line' }];
     if (seq === n) return ['completed', { result: { changes_summary: 'nothing' } }];
@@ -98,7 +104,7 @@ test('job page: the LLM transcript shows every call, past the first page of llm-
   const id = 'job_01JQ2000000000000000000001';
   const t = Date.now() - 60000;
   const n = 57;
-  await sql(srv.db, `INSERT INTO jobs (id, workspace_id, type, status, stage, progress, params, result, attempt, max_attempts, run_at, created_at, started_at, finished_at) VALUES ('${id}', '${ws}', 'prompt_improvement', 'completed', 'completed', 100, '{}', '{"changes_summary": "nothing"}', 1, 3, ${t}, ${t}, ${t}, ${t + 50000})`);
+  await completedJob(ws, id, t);
   // Retried through the API after call 40: the calls after it are run 2, attempts from 1.
   await sql(srv.db, 'INSERT INTO llm_calls (id, job_id, run, attempt, step, provider, model, request, response_text, stop_reason, input_tokens, output_tokens, latency_ms, created_at) VALUES ' +
     Array.from({ length: n }, (_, i) => `('llm_01JQ2000000000000000${String(i).padStart(6, '0')}', '${id}', ${i < 40 ? 1 : 2}, ${1 + Math.floor((i % 40) / 2)}, '${i % 2 ? 'rewrite' : 'analysis'}', 'scripted', 'm', '{"messages": []}', 'reply ${i + 1}', 'end_turn', 10, 5, 100, ${t + i * 100})`).join(', '));
