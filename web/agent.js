@@ -1,7 +1,7 @@
 // Agent page: stats, the active prompt, the versions timeline, recent
 // improvements and the contradictions (rows open the trace).
 import { get, getAll, items, enc, isMissingEndpoint } from './api.js';
-import { h, fill, badge, time, pct, num, excerpt, table, statCard, empty, errorBox, setTitle, uid, loadMore } from './ui.js';
+import { h, fill, badge, time, pct, num, count, excerpt, table, statCard, empty, errorBox, setTitle, uid, loadMore } from './ui.js';
 import { setQuery, versionHref, jobHref } from './nav.js';
 import { promoteDialog, improveDialog, newVersionDialog, promptBlock } from './actions.js';
 import { openTrace } from './trace.js';
@@ -36,7 +36,7 @@ export async function agentPage(ctx, id) {
   const stats = h('section', { class: 'stats', 'aria-label': 'Statistics' },
     statCard('Traces', num(s.traces)),
     statCard('Rated', num(s.rated), `${num(s.positive)} positive · ${num(s.negative)} negative · ${num(s.neutral)} neutral`),
-    statCard('Eval results', num(s.executions), `${num(s.evals)} eval${s.evals === 1 ? '' : 's'}`),
+    statCard('Eval results', num(s.executions), count(s.evals, 'eval')),
     statCard('Contradictions', num(s.contradictions), `${num(s.missed_failures)} missed · ${num(s.false_alarms)} false alarms`, s.contradictions ? 'warn' : null),
     statCard('Contradiction rate', pct(s.contradiction_rate), s.eval_accuracy === null || s.eval_accuracy === undefined ? 'no rated eval results' : `eval accuracy ${pct(s.eval_accuracy)}`));
 

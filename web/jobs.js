@@ -314,7 +314,7 @@ export async function jobPage(ctx, id) {
           h('div', null, h('strong', null, `Candidate v${r.new_version_number} is ready for review.`),
             r.changes_summary ? h('p', { class: 'small' }, r.changes_summary) : null,
             Array.isArray(r.failure_patterns) && r.failure_patterns.length
-              ? h('p', { class: 'small muted' }, `${r.failure_patterns.length} failure pattern${r.failure_patterns.length === 1 ? '' : 's'} addressed.`) : null,
+              ? h('p', { class: 'small muted' }, `${count(r.failure_patterns.length, 'failure pattern')} addressed.`) : null,
             r.analysis_cut_off === true ? cutOffNote('p') : null),
           h('a', { class: 'btn btn-primary', id: 'review-candidate', href: versionHref(agentId, r.new_version_number) }, `Review v${r.new_version_number}`)));
       } else {
