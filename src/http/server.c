@@ -59,6 +59,7 @@ struct http_server {
     struct worker_pool *pool;
     struct write_group *writes; /* single ratings, committed in groups */
     atomic_bool draining; /* shutting down: /healthz 503, every answer closes its connection */
+    atomic_bool closing;  /* http_server_stop began: new connections are refused */
     atomic_int inflight;  /* requests begun and not completed (on_request .. on_completed) */
 };
 
@@ -669,6 +670,14 @@ static enum rf_status parse_listen(const char *listen, struct sockaddr_storage *
     return RF_OK;
 }
 
+/* Once http_server_stop began, a new connection is closed at once (see there). */
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t len)
+{
+    (void)addr;
+    (void)len;
+    return atomic_load(&((struct http_server *)cls)->closing) ? MHD_NO : MHD_YES;
+}
+
 enum rf_status http_server_start(const struct http_config *cfg, struct http_server **out,
                                  struct rf_err *err)
 {
@@ -687,13 +696,12 @@ enum rf_status http_server_start(const struct http_config *cfg, struct http_serv
     pthread_key_create(&srv->store_key, close_thread_store);
     pthread_key_create(&srv->memo_key, free_thread_memo);
     metrics_init_routes(router_count());
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
-                     MHD_USE_ITC; /* MHD_quiesce_daemon needs it */
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     int threads = cfg->threads > 0 ? cfg->threads : HTTP_DEFAULT_THREADS;
     srv->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, srv,
+        flags, 0, accept_policy, srv, on_request, srv,
         /* The logger first: MHD warns (on its own logger) about any option before it. */
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
@@ -767,9 +775,11 @@ void http_server_stop(struct http_server *srv)
     /* Accept no more connections, and let the requests in flight (an import's batch,
      * the ends of event streams) be answered before MHD_stop_daemon closes every
      * connection, for at most HTTP_STOP_WAIT_MS: a slow upload does not hold the exit. */
-    MHD_socket lfd = MHD_quiesce_daemon(srv->daemon);
-    if (lfd != MHD_INVALID_SOCKET)
-        close(lfd);
+    /* New connections are refused by accept_policy, not by MHD_quiesce_daemon: with a
+     * thread pool on epoll a pool thread then sometimes fails to take the listening
+     * socket out of its epoll set, and libmicrohttpd aborts the process ("Failed to
+     * remove listen FD from epoll set"; shutdown_http under load). */
+    atomic_store(&srv->closing, true);
     int64_t until = clock_mono_ms() + HTTP_STOP_WAIT_MS;
     while (atomic_load(&srv->inflight) > 0 && clock_mono_ms() < until)
         clock_sleep_ms(10);

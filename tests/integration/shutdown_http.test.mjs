@@ -83,7 +83,7 @@ test('an improvement mid-LLM-stream at SIGTERM goes back to the queue unspent, a
     const t0 = Date.now();
     const exit = await srv.stop();
     srv.child = null;
-    assert.equal(exit.code, 0);
+    assert.equal(exit.code, 0, `exit ${JSON.stringify(exit)}; log tail: ${srv.logs.slice(-3000)}`);
     assert.ok(Date.now() - t0 < 4000, `exited after ${Date.now() - t0} ms (grace 500 ms)`);
     const events = await stream; // ends with the server, not at its 30 s timeout
     assert.ok(Date.now() - t0 < 5000);
