@@ -3,6 +3,10 @@
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 JOBS ?= 2
+# ctest's -j: twice the build's, since most tests spend their time waiting (timers, streams,
+# child processes) rather than computing; a test that keeps a core busy takes two of these
+# slots (PROCESSORS in tests/CMakeLists.txt).
+TEST_JOBS ?= $(shell echo $$((2 * $(JOBS))))
 CMAKE_FLAGS ?=
 
 .PHONY: all deps build test test-pg test-asan test-asan-pg asan-build demo bench clean
@@ -19,7 +23,7 @@ build:
 
 # Everything that runs on SQLite; the PostgreSQL-only tests (label pg) are test-pg's.
 test: deps build
-	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS) -LE pg $(CTEST_ARGS)
+	@cd $(BUILD) && ctest --output-on-failure -j$(TEST_JOBS) -LE pg $(CTEST_ARGS)
 
 # The integration suite again on PostgreSQL, plus the PostgreSQL-only tests (label pg:
 # several nodes, database restarts, concurrent migrations): a throwaway cluster unless
@@ -30,7 +34,7 @@ PG_LABELS = '^(integration|pg)$$'
 SANITIZERS = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 test-pg: deps build
 	@scripts/pg-cluster.sh run $(PG_DIR) $(PG_PORT) \
-		ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS) -L $(PG_LABELS) $(CTEST_ARGS)
+		ctest --test-dir $(BUILD) --output-on-failure -j$(TEST_JOBS) -L $(PG_LABELS) $(CTEST_ARGS)
 
 # The SQLite suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 asan-build: deps
@@ -38,12 +42,12 @@ asan-build: deps
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)
 
 test-asan: asan-build
-	@cd $(ASAN_BUILD) && $(SANITIZERS) ctest --output-on-failure -j$(JOBS) -LE pg $(CTEST_ARGS)
+	@cd $(ASAN_BUILD) && $(SANITIZERS) ctest --output-on-failure -j$(TEST_JOBS) -LE pg $(CTEST_ARGS)
 
 # test-pg's suite under the sanitizers (the PostgreSQL driver, LISTEN/NOTIFY, outages).
 test-asan-pg: asan-build
 	@scripts/pg-cluster.sh run $(PG_DIR) $(PG_PORT) env $(SANITIZERS) \
-		ctest --test-dir $(ASAN_BUILD) --output-on-failure -j$(JOBS) -L $(PG_LABELS) $(CTEST_ARGS)
+		ctest --test-dir $(ASAN_BUILD) --output-on-failure -j$(TEST_JOBS) -L $(PG_LABELS) $(CTEST_ARGS)
 
 demo: deps build
 	@$(BUILD)/refold demo
