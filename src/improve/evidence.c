@@ -70,20 +70,20 @@ char *evidence_defuse(const char *text)
 {
     struct buf b;
     buf_init(&b, BUF_UNLIMITED);
-    for (const char *p = text; *p; p++) {
-        if (*p == '<') {
-            const char *q = p + 1;
-            if (*q == '/')
-                q++;
-            while (*q == ' ' || *q == '\t')
-                q++;
-            if (strncasecmp(q, "trace-data", 10) == 0) {
-                buf_puts(&b, "&lt;");
-                continue;
-            }
+    const char *run = text; /* the bytes from here on are not copied yet */
+    for (const char *p = text; (p = strchr(p, '<')) != NULL; p++) {
+        const char *q = p + 1;
+        if (*q == '/')
+            q++;
+        while (*q == ' ' || *q == '\t')
+            q++;
+        if (strncasecmp(q, "trace-data", 10) == 0) {
+            buf_append(&b, run, (size_t)(p - run));
+            buf_puts(&b, "&lt;");
+            run = p + 1;
         }
-        buf_putc(&b, *p);
     }
+    buf_puts(&b, run);
     return buf_detach(&b, NULL);
 }
 
