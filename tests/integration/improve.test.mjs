@@ -273,7 +273,9 @@ test('8. no active version: 409 at the endpoint; lost after enqueueing: a perman
 
 test('9. SSE: the stages in order with their progress values, then completed', async () => {
   const agent = await seed({ missed: 2, alarms: 2 });
-  await fake.script([A(), R(rewrite(), { chunk_size: 8, chunk_delay_ms: 150 })]);
+  // A rewrite streamed over about 2 s (43 chunks, 50 ms apart): the job sends token
+  // progress at most every 500 ms, so at least one comes while it streams.
+  await fake.script([A(), R(rewrite(), { chunk_size: 8, chunk_delay_ms: 50 })]);
   const job = await improve(agent);
   const events = await readSSE(srv, job.id);
   const stages = [];
