@@ -129,7 +129,7 @@ export async function spawnWorker(db, env, workers = 1) {
   const w = { child, pid: child.pid, logs: '' };
   child.stdout.on('data', (d) => (w.logs += d));
   child.stderr.on('data', (d) => (w.logs += d));
-  w.exited = new Promise((r) => child.on('exit', (code, signal) => r({ code, signal })));
+  w.exited = new Promise((r) => child.on('close', (code, signal) => r({ code, signal }))); // output read to the end
   const deadline = Date.now() + 15000;
   while (!w.logs.includes('worker running')) {
     if (child.exitCode !== null) throw new Error(`worker exited early: ${w.logs}`);

@@ -126,7 +126,9 @@ export class Server {
       ...(this.opts.spawn || {}) });
     this.child.stdout.on('data', (d) => (this.logs += d));
     this.child.stderr.on('data', (d) => (this.logs += d));
-    this.exited = new Promise((r) => this.child.on('exit', (code, signal) => r({ code, signal })));
+    // 'close', not 'exit': the process has ended and its output is read to the end, so the
+    // last lines it wrote (a sanitizer report, why it exited) are in this.logs.
+    this.exited = new Promise((r) => this.child.on('close', (code, signal) => r({ code, signal })));
     this.port = Number(await waitForFile(portFile, 15000, this.child));
     this.url = `http://127.0.0.1:${this.port}`;
     return this;
