@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/template.h"
+#include "core/utf8.h"
 #include "core/xalloc.h"
 #include "improve/evidence.h"
 #include "improve/prompts.h"
@@ -215,6 +216,56 @@ static char *bullets(const json_t *arr)
     return buf_detach(&b, NULL);
 }
 
+/* What the rewrite and repair requests say about the current prompt's template tags
+ * (template.h), an addition to SPEC §7 step 5: all "" for a prompt without tags, so its
+ * requests are what they were before tags were checked. Owned strings. */
+struct tags_text {
+    char *rule;        /* rewrite_system: a line after the variables rule */
+    char *requirement; /* rewrite_user: lines after requirement 1 */
+    char *repair;      /* repair: lines after the variables */
+};
+
+static void tags_text_init(struct tags_text *t, const json_t *tags)
+{
+    if (json_array_size(tags) == 0) {
+        t->rule = xstrdup("");
+        t->requirement = xstrdup("");
+        t->repair = xstrdup("");
+        return;
+    }
+    struct buf list, req;
+    buf_init(&list, BUF_UNLIMITED);
+    buf_init(&req, BUF_UNLIMITED);
+    size_t i;
+    json_t *v;
+    json_array_foreach(tags, i, v)
+    buf_printf(&list, "\n%s", json_string_value(v));
+    json_array_foreach(tags, i, v)
+    buf_printf(&req, "\n   %s", json_string_value(v));
+    t->rule = xstrdup("\n- Keep every template tag listed in the requirements (the sections, "
+                      "conditions, loops, partials and comments of the application's template "
+                      "engine) exactly as written and as many times as it appears, each block "
+                      "still opened and closed around the text it governs: the template engine "
+                      "fails on a missing or misplaced tag.");
+    t->requirement = xasprintf(
+        "\n   Keep these template tags as well, listed in the order they appear (spacing "
+        "inside a tag does not matter): each one as many times as it is listed, every block "
+        "opened and closed in the same order. Do not add or remove any.%s",
+        buf_str(&req));
+    t->repair = xasprintf("\nIt must also keep these template tags, each as many times as "
+                          "listed, every block opened and closed in the same order:%s",
+                          buf_str(&list));
+    buf_release(&list);
+    buf_release(&req);
+}
+
+static void tags_text_release(struct tags_text *t)
+{
+    free(t->rule);
+    free(t->requirement);
+    free(t->repair);
+}
+
 static char *practices_text(const json_t *practices)
 {
     struct buf b;
@@ -341,6 +392,8 @@ enum rf_status job_prompt_improvement(struct job_ctx *ctx, struct rf_err *err)
         max = IMPROVE_DEFAULT_CONTRADICTIONS;
 
     json_t *agent = NULL, *rows = NULL, *practices = NULL, *titles = NULL, *vars = NULL;
+    json_t *tags = NULL;
+    struct tags_text tt = {0};
     json_t *result = NULL;
     char *analysis_text = NULL, *sys = NULL, *user = NULL;
     char *patterns_text = NULL, *bp_text = NULL, *vars_text = NULL, *instr_text = NULL;
@@ -376,6 +429,7 @@ enum rf_status job_prompt_improvement(struct job_ctx *ctx, struct rf_err *err)
     const char *parent_id = json_string_value(json_object_get(active, "id"));
     const char *current = json_string_value(json_object_get(active, "prompt_template"));
     vars = template_variables(current);
+    tags = template_tags(current);
 
     /* 2. Contradictions, without their trace text. */
     if ((rc = stage(&r, "fetching_contradictions", 10, NULL, err)))
@@ -482,16 +536,17 @@ enum rf_status job_prompt_improvement(struct job_ctx *ctx, struct rf_err *err)
     patterns_text = bullets(an.failure_patterns);
     bp_text = practices_text(practices);
     vars_text = json_array_size(vars) ? template_braced(vars) : xstrdup("(none)");
+    tags_text_init(&tt, tags);
     instr_text = instructions && *instructions
                      ? xasprintf("6. Follow these additional instructions from the team:\n%s\n",
                                  instructions)
                      : xstrdup("");
     {
-        json_t *sv = json_object();
-        json_t *uv = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "current_prompt", current,
+        json_t *sv = json_pack("{s:s}", "tags_rule", tt.rule);
+        json_t *uv = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "current_prompt", current,
                                "analysis_summary", an.summary, "failure_patterns", patterns_text,
-                               "best_practices", bp_text, "variables", vars_text, "instructions",
-                               instr_text);
+                               "best_practices", bp_text, "variables", vars_text, "tags",
+                               tt.requirement, "instructions", instr_text);
         rc = prompt_render("rewrite_system", sv, &sys, err);
         if (rc == RF_OK)
             rc = prompt_render("rewrite_user", uv, &user, err);
@@ -536,9 +591,11 @@ enum rf_status job_prompt_improvement(struct job_ctx *ctx, struct rf_err *err)
         char msg[1024];
         snprintf(msg, sizeof msg, "The rewrite was rejected (repair turn %d of %d): %s",
                  turn + 1, IMPROVE_REPAIR_TURNS, json_string_value(json_array_get(rw.reasons, 0)));
+        utf8_scrub(msg); /* a reason quoting a long tag, cut through a character */
         struct rf_err ignored;
         job_log(ctx, "warn", msg, &ignored);
-        json_t *rv = json_pack("{s:s, s:s}", "reasons", reasons, "variables", vars_text);
+        json_t *rv = json_pack("{s:s, s:s, s:s}", "reasons", reasons, "variables", vars_text,
+                               "tags", tt.repair);
         char *repair = NULL;
         rc = prompt_render("repair", rv, &repair, err);
         json_decref(rv);
@@ -592,6 +649,8 @@ out:
     json_decref(practices);
     json_decref(titles);
     json_decref(vars);
+    json_decref(tags);
+    tags_text_release(&tt);
     free(analysis_text);
     free(sys);
     free(user);

@@ -11,6 +11,7 @@
 #include "core/buf.h"
 #include "core/jsonx.h"
 #include "core/template.h"
+#include "core/utf8.h"
 #include "core/xalloc.h"
 #include "core/banned.h"
 
@@ -222,6 +223,78 @@ static const char *string_field(const json_t *obj, const char *key, json_t *reas
     return NULL;
 }
 
+/* Tags as "{{/if}} (2 times), {{#each x}}": the distinct ones in order, with their
+ * count; after REASON_TAGS of them, how many more. */
+#define REASON_TAGS 10
+static void put_tags(struct buf *b, const json_t *tags)
+{
+    json_t *counts = json_object(), *order = json_array();
+    size_t i;
+    json_t *v;
+    json_array_foreach(tags, i, v)
+    {
+        const char *t = json_string_value(v);
+        json_int_t n = json_integer_value(json_object_get(counts, t));
+        if (n == 0)
+            json_array_append(order, v);
+        json_object_set_new(counts, t, json_integer(n + 1));
+    }
+    json_array_foreach(order, i, v)
+    {
+        if (i == REASON_TAGS) {
+            buf_printf(b, " and %zu more", json_array_size(order) - i);
+            break;
+        }
+        const char *t = json_string_value(v);
+        json_int_t n = json_integer_value(json_object_get(counts, t));
+        buf_printf(b, "%s%s", i ? ", " : "", t);
+        if (n > 1)
+            buf_printf(b, " (%lld times)", (long long)n);
+    }
+    json_decref(counts);
+    json_decref(order);
+}
+
+/* The template tags (template.h) a rewrite must keep: the same multiset as the current
+ * prompt's, nested as well as they were. An addition to SPEC §7 step 6: a tag lost or
+ * moved out of its block breaks the team's template engine, not only the prompt. */
+static void check_tags(const char *prompt, const char *current_prompt, json_t *reasons)
+{
+    json_t *want = template_tags(current_prompt), *got = template_tags(prompt);
+    json_t *lost = template_tags_missing(want, got), *added = template_tags_missing(got, want);
+    struct buf b;
+    buf_init(&b, BUF_UNLIMITED);
+    if (json_array_size(lost)) {
+        buf_puts(&b, "improved_prompt lost the template tags ");
+        put_tags(&b, lost);
+        buf_puts(&b, ": keep every one, as many times as the current prompt has it");
+        json_array_append_new(reasons, json_string(buf_str(&b)));
+    }
+    if (json_array_size(added)) {
+        buf_reset(&b);
+        buf_puts(&b, "improved_prompt adds template tags that the current prompt does not have: ");
+        put_tags(&b, added);
+        json_array_append_new(reasons, json_string(buf_str(&b)));
+    }
+    char why[512];
+    if (!json_array_size(lost) && !json_array_size(added) &&
+        template_tags_nested(want, why, sizeof why) &&
+        !template_tags_nested(got, why, sizeof why)) {
+        utf8_scrub(why); /* a long tag cut in the middle of a character */
+        buf_reset(&b);
+        buf_printf(&b,
+                   "improved_prompt breaks the nesting of its template tags (%s): open and "
+                   "close every block in the order the current prompt does",
+                   why);
+        json_array_append_new(reasons, json_string(buf_str(&b)));
+    }
+    buf_release(&b);
+    json_decref(want);
+    json_decref(got);
+    json_decref(lost);
+    json_decref(added);
+}
+
 bool reply_rewrite(const char *text, const char *stop_reason, const json_t *variables,
                    const char *current_prompt, struct rewrite *out)
 {
@@ -274,6 +347,7 @@ bool reply_rewrite(const char *text, const char *stop_reason, const json_t *vari
         json_decref(found);
         json_decref(missing);
         json_decref(extra);
+        check_tags(prompt, current_prompt, out->reasons);
         if (strlen(prompt) > TEMPLATE_MAX_BYTES)
             reason(out->reasons,
                    "improved_prompt is longer than %d bytes, the limit of a prompt template",

@@ -45,8 +45,10 @@ struct rewrite {
 };
 
 /* Validate a rewrite reply against the variables the prompt must keep and the current
- * prompt. stop_reason is the normalised one ("max_tokens" means cut off). True when the
- * reply can be stored; otherwise out->reasons names every problem. */
+ * prompt, whose template tags (template.h) it must keep too: the same ones as many times,
+ * and nested when the current prompt's are. stop_reason is the normalised one
+ * ("max_tokens" means cut off). True when the reply can be stored; otherwise out->reasons
+ * names every problem. */
 bool reply_rewrite(const char *text, const char *stop_reason, const json_t *variables,
                    const char *current_prompt, struct rewrite *out);
 void reply_rewrite_release(struct rewrite *r);

@@ -117,6 +117,9 @@ test('1. happy path: a candidate max+1, ai_improved, parented on the active vers
   const rw = reqs.find((q) => q.raw_body.includes('Rewrite the prompt template below'));
   assert.equal(rw.body.max_tokens, 4096);
   assert.match(rw.body.messages[0].content, /Preserve exactly these template variables, each written as shown: \{\{company\}\}, \{\{language\}\}/);
+  // A prompt without template tags gets the requests it got before tags were checked.
+  assert.ok(rw.body.messages[0].content.includes('{{company}}, {{language}}. Do not add or remove any.\n2. Keep the core intent'));
+  assert.ok(!rw.body.system.includes('template tag'));
   assert.ok(rw.body.messages[0].content.includes(JSON.parse(ANALYSIS).failure_patterns[0]));
 });
 
@@ -245,6 +248,69 @@ test('7. variables are preserved: a dropped one is repaired, an added one is rej
   // Every stored candidate has exactly its parent's variables.
   for (const ver of (await srv.api('GET', `/v1/agents/${agent.id}/versions`)).json.data)
     assert.deepEqual([...ver.variables].sort(), ['company', 'language']);
+});
+
+// Template tags that are not variables (Mustache/Handlebars sections, Jinja statements,
+// comments) are kept like variables: an addition to SPEC §7 step 6.
+const TAGGED = 'You are the support agent of {{company}}.\nReply in {{language}}.\n'
+  + '{{#if premium}}Offer the upgrade.{{/if}}\n{{#each policies}}- {{.}}\n{{/each}}'
+  + '{% if vip %}Escalate to a human.{% endif %}\n{{! keep it short }}\n';
+const TAGGED_IMPROVED = TAGGED + 'Before promising a refund, look up the order and check its status.\n';
+const TAGS_LOST = TAGGED_IMPROVED.replace('{{/if}}', '');
+
+test('7b. template tags are preserved: a dropped {{/if}} is repaired, then stored', async () => {
+  const agent = await seed({ template: TAGGED });
+  await fake.script([A(), R(rewrite(TAGS_LOST)), P(rewrite(TAGGED_IMPROVED))]);
+  const job = await improve(agent);
+  const done = await waitJob(srv, job.id);
+  assert.equal(done.status, 'completed', JSON.stringify(done.error));
+  const reqs = await providerRequests();
+  // The rewrite request lists the tags in order under requirement 1, and the system prompt says why.
+  const rw = reqs.find((q) => q.raw_body.includes('Rewrite the prompt template below'));
+  const user = rw.body.messages[0].content;
+  assert.ok(user.includes('{{company}}, {{language}}. Do not add or remove any.\n   Keep these template tags as well'), user);
+  assert.ok(user.includes('Do not add or remove any.\n   {{#if premium}}\n   {{/if}}\n   {{#each policies}}\n'
+    + '   {{.}}\n   {{/each}}\n   {% if vip %}\n   {% endif %}\n   {{!keep it short}}\n2. Keep the core intent'), user);
+  assert.match(rw.body.system, /Keep every template tag listed in the requirements/);
+  // The repair turn names the lost tag and lists them all again.
+  const repair = reqs.find((q) => q.raw_body.includes('Your last answer could not be used'));
+  const msg = repair.body.messages.at(-1).content;
+  assert.match(msg, /improved_prompt lost the template tags \{\{\/if\}\}: keep every one/);
+  assert.match(msg, /It must also keep these template tags, each as many times as listed, every block opened and closed in the same order:\n\{\{#if premium\}\}\n\{\{\/if\}\}\n/);
+  const calls = (await srv.api('GET', `/v1/jobs/${job.id}/llm-calls`)).json.data;
+  assert.deepEqual(calls.map((c) => c.step), ['analysis', 'rewrite', 'repair']);
+  const v = (await srv.api('GET', `/v1/agents/${agent.id}/versions/${done.result.new_version_number}`)).json;
+  assert.equal(v.prompt_template, TAGGED_IMPROVED);
+});
+
+test('7c. template tags are preserved: a rewrite that never restores {{/if}} is invalid_llm_output, no candidate', async () => {
+  const agent = await seed({ template: TAGGED });
+  await fake.script([A(), R(rewrite(TAGS_LOST)), P(rewrite(TAGS_LOST)), P(rewrite(TAGS_LOST))]);
+  const done = await waitJob(srv, (await improve(agent)).id);
+  assert.equal(done.status, 'failed');
+  assert.equal(done.attempt, 1);
+  assert.equal(done.error.code, 'invalid_llm_output');
+  assert.equal(done.error.message, 'the rewrite was still invalid after 2 repair turns: improved_prompt lost '
+    + 'the template tags {{/if}}: keep every one, as many times as the current prompt has it');
+  const repairs = (await providerRequests()).filter((q) => q.raw_body.includes('Your last answer could not be used'));
+  assert.equal(repairs.length, 2);
+  assert.equal((await versions(agent)).length, 1);
+});
+
+test('7d. a long non-ASCII tag in the reason: the repair turn and its log line still go out', async () => {
+  // The log line quotes the first reason cut to 1 KiB: a cut through a character made it
+  // invalid UTF-8.
+  const note = `{{! ab ${'é'.repeat(700)} }}`;
+  const template = `${TAGGED}${note}\n`;
+  const agent = await seed({ template });
+  await fake.script([A(), R(rewrite(TAGGED_IMPROVED)), P(rewrite(`${TAGGED_IMPROVED}${note}\n`))]);
+  const job = await improve(agent);
+  const done = await waitJob(srv, job.id);
+  assert.equal(done.status, 'completed', JSON.stringify(done.error));
+  const events = (await srv.api('GET', `/v1/jobs/${job.id}/events`, undefined, { headers: { accept: 'application/json' } })).json.data;
+  const log = events.find((e) => e.type === 'log' && e.data.message.startsWith('The rewrite was rejected'));
+  assert.ok(log, JSON.stringify(events.map((e) => e.type)));
+  assert.match(log.data.message, /lost the template tags \{\{!ab é+/);
 });
 
 test('8. no active version: 409 at the endpoint; lost after enqueueing: a permanent failure', async () => {

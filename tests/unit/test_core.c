@@ -1,5 +1,5 @@
 /*
- * test_core - unit tests of the core helpers: ULIDs, template variables, the
+ * test_core - unit tests of the core helpers: ULIDs, template variables and tags, the
  * line diff, JSON helpers, key hashing, buffers, timestamps, error messages and
  * log quoting.
  */
@@ -92,6 +92,89 @@ static void test_template_sets(void **state)
     json_decref(a);
     json_decref(b);
     json_decref(c);
+}
+
+static void assert_tags(const char *tmpl, const char *expected_json)
+{
+    json_t *got = template_tags(tmpl);
+    char *text = jx_dump(got);
+    assert_string_equal(text, expected_json);
+    free(text);
+    json_decref(got);
+}
+
+static void test_template_tags(void **state)
+{
+    (void)state;
+    /* No tags: plain variables (else included, as before), text, prose with braces. */
+    assert_tags("Hello {{name}}, reply in {{ language }}. {{else}} {{end}}", "[]");
+    assert_tags("a { b {{ c {{}} {{ }} {{1x}} {{ \"q\" }} {{ 'q' }} {{-1}}", "[]");
+    assert_tags("JSON {\"a\": {\"b\": 1}} and {{\"a\": 1}} and {x}", "[]");
+    /* Unclosed, or a one-line tag broken by a newline or a brace: text. */
+    assert_tags("{{#if x {{/if {{#if\nx}} {{#a{b}} {% open {# open {{! open {{!-- open", "[]");
+    assert_tags("", "[]");
+    assert_tags(NULL, "[]");
+    /* Mustache and Handlebars. */
+    assert_tags("{{#if premium}}Offer the upgrade.{{/if}}",
+                "[\"{{#if premium}}\",\"{{/if}}\"]");
+    assert_tags("{{# each  items }}- {{.}}\n{{/each}}",
+                "[\"{{#each items}}\",\"{{.}}\",\"{{/each}}\"]");
+    assert_tags("{{^x}}none{{/x}} {{> partial}} {{! a  comment }} {{{ raw }}} {{&raw2}} "
+                "{{=<% %>=}}",
+                "[\"{{^x}}\",\"{{/x}}\",\"{{>partial}}\",\"{{!a comment}}\",\"{{{raw}}}\","
+                "\"{{&raw2}}\",\"{{=<% %>=}}\"]");
+    assert_tags("{{!-- a {{b}} }}\n c --}} {{! two\nlines }}",
+                "[\"{{!-- a {{b}} }} c --}}\",\"{{!two lines}}\"]");
+    assert_tags("{{else if y}} {{ x | upper }} {{@index}} {{~#if a ~}}{{~/if~}} {{lookup a b}}",
+                "[\"{{else if y}}\",\"{{x | upper}}\",\"{{@index}}\",\"{{~#if a~}}\","
+                "\"{{~/if~}}\",\"{{lookup a b}}\"]");
+    /* Jinja, whitespace control included; statements and comments may span lines. */
+    assert_tags("{{- name }}{%if x%}A{%- else -%}B{% endif %}{# note\n  two #}{%+ for y in\n z %}",
+                "[\"{{- name}}\",\"{% if x %}\",\"{%- else -%}\",\"{% endif %}\","
+                "\"{# note two #}\",\"{%+ for y in z %}\"]");
+    /* A Pandoc attribute {#id} does not pair with a later comment's close. */
+    assert_tags("## Intro {#sec}\ntext {# c #}", "[\"{# c #}\"]");
+    /* Repeats are kept; a triple-brace tag still holds its variable. */
+    assert_tags("{{/if}}{{/if}}", "[\"{{/if}}\",\"{{/if}}\"]");
+    assert_vars("{{{raw}}} {{#if a}}", "[\"raw\"]");
+}
+
+static void assert_nested(const char *tmpl, const char *problem)
+{
+    json_t *tags = template_tags(tmpl);
+    char why[256] = "";
+    bool ok = template_tags_nested(tags, why, sizeof why);
+    if (problem)
+        assert_string_equal(why, problem);
+    assert_true(ok == (problem == NULL));
+    json_decref(tags);
+}
+
+static void test_template_tags_compare(void **state)
+{
+    (void)state;
+    json_t *a = template_tags("{{#if a}}x{{/if}} {{#if b}}y{{/if}}");
+    json_t *b = template_tags("{{# if a }}x y{{/if}}");
+    json_t *lost = template_tags_missing(a, b), *added = template_tags_missing(b, a);
+    char *text = jx_dump(lost);
+    assert_string_equal(text, "[\"{{#if b}}\",\"{{/if}}\"]");
+    free(text);
+    assert_int_equal(json_array_size(added), 0);
+    json_decref(lost);
+    json_decref(added);
+    json_decref(a);
+    json_decref(b);
+
+    assert_nested("{{#if a}}{{#each b}}{{.}}{{/each}}{{^}}{{/if}} {{#> layout}}{{/layout}}", NULL);
+    assert_nested("{{#if a}}{{#each b}}{{/if}}{{/each}}", "{{/if}} closes {{#each b}}");
+    assert_nested("{{/if}}{{#if a}}", "{{/if}} closes no open block");
+    assert_nested("{{#if a}}", "{{#if a}} is never closed");
+    assert_nested("{{#if a}}{% endif %}", "{% endif %} closes {{#if a}}");
+    /* A Jinja statement opens a block only when the template has its end tag. */
+    assert_nested("{% if x %}{% set y = 1 %}{% else %}{% endif %}{% include 'f' %}", NULL);
+    assert_nested("{%- for i in l -%}{% if i %}{% endif %}{% endfor %}", NULL);
+    assert_nested("{% endif %}{% if x %}", "{% endif %} closes no open block");
+    assert_nested("no tags", NULL);
 }
 
 static void assert_diff(const char *a, const char *b, const char *expected, int added,
@@ -380,6 +463,8 @@ int main(void)
         cmocka_unit_test(test_ulid_order_and_time),
         cmocka_unit_test(test_template_variables),
         cmocka_unit_test(test_template_sets),
+        cmocka_unit_test(test_template_tags),
+        cmocka_unit_test(test_template_tags_compare),
         cmocka_unit_test(test_diff_basic),
         cmocka_unit_test(test_diff_hunks_and_context),
         cmocka_unit_test(test_diff_long_text_few_changes),

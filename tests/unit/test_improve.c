@@ -325,6 +325,102 @@ static void test_improve_reply_rewrite(void **state)
     free(huge);
 }
 
+static void assert_tag_rewrite(const char *improved, bool ok, const char *reason)
+{
+    const char *current = "Hi {{name}}.\n{{#if premium}}Offer the upgrade.{{/if}}\n"
+                          "{{#each items}}- {{.}}\n{{/each}}{% if x %}X{% endif %}{# note #}";
+    json_t *vars = json_pack("[s]", "name");
+    json_t *obj = json_pack("{s:s, s:[s], s:s}", "improved_prompt", improved, "changes", "c",
+                            "reasoning", "r");
+    char *text = jx_dump(obj);
+    struct rewrite r;
+    bool got = reply_rewrite(text, "end_turn", vars, current, &r);
+    char *reasons = jx_dump(r.reasons);
+    if (got != ok || (reason && !strstr(reasons, reason)))
+        fail_msg("rewrite %s: expected ok=%d with \"%s\", got ok=%d reasons %s", improved, ok,
+                 reason ? reason : "", got, reasons);
+    free(reasons);
+    free(text);
+    reply_rewrite_release(&r);
+    json_decref(obj);
+    json_decref(vars);
+}
+
+/* Template tags that are not variables are kept like variables: same ones, same counts,
+ * still nested (an addition to SPEC §7 step 6). */
+static void test_improve_reply_rewrite_tags(void **state)
+{
+    (void)state;
+    const char *tail = "{{#each items}}- {{.}}\n{{/each}}{% if x %}X{% endif %}{# note #}";
+    char *s = xasprintf("Hello {{name}}!\n{{# if premium }}Offer it.{{/if}}\n%s", tail);
+    assert_tag_rewrite(s, true, NULL); /* spacing inside a tag does not matter */
+    free(s);
+    s = xasprintf("Hello {{name}}!\n{{#if premium}}Offer it.\n%s", tail);
+    assert_tag_rewrite(s, false,
+                       "lost the template tags {{/if}}: keep every one, as many times as the "
+                       "current prompt has it");
+    free(s);
+    s = xasprintf("Hello {{name}}!\n{{#if premium}}Offer it.{{/if}}{{/if}} {{! new }}\n%s",
+                  tail);
+    assert_tag_rewrite(s, false,
+                       "adds template tags that the current prompt does not have: {{/if}}, "
+                       "{{!new}}");
+    free(s);
+    s = xasprintf("Hello {{name}}!\n{{/if}}Offer it.{{#if premium}}\n%s", tail);
+    assert_tag_rewrite(s, false,
+                       "breaks the nesting of its template tags ({{/if}} closes no open block)");
+    free(s);
+    /* Every tag dropped: all named, a repeated one with its count. */
+    assert_tag_rewrite("Hello {{name}}, upgrade.", false,
+                       "lost the template tags {{#if premium}}, {{/if}}, {{#each items}}, {{.}}, "
+                       "{{/each}}, {% if x %}, {% endif %}, {# note #}");
+    assert_tag_rewrite("Hello {{name}}, {{/if}}{{/if}}{{/if}}.", false,
+                       "adds template tags that the current prompt does not have: {{/if}} (2 "
+                       "times)");
+}
+
+/* A prompt without tags gets the requests it got before tags were checked, byte for byte. */
+static void test_improve_prompts_without_tags(void **state)
+{
+    (void)state;
+    struct rf_err err;
+    char *out = NULL;
+    json_t *sv = json_pack("{s:s}", "tags_rule", "");
+    assert_int_equal(prompt_render("rewrite_system", sv, &out, &err), RF_OK);
+    assert_string_equal(
+        out, "You are a senior prompt engineer. You rewrite the system prompts of production LLM "
+             "agents so that they fix observed failure patterns, following established "
+             "prompt-engineering practice, without changing what the agent is for.\n\nRules you "
+             "never break:\n- Keep every template variable written exactly as {{name}}: the same "
+             "names, no new ones, none removed. They are filled in by the application at run "
+             "time.\n- Keep the agent's core purpose, audience and voice.\n- Make the smallest "
+             "set of changes that addresses the failure patterns; do not pad the prompt.\n- "
+             "Return only the JSON object you are asked for, with no text before or after "
+             "it.\n");
+    free(out);
+    json_decref(sv);
+    json_t *uv = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "current_prompt", "P",
+                           "analysis_summary", "S", "failure_patterns", "- F\n",
+                           "best_practices", "B\n", "variables", "{{a}}", "tags", "",
+                           "instructions", "");
+    assert_int_equal(prompt_render("rewrite_user", uv, &out, &err), RF_OK);
+    assert_non_null(strstr(out, "## Requirements\n1. Preserve exactly these template variables, "
+                                "each written as shown: {{a}}. Do not add or remove any.\n2. "
+                                "Keep the core intent of the agent.\n"));
+    free(out);
+    json_decref(uv);
+    json_t *rv = json_pack("{s:s, s:s, s:s}", "reasons", "- R\n", "variables", "{{a}}", "tags",
+                           "");
+    assert_int_equal(prompt_render("repair", rv, &out, &err), RF_OK);
+    assert_string_equal(out, "Your last answer could not be used:\n- R\n\n\nAnswer again with "
+                             "only the JSON object {\"improved_prompt\": string, \"changes\": "
+                             "[string, ...], \"reasoning\": string}, fixing every problem listed "
+                             "above. The improved prompt must use exactly these template "
+                             "variables: {{a}}.\n");
+    free(out);
+    json_decref(rv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -335,6 +431,8 @@ int main(void)
         cmocka_unit_test(test_improve_reply_extract),
         cmocka_unit_test(test_improve_reply_analysis),
         cmocka_unit_test(test_improve_reply_rewrite),
+        cmocka_unit_test(test_improve_reply_rewrite_tags),
+        cmocka_unit_test(test_improve_prompts_without_tags),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
