@@ -4,7 +4,7 @@
 // first, so a reload resumes where it was), a finished one is read from the
 // JSON event list. Events are applied once each, by seq.
 import { get, getAll, post, items, enc, isMissingEndpoint } from './api.js';
-import { h, fill, badge, time, num, count, shortId, empty, errorBox, table, toast, setTitle, jsonBlock, loadMore } from './ui.js';
+import { h, fill, badge, time, clock, num, count, shortId, empty, errorBox, table, toast, setTitle, jsonBlock, loadMore } from './ui.js';
 import { setQuery, agentHref, versionHref, jobHref } from './nav.js';
 
 export const STAGES = [
@@ -146,11 +146,12 @@ export function cutOffNote(tag) {
 function eventFrom(raw) {
   let data = raw.data;
   if (typeof data === 'string') { try { data = JSON.parse(data); } catch { data = { message: data }; } }
-  return { seq: Number(raw.seq ?? raw.id), type: raw.type || raw.event, data: data || {}, at: raw.created_at || null };
+  // The stored list gives created_at beside data; a streamed event carries it in data.
+  return { seq: Number(raw.seq ?? raw.id), type: raw.type || raw.event, data: data || {}, at: raw.created_at || (data && data.created_at) || null };
 }
 
 // Extra fields of an event worth showing next to its stage.
-const PLAIN = new Set(['job_id', 'status', 'stage', 'progress', 'level', 'message', 'type', 'step', 'call', 'attempt',
+const PLAIN = new Set(['job_id', 'status', 'stage', 'progress', 'level', 'message', 'type', 'step', 'call', 'attempt', 'created_at',
   'output_tokens', 'tokens', 'tokens_received', 'input_tokens']);
 function extras(data) {
   return Object.entries(data || {}).filter(([k, v]) => !PLAIN.has(k) && (typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean'));
@@ -237,7 +238,7 @@ export async function jobPage(ctx, id) {
       h('details', { id: 'job-events' },
         h('summary', null, h('h2', { id: 'events-h', class: 'inline' }, 'Events'), ' ', eventsCount),
         h('div', { class: 'table-wrap' }, h('table', { class: 'table events' },
-          h('thead', null, h('tr', null, h('th', { scope: 'col' }, '#'), h('th', { scope: 'col' }, 'Type'), h('th', { scope: 'col' }, 'Data'))),
+          h('thead', null, h('tr', null, h('th', { scope: 'col' }, '#'), h('th', { scope: 'col' }, 'Time'), h('th', { scope: 'col' }, 'Type'), h('th', { scope: 'col' }, 'Data'))),
           eventsBody)))),
     h('section', { class: 'card', 'aria-labelledby': 'llm-h' }, h('h2', { id: 'llm-h' }, 'LLM transcript'), transcript));
 
@@ -383,7 +384,7 @@ export async function jobPage(ctx, id) {
     if (ev.seq) st.lastSeq = ev.seq;
     eventCount++;
     eventsCount.textContent = `(${eventCount})`;
-    eventsBody.append(h('tr', null, h('td', { class: 'num' }, ev.seq || ''), h('td', null, badge(ev.type, 'event')),
+    eventsBody.append(h('tr', null, h('td', { class: 'num' }, ev.seq || ''), h('td', null, clock(ev.at)), h('td', null, badge(ev.type, 'event')),
       h('td', null, h('code', { class: 'small wrap' }, JSON.stringify(ev.data)))));
     const d = ev.data || {};
     const tok = tokenValue(d);
@@ -410,7 +411,7 @@ export async function jobPage(ctx, id) {
       }
       case 'log':
         logList.append(h('li', { class: `log-${d.level || 'info'}` },
-          ev.at ? h('span', { class: 'log-time muted' }, new Date(ev.at).toLocaleTimeString()) : null,
+          clock(ev.at, 'log-time muted'),
           h('span', { class: 'log-level' }, d.level || 'info'), h('span', { class: 'log-msg' }, d.message || JSON.stringify(d))));
         logList.scrollTop = logList.scrollHeight; // follow the tail inside the box, not the page
         break;

@@ -67,14 +67,23 @@ export function ago(iso) {
   // Month by name: 10/11/2026 reads differently in Europe and the US.
   return new Date(t).toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
 }
+const fullTime = (iso) => new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
 export function time(iso) {
   if (!iso) return h('span', { class: 'muted' }, '—');
-  return h('time', { datetime: iso, title: new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' }) }, ago(iso));
+  return h('time', { datetime: iso, title: fullTime(iso) }, ago(iso));
+}
+// A time of day ("14:03:07", or "02:03:07 PM" where the locale says so) for lines
+// read in sequence, such as a job's log; the whole date in the title. It stays
+// as written (class clock): it is not a relative time.
+export function clock(iso, cls = '') {
+  if (!iso || Number.isNaN(Date.parse(iso))) return null;
+  const text = new Date(iso).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  return h('time', { class: `clock ${cls}`.trim(), datetime: iso, title: fullTime(iso) }, text);
 }
 // A page left open would keep saying "created 5 seconds ago": every relative
 // time on screen is worked out again each 30 s.
 setInterval(() => {
-  for (const t of document.querySelectorAll('time[datetime]')) {
+  for (const t of document.querySelectorAll('time[datetime]:not(.clock)')) {
     const text = ago(t.getAttribute('datetime'));
     if (t.textContent !== text) t.textContent = text;
   }

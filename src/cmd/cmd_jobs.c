@@ -289,7 +289,7 @@ static void print_event_line(int64_t seq, const char *type, const json_t *d)
         json_object_foreach((json_t *)d, k, v)
         {
             if (!strcmp(k, "job_id") || !strcmp(k, "status") || !strcmp(k, "stage") ||
-                !strcmp(k, "progress"))
+                !strcmp(k, "progress") || !strcmp(k, "created_at"))
                 continue;
             char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
             printf(" %s=%s", k, text ? text : "null");

@@ -501,7 +501,8 @@ enum rf_status store_job_retry(struct store *st, const char *ws, const char *id,
                                struct rf_err *err);
 
 /* Called once per event, in seq order; data is the event's compact JSON text (borrowed for
- * the call). A non-zero return stops the walk. */
+ * the call), with "created_at" (the row's created_at as RFC 3339, the time the event was
+ * written) added as its last key. A non-zero return stops the walk. */
 typedef int (*store_event_fn)(void *ud, int64_t seq, const char *type, const char *data,
                               int64_t created_at);
 

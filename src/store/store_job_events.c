@@ -14,6 +14,10 @@
  *     cross-node wake-up of the SSE hubs; a transaction writing several events may send
  *     it once (insert_event_quiet, then insert_event). job_events stays the truth: a
  *     notification only says "read this job's events again".
+ *   - An event's data as read carries its row's created_at (RFC 3339 UTC, milliseconds),
+ *     added on every read rather than stored in data: the live stream, a resumed one, the
+ *     JSON list and another node's stream all give the same time, and events stored
+ *     before the field existed carry it too.
  *
  * Threading: no state of its own; every call runs on the caller's connection (a struct
  * store is one thread's at a time, store.h). The listening connection is the hub
@@ -22,6 +26,7 @@
 #include <stdlib.h>
 
 #include "core/jsonx.h"
+#include "core/xalloc.h"
 #include "store/store_internal.h"
 #include "core/banned.h"
 
@@ -71,6 +76,22 @@ enum rf_status insert_event(struct db *db, const char *job_id, int64_t seq, cons
 
 /* ---- reading events ---- */
 
+/* data (an object's JSON text) with "created_at" set to the row's time; caller frees.
+ * Data that is not an object (no writer stores one) is handed on unchanged. */
+static char *with_time(const char *data, int64_t created_at)
+{
+    json_t *v = jx_from_text(data);
+    char *text;
+    if (json_is_object(v)) {
+        json_object_set_new(v, "created_at", jx_time(created_at));
+        text = jx_dump(v);
+    } else {
+        text = xstrdup(data ? data : "{}");
+    }
+    json_decref(v);
+    return text;
+}
+
 enum rf_status store_job_events_each(struct store *st, const char *job_id, int64_t after, int limit,
                                      store_event_fn fn, void *ud, int64_t *last, struct rf_err *err)
 {
@@ -83,7 +104,11 @@ enum rf_status store_job_events_each(struct store *st, const char *job_id, int64
         return rc;
     while ((rc = db_next(s, &row, err)) == RF_OK && row) {
         seq = db_int(s, 0);
-        if (fn(ud, seq, db_text(s, 1), db_text(s, 2), db_int(s, 3)))
+        int64_t created_at = db_int(s, 3);
+        char *data = with_time(db_text(s, 2), created_at);
+        int stop = fn(ud, seq, db_text(s, 1), data, created_at);
+        free(data);
+        if (stop)
             break;
     }
     db_done(s);

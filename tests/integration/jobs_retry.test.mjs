@@ -56,7 +56,7 @@ test('5c: attempts exhausted -> failed with the last error; permanent -> failed 
   assert.equal(p.error.code, 'test_permanent');
   const pe = await storedEvents(srv, permanent.id);
   assert.deepEqual(pe.map((e) => e.type), ['failed']);
-  assert.deepEqual(pe[0].data, { job_id: permanent.id, status: 'failed', error: p.error });
+  assert.deepEqual(pe[0].data, { job_id: permanent.id, status: 'failed', error: p.error, created_at: pe[0].created_at });
 });
 
 test('5d: API retry: failed -> queued with a fresh budget, same id; 409 otherwise', async () => {
@@ -75,7 +75,7 @@ test('5d: API retry: failed -> queued with a fresh budget, same id; 409 otherwis
   const events = await storedEvents(srv, job.id);
   assertContiguous(events, assert);
   assert.deepEqual(events.map((e) => e.type), ['failed', 'progress', 'failed']);
-  assert.deepEqual(events[1].data, { job_id: job.id, status: 'queued', stage: null, progress: 0, retried: true });
+  assert.deepEqual(events[1].data, { job_id: job.id, status: 'queued', stage: null, progress: 0, retried: true, created_at: events[1].created_at });
 
   const ok = await enqueueOk(srv, {});
   await waitTerminal(srv, ok.id);

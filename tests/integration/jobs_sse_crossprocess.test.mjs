@@ -27,6 +27,9 @@ test('a worker process\'s events stream live to subscribers of the server', asyn
   for (const r of results) {
     assert.equal(r.ended, 'end');
     assert.deepEqual(r.events.map((e) => e.seq), stored.map((e) => e.seq));
+    // Each event's time is its row's, as written by the worker process (on PostgreSQL this
+    // is the LISTEN/NOTIFY path: the notification wakes the hub, which reads the rows).
+    assert.deepEqual(r.events.map((e) => e.data.created_at), stored.map((e) => e.created_at));
   }
   // Live: the progress events arrived soon after the worker wrote them, not all at the end.
   // Judged by the median lag (a watcher polling every 50 ms gives tens of ms) and by each

@@ -136,3 +136,44 @@ test('a Last-Event-ID past the last event counts as the last: that stream and th
   const done = await sseOnce({ url: srv.url, key: srv.key, id: job.id, lastEventId: 1000 });
   assert.equal(done.status, 204);
 });
+
+test('every event\'s data carries created_at, the time its row was written: the same live, resumed and listed', { timeout: 60000 }, async () => {
+  // Two attempts (a transient failure, then success): log, progress, retry, completed.
+  const job = await enqueueOk(srv, { fail: 'transient', fail_attempts: 1, sleep_ms: 1200, progress: 4, log: true });
+  const receivedAt = [];
+  const live = sseOnce({ url: srv.url, key: srv.key, id: job.id, stopAfter: () => { receivedAt.push(Date.now()); return false; } });
+  // Another client drops after event 3 and resumes with Last-Event-ID while the job runs.
+  const first = await sseOnce({ url: srv.url, key: srv.key, id: job.id, stopAfter: (ev) => ev.seq >= 3 });
+  const rest = await follow(job.id, 3);
+  const { events, ended } = await live;
+  assert.equal(ended, 'end');
+  const done = await waitTerminal(srv, job.id);
+  assert.equal(done.status, 'completed');
+  assert.equal(done.attempt, 2);
+  const stored = await storedEvents(srv, job.id);
+  const replay = await sseOnce({ url: srv.url, key: srv.key, id: job.id, lastEventId: 0 }); // all from the database
+  assert.deepEqual(events.map((e) => e.type).filter((t, i, a) => t !== a[i - 1]),
+    ['log', 'progress', 'retry', 'log', 'progress', 'completed']);
+
+  const RFC3339_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+  let prev = 0;
+  for (const [i, e] of events.entries()) {
+    const at = e.data.created_at;
+    assert.match(at ?? '', RFC3339_MS, `event ${e.seq} (${e.type}): created_at ${at}`);
+    const t = Date.parse(at);
+    assert.ok(t >= Date.parse(done.created_at) && t <= Date.parse(done.finished_at),
+      `event ${e.seq} at ${at}: outside the job's run ${done.created_at} .. ${done.finished_at}`);
+    assert.ok(t >= prev, `event ${e.seq} at ${at} is earlier than the one before it`);
+    assert.ok(t <= receivedAt[i] + 1, `event ${e.seq} at ${at}, received at ${new Date(receivedAt[i]).toISOString()}`);
+    if (e.data.t_us) { // test_sleep's own clock just before it wrote the event
+      const ms = e.data.t_us / 1000;
+      assert.ok(t >= Math.floor(ms) && t - ms < 2000, `progress ${e.seq} at ${at}, written at ${new Date(ms).toISOString()}`);
+    }
+    prev = t;
+    assert.equal(stored[i].created_at, at, `event ${e.seq}: the listed created_at`);
+  }
+  // The same data, times included, whichever way the events were read.
+  assert.deepEqual([...first.events, ...rest], events, 'dropped and resumed with Last-Event-ID');
+  assert.deepEqual(replay.events, events, 'replayed from the database after the end');
+  assert.deepEqual(stored.map(({ seq, type, data }) => ({ seq, type, data })), events, 'the JSON list');
+});

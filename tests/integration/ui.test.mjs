@@ -470,6 +470,7 @@ test('improvement: the stages tick through live, then review and promote the can
   assert.ok(idx.includes(order.indexOf('analyzing failures')) && idx.includes(order.indexOf('generating improved prompt')), `stages seen live: ${seen}`);
   assert.deepEqual(idx, [...idx].sort((a, b) => a - b), `stages arrive in order: ${seen}`);
   assert.equal(await page.locator('.stage.stage-done').count(), 9);
+  assert.doesNotMatch(await page.locator('#job-stages').innerText(), /created at/, 'an event\'s time is not one of its stage\'s details');
   assert.equal(await page.locator('#job-progress').getAttribute('aria-valuenow'), '100');
   assert.match(await page.locator('#job-tokens').innerText(), /\d+ output tokens/);
   assert.match(await page.locator('#job-status').innerText(), /completed/);

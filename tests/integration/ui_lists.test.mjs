@@ -3,12 +3,13 @@
 // own workspace, filled through SQL: more jobs than one page of the jobs list,
 // and a finished job with more stored events than one page of
 // GET /v1/jobs/{id}/events. The contradictions' Load more is in ui.test.mjs,
-// with the agents it seeds.
+// with the agents it seeds. Also the times of a job's log lines and events,
+// on a test_sleep job followed live (REFOLD_TEST_JOBS).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, createWorkspaceKey, sql, launchChromium } from './lib.mjs';
 
-const srv = await startServer();
+const srv = await startServer({ env: { REFOLD_TEST_JOBS: '1' } });
 let browser;
 const pageErrors = [];
 
@@ -94,6 +95,53 @@ test('job page: a finished job with more events than one page shows all of them'
   const { ctx: ctx2, tab } = await signedIn(key, `/#/jobs/${id}`);
   await tab.locator('#job-log').getByText('the last log line').waitFor();
   assert.equal(await tab.locator('#job-events tbody tr').count(), n);
+  await ctx2.close();
+});
+
+test('job page: log lines and events show the time they were written, live and read back', async () => {
+  const { key } = await workspace('timed-job');
+  const r = await srv.api('POST', '/v1/test/jobs', { params: { sleep_ms: 5000, progress: 2, log: true } }, { key });
+  assert.equal(r.status, 202, r.text);
+  const id = r.json.id;
+  const TIME_OF_DAY = /^(\d{2}):(\d{2}):(\d{2})( [AP]M)?$/;
+  // What a log line and an event row show: the time of day, the whole date in the title.
+  const shown = (loc) => loc.evaluate((t) => ({ datetime: t.getAttribute('datetime'), text: t.textContent, title: t.title }));
+  const check = (got, want, what) => {
+    assert.equal(got.datetime, want, `${what}: datetime`);
+    const m = got.text.match(TIME_OF_DAY);
+    assert.ok(m, `${what}: "${got.text}" is a time of day`);
+    assert.equal(m[3], want.slice(17, 19), `${what}: "${got.text}" shows the seconds of ${want}`);
+    assert.match(got.title, new RegExp(want.slice(0, 4)), `${what}: the title "${got.title}" has the date`);
+  };
+
+  const { ctx, tab } = await signedIn(key, `/#/jobs/${id}`);
+  const logTime = tab.locator('#job-log li time.log-time');
+  await logTime.first().waitFor({ timeout: 15000 });
+  assert.match(await tab.locator('#job-status').innerText(), /running/, 'the log line came over the live stream');
+  await tab.locator('#job-status', { hasText: 'completed' }).waitFor({ timeout: 20000 });
+  const events = (await srv.api('GET', `/v1/jobs/${id}/events`, undefined, { key, headers: { accept: 'application/json' } })).json.data;
+  const log = events.find((e) => e.type === 'log');
+  check(await shown(logTime.first()), log.created_at, 'the live log line');
+  const rows = tab.locator('#job-events tbody tr');
+  assert.equal(await rows.count(), events.length);
+  for (const [i, e] of events.entries()) check(await shown(rows.nth(i).locator('time.clock')), e.created_at, `live event ${e.seq}`);
+  await ctx.close();
+
+  // Read back from the stored events, with the page's clock ten minutes on: the log's
+  // times of day stay as they are (they are not relative times).
+  const ctx2 = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const tab2 = await ctx2.newPage();
+  await tab2.clock.install();
+  tab2.on('pageerror', (e) => pageErrors.push(e.message));
+  await tab2.goto(srv.url + `/#/jobs/${id}`);
+  await tab2.getByLabel('API key').fill(key);
+  await tab2.getByRole('button', { name: 'Sign in' }).click();
+  await tab2.locator('#job-log li time.log-time').first().waitFor();
+  const before = await shown(tab2.locator('#job-log li time.log-time').first());
+  check(before, log.created_at, 'the stored log line');
+  await tab2.clock.fastForward('10:00');
+  assert.deepEqual(await shown(tab2.locator('#job-log li time.log-time').first()), before);
+  assert.match(await tab2.locator('.meta-line time').innerText(), /minutes ago/, 'the relative times did move on');
   await ctx2.close();
 });
 
