@@ -100,11 +100,21 @@ void cmd_block_signals(sigset_t *set);
 /* How long a stop may last past the grace period (shutdown.c): the steps after the grace
  * take at most 9 s when the database answers. */
 #define CMD_STOP_BOUND_MS 15000
+/* How long a stop may last after a second SIGTERM/SIGINT (shutdown.c). */
+#define CMD_HURRY_BOUND_MS 3000
+struct worker_pool;
 /* A graceful stop begins: if the process has not exited grace_ms + CMD_STOP_BOUND_MS from
- * now (threads stuck in database calls that get no answer), log it and _exit(1). */
-void cmd_shutdown_start(int64_t grace_ms);
+ * now (threads stuck in database calls that get no answer), log it and _exit(1). A second
+ * SIGTERM/SIGINT meanwhile ends pool's grace period at once (pool_hurry; pool may be NULL)
+ * and the stop must then end within CMD_HURRY_BOUND_MS, else _exit(128 + that signal); a
+ * third one _exits at once. The signals must be blocked (cmd_block_signals). */
+void cmd_shutdown_start(int64_t grace_ms, struct worker_pool *pool);
 /* Name the step the stop is at, for that log line: a string constant. */
 void cmd_shutdown_phase(const char *what);
+/* pool_stop returned: the second signal has nothing more to hurry (call before pool_free). */
+void cmd_shutdown_pool_stopped(void);
+/* The exit status of a stop that ended: 0, or 128 + the second signal's number. */
+int cmd_shutdown_status(void);
 
 /* Log a warning when the LLM settings (REFOLD_LLM_PROVIDER, a key, the timeouts ...) are
  * unusable: improvement jobs would fail with llm_not_configured (serve and worker). */

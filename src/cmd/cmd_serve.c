@@ -10,6 +10,8 @@
  * (hub_stop) before the daemon stops; then the pool and the hub are freed, once no
  * handler can reach them. The whole stop is bounded (shutdown.c): threads stuck in
  * database calls that get no answer are abandoned, and the process exits with status 1.
+ * A second SIGTERM/SIGINT ends the grace period at once (running jobs are released) and
+ * the process exits with 128 + that signal's number (shutdown.c).
  */
 #include <getopt.h>
 #include <pthread.h>
@@ -146,16 +148,19 @@ int cmd_serve(int argc, char **argv)
     int sig = 0;
     sigwait(&stop, &sig);
     log_info("shutting down", "signal=%d", sig);
-    cmd_shutdown_start(cfg.grace_ms); /* bounded even when the database does not answer */
+    /* Bounded even when the database does not answer; a second signal cuts it short. */
+    cmd_shutdown_start(cfg.grace_ms, pool);
     http_server_drain(srv); /* /healthz 503 at once, while running jobs finish */
     cmd_shutdown_phase("workers");
     pool_stop(pool, cfg.grace_ms);
+    cmd_shutdown_pool_stopped();
     cmd_shutdown_phase("http server");
     http_server_stop(srv);
     cmd_shutdown_phase("closing");
     pool_free(pool);
     hub_free(hub);
     llm_global_cleanup();
-    log_info("stopped", NULL);
-    return 0;
+    int status = cmd_shutdown_status();
+    log_info("stopped", "status=%d", status);
+    return status;
 }

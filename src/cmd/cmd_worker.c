@@ -2,7 +2,8 @@
  * cmd_worker - `refold worker`: job workers only, no HTTP. Extra capacity next to
  * `refold serve`, on the same SQLite file or (the point of it) on other machines sharing
  * a PostgreSQL database. Events it writes reach the server's SSE subscribers through the
- * server's event watcher (jobs/hub.h). SIGTERM (or SIGINT, SIGHUP) drains like `refold serve`.
+ * server's event watcher (jobs/hub.h). SIGTERM (or SIGINT, SIGHUP) drains like `refold serve`,
+ * and a second SIGTERM/SIGINT stops it at once (shutdown.c).
  */
 #include <getopt.h>
 #include <signal.h>
@@ -95,11 +96,14 @@ int cmd_worker(int argc, char **argv)
     int sig = 0;
     sigwait(&stop, &sig);
     log_info("shutting down", "signal=%d", sig);
-    cmd_shutdown_start(cfg.grace_ms); /* bounded even when the database does not answer */
+    /* Bounded even when the database does not answer; a second signal cuts it short. */
+    cmd_shutdown_start(cfg.grace_ms, pool);
     pool_stop(pool, cfg.grace_ms);
+    cmd_shutdown_pool_stopped();
     cmd_shutdown_phase("closing");
     pool_free(pool);
     llm_global_cleanup();
-    log_info("stopped", NULL);
-    return 0;
+    int status = cmd_shutdown_status();
+    log_info("stopped", "status=%d", status);
+    return status;
 }

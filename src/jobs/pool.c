@@ -67,7 +67,9 @@
  * handlers return and the workers release the jobs to the queue giving the attempt back.
  * A handler that ignores that for ABORT_WAIT_MS more has its job released by pool_stop
  * itself (fenced, so the straggler's later writes match nothing); its thread is left
- * behind and the pool's memory with it, since the process is about to exit. The pool
+ * behind and the pool's memory with it, since the process is about to exit. pool_hurry
+ * (a second SIGTERM/SIGINT, from another thread) ends the grace period at once and
+ * shortens that wait to HURRY_ABORT_WAIT_MS: the same release, sooner. The pool
  * struct outlives pool_stop until pool_free, so that HTTP handlers still answering during
  * the drain can call pool_wake/pool_cancel safely (they find no worker to wake).
  */
@@ -93,6 +95,8 @@
 #include "core/banned.h"
 
 #define ABORT_WAIT_MS 2000
+#define HURRY_ABORT_WAIT_MS 1000 /* ABORT_WAIT_MS once pool_hurry was called */
+#define HURRY_LOOK_MS 100        /* wait_idle looks at pool->hurry at least this often */
 #define CLAIM_BACKOFF_MAX_MS 2000
 
 /* ---- running one job ---- */
@@ -479,14 +483,26 @@ void pool_cancel(struct worker_pool *pool, const char *job_id)
     pthread_mutex_unlock(&pool->lock);
 }
 
-/* Wait (pool->lock held) until no job runs or deadline (monotonic ms) passes. */
-static void wait_idle(struct worker_pool *pool, int64_t deadline)
+void pool_hurry(struct worker_pool *pool)
+{
+    if (!pool)
+        return;
+    atomic_store(&pool->hurry, true);
+    /* Without pool->lock, so that this never blocks (the shutdown watchdog calls it): a
+     * wake-up lost in the race costs wait_idle at most HURRY_LOOK_MS. */
+    pthread_cond_broadcast(&pool->idle);
+}
+
+/* Wait (pool->lock held) until no job runs or deadline (monotonic ms) passes, or, once
+ * pool_hurry was called, hurried_deadline if that is earlier. */
+static void wait_idle(struct worker_pool *pool, int64_t deadline, int64_t hurried_deadline)
 {
     while (pool->busy > 0) {
-        int64_t left = deadline - clock_mono_ms();
+        int64_t until = atomic_load(&pool->hurry) ? min64(deadline, hurried_deadline) : deadline;
+        int64_t left = until - clock_mono_ms();
         if (left <= 0)
             break;
-        clock_cond_wait_ms(&pool->idle, &pool->lock, left);
+        clock_cond_wait_ms(&pool->idle, &pool->lock, min64(left, HURRY_LOOK_MS));
     }
 }
 
@@ -500,13 +516,16 @@ void pool_stop(struct worker_pool *pool, int64_t grace_ms)
     if (pool->busy > 0)
         log_info("waiting for running jobs", "jobs=%d grace_ms=%lld", pool->busy,
                  (long long)grace_ms);
-    wait_idle(pool, clock_mono_ms() + grace_ms);
+    wait_idle(pool, clock_mono_ms() + grace_ms, 0);
     if (pool->busy > 0) {
-        log_info("grace period over: stopping running jobs", "jobs=%d", pool->busy);
+        log_info(atomic_load(&pool->hurry) ? "stopping running jobs now"
+                                           : "grace period over: stopping running jobs",
+                 "jobs=%d", pool->busy);
         for (int i = 0; i < pool->n; i++)
             if (pool->workers[i].ctx && !atomic_load(&pool->workers[i].ctx->shutdown))
                 job_ctx_stop(pool->workers[i].ctx, &pool->workers[i].ctx->shutdown);
-        wait_idle(pool, clock_mono_ms() + ABORT_WAIT_MS);
+        int64_t now = clock_mono_ms();
+        wait_idle(pool, now + ABORT_WAIT_MS, now + HURRY_ABORT_WAIT_MS);
     }
     /* Handlers that ignored the stop: remember their claims, release them below. */
     int stuck = 0;

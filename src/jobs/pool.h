@@ -47,6 +47,11 @@ void pool_cancel(struct worker_pool *pool, const char *job_id);
  * threads. pool_wake and pool_cancel stay safe (and do nothing) until pool_free. NULL is
  * ignored; a second call does nothing. */
 void pool_stop(struct worker_pool *pool, int64_t grace_ms);
+/* End pool_stop's grace period now (an operator's second signal): running jobs are
+ * stopped and released as when the grace runs out, with less time to stop by themselves.
+ * Callable from any thread, before or during pool_stop, until pool_free; never blocks.
+ * NULL is ignored. */
+void pool_hurry(struct worker_pool *pool);
 /* Free the pool (stopping it first, without grace, if needed). NULL is ignored. */
 void pool_free(struct worker_pool *pool);
 

@@ -63,6 +63,7 @@ struct worker_pool {
     pthread_cond_t idle;   /* a job finished (pool_stop waits here) */
     pthread_cond_t mwake;  /* the monitor's and the lease guard's sleep */
     bool stopping;
+    atomic_bool hurry; /* pool_hurry: cut the stop's waits short (read without the lock) */
     bool monitor_stop;
     uint64_t wake_seq;
     int busy;
