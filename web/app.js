@@ -138,6 +138,14 @@ document.getElementById('signout').addEventListener('click', async () => {
   toast('Signed out.');
 });
 
+// "Skip to content" cannot be a plain #main link: the fragment holds the
+// route, so following it opened "Page not found". It moves the focus itself
+// and leaves the URL alone.
+document.querySelector('.skip-link').addEventListener('click', (ev) => {
+  ev.preventDefault();
+  document.getElementById('main').focus();
+});
+
 setRenderer(() => render({ focus: true }));
 window.addEventListener('hashchange', () => render({ focus: true }));
 if (!location.hash) history.replaceState(null, '', '#/agents');
