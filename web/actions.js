@@ -69,13 +69,13 @@ export function improveDialog(agent) {
           ? h('p', null, h('strong', null, count(s.contradictions, 'contradiction')), ` on record (${count(s.missed_failures, 'missed failure')}, ${count(s.false_alarms, 'false alarm')}).`)
           : null,
         h('div', { class: 'field-row' },
-          field('Max contradictions', h('input', { name: 'max', type: 'number', min: 1, max: 200, value: '20', required: true, inputmode: 'numeric' }), '1 to 200, newest first.'),
+          field('Max contradictions', h('input', { name: 'max_contradictions', type: 'number', min: 1, max: 200, value: '20', required: true, inputmode: 'numeric' }), '1 to 200, newest first.'),
           field('Model', h('input', { name: 'model', autocomplete: 'off', spellcheck: 'false', placeholder: 'server default' }), 'Optional.')),
         field('Instructions', h('textarea', { name: 'instructions', rows: 4, maxlength: 10000, placeholder: 'e.g. Keep the answer under 120 words.' }),
           'Optional. Extra requirements for the rewrite.'));
     },
     async submit(form) {
-      const body = { max_contradictions: Number(form.max.value) };
+      const body = { max_contradictions: Number(form.max_contradictions.value) };
       if (form.model.value.trim()) body.model = form.model.value.trim();
       if (form.instructions.value.trim()) body.instructions = form.instructions.value.trim();
       let res;

@@ -7,7 +7,7 @@
 // next navigation.
 import { request, onUnauthorized, isSessionLost } from './api.js';
 import { parseHash, setRenderer } from './nav.js';
-import { h, fill, field, errorBox, toast, setTitle } from './ui.js';
+import { h, fill, field, errorBox, markInvalid, toast, setTitle } from './ui.js';
 import { agentsPage } from './agents.js';
 import { agentPage } from './agent.js';
 import { versionPage } from './review.js';
@@ -79,6 +79,7 @@ function signinPage(ctx) {
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     fill(msg);
+    markInvalid(key, null);
     btn.disabled = true;
     try {
       await request('POST', '/v1/session', { api_key: key.value.trim() }, { quiet401: true });
@@ -88,7 +89,9 @@ function signinPage(ctx) {
       // in goes to where the user was before, not to the sign-in form.
       location.replace(to);
     } catch (err) {
-      fill(msg, errorBox(err.status === 401 ? { message: 'That API key was not accepted.' } : err));
+      const box = errorBox(err.status === 401 ? { message: 'That API key was not accepted.' } : err);
+      fill(msg, box);
+      if (err.status === 401) markInvalid(key, box); // read with the field, which keeps the focus
       key.select();
     } finally {
       btn.disabled = false;

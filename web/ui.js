@@ -52,6 +52,19 @@ export function field(label, control, hint) {
   return h('div', { class: 'field' }, parts);
 }
 
+// Mark a control invalid with the error box that explains it (its text is
+// read with the field), or clear the mark (box null).
+export function markInvalid(control, box) {
+  const ids = (control.getAttribute('aria-describedby') || '').split(/\s+/).filter((x) => x && !x.startsWith('err-'));
+  if (box) {
+    box.id = box.id || uid('err');
+    ids.unshift(box.id);
+    control.setAttribute('aria-invalid', 'true');
+  } else control.removeAttribute('aria-invalid');
+  if (ids.length) control.setAttribute('aria-describedby', ids.join(' '));
+  else control.removeAttribute('aria-describedby');
+}
+
 // Timestamps: relative text, full time in the title and datetime attribute.
 const rtf = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
 export function ago(iso) {
@@ -146,7 +159,9 @@ export function toast(text, kind = 'ok') {
 
 // A modal <dialog> built around a form. build(form) adds the fields; submit
 // receives the form and returns a promise; a rejection shows its message in
-// the dialog and keeps it open. Resolves true when submitted, false if closed.
+// the dialog (role=alert) and keeps it open; an error that names a field
+// (details.field) marks the control of that name. Resolves true when
+// submitted, false if closed.
 export function formDialog({ title, submitLabel = 'Save', danger = false, build, submit, wide = false }) {
   return new Promise((resolve) => {
     const titleId = uid('dlg');
@@ -162,19 +177,31 @@ export function formDialog({ title, submitLabel = 'Save', danger = false, build,
     append(form, [errBox, h('div', { class: 'dialog-actions' },
       h('button', { type: 'button', class: 'btn', onclick: () => dlg.close() }, 'Cancel'), submitBtn)]);
     let done = false;
+    let invalid = null; // the field the last error named
     form.addEventListener('submit', async (ev) => {
       ev.preventDefault();
       if (!form.reportValidity()) return;
       submitBtn.disabled = true;
       errBox.replaceChildren();
+      if (invalid) { markInvalid(invalid, null); invalid = null; }
       try {
         await submit(form);
         done = true;
         dlg.close();
       } catch (err) {
-        fill(errBox, errorBox(err.status === 401
+        const box = errorBox(err.status === 401
           ? { message: 'Your session has ended. Sign in again in another tab, then submit again: what you typed here is kept.' }
-          : err));
+          : err);
+        fill(errBox, box);
+        // An error about one field (details.field, named like the control)
+        // marks that field invalid, is read with it, and takes the focus there.
+        const name = err.status !== 401 && err.details && err.details.field;
+        const control = name ? form.elements.namedItem(name) : null;
+        if (control && control.focus) {
+          invalid = control;
+          markInvalid(control, box);
+          control.focus();
+        }
       } finally {
         submitBtn.disabled = false;
       }
