@@ -158,8 +158,10 @@ async function renderContradictions(ctx, agent, card, kind) {
     { label: 'Eval', class: 'col-verdict', cell: (r) => h('div', null, badge(r.predicted_result ? 'pass' : 'fail', 'rating'), ' ', h('span', { class: 'small muted' }, r.eval_name),
       r.predicted_reason ? h('div', { class: 'small clamp', title: r.predicted_reason }, r.predicted_reason) : null) },
     { label: 'Input', class: 'col-wide', cell: (r) => h('div', null,
-      h('button', { type: 'button', class: 'link trace-open', 'aria-label': `Open trace ${r.trace_id}`, onclick: (ev) => { ev.stopPropagation(); openTrace(r.trace_id, r); } },
-        excerpt(r.input, 120) || r.trace_id)) },
+      // Named by the text it shows (WCAG 2.5.3: a speech user says what they
+      // see), then what it does.
+      h('button', { type: 'button', class: 'link trace-open', onclick: (ev) => { ev.stopPropagation(); openTrace(r.trace_id, r); } },
+        excerpt(r.input, 120) || r.trace_id, h('span', { class: 'sr-only' }, ' (open the trace)'))) },
     { label: 'Rated', cell: (r) => time(r.feedback_at) },
   ];
   const opts = {
