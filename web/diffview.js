@@ -85,5 +85,11 @@ export function unified(model, { baseLabel, targetLabel }) {
     }
   });
   const colgroup = h('colgroup', null, h('col', { class: 'c-ln' }), h('col', { class: 'c-ln' }), h('col', { class: 'c-tx' }));
-  return table('diff-unified', colgroup, rows, `Unified diff, ${baseLabel} to ${targetLabel}`);
+  // Column headers say which version each line number belongs to (a screen
+  // reader reads them with every cell).
+  const head = h('thead', null, h('tr', null,
+    h('th', { scope: 'col' }, baseLabel), h('th', { scope: 'col' }, targetLabel), h('th', { scope: 'col' }, h('span', { class: 'sr-only' }, 'Line'))));
+  const t = table('diff-unified', colgroup, rows, `Unified diff, ${baseLabel} to ${targetLabel}`);
+  t.firstChild.insertBefore(head, t.firstChild.querySelector('tbody'));
+  return t;
 }

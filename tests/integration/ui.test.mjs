@@ -375,7 +375,7 @@ test('diff: Show unchanged lines unfolds them and hands the focus to the first o
   await fold.focus();
   await page.keyboard.press('Enter');
   await fold.waitFor({ state: 'detached' });
-  assert.equal(await page.locator('table.diff-unified tr').count(), 32);
+  assert.equal(await page.locator('table.diff-unified tbody tr').count(), 32);
   assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Rule 5: answer from {{kb}} only.',
     'the focus lands on the first unfolded line, not on the page');
   await api('DELETE', `/v1/agents/${a.id}`, undefined, 204);
