@@ -22,6 +22,9 @@ const STAGE_INDEX = new Map(STAGES.map(([s], i) => [s, i]));
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 const EVENT_TYPES = ['progress', 'log', 'retry', 'completed', 'failed', 'cancelled'];
 const STATUSES = ['queued', 'running', 'completed', 'failed', 'cancelled'];
+// A stage's state as a screen reader says it (the icon shows it).
+const STATE_WORDS = { pending: ', not started', done: ', done', current: ', in progress', failed: ', failed', cancelled: ', cancelled', waiting: ', waiting to retry' };
+const setText = (el, text) => { if (el.textContent !== text) el.textContent = text; };
 const typeLabel = (t) => (t === 'prompt_improvement' ? 'Prompt improvement' : String(t || 'job').replace(/_/g, ' '));
 
 async function agentNames() {
@@ -201,7 +204,11 @@ export async function jobPage(ctx, id) {
   const tokensEl = h('div', { class: 'tokens', id: 'job-tokens' });
   const stageList = h('ol', { class: 'stages', id: 'job-stages' });
   const retryBox = h('div', { id: 'job-retries' });
-  const outcome = h('div', { id: 'job-outcome' });
+  // The stage label and the outcome are the live regions: a screen reader
+  // hears each change of stage and the end, politely; the log and the token
+  // counts are read on demand (they change many times a second while the
+  // model writes).
+  const outcome = h('div', { id: 'job-outcome', 'aria-live': 'polite' });
   const logList = h('ol', { class: 'log', id: 'job-log' });
   const eventsBody = h('tbody');
   const eventsCount = h('span', { class: 'muted small' });
@@ -210,12 +217,13 @@ export async function jobPage(ctx, id) {
   const stageItems = new Map();
   for (const [stage, p, label] of (isImprovement ? STAGES : [])) {
     const detail = h('span', { class: 'stage-detail' });
+    const said = h('span', { class: 'sr-only' }); // the icon's state, in words
     const li = h('li', { class: 'stage', 'data-stage': stage },
       h('span', { class: 'stage-icon', 'aria-hidden': 'true' }),
-      h('span', { class: 'stage-name' }, label),
+      h('span', { class: 'stage-name' }, label, said),
       h('span', { class: 'stage-pct muted small' }, `${p}%`),
       detail);
-    stageItems.set(stage, { li, detail });
+    stageItems.set(stage, { li, detail, said });
     stageList.append(li);
   }
 
@@ -255,9 +263,11 @@ export async function jobPage(ctx, id) {
     barWrap.className = `bar bar-${st.status}`;
     logList.classList.toggle('log-done', st.terminal);
     const stageName = st.stage ? st.stage.replace(/_/g, ' ') : st.status === 'queued' ? 'waiting for a worker' : '';
-    barLabel.textContent = `${p}%${stageName ? ' · ' + stageName : ''}`;
+    // Written only when it changes: every write of a live region is read
+    // out, and progress events arrive every 500 ms while the model writes.
+    setText(barLabel, `${p}%${stageName ? ' · ' + stageName : ''}`);
     const cur = STAGE_INDEX.has(st.stage) ? STAGE_INDEX.get(st.stage) : -1;
-    for (const [stage, { li, detail }] of stageItems) {
+    for (const [stage, { li, detail, said }] of stageItems) {
       const i = STAGE_INDEX.get(stage);
       let state = 'pending';
       if (st.status === 'completed') state = 'done';
@@ -266,6 +276,7 @@ export async function jobPage(ctx, id) {
         state = { failed: 'failed', cancelled: 'cancelled', running: 'current', queued: 'waiting' }[st.status] || 'done';
       }
       li.className = `stage stage-${state}`;
+      setText(said, STATE_WORDS[state]);
       if (state === 'current') li.setAttribute('aria-current', 'step'); else li.removeAttribute('aria-current');
       const d = st.stageData[stage];
       const bits = [];
@@ -307,11 +318,18 @@ export async function jobPage(ctx, id) {
     drawActions();
   }
 
+  // Filled again only when what it says changes: it is a live region.
+  let outcomeKey = null;
   function drawOutcome() {
+    const r0 = st.result || {}, e0 = st.error || {};
+    const key = JSON.stringify([st.status, r0.new_version_number, r0.changes_summary, r0.analysis_cut_off,
+      Array.isArray(r0.failure_patterns) ? r0.failure_patterns.length : 0, e0.code, e0.message]);
+    if (key === outcomeKey) return;
+    outcomeKey = key;
     if (st.status === 'completed') {
       const r = st.result || {};
       if (r.new_version_number) {
-        fill(outcome, h('div', { class: 'alert alert-ok outcome', role: 'status' },
+        fill(outcome, h('div', { class: 'alert alert-ok outcome' },
           h('div', null, h('strong', null, `Candidate v${r.new_version_number} is ready for review.`),
             r.changes_summary ? h('p', { class: 'small' }, r.changes_summary) : null,
             Array.isArray(r.failure_patterns) && r.failure_patterns.length
@@ -319,15 +337,15 @@ export async function jobPage(ctx, id) {
             r.analysis_cut_off === true ? cutOffNote('p') : null),
           h('a', { class: 'btn btn-primary', id: 'review-candidate', href: versionHref(agentId, r.new_version_number) }, `Review v${r.new_version_number}`)));
       } else {
-        fill(outcome, h('div', { class: 'alert alert-info outcome', role: 'status' },
+        fill(outcome, h('div', { class: 'alert alert-info outcome' },
           h('strong', null, 'No new version. '), r.changes_summary || 'The job finished without a candidate.'));
       }
     } else if (st.status === 'failed') {
       const e = st.error || {};
-      fill(outcome, h('div', { class: 'alert alert-error', role: 'alert', id: 'job-error' },
+      fill(outcome, h('div', { class: 'alert alert-error', id: 'job-error' },
         h('strong', null, 'The job failed'), e.code ? h('span', { class: 'mono small' }, ` (${e.code})`) : null, h('p', null, e.message || 'No error message.')));
     } else if (st.status === 'cancelled') {
-      fill(outcome, h('div', { class: 'alert alert-info outcome', role: 'status' }, h('strong', null, 'Cancelled. '), 'Nothing was written.'));
+      fill(outcome, h('div', { class: 'alert alert-info outcome' }, h('strong', null, 'Cancelled. '), 'Nothing was written.'));
     } else fill(outcome);
   }
 
