@@ -1,7 +1,7 @@
 // Agent page: stats, the active prompt, the versions timeline, recent
 // improvements and the contradictions (rows open the trace).
 import { get, getAll, items, enc, isMissingEndpoint } from './api.js';
-import { h, fill, badge, time, pct, num, count, excerpt, table, statCard, empty, errorBox, setTitle, uid, loadMore } from './ui.js';
+import { h, fill, badge, time, pct, num, count, excerpt, table, statCard, empty, errorBox, setTitle, uid, loadMore, focusIfLost } from './ui.js';
 import { setQuery, versionHref, jobHref } from './nav.js';
 import { promoteDialog, improveDialog, newVersionDialog, promptBlock } from './actions.js';
 import { openTrace } from './trace.js';
@@ -12,14 +12,16 @@ const KINDS = [
   ['false_alarm', 'False alarms'],
 ];
 
-export async function agentPage(ctx, id) {
+// focusVersion: after a rollback from the timeline, the version whose link
+// takes the focus its Roll back button had.
+export async function agentPage(ctx, id, { focusVersion } = {}) {
   const [agent, versions] = await Promise.all([
     get(`/v1/agents/${enc(id)}`),
     getAll(`/v1/agents/${enc(id)}/versions?limit=500`),
   ]);
   setTitle(agent.name);
   const s = agent.stats || {};
-  const reload = () => { if (ctx.alive()) agentPage(ctx, id); };
+  const reload = (opts) => { if (ctx.alive()) agentPage(ctx, id, opts); };
   const active = agent.active_version;
   const candidates = versions.filter((v) => v.status === 'candidate');
 
@@ -72,6 +74,7 @@ export async function agentPage(ctx, id) {
 
   renderContradictions(ctx, agent, contraCard, ctx.query.get('kind') || '');
   recentJobs(agent, jobsCard);
+  if (focusVersion) focusIfLost(timelineCard.querySelector(`li[data-version="${focusVersion}"] a`));
 }
 
 function timeline(agent, versions, reload) {
@@ -84,7 +87,7 @@ function timeline(agent, versions, reload) {
     else actions.push(h('a', { class: 'btn btn-small', href: versionHref(agent.id, v.version) }, 'View'));
     if (v.status === 'archived') {
       actions.push(h('button', { type: 'button', class: 'btn btn-small', 'data-rollback': v.version,
-        onclick: () => promoteDialog(agent, v, { after: reload }) }, `Roll back to v${v.version}`));
+        onclick: () => promoteDialog(agent, v, { after: () => reload({ focusVersion: v.version }) }) }, `Roll back to v${v.version}`));
     }
     return h('li', { class: `tl-item tl-${v.status}`, 'data-version': v.version },
       h('div', { class: 'tl-dot', 'aria-hidden': 'true' }),

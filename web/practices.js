@@ -2,7 +2,7 @@
 // which can be added and deleted. The improvement job sends some of them to
 // the model when it rewrites a prompt (SPEC §7 step 4).
 import { getAll, post, del, enc } from './api.js';
-import { h, fill, field, empty, formDialog, toast, setTitle } from './ui.js';
+import { h, fill, field, empty, formDialog, toast, setTitle, focusIfLost } from './ui.js';
 import { setQuery } from './nav.js';
 
 const CATEGORIES = ['structure', 'clarity', 'safety', 'reasoning', 'general'];
@@ -35,13 +35,15 @@ function practiceNode(p, onDelete) {
       onDelete ? h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', 'aria-label': `Delete “${p.title}”`, onclick: () => onDelete(p) }, 'Delete') : null));
 }
 
-export async function practicesPage(ctx) {
+// focus(root): after adding or deleting, the control to take the focus the
+// dialog's opener had (it was rendered again, or deleted).
+export async function practicesPage(ctx, { focus } = {}) {
   setTitle('Best practices');
   const category = ctx.query.get('category') || '';
   const all = await getAll(`/v1/best-practices?limit=500${category ? `&category=${category}` : ''}`);
   const own = all.filter((p) => p.builtin === false || (p.builtin === undefined && p.source === 'custom'));
   const builtin = all.filter((p) => !own.includes(p));
-  const reload = () => { if (ctx.alive()) practicesPage(ctx); };
+  const reload = (opts) => { if (ctx.alive()) practicesPage(ctx, opts); };
 
   const select = h('select', { id: 'bp-category' }, h('option', { value: '' }, 'All categories'),
     CATEGORIES.map((c) => h('option', { value: c, selected: c === category }, c)));
@@ -55,7 +57,16 @@ export async function practicesPage(ctx) {
       build(form) { form.append(h('p', null, `“${p.title}” will no longer be sent to the model by future improvement jobs.`)); },
       async submit() { await del(`/v1/best-practices/${enc(p.id)}`); },
     });
-    if (ok) { toast('Practice deleted.'); reload(); }
+    // The focus goes to the Delete button that takes this one's place (the
+    // next practice's, else the one before), else to Add practice.
+    const i = own.indexOf(p);
+    if (ok) {
+      toast('Practice deleted.');
+      reload({ focus: (root) => {
+        const dels = root.querySelectorAll('#own-practices button');
+        return dels[Math.min(i, dels.length - 1)] || root.querySelector('#add-practice');
+      } });
+    }
   }
 
   function add() {
@@ -76,7 +87,7 @@ export async function practicesPage(ctx) {
         if (form.url.value.trim()) body.url = form.url.value.trim();
         await post('/v1/best-practices', body);
         toast('Practice added.');
-        reload();
+        reload({ focus: (root) => root.querySelector('#add-practice') });
       },
     });
   }
@@ -99,4 +110,5 @@ export async function practicesPage(ctx) {
       h('p', { class: 'muted small' }, 'Written from the public prompting guides of Anthropic, OpenAI and Google. Read-only.'),
       builtin.length ? h('ul', { class: 'practices', id: 'builtin-practices' }, builtin.map(builtinNode)) : empty('None in this category.')));
   if (refocus) select.focus();
+  if (focus) focusIfLost(focus(ctx.root));
 }

@@ -3,14 +3,16 @@
 // failure patterns, the best practices it was given, and Promote / Reject
 // (or Roll back for an archived version).
 import { get, getAll, items, enc } from './api.js';
-import { h, fill, badge, time, num, count, uid, errorBox, setTitle } from './ui.js';
+import { h, fill, badge, time, num, count, uid, errorBox, setTitle, focusIfLost } from './ui.js';
 import { setQuery, agentHref, versionHref, jobHref } from './nav.js';
 import { promoteDialog, rejectDialog, promptBlock } from './actions.js';
 import { diffPrompts } from './diff.js';
 import { cutOffNote } from './jobs.js';
 import { sideBySide, unified } from './diffview.js';
 
-export async function versionPage(ctx, agentId, n) {
+// refocus: rendered again after a rollback, whose button is gone: the
+// heading takes the focus.
+export async function versionPage(ctx, agentId, n, { refocus } = {}) {
   const [agent, version, versions] = await Promise.all([
     get(`/v1/agents/${enc(agentId)}`),
     get(`/v1/agents/${enc(agentId)}/versions/${n}`),
@@ -19,7 +21,7 @@ export async function versionPage(ctx, agentId, n) {
   const byId = new Map(versions.map((v) => [v.id, v]));
   const parent = version.parent_version_id ? byId.get(version.parent_version_id) : null;
   setTitle(`v${version.version}`, agent.name);
-  const reload = () => { if (ctx.alive()) versionPage(ctx, agentId, n); };
+  const reload = () => { if (ctx.alive()) versionPage(ctx, agentId, n, { refocus: true }); };
 
   const actions = h('div', { class: 'actions' });
   if (version.status === 'candidate') {
@@ -73,6 +75,7 @@ export async function versionPage(ctx, agentId, n) {
 
   fill(ctx.root, head, note, candidateHint, evidence, diffCard, practices);
 
+  if (refocus) focusIfLost(ctx.root.querySelector('h1'));
   renderDiff(ctx, agent, version, versions, diffCard);
   if (version.created_by_job_id) loadJobEvidence(version.created_by_job_id, practices, ctx.root.querySelector('#fp-card'));
 }

@@ -226,6 +226,17 @@ export function infoDialog(title, body) {
   return dlg;
 }
 
+// After a dialog's action re-rendered the page, the control that opened it
+// is gone and the focus fell back to the body: give it to el instead (a
+// heading takes it with tabindex -1). Does nothing while something else has
+// the focus.
+export function focusIfLost(el) {
+  const a = document.activeElement;
+  if (!el || (a && a !== document.body && a.isConnected)) return;
+  if (el.tabIndex < 0 && !el.hasAttribute('tabindex')) el.tabIndex = -1;
+  el.focus();
+}
+
 // Pretty JSON in a <pre>.
 export function jsonBlock(v) {
   return h('pre', { class: 'code json' }, JSON.stringify(v, null, 2));
