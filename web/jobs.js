@@ -209,7 +209,8 @@ export async function jobPage(ctx, id) {
   // counts are read on demand (they change many times a second while the
   // model writes).
   const outcome = h('div', { id: 'job-outcome', 'aria-live': 'polite' });
-  const logList = h('ol', { class: 'log', id: 'job-log' });
+  // It scrolls: the keyboard reaches it to scroll it.
+  const logList = h('ol', { class: 'log', id: 'job-log', tabindex: 0, 'aria-labelledby': 'log-h' });
   const eventsBody = h('tbody');
   const eventsCount = h('span', { class: 'muted small' });
   const transcript = h('div', { id: 'job-transcript' }, h('p', { class: 'muted small' }, 'The transcript appears when the job ends.'));

@@ -147,7 +147,7 @@ async function renderDiff(ctx, agent, version, versions, card) {
       h('span', { class: 'plus' }, `+${num(st.wordsAdded)}`), ' ', h('span', { class: 'minus' }, `−${num(st.wordsRemoved)}`), ' words')
     : null;
   const raw = base && d.unified
-    ? h('details', { class: 'raw' }, h('summary', null, 'Unified patch (as served by the API)'), h('pre', { class: 'code' }, d.unified))
+    ? h('details', { class: 'raw' }, h('summary', null, 'Unified patch (as served by the API)'), h('pre', { class: 'code', tabindex: 0 }, d.unified))
     : null;
   fill(card,
     h('div', { class: 'card-head diff-head' },

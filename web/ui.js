@@ -239,7 +239,8 @@ export function focusIfLost(el) {
 
 // Pretty JSON in a <pre>.
 export function jsonBlock(v) {
-  return h('pre', { class: 'code json' }, JSON.stringify(v, null, 2));
+  // tabindex: it scrolls when long, and the keyboard must reach it to scroll it.
+  return h('pre', { class: 'code json', tabindex: 0 }, JSON.stringify(v, null, 2));
 }
 
 // A table that becomes a list of cards on narrow screens: every cell carries
