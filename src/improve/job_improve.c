@@ -17,7 +17,6 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/template.h"
-#include "core/utf8.h"
 #include "core/xalloc.h"
 #include "improve/evidence.h"
 #include "improve/prompts.h"
@@ -239,9 +238,10 @@ static void tags_text_init(struct tags_text *t, const json_t *tags)
     size_t i;
     json_t *v;
     json_array_foreach(tags, i, v)
-    buf_printf(&list, "\n%s", json_string_value(v));
-    json_array_foreach(tags, i, v)
-    buf_printf(&req, "\n   %s", json_string_value(v));
+    {
+        buf_printf(&list, "\n%s", json_string_value(v));
+        buf_printf(&req, "\n   %s", json_string_value(v));
+    }
     t->rule = xstrdup("\n- Keep every template tag listed in the requirements (the sections, "
                       "conditions, loops, partials and comments of the application's template "
                       "engine) exactly as written and as many times as it appears, each block "
@@ -591,7 +591,6 @@ enum rf_status job_prompt_improvement(struct job_ctx *ctx, struct rf_err *err)
         char msg[1024];
         snprintf(msg, sizeof msg, "The rewrite was rejected (repair turn %d of %d): %s",
                  turn + 1, IMPROVE_REPAIR_TURNS, json_string_value(json_array_get(rw.reasons, 0)));
-        utf8_scrub(msg); /* a reason quoting a long tag, cut through a character */
         struct rf_err ignored;
         job_log(ctx, "warn", msg, &ignored);
         json_t *rv = json_pack("{s:s, s:s, s:s}", "reasons", reasons, "variables", vars_text,

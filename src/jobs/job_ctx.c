@@ -27,10 +27,13 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/utf8.h"
+#include "core/xalloc.h"
 #include "jobs/hub.h"
 #include "jobs/jobs.h"
 #include "jobs/pool_internal.h"
@@ -153,9 +156,14 @@ enum rf_status job_log(struct job_ctx *ctx, const char *level, const char *messa
 {
     enum rf_status rc;
     int64_t delay = 0;
+    /* A message cut to a fixed size may end inside a character; json_pack refuses text
+     * that is not UTF-8, so it is scrubbed here for every caller. */
+    char *text = xstrdup(message);
+    utf8_scrub(text);
     do
-        rc = store_job_log(ctx->w->st, &ctx->fence, level, message, err);
+        rc = store_job_log(ctx->w->st, &ctx->fence, level, text, err);
     while (rc == RF_UNAVAILABLE && job_ctx_retry_db(ctx, &delay, false, "log"));
+    free(text);
     return after_write(ctx, rc, "log");
 }
 
