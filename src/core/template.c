@@ -307,16 +307,24 @@ static void count_up(json_t *counts, const char *tag)
     json_object_set_new(counts, tag, json_integer(count_of(counts, tag) + 1));
 }
 
-json_t *template_tags_missing(const json_t *a, const json_t *b)
+json_t *template_tags_counted(const json_t *tags)
 {
-    json_t *out = json_array(), *in_b = json_object(), *seen = json_object();
+    json_t *counts = json_object();
     size_t i;
     json_t *v;
-    json_array_foreach(b, i, v)
+    json_array_foreach(tags, i, v)
     {
         if (json_is_string(v))
-            count_up(in_b, json_string_value(v));
+            count_up(counts, json_string_value(v));
     }
+    return counts; /* jansson keeps an object's keys in insertion order */
+}
+
+json_t *template_tags_missing(const json_t *a, const json_t *b)
+{
+    json_t *out = json_array(), *in_b = template_tags_counted(b), *seen = json_object();
+    size_t i;
+    json_t *v;
     json_array_foreach(a, i, v)
     {
         const char *t = json_string_value(v);

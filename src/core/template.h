@@ -51,6 +51,9 @@ json_t *template_tags(const char *tmpl);
 /* The tags a holds more often than b, each as many times as the difference, in the order
  * of a (caller owns): empty in both directions when two templates have the same tags. */
 json_t *template_tags_missing(const json_t *a, const json_t *b);
+/* How many times each tag of tags occurs, as an object from tag to count whose keys
+ * come in order of first appearance (caller owns). */
+json_t *template_tags_counted(const json_t *tags);
 /* True when the block tags of tags (as template_tags gives them) nest: each `{{/x}}`
  * closes the innermost open `{{#x …}}` or `{{^x}}`, each `{% endx %}` the innermost
  * open `{% x … %}` (such a tag opens a block only when tags hold an `{% endx %}`), and

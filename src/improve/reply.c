@@ -206,6 +206,7 @@ static void reason(json_t *reasons, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    utf8_scrub(msg); /* the cut may end inside a character; json_string needs UTF-8 */
     json_array_append_new(reasons, json_string(msg));
 }
 
@@ -228,31 +229,21 @@ static const char *string_field(const json_t *obj, const char *key, json_t *reas
 #define REASON_TAGS 10
 static void put_tags(struct buf *b, const json_t *tags)
 {
-    json_t *counts = json_object(), *order = json_array();
-    size_t i;
-    json_t *v;
-    json_array_foreach(tags, i, v)
-    {
-        const char *t = json_string_value(v);
-        json_int_t n = json_integer_value(json_object_get(counts, t));
-        if (n == 0)
-            json_array_append(order, v);
-        json_object_set_new(counts, t, json_integer(n + 1));
-    }
-    json_array_foreach(order, i, v)
+    json_t *counts = template_tags_counted(tags);
+    size_t i = 0;
+    const char *t;
+    json_t *n;
+    json_object_foreach(counts, t, n)
     {
         if (i == REASON_TAGS) {
-            buf_printf(b, " and %zu more", json_array_size(order) - i);
+            buf_printf(b, " and %zu more", json_object_size(counts) - i);
             break;
         }
-        const char *t = json_string_value(v);
-        json_int_t n = json_integer_value(json_object_get(counts, t));
-        buf_printf(b, "%s%s", i ? ", " : "", t);
-        if (n > 1)
-            buf_printf(b, " (%lld times)", (long long)n);
+        buf_printf(b, "%s%s", i++ ? ", " : "", t);
+        if (json_integer_value(n) > 1)
+            buf_printf(b, " (%lld times)", (long long)json_integer_value(n));
     }
     json_decref(counts);
-    json_decref(order);
 }
 
 /* The template tags (template.h) a rewrite must keep: the same multiset as the current

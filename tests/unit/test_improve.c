@@ -377,6 +377,13 @@ static void test_improve_reply_rewrite_tags(void **state)
     assert_tag_rewrite("Hello {{name}}, {{/if}}{{/if}}{{/if}}.", false,
                        "adds template tags that the current prompt does not have: {{/if}} (2 "
                        "times)");
+    /* Past ten distinct tags, how many more; a repeat counts once among them. */
+    assert_tag_rewrite("Hello {{name}}, {{!1}}{{!2}}{{!1}}{{!3}}{{!4}}{{!5}}{{!6}}{{!7}}{{!8}}"
+                       "{{!9}}{{!10}}{{!11}}{{!12}}",
+                       false,
+                       "adds template tags that the current prompt does not have: {{!1}} (2 "
+                       "times), {{!2}}, {{!3}}, {{!4}}, {{!5}}, {{!6}}, {{!7}}, {{!8}}, {{!9}}, "
+                       "{{!10}} and 2 more");
 }
 
 /* A prompt without tags gets the requests it got before tags were checked, byte for byte. */
