@@ -4,7 +4,7 @@
 // first, so a reload resumes where it was), a finished one is read from the
 // JSON event list. Events are applied once each, by seq.
 import { get, getAll, post, items, enc, isMissingEndpoint } from './api.js';
-import { h, fill, badge, time, clock, num, count, shortId, empty, errorBox, table, toast, setTitle, jsonBlock, loadMore } from './ui.js';
+import { h, fill, badge, time, clock, num, count, shortId, empty, errorBox, table, toast, setTitle, jsonBlock, loadMore, focusIfLost } from './ui.js';
 import { setQuery, agentHref, versionHref, jobHref } from './nav.js';
 
 export const STAGES = [
@@ -36,6 +36,40 @@ async function agentNames() {
 }
 
 // ---- list -------------------------------------------------------------------
+
+// "Pause updates" on the jobs list, kept for the tab's session (a filter
+// change or a visit to a job page does not resume them).
+const PAUSE_KEY = 'refold.jobs.paused';
+let pausedHere = false; // when sessionStorage is unavailable
+function refreshPaused() {
+  try { return sessionStorage.getItem(PAUSE_KEY) === '1'; } catch { return pausedHere; }
+}
+function setRefreshPaused(on) {
+  pausedHere = on;
+  try { if (on) sessionStorage.setItem(PAUSE_KEY, '1'); else sessionStorage.removeItem(PAUSE_KEY); } catch { /* pausedHere */ }
+}
+
+// Bring the rows of tbody to those of fresh (both keyed by data-job-id) in
+// place: a row that stays keeps its element, and a cell its children unless
+// what it shows changed. Rows only come and go at their place (the list is
+// newest first), so no row that stays is moved.
+function patchRows(tbody, fresh) {
+  const want = [...fresh.children];
+  const ids = new Set(want.map((tr) => tr.dataset.jobId));
+  for (const tr of [...tbody.children]) if (!ids.has(tr.dataset.jobId)) tr.remove();
+  const have = new Map([...tbody.children].map((tr) => [tr.dataset.jobId, tr]));
+  let at = tbody.firstElementChild;
+  for (const tr of want) {
+    const old = have.get(tr.dataset.jobId);
+    if (!old) { tbody.insertBefore(tr, at); continue; }
+    [...tr.children].forEach((td, i) => {
+      const cell = old.children[i];
+      if (cell && cell.innerHTML !== td.innerHTML) cell.replaceChildren(...td.childNodes);
+    });
+    if (old !== at) tbody.insertBefore(old, at); // not expected: ids keep their order
+    else at = at.nextElementSibling;
+  }
+}
 
 export async function jobsPage(ctx) {
   setTitle('Jobs');
@@ -73,19 +107,29 @@ export async function jobsPage(ctx) {
     { label: 'Created', cell: (j) => time(j.created_at) },
     { label: 'Finished', cell: (j) => time(j.finished_at) },
   ];
-  // Redraws keep the keyboard focus on the same link of the same row.
+  // A redraw changes only the cells whose content changed, in the rows that
+  // stay: the control with the keyboard focus, and the row a screen reader is
+  // reading, stay the same elements (a replaced link loses the focus, and
+  // taking it back is announced again). When the focused link does go (its
+  // cell changed, or its job left a filtered list), the focus moves to the
+  // same link again, else to the row in its place, else to the heading.
   const draw = (rows) => {
     const f = document.activeElement;
     const tr = wrap.contains(f) ? f.closest('tr[data-job-id]') : null;
-    const again = tr && f.getAttribute('href') ? [tr.dataset.jobId, f.getAttribute('href')] : null;
-    fill(wrap, rows.length
+    const was = tr ? { id: tr.dataset.jobId, href: f.getAttribute('href'), index: [...tr.parentNode.children].indexOf(tr) } : null;
+    const fresh = rows.length
       ? table(cols, rows, { caption: 'Jobs', rowAttrs: (j) => ({ 'data-job-id': j.id }) })
-      : empty(status ? `No ${status} jobs.` : 'No jobs yet. Start one with “Improve prompt” on an agent page.'));
-    if (again) {
-      const el = [...wrap.querySelectorAll('tr[data-job-id] a[href]')]
-        .find((a) => a.closest('tr').dataset.jobId === again[0] && a.getAttribute('href') === again[1]);
-      if (el) el.focus({ preventScroll: true });
-    }
+      : empty(status ? `No ${status} jobs.` : 'No jobs yet. Start one with “Improve prompt” on an agent page.');
+    const body = wrap.querySelector('tbody');
+    if (body && rows.length) patchRows(body, fresh.querySelector('tbody'));
+    else fill(wrap, fresh);
+    if (!was || wrap.contains(document.activeElement)) return;
+    const trs = [...wrap.querySelectorAll('tr[data-job-id]')];
+    const same = trs.find((r) => r.dataset.jobId === was.id);
+    const el = (same && was.href && [...same.querySelectorAll('a[href]')].find((a) => a.getAttribute('href') === was.href))
+      || (same || trs[Math.min(was.index, trs.length - 1)])?.querySelector('a[href]');
+    if (el) el.focus({ preventScroll: true });
+    else focusIfLost(head.querySelector('h1'));
   };
   draw(list);
   let cursor = page.next_cursor;
@@ -102,6 +146,18 @@ export async function jobsPage(ctx) {
   }, { hidden: !cursor });
   // A status change renders the page again: the new filter keeps the focus.
   const refocus = document.activeElement && document.activeElement.id === 'job-status';
+  // The list updates itself while jobs run (every 5 s): "Pause updates"
+  // stops that until it is pressed again (WCAG 2.2.2), for this tab's session.
+  const pauseBtn = h('button', { type: 'button', class: 'btn btn-toggle', id: 'jobs-pause', 'aria-pressed': String(refreshPaused()),
+    'aria-describedby': 'jobs-refresh-state' }, 'Pause updates');
+  const pauseState = h('span', { class: 'muted small', id: 'jobs-refresh-state' });
+  const showPause = () => {
+    const p = refreshPaused();
+    pauseBtn.setAttribute('aria-pressed', String(p));
+    pauseState.textContent = p ? 'Updates paused.' : 'Updates every 5 s while jobs run.';
+  };
+  showPause();
+  head.querySelector('.actions').append(h('div', { class: 'field inline pause-updates' }, pauseBtn, pauseState));
   fill(ctx.root, head, wrap, more.box);
   if (refocus) select.focus();
 
@@ -113,10 +169,18 @@ export async function jobsPage(ctx) {
   let timer = null;
   ctx.cleanup(() => clearTimeout(timer));
   const schedule = () => {
-    if (list.some((j) => !TERMINAL.has(j.status))) timer = setTimeout(refresh, 5000);
+    clearTimeout(timer);
+    timer = null;
+    if (!refreshPaused() && list.some((j) => !TERMINAL.has(j.status))) timer = setTimeout(refresh, 5000);
   };
+  pauseBtn.addEventListener('click', () => {
+    setRefreshPaused(!refreshPaused());
+    showPause();
+    if (refreshPaused()) clearTimeout(timer);
+    else refresh(); // at once: the list may be stale
+  });
   async function refresh() {
-    if (!mine()) return;
+    if (!mine() || refreshPaused()) return;
     let fresh;
     try {
       fresh = await get(`/v1/jobs?limit=50${status ? `&status=${status}` : ''}`);
@@ -124,7 +188,7 @@ export async function jobsPage(ctx) {
       if (mine()) schedule();
       return;
     }
-    if (!mine()) return;
+    if (!mine() || refreshPaused()) return; // paused while the page was read
     const first = items(fresh);
     const last = first.length ? first[first.length - 1].id : null;
     const below = loadedMore && fresh.next_cursor && last ? list.filter((j) => j.id < last) : [];

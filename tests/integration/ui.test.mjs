@@ -537,21 +537,48 @@ test('jobs list', async () => {
   await page.locator('#job-transcript').getByText(/./).first().waitFor();
 });
 
-test('jobs list: the refresh while a job runs keeps the focus and updates the row', async () => {
+test('jobs list: the refresh while a job runs keeps the focus and updates the row; Pause updates stops it', async () => {
   const job = await api('POST', `/v1/agents/${improveBot.id}/improve-prompt`, { max_contradictions: 5 }, 202);
   await go('#/jobs');
   const row = page.locator(`tr[data-job-id="${job.id}"]`);
   await row.waitFor();
   assert.doesNotMatch(await row.innerText(), /completed/);
   await row.getByRole('link').first().focus();
+  // The link keeps the focus through the refresh: it is the same element, and
+  // the focus never leaves it (taking it back would be announced again).
+  await page.evaluate(() => {
+    window.__focused = document.activeElement;
+    window.__blurs = 0;
+    window.__focused.addEventListener('blur', () => window.__blurs++);
+  });
   const focusedRow = () => page.evaluate(() => document.activeElement.closest('tr')?.dataset.jobId || document.activeElement.tagName);
   // One refresh of the list (every 5 s while a job runs) comes and goes.
   const refreshed = page.waitForResponse((r) => r.url().includes('/v1/jobs?limit=50'), { timeout: 10000 });
   await (await refreshed).finished();
   await page.waitForTimeout(100);
   assert.equal(await focusedRow(), job.id, 'the refresh leaves the focus on the row\'s link');
+  assert.deepEqual(await page.evaluate(() => [window.__focused === document.activeElement, window.__blurs]), [true, 0],
+    'the refresh neither replaces the focused link nor takes the focus from it');
+
+  // WCAG 2.2.2: the updates can be paused from the keyboard, and the button says so.
+  const pause = page.getByRole('button', { name: 'Pause updates' });
+  assert.equal(await pause.getAttribute('aria-pressed'), 'false');
+  await pause.focus();
+  await page.keyboard.press('Space');
+  assert.equal(await pause.getAttribute('aria-pressed'), 'true');
+  assert.equal(await page.locator('#jobs-refresh-state').innerText(), 'Updates paused.');
+  let reads = 0;
+  const count = (r) => { if (r.url().includes('/v1/jobs?limit=50')) reads++; };
+  page.on('request', count);
+  await page.waitForTimeout(6000); // more than a refresh interval
+  page.off('request', count);
+  assert.equal(reads, 0, 'no refresh while paused');
+  assert.equal(await focusedRow(), 'BUTTON', 'the focus stays on Pause updates');
+  // Resumed, the list is read again at once: the job finished meanwhile (a 10 s analysis).
+  await page.keyboard.press('Enter');
+  assert.equal(await pause.getAttribute('aria-pressed'), 'false');
   await row.getByText('completed').waitFor({ timeout: 30000 });
-  assert.equal(await focusedRow(), job.id);
+  assert.ok(await pause.evaluate((el) => el === document.activeElement), 'the redraw leaves the focus on the button');
 });
 
 test('improvement: an analysis cut off at the output token limit is marked partial on the job and the review', async () => {
