@@ -202,6 +202,11 @@ export async function jobsPage(ctx) {
 
 // ---- job page -----------------------------------------------------------------
 
+// Why an action on the job failed; it sits in a role=alert region already on
+// the page (a second role=alert inside it would be read twice).
+const actionErrorNode = (what, err) => h('div', { class: 'alert alert-error' }, h('strong', null, `${what}: `), err.message,
+  err.requestId ? h('span', { class: 'muted small' }, ` (request ${err.requestId})`) : null);
+
 // A prompt_improvement result with analysis_cut_off: the failure analysis
 // reached its output token limit and only its whole patterns were kept.
 export function cutOffNote(tag) {
@@ -262,6 +267,9 @@ export async function jobPage(ctx, id) {
   const elapsedEl = h('span', { class: 'muted' });
   const conn = h('span', { class: 'conn muted small', id: 'job-conn' });
   const actions = h('div', { class: 'actions' });
+  // Why Cancel or Retry failed, under the buttons until the next try
+  // (role=alert: written when it fails, read out then).
+  const actionError = h('div', { class: 'action-error', id: 'job-action-error', role: 'alert' });
   const bar = h('div', { class: 'bar-fill' });
   const barWrap = h('div', { class: 'bar', role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-label': 'Job progress', id: 'job-progress' }, bar);
   const barLabel = h('div', { class: 'bar-label', 'aria-live': 'polite', id: 'job-stage-label' });
@@ -298,7 +306,7 @@ export async function jobPage(ctx, id) {
         h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/jobs' }, 'Jobs'), ' / '),
         h('h1', null, typeLabel(job.type), ' ', statusBadge),
         h('p', { class: 'meta-line muted' }, agentId ? ['agent ', agentLink, ' · '] : null, h('span', { class: 'mono' }, job.id), ' · created ', time(job.created_at), ' · ', attemptEl, ' ', elapsedEl, ' ', conn)),
-      actions),
+      h('div', { class: 'head-side' }, actions, actionError)),
     h('section', { class: 'card live', 'aria-labelledby': 'live-h' },
       h('h2', { id: 'live-h', class: 'sr-only' }, 'Progress'),
       h('div', { class: 'progress-row' }, barWrap, barLabel),
@@ -434,17 +442,23 @@ export async function jobPage(ctx, id) {
         if (busy) return;
         busy = true;
         b.setAttribute('aria-disabled', 'true');
+        fill(actionError);
         try { await post(`/v1/jobs/${enc(id)}/cancel`); toast('Cancellation requested.'); } catch (err) {
-          toast(err.message, 'error');
+          fill(actionError, actionErrorNode('Could not cancel the job', err));
           busy = false;
           b.removeAttribute('aria-disabled');
         }
       } }, 'Cancel job'));
     }
     if (key === 'retry') {
+      let busy = false;
       btns.push(h('button', { type: 'button', class: 'btn btn-primary', id: 'retry-job', onclick: async (ev) => {
+        // aria-disabled, as Cancel: a failed retry leaves the focus on the button.
         const b = ev.currentTarget;
-        b.disabled = true;
+        if (busy) return;
+        busy = true;
+        b.setAttribute('aria-disabled', 'true');
+        fill(actionError);
         try {
           await post(`/v1/jobs/${enc(id)}/retry`);
           toast('Job queued again.');
@@ -452,8 +466,9 @@ export async function jobPage(ctx, id) {
           await jobPage(ctx, id);
           document.getElementById('cancel-job')?.focus();
         } catch (err) {
-          toast(err.message, 'error');
-          b.disabled = false;
+          fill(actionError, actionErrorNode('Could not retry the job', err));
+          busy = false;
+          b.removeAttribute('aria-disabled');
         }
       } }, 'Retry job'));
     }

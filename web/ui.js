@@ -148,13 +148,40 @@ export function empty(text, ...more) {
   return h('div', { class: 'empty' }, h('p', null, text), more);
 }
 
-// Toasts announced through the live region in index.html.
+// Toasts, announced through the live regions in index.html: a success
+// ("Practice added.") politely from #toast-status, and goes after 4 s; an
+// error from #toast-alerts (role=alert), and stays until its Dismiss button
+// is pressed (WCAG 2.2.1: nobody has to read it in time). Outside an open
+// modal dialog everything is inert and hidden from screen readers, live
+// regions included, and the dialog's backdrop covers it: a toast written
+// while a dialog is open (the dialog's action succeeded) waits for it to close.
 export function toast(text, kind = 'ok') {
-  const box = document.getElementById('toasts');
-  const t = h('div', { class: `toast toast-${kind}` }, text);
+  const open = document.querySelector('dialog[open]');
+  if (open) {
+    open.addEventListener('close', () => setTimeout(() => toast(text, kind), 50), { once: true });
+    return;
+  }
+  const error = kind === 'error';
+  const box = document.getElementById(error ? 'toast-alerts' : 'toast-status');
+  if (!box) return;
+  if (!error) {
+    const t = h('div', { class: `toast toast-${kind}` }, text);
+    box.append(t);
+    while (box.children.length > 3) box.firstElementChild.remove();
+    setTimeout(() => t.remove(), 4000);
+    return;
+  }
+  // The same error again replaces the one on screen (and is read again).
+  for (const old of [...box.children]) if (old.firstElementChild?.textContent === text) old.remove();
+  const t = h('div', { class: 'toast toast-error' }, h('span', { class: 'toast-text' }, text),
+    h('button', { type: 'button', class: 'toast-close', 'aria-label': 'Dismiss', title: 'Dismiss', onclick: () => {
+      const hadFocus = t.contains(document.activeElement);
+      const next = t.nextElementSibling || t.previousElementSibling;
+      t.remove();
+      if (hadFocus) (next ? next.querySelector('button') : document.getElementById('main')).focus();
+    } }, '×'));
   box.append(t);
-  while (box.children.length > 3) box.firstElementChild.remove();
-  setTimeout(() => t.remove(), kind === 'error' ? 8000 : 4000);
+  while (box.children.length > 5) box.firstElementChild.remove();
 }
 
 // A modal <dialog> built around a form. build(form) adds the fields; submit
@@ -260,16 +287,19 @@ export function table(columns, rows, { caption, rowAttrs } = {}) {
 // While a page loads the button is aria-disabled, not disabled (a disabled
 // button drops the keyboard focus): it keeps the focus while more remain, and
 // when it hides the focus moves to the first new row. The count of rows added
-// is announced in a polite live region.
+// is announced in a polite live region. A page that fails to load says so
+// beside the button (role=alert), until the next try.
 export function loadMore(load, { hidden = false } = {}) {
   const status = h('span', { class: 'muted small load-more-status', 'aria-live': 'polite' });
+  const error = h('span', { class: 'small load-more-error inline-error', role: 'alert' });
   const btn = h('button', { type: 'button', class: 'btn load-more' }, 'Load more');
-  const box = h('p', { class: 'load-more-row', hidden }, btn, ' ', status);
+  const box = h('p', { class: 'load-more-row', hidden }, btn, ' ', status, ' ', error);
   let busy = false;
   btn.addEventListener('click', async () => {
     if (busy) return;
     busy = true;
     btn.setAttribute('aria-disabled', 'true');
+    error.textContent = '';
     try {
       const r = await load();
       if (r) {
@@ -279,7 +309,7 @@ export function loadMore(load, { hidden = false } = {}) {
         if (r.done && hadFocus && r.first) r.first.focus();
       }
     } catch (err) {
-      toast(err.message, 'error');
+      error.textContent = `Could not load more: ${err.message}`;
     } finally {
       busy = false;
       btn.removeAttribute('aria-disabled');

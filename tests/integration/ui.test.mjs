@@ -518,6 +518,22 @@ test('improvement: a failing job shows its error', async (t) => {
   assert.equal(await page.locator('.stage.stage-failed').count(), 1);
   await page.getByRole('button', { name: 'Retry job' }).waitFor();
   await shot(page, 'live-job-failed');
+  // A retry the server refuses says why beside the button, and stays (no toast
+  // that goes after a few seconds); the button keeps the focus.
+  await page.route('**/retry', (r) => r.fulfill({ status: 503, contentType: 'application/json',
+    body: JSON.stringify({ error: { code: 'unavailable', message: 'scripted outage for the retry test' } }) }));
+  try {
+    await page.locator('#retry-job').focus();
+    await page.keyboard.press('Enter');
+    const why = page.locator('#job-action-error');
+    await why.getByText('scripted outage for the retry test').waitFor();
+    assert.match(await why.innerText(), /^Could not retry the job: /);
+    assert.equal(await why.getAttribute('role'), 'alert');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'retry-job', 'the refused retry leaves the focus on Retry');
+    assert.equal(await page.locator('.toast-error').count(), 0, 'the error is not a toast');
+  } finally {
+    await page.unroute('**/retry');
+  }
   finishedJobHash = `#/jobs/${failedId}`;
 });
 

@@ -389,10 +389,27 @@ test('best practices: the page, the Add dialog, and the focus after adding and d
   const dlg = page.locator('dialog[open]');
   await dlg.getByLabel('Title').fill('Name the audience');
   await dlg.getByLabel('Content').fill('Say who reads the answer.');
+  // The toast that says it worked is written to a live region a screen reader
+  // can hear: not while the modal dialog is open, when everything outside it,
+  // the live region included, is inert and out of the accessibility tree.
+  await page.evaluate(() => {
+    window.__toasts = [];
+    const region = document.getElementById('toasts');
+    new MutationObserver((muts) => {
+      for (const m of muts) for (const n of m.addedNodes) {
+        if (n.nodeType !== 1 || !n.classList.contains('toast')) continue;
+        const live = n.parentElement.closest('[role=status], [role=alert], [aria-live]');
+        window.__toasts.push({ text: n.textContent, live: live ? live.getAttribute('role') || live.getAttribute('aria-live') : null, modal: !!document.querySelector('dialog[open]') });
+      }
+    }).observe(region, { childList: true, subtree: true });
+  });
   await dlg.getByRole('button', { name: 'Add practice' }).press('Enter');
   await page.locator('#own-practices h3', { hasText: 'Name the audience' }).waitFor();
   await focusSettles();
   assert.equal(await page.evaluate(() => document.activeElement.id), 'add-practice', 'after adding, the focus is back on Add practice');
+  await page.waitForFunction(() => window.__toasts.length > 0);
+  assert.deepEqual(await page.evaluate(() => window.__toasts), [{ text: 'Practice added.', live: 'status', modal: false }],
+    'the toast is written to a polite live region once the dialog has closed');
   const del = page.getByRole('button', { name: 'Delete “Name the audience”' });
   await dialogCheck('Delete practice', del);
   await del.focus();
@@ -401,6 +418,31 @@ test('best practices: the page, the Add dialog, and the focus after adding and d
   await page.locator('#own-practices h3', { hasText: 'Name the audience' }).waitFor({ state: 'detached' });
   await focusSettles();
   assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Delete', 'after deleting, the focus is on the next Delete button');
+});
+
+test('an error toast stays until it is dismissed (WCAG 2.2.1), and is announced', async () => {
+  await go('#/agents');
+  await page.getByRole('heading', { name: 'Agents', level: 1 }).waitFor();
+  await page.route('**/v1/session', (r) => (r.request().method() === 'DELETE'
+    ? r.fulfill({ status: 500, contentType: 'application/json', body: JSON.stringify({ error: { code: 'internal', message: 'scripted sign-out failure' } }) })
+    : r.continue()));
+  try {
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    const err = page.locator('.toast', { hasText: 'scripted sign-out failure' });
+    await err.waitFor();
+    assert.equal(await err.evaluate((el) => el.parentElement.getAttribute('role')), 'alert', 'the error is written to a role=alert region');
+    await page.waitForTimeout(9000); // longer than any toast stayed before
+    assert.equal(await err.count(), 1, 'the error is still there');
+    await axe('an error toast');
+    // Dismiss is a button the keyboard reaches (the last tab stop of the page).
+    const dismiss = err.getByRole('button', { name: 'Dismiss' });
+    await dismiss.focus();
+    await page.keyboard.press('Enter');
+    await err.waitFor({ state: 'detached' });
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'main', 'the focus goes back to the main content');
+  } finally {
+    await page.unroute('**/v1/session');
+  }
 });
 
 test('the dark theme: axe on every page', async () => {

@@ -60,8 +60,19 @@ test('jobs list: Load more reads the next pages and keeps the keyboard focus', a
   assert.equal(await rows.count(), 50);
   const more = tab.getByRole('button', { name: 'Load more' });
   await more.focus();
+  // A page that fails to load says so beside the button (role=alert), and the
+  // message stays until the next try (it was a toast that went after 8 s).
+  await tab.route((u) => u.pathname === '/v1/jobs' && u.searchParams.has('cursor'), (r) => r.fulfill({ status: 503, contentType: 'application/json',
+    body: JSON.stringify({ error: { code: 'unavailable', message: 'scripted page failure' } }) }), { times: 1 });
+  await tab.keyboard.press('Enter');
+  const why = tab.locator('.load-more-row [role=alert]');
+  await why.getByText('Could not load more: scripted page failure').waitFor();
+  assert.equal(await rows.count(), 50);
+  assert.equal(await tab.locator('.toast-error').count(), 0, 'the error is not a toast');
+  assert.ok(await more.evaluate((el) => el === document.activeElement), 'Load more keeps the focus after a failed page');
   await tab.keyboard.press('Enter');
   await tab.waitForFunction(() => document.querySelectorAll('tr[data-job-id]').length === 100);
+  assert.equal(await why.textContent(), '', 'the next try clears the error');
   assert.ok(await more.isVisible());
   assert.ok(await more.evaluate((el) => el === document.activeElement), 'Load more keeps the focus while more remain');
   await tab.keyboard.press('Enter');
