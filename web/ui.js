@@ -193,6 +193,7 @@ export function formDialog({ title, submitLabel = 'Save', danger = false, build,
   return new Promise((resolve) => {
     const titleId = uid('dlg');
     const errBox = h('div', { class: 'dialog-error' });
+    const cancelBtn = h('button', { type: 'button', class: 'btn', onclick: () => dlg.close() }, 'Cancel');
     const submitBtn = h('button', { type: 'submit', class: danger ? 'btn btn-danger' : 'btn btn-primary' }, submitLabel);
     const form = h('form', { class: 'dialog-form', method: 'dialog', novalidate: false });
     const dlg = h('dialog', { class: wide ? 'modal modal-wide' : 'modal', 'aria-labelledby': titleId },
@@ -202,7 +203,7 @@ export function formDialog({ title, submitLabel = 'Save', danger = false, build,
       form);
     build(form);
     append(form, [errBox, h('div', { class: 'dialog-actions' },
-      h('button', { type: 'button', class: 'btn', onclick: () => dlg.close() }, 'Cancel'), submitBtn)]);
+      cancelBtn, submitBtn)]);
     let done = false;
     let invalid = null; // the field the last error named
     form.addEventListener('submit', async (ev) => {
@@ -236,20 +237,29 @@ export function formDialog({ title, submitLabel = 'Save', danger = false, build,
     dlg.addEventListener('close', () => { dlg.remove(); resolve(done); });
     document.body.append(dlg);
     dlg.showModal();
+    // The focus starts on the first field (the ARIA dialog pattern), not on
+    // Close, the first control in the DOM; in a dialog without fields (a
+    // confirmation), on Cancel, the least destructive choice.
+    const first = [...form.elements].find((el) => el.matches('input:not([type=hidden]), select, textarea') && !el.disabled);
+    (first || cancelBtn).focus();
   });
 }
 
-// A read-only modal (trace viewer and the like).
+// A read-only modal (trace viewer and the like). Its heading takes the focus
+// when it opens: there is no field to start on, and from the top the reader
+// goes down through what it shows (Close is the next Tab stop).
 export function infoDialog(title, body) {
   const titleId = uid('dlg');
+  const heading = h('h2', { id: titleId, tabindex: -1 }, title);
   const dlg = h('dialog', { class: 'modal modal-wide', 'aria-labelledby': titleId },
     h('div', { class: 'modal-head' },
-      h('h2', { id: titleId }, title),
+      heading,
       h('button', { type: 'button', class: 'btn btn-ghost btn-icon', 'aria-label': 'Close', onclick: () => dlg.close() }, '×')),
     h('div', { class: 'modal-body' }, body));
   dlg.addEventListener('close', () => dlg.remove());
   document.body.append(dlg);
   dlg.showModal();
+  heading.focus();
   return dlg;
 }
 

@@ -155,14 +155,23 @@ async function tabThrough(what, { max = 120 } = {}) {
 }
 
 // Open a dialog with the keyboard from `opener`, check it, close it with
-// Escape: the focus starts inside it, Tab stays inside, every field has a
-// label, and Escape hands the focus back to the opener.
-async function dialogCheck(what, opener, { check } = {}) {
+// Escape: the focus starts inside it on `first` (the ARIA dialog pattern: the
+// first field, the safe choice of a confirmation, the heading of a read-only
+// dialog; never the Close button), Tab stays inside, every field has a label,
+// and Escape hands the focus back to the opener.
+async function dialogCheck(what, opener, { first, check } = {}) {
   await opener.focus();
   await page.keyboard.press('Enter');
   const dlg = page.locator('dialog[open]');
   await dlg.waitFor();
   assert.ok(await page.evaluate(() => document.querySelector('dialog[open]').contains(document.activeElement)), `${what}: the focus moves into the dialog`);
+  const focused = await page.evaluate(() => {
+    const el = document.activeElement;
+    if (/^H\d$/.test(el.tagName)) return `heading ${el.textContent}`;
+    if (el.labels?.length) return `field ${el.labels[0].textContent}`;
+    return `${el.tagName.toLowerCase()} ${el.getAttribute('aria-label') || el.textContent}`;
+  });
+  assert.equal(focused, first, `${what}: where the focus starts`);
   for (let i = 0; i < 15; i++) {
     await page.keyboard.press('Tab');
     assert.ok(await page.evaluate(() => document.querySelector('dialog[open]').contains(document.activeElement) || document.activeElement === document.body),
@@ -227,7 +236,7 @@ test('agents list and the New agent dialog', async () => {
   await headingsInOrder('agents list');
   assert.ok(await page.evaluate(() => [...document.querySelectorAll('table')].every((t) => t.querySelector('th[scope=col]'))), 'tables have column headers');
   await tabThrough('agents list');
-  await dialogCheck('New agent', page.locator('#new-agent'));
+  await dialogCheck('New agent', page.locator('#new-agent'), { first: 'field Name' });
 });
 
 test('a dialog error is announced and tied to its field', async () => {
@@ -256,6 +265,7 @@ test('agent page, the trace viewer, and the Improve and New version dialogs', as
   await headingsInOrder('agent page');
   await tabThrough('agent page');
   await dialogCheck('trace viewer', page.locator('button.trace-open').first(), {
+    first: 'heading Trace ' + await page.locator('#contradictions tr[data-trace-id]').first().getAttribute('data-trace-id'),
     check: async (dlg) => {
       await dlg.locator('.trace .meta').waitFor();
       assert.ok(await dlg.locator('pre.json').last().evaluate((el) => el.scrollHeight > el.clientHeight), 'the metadata box scrolls');
@@ -263,8 +273,8 @@ test('agent page, the trace viewer, and the Improve and New version dialogs', as
       await headingsInOrder('trace viewer', 'dialog[open]');
     },
   });
-  await dialogCheck('Improve prompt', page.locator('#improve'));
-  await dialogCheck('New version', page.locator('#new-version'));
+  await dialogCheck('Improve prompt', page.locator('#improve'), { first: 'field Max contradictions' });
+  await dialogCheck('New version', page.locator('#new-version'), { first: 'field Prompt template' });
 });
 
 test('candidate review: both diff layouts, promote and reject dialogs', async () => {
@@ -296,8 +306,8 @@ test('candidate review: both diff layouts, promote and reject dialogs', async ()
   assert.match(await page.locator('table.diff-unified td.tx.del').first().ariaSnapshot(), /"removed: /);
   // Its line-number columns say which version they count.
   assert.deepEqual(await page.locator('table.diff-unified thead th').allTextContents(), ['v1', 'v2', 'Line']);
-  await dialogCheck('Promote', page.locator('#promote'));
-  await dialogCheck('Reject', page.locator('#reject'));
+  await dialogCheck('Promote', page.locator('#promote'), { first: 'field Review note' });
+  await dialogCheck('Reject', page.locator('#reject'), { first: 'field Reason' });
 });
 
 // Wait (up to 2 s) for a re-rendered page to place the focus.
@@ -383,7 +393,7 @@ test('best practices: the page, the Add dialog, and the focus after adding and d
   await tabThrough('best practices', { max: 200 });
   // The disclosure triangle is not read out.
   assert.match(await page.locator('#builtin-practices summary').first().ariaSnapshot(), /^- text: [A-Z]/);
-  await dialogCheck('Add practice', page.locator('#add-practice'));
+  await dialogCheck('Add practice', page.locator('#add-practice'), { first: 'field Title' });
   await page.locator('#add-practice').focus();
   await page.keyboard.press('Enter');
   const dlg = page.locator('dialog[open]');
@@ -411,7 +421,7 @@ test('best practices: the page, the Add dialog, and the focus after adding and d
   assert.deepEqual(await page.evaluate(() => window.__toasts), [{ text: 'Practice added.', live: 'status', modal: false }],
     'the toast is written to a polite live region once the dialog has closed');
   const del = page.getByRole('button', { name: 'Delete “Name the audience”' });
-  await dialogCheck('Delete practice', del);
+  await dialogCheck('Delete practice', del, { first: 'button Cancel' });
   await del.focus();
   await page.keyboard.press('Enter');
   await page.locator('dialog[open]').getByRole('button', { name: 'Delete' }).press('Enter');
