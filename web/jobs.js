@@ -595,7 +595,8 @@ export async function jobPage(ctx, id) {
     const url = `/v1/jobs/${enc(id)}/events${st.lastSeq ? `?last_event_id=${st.lastSeq}` : ''}`;
     es = new EventSource(url);
     conn.textContent = 'connecting…';
-    es.onopen = () => { conn.textContent = '● live'; conn.className = 'conn live small'; };
+    // The dot is decoration: a screen reader says "live", not "black circle live".
+    es.onopen = () => { fill(conn, h('span', { 'aria-hidden': 'true' }, '●'), ' live'); conn.className = 'conn live small'; };
     for (const type of EVENT_TYPES) {
       es.addEventListener(type, async (e) => {
         apply(eventFrom({ id: e.lastEventId, type, data: e.data }));

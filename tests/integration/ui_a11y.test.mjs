@@ -366,6 +366,9 @@ test('live job: announced once per change, not on every event; reduced motion st
   });
   await page.waitForFunction(() => /analyzing failures/.test(document.getElementById('job-stage-label').textContent));
   await page.waitForFunction(() => /tokens received/.test(document.getElementById('job-tokens').textContent));
+  // "● live": the dot is hidden from screen readers, which say "live" alone.
+  await page.waitForFunction(() => /live/.test(document.getElementById('job-conn').textContent));
+  assert.equal(await page.locator('#job-conn').ariaSnapshot(), '- text: live');
   await axe('live job');
   await headingsInOrder('live job');
   const animations = await page.evaluate(() => document.getAnimations().filter((a) => a.playState === 'running').map((a) => a.animationName || a.constructor.name));
