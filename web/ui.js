@@ -184,6 +184,15 @@ export function toast(text, kind = 'ok') {
   while (box.children.length > 5) box.firstElementChild.remove();
 }
 
+// An error toast stays, and may cover the control that has the focus: Escape
+// dismisses the newest one without moving the focus (WCAG 2.4.11). An open
+// dialog has Escape to itself.
+document.addEventListener('keydown', (ev) => {
+  if (ev.key !== 'Escape' || ev.defaultPrevented || document.querySelector('dialog[open]')) return;
+  const last = document.getElementById('toast-alerts')?.lastElementChild;
+  if (last) last.querySelector('button.toast-close').click();
+});
+
 // A modal <dialog> built around a form. build(form) adds the fields; submit
 // receives the form and returns a promise; a rejection shows its message in
 // the dialog (role=alert) and keeps it open; an error that names a field

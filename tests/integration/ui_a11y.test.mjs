@@ -453,6 +453,14 @@ test('an error toast stays until it is dismissed (WCAG 2.2.1), and is announced'
     await page.keyboard.press('Enter');
     await err.waitFor({ state: 'detached' });
     assert.equal(await page.evaluate(() => document.activeElement.id), 'main', 'the focus goes back to the main content');
+    // Escape dismisses it too, from wherever the focus is, and leaves the focus there
+    // (a toast that stays may cover the focused control: WCAG 2.4.11).
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await err.waitFor();
+    await page.locator('#new-agent').focus();
+    await page.keyboard.press('Escape');
+    await err.waitFor({ state: 'detached' });
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'new-agent', 'Escape leaves the focus where it was');
   } finally {
     await page.unroute('**/v1/session');
   }
