@@ -349,6 +349,23 @@ test('jobs list, a finished job and a failed job', async () => {
   await go(`#/jobs/${failedJob}`);
   await page.locator('#job-error').waitFor();
   await axe('failed job');
+  // A retry the server refuses says why beside the button, in a role=alert
+  // region, and stays (it was a toast that went after 8 s); Retry keeps the focus.
+  await page.route('**/retry', (r) => r.fulfill({ status: 503, contentType: 'application/json',
+    body: JSON.stringify({ error: { code: 'unavailable', message: 'scripted outage for the retry test' } }) }));
+  try {
+    await page.locator('#retry-job').focus();
+    await page.keyboard.press('Enter');
+    const why = page.locator('#job-action-error');
+    await why.getByText('scripted outage for the retry test').waitFor();
+    assert.match(await why.innerText(), /^Could not retry the job: /);
+    assert.equal(await why.getAttribute('role'), 'alert');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'retry-job', 'the refused retry leaves the focus on Retry');
+    assert.equal(await page.locator('.toast-error').count(), 0, 'the error is not a toast');
+    await axe('failed job, a refused retry');
+  } finally {
+    await page.unroute('**/retry');
+  }
 });
 
 test('live job: announced once per change, not on every event; reduced motion stops the animations', async () => {
