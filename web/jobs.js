@@ -590,11 +590,13 @@ export async function jobPage(ctx, id) {
   let retryTimer = null;
   const close = () => { if (es) { es.close(); es = null; } clearTimeout(retryTimer); };
   ctx.cleanup(close);
+  // The stream's state beside the job's id; only an open stream is shown as live.
+  const connState = (text) => { conn.textContent = text; conn.className = 'conn muted small'; };
   function connect() {
     if (!ctx.alive()) return;
     const url = `/v1/jobs/${enc(id)}/events${st.lastSeq ? `?last_event_id=${st.lastSeq}` : ''}`;
     es = new EventSource(url);
-    conn.textContent = 'connecting…';
+    connState('connecting…');
     // The dot is decoration: a screen reader says "live", not "black circle live".
     es.onopen = () => { fill(conn, h('span', { 'aria-hidden': 'true' }, '●'), ' live'); conn.className = 'conn live small'; };
     for (const type of EVENT_TYPES) {
@@ -619,14 +621,13 @@ export async function jobPage(ctx, id) {
       if (es.readyState === EventSource.CLOSED) {
         // The server refused the stream (e.g. the session ended): find out why.
         close();
-        conn.textContent = 'disconnected';
+        connState('disconnected');
         const fresh = await refreshJob();
         if (!ctx.alive()) return;
         if (fresh && TERMINAL.has(fresh.status)) { if (ctx.alive()) jobPage(ctx, id); return; }
         retryTimer = setTimeout(connect, 3000);
       } else {
-        conn.textContent = 'reconnecting…';
-        conn.className = 'conn muted small';
+        connState('reconnecting…');
       }
     };
   }
