@@ -385,8 +385,9 @@ struct job_new {
     const char *fingerprint;     /* with a key: hash of what the key stands for */
 };
 
-/* Insert a queued job. With an idempotency key already used in ws: *created is false and
- * *out is the existing job when the fingerprints match, else RF_CONFLICT (reason
+/* Insert a queued job; *out is the row as inserted (read before the commit, so never a
+ * worker's later claim). With an idempotency key already used in ws: *created is false and
+ * *out is the existing job as it is now when the fingerprints match, else RF_CONFLICT (reason
  * "idempotency_key_reused"). Concurrent callers with one key get one job. *out caller owns. */
 enum rf_status store_job_create(struct store *st, const char *ws, const struct job_new *in,
                                 json_t **out, bool *created, struct rf_err *err);
@@ -492,11 +493,13 @@ enum rf_status store_job_sweep(struct store *st, int64_t now, struct job_swept *
 
 /* API cancel: queued -> cancelled at once (with a `cancelled` event); running ->
  * cancel_requested = 1 (*running true); cancelled stays as is. RF_CONFLICT (reason
- * "invalid_transition") for completed and failed jobs. *out: the Job after the change. */
+ * "invalid_transition") for completed and failed jobs. *out: the Job as this call left it,
+ * read before the commit (a running job: still running, cancel_requested true). */
 enum rf_status store_job_cancel(struct store *st, const char *ws, const char *id, json_t **out,
                                 bool *running, struct rf_err *err);
 /* API retry: failed|cancelled -> queued with attempt 0 (a fresh budget), same id, and a
- * `progress` event saying so. RF_CONFLICT (reason "invalid_transition") otherwise. */
+ * `progress` event saying so. RF_CONFLICT (reason "invalid_transition") otherwise. *out: the
+ * Job as the retry wrote it (queued, attempt 0), read before the commit. */
 enum rf_status store_job_retry(struct store *st, const char *ws, const char *id, json_t **out,
                                struct rf_err *err);
 

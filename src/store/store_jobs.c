@@ -108,6 +108,18 @@ static enum rf_status job_not_found(struct rf_err *err, const char *id)
     return rf_fail(err, RF_NOT_FOUND, "job %s not found", id);
 }
 
+/* End the transaction (db_end); when it does not commit, drop the row read for the answer. */
+static enum rf_status end_with_row(struct db *db, enum rf_status rc, json_t **row,
+                                   struct rf_err *err)
+{
+    rc = db_end(db, rc, err);
+    if (rc) {
+        json_decref(*row);
+        *row = NULL;
+    }
+    return rc;
+}
+
 /* ---- creation and reads ---- */
 
 enum rf_status store_job_get(struct store *st, const char *ws, const char *id, json_t **out,
@@ -168,7 +180,11 @@ enum rf_status store_job_create(struct store *st, const char *ws, const struct j
                         DB_I(in->max_attempts), DB_I(in->run_at), DB_T(in->idempotency_key),
                         DB_T(in->idempotency_key ? in->fingerprint : NULL), DB_I(clock_now_ms())),
                 &changes, err);
-    rc = db_end(db, rc, err);
+    /* The answer is the row as inserted, read before the commit: once committed, a worker
+     * may claim the job at once, and a read after would show it running. */
+    if (rc == RF_OK && changes > 0)
+        rc = store_job_get(st, ws, id, out, err);
+    rc = end_with_row(db, rc, out, err);
     if (rc)
         return rc;
     if (changes == 0) { /* the key is taken */
@@ -178,7 +194,7 @@ enum rf_status store_job_create(struct store *st, const char *ws, const struct j
         return rc;
     }
     *created = true;
-    return store_job_get(st, ws, id, out, err);
+    return RF_OK;
 }
 
 enum rf_status store_job_list(struct store *st, const char *ws, const struct job_filter *f,
@@ -299,12 +315,15 @@ static enum rf_status move_job(struct db *db, const char *sql, const char *ws, c
     return insert_event(db, id, seq, type, data, now, err);
 }
 
-/* Commit or roll back, then read the job for the answer. */
+/* Read the job for the answer while the transaction still holds its row (the row as this
+ * call wrote or found it: after the commit a worker may claim a requeued job at once), then
+ * commit or roll back. */
 static enum rf_status end_job(struct store *st, const char *ws, const char *id, json_t **out,
                               enum rf_status rc, struct rf_err *err)
 {
-    rc = db_end(st->db, rc, err);
-    return rc ? rc : store_job_get(st, ws, id, out, err);
+    if (rc == RF_OK)
+        rc = store_job_get(st, ws, id, out, err);
+    return end_with_row(st->db, rc, out, err);
 }
 
 enum rf_status store_job_cancel(struct store *st, const char *ws, const char *id, json_t **out,

@@ -67,6 +67,8 @@ test('5d: API retry: failed -> queued with a fresh budget, same id; 409 otherwis
   assert.equal(r.status, 202);
   assert.equal(r.headers.get('location'), `/v1/jobs/${job.id}`);
   assert.equal(r.json.id, job.id);
+  // The row as the retry wrote it, whatever a worker did after the commit (5e).
+  assert.equal(r.json.status, 'queued');
   assert.equal(r.json.attempt, 0);
   assert.equal(r.json.error, null);
   const again = await waitTerminal(srv, job.id);
@@ -83,4 +85,31 @@ test('5d: API retry: failed -> queued with a fresh budget, same id; 409 otherwis
   assert.equal(conflict.status, 409);
   assert.equal(conflict.json.error.details.reason, 'invalid_transition');
   assert.equal((await srv.api('POST', '/v1/jobs/job_01ZZZZZZZZZZZZZZZZZZZZZZZZ/retry')).status, 404);
+});
+
+test('5e: the answers to create and retry are the rows they wrote, even when workers claim at once', async () => {
+  // Workers that look for due jobs every millisecond claim a retried job right after the
+  // retry commits. The answer was read back after the commit, so it sometimes showed the
+  // job already running in attempt 1; it is now read in the retry's own transaction.
+  const fast = await startJobsServer({ REFOLD_POLL_MS: '1', REFOLD_WORKERS: '4' });
+  try {
+    const jobs = [];
+    for (let i = 0; i < 30; i++) {
+      const j = await enqueueOk(fast, { fail: 'permanent' }, { maxAttempts: 1 });
+      assert.deepEqual([j.status, j.attempt, j.started_at], ['queued', 0, null], 'create answer');
+      jobs.push(j);
+    }
+    for (let round = 0; round < 5; round++) {
+      for (const j of jobs) assert.equal((await waitTerminal(fast, j.id)).status, 'failed');
+      const answers = await Promise.all(jobs.map((j) => fast.api('POST', `/v1/jobs/${j.id}/retry`)));
+      for (const r of answers) {
+        assert.equal(r.status, 202, r.text);
+        assert.deepEqual([r.json.status, r.json.attempt, r.json.started_at, r.json.error],
+          ['queued', 0, null, null], `round ${round}: the retry answered ${r.text}`);
+      }
+    }
+  } finally {
+    await fast.stop();
+    fast.cleanup();
+  }
 });
