@@ -20,22 +20,38 @@ after(async () => {
 const cancel = (id) => srv.api('POST', `/v1/jobs/${id}/cancel`);
 
 test('7a: a queued job is cancelled at once and never starts', async () => {
-  const job = await enqueueOk(srv, { sleep_ms: 10 }, { delayMs: 400 });
-  const r = await cancel(job.id);
-  assert.equal(r.status, 202);
-  assert.equal(r.headers.get('location'), `/v1/jobs/${job.id}`);
-  assert.equal(r.json.status, 'cancelled');
-  assert.ok(r.json.finished_at);
-  await sleep(700); // past its run_at
-  const j = (await srv.api('GET', `/v1/jobs/${job.id}`)).json;
-  assert.equal(j.status, 'cancelled');
-  assert.equal(j.attempt, 0);
-  assert.equal(j.started_at, null);
-  assert.deepEqual((await storedEvents(srv, job.id)).map((e) => [e.seq, e.type, e.data.status]),
-    [[1, 'cancelled', 'cancelled']]);
-  assert.equal(readRuns(srv.runLog).filter((x) => x.job === job.id).length, 0);
-  // Cancelling again is harmless; cancelling a finished job is a conflict.
-  assert.equal((await cancel(job.id)).status, 202);
+  // On a node without workers, so that nothing can claim the job before the cancel (a
+  // run_at a few hundred ms away lost that race on a loaded machine). The worker started
+  // after the cancel must then pass it by: it runs a job enqueued after it, whose run_at is
+  // later, and the claim takes due jobs in run_at order.
+  const idle = await startJobsServer({ REFOLD_WORKERS: '0' });
+  let w;
+  try {
+    const job = await enqueueOk(idle, { sleep_ms: 10 });
+    const r = await idle.api('POST', `/v1/jobs/${job.id}/cancel`);
+    assert.equal(r.status, 202);
+    assert.equal(r.headers.get('location'), `/v1/jobs/${job.id}`);
+    assert.equal(r.json.status, 'cancelled');
+    assert.ok(r.json.finished_at);
+    w = await startWorker(idle);
+    const later = await enqueueOk(idle, { sleep_ms: 10 });
+    assert.ok(Date.parse(later.run_at) > Date.parse(job.run_at));
+    assert.equal((await waitTerminal(idle, later.id)).status, 'completed');
+    const j = (await idle.api('GET', `/v1/jobs/${job.id}`)).json;
+    assert.equal(j.status, 'cancelled');
+    assert.equal(j.attempt, 0);
+    assert.equal(j.started_at, null);
+    assert.deepEqual((await storedEvents(idle, job.id)).map((e) => [e.seq, e.type, e.data.status]),
+      [[1, 'cancelled', 'cancelled']]);
+    assert.deepEqual(readRuns(idle.runLog).map((x) => x.job), [later.id]);
+    // Cancelling again is harmless.
+    assert.equal((await idle.api('POST', `/v1/jobs/${job.id}/cancel`)).status, 202);
+  } finally {
+    if (w) await w.stop();
+    await idle.stop();
+    idle.cleanup();
+  }
+  // Cancelling a finished job is a conflict; an unknown one is 404.
   const done = await enqueueOk(srv, {});
   await waitTerminal(srv, done.id);
   const c = await cancel(done.id);
