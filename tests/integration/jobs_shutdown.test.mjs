@@ -90,9 +90,21 @@ test('a claim in flight when SIGTERM arrives is released at once, never run by t
   srv.env.REFOLD_SHUTDOWN_GRACE_MS = '3000';
   srv.env.REFOLD_WORKERS = '1';
   await srv.start();
-  const job = await enqueueOk(srv, { sleep_ms: 5000 }, { delayMs: 600, maxAttempts: 1 });
-  const lock = await holdWriteLock(srv.db);
-  await sleep(2000); // the job is due (600 ms) and polled for (100 ms): the claim waits behind the lock
+  // The lock must be held before the job is due, else a worker may claim it first (on a
+  // loaded machine, starting sqlite3 or psql can take longer than the delay): when it was
+  // not, cancel that job and try again with a longer delay.
+  let job, lock;
+  for (let delay = 600; ; delay *= 2) {
+    job = await enqueueOk(srv, { sleep_ms: 5000 }, { delayMs: delay, maxAttempts: 1 });
+    lock = await holdWriteLock(srv.db);
+    if (Date.now() < Date.parse(job.run_at)) break;
+    await lock.release();
+    assert.ok(delay < 10000, `the write lock took over ${delay} ms to take`);
+    await srv.api('POST', `/v1/jobs/${job.id}/cancel`);
+    await waitTerminal(srv, job.id);
+  }
+  // The job is due and polled for (100 ms): the claim waits behind the lock.
+  await sleep(Date.parse(job.run_at) + 1400 - Date.now());
   const t0 = Date.now();
   srv.child.kill('SIGTERM');
   await sleep(300);
