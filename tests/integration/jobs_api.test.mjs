@@ -277,7 +277,9 @@ test('CLI: job --follow prints each event once and exits by outcome', async () =
 test('CLI: job --follow resumes with Last-Event-ID when the server dies mid-stream', { timeout: 60000 }, async () => {
   const env = { ...srv.env, REFOLD_URL: srv.url, REFOLD_API_KEY: srv.key };
   const port = srv.port;
-  const job = await enqueueOk(srv, { sleep_ms: 1200, progress: 6 });
+  // 3 s: the kill below must come while the job runs, however late this test sees its
+  // progress on a loaded machine (with 1.2 s it could have completed by then).
+  const job = await enqueueOk(srv, { sleep_ms: 3000, progress: 6 });
   const following = run(['job', job.id, '--follow'], { env });
   await waitJob(srv, job.id, (j) => j.progress >= 28, 10000, 'a few events');
   await srv.stop('SIGKILL');

@@ -107,7 +107,9 @@ test('8: 20 trials resumed across a server restart', { timeout: 120000 }, async 
 });
 
 test('a Last-Event-ID past the last event counts as the last: that stream and the others of the job go on', { timeout: 60000 }, async () => {
-  const job = await enqueueOk(srv, { sleep_ms: 1200, progress: 6 });
+  // 3 s: the stream that is ahead must open while the job runs, however late this test
+  // sees it running on a loaded machine.
+  const job = await enqueueOk(srv, { sleep_ms: 3000, progress: 6 });
   await waitJob(srv, job.id, (j) => j.status === 'running', 10000, 'running');
   // The first follower of the job claims an event the job has not reached. It is the
   // first once it is open: the server subscribes a stream before it answers 200.
