@@ -42,6 +42,17 @@ static void on_progress(void *ud, const struct import_stats *st)
     p->shown = true;
 }
 
+/* Erase the progress line before a rejected line's report (also on stderr), so the report
+ * does not run on from it; the next tick draws the progress line again below it. */
+static void on_report(void *ud)
+{
+    struct progress *p = ud;
+    if (p->shown) {
+        fputs("\r\033[K", stderr);
+        p->shown = false;
+    }
+}
+
 /* The table counts what the server answered for; records are the lines read, which an
  * import that stopped did not all send. */
 static void print_summary(const char *name, const struct import_stats *st, bool stopped)
@@ -165,6 +176,7 @@ int cmd_import(int argc, char **argv)
     }
     if (force_tty || term_tty(STDERR_FILENO)) {
         io.progress = on_progress;
+        io.before_report = on_report;
         io.ud = &prog;
     }
     enum rf_status irc = import_run(&cl, &src, &io, &st, &err);

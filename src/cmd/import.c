@@ -148,6 +148,8 @@ void import_report(struct importer *imp, int64_t line, enum import_type t, const
             *p = ' ';
     imp->st->by_type[t].rejected++;
     imp->st->rejected++;
+    if (imp->opts->errors && imp->opts->before_report)
+        imp->opts->before_report(imp->opts->ud);
     if (imp->opts->errors)
         fprintf(imp->opts->errors, "%s:%lld: %s: %s\n", imp->name, (long long)line, type_names[t],
                 msg);

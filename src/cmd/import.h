@@ -102,6 +102,9 @@ struct import_opts {
     FILE *errors; /* each rejected line is reported here ("NAME:LINE: TYPE: why") */
     /* Called about every 200 ms while importing (may be NULL). */
     void (*progress)(void *ud, const struct import_stats *st);
+    /* Called before a rejected line is reported on errors (may be NULL): a progress line
+     * drawn on the same terminal is erased first, so the report starts a line of its own. */
+    void (*before_report)(void *ud);
     void *ud;
 };
 

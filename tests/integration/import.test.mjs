@@ -196,6 +196,20 @@ test('stdin with -, and a clean file exits 0', async () => {
   assert.match(r.stderr, /^\r\x1b\[K {2}importing stdin: 3 records · [\d,]+ records\/s · 0 rejected\r\x1b\[K$/);
 });
 
+test('on a terminal, a rejected line is reported on a line of its own, not after the progress line', async () => {
+  // The progress line is drawn once 64 lines are read; line 70 is rejected after it.
+  const lines = [{ type: 'agent', name: 'tty-agent', prompt_template: 'Hi {{who}}' }];
+  for (let i = 2; i <= 100; i++)
+    lines.push(i === 70 ? 'not JSON' : { type: 'trace', agent: 'tty-agent', external_id: `tty${i}`, input: 'a', output: 'b' });
+  const r = await cli(['import', '-'], { input: jsonl(lines), env: { REFOLD_TTY: '1' } });
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /^\r\x1b\[K {2}importing stdin: 64 records · [\d,]+ records\/s · 0 rejected\r\x1b\[Kstdin:70: invalid: invalid JSON at column \d+: [^\r\n]*\n/);
+  // What the terminal shows: each line as it stands after its last erase.
+  const shown = r.stderr.split('\n').map((l) => l.split('\r\x1b[K').at(-1)).filter((l) => l);
+  assert.deepEqual(shown, ['stdin:70: invalid: invalid JSON at column 3: \'[\' or \'{\' expected near \'not\'',
+    'refold: 1 record rejected (reported above); the rest was imported'], JSON.stringify(r.stderr));
+});
+
 // A stand-in for refold that knows one agent and answers each trace batch as scripted:
 // 'drop' closes the connection without an answer, 'down' does and then refuses connections
 // for 0.8 s (a restart), 'plain' is a 404 page that is not refold's, '503' is the API's
