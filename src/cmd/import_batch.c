@@ -158,6 +158,16 @@ void import_stopped_at(struct importer *imp, int64_t line, const struct rf_err *
     import_fatal(imp, &f);
 }
 
+enum rf_status import_wrong_url(struct importer *imp, struct rf_err *err)
+{
+    char what[sizeof err->message];
+    snprintf(what, sizeof what, "%s", err->message);
+    return rf_fail(err, RF_UNAVAILABLE,
+                   "%s: REFOLD_URL (%s) must be the refold server's address without a path, "
+                   "e.g. http://127.0.0.1:7878",
+                   what, imp->cl->base);
+}
+
 /* Whether b's finished request (result cc) is worth sending again, after the pause this
  * waits: the connection broke or could not be made (the server restarted, a proxy dropped
  * it) or the server answered 503 (its database is unreachable or full). Batches are
@@ -225,7 +235,8 @@ static void settle(struct importer *imp, struct batch *b)
                       ? json_loadb(b->resp.data ? b->resp.data : "", b->resp.len, 0, NULL)
                       : NULL;
     bool refused = b->cc == CURLE_COULDNT_CONNECT || b->cc == CURLE_COULDNT_RESOLVE_HOST;
-    if (json_is_object(doc) && status != 401) /* refold answered: it may have stored lines */
+    bool no_route = status == 404 || status == 405; /* REFOLD_URL has a path: nothing stored */
+    if (json_is_object(doc) && status != 401 && !no_route) /* refold may have stored lines */
         imp->answered = true;
     if (b->cc != CURLE_OK || status == 503) { /* still, after the retries: stop */
         const char *m =
@@ -263,6 +274,14 @@ static void settle(struct importer *imp, struct batch *b)
             struct rf_err fe;
             rf_fail(&fe, RF_UNAVAILABLE, "HTTP %ld from %s, which does not answer like refold: "
                     "is REFOLD_URL (%s) the refold server?", status, b->url, imp->cl->base);
+            import_stopped_at(imp, first_line(b, INT64_MAX), &fe);
+            json_decref(doc);
+            return;
+        }
+        if (no_route) {
+            struct rf_err fe;
+            rf_fail(&fe, RF_NOT_FOUND, "%s", m);
+            import_wrong_url(imp, &fe);
             import_stopped_at(imp, first_line(b, INT64_MAX), &fe);
             json_decref(doc);
             return;

@@ -123,6 +123,12 @@ void import_api_failed(struct importer *imp, int64_t line, enum import_type t, e
  * the server has answered anything of this import. */
 void import_stopped_at(struct importer *imp, int64_t line, const struct rf_err *e);
 
+/* err (refold's 404 or 405 for a route it does not have: REFOLD_URL has a path, e.g. one
+ * ending in /v1) made into the import's fatal error (RF_UNAVAILABLE), saying so. Every
+ * request the importer makes names a route and objects the server gave it, so only a wrong
+ * URL answers that way; rejecting each line for it would report the whole file. */
+enum rf_status import_wrong_url(struct importer *imp, struct rf_err *err);
+
 /* Add one item (the line, with prefix spliced after its opening brace when given, e.g.
  * {"agent_id":"…",) to the pending batch *slot of its type, sending the batch when full.
  * key is the hash of the trace the item names. */

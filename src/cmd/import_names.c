@@ -99,6 +99,8 @@ static enum rf_status list_all(struct importer *imp, const char *path, json_t **
         if (!again(rc, tries))
             break;
     }
+    if ((rc == RF_NOT_FOUND || rc == RF_METHOD) && strcmp(err->reason, CLIENT_NOT_REFOLD) != 0)
+        rc = import_wrong_url(imp, err); /* refold has every list route the importer uses */
     return answered(imp, rc, err);
 }
 

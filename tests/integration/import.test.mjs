@@ -308,6 +308,23 @@ test('a server that does not answer like refold (a wrong REFOLD_URL) stops the i
   }
 });
 
+test('a REFOLD_URL with a path (refold answers "no such endpoint") stops the import with one line', async () => {
+  // Through a lookup (an agent line), and through a batch (a file of feedback alone).
+  const agentFile = jsonl([{ type: 'agent', name: 'pathed' }, trace('pa1'), trace('pa2')]);
+  const feedbackFile = jsonl([0, 1, 2, 3, 4].map((i) => ({ type: 'feedback', source: 's', external_id: `pf${i}`, rating: 'positive' })));
+  for (const [input, path] of [[agentFile, '/v1/v1/agents'], [feedbackFile, '/v1/v1/feedback']]) {
+    const r = await cli(['import', '-', '--batch', '2', '--parallel', '1'], { input, env: { REFOLD_URL: `${srv.url}/v1` } });
+    assert.equal(r.code, 1);
+    const err = r.stderr.trimEnd().split('\n');
+    assert.equal(err.length, 1, r.stderr);
+    assert.equal(err[0], `refold: import stopped after reading ${err[0].match(/reading (\d+)/)[1]} records: no such endpoint: ${path}: ` +
+      `REFOLD_URL (${srv.url}/v1) must be the refold server's address without a path, e.g. http://127.0.0.1:7878`);
+    assert.match(r.stdout, /^Stopped importing stdin/m);
+    assert.match(r.stdout, /^total\s+0\s+0\s+0\s+0$/m);
+  }
+  assert.equal((await srv.api('GET', '/v1/agents?name=pathed')).json.data.length, 0);
+});
+
 test('the halves of a batch refused as too large are sent again when their connection breaks', async () => {
   const fake = await flakyServer(['413', 'drop', 'ok']);
   try {
