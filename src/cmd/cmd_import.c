@@ -2,9 +2,10 @@
  * cmd_import - `refold import FILE.jsonl|-`: bulk import through the API (import.h does
  * the work). This file is the command around it: the arguments, the progress line on a
  * terminal (stderr, redrawn about five times a second: records read, records/s,
- * rejections so far), the summary per type on stdout (or as JSON with --json), and the
- * exit status: 0 when every line was imported, 1 when some were rejected or the import
- * stopped, 2 on bad usage.
+ * rejections so far), the summary per type on stdout (or as JSON with --json), a note on
+ * stderr when records counted unchanged may have been stored by this import (a lost
+ * answer: struct import_stats.uncertain), and the exit status: 0 when every line was
+ * imported, 1 when some were rejected or the import stopped, 2 on bad usage.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -107,10 +108,11 @@ static void print_summary_json(const char *name, const struct import_stats *st, 
     json_object_set_new(total, "updated", json_integer(sum.updated));
     json_object_set_new(total, "unchanged", json_integer(sum.unchanged));
     json_object_set_new(total, "rejected", json_integer(sum.rejected));
-    json_t *doc = json_pack("{s:s, s:I, s:I, s:f, s:f, s:b, s:o, s:o}", "file", name, "lines",
-                            (json_int_t)st->lines, "records", (json_int_t)st->records, "seconds",
-                            (double)st->elapsed_us / 1e6, "records_per_second", rate(st), "stopped",
-                            stopped, "types", types, "total", total);
+    json_t *doc = json_pack("{s:s, s:I, s:I, s:f, s:f, s:b, s:o, s:o, s:I}", "file", name,
+                            "lines", (json_int_t)st->lines, "records", (json_int_t)st->records,
+                            "seconds", (double)st->elapsed_us / 1e6, "records_per_second",
+                            rate(st), "stopped", stopped, "types", types, "total", total,
+                            "uncertain", (json_int_t)st->uncertain);
     cmd_print_json(doc);
     json_decref(doc);
 }
@@ -189,6 +191,14 @@ int cmd_import(int argc, char **argv)
     else
         print_summary(src.name, &st, irc != RF_OK);
     fflush(stdout);
+    if (st.uncertain) {
+        char n[32];
+        cmd_error("%s record%s counted unchanged may have been created or updated by this "
+                  "import: the connection of %s request broke, and the request sent again "
+                  "found %s stored (README, \"Import\")",
+                  cmd_grouped(st.uncertain, n, sizeof n), st.uncertain == 1 ? "" : "s",
+                  st.uncertain == 1 ? "its" : "their", st.uncertain == 1 ? "it" : "them");
+    }
     if (irc != RF_OK) {
         char n[32];
         cmd_error("import stopped after reading %s records: %s", cmd_grouped(st.records, n, sizeof n),

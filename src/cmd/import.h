@@ -39,7 +39,10 @@
  * or could not be made, or that got a 503, is sent again twice after a pause (batches are
  * upserts, the other calls are made safe to repeat); if it still fails, or the key is
  * refused, the import stops with one error (import_run returns it) naming the line from
- * which on lines may be undone, instead of a report for each such line.
+ * which on lines may be undone, instead of a report for each such line. A batch sent again
+ * after its connection broke may find its lines stored by the first sending, whose answer
+ * was lost: they count as unchanged and in st->uncertain (a lost create of an agent, eval
+ * or version counts as created: import_names.c).
  *
  * Idempotency (docs in README, "Import"): agents are found by name among non-archived
  * agents, evals by (agent, name), traces by (source, external_id); feedback and
@@ -84,6 +87,10 @@ struct import_stats {
     int64_t lines;      /* lines read, blank ones included */
     int64_t records;    /* non-blank lines */
     int64_t rejected;   /* records rejected, all types */
+    /* Records counted unchanged in the answers to batches sent again after their
+     * connection broke: if the first sending was stored before its answer was lost, this
+     * import created or updated them (README, "Import"). */
+    int64_t uncertain;
     int64_t started_us; /* clock_mono_us() at the start */
     int64_t elapsed_us; /* so far */
 };

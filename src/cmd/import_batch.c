@@ -87,6 +87,7 @@ static struct batch *batch_new(struct importer *imp, enum import_type type, int 
     b->n = 0;
     b->done = false;
     b->tries = 0;
+    b->lost = false;
     b->next = NULL;
     buf_reset(&b->body);
     buf_reset(&b->resp);
@@ -185,6 +186,7 @@ static bool retry(struct batch *b, CURLcode cc)
         return false;
     clock_sleep_ms(IMPORT_RETRY_PAUSE_MS << b->tries);
     b->tries++;
+    b->lost = b->lost || broken;
     buf_reset(&b->resp);
     return true;
 }
@@ -308,6 +310,8 @@ static void settle(struct importer *imp, struct batch *b)
     c->created += json_integer_value(json_object_get(sum, "created"));
     c->updated += json_integer_value(json_object_get(sum, "updated"));
     c->unchanged += json_integer_value(json_object_get(sum, "unchanged"));
+    if (b->lost)
+        imp->st->uncertain += json_integer_value(json_object_get(sum, "unchanged"));
     size_t i;
     json_t *item;
     json_array_foreach(data, i, item)

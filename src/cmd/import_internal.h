@@ -43,6 +43,7 @@ struct batch {
     char url[512];
     bool done;
     int tries; /* times sent again (import_batch.c's retry) */
+    bool lost; /* sent again after a broken connection: the first sending may be stored */
     CURLcode cc;
     struct batch *next; /* in-flight FIFO, or the free list */
 };

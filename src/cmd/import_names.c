@@ -337,6 +337,7 @@ void import_agent_line(struct importer *imp, const json_t *obj, int64_t line)
     struct rf_err err;
     enum rf_status rc;
     json_t *out = NULL;
+    bool retried = false, made_by_lost = false;
     if (!name || !*name || bad) {
         import_report(imp, line, IMPORT_AGENT,
                       bad ? "name, description and prompt_template must be strings"
@@ -355,11 +356,14 @@ void import_agent_line(struct importer *imp, const json_t *obj, int64_t line)
             json_object_set_new(body, "description", json_string(desc));
         if (tmpl)
             json_object_set_new(body, "prompt_template", json_string(tmpl));
-        rc = call(imp, "POST", "/v1/agents", body, &out, NULL, NULL, &err);
+        rc = call(imp, "POST", "/v1/agents", body, &out, NULL, &retried, &err);
         json_decref(body);
         if (rc == RF_CONFLICT && strcmp(err.field, "name") == 0) {
             /* Made since the lookup (another import of the same file, running at the same
-             * time): from here on it is an agent that exists. */
+             * time): from here on it is an agent that exists. After a request sent again,
+             * it is the one the first request made (its answer was lost): it counts as
+             * created, like a version (create_version). */
+            made_by_lost = retried;
             struct rf_err ferr;
             enum rf_status frc = agent_fetch(imp, a, &ferr);
             if (frc) {
@@ -420,7 +424,9 @@ void import_agent_line(struct importer *imp, const json_t *obj, int64_t line)
         changed = changed || created;
         pin(a, tmpl);
     }
-    if (changed)
+    if (made_by_lost)
+        imp->st->by_type[IMPORT_AGENT].created++;
+    else if (changed)
         imp->st->by_type[IMPORT_AGENT].updated++;
     else
         imp->st->by_type[IMPORT_AGENT].unchanged++;
@@ -494,11 +500,13 @@ void import_eval_line(struct importer *imp, const json_t *obj, int64_t line)
     json_t *body = json_pack("{s:s, s:s}", "agent_id", imp->agents[ai].id, "name", name), *out;
     if (desc)
         json_object_set_new(body, "description", json_string(desc));
-    rc = call(imp, "POST", "/v1/evals", body, &out, NULL, NULL, &err);
+    bool retried = false;
+    rc = call(imp, "POST", "/v1/evals", body, &out, NULL, &retried, &err);
     json_decref(body);
     if (rc == RF_CONFLICT && strcmp(err.field, "name") == 0) {
         /* Made since the lookup (another import of the same file, running at the same
-         * time): it exists, and is left as it is. */
+         * time): it exists, and is left as it is. After a request sent again, it is the
+         * one the first request made (its answer was lost): it counts as created. */
         struct rf_err ferr;
         enum rf_status frc = evals_fetch(imp, ai, &ferr);
         if (frc) {
@@ -506,7 +514,10 @@ void import_eval_line(struct importer *imp, const json_t *obj, int64_t line)
             return;
         }
         if (import_eval_lookup(imp, ai, name, &frc, &ferr) >= 0) {
-            imp->st->by_type[IMPORT_EVAL].unchanged++;
+            if (retried)
+                imp->st->by_type[IMPORT_EVAL].created++;
+            else
+                imp->st->by_type[IMPORT_EVAL].unchanged++;
             return;
         }
     }

@@ -272,6 +272,37 @@ test('a batch whose connection broke, or that got a 503, is sent again after a p
   }
 });
 
+// A proxy in front of srv that forwards every request and answer, except that the
+// answers of the requests lose(method, url) picks are dropped after refold handled them:
+// the connection closes without a reply, as when a proxy or the network fails on the way
+// back. It closes every connection after its answer: on a kept-alive connection libcurl
+// would send the request again at once by itself, unseen by the importer. It records the
+// requests it forwarded.
+async function lossyProxy(lose) {
+  const seen = [];
+  const server = createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', async () => {
+      const body = Buffer.concat(chunks);
+      seen.push(`${req.method} ${req.url}`);
+      const drop = lose(req.method, req.url, seen.length);
+      const headers = { ...req.headers };
+      delete headers.host;
+      delete headers['content-length'];
+      const r = await fetch(srv.url + req.url, { method: req.method, headers, body: body.length ? body : undefined });
+      const text = await r.text();
+      if (drop) return req.socket.destroy();
+      res.writeHead(r.status, { 'Content-Type': r.headers.get('content-type') || 'application/json', Connection: 'close' });
+      res.end(text);
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { url: `http://127.0.0.1:${server.address().port}`, seen,
+    close: () => { server.closeAllConnections(); return new Promise((r) => server.close(r)); } };
+}
+
 test('a server restarting (connections refused for 0.8 s) is waited for, by batches and by lookups', async () => {
   for (const [script, agentScript] of [[['down'], []], [[], ['down']]]) {
     const fake = await flakyServer(script, agentScript);
@@ -551,4 +582,47 @@ test('a 100,000-line file imports (records/s printed)', async () => {
   console.log(`# import of 100,000 lines: ${s.seconds.toFixed(2)} s, ${Math.round(s.records_per_second).toLocaleString('en-US')} records/s`);
   const agent = (await srv.api('GET', '/v1/agents?name=big')).json.data[0];
   assert.equal(agent.stats.traces, n);
+});
+
+test('requests whose answers were lost after refold stored them: agents and evals count as created, the rest is flagged', async () => {
+  const lines = [
+    { type: 'agent', name: 'lost', prompt_template: 'Lost {{x}}' },
+    { type: 'eval', agent: 'lost', name: 'judge' },
+    ...[0, 1, 2].map((i) => trace(`lost${i}`, { agent: 'lost' })),
+    { type: 'feedback', source: 's', external_id: 'lost0', rating: 'negative' },
+    { type: 'eval_execution', agent: 'lost', eval: 'judge', source: 's', external_id: 'lost0', predicted_result: true },
+  ];
+  const lost = new Set();
+  const proxy = await lossyProxy((method, url) => {
+    const key = `${method} ${url.split('?')[0].replace(/eval_\w+/, 'ID')}`;
+    if (method !== 'POST' || lost.has(key)) return false;
+    lost.add(key); // the first answer of each kind of create is lost
+    return true;
+  });
+  try {
+    const r = await cli(['import', '-', '--json'], { input: jsonl(lines), env: { REFOLD_URL: proxy.url } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(proxy.seen.filter((q) => q.startsWith('POST')).length, 10, 'each create sent twice');
+    const s = JSON.parse(r.stdout);
+    assert.deepEqual(s.types.agent, counts({ created: 1 }));
+    assert.deepEqual(s.types.eval, counts({ created: 1 }));
+    // A batch's repeat finds its lines stored: unchanged, but flagged as possibly this import's.
+    assert.deepEqual(s.types.trace, counts({ unchanged: 3 }));
+    assert.deepEqual(s.types.feedback, counts({ unchanged: 1 }));
+    assert.deepEqual(s.types.eval_execution, counts({ unchanged: 1 }));
+    assert.equal(s.uncertain, 5);
+    assert.equal(r.stderr, 'refold: 5 records counted unchanged may have been created or updated by this import: ' +
+      'the connection of their request broke, and the request sent again found them stored (README, "Import")\n');
+    const agent = (await srv.api('GET', '/v1/agents?name=lost')).json.data[0];
+    assert.equal(agent.stats.traces, 3);
+    assert.equal(agent.stats.executions, 1);
+    // Imported again without losses: nothing is flagged.
+    const again = await cli(['import', '-', '--json'], { input: jsonl(lines) });
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(again.stderr, '');
+    assert.equal(JSON.parse(again.stdout).uncertain, 0);
+    assert.deepEqual(JSON.parse(again.stdout).total, counts({ unchanged: lines.length }));
+  } finally {
+    await proxy.close();
+  }
 });
