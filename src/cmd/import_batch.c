@@ -228,6 +228,33 @@ static void resend_halves(struct importer *imp, struct batch *b, bool too_large)
     }
 }
 
+/* Report b's item at, rejected by the server with error e. A trace sent with the agent's id
+ * (the file stated no version) whose agent has no active version is reported with the
+ * agent's name from the line, and what to add, rather than with the id the user never
+ * wrote; every other reason as the server gave it. */
+static void report_item(struct importer *imp, const struct batch *b, int at, const json_t *e)
+{
+    const char *m = json_string_value(json_object_get(e, "message"));
+    const char *reason =
+        json_string_value(json_object_get(json_object_get(e, "details"), "reason"));
+    if (b->type == IMPORT_TRACE && reason && strcmp(reason, "no_active_version") == 0) {
+        json_t *obj = json_loadb(b->body.data + b->starts[at], b->ends[at] - b->starts[at], 0,
+                                 NULL);
+        const char *agent = json_string_value(json_object_get(obj, "agent"));
+        bool named = agent != NULL;
+        if (named)
+            import_report(imp, b->lines[at], b->type,
+                          "agent \"%s\" has no active version to attach the trace to: give it "
+                          "a prompt_template (agent line) or an active version (a version line "
+                          "with \"status\": \"active\"), or give the trace a \"version\"",
+                          agent);
+        json_decref(obj);
+        if (named)
+            return;
+    }
+    import_report(imp, b->lines[at], b->type, "%s", m ? m : "rejected");
+}
+
 /* Account for an answered batch: the summary's counts and each rejected item's line. */
 static void settle(struct importer *imp, struct batch *b)
 {
@@ -320,8 +347,7 @@ static void settle(struct importer *imp, struct batch *b)
         json_int_t at = json_integer_value(json_object_get(item, "index"));
         if (!e || at < 0 || at >= b->n)
             continue;
-        const char *m = json_string_value(json_object_get(e, "message"));
-        import_report(imp, b->lines[at], b->type, "%s", m ? m : "rejected");
+        report_item(imp, b, (int)at, e);
     }
     json_decref(doc);
 }

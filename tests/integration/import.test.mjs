@@ -135,6 +135,20 @@ test('a field of the wrong type is named as such, not as missing', async () => {
   ]);
 });
 
+test('a trace of an agent without an active version is reported with the agent\'s name and what to add', async () => {
+  const r = await cli(['import', '-', '--json'], { input: jsonl([
+    { type: 'agent', name: 'unversioned' },
+    { type: 'trace', agent: 'unversioned', external_id: 'uv1', input: 'i', output: 'o' },
+  ]) });
+  assert.equal(r.code, 1);
+  assert.deepEqual(r.stderr.trimEnd().split('\n'), [
+    'stdin:2: trace: agent "unversioned" has no active version to attach the trace to: give it a prompt_template ' +
+      '(agent line) or an active version (a version line with "status": "active"), or give the trace a "version"',
+    'refold: 1 record rejected (reported above); the rest was imported',
+  ]);
+  assert.deepEqual(JSON.parse(r.stdout).types.trace, counts({ rejected: 1 }));
+});
+
 test('a line the server cannot parse inside a batch (nested near the depth limit) is rejected alone', async () => {
   // jansson parses at most 2048 levels: the line alone has 2048, inside {"traces": [...]} 2050.
   const deep = (d) => '['.repeat(d) + ']'.repeat(d);
