@@ -320,7 +320,7 @@ static void settle(struct importer *imp, struct batch *b)
         if (status == 401) {
             struct rf_err fe;
             rf_fail(&fe, RF_UNAUTHORIZED, "%s", m ? m : "the API key was refused");
-            import_fatal(imp, &fe);
+            import_stopped_at(imp, first_line(b, INT64_MAX), &fe); /* revoked mid-import */
         }
         reject_all(imp, b, why);
         json_decref(doc);

@@ -227,7 +227,7 @@ test('on a terminal, a rejected line is reported on a line of its own, not after
 // A stand-in for refold that knows one agent and answers each trace batch as scripted:
 // 'drop' closes the connection without an answer, 'down' does and then refuses connections
 // for 0.8 s (a restart), 'plain' is a 404 page that is not refold's, '503' is the API's
-// unavailable error, '413' refuses the body as
+// unavailable error, '401' refuses the key (revoked meanwhile), '413' refuses the body as
 // too large, 'ok' stores the batch. It records when each batch arrived. agentScript does
 // the same for the agent lookups.
 async function flakyServer(script, agentScript = []) {
@@ -259,6 +259,7 @@ async function flakyServer(script, agentScript = []) {
         if (what === 'plain') return res.writeHead(404, { 'Content-Type': 'text/html' }).end('<h1>Not Found</h1>');
         if (what === 'drop') return req.socket.destroy();
         if (what === '503') return json(503, { error: { code: 'unavailable', message: 'the database is unreachable', request_id: 'req_x' } });
+        if (what === '401') return json(401, { error: { code: 'unauthorized', message: 'invalid or revoked API key', request_id: 'req_x' } });
         if (what === '413') return json(413, { error: { code: 'payload_too_large', message: 'request body is too large', request_id: 'req_x' } });
         return json(200, { data: [], summary: { created: n, updated: 0, unchanged: 0, rejected: 0 } });
       }
@@ -412,6 +413,19 @@ test('a server that stops answering stops the import with one line, not one per 
     } finally {
       await fake.close();
     }
+  }
+});
+
+test('a key revoked during the import stops it with one line saying from which line on', async () => {
+  const fake = await flakyServer(['ok', '401']);
+  try {
+    const r = await cli(['import', '-', '--batch', '2', '--parallel', '1'], { input: jsonl([0, 1, 2, 3, 4].map((i) => trace(`k${i}`))), env: { REFOLD_URL: fake.url } });
+    assert.equal(r.code, 1);
+    assert.equal(fake.posts.length, 2, 'not sent again');
+    assert.match(r.stdout, /^trace\s+2\s+0\s+0\s+0$/m);
+    assert.match(r.stderr, /^refold: import stopped after reading [45] records: invalid or revoked API key; the lines from line 3 on may or may not be stored: importing the file again is safe\n$/);
+  } finally {
+    await fake.close();
   }
 });
 
