@@ -61,12 +61,14 @@ static void print_summary(const char *name, const struct import_stats *st, bool 
     char a[32], b[32], c[32], d[32];
     struct import_counts total = {0};
     if (stopped)
-        printf("Stopped importing %s after reading %s records in %.2f s; the server's "
+        printf("Stopped importing %s after reading %s record%s in %.2f s; the server's "
                "answers:\n\n",
-               name, cmd_grouped(st->records, a, sizeof a), (double)st->elapsed_us / 1e6);
+               name, cmd_grouped(st->records, a, sizeof a), st->records == 1 ? "" : "s",
+               (double)st->elapsed_us / 1e6);
     else
-        printf("Imported %s: %s records in %.2f s (%s records/s)\n\n", name,
-               cmd_grouped(st->records, a, sizeof a), (double)st->elapsed_us / 1e6,
+        printf("Imported %s: %s record%s in %.2f s (%s records/s)\n\n", name,
+               cmd_grouped(st->records, a, sizeof a), st->records == 1 ? "" : "s",
+               (double)st->elapsed_us / 1e6,
                cmd_grouped((long long)rate(st), b, sizeof b));
     printf("%-16s %12s %12s %12s %12s\n", "TYPE", "CREATED", "UPDATED", "UNCHANGED", "REJECTED");
     for (int t = 0; t < IMPORT_NTYPES; t++) {
@@ -201,13 +203,17 @@ int cmd_import(int argc, char **argv)
     }
     if (irc != RF_OK) {
         char n[32];
-        cmd_error("import stopped after reading %s records: %s", cmd_grouped(st.records, n, sizeof n),
-                  err.message);
+        cmd_error("import stopped after reading %s record%s: %s",
+                  cmd_grouped(st.records, n, sizeof n), st.records == 1 ? "" : "s", err.message);
         rc = 1;
     } else if (st.rejected) {
         char n[32];
-        cmd_error("%s record%s rejected (reported above); the rest was imported",
-                  cmd_grouped(st.rejected, n, sizeof n), st.rejected == 1 ? "" : "s");
+        if (st.rejected == st.records)
+            cmd_error("%s record%s rejected (reported above): nothing was imported",
+                      cmd_grouped(st.rejected, n, sizeof n), st.rejected == 1 ? "" : "s");
+        else
+            cmd_error("%s record%s rejected (reported above); the rest was imported",
+                      cmd_grouped(st.rejected, n, sizeof n), st.rejected == 1 ? "" : "s");
         rc = 1;
     } else {
         rc = 0;

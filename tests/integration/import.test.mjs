@@ -133,6 +133,14 @@ test('a field of the wrong type is named as such, not as missing', async () => {
     'stdin:4: version: status must be a string',
     'stdin:5: trace: "external_id" is required: with source it identifies the trace, so that importing again does not duplicate it',
   ]);
+  assert.equal(r.stderr.trimEnd().split('\n').at(-1), 'refold: 5 records rejected (reported above): nothing was imported');
+  // One record: no plural.
+  const one = await cli(['import', '-'], { input: jsonl([{ type: 'nothing' }]) });
+  assert.match(one.stdout, /^Imported stdin: 1 record in /m);
+  assert.match(one.stderr, /\nrefold: 1 record rejected \(reported above\): nothing was imported\n$/);
+  const refused = await cli(['import', '-'], { input: jsonl([trace('one')]), env: { REFOLD_API_KEY: 'rf_wrong' } });
+  assert.match(refused.stdout, /^Stopped importing stdin after reading 1 record in /m);
+  assert.equal(refused.stderr, 'refold: import stopped after reading 1 record: invalid or revoked API key\n');
 });
 
 test('a trace of an agent without an active version is reported with the agent\'s name and what to add', async () => {
@@ -363,7 +371,7 @@ test('a REFOLD_URL with a path (refold answers "no such endpoint") stops the imp
     assert.equal(r.code, 1);
     const err = r.stderr.trimEnd().split('\n');
     assert.equal(err.length, 1, r.stderr);
-    assert.equal(err[0], `refold: import stopped after reading ${err[0].match(/reading (\d+)/)[1]} records: no such endpoint: ${path}: ` +
+    assert.equal(err[0], `refold: import stopped after reading ${err[0].match(/reading (\d+ records?)/)[1]}: no such endpoint: ${path}: ` +
       `REFOLD_URL (${srv.url}/v1) must be the refold server's address without a path, e.g. http://127.0.0.1:7878`);
     assert.match(r.stdout, /^Stopped importing stdin/m);
     assert.match(r.stdout, /^total\s+0\s+0\s+0\s+0$/m);
