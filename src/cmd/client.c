@@ -128,6 +128,15 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
     return buf_append(&t->body, ptr, n) == RF_OK ? n : 0;
 }
 
+/* CURLOPT_PREREQFUNCTION: the request is about to go out (again). */
+static int on_send(void *ud, char *primary_ip, char *local_ip, int primary_port, int local_port)
+{
+    struct client *c = ud;
+    (void)primary_ip, (void)local_ip, (void)primary_port, (void)local_port;
+    c->sends++;
+    return CURL_PREREQFUNC_OK;
+}
+
 static enum rf_status perform(struct client *c, const char *method, const char *path,
                               const json_t *body, const char *const *headers, struct transfer *t,
                               long timeout_ms, long *status, struct rf_err *err)
@@ -151,6 +160,9 @@ static enum rf_status perform(struct client *c, const char *method, const char *
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_PREREQFUNCTION, on_send);
+    curl_easy_setopt(curl, CURLOPT_PREREQDATA, c);
+    c->sends = 0;
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, t);
     if (text) {

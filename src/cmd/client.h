@@ -26,6 +26,8 @@ struct client {
     char *auth;      /* "Authorization: Bearer ..." */
     void *curl;      /* CURL * */
     long timeout_ms; /* whole-request timeout of client_call (0: none) */
+    int sends;       /* times the last call's request went out: 2 when a kept-alive
+                      * connection closed before any answer and libcurl sent it again */
 };
 
 #define CLIENT_MAX_RESPONSE (64u * 1024 * 1024)

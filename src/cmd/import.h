@@ -40,9 +40,10 @@
  * upserts, the other calls are made safe to repeat); if it still fails, or the key is
  * refused, the import stops with one error (import_run returns it) naming the line from
  * which on lines may be undone, instead of a report for each such line. A batch sent again
- * after its connection broke may find its lines stored by the first sending, whose answer
- * was lost: they count as unchanged and in st->uncertain (a lost create of an agent, eval
- * or version counts as created: import_names.c).
+ * after its connection broke (by the importer, or by libcurl itself on a kept-alive
+ * connection: CURLOPT_PREREQFUNCTION counts the sendings) may find its lines stored by the
+ * first sending, whose answer was lost: they count as unchanged and in st->uncertain (a
+ * create of an agent, eval or version sent again counts as created: import_names.c).
  *
  * Idempotency (docs in README, "Import"): agents are found by name among non-archived
  * agents, evals by (agent, name), traces by (source, external_id); feedback and

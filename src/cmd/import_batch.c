@@ -219,9 +219,10 @@ static void resend_halves(struct importer *imp, struct batch *b, bool too_large)
             s->lines[s->n++] = b->lines[i++];
         } while (i < last && b->ends[i - 1] - b->starts[first] < half);
         prepare(imp, s);
-        do
+        do {
+            s->sends = 0;
             s->cc = curl_easy_perform(s->easy);
-        while (retry(s, s->cc));
+        } while (retry(s, s->cc));
         settle(imp, s);
         s->next = imp->free_list;
         imp->free_list = s;
@@ -367,6 +368,7 @@ void import_pump(struct importer *imp, bool block)
             curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&b);
             curl_multi_remove_handle(imp->multi, m->easy_handle);
             if (retry(b, m->data.result)) { /* it stays in flight, so the ordering holds */
+                b->sends = 0;
                 curl_multi_add_handle(imp->multi, b->easy);
                 continue;
             }
@@ -404,6 +406,18 @@ static void wait_for(struct importer *imp, const struct batch *w)
     }
 }
 
+/* Called by libcurl each time b's request is about to go out: more than once in one
+ * transfer when a kept-alive connection closed before any answer and libcurl sent the
+ * request again on a new one by itself (the server may have stored the first). */
+static int on_send(void *ud, char *primary_ip, char *local_ip, int primary_port, int local_port)
+{
+    struct batch *b = ud;
+    (void)primary_ip, (void)local_ip, (void)primary_port, (void)local_port;
+    if (++b->sends > 1)
+        b->lost = true;
+    return CURL_PREREQFUNC_OK;
+}
+
 /* Close b's body and set up its request. */
 static void prepare(struct importer *imp, struct batch *b)
 {
@@ -425,6 +439,8 @@ static void prepare(struct importer *imp, struct batch *b)
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_resp);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, b);
     curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)b);
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_send);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, b);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, REQUEST_TIMEOUT_MS);
@@ -474,6 +490,7 @@ static void submit(struct importer *imp, struct batch *b)
         imp->head = b;
     imp->tail = b;
     imp->inflight++;
+    b->sends = 0;
     curl_multi_add_handle(imp->multi, b->easy);
     import_pump(imp, false);
 }

@@ -44,6 +44,7 @@ struct batch {
     bool done;
     int tries; /* times sent again (import_batch.c's retry) */
     bool lost; /* sent again after a broken connection: the first sending may be stored */
+    int sends; /* times the request went out in this transfer (libcurl resends on its own) */
     CURLcode cc;
     struct batch *next; /* in-flight FIFO, or the free list */
 };

@@ -73,16 +73,16 @@ static enum rf_status answered(struct importer *imp, enum rf_status rc, struct r
  * or answered 503. Every call made here is safe to repeat: a lookup; an agent or eval
  * create, whose repeat is a 409 handled like a race with another import; a version create
  * with reuse_identical (see create_version); a description PATCH. *retried (may be NULL)
- * says whether it was sent more than once. */
+ * says whether it was sent more than once, here or by libcurl (client.h, sends). */
 static enum rf_status call(struct importer *imp, const char *method, const char *path,
                            const json_t *body, json_t **out, long *status, bool *retried,
                            struct rf_err *err)
 {
     enum rf_status rc;
     for (int tries = 0;; tries++) {
-        if (retried)
-            *retried = tries > 0;
         rc = client_call(imp->cl, method, path, body, NULL, out, status, err);
+        if (retried) /* sent again here, or by libcurl on a new connection (client.h) */
+            *retried = tries > 0 || imp->cl->sends > 1;
         if (!again(rc, tries))
             break;
     }

@@ -298,10 +298,10 @@ test('a batch whose connection broke, or that got a 503, is sent again after a p
 // A proxy in front of srv that forwards every request and answer, except that the
 // answers of the requests lose(method, url) picks are dropped after refold handled them:
 // the connection closes without a reply, as when a proxy or the network fails on the way
-// back. It closes every connection after its answer: on a kept-alive connection libcurl
-// would send the request again at once by itself, unseen by the importer. It records the
-// requests it forwarded.
-async function lossyProxy(lose) {
+// back. It closes every connection after its answer unless keepAlive (on a kept-alive
+// connection libcurl sends the request again at once by itself, which the importer sees
+// through CURLOPT_PREREQFUNCTION). It records the requests it forwarded.
+async function lossyProxy(lose, { keepAlive = false } = {}) {
   const seen = [];
   const server = createServer((req, res) => {
     const chunks = [];
@@ -316,7 +316,7 @@ async function lossyProxy(lose) {
       const r = await fetch(srv.url + req.url, { method: req.method, headers, body: body.length ? body : undefined });
       const text = await r.text();
       if (drop) return req.socket.destroy();
-      res.writeHead(r.status, { 'Content-Type': r.headers.get('content-type') || 'application/json', Connection: 'close' });
+      res.writeHead(r.status, { 'Content-Type': r.headers.get('content-type') || 'application/json', ...(keepAlive ? {} : { Connection: 'close' }) });
       res.end(text);
     });
   });
@@ -620,7 +620,7 @@ test('a 100,000-line file imports (records/s printed)', async () => {
   assert.equal(agent.stats.traces, n);
 });
 
-test('requests whose answers were lost after refold stored them: agents and evals count as created, the rest is flagged', async () => {
+test('requests whose answers were lost after refold stored them: agents and evals count as created, batches are flagged', async () => {
   const lines = [
     { type: 'agent', name: 'lost', prompt_template: 'Lost {{x}}' },
     { type: 'eval', agent: 'lost', name: 'judge' },
@@ -660,5 +660,33 @@ test('requests whose answers were lost after refold stored them: agents and eval
     assert.deepEqual(JSON.parse(again.stdout).total, counts({ unchanged: lines.length }));
   } finally {
     await proxy.close();
+  }
+  // On kept-alive connections: the answers of the agent and eval creates and of the second
+  // trace batch are lost, libcurl sends each again at once on a new connection, and the
+  // import still sees it.
+  let batches = 0;
+  const dropped = new Set();
+  const kept = await lossyProxy((method, url) => {
+    if (method !== 'POST') return false;
+    if (url.startsWith('/v1/traces')) return ++batches === 2;
+    if (dropped.has(url)) return false;
+    dropped.add(url);
+    return true;
+  }, { keepAlive: true });
+  try {
+    const more = [{ type: 'agent', name: 'kept', prompt_template: 'Kept {{x}}' }, { type: 'eval', agent: 'kept', name: 'judge' },
+      ...[0, 1, 2, 3].map((i) => trace(`kept${i}`, { agent: 'kept' }))];
+    const r = await cli(['import', '-', '--json', '--batch', '2', '--parallel', '1'], { input: jsonl(more), env: { REFOLD_URL: kept.url } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(kept.seen.filter((q) => q.startsWith('POST')).map((q) => q.split('?')[0]),
+      ['POST /v1/agents', 'POST /v1/agents', 'POST /v1/evals', 'POST /v1/evals', 'POST /v1/traces', 'POST /v1/traces', 'POST /v1/traces']);
+    const s = JSON.parse(r.stdout);
+    assert.deepEqual(s.types.agent, counts({ created: 1 }));
+    assert.deepEqual(s.types.eval, counts({ created: 1 }));
+    assert.deepEqual(s.types.trace, counts({ created: 2, unchanged: 2 }));
+    assert.equal(s.uncertain, 2);
+    assert.match(r.stderr, /^refold: 2 records counted unchanged may have been created or updated by this import: /);
+  } finally {
+    await kept.close();
   }
 });
