@@ -6,7 +6,9 @@
  * follow have answered: trace batches before what refers to their traces, and batches of
  * one type that share a key one after the other. Up to `parallel` requests are in flight
  * on one libcurl multi handle (kept-alive connections); answers are settled oldest first,
- * so rejected lines are reported in the file's order. A request whose connection broke or
+ * so the lines the server rejects are reported in the file's order among themselves (the
+ * lines the importer rejects itself are reported at once, ahead of earlier lines still
+ * waiting in a batch). A request whose connection broke or
  * could not be made, or that got a 503, is sent again (retry); if it still fails, the
  * import stops with one fatal error rather than a report for each of its lines. One
  * refused as too large (413: the server's REFOLD_MAX_BODY is below BATCH_BODY_TARGET) is
@@ -354,7 +356,7 @@ static void settle(struct importer *imp, struct batch *b)
 }
 
 /* Move transfers along; with block, wait until at least the oldest batch answered.
- * Answered batches are settled oldest first, so reports follow the file's order. */
+ * Answered batches are settled oldest first, so their reports follow the file's order. */
 void import_pump(struct importer *imp, bool block)
 {
     for (;;) {
