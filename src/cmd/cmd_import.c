@@ -29,16 +29,60 @@ static double rate(const struct import_stats *st)
 
 struct progress {
     const char *name;
+    int width; /* the terminal's columns */
     bool shown;
 };
 
+/* Columns of UTF-8 text s[0..n), one per character. */
+static int columns(const char *s, size_t n)
+{
+    int cols = 0;
+    for (size_t i = 0; i < n; i++)
+        cols += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return cols;
+}
+
+/* The progress line, kept narrower than the terminal: a line that wraps is not erased by
+ * the next redraw. A long file name is cut to its end ("…export.jsonl") or left out, then
+ * the rate and the rejections are, and what still does not fit is cut off. */
 static void on_progress(void *ud, const struct import_stats *st)
 {
     struct progress *p = ud;
-    char a[32], b[32], c[32];
-    fprintf(stderr, "\r\033[K  importing %s: %s records · %s records/s · %s rejected", p->name,
-            cmd_grouped(st->records, a, sizeof a), cmd_grouped((long long)rate(st), b, sizeof b),
-            cmd_grouped(st->rejected, c, sizeof c));
+    char a[32], b[32], c[32], tail[160], line[512];
+    int max = p->width - 1;
+    cmd_grouped(st->records, a, sizeof a);
+    cmd_grouped((long long)rate(st), b, sizeof b);
+    cmd_grouped(st->rejected, c, sizeof c);
+    for (int form = 0; form < 3; form++) {
+        if (form == 0)
+            snprintf(tail, sizeof tail, "%s records · %s records/s · %s rejected", a, b, c);
+        else if (form == 1)
+            snprintf(tail, sizeof tail, "%s records · %s rejected", a, c);
+        else
+            snprintf(tail, sizeof tail, "%s records", a);
+        if (columns("  importing: ", 13) + columns(tail, strlen(tail)) <= max)
+            break;
+    }
+    const char *name = p->name, *cut = "";
+    size_t len = strlen(name);
+    int room = max - columns("  importing : ", 14) - columns(tail, strlen(tail));
+    if (columns(name, len) > room) {
+        int keep = room >= 8 ? room - 1 : 0; /* "…" and the name's end, or nothing */
+        cut = keep ? "…" : "";
+        while (*name && columns(name, len) > keep) {
+            do { /* drop whole characters from the front */
+                name++;
+                len--;
+            } while (((unsigned char)*name & 0xC0) == 0x80);
+        }
+    }
+    snprintf(line, sizeof line, "  importing%s%s%s: %s", *name ? " " : "", cut, name, tail);
+    size_t n = strlen(line);
+    while (n > 0 && columns(line, n) > max) /* a very narrow terminal */
+        n--;
+    while (n > 0 && ((unsigned char)line[n] & 0xC0) == 0x80)
+        n--;
+    fprintf(stderr, "\r\033[K%.*s", (int)n, line);
     fflush(stderr);
     p->shown = true;
 }
@@ -171,7 +215,7 @@ int cmd_import(int argc, char **argv)
     struct client cl;
     struct rf_err err;
     struct import_stats st;
-    struct progress prog = {.name = src.name};
+    struct progress prog = {.name = src.name, .width = term_width(STDERR_FILENO)};
     int rc;
     if (client_init(&cl, &cfg, &err) != RF_OK) {
         if (!from_stdin)

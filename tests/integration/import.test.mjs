@@ -218,6 +218,28 @@ test('stdin with -, and a clean file exits 0', async () => {
   assert.match(r.stderr, /^\r\x1b\[K {2}importing stdin: 3 records · [\d,]+ records\/s · 0 rejected\r\x1b\[K$/);
 });
 
+test('on a terminal, the progress line stays narrower than the terminal (a wrapped line is not erased)', async () => {
+  const file = join(srv.dir, 'an-export-with-a-rather-long-name-from-production.jsonl');
+  const lines = [{ type: 'agent', name: 'narrow', prompt_template: 'Hi {{who}}' }];
+  for (let i = 0; i < 200; i++) lines.push({ type: 'trace', agent: 'narrow', external_id: `narrow${i}`, input: 'a', output: 'b' });
+  writeFileSync(file, jsonl(lines));
+  for (const [cols, shape] of [
+    [300, /^ {2}importing \/.*\/an-export-with-a-rather-long-name-from-production\.jsonl: [\d,]+ records · [\d,]+ records\/s · 0 rejected$/],
+    [72, /^ {2}importing …[-a-z]*\.jsonl: [\d,]+ records · [\d,]+ records\/s · 0 rejected$/], // the name's end
+    [60, /^ {2}importing: [\d,]+ records · [\d,]+ records\/s · 0 rejected$/], // no room for the name
+    [45, /^ {2}importing: [\d,]+ records · 0 rejected$/], // nor for the rate
+    [20, /^ {2}importing: [\d,]*/]]) {
+    const r = await cli(['import', file], { env: { REFOLD_TTY: '1', COLUMNS: String(cols) } });
+    assert.equal(r.code, 0, r.stderr);
+    const frames = r.stderr.split('\r\x1b[K').filter((f) => f);
+    assert.ok(frames.length >= 2, JSON.stringify(r.stderr));
+    for (const f of frames) {
+      assert.ok([...f].length <= cols - 1, `${cols}: ${JSON.stringify(f)}`);
+      assert.match(f, shape, `${cols}`);
+    }
+  }
+});
+
 test('on a terminal, a rejected line is reported on a line of its own, not after the progress line', async () => {
   // The progress line is drawn once 64 lines are read; line 70 is rejected after it.
   const lines = [{ type: 'agent', name: 'tty-agent', prompt_template: 'Hi {{who}}' }];
