@@ -124,6 +124,7 @@ test('a field of the wrong type is named as such, not as missing', async () => {
     { type: 'eval_execution', agent: 'imp', eval: 7, external_id: 't1', predicted_result: true },
     { type: 'version', agent: 'imp', prompt_template: 'Hello {{name}}', status: 1 },
     { type: 'trace', agent: 'imp', output: 'o' },
+    { type: 'trace', agent: 'imp', external_id: '', input: 'i', output: 'o' },
   ]) });
   assert.equal(r.code, 1);
   assert.deepEqual(r.stderr.trimEnd().split('\n').slice(0, -1), [
@@ -132,8 +133,9 @@ test('a field of the wrong type is named as such, not as missing', async () => {
     'stdin:3: eval_execution: "eval" (the eval\'s name) must be a string',
     'stdin:4: version: status must be a string',
     'stdin:5: trace: "external_id" is required: with source it identifies the trace, so that importing again does not duplicate it',
+    'stdin:6: trace: "external_id" must not be empty: with source it identifies the trace, so that importing again does not duplicate it',
   ]);
-  assert.equal(r.stderr.trimEnd().split('\n').at(-1), 'refold: 5 records rejected (reported above): nothing was imported');
+  assert.equal(r.stderr.trimEnd().split('\n').at(-1), 'refold: 6 records rejected (reported above): nothing was imported');
   // One record: no plural.
   const one = await cli(['import', '-'], { input: jsonl([{ type: 'nothing' }]) });
   assert.match(one.stdout, /^Imported stdin: 1 record in /m);
