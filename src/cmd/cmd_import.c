@@ -112,8 +112,7 @@ static void print_summary(const char *name, const struct import_stats *st, bool 
     else
         printf("Imported %s: %s record%s in %.2f s (%s records/s)\n\n", name,
                cmd_grouped(st->records, a, sizeof a), st->records == 1 ? "" : "s",
-               (double)st->elapsed_us / 1e6,
-               cmd_grouped((long long)rate(st), b, sizeof b));
+               (double)st->elapsed_us / 1e6, cmd_grouped((long long)rate(st), b, sizeof b));
     printf("%-16s %12s %12s %12s %12s\n", "TYPE", "CREATED", "UPDATED", "UNCHANGED", "REJECTED");
     for (int t = 0; t < IMPORT_NTYPES; t++) {
         const struct import_counts *k = &st->by_type[t];
@@ -154,11 +153,11 @@ static void print_summary_json(const char *name, const struct import_stats *st, 
     json_object_set_new(total, "updated", json_integer(sum.updated));
     json_object_set_new(total, "unchanged", json_integer(sum.unchanged));
     json_object_set_new(total, "rejected", json_integer(sum.rejected));
-    json_t *doc = json_pack("{s:s, s:I, s:I, s:f, s:f, s:b, s:o, s:o, s:I}", "file", name,
-                            "lines", (json_int_t)st->lines, "records", (json_int_t)st->records,
-                            "seconds", (double)st->elapsed_us / 1e6, "records_per_second",
-                            rate(st), "stopped", stopped, "types", types, "total", total,
-                            "uncertain", (json_int_t)st->uncertain);
+    json_t *doc =
+        json_pack("{s:s, s:I, s:I, s:f, s:f, s:b, s:o, s:o, s:I}", "file", name, "lines",
+                  (json_int_t)st->lines, "records", (json_int_t)st->records, "seconds",
+                  (double)st->elapsed_us / 1e6, "records_per_second", rate(st), "stopped", stopped,
+                  "types", types, "total", total, "uncertain", (json_int_t)st->uncertain);
     cmd_print_json(doc);
     json_decref(doc);
 }

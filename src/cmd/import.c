@@ -227,8 +227,8 @@ static void on_trace(struct importer *imp, const json_t *obj, const char *text, 
                       "\"external_id\" %s: with source it identifies the trace, so that "
                       "importing again does not duplicate it",
                       import_not_string(obj, "external_id") ? "must be a string"
-                      : ext                                  ? "must not be empty"
-                                                             : "is required");
+                      : ext                                 ? "must not be empty"
+                                                            : "is required");
         return;
     }
     int ai = import_line_agent(imp, obj, line, IMPORT_TRACE);

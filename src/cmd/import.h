@@ -85,9 +85,9 @@ struct import_counts {
 
 struct import_stats {
     struct import_counts by_type[IMPORT_NTYPES];
-    int64_t lines;      /* lines read, blank ones included */
-    int64_t records;    /* non-blank lines */
-    int64_t rejected;   /* records rejected, all types */
+    int64_t lines;    /* lines read, blank ones included */
+    int64_t records;  /* non-blank lines */
+    int64_t rejected; /* records rejected, all types */
     /* Records counted unchanged in the answers to batches sent again after their
      * connection broke: if the first sending was stored before its answer was lost, this
      * import created or updated them (README, "Import"). */

@@ -241,8 +241,8 @@ static void report_item(struct importer *imp, const struct batch *b, int at, con
     const char *reason =
         json_string_value(json_object_get(json_object_get(e, "details"), "reason"));
     if (b->type == IMPORT_TRACE && reason && strcmp(reason, "no_active_version") == 0) {
-        json_t *obj = json_loadb(b->body.data + b->starts[at], b->ends[at] - b->starts[at], 0,
-                                 NULL);
+        json_t *obj =
+            json_loadb(b->body.data + b->starts[at], b->ends[at] - b->starts[at], 0, NULL);
         const char *agent = json_string_value(json_object_get(obj, "agent"));
         bool named = agent != NULL;
         if (named)
