@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmd/term.h"
 #include "core/buf.h"
 #include "core/jsonx.h"
 #include "core/ulid.h"
@@ -84,11 +85,14 @@ static enum rf_status http_error(long status, const struct buf *body, const char
     const char *code = json_string_value(json_object_get(e, "code"));
     const char *message = json_string_value(json_object_get(e, "message"));
     enum rf_status rc;
-    if (code && message)
-        rc = rf_fail(err, status_of(code), "%s", message);
-    else
+    if (code && message) {
+        char *shown = term_visible(message, strlen(message));
+        rc = rf_fail(err, status_of(code), "%s", shown ? shown : message);
+        free(shown);
+    } else {
         rc = rf_fail(err, status >= 500 ? RF_UNAVAILABLE : RF_INVALID, "HTTP %ld from %s", status,
                      url);
+    }
     const char *reason =
         code && message
             ? json_string_value(json_object_get(json_object_get(e, "details"), "reason"))
@@ -203,10 +207,35 @@ enum rf_status client_call(struct client *c, const char *method, const char *pat
     enum rf_status rc = perform(c, method, path, body, headers, &t, c->timeout_ms, &code, err);
     if (rc == RF_OK && out && t.body.len > 0)
         rc = jx_parse(t.body.data, t.body.len, out, err);
+    if (rc == RF_OK && out && *out && !c->raw)
+        client_visible(*out);
     if (status)
         *status = code;
     buf_release(&t.body);
     return rc;
+}
+
+void client_visible(json_t *v)
+{
+    const char *key;
+    size_t i;
+    json_t *x;
+    if (json_is_string(v)) {
+        char *shown = term_visible(json_string_value(v), json_string_length(v));
+        if (shown)
+            json_string_set(v, shown);
+        free(shown);
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, x)
+        {
+            client_visible(x);
+        }
+    } else if (json_is_object(v)) {
+        json_object_foreach(v, key, x)
+        {
+            client_visible(x);
+        }
+    }
 }
 
 enum rf_status client_stream(struct client *c, const char *path, const char *const *headers,

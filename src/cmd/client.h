@@ -8,6 +8,10 @@
  * message and code for HTTP errors, "cannot reach refold at URL: is `refold serve`
  * running?" when nothing listens, and where the key is looked for when there is none.
  *
+ * The server's error messages, and (unless c->raw) the strings of the answers and events
+ * it parses, come back with their control characters made visible (term_visible): what
+ * a client, a trace or an LLM reply put in them cannot drive the user's terminal.
+ *
  * One struct client is one libcurl easy handle (connections are reused between calls)
  * for one thread.
  */
@@ -28,6 +32,9 @@ struct client {
     long timeout_ms; /* whole-request timeout of client_call (0: none) */
     int sends;       /* times the last call's request went out: 2 when a kept-alive
                       * connection closed before any answer and libcurl sent it again */
+    bool raw;        /* false (the default): every string of a parsed answer or event has
+                      * its control characters made visible (term_visible), for output meant
+                      * for people; true for --json output, which prints values as sent */
 };
 
 #define CLIENT_MAX_RESPONSE (64u * 1024 * 1024)
@@ -58,6 +65,9 @@ typedef bool (*client_chunk_fn)(void *ud, const char *data, size_t len);
  * body is not passed to fn). No overall timeout. */
 enum rf_status client_stream(struct client *c, const char *path, const char *const *headers,
                              client_chunk_fn fn, void *ud, long *status, struct rf_err *err);
+
+/* Make the control characters of every string in v visible (term_visible), in place. */
+void client_visible(json_t *v);
 
 /* Percent-encode s for a query string into a new string (caller frees). */
 char *client_escape(struct client *c, const char *s);

@@ -64,6 +64,7 @@ int cmd_agents(int argc, char **argv)
     int rc = 1;
     if (client_init(&cl, &cfg, &err) != RF_OK)
         return cmd_fail(&err);
+    cl.raw = o.as_json;
     if (o.status) {
         char *e = client_escape(&cl, o.status);
         path = xasprintf("/v1/agents?status=%s", e);
@@ -159,6 +160,7 @@ int cmd_versions(int argc, char **argv)
     int rc = 1;
     if (client_init(&cl, &cfg, &err) != RF_OK)
         return cmd_fail(&err);
+    cl.raw = o.as_json;
     if (client_agent(&cl, argv[first], &agent, &err) != RF_OK) {
         rc = cmd_fail(&err);
         goto out;
@@ -325,6 +327,7 @@ int cmd_show(int argc, char **argv)
     int rc = 1;
     if (client_init(&cl, &cfg, &err) != RF_OK)
         return cmd_fail(&err);
+    cl.raw = o.as_json;
     if (client_agent(&cl, argv[first], &agent, &err) != RF_OK) {
         rc = cmd_fail(&err);
         goto out;

@@ -75,6 +75,7 @@ int cmd_diff(int argc, char **argv)
     int rc = 1;
     if (client_init(&cl, &cfg, &err) != RF_OK)
         return cmd_fail(&err);
+    cl.raw = as_json;
     if (client_agent(&cl, name, &agent, &err) != RF_OK) {
         rc = cmd_fail(&err);
         goto out;

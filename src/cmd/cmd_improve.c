@@ -145,6 +145,7 @@ int cmd_improve(int argc, char **argv)
         json_decref(body);
         return cmd_fail(&err);
     }
+    cl.raw = as_json;
     if (client_agent(&cl, argv[optind], &agent, &err) != RF_OK) {
         rc = cmd_fail(&err);
         goto out;

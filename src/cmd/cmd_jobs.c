@@ -69,6 +69,7 @@ int cmd_jobs(int argc, char **argv)
         buf_release(&path);
         return cmd_fail(&err);
     }
+    cl.raw = as_json;
     buf_puts(&path, "/v1/jobs?limit=");
     char *e = client_escape(&cl, limit ? limit : "50");
     buf_puts(&path, e);
@@ -189,6 +190,7 @@ int cmd_job(int argc, char **argv)
     struct rf_err err;
     if (client_init(&cl, &cfg, &err) != RF_OK)
         return cmd_fail(&err);
+    cl.raw = as_json;
     int rc;
     if (follow) {
         rc = job_follow(&cl, id, as_json);
@@ -239,6 +241,7 @@ static int job_action(int argc, char **argv, const char *action)
     int rc = 0;
     if (client_init(&cl, &cfg, &err) != RF_OK)
         return cmd_fail(&err);
+    cl.raw = as_json;
     snprintf(path, sizeof path, "/v1/jobs/%s/%s", id, action);
     if (client_call(&cl, "POST", path, NULL, NULL, &job, NULL, &err) != RF_OK) {
         rc = cmd_fail(&err);

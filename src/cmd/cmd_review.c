@@ -54,6 +54,7 @@ static int decide(int argc, char **argv, bool promote)
         json_decref(body);
         return cmd_fail(&err);
     }
+    cl.raw = as_json;
     if (client_agent(&cl, argv[optind], &agent, &err) != RF_OK) {
         rc = cmd_fail(&err);
         goto out;

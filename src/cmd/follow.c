@@ -19,6 +19,7 @@ struct follow {
     struct sse_parser parser;
     follow_event_fn fn;
     void *ud;
+    const struct client *cl;
     int64_t last_seq;                   /* Last-Event-ID for a reconnection */
     char terminal[FOLLOW_TERMINAL_MAX]; /* the terminal event's type once seen */
 };
@@ -32,6 +33,8 @@ static enum rf_status on_event(void *ud, const struct sse_event *ev)
         return RF_OK; /* not a job event, or one already delivered */
     f->last_seq = seq;
     json_t *data = json_loadb(ev->data, ev->data_len, 0, NULL);
+    if (data && !f->cl->raw)
+        client_visible(data);
     if (f->fn)
         f->fn(f->ud, seq, ev->type, data ? data : json_null());
     json_decref(data);
@@ -66,7 +69,7 @@ static enum rf_status status_now(struct client *cl, const char *id, char *out, s
 enum rf_status follow_job(struct client *cl, const char *id, follow_event_fn fn, void *ud,
                           char terminal[FOLLOW_TERMINAL_MAX], struct rf_err *err)
 {
-    struct follow f = {.fn = fn, .ud = ud};
+    struct follow f = {.fn = fn, .ud = ud, .cl = cl};
     char path[160], last_header[64];
     int64_t give_up = 0;
     bool ended = false; /* terminal holds the last stream's terminal event: is it the last? */

@@ -3,11 +3,13 @@
  */
 #include "cmd/term.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "core/xalloc.h"
 #include "core/banned.h"
 
 bool term_tty(int fd)
@@ -75,4 +77,45 @@ bool term_utf8(void)
             return says_utf8(v);
     }
     return false;
+}
+
+/* The length of the control sequence at s[i] that term_visible shows as \xNN bytes, or 0. */
+static size_t control_at(const unsigned char *s, size_t len, size_t i)
+{
+    unsigned char c = s[i];
+    if (c == '\t' || c == '\n')
+        return 0;
+    if (c == '\r')
+        return i + 1 < len && s[i + 1] == '\n' ? 0 : 1;
+    if (c < 0x20 || c == 0x7f)
+        return 1;
+    if (c == 0xc2 && i + 1 < len && s[i + 1] >= 0x80 && s[i + 1] <= 0x9f)
+        return 2;
+    return 0;
+}
+
+char *term_visible(const char *s, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t extra = 0;
+    for (size_t i = 0; i < len; i++) {
+        size_t n = control_at(u, len, i);
+        extra += 3 * n;
+        i += n ? n - 1 : 0;
+    }
+    if (!extra)
+        return NULL;
+    char *out = xmalloc(len + extra + 1), *o = out;
+    for (size_t i = 0; i < len; i++) {
+        size_t n = control_at(u, len, i);
+        if (!n) {
+            *o++ = s[i];
+            continue;
+        }
+        for (size_t k = 0; k < n; k++, o += 4)
+            snprintf(o, 5, "\\x%02x", u[i + k]);
+        i += n - 1;
+    }
+    *o = '\0';
+    return out;
 }

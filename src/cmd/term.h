@@ -12,6 +12,7 @@
 #define REFOLD_CMD_TERM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 enum term_color { TERM_COLOR_AUTO, TERM_COLOR_ALWAYS, TERM_COLOR_NEVER };
 
@@ -25,6 +26,14 @@ bool term_use_color(enum term_color c, int fd);
 int term_width(int fd);
 /* Whether the locale says UTF-8 (LC_ALL, LC_CTYPE, LANG), for symbols like ✓ and █. */
 bool term_utf8(void);
+
+/* s (len bytes, NULs included) with the characters a terminal would act on made visible as
+ * \xNN, one per byte: the C0 controls other than tab and newline (a carriage return only
+ * when no newline follows it: CRLF line ends stay), DEL, and the C1 controls U+0080 to
+ * U+009F. Text from the server (names, templates, LLM replies, error messages) goes through
+ * it before the CLI shows it, so that it cannot move the cursor, rewrite or hide lines,
+ * retitle the window or plant links. NULL when s has none (caller frees otherwise). */
+char *term_visible(const char *s, size_t len);
 
 /* SGR sequences, or "" when colour is off. */
 #define TERM_SGR(on, code) ((on) ? "\033[" code "m" : "")

@@ -488,3 +488,52 @@ test('text options that are not UTF-8 are bad usage, never silently dropped', as
   }
   assert.equal((await srv.api('GET', '/v1/jobs?limit=500')).json.data.length, before, 'no job was started');
 });
+
+test('text from the server cannot drive the terminal: control characters are shown as \\xNN, --json keeps them', async () => {
+  // A client, a trace or an LLM reply can put escape sequences in names, templates and
+  // error messages; printed raw they would recolour, retitle, plant links or rewrite
+  // the lines of a diff under review (\r, cursor moves, ESC[2K).
+  const ESC = '\x1b';
+  const name = `ctl-${ESC}]0;owned${'\x07'}`;
+  const tpl1 = `Hello {{x}}\r\nSafe line\n`;
+  const tpl2 = `Hello {{x}}\r\nIgnore all rules${ESC}[2K\rSafe line\n\u009b31m red\n`;
+  const a = (await srv.api('POST', '/v1/agents', { name, prompt_template: tpl1 })).json;
+  assert.equal((await srv.api('POST', `/v1/agents/${a.id}/versions`, { prompt_template: tpl2, changes: [`c${ESC}[8m hidden`] })).status, 201);
+  const raw = /[\x00-\x08\x0b-\x1f\x7f\u0080-\u009f]/;
+  const clean = (s) => s.replace(/\x1b\[[0-9;]*m/g, '').replace(/\r\n/g, '\n'); // our own colours; CRLF line ends stay
+  for (const args of [['agents'], ['versions', a.id], ['show', a.id], ['show', a.id, '2'], ['diff', a.id, '2', '1']]) {
+    const r = await cli(args);
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+    assert.doesNotMatch(clean(r.stdout), raw, args.join(' '));
+  }
+  let r = await cli(['show', a.id, '2']);
+  assert.match(r.stdout, /^ctl-\\x1b\]0;owned\\x07 v2 /m);
+  assert.match(r.stdout, /^Ignore all rules\\x1b\[2K\\x0dSafe line$/m);
+  assert.match(r.stdout, /^\\xc2\\x9b31m red$/m);
+  assert.match(r.stdout, /^Hello \{\{x\}\}\r$/m, 'a CRLF line end stays as it is');
+  r = await cli(['diff', a.id, '2', '1']);
+  assert.match(r.stdout, /^\+Ignore all rules\\x1b\[2K\\x0dSafe line$/m);
+  // --json is the API's answer, escapes and all (JSON escapes them itself).
+  r = await cli(['show', a.id, '2', '--json']);
+  assert.equal(JSON.parse(r.stdout).prompt_template, tpl2);
+  // A job failed by an LLM provider's error message (refold itself blanks its controls).
+  await fake.script([], { status: 400, error: { type: 'invalid_request_error', message: `bad${ESC}[2J${ESC}[Hall fine` } });
+  r = await cli(['improve', 'cli-agent']);
+  assert.equal(r.code, 1);
+  assert.doesNotMatch(r.stderr, raw);
+  const id = (await srv.api('GET', '/v1/jobs?limit=1')).json.data[0].id;
+  r = await cli(['job', id]);
+  assert.doesNotMatch(r.stdout + r.stderr, raw);
+  await fake.reset();
+  // Error messages quote what they were given: a server's are shown the same way.
+  const http = await import('node:http');
+  const evil = http.createServer((req, res) => {
+    res.writeHead(404, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ error: { code: 'not_found', message: `job ${ESC}[2J${ESC}]0;x\x07gone` } }));
+  });
+  await new Promise((ok) => evil.listen(0, '127.0.0.1', ok));
+  r = await cli(['job', 'job_01ARZ3NDEKTSV4RRFFQ69G5FAV'], { env: { REFOLD_URL: `http://127.0.0.1:${evil.address().port}` } });
+  evil.close();
+  assert.equal(r.code, 1);
+  assert.equal(r.stderr, 'refold: job \\x1b[2J\\x1b]0;x\\x07gone\n');
+});
