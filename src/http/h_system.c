@@ -214,7 +214,6 @@ HANDLER(h_ui)
     MHD_add_response_header(resp->raw, "Content-Security-Policy",
                             "default-src 'self'; img-src 'self' data:; style-src 'self'; "
                             "script-src 'self'; connect-src 'self'; frame-ancestors 'none'");
-    MHD_add_response_header(resp->raw, "X-Content-Type-Options", "nosniff");
     resp->status = 200;
     return RF_OK;
 }

@@ -196,6 +196,9 @@ static enum MHD_Result queue(struct req_state *rs, struct resp *resp)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     }
     MHD_add_response_header(r, "X-Request-Id", rs->req.request_id);
+    /* Every answer, JSON, event stream or file: a browser takes it for the type it says,
+     * never sniffs a body that quotes what a client sent into HTML or a script. */
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     if (atomic_load(&rs->req.server->draining)) /* the client reconnects elsewhere */
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     if (resp->location[0])

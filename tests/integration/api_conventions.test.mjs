@@ -332,6 +332,28 @@ test('every response carries X-Request-Id, and errors repeat it', async () => {
   assert.ok(ui.headers.get('x-request-id'));
 });
 
+test('every response says X-Content-Type-Options: nosniff', async () => {
+  // Bodies quote what clients sent (error messages echo the path): a browser must take
+  // them for the JSON or text they say they are, never sniff them into HTML.
+  const job = await srv.api('POST', `/v1/agents/${ids.agent}/improve-prompt`, {});
+  assert.equal(job.status, 202);
+  const responses = [
+    await srv.api('GET', '/v1/agents'),
+    await srv.api('GET', '/v1/agents/<script>alert(1)</script>'),
+    await srv.api('GET', '/v1/agents', undefined, { key: null }),
+    await srv.api('POST', '/v1/agents', undefined, { raw: 'x'.repeat(MAX_BODY + 1), headers: { 'content-type': 'application/json' } }),
+    await srv.api('PUT', '/v1/agents', {}),
+    await srv.api('GET', `/v1/jobs/${job.json.id}/events`, undefined, { headers: { accept: 'text/event-stream' } }),
+    await srv.api('GET', '/healthz'),
+    await srv.api('GET', '/metrics'),
+    await srv.api('GET', '/'),
+    await srv.api('GET', '/ui/app.js'),
+    await srv.api('GET', '/ui/nope.js'),
+  ];
+  for (const r of responses) assert.equal(r.headers.get('x-content-type-options'), 'nosniff', `${r.status} ${r.text.slice(0, 80)}`);
+  assert.equal(responses[5].headers.get('content-type'), 'text/event-stream');
+});
+
 test('cookie sessions: sign in, X-Requested-With on writes, sign out, revocation', async () => {
   const bad = await fetch(`${srv.url}/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ api_key: 'rf_nope' }) });
   assert.equal(bad.status, 401);
