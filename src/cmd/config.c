@@ -163,7 +163,14 @@ enum rf_status config_save(const char *url, const char *api_key, struct rf_err *
     if (rc)
         return rc;
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    /* The file holds the key: 0600 even when a .tmp left behind (or planted) had another
+     * mode, which O_CREAT keeps; never through a symbolic link. */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0 && fchmod(fd, 0600) != 0) {
+        int e = errno;
+        close(fd);
+        return rf_fail(err, RF_INTERNAL, "cannot write %s: %s", tmp, strerror(e));
+    }
     if (fd < 0)
         return rf_fail(err, RF_INTERNAL, "cannot write %s: %s", tmp, strerror(errno));
     json_t *doc = json_pack("{s:s, s:s}", "url", url, "api_key", api_key);

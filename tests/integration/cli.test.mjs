@@ -4,7 +4,7 @@
 // equal to the API's, one-line errors for the common mistakes.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, statSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, statSync, rmSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, connect } from 'node:net';
@@ -373,6 +373,14 @@ test('init: saves REFOLD_URL or the listen address, never the replaced file\'s U
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /workspace "default" already exists/);
   assert.equal(readFileSync(file, 'utf8'), before);
+  // A config.json.tmp left behind with another mode (open(2) keeps it) does not make
+  // the key readable by others.
+  writeFileSync(`${file}.tmp`, 'stale', { mode: 0o644 });
+  chmodSync(`${file}.tmp`, 0o644);
+  r = await init('d.db', {});
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(statSync(file).mode & 0o777, 0o600);
+  assert.ok(readFileSync(file, 'utf8').includes(r.stdout.match(/rf_[a-z0-9]+/)[0]));
 });
 
 test('init: a new SQLite database and its -wal and -shm files are readable by their owner only', async () => {
