@@ -221,6 +221,7 @@ int cmd_import(int argc, char **argv)
             close(src.fd);
         return cmd_fail(&err);
     }
+    cl.raw = true; /* names and templates are compared with the file's, byte for byte */
     if (force_tty || term_tty(STDERR_FILENO)) {
         io.progress = on_progress;
         io.before_report = on_report;

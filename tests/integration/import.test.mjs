@@ -199,6 +199,20 @@ test('traces read before a line that activates a new version get the version act
   }
 });
 
+test('an agent whose description and template hold control characters imports again unchanged', async () => {
+  // The CLI shows such characters as \xNN; the importer must compare them as they are.
+  const lines = [
+    { type: 'agent', name: 'ctl-agent', description: 'red \u001b[31m', prompt_template: 'Hi \u001b[2K\r{{who}}' },
+    { type: 'version', agent: 'ctl-agent', prompt_template: 'Bye \u0007{{who}}' },
+  ];
+  let r = await cli(['import', '-', '--json'], { input: jsonl(lines) });
+  assert.equal(r.code, 0, r.stderr);
+  r = await cli(['import', '-', '--json'], { input: jsonl(lines) });
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout).types.agent, counts({ unchanged: 1 }));
+  assert.deepEqual(JSON.parse(r.stdout).types.version, counts({ unchanged: 1 }));
+});
+
 test('stdin with -, and a clean file exits 0', async () => {
   const lines = [
     { type: 'agent', name: 'stdin-agent', prompt_template: 'Hi {{who}}' },
