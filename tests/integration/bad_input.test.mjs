@@ -10,6 +10,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { startServer, run, sql, rng, SOURCE_DIR } from './lib.mjs';
 
@@ -189,6 +190,16 @@ test('a URL cannot forge log lines: the logged path is quoted, newlines and esca
     const forged = 'ts=2026-01-01T00:00:00.000Z level=error msg="forged"';
     const r = await dbg.api('GET', `/v1/x%0A${encodeURIComponent(forged)}%1B%5B2J`);
     assert.equal(r.status, 404);
+    // The method too: libmicrohttpd passes on any bytes up to the first space.
+    const status = await new Promise((resolve, reject) => {
+      const sock = connect(dbg.port, '127.0.0.1', () => sock.end(
+        'GE"T\x1b[31m\tstatus=200 /v1/agents HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+      let got = '';
+      sock.on('data', (d) => (got += d));
+      sock.on('end', () => resolve(got.split(' ')[1]));
+      sock.on('error', reject);
+    });
+    assert.equal(status, '405');
   } finally {
     await dbg.stop();
     dbg.cleanup();
@@ -199,4 +210,8 @@ test('a URL cannot forge log lines: the logged path is quoted, newlines and esca
   const line = lines.find((l) => l.includes('msg="request"') && l.includes('/v1/x'));
   assert.ok(line, dbg.logs);
   assert.ok(line.includes('path="/v1/x\\nts=2026-01-01T00:00:00.000Z level=error msg=\\"forged\\"\\x1b[2J"'), line);
+
+  const m = lines.find((l) => l.includes('msg="request"') && l.includes('path="/v1/agents"'));
+  assert.ok(m.includes(' method="GE\\"T\\x1b[31m\\tstatus=200" path='), m);
+  assert.ok(dbg.logs.includes(' method=GET path="/v1/x'), 'a method that is a token stays unquoted');
 });
