@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cmd/import_internal.h"
+#include "cmd/term.h"
 #include "core/clock.h"
 #include "core/xalloc.h"
 #include "core/banned.h"
@@ -146,13 +147,15 @@ void import_report(struct importer *imp, int64_t line, enum import_type t, const
     for (char *p = msg; *p; p++)
         if (*p == '\n' || *p == '\r')
             *p = ' ';
+    char *shown = term_visible(msg, strlen(msg)); /* names and values quoted from the file */
     imp->st->by_type[t].rejected++;
     imp->st->rejected++;
     if (imp->opts->errors && imp->opts->before_report)
         imp->opts->before_report(imp->opts->ud);
     if (imp->opts->errors)
         fprintf(imp->opts->errors, "%s:%lld: %s: %s\n", imp->name, (long long)line, type_names[t],
-                msg);
+                shown ? shown : msg);
+    free(shown);
 }
 
 enum rf_status import_fatal(struct importer *imp, const struct rf_err *e)

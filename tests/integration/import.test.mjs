@@ -199,7 +199,7 @@ test('traces read before a line that activates a new version get the version act
   }
 });
 
-test('an agent whose description and template hold control characters imports again unchanged', async () => {
+test('an agent whose description and template hold control characters imports again unchanged; reports show them as \\xNN', async () => {
   // The CLI shows such characters as \xNN; the importer must compare them as they are.
   const lines = [
     { type: 'agent', name: 'ctl-agent', description: 'red \u001b[31m', prompt_template: 'Hi \u001b[2K\r{{who}}' },
@@ -211,6 +211,13 @@ test('an agent whose description and template hold control characters imports ag
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(JSON.parse(r.stdout).types.agent, counts({ unchanged: 1 }));
   assert.deepEqual(JSON.parse(r.stdout).types.version, counts({ unchanged: 1 }));
+  // A rejected line's report quotes the file (and the server's message): its control
+  // characters are shown as \xNN too.
+  r = await cli(['import', '-'], { input: jsonl([{ type: 'trace', agent: 'nope\u001b]0;x\u0007', external_id: 'e\u001b[2J', input: 'i', output: 'o' },
+    { type: 'agent', name: 'ctl-agent', description: 5 }]) });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /nope\\x1b\]0;x\\x07/);
+  assert.doesNotMatch(r.stderr, /[\x00-\x08\x0b-\x1f\x7f]/);
 });
 
 test('stdin with -, and a clean file exits 0', async () => {
