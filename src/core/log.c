@@ -30,6 +30,16 @@ int log_enabled(enum log_level level)
     return level >= threshold;
 }
 
+const char *log_token(const char *s, char *out, size_t n)
+{
+    size_t len = strlen(s);
+    bool token = len > 0 && len < 32;
+    for (size_t i = 0; token && i < len; i++)
+        token = (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
+                (s[i] >= '0' && s[i] <= '9') || strchr("!#$%&'*+-.^_`|~", s[i]) != NULL;
+    return token ? s : log_quote(s, out, n);
+}
+
 const char *log_quote(const char *s, char *out, size_t n)
 {
     size_t o = 0;

@@ -25,6 +25,10 @@ void log_write(enum log_level level, const char *msg, const char *fields, ...)
 /* Quote s as a logfmt value ("..." with \" \\ \n \r \t escaped, other control characters
  * as \xNN) into out, so that no text can end the line or forge a field; truncates to n. */
 const char *log_quote(const char *s, char *out, size_t n);
+/* s as it is when it is an HTTP token (RFC 9110 §5.6.2) of under 32 characters, such as a
+ * request method; else log_quote(s, out, n). libmicrohttpd passes on a method of any bytes
+ * up to the first space ("GE\"T\e[31m\tstatus=200" would forge a field). */
+const char *log_token(const char *s, char *out, size_t n);
 
 #define log_debug(msg, ...) log_write(LOG_DEBUG, msg, __VA_ARGS__)
 #define log_info(msg, ...) log_write(LOG_INFO, msg, __VA_ARGS__)

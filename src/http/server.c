@@ -579,19 +579,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return dispatch(srv, rs);
 }
 
-/* The method for a log line: as it is when it is an HTTP token (RFC 9110 §5.6.2), as every
- * real one is; quoted otherwise, as libmicrohttpd passes on any bytes up to the first
- * space ("GE\"T\e[31m\tstatus=200" would forge a field or drive a terminal). */
-static const char *log_method(const char *m, char *out, size_t n)
-{
-    size_t len = strlen(m);
-    bool token = len > 0 && len < 32;
-    for (size_t i = 0; token && i < len; i++)
-        token = (m[i] >= 'A' && m[i] <= 'Z') || (m[i] >= 'a' && m[i] <= 'z') ||
-                (m[i] >= '0' && m[i] <= '9') || strchr("!#$%&'*+-.^_`|~", m[i]) != NULL;
-    return token ? m : log_quote(m, out, n);
-}
-
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -631,7 +618,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                      " unlogged_503s=%d", skipped);
         log_write((enum log_level)level, rs->status >= 500 ? "request failed" : "request",
                   "request_id=%s method=%s path=%s status=%d duration_us=%lld%s",
-                  rs->req.request_id, log_method(rs->req.method, qmethod, sizeof qmethod),
+                  rs->req.request_id, log_token(rs->req.method, qmethod, sizeof qmethod),
                   log_quote(rs->req.path, qpath, sizeof qpath), rs->status, (long long)us,
                   extra);
     }
