@@ -80,7 +80,8 @@ static const struct command commands[] = {
      "--max-contradictions, 1-200, default 20), has the LLM analyse them and rewrite the\n"
      "prompt, and stores the rewrite as a candidate version. Shows a progress bar on a\n"
      "terminal (--tty forces it), one line per event otherwise. Exits 0 when the job\n"
-     "completes, 1 when it fails or is cancelled. --no-wait only starts it."},
+     "completes, 1 when it fails or is cancelled. Ctrl-C stops following, not the job\n"
+     "(exit 130). --no-wait only starts it."},
     {"promote", cmd_promote, "promote AGENT N [--note TEXT] [--json]",
      "Make a version the active one: promote a candidate, or roll back.\n"
      "Version N (a candidate, or an archived version) becomes active; the previous active\n"
@@ -107,7 +108,7 @@ static const struct command commands[] = {
      "Show a job, or follow its events live.\n"
      "--follow prints its events as they happen, one line each (JSON lines with --json),\n"
      "resuming after a server restart, and exits 0 when it completes, 1 when it fails or\n"
-     "is cancelled."},
+     "is cancelled. Ctrl-C stops following, not the job (exit 130)."},
     {"cancel", cmd_cancel, "cancel ID [--json]",
      "Cancel a job.\n"
      "A queued job is cancelled at once; a running one stops at its next check (its LLM\n"

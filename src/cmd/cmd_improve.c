@@ -3,8 +3,8 @@
  * (POST /v1/agents/{id}/improve-prompt) and follow its event stream to the end with the
  * job view (jobview.h): a progress bar with the stage on a terminal, one line per event
  * otherwise. Exit 0 when the job completes (printing the candidate and how to review
- * it), 1 when it fails or is cancelled (the error on stderr, one line). --no-wait only
- * starts the job; --json prints the API's Job instead of the view (after the wait, the
+ * it), 1 when it fails or is cancelled (the error on stderr, one line); Ctrl-C stops
+ * following, not the job (follow_stop_on_interrupt). --no-wait only starts the job; --json prints the API's Job instead of the view (after the wait, the
  * finished Job).
  */
 #include <getopt.h>
@@ -178,6 +178,7 @@ int cmd_improve(int argc, char **argv)
                (long long)json_integer_value(json_object_get(active, "version")), job_id);
         fflush(stdout);
     }
+    follow_stop_on_interrupt(job_id, tty && !as_json);
     enum rf_status frc =
         follow_job(&cl, job_id, as_json ? NULL : job_view_event, &view, terminal, &err);
     job_view_end(&view);

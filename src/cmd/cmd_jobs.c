@@ -342,6 +342,7 @@ static int job_follow(struct client *cl, const char *id, bool as_json)
     struct follow_print p = {.as_json = as_json};
     struct rf_err err;
     char terminal[FOLLOW_TERMINAL_MAX];
+    follow_stop_on_interrupt(id, false);
     if (follow_job(cl, id, on_follow_event, &p, terminal, &err) != RF_OK)
         return cmd_fail(&err);
     if (!p.as_json && !p.saw_terminal)

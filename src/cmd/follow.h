@@ -14,6 +14,7 @@
 #define REFOLD_CMD_FOLLOW_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "cmd/client.h"
@@ -30,5 +31,13 @@ typedef void (*follow_event_fn)(void *ud, int64_t seq, const char *type, const j
  * the job itself. Fails (err) on 404/401 and when the server stays away. */
 enum rf_status follow_job(struct client *cl, const char *id, follow_event_fn fn, void *ud,
                           char terminal[FOLLOW_TERMINAL_MAX], struct rf_err *err);
+
+/* From now until the process exits, SIGINT (Ctrl-C) or SIGTERM stops following job id
+ * without touching the job, which keeps running on the server: the process erases the
+ * status line of a terminal view first (clear_line: "\r\e[K" on stdout), says on stderr,
+ * in one line, how to follow or cancel the job, and exits with 128 + the signal (130
+ * after Ctrl-C). For `refold improve` and `refold job --follow`; `refold demo` handles
+ * its signals itself. */
+void follow_stop_on_interrupt(const char *id, bool clear_line);
 
 #endif

@@ -8,7 +8,7 @@ import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, statSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, connect } from 'node:net';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { BIN, Server, startServer, startFakeLLM, llmEnv, run, waitJob, freshDatabase, dropDatabase } from './lib.mjs';
 
 const TEMPLATE = 'You answer for {{company}}.\nReply in {{language}}.\nBe brief.\n';
@@ -544,4 +544,37 @@ test('text from the server cannot drive the terminal: control characters are sho
   evil.close();
   assert.equal(r.code, 1);
   assert.equal(r.stderr, 'refold: job \\x1b[2J\\x1b]0;x\\x07gone\n');
+});
+
+// Run the CLI until its stdout matches `ready`, then send it `signal`; resolves like run().
+const interrupted = (args, ready, { env: extra = {}, signal = 'SIGINT' } = {}) => new Promise((resolve, reject) => {
+  const child = spawn(BIN, args, { env: { ...process.env, ...env, ...extra }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '', stderr = '', sent = false;
+  const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`never ready: ${stdout} ${stderr}`)); }, 30000);
+  child.stdout.on('data', (d) => {
+    stdout += d;
+    if (!sent && ready.test(stdout)) { sent = true; child.kill(signal); }
+  });
+  child.stderr.on('data', (d) => (stderr += d));
+  child.on('close', (code, sig) => { clearTimeout(timer); resolve({ code, signal: sig, stdout, stderr }); });
+});
+
+test('Ctrl-C while following (improve, job --follow) stops following, not the job: one line says how to go on', async () => {
+  const rewrite = IMPROVED.replace('Be brief.', 'Be brief; never guess.');
+  await fake.script([{ ...A, latency_ms: 2500 },
+    { ...R, text: JSON.stringify({ improved_prompt: rewrite, changes: ['No guessing'], reasoning: 'x' }) }]);
+  const tty = { REFOLD_TTY: '1', TERM: 'xterm', LANG: 'C.UTF-8', LC_ALL: '', LC_CTYPE: '' };
+  let r = await interrupted(['improve', 'cli-agent'], /analyzing failures/, { env: tty });
+  const id = r.stdout.match(/\(job (job_\w+)\)/)[1];
+  const hint = `refold: stopped following ${id}, which keeps running: refold job ${id} --follow follows it again, ` +
+    `refold cancel ${id} stops it\n`;
+  assert.equal(r.code, 130, r.stderr);
+  assert.equal(r.stderr, hint);
+  assert.ok(r.stdout.endsWith('\r\x1b[K'), 'the status line is taken off the screen');
+  r = await interrupted(['job', id, '--follow'], /^3 progress/m, { signal: 'SIGTERM' });
+  assert.equal(r.code, 143, r.stderr);
+  assert.equal(r.stderr, hint);
+  const job = await waitJob(srv, id);
+  assert.equal(job.status, 'completed', `the job ran on: ${JSON.stringify(job.error)}`);
+  await fake.reset();
 });
