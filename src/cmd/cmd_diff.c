@@ -20,12 +20,15 @@
 void cmd_print_diff(FILE *out, const char *unified, bool color)
 {
     const char *p = unified;
+    bool in_hunk = false; /* past the first @@: "--- x" is then the removed line "-- x" */
     while (*p) {
         const char *nl = strchr(p, '\n');
         int len = nl ? (int)(nl - p) : (int)strlen(p);
         const char *sgr = "";
+        if (p[0] == '@')
+            in_hunk = true;
         if (color) {
-            if (!strncmp(p, "+++", 3) || !strncmp(p, "---", 3))
+            if (!in_hunk && (!strncmp(p, "+++", 3) || !strncmp(p, "---", 3)))
                 sgr = "\033[1m";
             else if (p[0] == '@')
                 sgr = "\033[36m";

@@ -578,3 +578,12 @@ test('Ctrl-C while following (improve, job --follow) stops following, not the jo
   assert.equal(job.status, 'completed', `the job ran on: ${JSON.stringify(job.error)}`);
   await fake.reset();
 });
+
+test('diff --color: a changed line that starts with "--" or "++" is coloured as removed or added, not as a header', async () => {
+  const a = (await srv.api('POST', '/v1/agents', { name: 'dashes', prompt_template: 'a\n-- note\n++ more\nb\n' })).json;
+  assert.equal((await srv.api('POST', `/v1/agents/${a.id}/versions`, { prompt_template: 'a\n++ note\n-- more\nb\n' })).status, 201);
+  const r = await cli(['diff', 'dashes', '2', '--color=always']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(r.stdout.split('\n'), ['\x1b[1m--- v1\x1b[0m', '\x1b[1m+++ v2\x1b[0m', '\x1b[36m@@ -1,4 +1,4 @@\x1b[0m', ' a',
+    '\x1b[31m--- note\x1b[0m', '\x1b[31m-++ more\x1b[0m', '\x1b[32m+++ note\x1b[0m', '\x1b[32m+-- more\x1b[0m', ' b', '']);
+});
