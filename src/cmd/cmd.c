@@ -258,11 +258,14 @@ int cmd_getopt(int argc, char **argv, const char *shortopts, const struct option
     int c = getopt_long(argc, argv, shortopts, opts, NULL);
     if (c != '?')
         return c;
-    const struct option *o = opts;
-    while (optopt && o->name && o->val != optopt)
-        o++;
     const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "";
-    if (optopt && o->name)
+    /* optopt is a long option's val when that option was misused (--json=yes, --batch
+     * without a value), else the unknown short option's letter, which may equal a val. */
+    bool long_opt = strncmp(arg, "--", 2) == 0;
+    const struct option *o = opts;
+    while (optopt && long_opt && o->name && o->val != optopt)
+        o++;
+    if (optopt && long_opt && o->name)
         snprintf(opt_problem, sizeof opt_problem, "--%s %s", o->name,
                  o->has_arg == required_argument ? "needs a value" : "takes no value");
     else if (optopt)
@@ -286,6 +289,8 @@ int cmd_usage(const char *command)
 
 int cmd_help(int argc, char **argv)
 {
+    if (argc > 2)
+        return cmd_usage("help");
     if (argc > 1) {
         const struct command *c = find(argv[1]);
         if (!c) {
@@ -309,8 +314,9 @@ int cmd_help(int argc, char **argv)
 
 int cmd_version(int argc, char **argv)
 {
-    (void)argc;
     (void)argv;
+    if (argc > 1)
+        return cmd_usage("version");
     printf("refold %s\n", REFOLD_VERSION);
     return 0;
 }

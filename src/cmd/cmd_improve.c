@@ -158,7 +158,7 @@ int cmd_improve(int argc, char **argv)
             rf_fail(&err, RF_CONFLICT,
                     "%s has no active version to improve: promote one first (refold versions %s)",
                     name, argv[optind]);
-        rc = cmd_fail(&err);
+        rc = cmd_fail_options(&err); /* an option the server refused (--model "") is usage */
         goto out;
     }
     const char *job_id = json_string_value(json_object_get(job, "id"));

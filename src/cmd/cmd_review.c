@@ -80,7 +80,7 @@ static int decide(int argc, char **argv, bool promote)
                         promote ? "promot" : "reject");
             free(vp);
         }
-        rc = cmd_fail(&err);
+        rc = cmd_fail_options(&err); /* a --note or --reason the server refused is usage */
         goto out;
     }
     rc = 0;

@@ -213,7 +213,9 @@ test('bad usage exits 2', async () => {
     ['promote', 'cli-agent'], ['reject', 'cli-agent', '0'], ['agents', 'extra'], ['versions'],
     ['agents', '--bogus'], ['import'], ['import', 'a', 'b'], ['import', '-', '--batch', '0'], ['demo', 'x'],
     ['agents', '--status', 'gone'], ['versions', 'cli-agent', '--status', 'live'], ['jobs', '--status', 'done'],
-    ['jobs', '--limit', '0'], ['jobs', '--limit', 'ten']]) {
+    ['jobs', '--limit', '0'], ['jobs', '--limit', 'ten'], ['version', 'extra'], ['version', '--json'],
+    ['help', 'agents', 'extra'], ['improve', 'cli-agent', '--model', ''], ['improve', 'cli-agent', '--model', 'm'.repeat(129)],
+    ['promote', 'cli-agent', '1', '--note', 'x'.repeat(10001)], ['reject', 'cli-agent', '1', '--reason', 'x'.repeat(10001)]]) {
     const r = await cli(args);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.ok(r.stderr.length > 0);
@@ -227,7 +229,8 @@ test('bad usage exits 2', async () => {
   }
   // An option getopt refuses: one line naming it and the usage, not getopt's own line too.
   for (const [args, why] of [[['agents', '--bogus'], 'unknown option --bogus'], [['import', '-', '--batch'], '--batch needs a value'],
-    [['agents', '--json=yes'], '--json takes no value'], [['job', 'x', '-q'], 'unknown option -q']]) {
+    [['agents', '--json=yes'], '--json takes no value'], [['job', 'x', '-q'], 'unknown option -q'],
+    [['agents', '-j'], 'unknown option -j'], [['improve', 'cli-agent', '-m', '5'], 'unknown option -m']]) {
     const r = await cli(args);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.ok(oneLine(r.stderr), r.stderr);
