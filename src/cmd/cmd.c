@@ -287,6 +287,15 @@ int cmd_usage(const char *command)
     return EXIT_USAGE;
 }
 
+int cmd_usage_error(const char *command, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(opt_problem, sizeof opt_problem, fmt, ap);
+    va_end(ap);
+    return cmd_usage(command);
+}
+
 int cmd_help(int argc, char **argv)
 {
     if (argc > 2)

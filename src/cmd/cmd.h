@@ -36,6 +36,9 @@ int cmd_fail_options(const struct rf_err *err);
 /* Print a usage line for the command and return EXIT_USAGE; after cmd_getopt refused an
  * option, one line that names it: "refold: import: --batch needs a value (usage: …)". */
 int cmd_usage(const char *command);
+/* The same with the problem given: "refold: diff: --color takes ... (usage: …)"; 2. */
+int cmd_usage_error(const char *command, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* getopt_long without getopt's own message on stderr: an unknown option, or one missing
  * or given a value it does not take, returns '?' and is named by the next cmd_usage. */
 struct option;

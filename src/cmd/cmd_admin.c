@@ -156,14 +156,15 @@ out:
     return status;
 }
 
-/* Parse --db and --workspace (and --name for key create) after a subcommand. */
+/* Parse --db and --workspace (and --name for key create) after a subcommand: those that
+ * the subcommand takes (the with_ flags), the others are bad usage, not ignored. */
 struct admin_opts {
     const char *workspace;
     const char *name;
 };
 
 static int admin_options(int argc, char **argv, struct config *cfg, struct admin_opts *o,
-                         const char *usage)
+                         const char *usage, bool with_workspace, bool with_name)
 {
     static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
                                          {"workspace", required_argument, NULL, 'w'},
@@ -174,10 +175,13 @@ static int admin_options(int argc, char **argv, struct config *cfg, struct admin
     while ((c = cmd_getopt(argc, argv, "", opts)) != -1) {
         if (c == 'd')
             cfg->db = optarg;
-        else if (c == 'w')
+        else if (c == 'w' && with_workspace)
             o->workspace = optarg;
-        else if (c == 'n')
+        else if (c == 'n' && with_name)
             o->name = optarg;
+        else if (c == 'w' || c == 'n')
+            return cmd_usage_error(usage, "%s %s takes no --%s", usage, argv[1],
+                                   c == 'w' ? "workspace" : "name");
         else
             return cmd_usage(usage);
     }
@@ -189,12 +193,13 @@ int cmd_workspace(int argc, char **argv)
     struct config cfg;
     struct admin_opts o = {0};
     config_load(&cfg);
-    if (argc < 2)
+    bool create = argc > 1 && strcmp(argv[1], "create") == 0;
+    bool list = argc > 1 && strcmp(argv[1], "list") == 0;
+    if (!create && !list)
         return cmd_usage("workspace");
-    if (admin_options(argc, argv, &cfg, &o, "workspace"))
+    if (admin_options(argc, argv, &cfg, &o, "workspace", false, false))
         return EXIT_USAGE;
-    bool create = strcmp(argv[1], "create") == 0, list = strcmp(argv[1], "list") == 0;
-    if ((!create && !list) || (create && optind != argc - 1) || (list && optind != argc))
+    if ((create && optind != argc - 1) || (list && optind != argc))
         return cmd_usage("workspace");
     if (create && !valid_name("workspace", argv[optind]))
         return EXIT_USAGE;
@@ -227,14 +232,13 @@ int cmd_key(int argc, char **argv)
     struct config cfg;
     struct admin_opts o = {.workspace = "default", .name = "cli"};
     config_load(&cfg);
-    if (argc < 2)
-        return cmd_usage("key");
-    if (admin_options(argc, argv, &cfg, &o, "key"))
-        return EXIT_USAGE;
-    const char *sub = argv[1];
+    const char *sub = argc > 1 ? argv[1] : "";
     bool revoke = strcmp(sub, "revoke") == 0;
-    if ((strcmp(sub, "create") != 0 && strcmp(sub, "list") != 0 && !revoke) ||
-        (revoke && optind != argc - 1) || (!revoke && optind != argc))
+    if (strcmp(sub, "create") != 0 && strcmp(sub, "list") != 0 && !revoke)
+        return cmd_usage("key");
+    if (admin_options(argc, argv, &cfg, &o, "key", true, strcmp(sub, "create") == 0))
+        return EXIT_USAGE;
+    if ((revoke && optind != argc - 1) || (!revoke && optind != argc))
         return cmd_usage("key");
     if (strcmp(sub, "create") == 0 && !valid_name("key", o.name))
         return EXIT_USAGE;

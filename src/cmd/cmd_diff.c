@@ -59,7 +59,8 @@ int cmd_diff(int argc, char **argv)
             continue;
         } else {
             if (c == 'c')
-                cmd_error("--color takes always, never or auto, not \"%s\"", optarg);
+                return cmd_usage_error("diff", "--color takes always, never or auto, not \"%.40s\"",
+                                       optarg);
             return cmd_usage("diff");
         }
     }

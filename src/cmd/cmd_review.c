@@ -34,6 +34,9 @@ static int decide(int argc, char **argv, bool promote)
             as_json = true;
         else if ((c == 'n' && promote) || (c == 'r' && !promote))
             text = optarg;
+        else if (c == 'n' || c == 'r')
+            return cmd_usage_error(command, "--%s is for %s", c == 'n' ? "note" : "reason",
+                                   promote ? "reject" : "promote");
         else
             return cmd_usage(command);
     }

@@ -590,3 +590,24 @@ test('diff --color: a changed line that starts with "--" or "++" is coloured as 
   assert.deepEqual(r.stdout.split('\n'), ['\x1b[1m--- v1\x1b[0m', '\x1b[1m+++ v2\x1b[0m', '\x1b[36m@@ -1,4 +1,4 @@\x1b[0m', ' a',
     '\x1b[31m--- note\x1b[0m', '\x1b[31m-++ more\x1b[0m', '\x1b[32m+++ note\x1b[0m', '\x1b[32m+-- more\x1b[0m', ' b', '']);
 });
+
+test('an option the (sub)command does not take is bad usage in one line, never ignored', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'refold-opts-'));
+  const db = await freshDatabase(dir);
+  try {
+    for (const [args, why] of [[['diff', 'cli-agent', '2', '--color=sometimes'], '--color takes always, never or auto, not "sometimes"'],
+      [['reject', 'cli-agent', '1', '--note', 'x'], '--note is for promote'], [['promote', 'cli-agent', '1', '--reason', 'x'], '--reason is for reject'],
+      [['workspace', 'list', '--workspace', 'w'], 'workspace list takes no --workspace'],
+      [['workspace', 'create', 'w', '--name', 'n'], 'workspace create takes no --name'],
+      [['key', 'list', '--name', 'n'], 'key list takes no --name'], [['key', 'revoke', 'key_x', '--name', 'n'], 'key revoke takes no --name']]) {
+      const r = await cli([...args, ...(['workspace', 'key'].includes(args[0]) ? ['--db', db] : [])]);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.ok(oneLine(r.stderr), r.stderr);
+      assert.ok(r.stderr.startsWith(`refold: ${args[0]}: ${why} (usage: refold ${args[0]} `), r.stderr);
+    }
+    assert.equal((await run(['workspace', 'list', '--db', db])).stdout, '', 'nothing was created');
+  } finally {
+    if (db.startsWith('postgres')) dropDatabase(db);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
