@@ -76,9 +76,16 @@ static enum rf_status status_of(const char *name)
     return RF_INTERNAL;
 }
 
+/* Whether the base URL has a path after its host ("http://h:1/v1"). */
+static bool has_path(const char *base)
+{
+    const char *host = strstr(base, "://");
+    return host && strchr(host + 3, '/') != NULL;
+}
+
 /* err from a non-2xx answer: the server's {"error": {code, message}} when it sent one. */
-static enum rf_status http_error(long status, const struct buf *body, const char *url,
-                                 struct rf_err *err)
+static enum rf_status http_error(const struct client *c, long status, const struct buf *body,
+                                 const char *url, struct rf_err *err)
 {
     json_t *doc = json_loadb(body->data ? body->data : "", body->len, 0, NULL);
     json_t *e = json_object_get(doc, "error");
@@ -102,6 +109,13 @@ static enum rf_status http_error(long status, const struct buf *body, const char
         snprintf(err->reason, sizeof err->reason, "%s", reason);
     if (field)
         snprintf(err->field, sizeof err->field, "%s", field);
+    if (status == 404 && message && !strncmp(message, "no such endpoint", 16) &&
+        has_path(c->base)) { /* refold's router: the path is REFOLD_URL's own plus ours */
+        char what[sizeof err->message];
+        snprintf(what, sizeof what, "%s", err->message);
+        rf_fail(err, rc, "%s: " CLIENT_NO_PATH_HINT, what, c->base);
+        snprintf(err->reason, sizeof err->reason, "%s", CLIENT_NO_ROUTE);
+    }
     json_decref(doc);
     return rc;
 }
@@ -187,7 +201,7 @@ static enum rf_status perform(struct client *c, const char *method, const char *
     } else if (cc != CURLE_OK) {
         rc = rf_fail(err, RF_UNAVAILABLE, "%s %s failed: %s", method, url, curl_easy_strerror(cc));
     } else if (*status < 200 || *status >= 300) {
-        rc = http_error(*status, &t->body, url, err);
+        rc = http_error(c, *status, &t->body, url, err);
     }
     curl_slist_free_all(h);
     free(text);
@@ -294,7 +308,7 @@ enum rf_status client_agent(struct client *c, const char *name_or_id, json_t **a
     if (id_valid("agent_", name_or_id)) {
         path = xasprintf("/v1/agents/%s", name_or_id);
         rc = client_call(c, "GET", path, NULL, NULL, agent, NULL, err);
-        if (rc == RF_NOT_FOUND)
+        if (rc == RF_NOT_FOUND && strcmp(err->reason, CLIENT_NO_ROUTE) != 0)
             rf_fail(err, RF_NOT_FOUND, "no agent %s in this workspace (see refold agents)",
                     name_or_id);
         goto out;

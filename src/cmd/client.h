@@ -41,6 +41,14 @@ struct client {
 /* err->reason of an HTTP error answered without refold's {"error": {code, message}} body:
  * something other than refold answered (a wrong REFOLD_URL, a proxy). */
 #define CLIENT_NOT_REFOLD "not_refold"
+/* err->reason of refold's "no such endpoint" 404 when REFOLD_URL has a path (such as one
+ * ending in /v1): the message then says that REFOLD_URL must have none, instead of
+ * leaving it to read as a missing agent or job. */
+#define CLIENT_NO_ROUTE "no_route"
+/* The message part that says so, after ": " (import adds it to its own answers too). */
+#define CLIENT_NO_PATH_HINT                                                                    \
+    "REFOLD_URL (%s) must be the refold server's address without a path, e.g. "              \
+    "http://127.0.0.1:7878"
 
 /* Caller-owned struct: set up from cfg. Fails (RF_INVALID, saying where the key is looked
  * for) when no API key is configured. Release with client_release. */
@@ -51,7 +59,7 @@ void client_release(struct client *c);
  * headers: NULL-terminated extra "Name: value" lines (may be NULL). On a 2xx status *out
  * (may be NULL) gets the parsed body (NULL when empty; caller owns) and *status (may be
  * NULL) the code; otherwise the server's error becomes err (404 -> RF_NOT_FOUND, ...; with
- * its details.field and details.reason). */
+ * its details.field and details.reason, or CLIENT_NOT_REFOLD, or CLIENT_NO_ROUTE). */
 enum rf_status client_call(struct client *c, const char *method, const char *path,
                            const json_t *body, const char *const *headers, json_t **out,
                            long *status, struct rf_err *err);

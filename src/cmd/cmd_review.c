@@ -69,7 +69,9 @@ static int decide(int argc, char **argv, bool promote)
         json_is_object(active) ? json_integer_value(json_object_get(active, "version")) : 0;
     path = xasprintf("/v1/agents/%s/versions/%lld/%s", id, n, command);
     if (client_call(&cl, "POST", path, body, NULL, &v, NULL, &err) != RF_OK) {
-        if (err.code == RF_NOT_FOUND) {
+        if (err.code == RF_NOT_FOUND && !strcmp(err.reason, CLIENT_NO_ROUTE)) {
+            /* REFOLD_URL has a path: err says so */
+        } else if (err.code == RF_NOT_FOUND) {
             rf_fail(&err, RF_NOT_FOUND, "%s has no version %lld (see refold versions %s)", name, n,
                     argv[optind]);
         } else if (err.code == RF_CONFLICT && !strcmp(err.reason, "invalid_transition")) {

@@ -165,10 +165,9 @@ enum rf_status import_wrong_url(struct importer *imp, struct rf_err *err)
 {
     char what[sizeof err->message];
     snprintf(what, sizeof what, "%s", err->message);
-    return rf_fail(err, RF_UNAVAILABLE,
-                   "%s: REFOLD_URL (%s) must be the refold server's address without a path, "
-                   "e.g. http://127.0.0.1:7878",
-                   what, imp->cl->base);
+    if (strcmp(err->reason, CLIENT_NO_ROUTE) == 0) /* client.c said it already */
+        return rf_fail(err, RF_UNAVAILABLE, "%s", what);
+    return rf_fail(err, RF_UNAVAILABLE, "%s: " CLIENT_NO_PATH_HINT, what, imp->cl->base);
 }
 
 /* Whether b's finished request (result cc) is worth sending again, after the pause this

@@ -611,3 +611,17 @@ test('an option the (sub)command does not take is bad usage in one line, never i
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('REFOLD_URL with a path (…/v1) is named as the mistake, never read as a missing agent, version or job; a trailing slash is fine', async () => {
+  const [job] = (await srv.api('GET', '/v1/jobs?limit=1')).json.data;
+  for (const args of [['agents'], ['show', agent.id], ['show', 'cli-agent', '1'], ['diff', 'cli-agent', '2'], ['promote', 'cli-agent', '1'],
+    ['job', job.id], ['job', job.id, '--follow'], ['cancel', job.id]]) {
+    const r = await cli(args, { env: { REFOLD_URL: `${srv.url}/v1` } });
+    assert.equal(r.code, 1, args.join(' '));
+    assert.ok(oneLine(r.stderr), r.stderr);
+    assert.match(r.stderr, new RegExp(`^refold: no such endpoint: /v1/v1/\\S+: REFOLD_URL \\(${srv.url}/v1\\) must be the refold server's address without a path`));
+  }
+  const r = await cli(['show', agent.id, '--json'], { env: { REFOLD_URL: `${srv.url}/` } });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).id, agent.id);
+});
