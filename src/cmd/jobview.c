@@ -65,10 +65,17 @@ static void draw_live(struct job_view *v)
     int cols = 4 + LABEL_COLS + BAR_CELLS + 3 + 5;
     bool show_tokens = tokens[0] && cols + 2 + (int)strlen(tokens) < v->width;
     bool show_bar = cols < v->width;
+    /* The line must stay narrower than the terminal: a line that wraps leaves its first
+     * row behind at every redraw, as \r\e[K erases only the last. Labels are ASCII. */
+    int label_cols = show_bar ? LABEL_COLS : v->width - 5;
+    if (label_cols > LABEL_COLS)
+        label_cols = LABEL_COLS;
+    if (label_cols < 0)
+        label_cols = 0;
     const char *spin = v->utf8 ? spin_utf8[v->spin % 10] : spin_ascii[v->spin % 4];
     v->spin++;
-    fprintf(v->out, "\r\033[K  %s%s%s %-*s", TERM_SGR(v->color, "36"), spin, TERM_RESET(v->color),
-            LABEL_COLS, label);
+    fprintf(v->out, "\r\033[K  %s%s%s %-*.*s", TERM_SGR(v->color, "36"), spin,
+            TERM_RESET(v->color), show_bar ? label_cols : 0, label_cols, label);
     if (show_bar) {
         fputs(" [", v->out);
         fputs(TERM_SGR(v->color, "32"), v->out);

@@ -625,3 +625,18 @@ test('REFOLD_URL with a path (…/v1) is named as the mistake, never read as a m
   assert.equal(r.code, 0, r.stderr);
   assert.equal(JSON.parse(r.stdout).id, agent.id);
 });
+
+test('improve on a narrow terminal: the redrawn status line stays narrower than the terminal', async () => {
+  // A line that wraps leaves its first row on screen at every redraw (\r\e[K erases only the last).
+  for (const columns of [24, 40]) {
+    const rewrite = IMPROVED.replace('Be brief.', `Be brief within ${columns} columns.`);
+    await fake.script([A, { ...R, text: JSON.stringify({ improved_prompt: rewrite, changes: ['Narrow'], reasoning: 'x' }) }]);
+    const r = await cli(['improve', 'cli-agent'], { env: { REFOLD_TTY: '1', TERM: 'xterm', LANG: 'C.UTF-8', LC_ALL: '', LC_CTYPE: '',
+      COLUMNS: String(columns) } });
+    assert.equal(r.code, 0, r.stderr);
+    const live = r.stdout.split('\r\x1b[K').filter((s) => s && !s.includes('\n')).map((s) => s.replace(/\x1b\[[0-9;]*m/g, ''));
+    assert.ok(live.length >= 5, r.stdout);
+    for (const line of live) assert.ok([...line].length < columns, `${columns} columns: ${JSON.stringify(line)}`);
+  }
+  await fake.reset();
+});
