@@ -74,6 +74,7 @@ enum rf_status follow_job(struct client *cl, const char *id, follow_event_fn fn,
     struct follow f = {.fn = fn, .ud = ud, .cl = cl};
     char path[160], last_header[64];
     int64_t give_up = 0;
+    bool answered = false; /* the server has answered a stream request */
     bool ended = false; /* terminal holds the last stream's terminal event: is it the last? */
     enum rf_status rc;
     terminal[0] = '\0';
@@ -87,6 +88,9 @@ enum rf_status follow_job(struct client *cl, const char *id, follow_event_fn fn,
         rc = client_stream(cl, path, f.last_seq > 0 ? headers : NULL, on_chunk, &f, &code, err);
         int64_t retry = f.parser.retry_ms > 0 ? f.parser.retry_ms : FOLLOW_DEFAULT_RETRY_MS;
         sse_parser_release(&f.parser);
+        if (rc == RF_UNAVAILABLE && !answered && code == 0)
+            return rc; /* no server there (or not yet): say so now, not in two minutes */
+        answered = answered || code != 0;
         if (f.terminal[0]) {
             /* The server ends the stream after any terminal event, also one of an earlier
              * run of a job retried since (POST /v1/jobs/{id}/retry), whose new events come

@@ -287,8 +287,9 @@ test('server not running: exit 1 and how to start it', async () => {
     const s = createServer();
     s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
   });
-  for (const args of [['agents'], ['show', 'cli-agent'], ['import', '-']]) {
-    const r = await cli(args, { env: { REFOLD_URL: `http://127.0.0.1:${port}` }, input: '{"type":"agent","name":"x"}\n' });
+  // job --follow too: at once, not after two minutes of reconnecting to nothing.
+  for (const args of [['agents'], ['show', 'cli-agent'], ['import', '-'], ['job', 'job_01JF3Q0000000000000000000Z', '--follow']]) {
+    const r = await cli(args, { env: { REFOLD_URL: `http://127.0.0.1:${port}` }, input: '{"type":"agent","name":"x"}\n', timeout: 10000 });
     assert.equal(r.code, 1, args.join(' '));
     assert.match(r.stderr, new RegExp(`cannot reach refold at http://127.0.0.1:${port}: is \`refold serve\` running\\?`));
     if (args[0] !== 'import') assert.ok(oneLine(r.stderr), r.stderr);
