@@ -17,6 +17,10 @@ bool term_tty(int fd)
     const char *force = getenv("REFOLD_TTY");
     if (force && *force)
         return strcmp(force, "0") != 0;
+    /* A dumb terminal (Emacs' shell) cannot redraw a line: \e[K would show as text. */
+    const char *term = getenv("TERM");
+    if (term && strcmp(term, "dumb") == 0)
+        return false;
     return isatty(fd) == 1;
 }
 

@@ -4,7 +4,8 @@
  * whether it can show UTF-8 symbols.
  *
  * REFOLD_TTY=1 forces TTY mode and REFOLD_TTY=0 turns it off, whatever the
- * descriptors are (tests run the CLI on pipes). Colour follows --color=always|never|auto;
+ * descriptors are (tests run the CLI on pipes); otherwise a terminal whose TERM is
+ * "dumb" is not one for TTY mode (it cannot redraw a line). Colour follows --color=always|never|auto;
  * auto colours a TTY unless NO_COLOR is set or TERM is "dumb". Stateless apart from
  * reading the environment; any thread.
  */

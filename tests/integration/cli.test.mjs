@@ -641,3 +641,20 @@ test('improve on a narrow terminal: the redrawn status line stays narrower than 
   }
   await fake.reset();
 });
+
+test('on a real terminal whose TERM is dumb: no escape sequences (no colour, no redrawn lines)', async () => {
+  // script(1) runs the command on a pseudo-terminal, as a user's shell would.
+  const onTerminal = (args, term) => new Promise((resolve) => execFile('script', ['-qec', [BIN, ...args].join(' '), '/dev/null'],
+    { env: { ...process.env, ...env, TERM: term, LANG: 'C.UTF-8', LC_ALL: '', LC_CTYPE: '' } },
+    (e, stdout) => resolve({ code: e ? e.code : 0, stdout })));
+  const xterm = await onTerminal(['diff', 'cli-agent', '2'], 'xterm');
+  assert.equal(xterm.code, 0);
+  assert.ok(xterm.stdout.includes('\x1b[32m+'), 'coloured on an ordinary terminal');
+  const rewrite = IMPROVED.replace('Be brief.', 'Be brief, even on dumb terminals.');
+  await fake.script([A, { ...R, text: JSON.stringify({ improved_prompt: rewrite, changes: ['Dumb'], reasoning: 'x' }) }]);
+  const dumb = await onTerminal(['improve', 'cli-agent'], 'dumb');
+  assert.equal(dumb.code, 0, dumb.stdout);
+  assert.match(dumb.stdout, /^\[100%\] completed\r?$/m, 'one plain line per event');
+  assert.ok(!dumb.stdout.includes('\x1b'), JSON.stringify(dumb.stdout));
+  await fake.reset();
+});
