@@ -347,9 +347,11 @@ int cmd_show(int argc, char **argv)
     }
     path = xasprintf("/v1/agents/%s/versions/%lld", jx_get_str(agent, "id", "-"), n);
     if (client_call(&cl, "GET", path, NULL, NULL, &version, NULL, &err) != RF_OK) {
+        char word[512];
+        cmd_shell_word(argv[first], word, sizeof word);
         if (err.code == RF_NOT_FOUND && strcmp(err.reason, CLIENT_NO_ROUTE) != 0)
             rf_fail(&err, RF_NOT_FOUND, "%s has no version %lld (see refold versions %s)",
-                    jx_get_str(agent, "name", "-"), n, argv[first]);
+                    jx_get_str(agent, "name", "-"), n, word);
         rc = cmd_fail(&err);
         goto out;
     }

@@ -92,14 +92,16 @@ int cmd_diff(int argc, char **argv)
         path = xasprintf("/v1/agents/%s/versions/%lld/diff",
                          json_string_value(json_object_get(agent, "id")), n);
     if (client_call(&cl, "GET", path, NULL, NULL, &d, NULL, &err) != RF_OK) {
+        char word[512];
+        cmd_shell_word(name, word, sizeof word);
         if (!strcmp(err.reason, CLIENT_NO_ROUTE))
             ; /* REFOLD_URL has a path: err says so */
         else if (err.code == RF_NOT_FOUND && !strcmp(err.field, "base"))
             rf_fail(&err, RF_NOT_FOUND, "%s has no version %lld (see refold versions %s)",
-                    agent_name, m, name);
+                    agent_name, m, word);
         else if (err.code == RF_NOT_FOUND)
             rf_fail(&err, RF_NOT_FOUND, "%s has no version %lld (see refold versions %s)",
-                    agent_name, n, name);
+                    agent_name, n, word);
         rc = cmd_fail(&err);
         goto out;
     }

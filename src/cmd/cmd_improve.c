@@ -154,10 +154,12 @@ int cmd_improve(int argc, char **argv)
     const char *name = json_string_value(json_object_get(agent, "name"));
     path = xasprintf("/v1/agents/%s/improve-prompt", agent_id);
     if (client_call(&cl, "POST", path, body, NULL, &job, NULL, &err) != RF_OK) {
+        char word[512];
+        cmd_shell_word(argv[optind], word, sizeof word);
         if (!strcmp(err.reason, "no_active_version"))
             rf_fail(&err, RF_CONFLICT,
                     "%s has no active version to improve: promote one first (refold versions %s)",
-                    name, argv[optind]);
+                    name, word);
         rc = cmd_fail_options(&err); /* an option the server refused (--model "") is usage */
         goto out;
     }

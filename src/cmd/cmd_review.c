@@ -72,8 +72,10 @@ static int decide(int argc, char **argv, bool promote)
         if (err.code == RF_NOT_FOUND && !strcmp(err.reason, CLIENT_NO_ROUTE)) {
             /* REFOLD_URL has a path: err says so */
         } else if (err.code == RF_NOT_FOUND) {
+            char word[512];
+            cmd_shell_word(argv[optind], word, sizeof word);
             rf_fail(&err, RF_NOT_FOUND, "%s has no version %lld (see refold versions %s)", name, n,
-                    argv[optind]);
+                    word);
         } else if (err.code == RF_CONFLICT && !strcmp(err.reason, "invalid_transition")) {
             /* Say what the version is instead of the state machine's rule. */
             char *vp = xasprintf("/v1/agents/%s/versions/%lld", id, n);

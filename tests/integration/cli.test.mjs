@@ -658,3 +658,16 @@ test('on a real terminal whose TERM is dumb: no escape sequences (no colour, no 
   assert.ok(!dumb.stdout.includes('\x1b'), JSON.stringify(dumb.stdout));
   await fake.reset();
 });
+
+test('the command an error suggests can be pasted into a shell: the agent\'s name is quoted when it needs it', async () => {
+  assert.equal((await srv.api('POST', '/v1/agents', { name: "Bob's agent" })).status, 201);
+  const q = "'Bob'\\''s agent'";
+  for (const [args, want] of [[['show', "Bob's agent", '3'], `Bob's agent has no version 3 (see refold versions ${q})`],
+    [['diff', "Bob's agent", '1'], `Bob's agent has no version 1 (see refold versions ${q})`],
+    [['reject', "Bob's agent", '1'], `Bob's agent has no version 1 (see refold versions ${q})`],
+    [['improve', "Bob's agent"], `Bob's agent has no active version to improve: promote one first (refold versions ${q})`]]) {
+    const r = await cli(args);
+    assert.equal(r.code, 1, args.join(' '));
+    assert.equal(r.stderr, `refold: ${want}\n`);
+  }
+});
