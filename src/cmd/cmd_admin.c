@@ -117,9 +117,11 @@ int cmd_init(int argc, char **argv)
     if (!exists && (rc = store_workspace_create(st, workspace, &ws, &err)) == RF_CONFLICT)
         exists = store_workspace_find(st, workspace, &ws, &err) == RF_OK;
     if (exists) {
+        char word[512];
+        cmd_shell_word(workspace, word, sizeof word);
         printf("database %s is ready; workspace \"%s\" already exists.\n"
                "Create another API key with: refold key create --workspace %s\n",
-               cfg.db, workspace, workspace);
+               cfg.db, workspace, word);
         goto out;
     }
     if (rc != RF_OK ||

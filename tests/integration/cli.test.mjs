@@ -671,3 +671,18 @@ test('the command an error suggests can be pasted into a shell: the agent\'s nam
     assert.equal(r.stderr, `refold: ${want}\n`);
   }
 });
+
+test('init on a database whose workspace exists: the key create command it suggests quotes the name', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'refold-init-ws-'));
+  const db = await freshDatabase(dir);
+  try {
+    for (let i = 0; i < 2; i++) {
+      const r = await run(['init', '--db', db, '--no-config', '--workspace', 'my team']);
+      assert.equal(r.code, 0, r.stderr);
+      if (i) assert.match(r.stdout, /^Create another API key with: refold key create --workspace 'my team'$/m);
+    }
+  } finally {
+    if (db.startsWith('postgres')) dropDatabase(db);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
