@@ -82,7 +82,7 @@ int cmd_init(int argc, char **argv)
     struct config cfg;
     config_load(&cfg);
     const char *workspace = "default";
-    bool save = true;
+    bool save = true, db_flag = false;
     static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
                                          {"workspace", required_argument, NULL, 'w'},
                                          {"no-config", no_argument, NULL, 'n'},
@@ -91,7 +91,7 @@ int cmd_init(int argc, char **argv)
     optind = 1;
     while ((c = cmd_getopt(argc, argv, "", opts)) != -1) {
         if (c == 'd')
-            cfg.db = optarg;
+            cfg.db = optarg, db_flag = true;
         else if (c == 'w')
             workspace = optarg;
         else if (c == 'n')
@@ -110,6 +110,12 @@ int cmd_init(int argc, char **argv)
     json_t *ws = NULL, *key = NULL;
     char *secret = NULL;
     int status = 0;
+    /* The commands suggested below work on the same database: --db, when it was given. */
+    char db_word[4200] = "";
+    if (db_flag) {
+        memcpy(db_word, " --db ", 6);
+        cmd_shell_word(cfg.db, db_word + 6, sizeof db_word - 6);
+    }
     bool exists = store_workspace_find(st, workspace, &ws, &err) == RF_OK;
     enum rf_status rc = RF_OK;
     /* Another `init` on the same database (nodes started together) may create the
@@ -120,8 +126,8 @@ int cmd_init(int argc, char **argv)
         char word[512];
         cmd_shell_word(workspace, word, sizeof word);
         printf("database %s is ready; workspace \"%s\" already exists.\n"
-               "Create another API key with: refold key create --workspace %s\n",
-               cfg.db, workspace, word);
+               "Create another API key with: refold key create --workspace %s%s\n",
+               cfg.db, workspace, word, db_word);
         goto out;
     }
     if (rc != RF_OK ||
@@ -149,7 +155,7 @@ int cmd_init(int argc, char **argv)
         }
         printf("Saved the server URL (%s) and the key in %s.\n", url, path);
     }
-    printf("Start the server with: refold serve\n");
+    printf("Start the server with: refold serve%s\n", db_word);
 out:
     free(secret);
     json_decref(ws);

@@ -672,15 +672,18 @@ test('the command an error suggests can be pasted into a shell: the agent\'s nam
   }
 });
 
-test('init on a database whose workspace exists: the key create command it suggests quotes the name', async () => {
+test('init: the commands it suggests work as pasted: on the --db given, with the workspace name quoted', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'refold-init-ws-'));
   const db = await freshDatabase(dir);
   try {
-    for (let i = 0; i < 2; i++) {
-      const r = await run(['init', '--db', db, '--no-config', '--workspace', 'my team']);
-      assert.equal(r.code, 0, r.stderr);
-      if (i) assert.match(r.stdout, /^Create another API key with: refold key create --workspace 'my team'$/m);
-    }
+    let r = await run(['init', '--db', db, '--no-config', '--workspace', 'my team']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^Start the server with: refold serve --db ${db}$`, 'm'));
+    r = await run(['init', '--db', db, '--no-config', '--workspace', 'my team']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^Create another API key with: refold key create --workspace 'my team' --db ${db}$`, 'm'));
+    r = await run(['init', '--no-config'], { env: { REFOLD_DB: db } });
+    assert.match(r.stdout, /^Start the server with: refold serve$/m, 'REFOLD_DB is still set for it');
   } finally {
     if (db.startsWith('postgres')) dropDatabase(db);
     rmSync(dir, { recursive: true, force: true });
