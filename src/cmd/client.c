@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cmd/term.h"
 #include "core/buf.h"
@@ -31,6 +32,18 @@ enum rf_status client_init(struct client *c, const struct config *cfg, struct rf
         return rf_fail(err, RF_INVALID,
                        "no API key: set REFOLD_API_KEY, or run `refold init` to save one in %s",
                        path);
+    }
+    if (cfg->api_key_from_file) {
+        /* The key is a password: say so when others may read it (or rewrite the URL it is
+         * sent to), as ssh does for a private key; the command still runs. */
+        char path[4096];
+        struct stat sb;
+        config_path(path, sizeof path);
+        if (stat(path, &sb) == 0 && (sb.st_mode & 077))
+            fprintf(stderr,
+                    "refold: warning: %s holds your API key but other users can access it "
+                    "(mode %04o): run chmod 600 %s\n",
+                    path, (unsigned)(sb.st_mode & 07777), path);
     }
     if (!curl_ready) { /* the CLI is single-threaded here */
         curl_global_init(CURL_GLOBAL_DEFAULT);

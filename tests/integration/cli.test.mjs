@@ -689,3 +689,23 @@ test('init: the commands it suggests work as pasted: on the --db given, with the
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a config file that other users can read, holding the key in use: a one-line warning, and the command runs', async () => {
+  const home = mkdtempSync(join(tmpdir(), 'refold-mode-'));
+  const file = join(home, 'refold', 'config.json');
+  mkdirSync(join(home, 'refold'), { recursive: true });
+  writeFileSync(file, JSON.stringify({ url: srv.url, api_key: srv.key }), { mode: 0o644 });
+  chmodSync(file, 0o644);
+  const noEnv = { REFOLD_API_KEY: '', REFOLD_URL: '', XDG_CONFIG_HOME: home };
+  let r = await cli(['agents', '--json'], { env: noEnv });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stderr, `refold: warning: ${file} holds your API key but other users can access it (mode 0644): run chmod 600 ${file}\n`);
+  assert.ok(Array.isArray(JSON.parse(r.stdout)));
+  // Not when the key comes from REFOLD_API_KEY, nor once the file is private.
+  r = await cli(['agents', '--json'], { env: { ...noEnv, REFOLD_API_KEY: srv.key } });
+  assert.equal(r.stderr, '');
+  chmodSync(file, 0o600);
+  r = await cli(['agents', '--json'], { env: noEnv });
+  assert.equal(r.stderr, '');
+  rmSync(home, { recursive: true, force: true });
+});
