@@ -108,7 +108,7 @@ enum rf_status store_key_create(struct store *st, const char *workspace_id, cons
                                 char **secret, json_t **out, struct rf_err *err);
 enum rf_status store_key_list(struct store *st, const char *workspace_id, json_t **out,
                               struct rf_err *err);
-/* Revoke by id or by prefix (unique within the workspace). */
+/* Revoke by id or by prefix: RF_CONFLICT when several active keys have that prefix. */
 enum rf_status store_key_revoke(struct store *st, const char *workspace_id,
                                 const char *id_or_prefix, json_t **out, struct rf_err *err);
 /* Resolve a presented key to its workspace; RF_UNAUTHORIZED when unknown or revoked. */

@@ -28,8 +28,12 @@ static const char *SQL_KEY_INSERT =
 #define KEY_COLS "id, workspace_id, name, prefix, created_at, revoked_at"
 static const char *SQL_KEY_LIST =
     "SELECT " KEY_COLS " FROM api_keys WHERE workspace_id = ? ORDER BY id";
+/* Active keys first: a prefix shared with a revoked key names the active one. */
 static const char *SQL_KEY_FIND =
-    "SELECT " KEY_COLS " FROM api_keys WHERE workspace_id = ? AND (id = ? OR prefix = ?)";
+    "SELECT " KEY_COLS " FROM api_keys WHERE workspace_id = ? AND (id = ? OR prefix = ?) "
+    "ORDER BY revoked_at IS NOT NULL, created_at DESC, id DESC";
+static const char *SQL_KEY_PREFIX_ACTIVE =
+    "SELECT count(*) FROM api_keys WHERE workspace_id = ? AND prefix = ? AND revoked_at IS NULL";
 static const char *SQL_KEY_REVOKE =
     "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL";
 static const char *SQL_KEY_AUTH =
@@ -182,6 +186,24 @@ enum rf_status store_key_revoke(struct store *st, const char *workspace_id,
     }
     char *id = db_strdup(s, 0);
     db_done(s);
+    /* Prefixes are 5 random characters after "rf_": two keys may share one. Revoking
+     * either of them then would be a guess, and may leave the leaked one active. */
+    int64_t active = 0;
+    rc = db_row(st->db, SQL_KEY_PREFIX_ACTIVE, DB_ARGS(DB_T(workspace_id), DB_T(id_or_prefix)),
+                &s, &found, err);
+    if (rc == RF_OK) {
+        active = found ? db_int(s, 0) : 0;
+        db_done(s);
+    }
+    if (rc == RF_OK && active > 1)
+        rc = rf_fail(err, RF_CONFLICT,
+                     "%lld active API keys start with %s: give the id of the one to revoke "
+                     "(refold key list)",
+                     (long long)active, id_or_prefix);
+    if (rc) {
+        free(id);
+        goto out;
+    }
     rc = db_run(st->db, SQL_KEY_REVOKE, DB_ARGS(DB_I(clock_now_ms()), DB_T(id)), NULL, err);
     if (rc == RF_OK)
         rc = db_row(st->db, SQL_KEY_FIND,

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, connect } from 'node:net';
 import { execFile, spawn } from 'node:child_process';
-import { BIN, Server, startServer, startFakeLLM, llmEnv, run, waitJob, freshDatabase, dropDatabase } from './lib.mjs';
+import { BIN, Server, startServer, startFakeLLM, llmEnv, run, waitJob, freshDatabase, dropDatabase, sql } from './lib.mjs';
 
 const TEMPLATE = 'You answer for {{company}}.\nReply in {{language}}.\nBe brief.\n';
 const ANALYSIS = JSON.stringify({ failure_patterns: ['Promises refunds without checking the order'],
@@ -708,4 +708,30 @@ test('a config file that other users can read, holding the key in use: a one-lin
   r = await cli(['agents', '--json'], { env: noEnv });
   assert.equal(r.stderr, '');
   rmSync(home, { recursive: true, force: true });
+});
+
+test('key revoke PREFIX shared by two keys: refused while both are active, else the active one is revoked', async () => {
+  // Prefixes are "rf_" and 5 random characters: two keys of a workspace may share one.
+  const dir = mkdtempSync(join(tmpdir(), 'refold-prefix-'));
+  const db = await freshDatabase(dir);
+  try {
+    assert.equal((await run(['init', '--db', db, '--no-config'])).code, 0);
+    const key = (await run(['key', 'create', '--db', db])).stdout.trim();
+    const prefix = key.slice(0, 8);
+    const mine = (await sql(db, `SELECT id FROM api_keys WHERE prefix = '${prefix}'`)).trim();
+    const twin = 'key_7ZZZZZZZZZZZZZZZZZZZZZZZTW'; // listed after the first key
+    await sql(db, `INSERT INTO api_keys (id, workspace_id, name, prefix, key_hash, created_at) SELECT '${twin}', workspace_id, 'twin', ` +
+      `prefix, 'not-a-hash', 1 FROM api_keys WHERE id = '${mine}'`);
+    let r = await run(['key', 'revoke', prefix, '--db', db]);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, `refold: 2 active API keys start with ${prefix}: give the id of the one to revoke (refold key list)\n`);
+    assert.equal((await run(['key', 'revoke', mine, '--db', db])).code, 0);
+    r = await run(['key', 'revoke', prefix, '--db', db]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `revoked ${twin} (${prefix})\n`, 'the active one, not the one already revoked');
+    assert.equal(await sql(db, `SELECT count(*) FROM api_keys WHERE prefix = '${prefix}' AND revoked_at IS NULL`), '0');
+  } finally {
+    if (db.startsWith('postgres')) dropDatabase(db);
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
