@@ -114,7 +114,7 @@ int cmd_diff(int argc, char **argv)
     const char *unified = json_string_value(json_object_get(d, "unified"));
     json_t *base = json_object_get(d, "base"), *target = json_object_get(d, "target");
     json_t *stats = json_object_get(d, "stats");
-    if (term_tty(STDOUT_FILENO)) {
+    if (term_is_terminal(STDOUT_FILENO)) { /* a person reads it, whatever TERM says */
         char b[64] = "nothing";
         if (json_is_object(base))
             snprintf(b, sizeof b, "v%lld (%s)",

@@ -12,6 +12,14 @@
 #include "core/xalloc.h"
 #include "core/banned.h"
 
+bool term_is_terminal(int fd)
+{
+    const char *force = getenv("REFOLD_TTY");
+    if (force && *force)
+        return strcmp(force, "0") != 0;
+    return isatty(fd) == 1;
+}
+
 bool term_tty(int fd)
 {
     const char *force = getenv("REFOLD_TTY");

@@ -17,8 +17,10 @@
 
 enum term_color { TERM_COLOR_AUTO, TERM_COLOR_ALWAYS, TERM_COLOR_NEVER };
 
-/* TTY mode for descriptor fd (REFOLD_TTY overrides isatty). */
+/* TTY mode for descriptor fd (REFOLD_TTY overrides isatty; not on a dumb terminal). */
 bool term_tty(int fd);
+/* Whether a person reads fd: a terminal, dumb or not (REFOLD_TTY overrides isatty). */
+bool term_is_terminal(int fd);
 /* Parse the value of --color ("always", "never", "auto"); false when it is none of them. */
 bool term_parse_color(const char *arg, enum term_color *out);
 /* Whether output on fd is coloured under mode c. */

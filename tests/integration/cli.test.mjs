@@ -657,6 +657,10 @@ test('on a real terminal whose TERM is dumb: no escape sequences (no colour, no 
   assert.match(dumb.stdout, /^\[100%\] completed\r?$/m, 'one plain line per event');
   assert.ok(!dumb.stdout.includes('\x1b'), JSON.stringify(dumb.stdout));
   await fake.reset();
+  // diff still heads the diff with its one-line summary for the person reading it.
+  const diff = await onTerminal(['diff', 'cli-agent', '2'], 'dumb');
+  assert.match(diff.stdout, /^cli-agent v2 \(\w+\) against v1 \(\w+\): 1 line added, 0 removed\r?\n--- v1/);
+  assert.ok(!diff.stdout.includes('\x1b'), JSON.stringify(diff.stdout));
 });
 
 test('the command an error suggests can be pasted into a shell: the agent\'s name is quoted when it needs it', async () => {
