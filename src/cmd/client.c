@@ -33,12 +33,14 @@ enum rf_status client_init(struct client *c, const struct config *cfg, struct rf
                        "no API key: set REFOLD_API_KEY, or run `refold init` to save one in %s",
                        path);
     }
+    snprintf(c->key_from, sizeof c->key_from, "REFOLD_API_KEY");
     if (cfg->api_key_from_file) {
         /* The key is a password: say so when others may read it (or rewrite the URL it is
          * sent to), as ssh does for a private key; the command still runs. */
         char path[4096];
         struct stat sb;
         config_path(path, sizeof path);
+        snprintf(c->key_from, sizeof c->key_from, "%s", path);
         if (stat(path, &sb) == 0 && (sb.st_mode & 077))
             fprintf(stderr,
                     "refold: warning: %s holds your API key but other users can access it "
@@ -107,7 +109,11 @@ static enum rf_status http_error(const struct client *c, long status, const stru
     enum rf_status rc;
     if (code && message) {
         char *shown = term_visible(message, strlen(message));
-        rc = rf_fail(err, status_of(code), "%s", shown ? shown : message);
+        if (status == 401) /* which key: the variable's or the file's */
+            rc = rf_fail(err, status_of(code), "%s (the key %s %s)", shown ? shown : message,
+                         strcmp(c->key_from, "REFOLD_API_KEY") ? "saved in" : "in", c->key_from);
+        else
+            rc = rf_fail(err, status_of(code), "%s", shown ? shown : message);
         free(shown);
     } else {
         rc = rf_fail(err, status >= 500 ? RF_UNAVAILABLE : RF_INVALID, "HTTP %ld from %s", status,

@@ -35,6 +35,8 @@ struct client {
     bool raw;        /* false (the default): every string of a parsed answer or event has
                       * its control characters made visible (term_visible), for output meant
                       * for people; true for --json output, which prints values as sent */
+    char key_from[4200]; /* where the key came from, for a 401: "REFOLD_API_KEY" or the
+                          * config file's path */
 };
 
 #define CLIENT_MAX_RESPONSE (64u * 1024 * 1024)
@@ -59,7 +61,8 @@ void client_release(struct client *c);
  * headers: NULL-terminated extra "Name: value" lines (may be NULL). On a 2xx status *out
  * (may be NULL) gets the parsed body (NULL when empty; caller owns) and *status (may be
  * NULL) the code; otherwise the server's error becomes err (404 -> RF_NOT_FOUND, ...; with
- * its details.field and details.reason, or CLIENT_NOT_REFOLD, or CLIENT_NO_ROUTE). */
+ * its details.field and details.reason, or CLIENT_NOT_REFOLD, or CLIENT_NO_ROUTE; a 401
+ * says where the refused key came from). */
 enum rf_status client_call(struct client *c, const char *method, const char *path,
                            const json_t *body, const char *const *headers, json_t **out,
                            long *status, struct rf_err *err);

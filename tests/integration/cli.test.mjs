@@ -694,7 +694,7 @@ test('init: the commands it suggests work as pasted: on the --db given, with the
   }
 });
 
-test('a config file that other users can read, holding the key in use: a one-line warning, and the command runs', async () => {
+test('a config file that other users can read, holding the key in use: a one-line warning, and the command runs; a refused key is named by its source', async () => {
   const home = mkdtempSync(join(tmpdir(), 'refold-mode-'));
   const file = join(home, 'refold', 'config.json');
   mkdirSync(join(home, 'refold'), { recursive: true });
@@ -705,6 +705,14 @@ test('a config file that other users can read, holding the key in use: a one-lin
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stderr, `refold: warning: ${file} holds your API key but other users can access it (mode 0644): run chmod 600 ${file}\n`);
   assert.ok(Array.isArray(JSON.parse(r.stdout)));
+  // A refused key is named by where it came from.
+  writeFileSync(file, JSON.stringify({ url: srv.url, api_key: 'rf_revoked' }));
+  r = await cli(['agents'], { env: noEnv });
+  assert.equal(r.code, 1);
+  assert.ok(r.stderr.endsWith(`refold: invalid or revoked API key (the key saved in ${file})\n`), r.stderr);
+  r = await cli(['show', 'cli-agent'], { env: { ...noEnv, REFOLD_API_KEY: 'rf_wrong' } });
+  assert.equal(r.stderr, 'refold: invalid or revoked API key (the key in REFOLD_API_KEY)\n');
+  writeFileSync(file, JSON.stringify({ url: srv.url, api_key: srv.key }));
   // Not when the key comes from REFOLD_API_KEY, nor once the file is private.
   r = await cli(['agents', '--json'], { env: { ...noEnv, REFOLD_API_KEY: srv.key } });
   assert.equal(r.stderr, '');

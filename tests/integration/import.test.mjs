@@ -142,7 +142,7 @@ test('a field of the wrong type is named as such, not as missing', async () => {
   assert.match(one.stderr, /\nrefold: 1 record rejected \(reported above\): nothing was imported\n$/);
   const refused = await cli(['import', '-'], { input: jsonl([trace('one')]), env: { REFOLD_API_KEY: 'rf_wrong' } });
   assert.match(refused.stdout, /^Stopped importing stdin after reading 1 record in /m);
-  assert.equal(refused.stderr, 'refold: import stopped after reading 1 record: invalid or revoked API key\n');
+  assert.equal(refused.stderr, 'refold: import stopped after reading 1 record: invalid or revoked API key (the key in REFOLD_API_KEY)\n');
 });
 
 test('a trace of an agent without an active version is reported with the agent\'s name and what to add', async () => {
