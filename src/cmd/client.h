@@ -26,15 +26,15 @@
 #include "core/status.h"
 
 struct client {
-    char *base;      /* the server URL without a trailing slash */
-    char *auth;      /* "Authorization: Bearer ..." */
-    void *curl;      /* CURL * */
-    long timeout_ms; /* whole-request timeout of client_call (0: none) */
-    int sends;       /* times the last call's request went out: 2 when a kept-alive
-                      * connection closed before any answer and libcurl sent it again */
-    bool raw;        /* false (the default): every string of a parsed answer or event has
-                      * its control characters made visible (term_visible), for output meant
-                      * for people; true for --json output, which prints values as sent */
+    char *base;          /* the server URL without a trailing slash */
+    char *auth;          /* "Authorization: Bearer ..." */
+    void *curl;          /* CURL * */
+    long timeout_ms;     /* whole-request timeout of client_call (0: none) */
+    int sends;           /* times the last call's request went out: 2 when a kept-alive
+                          * connection closed before any answer and libcurl sent it again */
+    bool raw;            /* false (the default): every string of a parsed answer or event has
+                          * its control characters made visible (term_visible), for output meant
+                          * for people; true for --json output, which prints values as sent */
     char key_from[4200]; /* where the key came from, for a 401: "REFOLD_API_KEY" or the
                           * config file's path */
 };
@@ -48,8 +48,8 @@ struct client {
  * leaving it to read as a missing agent or job. */
 #define CLIENT_NO_ROUTE "no_route"
 /* The message part that says so, after ": " (import adds it to its own answers too). */
-#define CLIENT_NO_PATH_HINT                                                                    \
-    "REFOLD_URL (%s) must be the refold server's address without a path, e.g. "              \
+#define CLIENT_NO_PATH_HINT                                                                        \
+    "REFOLD_URL (%s) must be the refold server's address without a path, e.g. "                    \
     "http://127.0.0.1:7878"
 
 /* Caller-owned struct: set up from cfg. Fails (RF_INVALID, saying where the key is looked

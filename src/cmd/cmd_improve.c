@@ -4,8 +4,8 @@
  * job view (jobview.h): a progress bar with the stage on a terminal, one line per event
  * otherwise. Exit 0 when the job completes (printing the candidate and how to review
  * it), 1 when it fails or is cancelled (the error on stderr, one line); Ctrl-C stops
- * following, not the job (follow_stop_on_interrupt). --no-wait only starts the job; --json prints the API's Job instead of the view (after the wait, the
- * finished Job).
+ * following, not the job (follow_stop_on_interrupt). --no-wait only starts the job;
+ * --json prints the API's Job instead of the view (after the wait, the finished Job).
  */
 #include <getopt.h>
 #include <stdio.h>

@@ -8,8 +8,8 @@
  * breaks (a server restart) it reconnects after the stream's `retry:` delay with
  * Last-Event-ID, so no event is missed or repeated, and gives up after two minutes
  * without reaching the server; when no server answered the first request at all, it
- * fails at once (a wrong REFOLD_URL, no `refold serve`). Single-threaded: it runs on the caller's thread and
- * client.
+ * fails at once (a wrong REFOLD_URL, no `refold serve`). Single-threaded: it runs on the
+ * caller's thread and client.
  */
 #ifndef REFOLD_CMD_FOLLOW_H
 #define REFOLD_CMD_FOLLOW_H

@@ -74,8 +74,8 @@ static void draw_live(struct job_view *v)
         label_cols = 0;
     const char *spin = v->utf8 ? spin_utf8[v->spin % 10] : spin_ascii[v->spin % 4];
     v->spin++;
-    fprintf(v->out, "\r\033[K  %s%s%s %-*.*s", TERM_SGR(v->color, "36"), spin,
-            TERM_RESET(v->color), show_bar ? label_cols : 0, label_cols, label);
+    fprintf(v->out, "\r\033[K  %s%s%s %-*.*s", TERM_SGR(v->color, "36"), spin, TERM_RESET(v->color),
+            show_bar ? label_cols : 0, label_cols, label);
     if (show_bar) {
         fputs(" [", v->out);
         fputs(TERM_SGR(v->color, "32"), v->out);

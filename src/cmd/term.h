@@ -5,9 +5,9 @@
  *
  * REFOLD_TTY=1 forces TTY mode and REFOLD_TTY=0 turns it off, whatever the
  * descriptors are (tests run the CLI on pipes); otherwise a terminal whose TERM is
- * "dumb" is not one for TTY mode (it cannot redraw a line). Colour follows --color=always|never|auto;
- * auto colours a TTY unless NO_COLOR is set or TERM is "dumb". Stateless apart from
- * reading the environment; any thread.
+ * "dumb" is not one for TTY mode (it cannot redraw a line). Colour follows
+ * --color=always|never|auto; auto colours a TTY unless NO_COLOR is set or TERM is
+ * "dumb". Stateless apart from reading the environment; any thread.
  */
 #ifndef REFOLD_CMD_TERM_H
 #define REFOLD_CMD_TERM_H
