@@ -242,7 +242,7 @@ test('CLI: clear errors when the server is down or no key is configured', async 
   assert.match(r.stderr, /^refold: no API key: set REFOLD_API_KEY, or run `refold init` to save one in .*config\.json\n$/);
   r = await run(['jobs'], { env: { ...srv.env, REFOLD_URL: srv.url, REFOLD_API_KEY: 'rf_wrong' } });
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /^refold: invalid or revoked API key\n$/);
+  assert.match(r.stderr, /^refold: invalid or revoked API key \(the key in REFOLD_API_KEY\)\n$/);
 });
 
 test('CLI: job --follow prints each event once and exits by outcome', async () => {
