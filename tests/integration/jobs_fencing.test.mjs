@@ -5,7 +5,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { sleep } from './lib.mjs';
 import {
-  startJobsServer, enqueueOk, waitJob, storedEvents, assertContiguous, startWorker, readRuns,
+  startJobsServer, enqueueOk, getJob, waitJob, waitTerminal, storedEvents, assertContiguous, startWorker, readRuns,
 } from './jobs_lib.mjs';
 
 const srv = await startJobsServer({ REFOLD_WORKERS: '0' });
@@ -27,20 +27,34 @@ async function waitLog(w, re, ms = 10000) {
 test('4: a stopped worker loses its lease; its writes after SIGCONT change 0 rows', async () => {
   const a = await startWorker(srv);
   workers.push(a);
-  // ignore_cancel: the handler sleeps through the lease loss and then writes anyway.
-  // 3 s: the SIGSTOP below must come while it sleeps, however late this test sees it run.
-  const job = await enqueueOk(srv, { sleep_ms: 3000, ignore_cancel: true, log: true });
-  await waitJob(srv, job.id, (j) => j.status === 'running', 10000, 'running');
-  // The worker's first log line commits just after the claim: wait for it.
-  let first = [];
-  for (const deadline = Date.now() + 10000; first.length === 0 && Date.now() < deadline; await sleep(20))
-    first = await storedEvents(srv, job.id);
-  assert.match(first[0].data.message, new RegExp(`pid ${a.child.pid}$`));
-  a.child.kill('SIGSTOP');
+  // ignore_cancel: the handler sleeps through the lease loss and then writes anyway. The
+  // SIGSTOP below must come while it sleeps: once stopped, the job must still be in
+  // attempt 1 with the worker's first log line as its only event and no finished run. On a
+  // loaded machine this test may see the job running too late for that: then the worker
+  // is continued, finishes that job, and the case starts over with twice the sleep.
+  let job;
+  for (let sleepMs = 3000; ; sleepMs *= 2) {
+    job = await enqueueOk(srv, { sleep_ms: sleepMs, ignore_cancel: true, log: true });
+    await waitJob(srv, job.id, (j) => j.status === 'running', 10000, 'running');
+    // The worker's first log line commits just after the claim: wait for it.
+    let first = [];
+    for (const deadline = Date.now() + 10000; first.length === 0 && Date.now() < deadline; await sleep(20))
+      first = await storedEvents(srv, job.id);
+    assert.match(first[0].data.message, new RegExp(`pid ${a.child.pid}$`));
+    a.child.kill('SIGSTOP');
+    const stopped = await getJob(srv, job.id);
+    const events = await storedEvents(srv, job.id);
+    const ran = readRuns(srv.runLog).filter((r) => r.job === job.id);
+    if (stopped.attempt === 1 && ['running', 'queued'].includes(stopped.status) && events.length === 1 && ran.length === 0) break;
+    a.child.kill('SIGCONT');
+    await waitTerminal(srv, job.id, 60000);
+    assert.ok(sleepMs < 12000, `the worker stopped after its ${sleepMs} ms sleep (job ${JSON.stringify(stopped)}, ${events.length} events)`);
+    console.log(`# the SIGSTOP came after the ${sleepMs} ms sleep: again with ${2 * sleepMs} ms`);
+  }
 
   const b = await startWorker(srv);
   workers.push(b);
-  const done = await waitJob(srv, job.id, (j) => j.status === 'completed', 20000, 'completed');
+  const done = await waitJob(srv, job.id, (j) => j.status === 'completed', 60000, 'completed');
   assert.equal(done.attempt, 2);
   assert.equal(done.result.pid, b.child.pid, 'the second worker completed it');
   const before = await storedEvents(srv, job.id);
