@@ -95,6 +95,21 @@ export async function waitJob(srv, id, pred, timeoutMs = 20000, what = 'conditio
 export const isTerminal = (j) => ['completed', 'failed', 'cancelled'].includes(j.status);
 export const waitTerminal = (srv, id, ms) => waitJob(srv, id, isTerminal, ms, 'a terminal state');
 
+// Cancel a running job and wait for its end; resolves {answer, end, took}: took is the
+// time from the cancel's 202 answer (the cancel is recorded by then) to the job's
+// finished_at, both on this machine's clock, so neither the cancel request's own trip
+// (slow on a loaded machine) nor this test's polling counts. Logs both as a # line.
+export async function cancelAndTime(srv, id, timeoutMs = 10000) {
+  const sent = Date.now();
+  const answer = await srv.api('POST', `/v1/jobs/${id}/cancel`);
+  const answered = Date.now();
+  if (answer.status !== 202) throw new Error(`cancel answered ${answer.status}: ${answer.text}`);
+  const end = await waitTerminal(srv, id, timeoutMs);
+  const took = Date.parse(end.finished_at) - answered;
+  console.log(`# cancel of ${id}: answered in ${answered - sent} ms; ${end.status} ${took} ms after the answer`);
+  return { answer, end, took };
+}
+
 // The stored events of a job (JSON mode of the events endpoint), all pages.
 export async function storedEvents(srv, id) {
   const out = [];
