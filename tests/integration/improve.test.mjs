@@ -5,6 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { startServer, startFakeLLM, llmEnv, readSSE, waitJob, sql, sleep, createWorkspaceKey } from './lib.mjs';
+import { cancelAndTime } from './jobs_lib.mjs';
 
 const TEMPLATE = 'You are the support agent of {{company}}.\nReply in {{language}}.\nBe helpful.\n';
 const ANALYSIS = JSON.stringify({
@@ -622,19 +623,20 @@ test('cancel during the rewrite call: cancelled, no candidate', async () => {
   const agent = await seed();
   await fake.script([A(), R(rewrite(), { latency_ms: 20000 })]);
   const job = await improve(agent);
-  for (let i = 0; i < 200; i++) {
+  // The rewrite call is in flight once the fake LLM has it (it answers 20 s later): wait for
+  // that, not for a number of polls, and fail if it never comes.
+  for (const deadline = Date.now() + 30000; ; await sleep(25)) {
+    if ((await providerRequests()).some((q) => q.raw_body.includes('Rewrite the prompt template below'))) break;
     const j = (await srv.api('GET', `/v1/jobs/${job.id}`)).json;
-    if (j.stage === 'generating_improved_prompt') break;
-    await sleep(25);
+    assert.ok(Date.now() < deadline && j.status !== 'failed' && j.status !== 'completed',
+      `no rewrite call reached the LLM; job ${JSON.stringify(j)}`);
   }
-  await sleep(200);
-  const t0 = Date.now();
-  const r = await srv.api('POST', `/v1/jobs/${job.id}/cancel`);
-  assert.equal(r.status, 202);
-  const done = await waitJob(srv, job.id, { timeout: 5000 });
-  assert.equal(done.status, 'cancelled');
-  const took = Date.parse(done.finished_at) - t0; // the server's time, not this test's polling
-  assert.ok(took < 2000, `cancelled after ${took} ms`);
+  const during = (await srv.api('GET', `/v1/jobs/${job.id}`)).json;
+  assert.equal(during.status, 'running');
+  assert.equal(during.stage, 'generating_improved_prompt');
+  const { end, took } = await cancelAndTime(srv, job.id);
+  assert.equal(end.status, 'cancelled');
+  assert.ok(took < 2000, `cancelled ${took} ms after the cancel's answer`);
   assert.equal((await versions(agent)).length, 1);
 });
 
