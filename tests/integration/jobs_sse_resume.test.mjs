@@ -167,9 +167,14 @@ test('every event\'s data carries created_at, the time its row was written: the 
       `event ${e.seq} at ${at}: outside the job's run ${done.created_at} .. ${done.finished_at}`);
     assert.ok(t >= prev, `event ${e.seq} at ${at} is earlier than the one before it`);
     assert.ok(t <= receivedAt[i] + 1, `event ${e.seq} at ${at}, received at ${new Date(receivedAt[i]).toISOString()}`);
-    if (e.data.t_us) { // test_sleep's own clock just before it wrote the event
+    if (e.data.t_us) {
+      // test_sleep read its clock just before it wrote this event, and again before each
+      // later one, after this one's write returned: the row's time lies in between (a
+      // bracket, not a fixed 2 s, which a write waiting on a loaded machine could pass).
       const ms = e.data.t_us / 1000;
-      assert.ok(t >= Math.floor(ms) && t - ms < 2000, `progress ${e.seq} at ${at}, written at ${new Date(ms).toISOString()}`);
+      const next = events.slice(i + 1).find((x) => x.data.t_us);
+      assert.ok(t >= Math.floor(ms) && (!next || t <= next.data.t_us / 1000),
+        `progress ${e.seq} at ${at}, written at ${new Date(ms).toISOString()}, the next at ${next ? new Date(next.data.t_us / 1000).toISOString() : '-'}`);
     }
     prev = t;
     assert.equal(stored[i].created_at, at, `event ${e.seq}: the listed created_at`);
