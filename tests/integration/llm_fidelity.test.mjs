@@ -6,13 +6,12 @@
  * on its retry headers exactly as they do against the real services. Also covers the
  * control API other suites rely on (matching by body substring, default reply, reset).
  *
- * The SDKs come from tests/node_modules; the set-up runs `npm ci` there when missing.
+ * The SDKs come from tests/node_modules (CTest's set-up test npm_deps installs them).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import readline from 'node:readline';
@@ -43,12 +42,6 @@ async function script(entries) {
 const requests = () => control('GET', '/_control/requests');
 
 before(async () => {
-  for (const pkg of ['@anthropic-ai/sdk', 'openai']) {
-    if (!existsSync(join(testsDir, 'node_modules', pkg, 'package.json'))) {
-      execFileSync('npm', ['ci', '--no-audit', '--no-fund', '--prefix', testsDir], { stdio: ['ignore', 2, 2] });
-      break;
-    }
-  }
   const require = createRequire(join(testsDir, 'package.json'));
   Anthropic = require('@anthropic-ai/sdk');
   OpenAI = require('openai');
