@@ -84,7 +84,9 @@ before(async () => {
   browser = await launchChromium();
   context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   page = await context.newPage();
-  page.setDefaultTimeout(10000);
+  // Playwright's own default: at ctest -j4 beside other browser tests the page ran ten
+  // times slower than alone, and the agent page's 200-row table took over 10 s to show.
+  page.setDefaultTimeout(30000);
   page.on('pageerror', (e) => pageErrors.push(e.message));
 });
 
