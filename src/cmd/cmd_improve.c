@@ -198,14 +198,21 @@ int cmd_improve(int argc, char **argv)
     }
     if (as_json) {
         cmd_print_json(final);
-        rc = strcmp(terminal, "completed") == 0 ? 0 : 1;
-        goto out;
+        if (strcmp(terminal, "completed") == 0) {
+            rc = 0;
+            goto out;
+        }
+        /* A job that did not complete still gets its one line on stderr (SPEC §9), shown
+         * as any text for people is (the JSON above went out raw). */
+        client_visible(final);
+        client_visible(agent);
+        name = json_string_value(json_object_get(agent, "name"));
     }
     const json_t *result = json_object_get(final, "result");
     const json_t *error = json_object_get(final, "error");
     char word[512];
     cmd_shell_word(name, word, sizeof word);
-    if (strcmp(terminal, "completed") == 0) {
+    if (strcmp(terminal, "completed") == 0 && !as_json) {
         const json_t *ver = json_object_get(result, "new_version_number");
         cmd_improve_summary(stdout, name, result, color);
         if (json_is_integer(ver)) {

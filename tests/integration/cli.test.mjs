@@ -131,6 +131,13 @@ test('improve: a failing job exits 1 with the error on stderr, one line', async 
   assert.ok(oneLine(r.stderr), r.stderr);
   assert.match(r.stderr, /^refold: improving cli-agent failed: llm_error: .*400.*prompt is too long/);
   assert.match(r.stdout, /✗.* analyzing failures/);
+  // With --json, stdout is the failed Job and stderr still has the one line.
+  await fake.script([], { status: 400, error: { type: 'invalid_request_error', message: 'prompt is too long' } });
+  const j = await cli(['improve', 'cli-agent', '--json']);
+  assert.equal(j.code, 1);
+  assert.equal(JSON.parse(j.stdout).status, 'failed');
+  assert.ok(oneLine(j.stderr), j.stderr);
+  assert.match(j.stderr, /^refold: improving cli-agent failed: llm_error: .*prompt is too long.*\(details: refold job job_\w+\)\n$/);
   await fake.reset();
 });
 
