@@ -165,12 +165,11 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
     return buf_append(&t->body, ptr, n) == RF_OK ? n : 0;
 }
 
-/* CURLOPT_PREREQFUNCTION: the request is about to go out (again). */
-static int on_send(void *ud, char *primary_ip, char *local_ip, int primary_port, int local_port)
+int client_count_send(void *counter, char *primary_ip, char *local_ip, int primary_port,
+                      int local_port)
 {
-    struct client *c = ud;
     (void)primary_ip, (void)local_ip, (void)primary_port, (void)local_port;
-    c->sends++;
+    (*(int *)counter)++;
     return CURL_PREREQFUNC_OK;
 }
 
@@ -197,8 +196,8 @@ static enum rf_status perform(struct client *c, const char *method, const char *
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(curl, CURLOPT_PREREQFUNCTION, on_send);
-    curl_easy_setopt(curl, CURLOPT_PREREQDATA, c);
+    curl_easy_setopt(curl, CURLOPT_PREREQFUNCTION, client_count_send);
+    curl_easy_setopt(curl, CURLOPT_PREREQDATA, &c->sends);
     c->sends = 0;
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, t);

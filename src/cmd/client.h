@@ -77,6 +77,13 @@ typedef bool (*client_chunk_fn)(void *ud, const char *data, size_t len);
 enum rf_status client_stream(struct client *c, const char *path, const char *const *headers,
                              client_chunk_fn fn, void *ud, long *status, struct rf_err *err);
 
+/* A CURLOPT_PREREQFUNCTION that counts into the int at counter (CURLOPT_PREREQDATA) each
+ * time a request is about to go out: more than once in one transfer when a kept-alive
+ * connection closed before any answer and libcurl sent the request again by itself (the
+ * server may have stored the first). */
+int client_count_send(void *counter, char *primary_ip, char *local_ip, int primary_port,
+                      int local_port);
+
 /* Make the control characters of every string in v visible (term_visible), in place. */
 void client_visible(json_t *v);
 

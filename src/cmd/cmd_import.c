@@ -20,6 +20,7 @@
 #include "cmd/cmd.h"
 #include "cmd/import.h"
 #include "cmd/term.h"
+#include "core/jsonx.h"
 #include "core/banned.h"
 
 static double rate(const struct import_stats *st)
@@ -32,15 +33,6 @@ struct progress {
     int width; /* the terminal's columns */
     bool shown;
 };
-
-/* Columns of UTF-8 text s[0..n), one per character. */
-static int columns(const char *s, size_t n)
-{
-    int cols = 0;
-    for (size_t i = 0; i < n; i++)
-        cols += ((unsigned char)s[i] & 0xC0) != 0x80;
-    return cols;
-}
 
 /* The progress line, kept narrower than the terminal: a line that wraps is not erased by
  * the next redraw. A long file name is cut to its end ("…export.jsonl") or left out, then
@@ -60,28 +52,25 @@ static void on_progress(void *ud, const struct import_stats *st)
             snprintf(tail, sizeof tail, "%s records · %s rejected", a, c);
         else
             snprintf(tail, sizeof tail, "%s records", a);
-        if (columns("  importing: ", 13) + columns(tail, strlen(tail)) <= max)
+        if ((int)(jx_utf8_len("  importing: ") + jx_utf8_len(tail)) <= max)
             break;
     }
     const char *name = p->name, *cut = "";
-    size_t len = strlen(name);
-    int room = max - columns("  importing : ", 14) - columns(tail, strlen(tail));
-    if (columns(name, len) > room) {
+    int room = max - (int)(jx_utf8_len("  importing : ") + jx_utf8_len(tail));
+    if ((int)jx_utf8_len(name) > room) {
         int keep = room >= 8 ? room - 1 : 0; /* "…" and the name's end, or nothing */
         cut = keep ? "…" : "";
-        while (*name && columns(name, len) > keep) {
+        while (*name && (int)jx_utf8_len(name) > keep) {
             do { /* drop whole characters from the front */
                 name++;
-                len--;
             } while (((unsigned char)*name & 0xC0) == 0x80);
         }
     }
     snprintf(line, sizeof line, "  importing%s%s%s: %s", *name ? " " : "", cut, name, tail);
-    size_t n = strlen(line);
-    while (n > 0 && columns(line, n) > max) /* a very narrow terminal */
-        n--;
-    while (n > 0 && ((unsigned char)line[n] & 0xC0) == 0x80)
-        n--;
+    /* At most max characters (a very narrow terminal), never cut inside one. */
+    size_t n = 0;
+    for (int cols = 0; line[n] && (cols < max || ((unsigned char)line[n] & 0xC0) == 0x80); n++)
+        cols += ((unsigned char)line[n] & 0xC0) != 0x80;
     fprintf(stderr, "\r\033[K%.*s", (int)n, line);
     fflush(stderr);
     p->shown = true;

@@ -187,7 +187,7 @@ static bool retry(struct batch *b, CURLcode cc)
         return false;
     clock_sleep_ms(IMPORT_RETRY_PAUSE_MS << b->tries);
     b->tries++;
-    b->lost = b->lost || broken;
+    b->lost = b->lost || broken || b->sends > 1;
     buf_reset(&b->resp);
     return true;
 }
@@ -303,8 +303,10 @@ static void settle(struct importer *imp, struct batch *b)
         if (!m || !json_string_value(json_object_get(e, "code"))) {
             /* not refold's answer: stop rather than reject every line of the file */
             struct rf_err fe;
-            rf_fail(&fe, RF_UNAVAILABLE, "HTTP %ld from %s, which does not answer like refold: "
-                    "is REFOLD_URL (%s) the refold server?", status, b->url, imp->cl->base);
+            rf_fail(&fe, RF_UNAVAILABLE,
+                    "HTTP %ld from %s, which does not answer like refold: "
+                    "is REFOLD_URL (%s) the refold server?",
+                    status, b->url, imp->cl->base);
             import_stopped_at(imp, first_line(b, INT64_MAX), &fe);
             json_decref(doc);
             return;
@@ -339,7 +341,7 @@ static void settle(struct importer *imp, struct batch *b)
     c->created += json_integer_value(json_object_get(sum, "created"));
     c->updated += json_integer_value(json_object_get(sum, "updated"));
     c->unchanged += json_integer_value(json_object_get(sum, "unchanged"));
-    if (b->lost)
+    if (b->lost || b->sends > 1) /* libcurl sent it again by itself */
         imp->st->uncertain += json_integer_value(json_object_get(sum, "unchanged"));
     size_t i;
     json_t *item;
@@ -407,18 +409,6 @@ static void wait_for(struct importer *imp, const struct batch *w)
     }
 }
 
-/* Called by libcurl each time b's request is about to go out: more than once in one
- * transfer when a kept-alive connection closed before any answer and libcurl sent the
- * request again on a new one by itself (the server may have stored the first). */
-static int on_send(void *ud, char *primary_ip, char *local_ip, int primary_port, int local_port)
-{
-    struct batch *b = ud;
-    (void)primary_ip, (void)local_ip, (void)primary_port, (void)local_port;
-    if (++b->sends > 1)
-        b->lost = true;
-    return CURL_PREREQFUNC_OK;
-}
-
 /* Close b's body and set up its request. */
 static void prepare(struct importer *imp, struct batch *b)
 {
@@ -440,8 +430,8 @@ static void prepare(struct importer *imp, struct batch *b)
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_resp);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, b);
     curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)b);
-    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_send);
-    curl_easy_setopt(e, CURLOPT_PREREQDATA, b);
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, client_count_send);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, &b->sends);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, REQUEST_TIMEOUT_MS);

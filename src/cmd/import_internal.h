@@ -43,7 +43,7 @@ struct batch {
     char url[512];
     bool done;
     int tries; /* times sent again (import_batch.c's retry) */
-    bool lost; /* sent again after a broken connection: the first sending may be stored */
+    bool lost; /* an earlier transfer broke or was sent twice: its first sending may be stored */
     int sends; /* times the request went out in this transfer (libcurl resends on its own) */
     CURLcode cc;
     struct batch *next; /* in-flight FIFO, or the free list */

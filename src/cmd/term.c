@@ -22,14 +22,11 @@ bool term_is_terminal(int fd)
 
 bool term_tty(int fd)
 {
-    const char *force = getenv("REFOLD_TTY");
-    if (force && *force)
-        return strcmp(force, "0") != 0;
+    const char *force = getenv("REFOLD_TTY"), *term = getenv("TERM");
     /* A dumb terminal (Emacs' shell) cannot redraw a line: \e[K would show as text. */
-    const char *term = getenv("TERM");
-    if (term && strcmp(term, "dumb") == 0)
+    if (!(force && *force) && term && strcmp(term, "dumb") == 0)
         return false;
-    return isatty(fd) == 1;
+    return term_is_terminal(fd);
 }
 
 bool term_parse_color(const char *arg, enum term_color *out)
