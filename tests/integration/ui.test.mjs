@@ -3,57 +3,19 @@
 // the product the way a reviewer does; the cases run in order and build on
 // each other (signed in once, the same agents throughout).
 //
-// The improvement cases run real prompt_improvement jobs with the scripted
-// LLM provider.
+// The improvement jobs, their live view and the jobs list are in
+// ui_jobs.test.mjs, with a server and agents of their own.
 //
 // Screenshots go to $REFOLD_TEST_OUTPUT/ui/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, outputDir, createWorkspaceKey, sql, launchChromium } from './lib.mjs';
 
 const OUT = outputDir('ui');
 const shot = (page, name, fullPage = true) => page.screenshot({ path: join(OUT, `${name}.png`), fullPage });
 
-// Canned LLM replies for the improvement cases, consumed in order by the
-// scripted provider (SPEC §8): job 1 (analysis, rewrite), job 2 (a slow
-// analysis to reload during, rewrite), job 3 (a permanent failure), job 4 (a
-// slow analysis the jobs list refreshes during, rewrite), job 5 (an analysis
-// cut off at the output token limit, rewrite).
-const ANALYSIS = JSON.stringify({
-  failure_patterns: ['Cites menu paths that do not exist in the mobile app', 'Guesses instead of escalating'],
-  summary: 'The agent states wrong navigation steps with confidence.',
-});
-const rewrite = (prompt) => JSON.stringify({
-  improved_prompt: prompt,
-  changes: ['Added a rule to verify menu paths', 'Made escalation explicit'],
-  reasoning: 'Negative ratings point at invented menu paths; the rewrite makes the agent check them and escalate when unsure.',
-});
-// Job 5: an analysis cut off at the output token limit after two whole patterns.
-const CUT_ANALYSIS = '{"failure_patterns": ["Promises refunds without checking the order status", "Ignores angry customers", "Answers in the wr';
-const IMPROVE_TEMPLATE = 'Help {{user}} with {{topic}}.\nBe brief.';
-const SCRIPT = {
-  replies: [
-    { text: ANALYSIS, delay_ms: 1500, chunks: 6, input_tokens: 900, output_tokens: 120 },
-    { text: rewrite('Help {{user}} with {{topic}}.\nBe brief, and verify every menu path before you cite it.\nIf unsure, escalate.'), delay_ms: 1500, chunks: 6, input_tokens: 1400, output_tokens: 200 },
-    { text: ANALYSIS, delay_ms: 5000, chunks: 10, input_tokens: 900, output_tokens: 120 },
-    { text: rewrite('Help {{user}} with {{topic}}.\nBe brief and accurate.'), delay_ms: 500, chunks: 2, input_tokens: 1400, output_tokens: 150 },
-    { error: { kind: 'permanent', message: 'scripted refusal for the failing-job test' } },
-    // 10 s: the list's first refresh comes 5 s after it shows, and must find the job running.
-    { text: ANALYSIS, delay_ms: 10000, chunks: 10, input_tokens: 900, output_tokens: 120 },
-    { text: rewrite('Help {{user}} with {{topic}}.\nBe brief and kind.'), delay_ms: 200, chunks: 2, input_tokens: 1400, output_tokens: 150 },
-    { text: CUT_ANALYSIS, stop_reason: 'max_tokens', input_tokens: 900, output_tokens: 2048 },
-    { text: rewrite('Help {{user}} with {{topic}}.\nBe brief; never promise refunds.'), input_tokens: 1400, output_tokens: 150 },
-  ],
-};
-
-const scratch = mkdtempSync(join(tmpdir(), 'refold-ui-'));
-const scriptFile = join(scratch, 'replies.json');
-writeFileSync(scriptFile, JSON.stringify(SCRIPT));
-
-const srv = await startServer({ env: { REFOLD_LLM_PROVIDER: 'scripted', REFOLD_SCRIPTED_REPLIES: scriptFile } });
+const srv = await startServer();
 
 async function api(method, path, body, expect) {
   const r = await srv.api(method, path, body);
@@ -83,17 +45,14 @@ async function seedAgent(name, template, description) {
 const SUPPORT_TEMPLATE = 'You are a helpful support agent for {{company}}.\nAnswer the customer question below politely and concisely.\n\nCustomer: {{customer_name}}\nQuestion: {{question}}\n\nIf you do not know the answer, say so and offer to escalate.';
 const SUPPORT_V2 = 'You are a friendly, accurate support agent for {{company}}.\nAnswer the customer question below politely and in plain English.\n\nCustomer: {{customer_name}}\nQuestion: {{question}}\n\nBefore you answer, check the menu path against the current app version.\nIf you do not know the answer, say so and offer to escalate to a human.';
 
-let support, improveBot, reloadBot, failBot, probeAgent;
-let finishedJobHash = null; // a job page to check the layout of, once jobs exist
+let support, failBot, probeAgent;
 let browser, context, page;
 const external = [];
 const pageErrors = [];
 
 before(async () => {
   support = await seedAgent('support-bot', SUPPORT_TEMPLATE, 'Answers customer support tickets for Acme');
-  improveBot = await seedAgent('improve-bot', IMPROVE_TEMPLATE);
-  reloadBot = await seedAgent('reload-bot', IMPROVE_TEMPLATE);
-  failBot = await seedAgent('fail-bot', IMPROVE_TEMPLATE);
+  failBot = await seedAgent('fail-bot', 'Help {{user}} with {{topic}}.\nBe brief.'); // the session case's agent
   probeAgent = await api('POST', '/v1/agents', { name: 'probe-no-version', status: 'discovered' }, 201);
   // An agent without a version cannot be improved: 409, and no job starts.
   const probe = await srv.api('POST', `/v1/agents/${probeAgent.id}/improve-prompt`, {});
@@ -430,177 +389,6 @@ test('best practices: built-in listed, own added and deleted', async () => {
   assert.equal(await page.locator('#builtin-practices [aria-label^="Delete"]').count(), 0, 'built-in rows cannot be deleted');
 });
 
-// ---- improvement jobs (need /v1/jobs, improve-prompt and the scripted provider)
-
-// Records every stage label the live view shows, in order.
-const watchStages = () => page.evaluate(() => {
-  window.__stages = [];
-  const el = document.getElementById('job-stage-label');
-  const note = () => { const s = el.textContent.replace(/^\d+%\s*·?\s*/, ''); if (s && window.__stages.at(-1) !== s) window.__stages.push(s); };
-  note();
-  new MutationObserver(note).observe(el, { childList: true, characterData: true, subtree: true });
-});
-
-async function startImprovement(agent, max = 10) {
-  await go(`#/agents/${agent.id}`);
-  await page.getByRole('button', { name: 'Improve prompt' }).click();
-  const dlg = page.locator('dialog[open]');
-  await dlg.getByLabel('Max contradictions').fill(String(max));
-  await dlg.getByRole('button', { name: 'Start improvement' }).click();
-  await page.waitForURL(/#\/jobs\/job_/);
-  await page.locator('#job-stage-label').waitFor();
-  await watchStages();
-  return page.url().split('/').pop();
-}
-
-test('improvement: the stages tick through live, then review and promote the candidate', async (t) => {
-  const jobId = await startImprovement(improveBot);
-  await page.locator('.stage[data-stage="analyzing_failures"].stage-current').waitFor({ timeout: 15000 });
-  await shot(page, 'live-job-running');
-  // A keyboard user on "Cancel job" keeps the focus while events stream in.
-  await page.locator('#cancel-job').focus();
-  await page.locator('.stage[data-stage="generating_improved_prompt"].stage-current').waitFor({ timeout: 15000 });
-  assert.equal(await page.evaluate(() => document.activeElement.id), 'cancel-job', 'live events leave the focus on Cancel');
-  await page.locator('#review-candidate').waitFor({ timeout: 30000 });
-  assert.ok(await page.evaluate(() => document.querySelector('.page-head .actions').contains(document.activeElement)),
-    'when Cancel goes away the focus stays among the actions');
-  assert.equal(await page.locator('.analysis-cut-off').count(), 0);
-  await shot(page, 'live-job-completed');
-  const seen = await page.evaluate(() => window.__stages);
-  const order = ['fetching agent', 'fetching contradictions', 'analyzing failures', 'fetching best practices', 'generating improved prompt', 'validating prompt', 'creating new version', 'finalizing', 'completed'];
-  const idx = seen.map((s) => order.indexOf(s)).filter((i) => i >= 0);
-  assert.ok(idx.includes(order.indexOf('analyzing failures')) && idx.includes(order.indexOf('generating improved prompt')), `stages seen live: ${seen}`);
-  assert.deepEqual(idx, [...idx].sort((a, b) => a - b), `stages arrive in order: ${seen}`);
-  assert.equal(await page.locator('.stage.stage-done').count(), 9);
-  assert.doesNotMatch(await page.locator('#job-stages').innerText(), /created at/, 'an event\'s time is not one of its stage\'s details');
-  assert.equal(await page.locator('#job-progress').getAttribute('aria-valuenow'), '100');
-  assert.match(await page.locator('#job-tokens').innerText(), /\d+ output tokens/);
-  assert.match(await page.locator('#job-status').innerText(), /completed/);
-  // The job page's record: events and the LLM transcript.
-  assert.ok(await page.locator('#job-events tbody tr').count() >= 9);
-  await page.locator('#job-transcript details.call').first().waitFor();
-  assert.equal(await page.locator('#job-transcript details.call').count(), 2);
-
-  await page.locator('#review-candidate').click();
-  await page.getByRole('heading', { name: /Version 2/, level: 1 }).waitFor();
-  await page.locator('table.diff-split ins.w').first().waitFor();
-  assert.match(await page.locator('#reasoning').innerText(), /invented menu paths/);
-  assert.equal(await page.locator('ul.changes li').count(), 2);
-  assert.ok(await page.locator('ul.failure-patterns li').count() >= 1);
-  await page.locator('.practice-list li').first().waitFor();
-  assert.equal(await page.locator('.analysis-cut-off').count(), 0, 'a whole analysis carries no partial-analysis note');
-  assert.match(await page.locator('.meta-line').innerText(), new RegExp(jobId));
-  await shot(page, 'ai-candidate-review');
-  await page.getByRole('button', { name: 'Promote v2…' }).click();
-  await page.locator('dialog[open]').getByRole('button', { name: 'Promote v2' }).click();
-  await page.locator('#active-prompt-h', { hasText: 'v2' }).waitFor();
-  assert.equal(await activeVersion(improveBot.id), 2);
-});
-
-test('improvement: a reload in the middle of the job resumes the live view', async (t) => {
-  const jobId = await startImprovement(reloadBot);
-  await page.locator('.stage[data-stage="analyzing_failures"].stage-current').waitFor({ timeout: 15000 });
-  await page.reload();
-  await page.locator('#job-stage-label').waitFor();
-  assert.match(page.url(), new RegExp(`#/jobs/${jobId}$`));
-  // The replayed events rebuild the page: the early stages are done at once.
-  await page.locator('.stage[data-stage="fetching_contradictions"].stage-done').waitFor();
-  await page.locator('#review-candidate').waitFor({ timeout: 30000 });
-  const seqs = (await page.locator('#job-events tbody tr td:first-child').allTextContents()).map(Number);
-  assert.deepEqual(seqs, [...new Set(seqs)].sort((a, b) => a - b), 'each event once, in order');
-  assert.equal(seqs[0], 1);
-});
-
-test('improvement: a failing job shows its error', async (t) => {
-  const failedId = await startImprovement(failBot);
-  const err = page.locator('#job-error');
-  await err.waitFor({ timeout: 30000 });
-  assert.match(await err.innerText(), /scripted refusal/);
-  assert.match(await page.locator('#job-status').innerText(), /failed/);
-  assert.equal(await page.locator('.stage.stage-failed').count(), 1);
-  await page.getByRole('button', { name: 'Retry job' }).waitFor();
-  await shot(page, 'live-job-failed');
-  finishedJobHash = `#/jobs/${failedId}`;
-});
-
-test('jobs list', async () => {
-  await go('#/jobs');
-  await page.getByRole('heading', { name: 'Jobs', level: 1 }).waitFor();
-  const rows = page.locator('tr[data-job-id]');
-  await rows.first().waitFor();
-  assert.equal(await rows.count(), 3);
-  assert.match(await rows.first().innerText(), /Prompt improvement[\s\S]*fail-bot[\s\S]*failed/);
-  // A finished job's page is read from its stored events.
-  await rows.first().getByRole('link').first().click();
-  await page.locator('#job-error').waitFor();
-  // The error shows from the job row at once; the stored events arrive after it.
-  await page.locator('#job-events tbody tr').nth(2).waitFor({ state: 'attached' });
-  assert.equal(await page.locator('.stage.stage-failed').count(), 1);
-  await page.locator('#job-transcript').getByText(/./).first().waitFor();
-});
-
-test('jobs list: the refresh while a job runs keeps the focus and updates the row; Pause updates stops it', async () => {
-  const job = await api('POST', `/v1/agents/${improveBot.id}/improve-prompt`, { max_contradictions: 5 }, 202);
-  await go('#/jobs');
-  const row = page.locator(`tr[data-job-id="${job.id}"]`);
-  await row.waitFor();
-  assert.doesNotMatch(await row.innerText(), /completed/);
-  await row.getByRole('link').first().focus();
-  // The link keeps the focus through the refresh: it is the same element, and
-  // the focus never leaves it (taking it back would be announced again).
-  await page.evaluate(() => { window.__focused = document.activeElement; window.__blurs = 0; });
-  await page.evaluate(() => window.__focused.addEventListener('blur', () => window.__blurs++));
-  const focusedRow = () => page.evaluate(() => document.activeElement.closest('tr')?.dataset.jobId || document.activeElement.tagName);
-  // One refresh of the list (every 5 s while a job runs) comes and goes.
-  const refreshed = page.waitForResponse((r) => r.url().includes('/v1/jobs?limit=50'), { timeout: 10000 });
-  await (await refreshed).finished();
-  await page.waitForTimeout(100);
-  assert.equal(await focusedRow(), job.id, 'the refresh leaves the focus on the row\'s link');
-  assert.deepEqual(await page.evaluate(() => [window.__focused === document.activeElement, window.__blurs]), [true, 0],
-    'the refresh neither replaces the focused link nor takes the focus from it');
-  // WCAG 2.2.2: the updates can be paused from the keyboard, and the button says so.
-  const pause = page.getByRole('button', { name: 'Pause updates' });
-  assert.equal(await pause.getAttribute('aria-pressed'), 'false');
-  await pause.focus();
-  await page.keyboard.press('Space');
-  assert.equal(await pause.getAttribute('aria-pressed'), 'true');
-  assert.equal(await page.locator('#jobs-refresh-state').innerText(), 'Updates paused.');
-  let reads = 0;
-  const count = (r) => { reads += r.url().includes('/v1/jobs?limit=50'); };
-  page.on('request', count);
-  await page.waitForTimeout(6000); // more than a refresh interval
-  page.off('request', count);
-  assert.equal(reads, 0, 'no refresh while paused');
-  assert.equal(await focusedRow(), 'BUTTON', 'the focus stays on Pause updates');
-  // Resumed, the list is read again at once: the job finished meanwhile (a 10 s analysis).
-  await page.keyboard.press('Enter');
-  assert.equal(await pause.getAttribute('aria-pressed'), 'false');
-  await row.getByText('completed').waitFor({ timeout: 30000 });
-  assert.ok(await pause.evaluate((el) => el === document.activeElement), 'the redraw leaves the focus on the button');
-});
-
-test('improvement: an analysis cut off at the output token limit is marked partial on the job and the review', async () => {
-  const bot = await seedAgent('cutoff-bot', IMPROVE_TEMPLATE);
-  const jobId = await startImprovement(bot);
-  await page.locator('#review-candidate').waitFor({ timeout: 30000 });
-  const job = await api('GET', `/v1/jobs/${jobId}`, undefined, 200);
-  assert.equal(job.result.analysis_cut_off, true, JSON.stringify(job.result));
-  const outcome = page.locator('#job-outcome');
-  assert.match(await outcome.innerText(), /2 failure patterns addressed/);
-  assert.match(await outcome.locator('.analysis-cut-off').innerText(), /Partial analysis: the failure analysis reached its output token limit/);
-  // Read again from the stored events, the finished job says the same.
-  await page.reload();
-  await outcome.locator('.analysis-cut-off').waitFor();
-  await page.locator('#review-candidate').click();
-  await page.getByRole('heading', { name: /Version 2/, level: 1 }).waitFor();
-  const card = page.locator('#fp-card');
-  await card.locator('.analysis-cut-off').waitFor();
-  assert.match(await card.innerText(), /Partial analysis[\s\S]*Promises refunds without checking the order status[\s\S]*Ignores angry customers/);
-  assert.equal(await card.locator('ul.failure-patterns li').count(), 2);
-  assert.ok(await noHorizontalScroll());
-  await shot(page, 'ai-candidate-review-cut-off');
-});
-
 test('layout: no horizontal scrolling at 1280 and 390 px', async () => {
   const pages = [
     ['#/agents', 'tr[data-agent-id]'],
@@ -610,7 +398,6 @@ test('layout: no horizontal scrolling at 1280 and 390 px', async () => {
     ['#/best-practices', '#builtin-practices'],
     ['#/jobs', 'h1'],
   ];
-  if (finishedJobHash) pages.push([finishedJobHash, '#job-error']);
   for (const width of [1280, 390]) {
     await page.setViewportSize({ width, height: 860 });
     for (const [hash, ready] of pages) {
@@ -623,11 +410,6 @@ test('layout: no horizontal scrolling at 1280 and 390 px', async () => {
   await go(`#/agents/${support.id}`);
   await page.locator('#contradictions table').waitFor();
   await shot(page, 'agent-page-390');
-  if (finishedJobHash) {
-    await go(finishedJobHash);
-    await page.locator('#job-error').waitFor();
-    await shot(page, 'job-page-390');
-  }
   await page.setViewportSize({ width: 1280, height: 900 });
 });
 
