@@ -117,6 +117,7 @@ export async function jobsPage(ctx) {
     const f = document.activeElement;
     const tr = wrap.contains(f) ? f.closest('tr[data-job-id]') : null;
     const was = tr ? { id: tr.dataset.jobId, href: f.getAttribute('href'), index: [...tr.parentNode.children].indexOf(tr) } : null;
+    if (!rows.length && wrap.querySelector('.empty')) return; // still none: leave the note as it is
     const fresh = rows.length
       ? table(cols, rows, { caption: 'Jobs', rowAttrs: (j) => ({ 'data-job-id': j.id }) })
       : empty(status ? `No ${status} jobs.` : 'No jobs yet. Start one with “Improve prompt” on an agent page.');
@@ -146,24 +147,27 @@ export async function jobsPage(ctx) {
   }, { hidden: !cursor });
   // A status change renders the page again: the new filter keeps the focus.
   const refocus = document.activeElement && document.activeElement.id === 'job-status';
-  // The list updates itself while jobs run (every 5 s): "Pause updates"
-  // stops that until it is pressed again (WCAG 2.2.2), for this tab's session.
+  // The list updates itself every 5 s (running jobs move on, new ones
+  // appear): "Pause updates" stops that until it is pressed again (WCAG
+  // 2.2.2), for this tab's session.
   const pauseBtn = h('button', { type: 'button', class: 'btn btn-toggle', id: 'jobs-pause', 'aria-pressed': String(refreshPaused()),
     'aria-describedby': 'jobs-refresh-state' }, 'Pause updates');
   const pauseState = h('span', { class: 'muted small', id: 'jobs-refresh-state' });
   const showPause = () => {
     const p = refreshPaused();
     pauseBtn.setAttribute('aria-pressed', String(p));
-    pauseState.textContent = p ? 'Updates paused.' : 'Updates every 5 s while jobs run.';
+    pauseState.textContent = p ? 'Updates paused.' : 'Updates every 5 s.';
   };
   showPause();
   head.querySelector('.actions').append(h('div', { class: 'field inline pause-updates' }, pauseBtn, pauseState));
   fill(ctx.root, head, wrap, more.box);
   if (refocus) select.focus();
 
-  // Keep an eye on running jobs while the list is on screen: the first page
-  // is read again and replaces the rows it covers (ids are newest first); the
-  // rows "Load more" added below it stay. Only the table is redrawn.
+  // Keep the list current while it is on screen: the first page is read
+  // again and replaces the rows it covers (ids are newest first); the rows
+  // "Load more" added below it stay. Only the table is redrawn. It goes on
+  // when no job runs, or none matches the filter: a job started meanwhile
+  // (elsewhere, or by another user) must show up.
   const gen = (ctx.jobsGen = (ctx.jobsGen || 0) + 1); // a newer filter takes over
   const mine = () => ctx.alive() && ctx.jobsGen === gen;
   let timer = null;
@@ -171,7 +175,7 @@ export async function jobsPage(ctx) {
   const schedule = () => {
     clearTimeout(timer);
     timer = null;
-    if (!refreshPaused() && list.some((j) => !TERMINAL.has(j.status))) timer = setTimeout(refresh, 5000);
+    if (!refreshPaused()) timer = setTimeout(refresh, 5000);
   };
   pauseBtn.addEventListener('click', () => {
     setRefreshPaused(!refreshPaused());

@@ -53,7 +53,8 @@ const scratch = mkdtempSync(join(tmpdir(), 'refold-ui-jobs-'));
 const scriptFile = join(scratch, 'replies.json');
 writeFileSync(scriptFile, JSON.stringify(SCRIPT));
 
-const srv = await startServer({ env: { REFOLD_LLM_PROVIDER: 'scripted', REFOLD_SCRIPTED_REPLIES: scriptFile } });
+// REFOLD_TEST_JOBS: test_sleep jobs (POST /v1/test/jobs) for the jobs list's refresh.
+const srv = await startServer({ env: { REFOLD_LLM_PROVIDER: 'scripted', REFOLD_SCRIPTED_REPLIES: scriptFile, REFOLD_TEST_JOBS: '1' } });
 
 async function api(method, path, body, expect) {
   const r = await srv.api(method, path, body);
@@ -120,6 +121,26 @@ const go = async (hash) => {
   }, hash);
 };
 const noHorizontalScroll = () => page.evaluate(() => document.documentElement.scrollWidth <= document.documentElement.clientWidth);
+// A tab of its own on route, signed in, whose timers and Date follow tab.clock
+// (time flows as usual until the test moves it on).
+async function clockTab(route) {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const tab = await ctx.newPage();
+  tab.setDefaultTimeout(30000);
+  await tab.clock.install();
+  tab.on('pageerror', (e) => pageErrors.push(e.message));
+  await tab.goto(srv.url + '/' + route);
+  await tab.getByLabel('API key').fill(srv.key);
+  await tab.getByRole('button', { name: 'Sign in' }).click();
+  await tab.waitForURL((u) => !u.hash.startsWith('#/signin'));
+  return { ctx, tab };
+}
+// A test_sleep job, once it is running.
+async function runningJob(params) {
+  const job = await api('POST', '/v1/test/jobs', { params }, 202);
+  for (let i = 0; i < 200 && (await api('GET', `/v1/jobs/${job.id}`, undefined, 200)).status !== 'running'; i++) await new Promise((r) => setTimeout(r, 25));
+  return job;
+}
 const activeVersion = async (agentId) => (await api('GET', `/v1/agents/${agentId}`, undefined, 200)).active_version?.version;
 
 // Records every stage label the live view shows, in order.
@@ -304,6 +325,21 @@ test('layout: the jobs list and a failed job page do not scroll sideways at 1280
   }
   await shot(page, 'job-page-390');
   await page.setViewportSize({ width: 1280, height: 900 });
+});
+
+test('jobs list: a filter that matches no job keeps refreshing, and shows a matching job once it starts', async () => {
+  const { ctx, tab } = await clockTab('#/jobs?status=running');
+  await tab.getByText('No running jobs.').waitFor();
+  assert.match(await tab.locator('#jobs-refresh-state').innerText(), /^Updates every 5 s\.$/);
+  const job = await runningJob({ sleep_ms: 6000 });
+  const reads = [];
+  tab.on('request', (r) => { if (r.url().includes('/v1/jobs?limit=50')) reads.push(r.url()); });
+  await tab.clock.runFor(5000); // the refresh's interval
+  const row = tab.locator(`tr[data-job-id="${job.id}"]`);
+  await row.waitFor({ timeout: 5000 });
+  assert.match(await row.innerText(), /running/);
+  assert.equal(reads.length, 1, `one read of the list: ${reads}`);
+  await ctx.close();
 });
 
 test('no requests to other origins and no script errors', () => {

@@ -49,7 +49,7 @@ async function signedIn(key, route) {
 
 test('jobs list: Load more reads the next pages and keeps the keyboard focus', async () => {
   const { key, ws } = await workspace('many-jobs');
-  const n = 105; // finished jobs, so the list does not refresh meanwhile
+  const n = 105; // the list refreshes its first page meanwhile (every 5 s): the rows Load more added stay
   const now = Date.now();
   const ids = Array.from({ length: n }, (_, i) => `job_01JQ0000000000000000${String(i).padStart(6, '0')}`);
   await sql(srv.db, 'INSERT INTO jobs (id, workspace_id, type, status, progress, params, attempt, max_attempts, run_at, created_at, started_at, finished_at) VALUES ' +
