@@ -19,9 +19,9 @@ const shot = (page, name, fullPage = true) => page.screenshot({ path: join(OUT, 
 
 // Canned LLM replies, consumed in order by the scripted provider (SPEC §8):
 // job 1 (analysis, rewrite), job 2 (a slow analysis to reload during,
-// rewrite), job 3 (a permanent failure), job 4 (a slow analysis the jobs list
-// refreshes during, rewrite), job 5 (an analysis cut off at the output token
-// limit, rewrite).
+// rewrite), job 3 (a permanent failure), job 4 (an analysis cut off at the
+// output token limit, rewrite). The jobs list's refresh follows test_sleep
+// jobs instead.
 const ANALYSIS = JSON.stringify({
   failure_patterns: ['Cites menu paths that do not exist in the mobile app', 'Guesses instead of escalating'],
   summary: 'The agent states wrong navigation steps with confidence.',
@@ -31,7 +31,7 @@ const rewrite = (prompt) => JSON.stringify({
   changes: ['Added a rule to verify menu paths', 'Made escalation explicit'],
   reasoning: 'Negative ratings point at invented menu paths; the rewrite makes the agent check them and escalate when unsure.',
 });
-// Job 5: an analysis cut off at the output token limit after two whole patterns.
+// Job 4: an analysis cut off at the output token limit after two whole patterns.
 const CUT_ANALYSIS = '{"failure_patterns": ["Promises refunds without checking the order status", "Ignores angry customers", "Answers in the wr';
 const IMPROVE_TEMPLATE = 'Help {{user}} with {{topic}}.\nBe brief.';
 const SCRIPT = {
@@ -41,9 +41,6 @@ const SCRIPT = {
     { text: ANALYSIS, delay_ms: 5000, chunks: 10, input_tokens: 900, output_tokens: 120 },
     { text: rewrite('Help {{user}} with {{topic}}.\nBe brief and accurate.'), delay_ms: 500, chunks: 2, input_tokens: 1400, output_tokens: 150 },
     { error: { kind: 'permanent', message: 'scripted refusal for the failing-job test' } },
-    // 10 s: the list's first refresh comes 5 s after it shows, and must find the job running.
-    { text: ANALYSIS, delay_ms: 10000, chunks: 10, input_tokens: 900, output_tokens: 120 },
-    { text: rewrite('Help {{user}} with {{topic}}.\nBe brief and kind.'), delay_ms: 200, chunks: 2, input_tokens: 1400, output_tokens: 150 },
     { text: CUT_ANALYSIS, stop_reason: 'max_tokens', input_tokens: 900, output_tokens: 2048 },
     { text: rewrite('Help {{user}} with {{topic}}.\nBe brief; never promise refunds.'), input_tokens: 1400, output_tokens: 150 },
   ],
@@ -251,43 +248,49 @@ test('jobs list', async () => {
 });
 
 test('jobs list: the refresh while a job runs keeps the focus and updates the row; Pause updates stops it', async () => {
-  const job = await api('POST', `/v1/agents/${improveBot.id}/improve-prompt`, { max_contradictions: 5 }, 202);
-  await go('#/jobs');
-  const row = page.locator(`tr[data-job-id="${job.id}"]`);
-  await row.waitFor();
-  assert.doesNotMatch(await row.innerText(), /completed/);
+  // The tab's clock is moved on past the refresh interval instead of waiting for it.
+  const { ctx, tab } = await clockTab('#/jobs');
+  await tab.getByRole('heading', { name: 'Jobs', level: 1 }).waitFor();
+  const job = await runningJob({ sleep_ms: 3000 });
+  const reads = [];
+  tab.on('request', (r) => { if (r.url().includes('/v1/jobs?limit=50')) reads.push(r.url()); });
+  await tab.clock.runFor(5000); // a refresh shows the new job
+  const row = tab.locator(`tr[data-job-id="${job.id}"]`);
+  await row.getByText('running').waitFor();
   await row.getByRole('link').first().focus();
   // The link keeps the focus through the refresh: it is the same element, and
   // the focus never leaves it (taking it back would be announced again).
-  await page.evaluate(() => { window.__focused = document.activeElement; window.__blurs = 0; });
-  await page.evaluate(() => window.__focused.addEventListener('blur', () => window.__blurs++));
-  const focusedRow = () => page.evaluate(() => document.activeElement.closest('tr')?.dataset.jobId || document.activeElement.tagName);
-  // One refresh of the list (every 5 s while a job runs) comes and goes.
-  const refreshed = page.waitForResponse((r) => r.url().includes('/v1/jobs?limit=50'), { timeout: 10000 });
+  await tab.evaluate(() => { window.__focused = document.activeElement; window.__blurs = 0; });
+  await tab.evaluate(() => window.__focused.addEventListener('blur', () => window.__blurs++));
+  const focusedRow = () => tab.evaluate(() => document.activeElement.closest('tr')?.dataset.jobId || document.activeElement.tagName);
+  // One refresh of the list (every 5 s) comes and goes.
+  const refreshed = tab.waitForResponse((r) => r.url().includes('/v1/jobs?limit=50'));
+  await tab.clock.runFor(5000);
   await (await refreshed).finished();
-  await page.waitForTimeout(100);
+  await tab.waitForTimeout(100);
   assert.equal(await focusedRow(), job.id, 'the refresh leaves the focus on the row\'s link');
-  assert.deepEqual(await page.evaluate(() => [window.__focused === document.activeElement, window.__blurs]), [true, 0],
+  assert.deepEqual(await tab.evaluate(() => [window.__focused === document.activeElement, window.__blurs]), [true, 0],
     'the refresh neither replaces the focused link nor takes the focus from it');
   // WCAG 2.2.2: the updates can be paused from the keyboard, and the button says so.
-  const pause = page.getByRole('button', { name: 'Pause updates' });
+  const pause = tab.getByRole('button', { name: 'Pause updates' });
   assert.equal(await pause.getAttribute('aria-pressed'), 'false');
   await pause.focus();
-  await page.keyboard.press('Space');
+  await tab.keyboard.press('Space');
   assert.equal(await pause.getAttribute('aria-pressed'), 'true');
-  assert.equal(await page.locator('#jobs-refresh-state').innerText(), 'Updates paused.');
-  let reads = 0;
-  const count = (r) => { reads += r.url().includes('/v1/jobs?limit=50'); };
-  page.on('request', count);
-  await page.waitForTimeout(6000); // more than a refresh interval
-  page.off('request', count);
-  assert.equal(reads, 0, 'no refresh while paused');
+  assert.equal(await tab.locator('#jobs-refresh-state').innerText(), 'Updates paused.');
+  const before = reads.length;
+  await tab.clock.runFor(12000); // more than two refresh intervals
+  await tab.waitForTimeout(200);
+  assert.equal(reads.length, before, 'no refresh while paused');
   assert.equal(await focusedRow(), 'BUTTON', 'the focus stays on Pause updates');
-  // Resumed, the list is read again at once: the job finished meanwhile (a 10 s analysis).
-  await page.keyboard.press('Enter');
+  // Resumed, the list is read again at once: the job finished meanwhile (3 s).
+  for (let i = 0; i < 200 && (await api('GET', `/v1/jobs/${job.id}`, undefined, 200)).status === 'running'; i++) await new Promise((r) => setTimeout(r, 50));
+  await tab.keyboard.press('Enter');
   assert.equal(await pause.getAttribute('aria-pressed'), 'false');
-  await row.getByText('completed').waitFor({ timeout: 30000 });
+  await row.getByText('completed').waitFor();
+  assert.equal(reads.length, before + 1, 'one read on resume');
   assert.ok(await pause.evaluate((el) => el === document.activeElement), 'the redraw leaves the focus on the button');
+  await ctx.close();
 });
 
 test('improvement: an analysis cut off at the output token limit is marked partial on the job and the review', async () => {
