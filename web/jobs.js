@@ -89,6 +89,7 @@ export async function jobsPage(ctx) {
     return;
   }
   const names = await agentNames();
+  const askedNames = new Set();
   const list = items(page);
   const wrap = h('div');
   const cols = [
@@ -194,6 +195,14 @@ export async function jobsPage(ctx) {
     }
     if (!mine() || refreshPaused()) return; // paused while the page was read
     const first = items(fresh);
+    // A job of an agent made after the list was first read: read the names
+    // again (once per such agent; a deleted one keeps its short id).
+    const unknown = first.map((j) => j.params && j.params.agent_id).filter((a) => a && !names.has(a) && !askedNames.has(a));
+    if (unknown.length) {
+      unknown.forEach((a) => askedNames.add(a));
+      for (const [k, v] of await agentNames()) names.set(k, v);
+      if (!mine() || refreshPaused()) return;
+    }
     const last = first.length ? first[first.length - 1].id : null;
     const below = loadedMore && fresh.next_cursor && last ? list.filter((j) => j.id < last) : [];
     if (!loadedMore) { cursor = fresh.next_cursor; more.show(!!cursor); }

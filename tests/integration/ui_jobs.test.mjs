@@ -345,6 +345,18 @@ test('jobs list: a filter that matches no job keeps refreshing, and shows a matc
   await ctx.close();
 });
 
+test('jobs list: a job of an agent made after the list was read shows the agent\'s name', async () => {
+  const { ctx, tab } = await clockTab('#/jobs');
+  await tab.locator('tr[data-job-id]').first().waitFor();
+  const agent = await api('POST', '/v1/agents', { name: 'made-after-the-list' }, 201);
+  const job = await api('POST', '/v1/test/jobs', { agent_id: agent.id, params: { agent_id: agent.id } }, 202);
+  await tab.clock.runFor(5000);
+  const row = tab.locator(`tr[data-job-id="${job.id}"]`);
+  await row.waitFor();
+  await row.getByRole('link', { name: 'made-after-the-list' }).waitFor({ timeout: 5000 });
+  await ctx.close();
+});
+
 test('no requests to other origins and no script errors', () => {
   assert.deepEqual(external, []);
   assert.deepEqual(pageErrors, []);
