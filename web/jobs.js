@@ -80,15 +80,24 @@ export async function jobsPage(ctx) {
   const head = h('div', { class: 'page-head' },
     h('div', null, h('h1', null, 'Jobs'), h('p', { class: 'muted' }, 'Background work: prompt improvements and their progress.')),
     h('div', { class: 'actions' }, h('div', { class: 'field inline' }, h('label', { for: 'job-status' }, 'Status'), select)));
+  // A newer render of the list (another filter) takes over from this one.
+  const gen = (ctx.jobsGen = (ctx.jobsGen || 0) + 1);
+  const mine = () => ctx.alive() && ctx.jobsGen === gen;
   let page;
   try {
-    page = await get(`/v1/jobs?limit=50${status ? `&status=${status}` : ''}`);
+    page = await get(`/v1/jobs?limit=50${status ? `&status=${enc(status)}` : ''}`);
   } catch (err) {
-    if (!isMissingEndpoint(err)) throw err;
-    fill(ctx.root, head, empty('The job queue is not available on this server yet.'));
+    if (!mine()) return;
+    // A failed read keeps the page's filter (and its focus), so that another
+    // choice, or the same again, is one keypress away.
+    const hadFocus = document.activeElement && document.activeElement.id === 'job-status';
+    fill(ctx.root, head, isMissingEndpoint(err) ? empty('The job queue is not available on this server yet.') : errorBox(err, 'Could not load the jobs'));
+    if (hadFocus) select.focus();
     return;
   }
+  if (!mine()) return;
   const names = await agentNames();
+  if (!mine()) return;
   const askedNames = new Set();
   const list = items(page);
   const wrap = h('div');
@@ -137,7 +146,7 @@ export async function jobsPage(ctx) {
   let cursor = page.next_cursor;
   let loadedMore = false;
   const more = loadMore(async () => {
-    const next = await get(`/v1/jobs?limit=50${status ? `&status=${status}` : ''}&cursor=${enc(cursor)}`);
+    const next = await get(`/v1/jobs?limit=50${status ? `&status=${enc(status)}` : ''}&cursor=${enc(cursor)}`);
     const added = items(next);
     list.push(...added);
     cursor = next.next_cursor;
@@ -169,8 +178,6 @@ export async function jobsPage(ctx) {
   // "Load more" added below it stay. Only the table is redrawn. It goes on
   // when no job runs, or none matches the filter: a job started meanwhile
   // (elsewhere, or by another user) must show up.
-  const gen = (ctx.jobsGen = (ctx.jobsGen || 0) + 1); // a newer filter takes over
-  const mine = () => ctx.alive() && ctx.jobsGen === gen;
   let timer = null;
   ctx.cleanup(() => clearTimeout(timer));
   const schedule = () => {
@@ -188,7 +195,7 @@ export async function jobsPage(ctx) {
     if (!mine() || refreshPaused()) return;
     let fresh;
     try {
-      fresh = await get(`/v1/jobs?limit=50${status ? `&status=${status}` : ''}`);
+      fresh = await get(`/v1/jobs?limit=50${status ? `&status=${enc(status)}` : ''}`);
     } catch {
       if (mine()) schedule();
       return;

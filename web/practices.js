@@ -2,7 +2,7 @@
 // which can be added and deleted. The improvement job sends some of them to
 // the model when it rewrites a prompt (SPEC §7 step 4).
 import { getAll, post, del, enc } from './api.js';
-import { h, fill, field, empty, formDialog, toast, setTitle, focusIfLost } from './ui.js';
+import { h, fill, field, empty, errorBox, formDialog, toast, setTitle, focusIfLost } from './ui.js';
 import { setQuery } from './nav.js';
 
 const CATEGORIES = ['structure', 'clarity', 'safety', 'reasoning', 'general'];
@@ -40,7 +40,16 @@ function practiceNode(p, onDelete) {
 export async function practicesPage(ctx, { focus } = {}) {
   setTitle('Best practices');
   const category = ctx.query.get('category') || '';
-  const all = await getAll(`/v1/best-practices?limit=500${category ? `&category=${category}` : ''}`);
+  // Only the newest render (a category chosen, a practice added or deleted)
+  // fills the page. A failed read says why and keeps the page's controls.
+  const gen = (ctx.practicesGen = (ctx.practicesGen || 0) + 1);
+  let all = [], failed = null;
+  try {
+    all = await getAll(`/v1/best-practices?limit=500${category ? `&category=${enc(category)}` : ''}`);
+  } catch (err) {
+    failed = err;
+  }
+  if (!ctx.alive() || ctx.practicesGen !== gen) return;
   const own = all.filter((p) => p.builtin === false || (p.builtin === undefined && p.source === 'custom'));
   const builtin = all.filter((p) => !own.includes(p));
   const reload = (opts) => { if (ctx.alive()) practicesPage(ctx, opts); };
@@ -101,14 +110,14 @@ export async function practicesPage(ctx, { focus } = {}) {
       h('div', { class: 'actions' },
         h('div', { class: 'field inline' }, h('label', { for: 'bp-category' }, 'Category'), select),
         h('button', { type: 'button', class: 'btn btn-primary', id: 'add-practice', onclick: add }, 'Add practice'))),
-    h('section', { class: 'card', 'aria-labelledby': 'own-h' },
+    failed ? errorBox(failed, 'Could not load the best practices') : [h('section', { class: 'card', 'aria-labelledby': 'own-h' },
       h('div', { class: 'card-head' }, h('h2', { id: 'own-h' }, 'Your workspace'), h('span', { class: 'muted small' }, String(own.length))),
       own.length ? h('ul', { class: 'practices', id: 'own-practices' }, own.map((p) => practiceNode(p, remove)))
         : empty(category ? 'None of your own in this category.' : 'No practices of your own yet.')),
     h('section', { class: 'card', 'aria-labelledby': 'builtin-h' },
       h('div', { class: 'card-head' }, h('h2', { id: 'builtin-h' }, 'Built in'), h('span', { class: 'muted small' }, String(builtin.length))),
       h('p', { class: 'muted small' }, 'Written from the public prompting guides of Anthropic, OpenAI and Google. Read-only.'),
-      builtin.length ? h('ul', { class: 'practices', id: 'builtin-practices' }, builtin.map(builtinNode)) : empty('None in this category.')));
+      builtin.length ? h('ul', { class: 'practices', id: 'builtin-practices' }, builtin.map(builtinNode)) : empty('None in this category.'))]);
   if (refocus) select.focus();
   if (focus) focusIfLost(focus(ctx.root));
 }

@@ -534,6 +534,52 @@ test('keyboard: changing a filter with the arrow keys keeps the focus on it', as
   }
 });
 
+test('a filter whose list fails to load says why, and keeps the filter and its focus', async () => {
+  const cases = [
+    ['#/jobs', '#job-status', '/v1/jobs', 'status', 'Could not load the jobs: scripted failure', 'No running jobs.'],
+    ['#/best-practices', '#bp-category', '/v1/best-practices', 'category', 'Could not load the best practices: scripted failure', 'Built in'],
+  ];
+  for (const [hash, sel, path, param, why, after] of cases) {
+    await go(hash);
+    await page.waitForFunction(() => document.activeElement?.tagName === 'H1');
+    await page.route((u) => u.pathname === path && u.searchParams.has(param), (r) => r.fulfill({ status: 503, contentType: 'application/json',
+      body: JSON.stringify({ error: { code: 'unavailable', message: 'scripted failure' } }) }), { times: 1 });
+    await page.locator(sel).evaluate((el) => { el.dataset.before = '1'; el.focus(); });
+    await page.keyboard.press('ArrowDown');
+    const alert = page.locator('main .alert-error[role=alert]');
+    await alert.getByText(why).waitFor();
+    const fresh = page.locator(`${sel}:not([data-before])`);
+    assert.ok(await fresh.evaluate((el) => el === document.activeElement), `${sel} keeps the focus after a failed read`);
+    await page.keyboard.press('ArrowDown'); // the next choice loads
+    await page.getByText(after, { exact: true }).first().waitFor();
+    assert.equal(await alert.count(), 0, `${hash}: the error goes once the list loads`);
+    assert.ok(await page.locator(sel).evaluate((el) => el === document.activeElement), `${sel} keeps the focus`);
+  }
+});
+
+test('a filter changed twice on a slow server shows the newer choice, whatever answer comes last', async () => {
+  for (const [hash, sel, path, param] of [['#/jobs', '#job-status', '/v1/jobs', 'status'], ['#/best-practices', '#bp-category', '/v1/best-practices', 'category']]) {
+    await go(hash);
+    await page.waitForFunction(() => document.activeElement?.tagName === 'H1');
+    let release;
+    const held = new Promise((r) => { release = r; });
+    let heldSeen;
+    const seen = new Promise((r) => { heldSeen = r; });
+    await page.route((u) => u.pathname === path && u.searchParams.has(param), async (r) => { heldSeen(); await held; await r.continue(); }, { times: 1 });
+    await page.locator(sel).evaluate((el) => { el.dataset.before = '1'; el.focus(); });
+    await page.keyboard.press('ArrowDown'); // its answer is held back
+    await seen;
+    await page.keyboard.press('ArrowDown');
+    const want = await page.locator(sel).inputValue();
+    await page.waitForURL(new RegExp(`${param}=${want}`));
+    await page.locator(`${sel}:not([data-before])`).waitFor(); // the newer choice rendered
+    release();
+    await page.waitForTimeout(500);
+    assert.equal(await page.locator(sel).inputValue(), want, `${hash}: the older answer does not replace the newer choice`);
+    assert.ok(await page.locator(sel).evaluate((el) => el === document.activeElement), `${sel} keeps the focus`);
+  }
+});
+
 test('a session that ends while a dialog is open keeps what was typed in it', async () => {
   await go(`#/agents/${failBot.id}`);
   await page.locator('#new-version').click();
