@@ -169,7 +169,10 @@ export async function jobsPage(ctx) {
     pauseState.textContent = p ? 'Updates paused.' : 'Updates every 5 s.';
   };
   showPause();
-  head.querySelector('.actions').append(h('div', { class: 'field inline pause-updates' }, pauseBtn, pauseState));
+  // Why the list is no longer current (a refresh failed), until one succeeds:
+  // written once when it changes (role=status), not every 5 s.
+  const refreshError = h('span', { class: 'small inline-error', id: 'jobs-refresh-error', role: 'status' });
+  head.querySelector('.actions').append(h('div', { class: 'field inline pause-updates' }, pauseBtn, pauseState, refreshError));
   fill(ctx.root, head, wrap, more.box);
   if (refocus) select.focus();
 
@@ -196,11 +199,15 @@ export async function jobsPage(ctx) {
     let fresh;
     try {
       fresh = await get(`/v1/jobs?limit=50${status ? `&status=${enc(status)}` : ''}`);
-    } catch {
-      if (mine()) schedule();
+    } catch (err) {
+      if (!mine()) return;
+      setText(refreshError, `The list could not be updated: ${err.message}`);
+      schedule();
       return;
     }
-    if (!mine() || refreshPaused()) return; // paused while the page was read
+    if (!mine()) return;
+    setText(refreshError, '');
+    if (refreshPaused()) return; // paused while the page was read
     const first = items(fresh);
     // A job of an agent made after the list was first read: read the names
     // again (once per such agent; a deleted one keeps its short id).

@@ -357,6 +357,21 @@ test('jobs list: a job of an agent made after the list was read shows the agent\
   await ctx.close();
 });
 
+test('jobs list: a refresh that fails says the list is not current, until one succeeds', async () => {
+  const { ctx, tab } = await clockTab('#/jobs');
+  await tab.locator('tr[data-job-id]').first().waitFor();
+  const why = tab.locator('#jobs-refresh-error[role=status]');
+  assert.equal(await why.textContent(), '');
+  await tab.route((u) => u.pathname === '/v1/jobs' && !u.searchParams.has('cursor'), (r) => r.fulfill({ status: 503, contentType: 'application/json',
+    body: JSON.stringify({ error: { code: 'unavailable', message: 'scripted refresh failure' } }) }), { times: 1 });
+  await tab.clock.runFor(5000);
+  await why.getByText('The list could not be updated: scripted refresh failure').waitFor();
+  assert.ok(await tab.locator('tr[data-job-id]').count() > 0, 'the rows stay');
+  await tab.clock.runFor(5000); // the next refresh goes through
+  await tab.waitForFunction(() => document.getElementById('jobs-refresh-error').textContent === '');
+  await ctx.close();
+});
+
 test('no requests to other origins and no script errors', () => {
   assert.deepEqual(external, []);
   assert.deepEqual(pageErrors, []);
