@@ -214,11 +214,16 @@ export function formDialog({ title, submitLabel = 'Save', danger = false, build,
     append(form, [errBox, h('div', { class: 'dialog-actions' },
       cancelBtn, submitBtn)]);
     let done = false;
+    let busy = false; // a submit is in flight: another Enter sends nothing
     let invalid = null; // the field the last error named
     form.addEventListener('submit', async (ev) => {
       ev.preventDefault();
-      if (!form.reportValidity()) return;
-      submitBtn.disabled = true;
+      if (busy || !form.reportValidity()) return;
+      // aria-disabled rather than disabled: a disabled button drops the
+      // focus (to the body, outside the dialog's content) while the server
+      // answers, and it was not given back after an error.
+      busy = true;
+      submitBtn.setAttribute('aria-disabled', 'true');
       errBox.replaceChildren();
       if (invalid) { markInvalid(invalid, null); invalid = null; }
       try {
@@ -240,7 +245,8 @@ export function formDialog({ title, submitLabel = 'Save', danger = false, build,
           control.focus();
         }
       } finally {
-        submitBtn.disabled = false;
+        busy = false;
+        submitBtn.removeAttribute('aria-disabled');
       }
     });
     dlg.addEventListener('close', () => { dlg.remove(); resolve(done); });

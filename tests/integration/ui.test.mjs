@@ -133,6 +133,39 @@ test('create an agent', async () => {
   assert.deepEqual(made.active_version.variables.sort(), ['audience', 'document']);
 });
 
+test('a dialog submitted from its button on a slow server keeps the focus there, sends once, and says why it failed', async () => {
+  await go('#/agents');
+  await page.getByRole('button', { name: 'New agent' }).click();
+  const dlg = page.locator('dialog[open]');
+  await dlg.getByLabel('Name').fill('slow-server-agent');
+  let release;
+  const held = new Promise((r) => { release = r; });
+  let posts = 0, sent;
+  const seen = new Promise((r) => { sent = r; });
+  await page.route((u) => u.pathname === '/v1/agents', async (r) => {
+    if (r.request().method() !== 'POST') return r.continue();
+    posts++;
+    sent();
+    await held;
+    await r.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ error: { code: 'unavailable', message: 'scripted slow failure' } }) });
+  });
+  const submit = dlg.getByRole('button', { name: 'Create agent' });
+  await submit.focus();
+  await page.keyboard.press('Enter');
+  await seen;
+  assert.ok(await submit.evaluate((el) => el === document.activeElement), 'the button keeps the focus while the request runs');
+  assert.equal(await submit.getAttribute('aria-disabled'), 'true', 'the button says it is busy');
+  await page.keyboard.press('Enter'); // pressed again meanwhile
+  release();
+  await dlg.getByText('scripted slow failure').waitFor();
+  assert.equal(posts, 1, 'one request');
+  assert.ok(await submit.evaluate((el) => el === document.activeElement), 'the focus is still on the button after the error');
+  assert.equal(await submit.getAttribute('aria-disabled'), null);
+  await page.unroute((u) => u.pathname === '/v1/agents');
+  await page.keyboard.press('Escape');
+  await dlg.waitFor({ state: 'detached' });
+});
+
 test('agent page: stats, active prompt with variables, versions timeline', async () => {
   await go(`#/agents/${support.id}`);
   await page.getByRole('heading', { name: /support-bot/, level: 1 }).waitFor();
