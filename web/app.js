@@ -47,11 +47,8 @@ async function render({ focus = false } = {}) {
   const ctx = { root, query, cleanups: [], cleanup(fn) { this.cleanups.push(fn); } };
   current = ctx;
   ctx.alive = () => current === ctx;
-  if (!page) {
-    setTitle('Not found');
-    root.append(h('h1', null, 'Page not found'), h('p', null, h('a', { href: '#/agents' }, 'Back to the agents')));
-    return;
-  }
+  // An unknown route is a page too: its heading takes the focus like any other.
+  if (!page) { page = notFoundPage; match = [path]; }
   root.append(h('p', { class: 'loading' }, 'Loading…'));
   try {
     await page(ctx, ...match.slice(1).map(decodeURIComponent));
@@ -66,6 +63,11 @@ async function render({ focus = false } = {}) {
     const h1 = root.querySelector('h1');
     if (h1) { h1.tabIndex = -1; h1.focus({ preventScroll: true }); }
   }
+}
+
+function notFoundPage(ctx) {
+  setTitle('Not found');
+  fill(ctx.root, h('h1', null, 'Page not found'), h('p', null, h('a', { href: '#/agents' }, 'Back to the agents')));
 }
 
 function signinPage(ctx) {

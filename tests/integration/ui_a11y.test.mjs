@@ -508,8 +508,13 @@ test('the dark theme: axe on every page', async () => {
 });
 
 test('not found', async () => {
+  await go('#/agents');
+  await page.locator('#new-agent').focus(); // a control the navigation takes away
   await go('#/nowhere');
   await page.getByRole('heading', { name: 'Page not found' }).waitFor();
+  // As after any navigation, the focus is on the page's heading, not lost.
+  assert.equal(await page.evaluate(() => document.activeElement.tagName), 'H1', 'the heading has the focus');
+  assert.equal(await page.title(), 'Not found · refold');
   await axe('not found');
 });
 
