@@ -180,13 +180,17 @@ export async function jobsPage(ctx) {
   // again and replaces the rows it covers (ids are newest first); the rows
   // "Load more" added below it stay. Only the table is redrawn. It goes on
   // when no job runs, or none matches the filter: a job started meanwhile
-  // (elsewhere, or by another user) must show up.
+  // (elsewhere, or by another user) must show up. A tab in the background
+  // does not ask: the list is read again at once when it is shown.
   let timer = null;
-  ctx.cleanup(() => clearTimeout(timer));
+  let skipped = false; // a refresh fell due while the tab was hidden
+  const onVisible = () => { if (!document.hidden && skipped && mine()) { skipped = false; refresh(); } };
+  document.addEventListener('visibilitychange', onVisible);
+  ctx.cleanup(() => { clearTimeout(timer); document.removeEventListener('visibilitychange', onVisible); });
   const schedule = () => {
     clearTimeout(timer);
     timer = null;
-    if (!refreshPaused()) timer = setTimeout(refresh, 5000);
+    if (!refreshPaused()) timer = setTimeout(() => { if (document.hidden) skipped = true; else refresh(); }, 5000);
   };
   pauseBtn.addEventListener('click', () => {
     setRefreshPaused(!refreshPaused());

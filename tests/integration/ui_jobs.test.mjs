@@ -372,6 +372,29 @@ test('jobs list: a refresh that fails says the list is not current, until one su
   await ctx.close();
 });
 
+test('jobs list: a tab in the background does not refresh, and refreshes at once when shown again', async () => {
+  const { ctx, tab } = await clockTab('#/jobs');
+  await tab.locator('tr[data-job-id]').first().waitFor();
+  const reads = [];
+  tab.on('request', (r) => { if (r.url().includes('/v1/jobs?limit=50')) reads.push(r.url()); });
+  // The tab goes to the background (headless Chromium keeps its pages visible:
+  // the page is told so the way a browser tells it).
+  const shown = (on) => tab.evaluate((v) => {
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => !v });
+    Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => (v ? 'visible' : 'hidden') });
+    document.dispatchEvent(new Event('visibilitychange'));
+  }, on);
+  await shown(false);
+  await tab.clock.runFor(20000);
+  await tab.waitForTimeout(200);
+  assert.deepEqual(reads, [], 'no read while hidden');
+  const job = await api('POST', '/v1/test/jobs', { params: { sleep_ms: 10 } }, 202);
+  await shown(true);
+  await tab.locator(`tr[data-job-id="${job.id}"]`).waitFor({ timeout: 5000 });
+  assert.equal(reads.length, 1, 'one read when shown again');
+  await ctx.close();
+});
+
 test('no requests to other origins and no script errors', () => {
   assert.deepEqual(external, []);
   assert.deepEqual(pageErrors, []);
