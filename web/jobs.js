@@ -492,14 +492,21 @@ export async function jobPage(ctx, id) {
         fill(actionError);
         try {
           await post(`/v1/jobs/${enc(id)}/retry`);
-          toast('Job queued again.');
-          if (!ctx.alive()) return;
-          await jobPage(ctx, id);
-          document.getElementById('cancel-job')?.focus();
         } catch (err) {
           fill(actionError, actionErrorNode('Could not retry the job', err));
           busy = false;
           b.removeAttribute('aria-disabled');
+          return;
+        }
+        toast('Job queued again.');
+        if (!ctx.alive()) return;
+        try {
+          await jobPage(ctx, id);
+          document.getElementById('cancel-job')?.focus();
+        } catch (err) {
+          // The retry went through: say so, and leave the button busy (a
+          // second retry of a queued job would only be refused).
+          if (ctx.alive()) fill(actionError, actionErrorNode('The job was queued again, but this page could not follow it (reload to try again)', err));
         }
       } }, 'Retry job'));
     }

@@ -395,6 +395,24 @@ test('jobs list: a tab in the background does not refresh, and refreshes at once
   await ctx.close();
 });
 
+test('job page: a retry that went through says so when the page cannot read the job again', async () => {
+  const job = await api('POST', '/v1/test/jobs', { params: { fail: 'permanent' } }, 202);
+  for (let i = 0; i < 200 && (await api('GET', `/v1/jobs/${job.id}`, undefined, 200)).status !== 'failed'; i++) await new Promise((r) => setTimeout(r, 25));
+  await go(`#/jobs/${job.id}`);
+  const retry = page.locator('#retry-job');
+  await retry.waitFor();
+  await page.route((u) => u.pathname === `/v1/jobs/${job.id}`, (r) => (r.request().method() === 'GET'
+    ? r.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ error: { code: 'unavailable', message: 'scripted read failure' } }) })
+    : r.continue()), { times: 1 });
+  await retry.focus();
+  await page.keyboard.press('Enter');
+  const why = page.locator('#job-action-error');
+  await why.getByText('scripted read failure').waitFor();
+  assert.match(await why.innerText(), /^The job was queued again, but this page could not follow it/, 'not "Could not retry"');
+  assert.equal(await retry.getAttribute('aria-disabled'), 'true', 'a second retry is not offered');
+  assert.ok(await retry.evaluate((el) => el === document.activeElement), 'the focus stays on the button');
+});
+
 test('no requests to other origins and no script errors', () => {
   assert.deepEqual(external, []);
   assert.deepEqual(pageErrors, []);
