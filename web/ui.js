@@ -231,6 +231,13 @@ export function formDialog({ title, submitLabel = 'Save', danger = false, build,
         done = true;
         dlg.close();
       } catch (err) {
+        // Closed (Escape, Cancel) while the server answered: the error would
+        // go with the dialog, and the user may think the action was done.
+        // A 401 has sent the page to the sign-in form already.
+        if (!dlg.isConnected) {
+          if (err.status !== 401) toast(`${submitLabel} failed: ${err.message}`, 'error');
+          return;
+        }
         const box = errorBox(err.status === 401
           ? { message: 'Your session has ended. Sign in again in another tab, then submit again: what you typed here is kept.' }
           : err);

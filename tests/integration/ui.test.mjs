@@ -166,6 +166,29 @@ test('a dialog submitted from its button on a slow server keeps the focus there,
   await dlg.waitFor({ state: 'detached' });
 });
 
+test('a dialog closed while the server answers still says when its action failed', async () => {
+  await page.getByRole('button', { name: 'New agent' }).click();
+  const dlg = page.locator('dialog[open]');
+  await dlg.getByLabel('Name').fill('closed-too-soon');
+  let release, sent;
+  const held = new Promise((r) => { release = r; });
+  const seen = new Promise((r) => { sent = r; });
+  await page.route((u) => u.pathname === '/v1/agents', async (r) => {
+    if (r.request().method() !== 'POST') return r.continue();
+    sent();
+    await held;
+    await r.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ error: { code: 'unavailable', message: 'scripted late failure' } }) });
+  }, { times: 1 });
+  await dlg.getByRole('button', { name: 'Create agent' }).click();
+  await seen;
+  await page.keyboard.press('Escape');
+  await dlg.waitFor({ state: 'detached' });
+  release();
+  const toastErr = page.locator('#toast-alerts .toast-error');
+  await toastErr.getByText('Create agent failed: scripted late failure').waitFor();
+  await toastErr.getByRole('button', { name: 'Dismiss' }).click();
+});
+
 test('agent page: stats, active prompt with variables, versions timeline', async () => {
   await go(`#/agents/${support.id}`);
   await page.getByRole('heading', { name: /support-bot/, level: 1 }).waitFor();
