@@ -97,7 +97,10 @@ static const struct command commands[] = {
      "and skipped; the rest is imported. Prints a summary per type (created, updated,\n"
      "unchanged, rejected). Exit 0 when every line was imported, 1 when some were\n"
      "rejected or the import stopped (the server could not be reached: one line says\n"
-     "from which line on; importing again is safe), 2 on bad usage. --batch (1-1000,\n"
+     "from which line on; importing again is safe), 2 on bad usage. Ctrl-C (SIGTERM)\n"
+     "stops reading, waits up to 3 s for the answers in flight, prints the summary and\n"
+     "the line from which on the file was not imported, and exits 130 (143); a second\n"
+     "Ctrl-C exits at once. --batch (1-1000,\n"
      "default 1000) and --parallel (1-16, default 3) set the batch size and the\n"
      "requests in flight."},
     {"jobs", cmd_jobs, "jobs [--status S] [--type T] [--limit N] [--json]",

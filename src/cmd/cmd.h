@@ -100,6 +100,15 @@ struct store *cmd_open_store(const char *db, bool migrate);
  * every later thread; ignore SIGPIPE. */
 void cmd_block_signals(sigset_t *set);
 
+/* From now until the process exits, SIGINT (Ctrl-C) or SIGTERM erases the status line on
+ * erase_fd ("\r\e[K"; -1: none), writes line (one line, newline included) on stderr and exits
+ * with 128 + the signal: 130 after Ctrl-C, 143 after SIGTERM (interrupt.c). */
+void cmd_exit_on_interrupt(const char *line, int erase_fd);
+/* The same for a command that winds down itself: the first SIGINT or SIGTERM only sets *flag
+ * to its number (read(2) on a pipe returns EINTR meanwhile), and a second one does what
+ * cmd_exit_on_interrupt does. The command exits with 128 + *flag once it has wound down. */
+void cmd_interrupt_flag(volatile sig_atomic_t *flag, const char *line, int erase_fd);
+
 /* How long a stop may last past the grace period (shutdown.c): the steps after the grace
  * take at most 9 s when the database answers. */
 #define CMD_STOP_BOUND_MS 15000

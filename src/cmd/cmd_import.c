@@ -5,11 +5,15 @@
  * rejections so far), the summary per type on stdout (or as JSON with --json), a note on
  * stderr when records counted unchanged may have been stored by this import (a lost
  * answer: struct import_stats.uncertain), and the exit status: 0 when every line was
- * imported, 1 when some were rejected or the import stopped, 2 on bad usage.
+ * imported, 1 when some were rejected or the import stopped, 2 on bad usage. Ctrl-C or
+ * SIGTERM (interrupt.c's cmd_interrupt_flag) winds the import down (import.h,
+ * "Interruption"): the summary, one line from which line on the file was not imported,
+ * and exit status 128 + the signal; a second signal exits at once.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,11 +93,16 @@ static void on_report(void *ud)
 
 /* The table counts what the server answered for; records are the lines read, which an
  * import that stopped did not all send. */
-static void print_summary(const char *name, const struct import_stats *st, bool stopped)
+static void print_summary(const char *name, const struct import_stats *st, bool stopped, int sig)
 {
     char a[32], b[32], c[32], d[32];
     struct import_counts total = {0};
-    if (stopped)
+    if (sig)
+        printf("Interrupted importing %s after reading %s record%s in %.2f s; the server's "
+               "answers:\n\n",
+               name, cmd_grouped(st->records, a, sizeof a), st->records == 1 ? "" : "s",
+               (double)st->elapsed_us / 1e6);
+    else if (stopped)
         printf("Stopped importing %s after reading %s record%s in %.2f s; the server's "
                "answers:\n\n",
                name, cmd_grouped(st->records, a, sizeof a), st->records == 1 ? "" : "s",
@@ -120,7 +129,8 @@ static void print_summary(const char *name, const struct import_stats *st, bool 
            cmd_grouped(total.rejected, d, sizeof d));
 }
 
-static void print_summary_json(const char *name, const struct import_stats *st, bool stopped)
+static void print_summary_json(const char *name, const struct import_stats *st, bool stopped,
+                               int sig)
 {
     json_t *types = json_object(),
            *total = json_pack("{s:I, s:I, s:I, s:I}", "created", (json_int_t)0, "updated",
@@ -147,8 +157,33 @@ static void print_summary_json(const char *name, const struct import_stats *st, 
                   (json_int_t)st->lines, "records", (json_int_t)st->records, "seconds",
                   (double)st->elapsed_us / 1e6, "records_per_second", rate(st), "stopped", stopped,
                   "types", types, "total", total, "uncertain", (json_int_t)st->uncertain);
+    if (sig) {
+        json_object_set_new(doc, "interrupted", json_string(sig == SIGINT ? "SIGINT" : "SIGTERM"));
+        json_object_set_new(doc, "not_imported_from_line",
+                            st->undone_from ? json_integer(st->undone_from) : json_null());
+        json_object_set_new(doc, "unanswered", json_integer(st->unanswered));
+    }
     cmd_print_json(doc);
     json_decref(doc);
+}
+
+/* The one line after an interrupted import's summary: what was not imported, and that
+ * importing again is safe (every line is found as stored: README, "Idempotency"). */
+static void report_interrupted(const struct import_stats *st, int sig)
+{
+    char n[32], l[32], u[64] = "";
+    const char *what = sig == SIGINT ? "interrupted" : "stopped by SIGTERM";
+    if (st->unanswered)
+        snprintf(u, sizeof u, " (%s sent may or may not be stored)",
+                 cmd_grouped(st->unanswered, n, sizeof n));
+    if (!st->undone_from) {
+        cmd_error("import %s, after every record was imported", what);
+        return;
+    }
+    cmd_error("import %s: the records from line %s on were not all imported%s; the table "
+              "counts what the server answered; importing the file again is safe: what is "
+              "stored counts as unchanged",
+              what, cmd_grouped(st->undone_from, l, sizeof l), u);
 }
 
 int cmd_import(int argc, char **argv)
@@ -216,15 +251,22 @@ int cmd_import(int argc, char **argv)
         io.before_report = on_report;
         io.ud = &prog;
     }
+    static volatile sig_atomic_t interrupted;
+    io.stop = &interrupted;
+    cmd_interrupt_flag(&interrupted,
+                       "refold: import stopped at once (second signal): the requests in flight "
+                       "may or may not be stored; importing the file again is safe\n",
+                       io.progress ? STDERR_FILENO : -1);
     enum rf_status irc = import_run(&cl, &src, &io, &st, &err);
+    int sig = irc == RF_CANCELLED ? (int)interrupted : 0;
     if (prog.shown) {
         fputs("\r\033[K", stderr);
         fflush(stderr);
     }
     if (as_json)
-        print_summary_json(src.name, &st, irc != RF_OK);
+        print_summary_json(src.name, &st, irc != RF_OK, sig);
     else
-        print_summary(src.name, &st, irc != RF_OK);
+        print_summary(src.name, &st, irc != RF_OK, sig);
     fflush(stdout);
     if (st.uncertain) {
         char n[32];
@@ -234,7 +276,10 @@ int cmd_import(int argc, char **argv)
                   cmd_grouped(st.uncertain, n, sizeof n), st.uncertain == 1 ? "" : "s",
                   st.uncertain == 1 ? "its" : "their", st.uncertain == 1 ? "it" : "them");
     }
-    if (irc != RF_OK) {
+    if (sig) {
+        report_interrupted(&st, sig);
+        rc = 128 + sig;
+    } else if (irc != RF_OK) {
         char n[32];
         cmd_error("import stopped after reading %s record%s: %s",
                   cmd_grouped(st.records, n, sizeof n), st.records == 1 ? "" : "s", err.message);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cmd/cmd.h"
 #include "core/clock.h"
 #include "llm/sse.h"
 #include "core/banned.h"
@@ -122,35 +123,13 @@ enum rf_status follow_job(struct client *cl, const char *id, follow_event_fn fn,
     }
 }
 
-/* What the interrupt handler writes, made before it can run (it may only write(2)). */
-static char interrupt_line[320];
-static size_t interrupt_len;
-static volatile sig_atomic_t interrupt_clear;
-
-static void on_interrupt(int sig)
-{
-    static const char erase[] = "\r\033[K";
-    if (interrupt_clear && write(STDOUT_FILENO, erase, sizeof erase - 1) < 0) {
-        /* nothing more to do about it */
-    }
-    if (write(STDERR_FILENO, interrupt_line, interrupt_len) < 0) {
-        /* likewise */
-    }
-    _exit(128 + sig);
-}
-
 void follow_stop_on_interrupt(const char *id, bool clear_line)
 {
-    int n = snprintf(interrupt_line, sizeof interrupt_line,
+    char line[320];
+    int n = snprintf(line, sizeof line,
                      "refold: stopped following %s, which keeps running: refold job %s --follow "
                      "follows it again, refold cancel %s stops it\n",
                      id, id, id);
-    interrupt_len = n > 0 && (size_t)n < sizeof interrupt_line ? (size_t)n : 0;
-    interrupt_clear = clear_line;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_interrupt;
-    sigfillset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cmd_exit_on_interrupt(n > 0 && (size_t)n < sizeof line ? line : "",
+                          clear_line ? STDOUT_FILENO : -1);
 }

@@ -39,8 +39,32 @@ struct reader {
     size_t cap, start, end; /* unread bytes are buf[start..end) */
     size_t mem_pos;
     bool eof;
-    bool skipping; /* discarding the rest of an over-long line */
+    bool skipping;        /* discarding the rest of an over-long line */
+    struct importer *imp; /* its requests move on while the input is awaited */
+    bool stopped;         /* a read was interrupted (import_stopping): no more lines */
 };
+
+static void tick(struct importer *imp, bool force);
+
+/* Before a read that may block (a pipe whose writer is slow): wait for the input and for the
+ * answers of the requests in flight together, so that those are sent and answered, and
+ * their rejections reported, instead of waiting for the next lines; and look at
+ * import_stopping at least once a second, since a signal that came just before read(2)
+ * would not interrupt it. */
+static void await_input(struct reader *r)
+{
+    struct importer *imp = r->imp;
+    while (!imp->fatal && !import_stopping(imp)) {
+        struct curl_waitfd w = {.fd = r->src->fd, .events = CURL_WAIT_POLLIN};
+        curl_multi_poll(imp->multi, &w, 1, 1000, NULL);
+        if (imp->head) {
+            import_pump(imp, false);
+            tick(imp, false);
+        }
+        if (w.revents)
+            return;
+    }
+}
 
 /* Fill with more bytes; false at end of input. */
 static enum rf_status refill(struct reader *r, struct rf_err *err)
@@ -57,7 +81,12 @@ static enum rf_status refill(struct reader *r, struct rf_err *err)
             r->cap = cap;
         }
     }
+    await_input(r);
     for (;;) {
+        if (import_stopping(r->imp)) { /* Ctrl-C while waiting for input on a pipe */
+            r->stopped = true;
+            return RF_OK;
+        }
         ssize_t n = read(r->src->fd, r->buf + r->end, r->cap - r->end);
         if (n > 0) {
             r->end += (size_t)n;
@@ -132,6 +161,10 @@ static enum rf_status next_line(struct reader *r, const char **line, size_t *len
         enum rf_status rc = refill(r, err);
         if (rc)
             return rc;
+        if (r->stopped) { /* the partial line read so far is left unread */
+            *more = false;
+            return RF_OK;
+        }
     }
 }
 
@@ -165,6 +198,11 @@ enum rf_status import_fatal(struct importer *imp, const struct rf_err *e)
         imp->fatal = e->code ? e->code : RF_INTERNAL;
     }
     return imp->fatal;
+}
+
+bool import_stopping(const struct importer *imp)
+{
+    return imp->opts->stop && *imp->opts->stop;
 }
 
 bool import_not_string(const json_t *obj, const char *key)
@@ -368,8 +406,9 @@ enum rf_status import_run(struct client *cl, const struct import_source *src,
                            .err = err,
                            .name = src->name ? src->name : "input",
                            .last_eval = -1};
-    struct reader r = {.src = src};
+    struct reader r = {.src = src, .imp = &imp};
     enum rf_status rc = RF_OK;
+    bool at_end = false; /* every line was read */
     memset(st, 0, sizeof *st);
     rf_err_clear(err);
     st->started_us = clock_mono_us();
@@ -387,10 +426,14 @@ enum rf_status import_run(struct client *cl, const struct import_source *src,
         const char *line;
         size_t len;
         bool too_long, more;
+        if (import_stopping(&imp))
+            break;
         if ((rc = next_line(&r, &line, &len, &too_long, &more, err)))
             break;
-        if (!more)
+        if (!more) {
+            at_end = !r.stopped;
             break;
+        }
         st->lines++;
         if (st->lines == 1 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
             line += 3; /* a UTF-8 byte order mark is not part of the first object */
@@ -411,8 +454,15 @@ enum rf_status import_run(struct client *cl, const struct import_source *src,
             tick(&imp, false);
         }
     }
-    if (!imp.fatal) /* after a read error too: what was read is imported */
+    /* After a read error too, what was read is imported; an interrupt, perhaps while
+     * draining, leaves the rest. */
+    if (!imp.fatal && !import_stopping(&imp))
         import_drain(&imp);
+    if (!imp.fatal && import_stopping(&imp)) {
+        import_wind_down(&imp, at_end ? INT64_MAX : st->lines + 1);
+        rf_err_clear(err);
+        rc = RF_CANCELLED;
+    }
     if (imp.fatal)
         rc = imp.fatal;
 

@@ -45,6 +45,14 @@
  * first sending, whose answer was lost: they count as unchanged and in st->uncertain (a
  * create of an agent, eval or version sent again counts as created: import_names.c).
  *
+ * Interruption (opts->stop, set by the first SIGINT or SIGTERM): no more lines are read
+ * (a read waiting on a pipe is cut short) and no more requests sent; the requests in flight
+ * get IMPORT_STOP_WAIT_MS to answer, as they may be stored, and are then given up and
+ * counted in st->unanswered; st->undone_from says from which line on the file was not
+ * (all) imported. A version is never activated while trace batches sent with agent_id are
+ * unanswered, interrupted or not (import_flush_traces waits for them), so importing the
+ * file again gives every trace the version a whole import would.
+ *
  * Idempotency (docs in README, "Import"): agents are found by name among non-archived
  * agents, evals by (agent, name), traces by (source, external_id); feedback and
  * executions are upserts. A template (an agent's prompt_template, or a version line)
@@ -60,6 +68,7 @@
 #ifndef REFOLD_CMD_IMPORT_H
 #define REFOLD_CMD_IMPORT_H
 
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -92,6 +101,12 @@ struct import_stats {
      * connection broke: if the first sending was stored before its answer was lost, this
      * import created or updated them (README, "Import"). */
     int64_t uncertain;
+    /* An interrupted import (import_run returned RF_CANCELLED): the first line not imported
+     * (the records before it were all answered; from it on, lines were left unread, unsent or
+     * unanswered), and how many records went in requests still unanswered when the importer
+     * stopped waiting: they may or may not be stored. */
+    int64_t undone_from;
+    int64_t unanswered;
     int64_t started_us; /* clock_mono_us() at the start */
     int64_t elapsed_us; /* so far */
 };
@@ -114,13 +129,22 @@ struct import_opts {
      * drawn on the same terminal is erased first, so the report starts a line of its own. */
     void (*before_report)(void *ud);
     void *ud;
+    /* When *stop becomes non-zero (a signal: cmd_interrupt_flag), the import winds down: no
+     * more lines are read and no more requests are sent, the requests in flight get up to
+     * IMPORT_STOP_WAIT_MS to answer, and import_run returns RF_CANCELLED (may be NULL). */
+    const volatile sig_atomic_t *stop;
 };
+
+/* How long an interrupted import waits for the answers to its requests in flight: a batch
+ * normally answers in milliseconds, and an answer says what was stored. */
+#define IMPORT_STOP_WAIT_MS 3000
 
 #define IMPORT_MAX_LINE (8u * 1024 * 1024)
 
 /* Import every line of src through the API client cl. Rejected lines are reported and
  * counted, and do not stop the import; a fatal problem (the server cannot be reached,
- * the input cannot be read) does, with err set. *st gets the counts either way. */
+ * the input cannot be read) does, with err set; opts->stop does too, returning
+ * RF_CANCELLED with err empty. *st gets the counts either way. */
 enum rf_status import_run(struct client *cl, const struct import_source *src,
                           const struct import_opts *opts, struct import_stats *st,
                           struct rf_err *err);

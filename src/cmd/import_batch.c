@@ -392,7 +392,10 @@ void import_pump(struct importer *imp, bool block)
         }
         if (!block || settled || !imp->head)
             return;
-        curl_multi_poll(imp->multi, NULL, 0, 1000, NULL);
+        /* Interrupted: return now and then, so that the caller can see it and stop waiting. */
+        curl_multi_poll(imp->multi, NULL, 0, import_stopping(imp) ? 100 : 1000, NULL);
+        if (import_stopping(imp))
+            return;
     }
 }
 
@@ -403,7 +406,7 @@ static void wait_for(struct importer *imp, const struct batch *w)
         bool in_flight = false;
         for (struct batch *b = imp->head; b; b = b->next)
             in_flight = in_flight || b == w;
-        if (!in_flight)
+        if (!in_flight || import_stopping(imp))
             return;
         import_pump(imp, true);
     }
@@ -449,7 +452,7 @@ static void submit(struct importer *imp, struct batch *b)
         imp->pending_traces = NULL;
         submit(imp, t);
     }
-    for (bool again = true; again;) {
+    for (bool again = true; again && !import_stopping(imp);) {
         again = false;
         for (struct batch *f = imp->head; f; f = f->next) {
             /* Ordered when they share a trace: batches of one type (the later line wins;
@@ -465,10 +468,17 @@ static void submit(struct importer *imp, struct batch *b)
             }
         }
     }
-    while (imp->inflight >= imp->parallel)
+    while (imp->inflight >= imp->parallel && !import_stopping(imp))
         import_pump(imp, true);
     if (imp->fatal) { /* an answer while waiting stopped the import: b is not sent */
         reject_all(imp, b, "not sent");
+        b->next = imp->free_list;
+        imp->free_list = b;
+        return;
+    }
+    if (import_stopping(imp)) { /* interrupted: b is left unsent (import_wind_down) */
+        if (!imp->first_unsent || b->lines[0] < imp->first_unsent)
+            imp->first_unsent = b->lines[0];
         b->next = imp->free_list;
         imp->free_list = b;
         return;
@@ -524,8 +534,26 @@ void import_drain(struct importer *imp)
             submit(imp, b);
         }
     }
-    while (imp->head)
+    while (imp->head && !import_stopping(imp))
         import_pump(imp, true);
+}
+
+void import_wind_down(struct importer *imp, int64_t next)
+{
+    int64_t deadline = clock_mono_ms() + IMPORT_STOP_WAIT_MS;
+    for (;;) {
+        import_pump(imp, false);
+        int64_t left = deadline - clock_mono_ms();
+        if (!imp->head || imp->fatal || left <= 0)
+            break;
+        curl_multi_poll(imp->multi, NULL, 0, left < 100 ? (int)left : 100, NULL);
+    }
+    int64_t line = first_undone_line(imp, NULL, next);
+    if (imp->first_unsent && imp->first_unsent < line)
+        line = imp->first_unsent;
+    imp->st->undone_from = line == INT64_MAX ? 0 : line;
+    for (const struct batch *b = imp->head; b; b = b->next)
+        imp->st->unanswered += b->n;
 }
 
 /* Add one item (the line, with prefix spliced after its opening brace when given) to the

@@ -103,6 +103,7 @@ struct importer {
     enum rf_status fatal; /* set once: stop */
     struct rf_err *err;
     int64_t last_progress_us;
+    int64_t first_unsent; /* interrupted: the first line of a batch left unsent, else 0 */
 };
 
 /* ---- import.c ---- */
@@ -110,6 +111,8 @@ struct importer {
 /* Count a rejected line and say why, one line on opts->errors: "NAME:LINE: TYPE: why". */
 void import_report(struct importer *imp, int64_t line, enum import_type t, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Whether the import was interrupted (opts->stop): read and send nothing more. */
+bool import_stopping(const struct importer *imp);
 /* Whether field key of obj is there with a type other than string (or null). */
 bool import_not_string(const json_t *obj, const char *key);
 /* A fatal problem: stop the import with err (the first one wins). Returns imp->fatal. */
@@ -145,6 +148,10 @@ void import_pump(struct importer *imp, bool block);
 void import_flush_traces(struct importer *imp);
 /* Send every pending batch and wait until every request has answered. */
 void import_drain(struct importer *imp);
+/* The import was interrupted before line next (not read): wait up to IMPORT_STOP_WAIT_MS for
+ * the requests in flight, leave the batches not sent, and set st->undone_from and
+ * st->unanswered. */
+void import_wind_down(struct importer *imp, int64_t next);
 /* Set up imp->multi and imp->headers (needs imp->cl and imp->parallel). */
 void import_batches_init(struct importer *imp);
 /* Free every batch (in flight after a fatal error, pending, or free) and the multi handle. */
