@@ -38,6 +38,10 @@ static const char *SQL_EVAL_LIST_WS =
 static const char *SQL_EVAL_LIST_AGENT =
     "SELECT " EVAL_COLS " FROM evals e JOIN agents a ON a.id = e.agent_id "
     "WHERE e.agent_id = ? AND a.workspace_id = ? AND e.id < ? ORDER BY e.id DESC LIMIT ?";
+/* The names an execution rejected for another agent's trace is reported with. */
+static const char *SQL_EXEC_OTHER_AGENT_NAMES =
+    "SELECT e.name, ea.name, ta.name FROM evals e JOIN agents ea ON ea.id = e.agent_id "
+    "JOIN agents ta ON ta.id = ? WHERE e.id = ?";
 static const char *SQL_EXEC_GET =
     "SELECT id, predicted_result, predicted_reason, execution_time_ms FROM eval_executions "
     "WHERE eval_id = ? AND trace_id = ?";
@@ -190,6 +194,42 @@ struct exec_target {
     bool ok;         /* false: rejected (in its result) */
 };
 
+/* Reject item i, whose trace belongs to agent trace_agent, not to the eval's: by names (the
+ * trace as the item named it, the eval, both agents), as whoever sent it knows them, with
+ * details {field: the trace's field, reason: "trace_of_another_agent"}. */
+static enum rf_status reject_other_agent(struct db *db, const struct exec_batch *b, int i,
+                                         const char *trace_id, const char *trace_agent,
+                                         struct rf_err *err)
+{
+    const struct trace_ref *ref = &b->items[i].trace;
+    struct store_item_result *r = &b->results[i];
+    char trace[200];
+    if (ref->external_id)
+        snprintf(trace, sizeof trace, "source %s and external_id %s",
+                 ref->source ? ref->source : "api", ref->external_id);
+    else
+        snprintf(trace, sizeof trace, "id %s", trace_id);
+    struct db_stmt *s;
+    bool found;
+    enum rf_status rc = db_row(db, SQL_EXEC_OTHER_AGENT_NAMES,
+                               DB_ARGS(DB_T(trace_agent), DB_T(b->eval_id)), &s, &found, err);
+    if (rc)
+        return rc;
+    r->outcome = OUTCOME_REJECTED;
+    if (found)
+        rf_fail_field(&r->err, RF_INVALID, ref->external_id ? "external_id" : "trace_id",
+                      "the trace with %s belongs to agent \"%s\", not to agent \"%s\" of eval "
+                      "\"%s\"",
+                      trace, db_text(s, 2), db_text(s, 1), db_text(s, 0));
+    else
+        rf_fail_field(&r->err, RF_INVALID, ref->external_id ? "external_id" : "trace_id",
+                      "the trace with %s belongs to another agent than eval %s", trace,
+                      b->eval_id);
+    db_done(s);
+    snprintf(r->err.reason, sizeof r->err.reason, "trace_of_another_agent");
+    return RF_OK;
+}
+
 static enum rf_status resolve_target(struct db *db, const struct exec_batch *b, const char *agent,
                                      const struct trace_locks *locks, int i,
                                      struct exec_target *t, struct rf_err *err)
@@ -202,12 +242,8 @@ static enum rf_status resolve_target(struct db *db, const struct exec_batch *b, 
     if (rc || !found)
         return rc;
     trace_found_release(&f); /* only the rating is needed */
-    if (strcmp(f.agent_id, agent) != 0) {
-        r->outcome = OUTCOME_REJECTED;
-        rf_fail_field(&r->err, RF_INVALID, "trace_id",
-                      "trace %s belongs to another agent than eval %s", f.trace_id, b->eval_id);
-        return RF_OK;
-    }
+    if (strcmp(f.agent_id, agent) != 0)
+        return reject_other_agent(db, b, i, f.trace_id, f.agent_id, err);
     snprintf(t->trace_id, sizeof t->trace_id, "%s", f.trace_id);
     snprintf(t->rating, sizeof t->rating, "%s", f.rating);
     t->ok = true;

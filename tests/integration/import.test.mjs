@@ -735,3 +735,18 @@ test('requests whose answers were lost after refold stored them: agents and eval
     await kept.close();
   }
 });
+
+test("an eval_execution of another agent's trace is reported by names, not ids", async () => {
+  const file = join(srv.dir, 'other-agent.jsonl');
+  writeFileSync(file, jsonl([
+    { type: 'agent', name: 'owner', prompt_template: 'Own {{x}}' }, { type: 'agent', name: 'judged', prompt_template: 'J {{x}}' },
+    { type: 'eval', agent: 'judged', name: 'tone' }, trace('oa1', { agent: 'owner', source: 'crm' }),
+    { type: 'eval_execution', agent: 'judged', eval: 'tone', source: 'crm', external_id: 'oa1', predicted_result: false }]));
+  const r = await cli(['import', file]);
+  assert.equal(r.code, 1);
+  assert.equal(r.stderr.split('\n')[0], `${file}:5: eval_execution: the trace with source crm and external_id oa1 belongs to ` +
+    'agent "owner", not to agent "judged" of eval "tone"');
+  const api = await srv.api('POST', `/v1/evals/${(await srv.api('GET', '/v1/evals')).json.data.find((e) => e.name === 'tone').id}/executions`,
+    { executions: [{ source: 'crm', external_id: 'oa1', predicted_result: true }] });
+  assert.deepEqual(api.json.data[0].error.details, { field: 'external_id', reason: 'trace_of_another_agent' });
+});
