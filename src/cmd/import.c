@@ -378,6 +378,40 @@ static void on_line(struct importer *imp, const char *text, size_t len, int64_t 
     json_decref(obj);
 }
 
+/* What the first line's first bytes say the input is when it is no JSON Lines in UTF-8 at
+ * all (a UTF-16 file, as Windows PowerShell writes with `>`; a compressed file), with how to
+ * import it; NULL otherwise. Every line of such a file would be rejected, each with a
+ * message about a byte that says nothing of the cause. */
+static const char *not_utf8_jsonl(const char *line, size_t len, const char **fix)
+{
+    const unsigned char *b = (const unsigned char *)line;
+    static const struct {
+        const char *magic;
+        size_t n;
+        const char *what, *fix;
+    } kinds[] = {
+        {"\xFF\xFE", 2, "in UTF-16 (it starts with a UTF-16 byte order mark), not UTF-8",
+         "iconv -f UTF-16 -t UTF-8 FILE | refold import -"},
+        {"\xFE\xFF", 2, "in UTF-16 (it starts with a UTF-16 byte order mark), not UTF-8",
+         "iconv -f UTF-16 -t UTF-8 FILE | refold import -"},
+        {"\x1F\x8B", 2, "gzip-compressed", "zcat FILE | refold import -"},
+        {"\x28\xB5\x2F\xFD", 4, "zstd-compressed", "zstdcat FILE | refold import -"},
+        {"\xFD\x37zXZ", 5, "xz-compressed", "xzcat FILE | refold import -"},
+        {"BZh", 3, "bzip2-compressed", "bzcat FILE | refold import -"},
+        {"PK\x03\x04", 4, "a zip archive", "unzip -p FILE | refold import -"},
+    };
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (len >= kinds[i].n && memcmp(line, kinds[i].magic, kinds[i].n) == 0) {
+            *fix = kinds[i].fix;
+            return kinds[i].what;
+        }
+    if (len >= 4 && ((b[0] && !b[1] && b[2] && !b[3]) || (!b[0] && b[1] && !b[2] && b[3]))) {
+        *fix = "iconv -f UTF-16 -t UTF-8 FILE | refold import -";
+        return "in UTF-16 (NUL bytes between its characters), not UTF-8";
+    }
+    return NULL;
+}
+
 static bool blank(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -438,6 +472,14 @@ enum rf_status import_run(struct client *cl, const struct import_source *src,
         if (st->lines == 1 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
             line += 3; /* a UTF-8 byte order mark is not part of the first object */
             len -= 3;
+        }
+        const char *fix, *what = st->lines == 1 ? not_utf8_jsonl(line, len, &fix) : NULL;
+        if (what) {
+            struct rf_err e;
+            rf_fail(&e, RF_INVALID, "%s is %s: import it as UTF-8 JSON Lines, e.g. %s", imp.name,
+                    what, fix);
+            import_fatal(&imp, &e);
+            break;
         }
         if (too_long) {
             st->records++;

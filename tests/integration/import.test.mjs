@@ -750,3 +750,19 @@ test("an eval_execution of another agent's trace is reported by names, not ids",
     { executions: [{ source: 'crm', external_id: 'oa1', predicted_result: true }] });
   assert.deepEqual(api.json.data[0].error.details, { field: 'external_id', reason: 'trace_of_another_agent' });
 });
+
+test('a UTF-16 or compressed file stops the import with one line saying what it is and how to import it', async () => {
+  const text = jsonl([{ type: 'agent', name: 'enc' }, trace('enc1', { agent: 'enc' })]);
+  const { gzipSync } = await import('node:zlib');
+  for (const [name, bytes, what] of [
+    ['bom16', Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, 'utf16le')]), 'in UTF-16 (it starts with a UTF-16 byte order mark), not UTF-8: import it as UTF-8 JSON Lines, e.g. iconv -f UTF-16 -t UTF-8 FILE | refold import -'],
+    ['le16', Buffer.from(text, 'utf16le'), 'in UTF-16 (NUL bytes between its characters), not UTF-8: import it as UTF-8 JSON Lines, e.g. iconv -f UTF-16 -t UTF-8 FILE | refold import -'],
+    ['gz', gzipSync(Buffer.from(text)), 'gzip-compressed: import it as UTF-8 JSON Lines, e.g. zcat FILE | refold import -']]) {
+    const file = join(srv.dir, `${name}.jsonl`);
+    writeFileSync(file, bytes);
+    const r = await cli(['import', file]);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, `refold: import stopped after reading 0 records: ${file} is ${what}\n`);
+    assert.match(r.stdout, /^total\s+0\s+0\s+0\s+0$/m);
+  }
+});
