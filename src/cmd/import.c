@@ -356,7 +356,8 @@ static void on_line(struct importer *imp, const char *text, size_t len, int64_t 
         import_report(imp, line, IMPORT_INVALID, "not a JSON object");
     } else if (!type) {
         import_report(imp, line, IMPORT_INVALID,
-                      "no \"type\" (agent, version, eval, trace, feedback or eval_execution)");
+                      "%s (agent, version, eval, trace, feedback or eval_execution)",
+                      json_object_get(obj, "type") ? "\"type\" must be a string" : "no \"type\"");
     } else if (!strcmp(type, "trace")) {
         on_trace(imp, obj, text, len, line);
     } else if (!strcmp(type, "feedback")) {

@@ -766,3 +766,11 @@ test('a UTF-16 or compressed file stops the import with one line saying what it 
     assert.match(r.stdout, /^total\s+0\s+0\s+0\s+0$/m);
   }
 });
+
+test('a "type" that is not a string is reported as such, not as missing', async () => {
+  const r = await cli(['import', '-'], { input: jsonl([{ type: 5 }, { name: 'x' }]) });
+  assert.equal(r.code, 1);
+  assert.deepEqual(r.stderr.split('\n').slice(0, 2), [
+    'stdin:1: invalid: "type" must be a string (agent, version, eval, trace, feedback or eval_execution)',
+    'stdin:2: invalid: no "type" (agent, version, eval, trace, feedback or eval_execution)']);
+});
