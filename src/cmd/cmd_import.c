@@ -283,7 +283,7 @@ int cmd_import(int argc, char **argv)
         char n[32];
         cmd_error("import stopped after reading %s record%s: %s",
                   cmd_grouped(st.records, n, sizeof n), st.records == 1 ? "" : "s", err.message);
-        rc = 1;
+        rc = interrupted ? 128 + (int)interrupted : 1; /* Ctrl-C met a failure on the way out */
     } else if (st.rejected) {
         char n[32];
         if (st.rejected == st.records)

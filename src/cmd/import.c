@@ -502,8 +502,8 @@ enum rf_status import_run(struct client *cl, const struct import_source *src,
     if (!imp.fatal && !import_stopping(&imp))
         import_drain(&imp);
     if (!imp.fatal && import_stopping(&imp)) {
+        rf_err_clear(err); /* before: an answer awaited may still stop the import (fatal) */
         import_wind_down(&imp, at_end ? INT64_MAX : st->lines + 1);
-        rf_err_clear(err);
         rc = RF_CANCELLED;
     }
     if (imp.fatal)

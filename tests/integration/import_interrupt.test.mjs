@@ -191,3 +191,21 @@ test('a slow pipe: batches sent are answered, and their rejections reported, whi
   assert.equal(r.code, 1, r.stderr);
   assert.match(r.stdout, /^trace\s+10\s+0\s+0\s+1$/m);
 });
+
+test('Ctrl-C while the server cannot be reached: the failure is told as usual, and the exit status is still 130', async () => {
+  const gone = createServer();
+  gone.listen(0, '127.0.0.1');
+  await once(gone, 'listening');
+  const url = `http://127.0.0.1:${gone.address().port}`;
+  await new Promise((r) => gone.close(r)); // nothing listens there now
+  const lines = [];
+  for (let i = 0; i < 11; i++) lines.push({ type: 'feedback', source: 's', external_id: `gone${i}`, rating: 'positive' });
+  const p = importer(['-', '--batch', '10'], { REFOLD_URL: url });
+  p.child.stdin.write(jsonl(lines)); // line 11 sends the first batch: refused, retried after 0.5 s and 1 s
+  await sleep(200);
+  p.child.kill('SIGINT');
+  const r = await p.done;
+  p.child.stdin.destroy();
+  assert.equal(r.code, 130, r.stderr);
+  assert.match(r.stderr, /^refold: import stopped after reading 11 records: cannot reach refold at /m);
+});
