@@ -347,8 +347,14 @@ static void on_line(struct importer *imp, const char *text, size_t len, int64_t 
     json_error_t je;
     json_t *obj = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (!obj) {
-        import_report(imp, line, IMPORT_INVALID, "invalid JSON at column %d: %s", je.column,
-                      je.text);
+        /* jansson's words for the two causes that are about the file, not the JSON */
+        bool not_utf8 = strncmp(je.text, "unable to decode byte", 21) == 0;
+        bool nul = strstr(je.text, "JSON_ALLOW_NUL") != NULL;
+        import_report(imp, line, IMPORT_INVALID, "invalid JSON at column %d: %s%s", je.column,
+                      nul ? "\\u0000 (NUL) is not allowed in strings" : je.text,
+                      not_utf8 ? ": not UTF-8 (import files are UTF-8: convert this one, e.g. "
+                                 "with iconv -f ISO-8859-1 -t UTF-8)"
+                               : "");
         return;
     }
     const char *type = json_string_value(json_object_get(obj, "type"));

@@ -774,3 +774,12 @@ test('a "type" that is not a string is reported as such, not as missing', async 
     'stdin:1: invalid: "type" must be a string (agent, version, eval, trace, feedback or eval_execution)',
     'stdin:2: invalid: no "type" (agent, version, eval, trace, feedback or eval_execution)']);
 });
+
+test('a line in Latin-1, or with \\u0000, is reported in words about the file', async () => {
+  const input = Buffer.concat([Buffer.from('{"type":"agent","name":"caf'), Buffer.from([0xe9]), Buffer.from('"}\n{"type":"agent","name":"a\\u0000b"}\n')]);
+  const r = await cli(['import', '-'], { input });
+  assert.equal(r.code, 1);
+  const errs = r.stderr.split('\n');
+  assert.match(errs[0], /^stdin:1: invalid: invalid JSON at column \d+: unable to decode byte 0xe9 .*: not UTF-8 \(import files are UTF-8: convert this one, e\.g\. with iconv -f ISO-8859-1 -t UTF-8\)$/);
+  assert.match(errs[1], /^stdin:2: invalid: invalid JSON at column \d+: \\u0000 \(NUL\) is not allowed in strings$/);
+});
