@@ -100,9 +100,8 @@ static const struct command commands[] = {
      "from which line on; importing again is safe), 2 on bad usage. Ctrl-C (SIGTERM)\n"
      "stops reading, waits up to 3 s for the answers in flight, prints the summary and\n"
      "the line from which on the file was not imported, and exits 130 (143); a second\n"
-     "Ctrl-C exits at once. --batch (1-1000,\n"
-     "default 1000) and --parallel (1-16, default 3) set the batch size and the\n"
-     "requests in flight."},
+     "Ctrl-C exits at once. --batch (1-1000, default 1000) and --parallel (1-16,\n"
+     "default 3) set the batch size and the requests in flight."},
     {"jobs", cmd_jobs, "jobs [--status S] [--type T] [--limit N] [--json]",
      "List the workspace's newest jobs, newest first: --limit (1-500, default 50) of them.\n"
      "Talks to the server's API (REFOLD_URL and REFOLD_API_KEY, else the config file\n"
