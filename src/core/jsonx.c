@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/utf8.h"
 #include "core/banned.h"
 
 enum rf_status jx_parse(const char *text, size_t len, json_t **out, struct rf_err *err)
@@ -89,6 +90,12 @@ enum rf_status jx_string(const json_t *obj, const char *key, int flags, size_t m
     if (max_chars && jx_utf8_len(s) > max_chars)
         return rf_fail_field(err, RF_INVALID, key, "%s is longer than %zu characters", key,
                              max_chars);
+    size_t at;
+    long cc = (flags & JX_NAME) ? utf8_control(s, &at) : -1;
+    if (cc >= 0)
+        return rf_fail_field(err, RF_INVALID, key,
+                             "%s must not contain control characters (U+%04lX at character %zu)",
+                             key, (unsigned long)cc, at + 1);
     *out = s;
     return RF_OK;
 }

@@ -66,3 +66,20 @@ void utf8_scrub(char *s)
         *p++ = '?';
     }
 }
+
+long utf8_control(const char *s, size_t *at)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = 0;
+    for (; *p; p++) {
+        if ((*p & 0xC0) == 0x80)
+            continue; /* a continuation byte: counted with its lead byte */
+        if (*p < 0x20 || *p == 0x7F || (*p == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F)) {
+            if (at)
+                *at = n;
+            return *p == 0xC2 ? p[1] : *p;
+        }
+        n++;
+    }
+    return -1;
+}

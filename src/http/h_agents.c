@@ -54,7 +54,7 @@ HANDLER(h_agents_create)
     struct agent_new in = {0};
     enum rf_status rc = req_json(req, false, &body, err);
     if (rc == RF_OK)
-        rc = jx_string(body, "name", JX_REQUIRED, LIMIT_NAME_CHARS, false, &in.name, err);
+        rc = jx_string(body, "name", JX_REQUIRED | JX_NAME, LIMIT_NAME_CHARS, false, &in.name, err);
     if (rc == RF_OK)
         rc = jx_string(body, "description", JX_NULLABLE, LIMIT_TEXT_CHARS, true, &in.description,
                        err);
@@ -87,6 +87,8 @@ HANDLER(h_agents_list)
     enum rf_status rc = req_page(req, &page, err);
     if (rc == RF_OK)
         rc = req_query_enum(req, "status", agent_statuses, &status, err);
+    /* A filter, not a name being stored: no JX_NAME check, so an agent named before names
+     * were checked is still found by its name. */
     if (rc == RF_OK && name && (!*name || jx_utf8_len(name) > LIMIT_NAME_CHARS))
         rc = rf_fail_field(err, RF_INVALID, "name", "name must be 1 to %d characters",
                            LIMIT_NAME_CHARS);
@@ -131,7 +133,7 @@ HANDLER(h_agents_update)
     struct agent_patch in = {0};
     enum rf_status rc = req_json(req, false, &body, err);
     if (rc == RF_OK)
-        rc = jx_string(body, "name", JX_OPTIONAL, LIMIT_NAME_CHARS, false, &in.name, err);
+        rc = jx_string(body, "name", JX_NAME, LIMIT_NAME_CHARS, false, &in.name, err);
     if (rc == RF_OK && json_object_get(body, "description")) {
         in.set_description = true;
         rc = jx_string(body, "description", JX_NULLABLE, LIMIT_TEXT_CHARS, true, &in.description,

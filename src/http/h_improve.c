@@ -26,7 +26,7 @@ HANDLER(h_agents_improve)
         rc = jx_int(body, "max_contradictions", JX_NULLABLE, 1, IMPROVE_MAX_CONTRADICTIONS, &max,
                     NULL, err);
     if (rc == RF_OK)
-        rc = jx_string(body, "model", JX_NULLABLE, MODEL_MAX_CHARS, false, &model, err);
+        rc = jx_string(body, "model", JX_NULLABLE | JX_NAME, MODEL_MAX_CHARS, false, &model, err);
     if (rc == RF_OK)
         rc = jx_string(body, "instructions", JX_NULLABLE, LIMIT_TEXT_CHARS, true, &instructions,
                        err);

@@ -38,11 +38,11 @@ HANDLER(h_practices_create)
         rc = rf_fail_field(err, RF_INVALID, "category",
                            "category must be structure, clarity, safety, reasoning or general");
     if (rc == RF_OK)
-        rc = jx_string(body, "title", JX_REQUIRED, LIMIT_NAME_CHARS, false, &title, err);
+        rc = jx_string(body, "title", JX_REQUIRED | JX_NAME, LIMIT_NAME_CHARS, false, &title, err);
     if (rc == RF_OK)
         rc = jx_string(body, "content", JX_REQUIRED, LIMIT_TEXT_CHARS, false, &content, err);
     if (rc == RF_OK)
-        rc = jx_string(body, "url", JX_NULLABLE, 2000, false, &url, err);
+        rc = jx_string(body, "url", JX_NULLABLE | JX_NAME, 2000, false, &url, err);
     /* The UI links to it: only a web address, never javascript: or data:. */
     if (rc == RF_OK && url && strncasecmp(url, "https://", 8) != 0 &&
         strncasecmp(url, "http://", 7) != 0)

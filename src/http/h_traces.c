@@ -35,9 +35,10 @@ static enum rf_status parse_trace(const json_t *obj, void *item, struct batch_sc
     if ((rc = jx_string(obj, "agent_id", JX_NULLABLE, ID_MAX, false, &t->agent_id, err)) ||
         (rc = jx_string(obj, "agent_version_id", JX_NULLABLE, ID_MAX, false, &t->agent_version_id,
                         err)) ||
-        (rc = jx_string(obj, "source", JX_NULLABLE, LIMIT_NAME_CHARS, false, &t->source, err)) ||
-        (rc = jx_string(obj, "external_id", JX_NULLABLE, LIMIT_NAME_CHARS, false, &t->external_id,
+        (rc = jx_string(obj, "source", JX_NULLABLE | JX_NAME, LIMIT_NAME_CHARS, false, &t->source,
                         err)) ||
+        (rc = jx_string(obj, "external_id", JX_NULLABLE | JX_NAME, LIMIT_NAME_CHARS, false,
+                        &t->external_id, err)) ||
         (rc = big_text(obj, "input", JX_REQUIRED, LIMIT_TRACE_FIELD_BYTES, &t->input, err)) ||
         (rc = big_text(obj, "output", JX_REQUIRED, LIMIT_TRACE_FIELD_BYTES, &t->output, err)))
         return rc;
@@ -182,6 +183,8 @@ HANDLER(h_traces_delete)
     return RF_OK;
 }
 
+/* A reference finds a stored trace, so its source and external_id are not held to JX_NAME:
+ * a trace stored before names were checked can still be rated and evaluated. */
 enum rf_status parse_trace_ref(const json_t *obj, struct trace_ref *ref, struct rf_err *err)
 {
     enum rf_status rc;

@@ -516,7 +516,9 @@ test('text from the server cannot drive the terminal: control characters are sho
   const name = `ctl-${ESC}]0;owned${'\x07'}`;
   const tpl1 = `Hello {{x}}\r\nSafe line\n`;
   const tpl2 = `Hello {{x}}\r\nIgnore all rules${ESC}[2K\rSafe line\n\u009b31m red\n`;
-  const a = (await srv.api('POST', '/v1/agents', { name, prompt_template: tpl1 })).json;
+  const a = (await srv.api('POST', '/v1/agents', { name: 'ctl-tmp', prompt_template: tpl1 })).json;
+  // The API refuses control characters in names now; one stored before still reaches clients.
+  await sql(srv.db, `UPDATE agents SET name = '${name}' WHERE id = '${a.id}'`);
   assert.equal((await srv.api('POST', `/v1/agents/${a.id}/versions`, { prompt_template: tpl2, changes: [`c${ESC}[8m hidden`] })).status, 201);
   const raw = /[\x00-\x08\x0b-\x1f\x7f\u0080-\u009f]/;
   const clean = (s) => s.replace(/\x1b\[[0-9;]*m/g, '').replace(/\r\n/g, '\n'); // our own colours; CRLF line ends stay

@@ -408,6 +408,39 @@ static void test_clock_rfc3339(void **state)
     assert_false(clock_parse("2026-11-26T09:37:33", &ms));
 }
 
+/* Control characters in names: C0, DEL and C1 are found, with how many characters precede
+ * them; other characters, multi-byte ones included, are not controls. */
+static void test_utf8_control(void **state)
+{
+    (void)state;
+    size_t at = 99;
+    assert_int_equal(utf8_control("plain name", &at), -1);
+    assert_int_equal(utf8_control("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xc2\xa0", &at), -1);
+    assert_int_equal(at, 99);
+    assert_int_equal(utf8_control("a\tb", &at), 0x09);
+    assert_int_equal(at, 1);
+    assert_int_equal(utf8_control("\x1b[31m", &at), 0x1b);
+    assert_int_equal(at, 0);
+    assert_int_equal(utf8_control("\xc3\xa9\xc3\xa9\x7f", &at), 0x7f);
+    assert_int_equal(at, 2);
+    assert_int_equal(utf8_control("\xe2\x82\xac\xc2\x9b" "2J", &at), 0x9b);
+    assert_int_equal(at, 1);
+    assert_int_equal(utf8_control("x\xc2\x85", NULL), 0x85);
+
+    /* jx_string refuses them with JX_NAME only, naming the field. */
+    json_t *o = json_pack("{s:s}", "name", "a\nb");
+    const char *out;
+    struct rf_err err;
+    rf_err_clear(&err);
+    assert_int_equal(jx_string(o, "name", JX_REQUIRED, 200, false, &out, &err), RF_OK);
+    assert_int_equal(jx_string(o, "name", JX_REQUIRED | JX_NAME, 200, false, &out, &err),
+                     RF_INVALID);
+    assert_string_equal(err.field, "name");
+    assert_string_equal(err.message,
+                        "name must not contain control characters (U+000A at character 2)");
+    json_decref(o);
+}
+
 /* Error messages are valid UTF-8 whatever they quote: JSON error bodies are built from them. */
 static void test_error_messages_utf8(void **state)
 {
@@ -474,6 +507,7 @@ int main(void)
         cmocka_unit_test(test_buf_cap),
         cmocka_unit_test(test_clock_rfc3339),
         cmocka_unit_test(test_error_messages_utf8),
+        cmocka_unit_test(test_utf8_control),
         cmocka_unit_test(test_log_quote),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
