@@ -1,9 +1,9 @@
 /*
  * request - the helpers of http.h that handlers call on their request and response:
  * query arguments and headers, the JSON body, paging and enumerated filters, and the
- * resp_* setters. They read what server.c gathered (the connection, the body) and
+ * resp_* setters. They read what dispatch.c gathered (the connection, the body) and
  * know nothing of routing, authentication or libmicrohttpd's callbacks, which stay
- * in server.c.
+ * in dispatch.c.
  */
 #include <errno.h>
 #include <stdlib.h>

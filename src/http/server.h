@@ -11,7 +11,8 @@
  * makes MHD close keep-alive connections. Each pool thread lazily opens its
  * own store connection (pthread key; closed when the thread exits). Routing
  * is a static table (router.c); authentication, the JSON error body, request
- * ids and metrics are applied here for every route.
+ * ids and metrics are applied for every route by dispatch.c, which takes each
+ * request through; server.c starts, drains and stops the daemon.
  *
  * Shutdown: http_server_drain marks the server as going away (/healthz answers
  * 503, every answer closes its connection) while it still serves; http_server_stop
