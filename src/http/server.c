@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "core/env.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/xalloc.h"
@@ -40,13 +41,29 @@ static void free_thread_memo(void *p)
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
+/* libmicrohttpd's messages, one warn line each; except that a connection refused at
+ * HTTP_MAX_CONNECTIONS or at REFOLD_MAX_CONNECTIONS_PER_IP, which MHD reports every time,
+ * is logged at most once a second with how many went unlogged meanwhile: a client
+ * opening connections in a loop would otherwise write the log as fast as it connects. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
-    char msg[512], q[600];
+    static _Atomic int64_t last_refusal;
+    static atomic_int unlogged;
+    char msg[512], q[600], extra[48] = "";
     vsnprintf(msg, sizeof msg, fmt, ap);
     msg[strcspn(msg, "\n")] = '\0';
-    log_warn("libmicrohttpd", "detail=%s", log_quote(msg, q, sizeof q));
+    if (strncmp(msg, "Server reached connection limit", 31) == 0) {
+        int64_t now = clock_mono_ms(), last = atomic_load(&last_refusal);
+        if (now - last < 1000 || !atomic_compare_exchange_strong(&last_refusal, &last, now)) {
+            atomic_fetch_add(&unlogged, 1);
+            return;
+        }
+        int n = atomic_exchange(&unlogged, 0);
+        if (n)
+            snprintf(extra, sizeof extra, " unlogged_refusals=%d", n);
+    }
+    log_warn("libmicrohttpd", "detail=%s%s", log_quote(msg, q, sizeof q), extra);
 }
 
 static enum rf_status parse_listen(const char *listen, struct sockaddr_storage *ss,
@@ -110,6 +127,9 @@ enum rf_status http_server_start(const struct http_config *cfg, struct http_serv
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     int threads = cfg->threads > 0 ? cfg->threads : HTTP_DEFAULT_THREADS;
+    /* Off by default: behind a reverse proxy every client has the proxy's address, and a
+     * limit would refuse them all together. */
+    unsigned per_ip = (unsigned)env_int(HTTP_PER_IP_ENV, 0, 0, HTTP_MAX_CONNECTIONS);
     srv->daemon = MHD_start_daemon(
         flags, 0, accept_policy, srv, dispatch_on_request, srv,
         /* The logger first: MHD warns (on its own logger) about any option before it. */
@@ -117,7 +137,8 @@ enum rf_status http_server_start(const struct http_config *cfg, struct http_serv
         MHD_OPTION_UNESCAPE_CALLBACK, dispatch_unescape, NULL,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)10000,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
         MHD_OPTION_NOTIFY_COMPLETED, dispatch_on_completed, srv,
@@ -134,6 +155,9 @@ enum rf_status http_server_start(const struct http_config *cfg, struct http_serv
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = info ? info->port : 0;
+    if (per_ip)
+        log_info("connections per client address limited", "max=%u setting=%s", per_ip,
+                 HTTP_PER_IP_ENV);
     if (cfg->port_file) {
         char tmp[4096];
         snprintf(tmp, sizeof tmp, "%s.tmp", cfg->port_file);

@@ -45,6 +45,12 @@ struct http_config {
 
 #define HTTP_DEFAULT_MAX_BODY (8u * 1024 * 1024)
 #define HTTP_DEFAULT_THREADS 4
+/* Open connections at most, in all. */
+#define HTTP_MAX_CONNECTIONS 10000
+/* The variable http_server_start reads for the most connections one client address may
+ * hold open at once (0, the default: no limit but HTTP_MAX_CONNECTIONS); a connection
+ * past it is closed as soon as it is accepted. */
+#define HTTP_PER_IP_ENV "REFOLD_MAX_CONNECTIONS_PER_IP"
 
 /* Whether listen ("host:port") parses and can be bound now, without serving: `refold
  * serve` asks before its workers start, so a busy port or a bad address claims no job. */
