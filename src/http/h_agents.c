@@ -13,6 +13,28 @@
 
 static const char *const agent_statuses[] = {"discovered", "confirmed", "archived", NULL};
 
+/* names as a JSON list in about max bytes: as many whole names as fit, then "+N more".
+ * The error message holds 255 bytes, and both of validate_template's lists must show. */
+static void names_excerpt(const json_t *names, char *out, size_t max)
+{
+    size_t n = json_array_size(names), shown = 0, used = 1;
+    snprintf(out, max, "[");
+    for (; shown < n; shown++) {
+        char *q = jx_dump(json_array_get(names, shown));
+        size_t len = strlen(q) + (shown ? 1 : 0);
+        bool fits = used + len + sizeof ",+4294967295 more]" <= max;
+        if (fits)
+            used += (size_t)snprintf(out + used, max - used, "%s%s", shown ? "," : "", q);
+        free(q);
+        if (!fits)
+            break;
+    }
+    if (shown < n)
+        snprintf(out + used, max - used, "%s+%zu more]", shown ? "," : "", n - shown);
+    else
+        snprintf(out + used, max - used, "]");
+}
+
 enum rf_status validate_template(const json_t *body, const char *tmpl, struct rf_err *err)
 {
     if (strlen(tmpl) > LIMIT_TEMPLATE_BYTES)
@@ -33,13 +55,13 @@ enum rf_status validate_template(const json_t *body, const char *tmpl, struct rf
     json_t *missing = template_missing(given, found);  /* declared, not in the template */
     json_t *extra = template_missing(found, given);    /* in the template, not declared */
     if (json_array_size(missing) || json_array_size(extra)) {
-        char *m = jx_dump(missing), *x = jx_dump(extra);
+        char m[96], x[96];
+        names_excerpt(missing, m, sizeof m);
+        names_excerpt(extra, x, sizeof x);
         rf_fail_field(err, RF_INVALID, "variables",
                       "variables differ from the template's placeholders: not in the template "
                       "%s, not declared %s",
                       m, x);
-        free(m);
-        free(x);
         rc = RF_INVALID;
     }
     json_decref(found);

@@ -63,6 +63,26 @@ test('given variables must equal the template placeholders', async () => {
   assert.equal(ok.status, 201);
 });
 
+test('many variables cost milliseconds, not an HTTP thread for minutes; the message shows both differences', async () => {
+  // Names were compared list against list: 27,000 distinct placeholders (a template within
+  // 256 KiB) took some 25 s, a 40,000-name variables array 20 s, a body of 8 MiB hours.
+  const agent = (await srv.api('POST', '/v1/agents', { name: 'many-vars', prompt_template: 'Hi {{x}}' })).json;
+  const names = Array.from({ length: 27000 }, (_, i) => `v${i}`);
+  let t0 = Date.now();
+  const big = await srv.api('POST', `/v1/agents/${agent.id}/versions`, { prompt_template: names.map((n) => `{{${n}}}`).join(''), variables: [...names].reverse() });
+  assert.equal(big.status, 201, big.text.slice(0, 300));
+  assert.equal(big.json.variables.length, 27000);
+  assert.ok(Date.now() - t0 < 5000, `27,000 placeholders took ${Date.now() - t0} ms`);
+  t0 = Date.now();
+  const declared = Array.from({ length: 40000 }, (_, i) => `d${i}`);
+  const r = await srv.api('POST', `/v1/agents/${agent.id}/versions`, { prompt_template: 'Hi {{x}} {{y}}', variables: declared });
+  assert.ok(Date.now() - t0 < 5000, `40,000 declared variables took ${Date.now() - t0} ms`);
+  assert.equal(r.status, 400);
+  assert.equal(r.json.error.details.field, 'variables');
+  // The first list no longer pushes the second out of the 255-byte message.
+  assert.match(r.json.error.message, /^variables differ from the template's placeholders: not in the template \["d0","d1",.*,\+\d+ more\], not declared \["x","y"\]$/);
+});
+
 test('the agent list filters by exact name (the CLI resolves names with it)', async () => {
   const old = (await srv.api('POST', '/v1/agents', { name: 'named é/x' })).json;
   await srv.api('DELETE', `/v1/agents/${old.id}`);
