@@ -4,7 +4,6 @@
  * POST /v1/test/jobs, which only exists with REFOLD_TEST_JOBS=1 (a ROUTE_TEST_ONLY route)
  * and enqueues test_sleep jobs through the same jobs_enqueue the real endpoints use.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,12 +98,8 @@ HANDLER(h_jobs_retry)
 /* A non-negative event seq from a header or query value. */
 static enum rf_status parse_seq(const char *v, const char *field, int64_t *out, struct rf_err *err)
 {
-    char *end;
-    errno = 0;
-    long long n = strtoll(v, &end, 10);
-    if (!*v || *end || errno || n < 0)
+    if (!req_parse_int(v, 0, INT64_MAX, out))
         return rf_fail_field(err, RF_INVALID, field, "%s must be an event id (a seq >= 0)", field);
-    *out = n;
     return RF_OK;
 }
 

@@ -17,11 +17,8 @@ static const char *const version_statuses[] = {"candidate", "active", "rejected"
 static enum rf_status version_number(struct req *req, const char *s, int64_t *n,
                                      struct rf_err *err)
 {
-    char *end;
-    long long v = strtoll(s, &end, 10);
-    if (!*s || *end || v < 1 || v > INT32_MAX)
+    if (!req_parse_int(s, 1, INT32_MAX, n))
         return rf_fail(err, RF_NOT_FOUND, "agent %s has no version %s", req->params[0], s);
-    *n = v;
     return RF_OK;
 }
 

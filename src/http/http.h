@@ -84,6 +84,10 @@ enum rf_status http_still_authorized(struct http_server *srv, bool cookie, const
                                      struct rf_err *err);
 /* ?limit= and ?cursor= into page (defaults and bounds of SPEC §4.1). */
 enum rf_status req_page(struct req *req, struct store_page *page, struct rf_err *err);
+/* s as a whole decimal integer within [min, max]: digits, after an optional '-' only
+ * (strtoll alone would also take leading spaces and a '+', so that "/versions/ 1" or
+ * "?limit=+5" passed for numbers). */
+bool req_parse_int(const char *s, int64_t min, int64_t max, int64_t *out);
 /* An integer query argument within [min, max]; *out untouched when absent. */
 enum rf_status req_query_int(struct req *req, const char *key, int64_t min, int64_t max,
                              int64_t *out, struct rf_err *err);

@@ -44,19 +44,27 @@ enum rf_status req_json(struct req *req, bool allow_empty, json_t **out, struct 
     return RF_OK;
 }
 
+bool req_parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    const char *digits = s[0] == '-' ? s + 1 : s;
+    if (*digits < '0' || *digits > '9')
+        return false;
+    char *end;
+    errno = 0;
+    long long n = strtoll(s, &end, 10);
+    if (*end || errno || n < min || n > max)
+        return false;
+    *out = n;
+    return true;
+}
+
 enum rf_status req_query_int(struct req *req, const char *key, int64_t min, int64_t max,
                              int64_t *out, struct rf_err *err)
 {
     const char *v = req_query(req, key);
-    if (!v)
-        return RF_OK;
-    char *end;
-    errno = 0;
-    long long n = strtoll(v, &end, 10);
-    if (!*v || *end || errno || n < min || n > max)
+    if (v && !req_parse_int(v, min, max, out))
         return rf_fail_field(err, RF_INVALID, key, "%s must be an integer between %lld and %lld",
                              key, (long long)min, (long long)max);
-    *out = n;
     return RF_OK;
 }
 

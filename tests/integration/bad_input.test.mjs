@@ -130,6 +130,26 @@ test('unknown ids in URL paths, however long or badly encoded, get a JSON 4xx', 
   }
 });
 
+test('numbers in URLs are digits (after an optional minus) and nothing else', async () => {
+  // strtoll alone took leading spaces and a '+': "/versions/ 1" answered version 1.
+  for (const n of ['%201', '+1', '%2B1', '%091', '1%20', '1x', '0x1']) {
+    const r = await srv.api('GET', `/v1/agents/${agent.id}/versions/${n}`);
+    assert.equal(r.status, 404, `versions/${n}: ${r.text.slice(0, 200)}`);
+  }
+  assert.equal((await srv.api('GET', `/v1/agents/${agent.id}/versions/1`)).status, 200);
+  for (const q of ['limit=%205', 'limit=+5', 'limit=%2B5', 'limit=5%20', 'limit=-%205']) {
+    const r = await srv.api('GET', `/v1/agents?${q}`);
+    assert.equal(r.status, 400, `${q}: ${r.text.slice(0, 200)}`);
+    assert.equal(r.json.error.details.field, 'limit');
+  }
+  assert.equal((await srv.api('GET', '/v1/agents?limit=5')).status, 200);
+  for (const path of [`/v1/agents/${agent.id}/versions/1/diff?base=+1`, `/v1/traces?agent_id=${agent.id}&version=%201`,
+    `/v1/agents/${agent.id}/contradictions?limit=+1`]) {
+    const r = await srv.api('GET', path);
+    assert.equal(r.status, 400, `${path}: ${r.text.slice(0, 200)}`);
+  }
+});
+
 test('a %00 in the URL is refused, never cuts the path short onto another route', async () => {
   // Decoded to a NUL, /v1/traces/ID%00/feedback used to reach DELETE /v1/traces/ID.
   const t = (await srv.api('POST', '/v1/traces', { agent_id: agent.id, external_id: 'nul-path', input: 'i', output: 'o' })).json;
