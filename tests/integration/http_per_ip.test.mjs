@@ -26,6 +26,7 @@ test('with REFOLD_MAX_CONNECTIONS_PER_IP=N, N connections work and the next one 
   const N = 3;
   const srv = await startServer({ env: { REFOLD_MAX_CONNECTIONS_PER_IP: String(N) } });
   const open = [];
+  let refusing, refused;
   try {
     for (let i = 0; i < N; i++) {
       const r = await probe(srv.port);
@@ -33,6 +34,7 @@ test('with REFOLD_MAX_CONNECTIONS_PER_IP=N, N connections work and the next one 
       assert.ok(r.served, `connection ${i + 1} of ${N} was refused`);
       assert.match(r.head, /^HTTP\/1\.1 200 /);
     }
+    refusing = Date.now();
     for (let i = 0; i < 20; i++) {
       const r = await probe(srv.port);
       r.socket.destroy();
@@ -47,6 +49,7 @@ test('with REFOLD_MAX_CONNECTIONS_PER_IP=N, N connections work and the next one 
       again = await probe(srv.port);
     }
     open.push(again.socket);
+    refused = Date.now() - refusing;
     assert.ok(again.served, 'a connection after one of the N closed was refused');
   } finally {
     for (const s of open) s.destroy();
@@ -54,8 +57,10 @@ test('with REFOLD_MAX_CONNECTIONS_PER_IP=N, N connections work and the next one 
     srv.cleanup();
   }
   assert.match(srv.logs, /msg="connections per client address limited" max=3 setting=REFOLD_MAX_CONNECTIONS_PER_IP/);
+  // 20 and more refusals, logged once a second at most: one line, or a few on a slow machine.
   const refusals = srv.logs.split('\n').filter((l) => l.includes('Server reached connection limit'));
-  assert.ok(refusals.length >= 1 && refusals.length <= 3, `refusals logged ${refusals.length} times:\n${refusals.join('\n')}`);
+  const most = 1 + Math.ceil(refused / 1000);
+  assert.ok(refusals.length >= 1 && refusals.length <= most, `refusals logged ${refusals.length} times in ${refused} ms:\n${refusals.join('\n')}`);
 });
 
 test('without the setting, or with an invalid one (a warning names it), there is no per-address limit', async () => {
