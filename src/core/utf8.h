@@ -22,7 +22,7 @@ void utf8_scrub(char *s);
 /* The first control character of s - C0 (U+0000..U+001F), DEL (U+007F) or C1
  * (U+0080..U+009F), Unicode's category Cc - as its code point, with *at set to the
  * number of characters before it; -1 when s has none. Names are refused with one
- * (http/jsonx's JX_NAME): shown on a terminal, in the UI or in a log line, a control
+ * (jsonx's JX_NAME): shown on a terminal, in the UI or in a log line, a control
  * character can hide, recolour or rewrite what is around it. */
 long utf8_control(const char *s, size_t *at);
 
