@@ -15,7 +15,6 @@
 #include <string.h>
 
 #include "core/buf.h"
-#include "core/xalloc.h"
 #include "core/banned.h"
 
 static bool is_start(char c)
