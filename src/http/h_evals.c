@@ -36,10 +36,12 @@ HANDLER(h_evals_list)
 {
     struct store_page page;
     struct store_list list = {0};
+    const char *agent_id = NULL;
     enum rf_status rc = req_page(req, &page, err);
     if (rc == RF_OK)
-        rc = store_eval_list(req->store, req->workspace_id, req_query(req, "agent_id"), &page,
-                             &list, err);
+        rc = req_query_id(req, "agent_id", &agent_id, err);
+    if (rc == RF_OK)
+        rc = store_eval_list(req->store, req->workspace_id, agent_id, &page, &list, err);
     if (rc)
         return rc;
     resp_list(resp, &list);

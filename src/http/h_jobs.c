@@ -44,11 +44,10 @@ HANDLER(h_jobs_list)
     if (rc == RF_OK)
         rc = req_query_enum(req, "status", JOB_STATUSES, &f.status, err);
     f.type = req_query(req, "type");
-    f.agent_id = req_query(req, "agent_id");
     if (rc == RF_OK && f.type && (!*f.type || strlen(f.type) >= JOB_TYPE_MAX))
         rc = rf_fail_field(err, RF_INVALID, "type", "type must be a job type name");
-    if (rc == RF_OK && f.agent_id && (!*f.agent_id || strlen(f.agent_id) >= ID_MAX))
-        rc = rf_fail_field(err, RF_INVALID, "agent_id", "agent_id must be an agent id");
+    if (rc == RF_OK)
+        rc = req_query_id(req, "agent_id", &f.agent_id, err);
     if (rc == RF_OK)
         rc = store_job_list(req->store, req->workspace_id, &f, &page, &list, err);
     if (rc)

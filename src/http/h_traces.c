@@ -139,7 +139,8 @@ HANDLER(h_traces_list)
     struct store_list list = {0};
     int64_t hf = -1;
     enum rf_status rc = req_page(req, &page, err);
-    f.agent_id = req_query(req, "agent_id");
+    if (rc == RF_OK)
+        rc = req_query_id(req, "agent_id", &f.agent_id, err);
     if (rc == RF_OK)
         rc = req_query_int(req, "version", 1, INT32_MAX, &f.version, err);
     if (rc == RF_OK && f.version && !f.agent_id)

@@ -91,6 +91,10 @@ bool req_parse_int(const char *s, int64_t min, int64_t max, int64_t *out);
 /* An integer query argument within [min, max]; *out untouched when absent. */
 enum rf_status req_query_int(struct req *req, const char *key, int64_t min, int64_t max,
                              int64_t *out, struct rf_err *err);
+/* An id query argument (?agent_id=): absent (*out NULL), or 1 to ID_MAX - 1 bytes; an
+ * empty one is 400 naming it, never a filter that matches nothing. */
+enum rf_status req_query_id(struct req *req, const char *key, const char **out,
+                            struct rf_err *err);
 /* A query argument that must be one of the NULL-terminated choices (or absent). */
 enum rf_status req_query_enum(struct req *req, const char *key, const char *const *choices,
                               const char **out, struct rf_err *err);

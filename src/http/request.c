@@ -77,6 +77,15 @@ enum rf_status req_page(struct req *req, struct store_page *page, struct rf_err 
     return rc;
 }
 
+enum rf_status req_query_id(struct req *req, const char *key, const char **out,
+                            struct rf_err *err)
+{
+    *out = req_query(req, key);
+    if (*out && (!**out || strlen(*out) >= ID_MAX))
+        return rf_fail_field(err, RF_INVALID, key, "%s must be an id", key);
+    return RF_OK;
+}
+
 bool one_of(const char *v, const char *const *choices)
 {
     for (; *choices; choices++)

@@ -150,6 +150,20 @@ test('numbers in URLs are digits (after an optional minus) and nothing else', as
   }
 });
 
+test('an empty or overlong ?agent_id= is 400 on every list, never a filter that matches nothing', async () => {
+  // /v1/traces and /v1/evals answered an empty list (a client that lost its id saw "no
+  // traces"); /v1/jobs already said 400.
+  for (const list of ['/v1/traces', '/v1/evals', '/v1/jobs']) {
+    for (const id of ['', 'x'.repeat(40)]) {
+      const r = await srv.api('GET', `${list}?agent_id=${id}`);
+      assert.equal(r.status, 400, `${list}?agent_id=${id}: ${r.text.slice(0, 200)}`);
+      assert.equal(r.json.error.details.field, 'agent_id');
+    }
+    assert.equal((await srv.api('GET', `${list}?agent_id=${agent.id}`)).status, 200, list);
+  }
+  assert.ok((await srv.api('GET', `/v1/traces?agent_id=${agent.id}`)).json.data.length > 0);
+});
+
 test('a %00 in the URL is refused, never cuts the path short onto another route', async () => {
   // Decoded to a NUL, /v1/traces/ID%00/feedback used to reach DELETE /v1/traces/ID.
   const t = (await srv.api('POST', '/v1/traces', { agent_id: agent.id, external_id: 'nul-path', input: 'i', output: 'o' })).json;
