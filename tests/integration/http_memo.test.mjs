@@ -54,7 +54,8 @@ test('requests whose arguments differ never share a remembered answer', async ()
   const names = async (path) => (await srv.api('GET', path)).json.data.map((a) => a.name);
   assert.deepEqual(await names('/v1/agents?name=memo%26status%3Dconfirmed'), []);
   assert.deepEqual(await names('/v1/agents?name=memo&status=confirmed'), ['memo']);
+  // (An empty agent_id is 400 now: asked second, it must not get the first's answer.)
   const ids = async (path) => (await srv.api('GET', path)).json.data.map((t) => t.id);
-  assert.deepEqual(await ids('/v1/traces?agent_id='), []);
   assert.deepEqual(await ids('/v1/traces?agent_id'), [trace.id]);
+  assert.equal((await srv.api('GET', '/v1/traces?agent_id=')).status, 400);
 });
