@@ -12,9 +12,13 @@
 
 #include "cmd/client.h"
 #include "cmd/cmd.h"
+#include "cmd/term.h"
 #include "core/jsonx.h"
 #include "core/xalloc.h"
 #include "core/banned.h"
+
+/* The widest the agents table's NAME column gets, in terminal columns. */
+#define NAME_COLS 40
 
 /* Options shared by the read commands: --json, and --status for the lists. */
 struct read_opts {
@@ -85,29 +89,36 @@ int cmd_agents(int argc, char **argv)
         printf("(no agents; add some with refold import FILE.jsonl or POST /v1/agents)\n");
         goto out;
     }
+    /* The name column is as wide as the widest name, in the columns a terminal gives it
+     * (wide CJK characters count 2), up to NAME_COLS: a longer name is cut with an
+     * ellipsis, and the row's ID (last) still names the agent. */
     int w = 4;
+    bool utf8 = term_utf8();
     size_t i;
     json_t *a;
     json_array_foreach(list, i, a)
     {
-        int len = (int)strlen(jx_get_str(a, "name", "-"));
-        w = len > w ? (len > 40 ? 40 : len) : w;
+        int cols = term_cols(jx_get_str(a, "name", "-"));
+        w = cols > w ? (cols > NAME_COLS ? NAME_COLS : cols) : w;
     }
-    printf("%-*s  %-10s  %-6s  %8s  %8s  %5s  %14s  %13s  %s\n", w, "NAME", "STATUS", "ACTIVE",
-           "TRACES", "RATED", "EVALS", "CONTRADICTIONS", "EVAL ACCURACY", "ID");
+    term_pad(stdout, "NAME", w);
+    printf("  %-10s  %-6s  %8s  %8s  %5s  %14s  %13s  %s\n", "STATUS", "ACTIVE", "TRACES", "RATED",
+           "EVALS", "CONTRADICTIONS", "EVAL ACCURACY", "ID");
     json_array_foreach(list, i, a)
     {
         json_t *s = json_object_get(a, "stats"), *active = json_object_get(a, "active_version");
-        char ver[24], acc[16];
+        char ver[24], acc[16], name[1024];
         if (json_is_object(active))
             snprintf(ver, sizeof ver, "v%lld", jx_get_int(active, "version"));
         else
             snprintf(ver, sizeof ver, "-");
         percent(json_object_get(s, "eval_accuracy"), acc, sizeof acc);
-        printf("%-*s  %-10s  %-6s  %8lld  %8lld  %5lld  %14lld  %13s  %s\n", w,
-               jx_get_str(a, "name", "-"), jx_get_str(a, "status", "-"), ver,
-               jx_get_int(s, "traces"), jx_get_int(s, "rated"), jx_get_int(s, "evals"),
-               jx_get_int(s, "contradictions"), acc, jx_get_str(a, "id", "-"));
+        term_fit(jx_get_str(a, "name", "-"), w, utf8, name, sizeof name);
+        term_pad(stdout, name, w);
+        printf("  %-10s  %-6s  %8lld  %8lld  %5lld  %14lld  %13s  %s\n",
+               jx_get_str(a, "status", "-"), ver, jx_get_int(s, "traces"), jx_get_int(s, "rated"),
+               jx_get_int(s, "evals"), jx_get_int(s, "contradictions"), acc,
+               jx_get_str(a, "id", "-"));
     }
 out:
     json_decref(list);

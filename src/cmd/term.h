@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 enum term_color { TERM_COLOR_AUTO, TERM_COLOR_ALWAYS, TERM_COLOR_NEVER };
 
@@ -29,6 +30,17 @@ bool term_use_color(enum term_color c, int fd);
 int term_width(int fd);
 /* Whether the locale says UTF-8 (LC_ALL, LC_CTYPE, LANG), for symbols like ✓ and █. */
 bool term_utf8(void);
+
+/* The columns a terminal gives the UTF-8 text s: 2 for the wide characters of East Asian
+ * scripts (CJK, Hangul, fullwidth forms) and emoji, 0 for combining marks and zero-width
+ * characters, 1 for the rest (a byte that is not UTF-8 counts 1). jx_utf8_len counts
+ * characters; tables pad by this instead, so that their columns line up. */
+int term_cols(const char *s);
+/* s cut to at most cols columns into out (n bytes): as is when it fits, else cut at a
+ * character boundary with an ellipsis ("…" when utf8, else "...") in its last column(s). */
+void term_fit(const char *s, int cols, bool utf8, char *out, size_t n);
+/* Write s and then spaces up to cols columns (nothing more when s is wider). */
+void term_pad(FILE *out, const char *s, int cols);
 
 /* s (len bytes, NULs included) with the characters a terminal would act on made visible as
  * \xNN, one per byte: the C0 controls other than tab and newline (a carriage return only
