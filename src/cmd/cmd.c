@@ -109,7 +109,8 @@ static const struct command commands[] = {
     {"job", cmd_job, "job ID [--follow] [--json]",
      "Show a job, or follow its events live.\n"
      "--follow prints its events as they happen, one line each (JSON lines with --json),\n"
-     "resuming after a server restart, and exits 0 when it completes, 1 when it fails or\n"
+     "resuming after a server restart (while it reconnects, a status line on a terminal\n"
+     "says so, or a line on stderr), and exits 0 when it completes, 1 when it fails or\n"
      "is cancelled. Ctrl-C stops following, not the job (exit 130)."},
     {"cancel", cmd_cancel, "cancel ID [--json]",
      "Cancel a job.\n"

@@ -314,7 +314,7 @@ static int improve(struct demo *d, const json_t *agent, long long *version, stru
         goto out;
     const char *job_id = json_string_value(json_object_get(job, "id"));
     say(d, "Improving the prompt: refold improve %s (job %s)", DEMO_AGENT, job_id);
-    if (follow_job(&d->cl, job_id, job_view_event, &view, terminal, err) != RF_OK)
+    if (follow_job(&d->cl, job_id, job_view_event, job_view_link, &view, terminal, err) != RF_OK)
         goto out;
     job_view_end(&view);
     free(path);

@@ -182,7 +182,8 @@ int cmd_improve(int argc, char **argv)
     }
     follow_stop_on_interrupt(job_id, tty && !as_json);
     enum rf_status frc =
-        follow_job(&cl, job_id, as_json ? NULL : job_view_event, &view, terminal, &err);
+        follow_job(&cl, job_id, as_json ? NULL : job_view_event,
+                   as_json ? follow_link_stderr : job_view_link, &view, terminal, &err);
     job_view_end(&view);
     if (frc != RF_OK) {
         rc = cmd_fail(&err);

@@ -8,9 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd/client.h"
 #include "cmd/cmd.h"
+#include "cmd/term.h"
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/jsonx.h"
@@ -277,8 +279,40 @@ int cmd_retry(int argc, char **argv)
 
 struct follow_print {
     bool as_json;
+    bool tty;          /* stdout is a terminal (and not --json): notices go there */
+    bool notice;       /* a reconnection notice is on the terminal's last line */
     bool saw_terminal; /* the stream carried the terminal event */
 };
+
+/* Take the reconnection notice off the terminal's last line. */
+static void clear_notice(struct follow_print *p)
+{
+    if (p->notice) {
+        fputs("\r\033[K", stdout);
+        fflush(stdout);
+        p->notice = false;
+    }
+}
+
+/* The connection (a follow_link_fn): on a terminal, a notice on the last line until the
+ * server answers again; otherwise a line on stderr when lost and one when back. */
+static void on_follow_link(void *ud, enum follow_link state, int64_t away_ms, const char *why)
+{
+    struct follow_print *p = ud;
+    if (!p->tty) {
+        follow_link_stderr(NULL, state, away_ms, why);
+    } else if (state == FOLLOW_BACK) {
+        clear_notice(p);
+    } else {
+        bool utf8 = term_utf8();
+        char text[96], cut[128];
+        follow_link_text(away_ms, utf8, text, sizeof text);
+        term_fit(text, term_width(STDOUT_FILENO) - 1, utf8, cut, sizeof cut);
+        printf("\r\033[K%s", cut);
+        fflush(stdout);
+        p->notice = true;
+    }
+}
 
 /* One line for an event: "SEQ TYPE details". */
 static void print_event_line(int64_t seq, const char *type, const json_t *d)
@@ -339,11 +373,13 @@ static void on_follow_event(void *ud, int64_t seq, const char *type, const json_
  * across server restarts). */
 static int job_follow(struct client *cl, const char *id, bool as_json)
 {
-    struct follow_print p = {.as_json = as_json};
+    struct follow_print p = {.as_json = as_json, .tty = !as_json && term_tty(STDOUT_FILENO)};
     struct rf_err err;
     char terminal[FOLLOW_TERMINAL_MAX];
-    follow_stop_on_interrupt(id, false);
-    if (follow_job(cl, id, on_follow_event, &p, terminal, &err) != RF_OK)
+    follow_stop_on_interrupt(id, p.tty);
+    enum rf_status rc = follow_job(cl, id, on_follow_event, on_follow_link, &p, terminal, &err);
+    clear_notice(&p);
+    if (rc != RF_OK)
         return cmd_fail(&err);
     if (!p.as_json && !p.saw_terminal)
         printf("%s is %s\n", id, terminal);

@@ -21,7 +21,9 @@
 struct follow {
     struct sse_parser parser;
     follow_event_fn fn;
+    follow_link_fn link;
     void *ud;
+    int64_t lost_at; /* when the stream was lost (0: it is not) */
     const struct client *cl;
     int64_t last_seq;                   /* Last-Event-ID for a reconnection */
     char terminal[FOLLOW_TERMINAL_MAX]; /* the terminal event's type once seen */
@@ -49,9 +51,18 @@ static enum rf_status on_event(void *ud, const struct sse_event *ev)
     return RF_OK;
 }
 
+/* The server answers again after the stream was lost. */
+static void back(struct follow *f)
+{
+    if (f->lost_at && f->link)
+        f->link(f->ud, FOLLOW_BACK, clock_mono_ms() - f->lost_at, NULL);
+    f->lost_at = 0;
+}
+
 static bool on_chunk(void *ud, const char *data, size_t len)
 {
     struct follow *f = ud;
+    back(f);
     return sse_parser_feed(&f->parser, data, len) == RF_OK;
 }
 
@@ -69,10 +80,11 @@ static enum rf_status status_now(struct client *cl, const char *id, char *out, s
     return rc;
 }
 
-enum rf_status follow_job(struct client *cl, const char *id, follow_event_fn fn, void *ud,
-                          char terminal[FOLLOW_TERMINAL_MAX], struct rf_err *err)
+enum rf_status follow_job(struct client *cl, const char *id, follow_event_fn fn,
+                          follow_link_fn link, void *ud, char terminal[FOLLOW_TERMINAL_MAX],
+                          struct rf_err *err)
 {
-    struct follow f = {.fn = fn, .ud = ud, .cl = cl};
+    struct follow f = {.fn = fn, .link = link, .ud = ud, .cl = cl};
     char path[160], last_header[64];
     int64_t give_up = 0;
     bool answered = false; /* the server has answered a stream request */
@@ -109,18 +121,59 @@ enum rf_status follow_job(struct client *cl, const char *id, follow_event_fn fn,
             ended = false; /* the job runs again: follow the new run */
             terminal[0] = '\0';
         }
-        if (rc == RF_OK && code == 204) /* finished before we got here, nothing new */
+        if (rc == RF_OK && code == 204) { /* finished before we got here, nothing new */
+            back(&f);
             return status_now(cl, id, terminal, FOLLOW_TERMINAL_MAX, err);
+        }
         if (rc != RF_OK && rc != RF_UNAVAILABLE) /* 404, 401, ...: reconnecting won't help */
             return rc;
         /* The stream ended early (server restart) or the server is away: resume from the
          * last event; give up after FOLLOW_RECONNECT_FOR_MS without reaching it. */
-        if (rc == RF_OK || !give_up)
-            give_up = clock_mono_ms() + FOLLOW_RECONNECT_FOR_MS;
-        else if (clock_mono_ms() > give_up)
-            return rc;
-        clock_sleep_ms(retry);
+        int64_t now = clock_mono_ms();
+        if (!f.lost_at) {
+            f.lost_at = now;
+            /* Why, in words: libcurl's for a stream cut off ("Transferred a partial
+             * file") would puzzle; a server's answer (503) or "cannot reach" is clear. */
+            const char *why = code < 200 || code >= 300 ? err->message
+                              : rc == RF_OK             ? "the server ended the stream"
+                                                        : "the stream was cut off";
+            if (f.link)
+                f.link(f.ud, FOLLOW_LOST, 0, why);
+        }
+        if (rc == RF_OK || !give_up) {
+            give_up = now + FOLLOW_RECONNECT_FOR_MS;
+        } else if (now > give_up) {
+            char why[sizeof err->message];
+            snprintf(why, sizeof why, "%s", err->message);
+            return rf_fail(err, rc, "gave up following %s after %d minutes without the server: %s",
+                           id, FOLLOW_RECONNECT_FOR_MS / 60000, why);
+        }
+        /* Wait in steps of at most a second, saying how long it has been. */
+        for (int64_t wake = now + retry; (now = clock_mono_ms()) < wake;) {
+            clock_sleep_ms(wake - now < 1000 ? wake - now : 1000);
+            if (f.link)
+                f.link(f.ud, FOLLOW_AWAY, clock_mono_ms() - f.lost_at, NULL);
+        }
     }
+}
+
+void follow_link_text(int64_t away_ms, bool utf8, char *out, size_t n)
+{
+    snprintf(out, n, "connection lost, reconnecting%s (%lld s)", utf8 ? "…" : "...",
+             (long long)(away_ms / 1000));
+}
+
+void follow_link_stderr(void *ud, enum follow_link state, int64_t away_ms, const char *why)
+{
+    (void)ud;
+    if (state == FOLLOW_LOST)
+        fprintf(stderr,
+                "refold: connection lost (%s); reconnecting for up to %d minutes, the events "
+                "resume where they stopped\n",
+                why && *why ? why : "no reason given", FOLLOW_RECONNECT_FOR_MS / 60000);
+    else if (state == FOLLOW_BACK)
+        fprintf(stderr, "refold: reconnected after %lld s\n", (long long)(away_ms / 1000));
+    fflush(stderr);
 }
 
 void follow_stop_on_interrupt(const char *id, bool clear_line)

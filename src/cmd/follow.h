@@ -8,7 +8,9 @@
  * breaks (a server restart) it reconnects after the stream's `retry:` delay with
  * Last-Event-ID, so no event is missed or repeated, and gives up after two minutes
  * without reaching the server; when no server answered the first request at all, it
- * fails at once (a wrong REFOLD_URL, no `refold serve`). Single-threaded: it runs on the
+ * fails at once (a wrong REFOLD_URL, no `refold serve`). While it reconnects, the caller
+ * is told (follow_link_fn), so that the user sees why nothing happens: a status line on
+ * a terminal, a line on stderr otherwise. Single-threaded: it runs on the
  * caller's thread and client.
  */
 #ifndef REFOLD_CMD_FOLLOW_H
@@ -16,6 +18,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "cmd/client.h"
@@ -24,14 +27,30 @@
  * did not parse). */
 typedef void (*follow_event_fn)(void *ud, int64_t seq, const char *type, const json_t *data);
 
+/* The stream's connection, for telling the user while no events can come: FOLLOW_LOST
+ * once when the stream broke or the server stopped answering (why: the error, one line),
+ * FOLLOW_AWAY about every second while it reconnects, FOLLOW_BACK once when the server
+ * answers again (before the events that follow). away_ms: since it was lost. */
+enum follow_link { FOLLOW_LOST, FOLLOW_AWAY, FOLLOW_BACK };
+typedef void (*follow_link_fn)(void *ud, enum follow_link state, int64_t away_ms, const char *why);
+
 #define FOLLOW_TERMINAL_MAX 16
 
 /* Follow job id until it completes, fails or is cancelled; terminal gets that status.
- * fn may be NULL (wait without looking at the events).
- * When the job had already finished with nothing left to send, terminal is read from
- * the job itself. Fails (err) on 404/401 and when the server stays away. */
-enum rf_status follow_job(struct client *cl, const char *id, follow_event_fn fn, void *ud,
-                          char terminal[FOLLOW_TERMINAL_MAX], struct rf_err *err);
+ * fn may be NULL (wait without looking at the events); link (may be NULL) hears about
+ * the connection; both get ud. When the job had already finished with nothing left to
+ * send, terminal is read from the job itself. Fails (err) on 404/401 and when the server
+ * stays away. */
+enum rf_status follow_job(struct client *cl, const char *id, follow_event_fn fn,
+                          follow_link_fn link, void *ud, char terminal[FOLLOW_TERMINAL_MAX],
+                          struct rf_err *err);
+
+/* The notice for a status line: "connection lost, reconnecting… (12 s)" (with "..." when
+ * not utf8). */
+void follow_link_text(int64_t away_ms, bool utf8, char *out, size_t n);
+/* A follow_link_fn (ud unused) for output that is not a terminal: one line on stderr when
+ * the stream is lost, saying why, and one when it resumes. */
+void follow_link_stderr(void *ud, enum follow_link state, int64_t away_ms, const char *why);
 
 /* From now until the process exits, SIGINT (Ctrl-C) or SIGTERM stops following job id
  * without touching the job, which keeps running on the server: the process erases the

@@ -92,6 +92,33 @@ static void draw_live(struct job_view *v)
     fflush(v->out);
 }
 
+/* The notice that takes the status line's place while the stream reconnects. */
+static void draw_away(struct job_view *v, int64_t away_ms)
+{
+    char text[96], cut[128];
+    follow_link_text(away_ms, v->utf8, text, sizeof text);
+    /* Indent 2, mark 1, space 1: narrower than the terminal, as draw_live's line. */
+    term_fit(text, v->width - 5, v->utf8, cut, sizeof cut);
+    fprintf(v->out, "\r\033[K  %s!%s %s", TERM_SGR(v->color, "33"), TERM_RESET(v->color), cut);
+    v->live = true;
+    fflush(v->out);
+}
+
+void job_view_link(void *ud, enum follow_link state, int64_t away_ms, const char *why)
+{
+    struct job_view *v = ud;
+    if (!v->tty) {
+        follow_link_stderr(NULL, state, away_ms, why);
+    } else if (state != FOLLOW_BACK) {
+        draw_away(v, away_ms);
+    } else if (v->stage[0]) {
+        draw_live(v);
+    } else {
+        clear_live(v);
+        fflush(v->out);
+    }
+}
+
 /* A permanent line above the status line: "  MARK text  detail". */
 static void put_line(struct job_view *v, const char *mark, const char *mark_sgr, const char *text,
                      const char *detail)

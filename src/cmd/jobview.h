@@ -8,6 +8,7 @@
  * failures: 43 contradictions (32 missed failures, 11 false alarms)"), good for logs and
  * pipes. Stages are shown by name with underscores as spaces, in the order they arrive.
  *
+ * While the stream reconnects, a notice takes the status line's place (job_view_link).
  * Feed it with follow_job (job_view_event is a follow_event_fn); call job_view_end before
  * printing anything else. One view per stream, one thread.
  */
@@ -18,6 +19,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include "cmd/follow.h"
 
 struct job_view {
     FILE *out;
@@ -37,6 +40,10 @@ struct job_view {
 void job_view_init(struct job_view *v, FILE *out, bool tty, bool color);
 /* One job event (a follow_event_fn; ud is the view). */
 void job_view_event(void *ud, int64_t seq, const char *type, const json_t *data);
+/* The stream's connection (a follow_link_fn; ud is the view): in TTY mode "connection
+ * lost, reconnecting… (12 s)" takes the status line's place until the server answers
+ * again, then the status line comes back; otherwise follow_link_stderr's lines. */
+void job_view_link(void *ud, enum follow_link state, int64_t away_ms, const char *why);
 /* Take the status line off the screen and free what the view holds. Idempotent. */
 void job_view_end(struct job_view *v);
 

@@ -4,8 +4,8 @@
 // line on stderr when lost and one when back otherwise), with every event still shown once.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startFakeLLM, llmEnv, run } from './lib.mjs';
-import { startJobsServer } from './jobs_lib.mjs';
+import { startFakeLLM, llmEnv, run, sleep } from './lib.mjs';
+import { startJobsServer, enqueueOk, waitJob, storedEvents } from './jobs_lib.mjs';
 
 const TEMPLATE = 'You answer for {{company}}.\nBe brief.\n';
 const A = { match: 'Identify the failure patterns',
@@ -48,4 +48,82 @@ test('agents: names over 40 columns are cut with an ellipsis, wide characters co
   // --json keeps the whole name.
   const j = JSON.parse((await cli(['agents', '--json'])).stdout);
   assert.ok(j.some((a) => a.name === long));
+});
+
+// Kill the server while `args` follows a job that is at least at `ready`, start it again on
+// the same port after `awayMs`; resolves like run().
+async function acrossRestart(args, ready, extra = {}, awayMs = 1500) {
+  const following = cli(args, extra);
+  await ready();
+  const port = srv.port;
+  await srv.stop('SIGKILL');
+  await sleep(awayMs);
+  await srv.start(['--listen', `127.0.0.1:${port}`]);
+  return following;
+}
+
+const LOST = /^refold: connection lost \((cannot reach refold at [^)]*|the stream was cut off|.*)\); reconnecting for up to 2 minutes, the events resume where they stopped$/;
+
+test('job --follow on a pipe: one stderr line when the stream is lost, one when it is back; every event once', { timeout: 90000 }, async () => {
+  const job = await enqueueOk(srv, { sleep_ms: 3000, progress: 6 });
+  const r = await acrossRestart(['job', job.id, '--follow'],
+    () => waitJob(srv, job.id, (j) => j.progress >= 28, 10000, 'a few events'));
+  assert.equal(r.code, 0, r.stderr);
+  const err = r.stderr.trimEnd().split('\n');
+  assert.equal(err.length, 2, r.stderr);
+  assert.match(err[0], LOST);
+  assert.match(err[1], /^refold: reconnected after \d+ s$/);
+  const seqs = r.stdout.trim().split('\n').map((l) => Number(l.split(' ')[0]));
+  assert.deepEqual(seqs, (await storedEvents(srv, job.id)).map((e) => e.seq), 'every event once');
+});
+
+test('job --follow on a terminal: "connection lost, reconnecting… (N s)" on the last line until the server is back', { timeout: 90000 }, async () => {
+  const job = await enqueueOk(srv, { sleep_ms: 3000, progress: 6 });
+  const r = await acrossRestart(['job', job.id, '--follow'],
+    () => waitJob(srv, job.id, (j) => j.progress >= 28, 10000, 'a few events'), { REFOLD_TTY: '1' }, 2500);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stderr, '', 'nothing on stderr: the notice is on the terminal');
+  const parts = r.stdout.split('\r\x1b[K');
+  const notices = parts.filter((p) => p.startsWith('connection lost'));
+  assert.ok(notices.length >= 2, r.stdout);
+  notices.forEach((n, i) => assert.match(n, /^connection lost, reconnecting… \(\d+ s\)$/, `notice ${i}`));
+  assert.ok(notices.some((n) => n !== notices[0]), `the seconds count: ${notices}`);
+  // The last notice is erased before the next event's line, which starts a line of its own.
+  const last = parts.findLastIndex((p) => p.startsWith('connection lost'));
+  assert.match(parts[last + 1], /^\d+ (retry|progress|completed)/, r.stdout);
+  const lines = parts.map((p) => (p.startsWith('connection lost') ? '' : p)).join('').trim().split('\n');
+  assert.deepEqual(lines.map((l) => Number(l.split(' ')[0])), (await storedEvents(srv, job.id)).map((e) => e.seq));
+});
+
+test('improve on a terminal: the notice takes the progress line\'s place, the progress line comes back', { timeout: 90000 }, async () => {
+  // An agent with two contradictions, through the CLI's own import.
+  const lines = [
+    { type: 'agent', name: 'follower', prompt_template: TEMPLATE },
+    { type: 'eval', agent: 'follower', name: 'judge' },
+    ...[0, 1].map((i) => ({ type: 'trace', agent: 'follower', external_id: `f${i}`, input: `q${i}`, output: `a${i}` })),
+    ...['negative', 'positive'].map((rating, i) => ({ type: 'feedback', external_id: `f${i}`, rating })),
+    ...[true, false].map((p, i) => ({ type: 'eval_execution', agent: 'follower', eval: 'judge', external_id: `f${i}`, predicted_result: p })),
+  ];
+  const imported = await run(['import', '-'], { env, input: lines.map((l) => JSON.stringify(l)).join('\n') + '\n' });
+  assert.equal(imported.code, 0, imported.stderr);
+  await fake.script([{ ...A, latency_ms: 4000 }, A, R]);
+  const agent = (await srv.api('GET', '/v1/agents?name=follower')).json.data[0];
+  const r = await acrossRestart(['improve', 'follower'], async () => {
+    for (let i = 0; i < 400; i++) {
+      const [j] = (await srv.api('GET', `/v1/jobs?agent_id=${agent.id}&limit=1`)).json.data;
+      if (j && j.stage === 'analyzing_failures') return;
+      await sleep(25);
+    }
+    throw new Error('the job never reached analyzing_failures');
+  }, { REFOLD_TTY: '1' }, 2500);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stderr, '');
+  const parts = r.stdout.split('\r\x1b[K').map((p) => p.replace(/\x1b\[[0-9;]*m/g, ''));
+  const last = parts.findLastIndex((p) => p.includes('connection lost'));
+  assert.ok(last > 0, r.stdout);
+  assert.match(parts[last], /^  ! connection lost, reconnecting… \(\d+ s\)$/);
+  // Back: the next thing drawn is the status line again (or the retry's permanent line).
+  assert.match(parts[last + 1], /^  (⠋|⠙|⠹|⠸|⠼|⠴|⠦|⠧|⠇|⠏|↻) /, JSON.stringify(parts.slice(last - 1, last + 3)));
+  assert.match(r.stdout, /Candidate v2 of follower/);
+  await fake.reset();
 });
