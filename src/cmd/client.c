@@ -141,8 +141,9 @@ static enum rf_status http_error(const struct client *c, long status, const stru
 
 struct transfer {
     CURL *curl;
-    struct buf body;    /* the whole body (calls) or an error body (streams) */
-    client_chunk_fn fn; /* streams: 2xx bodies go here */
+    struct buf body;     /* the whole body (calls) or an error body (streams) */
+    client_chunk_fn fn;  /* streams: 2xx bodies go here */
+    client_tick_fn tick; /* streams: about every second */
     void *ud;
     bool stopped; /* fn asked to stop */
 };
@@ -163,6 +164,15 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
         }
     }
     return buf_append(&t->body, ptr, n) == RF_OK ? n : 0;
+}
+
+static int on_xferinfo(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    struct transfer *t = ud;
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    t->tick(t->ud);
+    return 0;
 }
 
 int client_count_send(void *counter, char *primary_ip, char *local_ip, int primary_port,
@@ -196,6 +206,15 @@ static enum rf_status perform(struct client *c, const char *method, const char *
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+    if (t->fn) { /* a stream: without this a dead peer that sent no reset is waited on forever */
+        curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, (long)CLIENT_STREAM_IDLE_S);
+    }
+    if (t->tick) {
+        curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_xferinfo);
+        curl_easy_setopt(curl, CURLOPT_XFERINFODATA, t);
+        curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    }
     curl_easy_setopt(curl, CURLOPT_PREREQFUNCTION, client_count_send);
     curl_easy_setopt(curl, CURLOPT_PREREQDATA, &c->sends);
     c->sends = 0;
@@ -216,6 +235,10 @@ static enum rf_status perform(struct client *c, const char *method, const char *
                      c->base);
     } else if (cc == CURLE_WRITE_ERROR && t->stopped) {
         rc = RF_OK;
+    } else if (cc == CURLE_OPERATION_TIMEDOUT && t->fn) {
+        rc = rf_fail(err, RF_UNAVAILABLE, "nothing heard from refold at %s for %d s", c->base,
+                     CLIENT_STREAM_IDLE_S);
+        snprintf(err->reason, sizeof err->reason, "%s", CLIENT_STALLED);
     } else if (cc != CURLE_OK) {
         rc = rf_fail(err, RF_UNAVAILABLE, "%s %s failed: %s", method, url, curl_easy_strerror(cc));
     } else if (*status < 200 || *status >= 300) {
@@ -271,9 +294,10 @@ void client_visible(json_t *v)
 }
 
 enum rf_status client_stream(struct client *c, const char *path, const char *const *headers,
-                             client_chunk_fn fn, void *ud, long *status, struct rf_err *err)
+                             client_chunk_fn fn, client_tick_fn tick, void *ud, long *status,
+                             struct rf_err *err)
 {
-    struct transfer t = {.curl = c->curl, .fn = fn, .ud = ud};
+    struct transfer t = {.curl = c->curl, .fn = fn, .tick = tick, .ud = ud};
     long code = 0;
     buf_init(&t.body, CLIENT_MAX_RESPONSE);
     enum rf_status rc = perform(c, "GET", path, NULL, headers, &t, 0, &code, err);

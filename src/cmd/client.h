@@ -70,12 +70,24 @@ enum rf_status client_call(struct client *c, const char *method, const char *pat
 /* Called with each piece of a streamed response body as it arrives; return false to stop
  * the transfer (client_stream then returns RF_OK). */
 typedef bool (*client_chunk_fn)(void *ud, const char *data, size_t len);
+/* Called about once a second while a stream's request runs (connecting, waiting, reading),
+ * with the same ud. */
+typedef void (*client_tick_fn)(void *ud);
+
+/* A stream that sends nothing for this long is dead (a server frozen, a network gone
+ * without a reset): refold's pings come every 15 s (REFOLD_SSE_PING_MS). */
+#define CLIENT_STREAM_IDLE_S 45
+/* err->reason of a stream cut off for that silence. */
+#define CLIENT_STALLED "stalled"
 
 /* GET path and hand the body to fn as it arrives, until the server ends it or fn stops
- * it. *status gets the HTTP status; a non-2xx status is an error like client_call's (its
- * body is not passed to fn). No overall timeout. */
+ * it; tick (may be NULL) hears of the time going by. *status gets the HTTP status; a
+ * non-2xx status is an error like client_call's (its body is not passed to fn). No
+ * overall timeout, but a stream silent for CLIENT_STREAM_IDLE_S is cut off: RF_UNAVAILABLE
+ * with reason CLIENT_STALLED. */
 enum rf_status client_stream(struct client *c, const char *path, const char *const *headers,
-                             client_chunk_fn fn, void *ud, long *status, struct rf_err *err);
+                             client_chunk_fn fn, client_tick_fn tick, void *ud, long *status,
+                             struct rf_err *err);
 
 /* A CURLOPT_PREREQFUNCTION that counts into the int at counter (CURLOPT_PREREQDATA) each
  * time a request is about to go out: more than once in one transfer when a kept-alive

@@ -24,6 +24,7 @@ struct follow {
     follow_link_fn link;
     void *ud;
     int64_t lost_at; /* when the stream was lost (0: it is not) */
+    int64_t told_at; /* when the link function last heard of it */
     const struct client *cl;
     int64_t last_seq;                   /* Last-Event-ID for a reconnection */
     char terminal[FOLLOW_TERMINAL_MAX]; /* the terminal event's type once seen */
@@ -59,6 +60,22 @@ static void back(struct follow *f)
     f->lost_at = 0;
 }
 
+/* While it reconnects: say how long it has been, about every second, also during a
+ * request that waits (a server that accepts connections but does not answer). */
+static void away(struct follow *f)
+{
+    int64_t now = clock_mono_ms();
+    if (f->lost_at && f->link && now - f->told_at >= 1000) {
+        f->told_at = now;
+        f->link(f->ud, FOLLOW_AWAY, now - f->lost_at, NULL);
+    }
+}
+
+static void on_tick(void *ud)
+{
+    away(ud);
+}
+
 static bool on_chunk(void *ud, const char *data, size_t len)
 {
     struct follow *f = ud;
@@ -88,7 +105,7 @@ enum rf_status follow_job(struct client *cl, const char *id, follow_event_fn fn,
     char path[160], last_header[64];
     int64_t give_up = 0;
     bool answered = false; /* the server has answered a stream request */
-    bool ended = false;    /* terminal holds the last stream's terminal event: is it the last? */
+    bool ended = false; /* terminal holds the last stream's terminal event: is it the last? */
     enum rf_status rc;
     terminal[0] = '\0';
     snprintf(path, sizeof path, "/v1/jobs/%s/events", id);
@@ -98,7 +115,8 @@ enum rf_status follow_job(struct client *cl, const char *id, follow_event_fn fn,
         long code = 0;
         sse_parser_init(&f.parser, FOLLOW_MAX_EVENT, on_event, &f);
         rf_err_clear(err);
-        rc = client_stream(cl, path, f.last_seq > 0 ? headers : NULL, on_chunk, &f, &code, err);
+        rc = client_stream(cl, path, f.last_seq > 0 ? headers : NULL, on_chunk, on_tick, &f, &code,
+                           err);
         int64_t retry = f.parser.retry_ms > 0 ? f.parser.retry_ms : FOLLOW_DEFAULT_RETRY_MS;
         sse_parser_release(&f.parser);
         if (rc == RF_UNAVAILABLE && !answered && code == 0)
@@ -131,12 +149,14 @@ enum rf_status follow_job(struct client *cl, const char *id, follow_event_fn fn,
          * last event; give up after FOLLOW_RECONNECT_FOR_MS without reaching it. */
         int64_t now = clock_mono_ms();
         if (!f.lost_at) {
-            f.lost_at = now;
+            f.lost_at = f.told_at = now;
             /* Why, in words: libcurl's for a stream cut off ("Transferred a partial
              * file") would puzzle; a server's answer (503) or "cannot reach" is clear. */
-            const char *why = code < 200 || code >= 300 ? err->message
-                              : rc == RF_OK             ? "the server ended the stream"
-                                                        : "the stream was cut off";
+            const char *why = err->message;
+            if (code >= 200 && code < 300 && rc == RF_OK)
+                why = "the server ended the stream";
+            else if (code >= 200 && code < 300 && strcmp(err->reason, CLIENT_STALLED) != 0)
+                why = "the stream was cut off";
             if (f.link)
                 f.link(f.ud, FOLLOW_LOST, 0, why);
         }
@@ -150,9 +170,9 @@ enum rf_status follow_job(struct client *cl, const char *id, follow_event_fn fn,
         }
         /* Wait in steps of at most a second, saying how long it has been. */
         for (int64_t wake = now + retry; (now = clock_mono_ms()) < wake;) {
-            clock_sleep_ms(wake - now < 1000 ? wake - now : 1000);
-            if (f.link)
-                f.link(f.ud, FOLLOW_AWAY, clock_mono_ms() - f.lost_at, NULL);
+            int64_t step = 1000 - (now - f.told_at);
+            clock_sleep_ms(step < 1 ? 1 : step < wake - now ? step : wake - now);
+            away(&f);
         }
     }
 }

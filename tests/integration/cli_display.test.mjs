@@ -4,7 +4,8 @@
 // line on stderr when lost and one when back otherwise), with every event still shown once.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startFakeLLM, llmEnv, run, sleep } from './lib.mjs';
+import { spawn } from 'node:child_process';
+import { BIN, startFakeLLM, llmEnv, run, sleep } from './lib.mjs';
 import { startJobsServer, enqueueOk, waitJob, storedEvents } from './jobs_lib.mjs';
 
 const TEMPLATE = 'You answer for {{company}}.\nBe brief.\n';
@@ -50,23 +51,41 @@ test('agents: names over 40 columns are cut with an ellipsis, wide characters co
   assert.ok(j.some((a) => a.name === long));
 });
 
-// Kill the server while `args` follows a job that is at least at `ready`, start it again on
-// the same port after `awayMs`; resolves like run().
-async function acrossRestart(args, ready, extra = {}, awayMs = 1500) {
-  const following = cli(args, extra);
+// Start the CLI; out.done resolves like run(), out.waitFor(re) once stdout + stderr match re.
+function start(args, extra = {}) {
+  const child = spawn(BIN, args, { env: { ...process.env, ...env, ...extra }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = { stdout: '', stderr: '' };
+  const waiters = [];
+  const check = () => { for (const w of waiters) if (w.re.test(out.stdout + out.stderr)) w.ok(); };
+  child.stdout.on('data', (d) => { out.stdout += d; check(); });
+  child.stderr.on('data', (d) => { out.stderr += d; check(); });
+  out.done = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout: out.stdout, stderr: out.stderr })));
+  out.waitFor = (re, ms = 20000) => new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error(`never saw ${re}: ${JSON.stringify(out)}`)), ms);
+    waiters.push({ re, ok: () => { clearTimeout(timer); ok(); } });
+    check();
+  });
+  return out;
+}
+
+// Kill the server while `args` follows a job, once the CLI has shown `shown` and the job
+// is at least at `ready`; start it again on the same port after `awayMs`; resolves like run().
+async function acrossRestart(args, shown, ready, extra = {}, awayMs = 1500) {
+  const cli = start(args, extra);
+  await cli.waitFor(shown);
   await ready();
   const port = srv.port;
   await srv.stop('SIGKILL');
   await sleep(awayMs);
   await srv.start(['--listen', `127.0.0.1:${port}`]);
-  return following;
+  return cli.done;
 }
 
 const LOST = /^refold: connection lost \((cannot reach refold at [^)]*|the stream was cut off|.*)\); reconnecting for up to 2 minutes, the events resume where they stopped$/;
 
 test('job --follow on a pipe: one stderr line when the stream is lost, one when it is back; every event once', { timeout: 90000 }, async () => {
   const job = await enqueueOk(srv, { sleep_ms: 3000, progress: 6 });
-  const r = await acrossRestart(['job', job.id, '--follow'],
+  const r = await acrossRestart(['job', job.id, '--follow'], /^1 progress/m,
     () => waitJob(srv, job.id, (j) => j.progress >= 28, 10000, 'a few events'));
   assert.equal(r.code, 0, r.stderr);
   const err = r.stderr.trimEnd().split('\n');
@@ -79,7 +98,7 @@ test('job --follow on a pipe: one stderr line when the stream is lost, one when 
 
 test('job --follow on a terminal: "connection lost, reconnecting… (N s)" on the last line until the server is back', { timeout: 90000 }, async () => {
   const job = await enqueueOk(srv, { sleep_ms: 3000, progress: 6 });
-  const r = await acrossRestart(['job', job.id, '--follow'],
+  const r = await acrossRestart(['job', job.id, '--follow'], /^1 progress/m,
     () => waitJob(srv, job.id, (j) => j.progress >= 28, 10000, 'a few events'), { REFOLD_TTY: '1' }, 2500);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stderr, '', 'nothing on stderr: the notice is on the terminal');
@@ -108,7 +127,7 @@ test('improve on a terminal: the notice takes the progress line\'s place, the pr
   assert.equal(imported.code, 0, imported.stderr);
   await fake.script([{ ...A, latency_ms: 4000 }, A, R]);
   const agent = (await srv.api('GET', '/v1/agents?name=follower')).json.data[0];
-  const r = await acrossRestart(['improve', 'follower'], async () => {
+  const r = await acrossRestart(['improve', 'follower'], /analyzing failures/, async () => {
     for (let i = 0; i < 400; i++) {
       const [j] = (await srv.api('GET', `/v1/jobs?agent_id=${agent.id}&limit=1`)).json.data;
       if (j && j.stage === 'analyzing_failures') return;
@@ -126,4 +145,25 @@ test('improve on a terminal: the notice takes the progress line\'s place, the pr
   assert.match(parts[last + 1], /^  (⠋|⠙|⠹|⠸|⠼|⠴|⠦|⠧|⠇|⠏|↻) /, JSON.stringify(parts.slice(last - 1, last + 3)));
   assert.match(r.stdout, /Candidate v2 of follower/);
   await fake.reset();
+});
+
+test('job --follow: a stream silent for 45 s (a frozen server, a network gone without a reset) is dead: said, and reconnected', { timeout: 150000 }, async () => {
+  const job = await enqueueOk(srv, { sleep_ms: 3000, progress: 6 });
+  const following = start(['job', job.id, '--follow']);
+  await following.waitFor(/^1 progress/m);
+  await waitJob(srv, job.id, (j) => j.progress >= 28, 10000, 'a few events');
+  // The server still holds the connection but sends nothing, not even its pings.
+  srv.child.kill('SIGSTOP');
+  try {
+    await following.waitFor(/connection lost/, 120000);
+  } finally {
+    srv.child.kill('SIGCONT');
+  }
+  const r = await following.done;
+  assert.equal(r.code, 0, r.stderr);
+  const err = r.stderr.trimEnd().split('\n');
+  assert.match(err[0], new RegExp(`^refold: connection lost \\(nothing heard from refold at ${srv.url} for 45 s\\); reconnecting`));
+  assert.match(err.at(-1), /^refold: reconnected after \d+ s$/);
+  const seqs = r.stdout.trim().split('\n').map((l) => Number(l.split(' ')[0]));
+  assert.deepEqual(seqs, (await storedEvents(srv, job.id)).map((e) => e.seq), 'every event once');
 });
