@@ -229,6 +229,7 @@ static enum rf_status perform(struct client *c, const char *method, const char *
     }
     CURLcode cc = curl_easy_perform(curl);
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
+    c->answered = c->answered || *status != 0;
     if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
         (cc == CURLE_OPERATION_TIMEDOUT && *status == 0)) {
         rc = rf_fail(err, RF_UNAVAILABLE, "cannot reach refold at %s: is `refold serve` running?",

@@ -30,6 +30,7 @@ struct client {
     char *auth;          /* "Authorization: Bearer ..." */
     void *curl;          /* CURL * */
     long timeout_ms;     /* whole-request timeout of client_call (0: none) */
+    bool answered;       /* the server has answered a request of this client (any status) */
     int sends;           /* times the last call's request went out: 2 when a kept-alive
                           * connection closed before any answer and libcurl sent it again */
     bool raw;            /* false (the default): every string of a parsed answer or event has

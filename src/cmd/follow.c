@@ -104,7 +104,7 @@ enum rf_status follow_job(struct client *cl, const char *id, follow_event_fn fn,
     struct follow f = {.fn = fn, .link = link, .ud = ud, .cl = cl};
     char path[160], last_header[64];
     int64_t give_up = 0;
-    bool answered = false; /* the server has answered a stream request */
+    bool answered = cl->answered; /* the server has answered (improve: its POST) */
     bool ended = false; /* terminal holds the last stream's terminal event: is it the last? */
     enum rf_status rc;
     terminal[0] = '\0';

@@ -8,11 +8,11 @@
  * breaks (a server restart) it reconnects after the stream's `retry:` delay with
  * Last-Event-ID, so no event is missed or repeated, and gives up after two minutes
  * without reaching the server (a stream silent for CLIENT_STREAM_IDLE_S counts as
- * broken); when no server answered the first request at all, it fails at once (a wrong
- * REFOLD_URL, no `refold serve`). While it reconnects, the caller is told
- * (follow_link_fn), so that the user sees why nothing happens: a status line on a
- * terminal, a line on stderr otherwise. Single-threaded: it runs on the caller's thread
- * and client.
+ * broken); when no server answered the first request at all, nor an earlier request of
+ * the client (improve's POST), it fails at once (a wrong REFOLD_URL, no `refold serve`).
+ * While it reconnects, the caller is told (follow_link_fn), so that the user sees why
+ * nothing happens: a status line on a terminal, a line on stderr otherwise.
+ * Single-threaded: it runs on the caller's thread and client.
  */
 #ifndef REFOLD_CMD_FOLLOW_H
 #define REFOLD_CMD_FOLLOW_H

@@ -5,6 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import http from 'node:http';
 import { BIN, startFakeLLM, llmEnv, run, sleep } from './lib.mjs';
 import { startJobsServer, enqueueOk, waitJob, storedEvents } from './jobs_lib.mjs';
 
@@ -166,4 +167,37 @@ test('job --follow: a stream silent for 45 s (a frozen server, a network gone wi
   assert.match(err.at(-1), /^refold: reconnected after \d+ s$/);
   const seqs = r.stdout.trim().split('\n').map((l) => Number(l.split(' ')[0]));
   assert.deepEqual(seqs, (await storedEvents(srv, job.id)).map((e) => e.seq), 'every event once');
+});
+
+test('improve: a server gone between starting the job and its stream is reconnected to, not taken for a wrong REFOLD_URL', async () => {
+  // A stand-in for refold: the first request for the events gets no answer at all.
+  const job = { id: 'job_01ARZ3NDEKTSV4RRFFQ69G5FAV', type: 'prompt_improvement', status: 'completed',
+    result: { changes_summary: 'Nothing to improve.' } };
+  const agentJson = { id: 'agent_01ARZ3NDEKTSV4RRFFQ69G5FAV', name: 'stand-in', status: 'confirmed', active_version: { version: 1 } };
+  let streams = 0;
+  const fakeRefold = http.createServer((req, res) => {
+    // Connection: close, so that no request goes out on a kept-alive connection, which
+    // libcurl would send again by itself when it closes unanswered.
+    const json = (status, body) => { res.writeHead(status, { 'content-type': 'application/json', connection: 'close' }); res.end(JSON.stringify(body)); };
+    if (req.url.startsWith('/v1/agents?')) return json(200, { data: [agentJson], next_cursor: null });
+    if (req.url.endsWith('/improve-prompt')) return json(202, { ...job, status: 'queued', result: null });
+    if (req.url === `/v1/jobs/${job.id}/events` && streams++ === 0) return req.socket.destroy();
+    if (req.url === `/v1/jobs/${job.id}/events` && req.headers['last-event-id'] === '1') return res.writeHead(204).end();
+    if (req.url === `/v1/jobs/${job.id}/events`) {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      return res.end(`retry: 100\n\nid: 1\nevent: completed\ndata: ${JSON.stringify({ job_id: job.id, status: 'completed', result: job.result })}\n\n`);
+    }
+    if (req.url === `/v1/jobs/${job.id}`) return json(200, job);
+    json(404, { error: { code: 'not_found', message: 'no such endpoint' } });
+  });
+  await new Promise((ok) => fakeRefold.listen(0, '127.0.0.1', ok));
+  try {
+    const r = await run(['improve', 'stand-in'], { env: { ...env, REFOLD_URL: `http://127.0.0.1:${fakeRefold.address().port}` } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(streams, 3, 'cut off, answered, then 204 after its last event');
+    assert.match(r.stderr, /^refold: connection lost \(GET \S+\/events failed: Server returned nothing.*\); reconnecting[^\n]*\nrefold: reconnected after \d+ s\n$/);
+    assert.match(r.stdout, /Nothing to improve\./);
+  } finally {
+    fakeRefold.close();
+  }
 });
