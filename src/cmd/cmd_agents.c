@@ -19,6 +19,8 @@
 
 /* The widest the agents table's NAME column gets, in terminal columns. */
 #define NAME_COLS 40
+/* The widest a version's summary gets in the versions table. */
+#define SUMMARY_COLS 60
 
 /* Options shared by the read commands: --json, and --status for the lists. */
 struct read_opts {
@@ -144,16 +146,23 @@ static void number_of(const json_t *versions, const char *id, char *out, size_t 
     }
 }
 
-/* The first line of s, cut to max characters (bytes; UTF-8 safe at the cut). */
-static void one_line(const char *s, char *out, size_t max)
+/* The first line of s, cut to SUMMARY_COLS terminal columns, with an ellipsis when more
+ * follows (more of the line, or more lines). out must hold 4 * SUMMARY_COLS + 8 bytes. */
+static void one_line(const char *s, bool utf8, char *out, size_t n)
 {
-    size_t n = 0;
-    while (s[n] && s[n] != '\n' && n < max - 1)
-        n++;
-    if (s[n] && s[n] != '\n')
-        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) /* not inside a character */
-            n--;
-    snprintf(out, max, "%.*s%s", (int)n, s, s[n] && n > 3 ? "…" : "");
+    const char *dots = utf8 ? "…" : "...";
+    size_t len = strcspn(s, "\r\n"); /* CRLF line ends stay in text shown (term_visible) */
+    bool more = s[len + strspn(s + len, "\r\n")] != '\0';
+    int room = SUMMARY_COLS - (more ? (int)jx_utf8_len(dots) : 0);
+    char *first = xmalloc(len + 1);
+    memcpy(first, s, len);
+    first[len] = '\0';
+    int cols = term_cols(first);
+    if (more && cols <= room) /* the line fits: say that lines follow */
+        snprintf(out, n, "%s%s", first, dots);
+    else /* cut it (the ellipsis then says both) */
+        term_fit(first, more && cols <= SUMMARY_COLS ? cols - 1 : SUMMARY_COLS, utf8, out, n);
+    free(first);
 }
 
 int cmd_versions(int argc, char **argv)
@@ -200,10 +209,11 @@ int cmd_versions(int argc, char **argv)
     printf("%-7s  %-9s  %-11s  %-6s  %-24s  %s\n", "VERSION", "STATUS", "SOURCE", "PARENT",
            "CREATED", "SUMMARY");
     size_t i;
+    bool utf8 = term_utf8();
     json_t *v;
     json_array_foreach(list, i, v)
     {
-        char parent[24], ver[24], summary[80];
+        char parent[24], ver[24], summary[4 * SUMMARY_COLS + 8];
         number_of(list, json_string_value(json_object_get(v, "parent_version_id")), parent,
                   sizeof parent);
         if (strcmp(parent, "-") == 0 && json_is_string(json_object_get(v, "parent_version_id")))
@@ -212,7 +222,7 @@ int cmd_versions(int argc, char **argv)
         one_line(json_is_string(json_object_get(v, "change_summary"))
                      ? jx_get_str(v, "change_summary", "-")
                      : "",
-                 summary, sizeof summary);
+                 utf8, summary, sizeof summary);
         printf("%-7s  %-9s  %-11s  %-6s  %-24s  %s\n", ver, jx_get_str(v, "status", "-"),
                jx_get_str(v, "source", "-"), parent, jx_get_str(v, "created_at", "-"), summary);
     }

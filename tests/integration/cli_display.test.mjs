@@ -148,6 +148,26 @@ test('improve on a terminal: the notice takes the progress line\'s place, the pr
   await fake.reset();
 });
 
+test('versions: a long summary (the LLM\'s reasoning, any script) is cut to 60 columns with an ellipsis, never inside a character', async () => {
+  // Runs after the improve test above, on its agent.
+  const reasoning = 'Les réponses promettaient des remboursements sans vérifier la commande, ' +
+    'et de façon répétée.\nSecond line.';
+  await fake.script([A, { ...R, text: JSON.stringify({ improved_prompt: 'You answer for {{company}}.\nVérifie.\n',
+    changes: ['Vérifier'], reasoning }) }]);
+  const done = await cli(['improve', 'follower']);
+  assert.equal(done.code, 0, done.stderr);
+  for (const [lang, dots] of [[UTF8, '…'], [{ LANG: 'C', LC_ALL: '', LC_CTYPE: '' }, '...']]) {
+    const r = await cli(['versions', 'follower'], lang);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(!r.stdout.includes('\ufffd'), `valid UTF-8: ${JSON.stringify(r.stdout)}`);
+    const head = r.stdout.split('\n')[1];
+    const row = r.stdout.split('\n').find((l) => /^v3 /.test(l));
+    const summary = row.slice(head.indexOf('SUMMARY'));
+    assert.equal(summary, reasoning.slice(0, 60 - dots.length) + dots);
+  }
+  await fake.reset();
+});
+
 test('job --follow: a stream silent for 45 s (a frozen server, a network gone without a reset) is dead: said, and reconnected', { timeout: 150000 }, async () => {
   const job = await enqueueOk(srv, { sleep_ms: 3000, progress: 6 });
   const following = start(['job', job.id, '--follow']);
