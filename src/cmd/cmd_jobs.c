@@ -31,7 +31,8 @@ int cmd_jobs(int argc, char **argv)
 {
     struct config cfg;
     config_load(&cfg);
-    const char *status = NULL, *type = NULL, *limit = NULL;
+    const char *status = NULL, *type = NULL;
+    int limit = 50;
     bool as_json = false;
     static const struct option opts[] = {{"status", required_argument, NULL, 's'},
                                          {"type", required_argument, NULL, 't'},
@@ -49,7 +50,8 @@ int cmd_jobs(int argc, char **argv)
             type = optarg;
             break;
         case 'n':
-            limit = optarg;
+            if (!cmd_int_arg("limit", optarg, 1, 500, &limit))
+                return EXIT_USAGE;
             break;
         case 'j':
             as_json = true;
@@ -72,10 +74,8 @@ int cmd_jobs(int argc, char **argv)
         return cmd_fail(&err);
     }
     cl.raw = as_json;
-    buf_puts(&path, "/v1/jobs?limit=");
-    char *e = client_escape(&cl, limit ? limit : "50");
-    buf_puts(&path, e);
-    free(e);
+    buf_printf(&path, "/v1/jobs?limit=%d", limit);
+    char *e;
     if (status) {
         e = client_escape(&cl, status);
         buf_printf(&path, "&status=%s", e);

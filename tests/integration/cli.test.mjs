@@ -229,10 +229,11 @@ test('bad usage exits 2', async () => {
   }
   // Numbers out of range or malformed: one line naming the option and its range.
   for (const args of [['serve', '--workers', 'abc'], ['serve', '--workers', '65'], ['worker', '--workers', '0'],
-    ['import', '-', '--parallel', '2x'], ['import', '-', '--batch', '']]) {
+    ['import', '-', '--parallel', '2x'], ['import', '-', '--batch', ''], ['jobs', '--limit', '0'], ['jobs', '--limit', '501'],
+    ['jobs', '--limit', 'ten']]) {
     const r = await cli(args);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
-    assert.ok(oneLine(r.stderr) && r.stderr.includes(`--${args[1] === '-' ? args[2].slice(2) : 'workers'} takes a number from`), r.stderr);
+    assert.ok(oneLine(r.stderr) && r.stderr.includes(`${args.find((a) => a.startsWith('--'))} takes a number from`), r.stderr);
   }
   // An option getopt refuses: one line naming it and the usage, not getopt's own line too.
   for (const [args, why] of [[['agents', '--bogus'], 'unknown option --bogus'], [['import', '-', '--batch'], '--batch needs a value'],
