@@ -16,13 +16,12 @@
 #define NAME_MAX_CHARS 200
 
 /* A workspace or key name: 1 to NAME_MAX_CHARS characters of UTF-8 without control
- * characters (the lists print them one per line, tab-separated). False after printing
- * why. */
+ * characters - C0, DEL or C1, utf8_control's set, as the API's names (the lists print
+ * them one per line, tab-separated). False after printing why. */
 static bool valid_name(const char *what, const char *name)
 {
-    bool ok = *name && utf8_valid(name) && jx_utf8_len(name) <= NAME_MAX_CHARS;
-    for (const unsigned char *p = (const unsigned char *)name; ok && *p; p++)
-        ok = *p >= 0x20 && *p != 0x7f;
+    bool ok = *name && utf8_valid(name) && jx_utf8_len(name) <= NAME_MAX_CHARS &&
+              utf8_control(name, NULL) < 0;
     if (!ok)
         cmd_error("a %s name is 1 to %d characters of UTF-8 text without control characters",
                   what, NAME_MAX_CHARS);

@@ -420,11 +420,12 @@ test('init: a new SQLite database and its -wal and -shm files are readable by th
   }
 });
 
-test('workspace and key names: empty, not UTF-8 or with control characters is bad usage', async () => {
+test('workspace and key names: empty, not UTF-8 or with control characters (C0, DEL, C1) is bad usage', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'refold-names-'));
   const db = await freshDatabase(dir);
   try {
-    const bad = ['', 'a\tb', 'two\nlines', 'x'.repeat(201), `a${NOT_UTF8}`];
+    // C1 controls too (U+0085 NEL, U+009B CSI), as the API's names (utf8_control).
+    const bad = ['', 'a\tb', 'two\nlines', 'a\u007f', 'a\u0085', 'a\u009b2J', 'x'.repeat(201), `a${NOT_UTF8}`];
     for (const name of bad) {
       for (const args of [['workspace', 'create', name], ['init', '--no-config', '--workspace', name],
         ['key', 'create', '--name', name]]) {
