@@ -43,9 +43,10 @@ HANDLER(h_jobs_list)
     enum rf_status rc = req_page(req, &page, err);
     if (rc == RF_OK)
         rc = req_query_enum(req, "status", JOB_STATUSES, &f.status, err);
-    f.type = req_query(req, "type");
-    if (rc == RF_OK && f.type && (!*f.type || strlen(f.type) >= JOB_TYPE_MAX))
-        rc = rf_fail_field(err, RF_INVALID, "type", "type must be a job type name");
+    const char *types[8];
+    job_type_names(types, sizeof types / sizeof types[0]);
+    if (rc == RF_OK)
+        rc = req_query_enum(req, "type", types, &f.type, err);
     if (rc == RF_OK)
         rc = req_query_id(req, "agent_id", &f.agent_id, err);
     if (rc == RF_OK)

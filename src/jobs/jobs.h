@@ -38,6 +38,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/status.h"
@@ -61,6 +62,9 @@ void job_types_enable_test(bool on);
 bool job_types_test_enabled(void);
 /* The registered type called name, or NULL. */
 const struct job_type *job_type_find(const char *name);
+/* The names of the types job_type_find finds, in table order, into out (at most max - 1 of
+ * them, then a NULL: the shape req_query_enum takes); returns how many. Borrowed, static. */
+size_t job_type_names(const char **out, size_t max);
 
 /* ---- the handler's context (job_ctx.c) ---- */
 

@@ -39,3 +39,14 @@ const struct job_type *job_type_find(const char *name)
             return types[i].test_only && !test_enabled ? NULL : &types[i];
     return NULL;
 }
+
+size_t job_type_names(const char **out, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof types / sizeof types[0] && n + 1 < max; i++)
+        if (!types[i].test_only || test_enabled)
+            out[n++] = types[i].name;
+    if (max)
+        out[n] = NULL;
+    return n;
+}

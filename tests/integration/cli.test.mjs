@@ -220,7 +220,7 @@ test('bad usage exits 2', async () => {
     ['promote', 'cli-agent'], ['reject', 'cli-agent', '0'], ['agents', 'extra'], ['versions'],
     ['agents', '--bogus'], ['import'], ['import', 'a', 'b'], ['import', '-', '--batch', '0'], ['demo', 'x'],
     ['agents', '--status', 'gone'], ['versions', 'cli-agent', '--status', 'live'], ['jobs', '--status', 'done'],
-    ['jobs', '--limit', '0'], ['jobs', '--limit', 'ten'], ['version', 'extra'], ['version', '--json'],
+    ['jobs', '--type', 'bogus'], ['jobs', '--limit', '0'], ['jobs', '--limit', 'ten'], ['version', 'extra'], ['version', '--json'],
     ['help', 'agents', 'extra'], ['improve', 'cli-agent', '--model', ''], ['improve', 'cli-agent', '--model', 'm'.repeat(129)],
     ['promote', 'cli-agent', '1', '--note', 'x'.repeat(10001)], ['reject', 'cli-agent', '1', '--reason', 'x'.repeat(10001)]]) {
     const r = await cli(args);

@@ -56,6 +56,15 @@ test('GET /v1/jobs filters by status and type, pages newest first', async () => 
   const bad = await srv.api('GET', '/v1/jobs?status=sleeping');
   assert.equal(bad.status, 400);
   assert.equal(bad.json.error.details.field, 'status');
+  // An unknown type is refused the same way, listing the types this server runs, rather
+  // than answering an empty list (a typo looked like "no such jobs").
+  for (const t of ['bogus', 'Prompt_Improvement', '']) {
+    const badType = await srv.api('GET', `/v1/jobs?type=${t}`);
+    assert.equal(badType.status, 400, badType.text);
+    assert.equal(badType.json.error.code, 'invalid_request');
+    assert.equal(badType.json.error.details.field, 'type');
+    assert.equal(badType.json.error.message, 'type must be one of: prompt_improvement, test_sleep');
+  }
   for (const id of ids) assert.equal((await srv.api('POST', `/v1/jobs/${id}/cancel`)).status, 202);
   const cancelled = await srv.api('GET', '/v1/jobs?status=cancelled&limit=500');
   for (const id of ids) assert.ok(cancelled.json.data.some((j) => j.id === id));
