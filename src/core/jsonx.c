@@ -96,6 +96,11 @@ enum rf_status jx_string(const json_t *obj, const char *key, int flags, size_t m
         return rf_fail_field(err, RF_INVALID, key,
                              "%s must not contain control characters (U+%04lX at character %zu)",
                              key, (unsigned long)cc, at + 1);
+    if ((flags & JX_TRIMMED) && utf8_untrimmed(s))
+        return rf_fail_field(err, RF_INVALID, key,
+                             utf8_blank(s) ? "%s must not be only white space"
+                                           : "%s must not begin or end with white space",
+                             key);
     *out = s;
     return RF_OK;
 }

@@ -23,6 +23,9 @@ enum jx_flags {
     JX_NAME = 4,     /* jx_string: a name or identifier, refused when it holds a control
                         character (utf8_control: C0, DEL, C1). Free text (descriptions, notes,
                         templates, trace text) goes without it: tabs and newlines belong there */
+    JX_TRIMMED = 8,  /* jx_string: refused when it begins or ends with white space, or is
+                        nothing else (utf8_untrimmed): agent and eval names, where "bot" and
+                        "bot " would be two names that look like one */
 };
 
 /* Parse a JSON document. Fails RF_INVALID with jansson's position message. */
@@ -37,8 +40,8 @@ long long jx_get_int(const json_t *obj, const char *key);
 
 /* String field: *out stays NULL when absent (or null with JX_NULLABLE).
  * max_chars counts UTF-8 characters; 0 means no limit; empty strings are
- * rejected when allow_empty is false, control characters with JX_NAME. A NUL
- * is always refused. */
+ * rejected when allow_empty is false, control characters with JX_NAME, white space
+ * at either end with JX_TRIMMED. A NUL is always refused. */
 enum rf_status jx_string(const json_t *obj, const char *key, int flags, size_t max_chars,
                          bool allow_empty, const char **out, struct rf_err *err);
 /* Integer field within [min, max]; *present says whether it was given. */

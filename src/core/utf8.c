@@ -83,3 +83,51 @@ long utf8_control(const char *s, size_t *at)
     }
     return -1;
 }
+
+/* The code point of the well-formed sequence of n bytes at p. */
+static long decode(const unsigned char *p, size_t n)
+{
+    static const unsigned char lead_mask[] = {0, 0x7F, 0x1F, 0x0F, 0x07};
+    long cp = p[0] & lead_mask[n];
+    for (size_t i = 1; i < n; i++)
+        cp = (cp << 6) | (p[i] & 0x3F);
+    return cp;
+}
+
+/* Unicode's White_Space property (PropList.txt). */
+static bool is_space(long cp)
+{
+    return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
+           (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F ||
+           cp == 0x205F || cp == 0x3000;
+}
+
+bool utf8_untrimmed(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    long first = -1, last = -1;
+    while (*p) {
+        size_t n = seq_len(p);
+        if (!n)
+            return false;
+        last = decode(p, n);
+        if (first < 0)
+            first = last;
+        p += n;
+    }
+    return first >= 0 && (is_space(first) || is_space(last));
+}
+
+bool utf8_blank(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    if (!*p)
+        return false;
+    while (*p) {
+        size_t n = seq_len(p);
+        if (!n || !is_space(decode(p, n)))
+            return false;
+        p += n;
+    }
+    return true;
+}

@@ -25,5 +25,12 @@ void utf8_scrub(char *s);
  * (jsonx's JX_NAME): shown on a terminal, in the UI or in a log line, a control
  * character can hide, recolour or rewrite what is around it. */
 long utf8_control(const char *s, size_t *at);
+/* True when s begins or ends with white space (Unicode's White_Space: the ASCII space,
+ * tab and line ends, U+0085, U+00A0, U+1680, U+2000..U+200A, U+2028, U+2029, U+202F,
+ * U+205F, U+3000) - so also when it is nothing else. "bot" and "bot " look the same in a
+ * list; names are refused so (jsonx's JX_TRIMMED). False for "" and for s not UTF-8. */
+bool utf8_untrimmed(const char *s);
+/* True when s is white space and nothing else (not for ""; false when s is not UTF-8). */
+bool utf8_blank(const char *s);
 
 #endif

@@ -76,7 +76,8 @@ HANDLER(h_agents_create)
     struct agent_new in = {0};
     enum rf_status rc = req_json(req, false, &body, err);
     if (rc == RF_OK)
-        rc = jx_string(body, "name", JX_REQUIRED | JX_NAME, LIMIT_NAME_CHARS, false, &in.name, err);
+        rc = jx_string(body, "name", JX_REQUIRED | JX_NAME | JX_TRIMMED, LIMIT_NAME_CHARS, false,
+                       &in.name, err);
     if (rc == RF_OK)
         rc = jx_string(body, "description", JX_NULLABLE, LIMIT_TEXT_CHARS, true, &in.description,
                        err);
@@ -155,7 +156,7 @@ HANDLER(h_agents_update)
     struct agent_patch in = {0};
     enum rf_status rc = req_json(req, false, &body, err);
     if (rc == RF_OK)
-        rc = jx_string(body, "name", JX_NAME, LIMIT_NAME_CHARS, false, &in.name, err);
+        rc = jx_string(body, "name", JX_NAME | JX_TRIMMED, LIMIT_NAME_CHARS, false, &in.name, err);
     if (rc == RF_OK && json_object_get(body, "description")) {
         in.set_description = true;
         rc = jx_string(body, "description", JX_NULLABLE, LIMIT_TEXT_CHARS, true, &in.description,

@@ -18,7 +18,8 @@ HANDLER(h_evals_create)
     if (rc == RF_OK)
         rc = jx_string(body, "agent_id", JX_REQUIRED, ID_MAX, false, &agent_id, err);
     if (rc == RF_OK)
-        rc = jx_string(body, "name", JX_REQUIRED | JX_NAME, LIMIT_NAME_CHARS, false, &name, err);
+        rc = jx_string(body, "name", JX_REQUIRED | JX_NAME | JX_TRIMMED, LIMIT_NAME_CHARS, false,
+                       &name, err);
     if (rc == RF_OK)
         rc = jx_string(body, "description", JX_NULLABLE, LIMIT_TEXT_CHARS, true, &description,
                        err);

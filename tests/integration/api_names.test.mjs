@@ -3,9 +3,12 @@
 // DEL and C1 (docs/api.md, Conventions). Free text (descriptions, notes, reasons, trace
 // input and output, instructions) keeps them: tabs and newlines belong there. Names stored
 // before the check still work: found, renamed, archived, referred to.
+// Agent and eval names also refuse white space at either end ("bot" and "bot " look
+// alike), on the API and so on import; those stored before keep working the same way.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, sql } from './lib.mjs';
+import { join } from 'node:path';
+import { startServer, sql, run } from './lib.mjs';
 
 let srv, agent, ev;
 
@@ -114,4 +117,81 @@ test('names stored before the check keep working: found, renamed, archived, refe
   assert.equal(x.json.summary.created, 1, x.text);
   assert.equal((await srv.api('GET', `/v1/traces/${tr.id}`)).json.feedback.rating, 'positive');
   assert.equal((await srv.api('DELETE', `/v1/traces/${tr.id}`)).status, 204);
+});
+
+test('agent and eval names refuse white space at either end, or nothing else, with a 400 naming the field', async () => {
+  // "bot" and "bot " would be two agents that look like one in every list.
+  const ends = ['bot ', ' bot', '\u00a0bot', 'bot\u3000', 'bot\u2003'];
+  const blank = [' ', '   ', '\u00a0', '\u2003 \u3000'];
+  const cases = (bad) => [
+    ['POST', '/v1/agents', { name: bad }],
+    ['PATCH', `/v1/agents/${agent.id}`, { name: bad }],
+    ['POST', '/v1/evals', { agent_id: agent.id, name: bad }],
+  ];
+  for (const [list, message] of [[ends, 'name must not begin or end with white space'], [blank, 'name must not be only white space']]) {
+    for (const bad of list) {
+      for (const [m, p, body] of cases(bad)) {
+        const what = `${m} ${p} ${JSON.stringify(body)}`;
+        const r = await srv.api(m, p, body);
+        assert.equal(r.status, 400, `${what}: ${r.text}`);
+        assert.equal(r.json.error.code, 'invalid_request', what);
+        assert.equal(r.json.error.details.field, 'name', what);
+        assert.equal(r.json.error.message, message, what);
+      }
+    }
+  }
+  assert.equal((await srv.api('GET', `/v1/agents/${agent.id}`)).json.name, 'names');
+  // White space inside a name, and other characters at its ends, are fine.
+  const ok = await srv.api('POST', '/v1/agents', { name: 'support bot 2' });
+  assert.equal(ok.status, 201, ok.text);
+  const okEval = await srv.api('POST', '/v1/evals', { agent_id: ok.json.id, name: '\u200bjudge.' });
+  assert.equal(okEval.status, 201, okEval.text);
+
+  // Names stored before the check keep working: found, changed otherwise, archived, renamed.
+  const old = (await srv.api('POST', '/v1/agents', { name: 'spaced' })).json;
+  const oldEval = (await srv.api('POST', '/v1/evals', { agent_id: old.id, name: 'spaced-eval' })).json;
+  await sql(srv.db, `UPDATE agents SET name = 'spaced ' WHERE id = '${old.id}'`);
+  await sql(srv.db, `UPDATE evals SET name = ' ' WHERE id = '${oldEval.id}'`);
+  const found = await srv.api('GET', `/v1/agents?name=${encodeURIComponent('spaced ')}`);
+  assert.deepEqual(found.json.data.map((a) => a.id), [old.id]);
+  assert.deepEqual((await srv.api('GET', '/v1/agents?name=spaced')).json.data, []);
+  assert.equal((await srv.api('GET', `/v1/evals/${oldEval.id}`)).json.name, ' ');
+  const d = await srv.api('PATCH', `/v1/agents/${old.id}`, { description: 'kept' });
+  assert.equal(d.status, 200, d.text);
+  assert.equal(d.json.name, 'spaced ');
+  assert.equal((await srv.api('DELETE', `/v1/agents/${old.id}`)).status, 204);
+  const un = await srv.api('PATCH', `/v1/agents/${old.id}`, { status: 'confirmed' });
+  assert.equal(un.json.name, 'spaced ', un.text);
+  const renamed = await srv.api('PATCH', `/v1/agents/${old.id}`, { name: 'spaced' });
+  assert.equal(renamed.status, 200, renamed.text);
+  assert.equal(renamed.json.name, 'spaced');
+});
+
+const jsonl = (lines) => lines.map((l) => JSON.stringify(l)).join('\n') + '\n';
+const counts = (c) => ({ created: 0, updated: 0, unchanged: 0, rejected: 0, ...c });
+const cli = (args, opts = {}) => run(args, { timeout: 120000, ...opts, env: {
+  XDG_CONFIG_HOME: join(srv.dir, 'client-config'), REFOLD_URL: srv.url, REFOLD_API_KEY: srv.key, REFOLD_TTY: '' } });
+
+test('import: a new name with white space at an end is a rejected line, one stored before imports again unchanged', async () => {
+  let r = await cli(['import', '-'], { input: jsonl([{ type: 'agent', name: 'ws-agent ' },
+    { type: 'agent', name: 'ws-agent', prompt_template: 'Hi {{who}}' },
+    { type: 'eval', agent: 'ws-agent', name: ' ' }]) });
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /^stdin:1: .*name must not begin or end with white space/m);
+  assert.match(r.stderr, /^stdin:3: .*name must not be only white space/m);
+  assert.deepEqual((await srv.api('GET', `/v1/agents?name=${encodeURIComponent('ws-agent ')}`)).json.data, []);
+  // As an older refold stored them: straight into the database.
+  const a = (await srv.api('GET', '/v1/agents?name=ws-agent')).json.data[0];
+  const e = (await srv.api('POST', '/v1/evals', { agent_id: a.id, name: 'ws-judge' })).json;
+  await sql(srv.db, `UPDATE agents SET name = 'ws-agent ' WHERE id = '${a.id}'`);
+  await sql(srv.db, `UPDATE evals SET name = 'ws-judge ' WHERE id = '${e.id}'`);
+  const lines = [{ type: 'agent', name: 'ws-agent ', prompt_template: 'Hi {{who}}' },
+    { type: 'eval', agent: 'ws-agent ', name: 'ws-judge ' },
+    { type: 'trace', agent: 'ws-agent ', external_id: 'ws-1', input: 'i', output: 'o' }];
+  r = await cli(['import', '-', '--json'], { input: jsonl(lines) });
+  assert.equal(r.code, 0, r.stderr);
+  const t = JSON.parse(r.stdout).types;
+  assert.deepEqual(t.agent, counts({ unchanged: 1 }));
+  assert.deepEqual(t.eval, counts({ unchanged: 1 }));
+  assert.deepEqual(t.trace, counts({ created: 1 }));
 });

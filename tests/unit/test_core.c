@@ -471,6 +471,41 @@ static void test_error_messages_utf8(void **state)
     assert_string_equal(err.message, "agent ?? not found");
 }
 
+static void test_utf8_untrimmed(void **state)
+{
+    (void)state;
+    assert_false(utf8_untrimmed(""));
+    assert_false(utf8_untrimmed("bot"));
+    assert_false(utf8_untrimmed("support bot 2"));
+    assert_false(utf8_untrimmed("\xe2\x80\x8b"
+                                "bot")); /* U+200B is not White_Space */
+    assert_true(utf8_untrimmed("bot "));
+    assert_true(utf8_untrimmed(" bot"));
+    assert_true(utf8_untrimmed("\xc2\xa0"
+                               "bot"));             /* U+00A0 */
+    assert_true(utf8_untrimmed("bot\xe3\x80\x80")); /* U+3000 */
+    assert_true(utf8_untrimmed("bot\xe2\x80\x8a")); /* U+200A */
+    assert_true(utf8_untrimmed(" "));
+    assert_false(utf8_untrimmed(" \xff")); /* not UTF-8: not judged */
+    assert_false(utf8_blank(""));
+    assert_false(utf8_blank(" a "));
+    assert_true(utf8_blank(" \xc2\xa0\xe2\x80\x83 "));
+
+    json_t *o = json_pack("{s:s, s:s}", "name", "bot ", "blank", "  ");
+    const char *out;
+    struct rf_err err;
+    rf_err_clear(&err);
+    assert_int_equal(jx_string(o, "name", JX_NAME, 200, false, &out, &err), RF_OK);
+    assert_int_equal(jx_string(o, "name", JX_NAME | JX_TRIMMED, 200, false, &out, &err),
+                     RF_INVALID);
+    assert_string_equal(err.field, "name");
+    assert_string_equal(err.message, "name must not begin or end with white space");
+    assert_int_equal(jx_string(o, "blank", JX_NAME | JX_TRIMMED, 200, false, &out, &err),
+                     RF_INVALID);
+    assert_string_equal(err.message, "blank must not be only white space");
+    json_decref(o);
+}
+
 static void test_log_quote(void **state)
 {
     (void)state;
@@ -508,6 +543,7 @@ int main(void)
         cmocka_unit_test(test_clock_rfc3339),
         cmocka_unit_test(test_error_messages_utf8),
         cmocka_unit_test(test_utf8_control),
+        cmocka_unit_test(test_utf8_untrimmed),
         cmocka_unit_test(test_log_quote),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
