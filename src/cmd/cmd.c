@@ -71,7 +71,8 @@ static const struct command commands[] = {
     {"diff", cmd_diff, "diff AGENT N [M] [--color=always|never|auto] [--json]",
      "Show what a version changed in the prompt template, as a unified diff.\n"
      "Version N against version M, by default against N's parent (else the active\n"
-     "version). Coloured on a terminal; --color=always|never decides instead."},
+     "version; a version with neither, such as an active version 1, is an error).\n"
+     "Coloured on a terminal; --color=always|never decides instead."},
     {"improve", cmd_improve,
      "improve AGENT [--max-contradictions N] [--instructions TEXT] [--model M] [--no-wait] "
      "[--json] [--tty]",

@@ -1,9 +1,10 @@
 /*
  * cmd_diff - `refold diff AGENT N [M]`: the unified diff of version N's prompt template
  * against version M (default: N's parent, else the active version), as the API computes
- * it (GET /v1/agents/{id}/versions/{n}/diff). Coloured on a terminal (--color=always|never
- * forces it either way), with a one-line header there; plain diff text otherwise, so it
- * can be piped to other tools.
+ * it (GET /v1/agents/{id}/versions/{n}/diff). A version with neither (v1 while it is
+ * active) is an error saying how to compare two versions, not an empty diff. Coloured on a
+ * terminal (--color=always|never forces it either way), with a one-line header there; plain
+ * diff text otherwise, so it can be piped to other tools.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -110,9 +111,23 @@ int cmd_diff(int argc, char **argv)
         cmd_print_json(d);
         goto out;
     }
+    json_t *base = json_object_get(d, "base"), *target = json_object_get(d, "target");
+    if (!m && json_is_object(base) &&
+        json_integer_value(json_object_get(base, "version")) ==
+            json_integer_value(json_object_get(target, "version"))) {
+        /* No parent, and itself the active version: the API's default base is the version
+         * itself, and an empty diff would read as "no change" (on a pipe, as nothing). */
+        char word[512];
+        cmd_shell_word(name, word, sizeof word);
+        rf_fail(&err, RF_INVALID,
+                "%s v%lld has nothing to compare with: it has no parent and is the active "
+                "version (compare it with another: refold diff %s %lld M; see refold versions %s)",
+                agent_name, n, word, n, word);
+        rc = cmd_fail(&err);
+        goto out;
+    }
     bool on = term_use_color(color, STDOUT_FILENO);
     const char *unified = json_string_value(json_object_get(d, "unified"));
-    json_t *base = json_object_get(d, "base"), *target = json_object_get(d, "target");
     json_t *stats = json_object_get(d, "stats");
     if (term_is_terminal(STDOUT_FILENO)) { /* a person reads it, whatever TERM says */
         char b[64] = "nothing";

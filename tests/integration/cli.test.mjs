@@ -161,6 +161,20 @@ test('diff: plain on a pipe, coloured on request, --json equal to the API', asyn
   assert.equal(r.stderr, 'refold: cli-agent has no version 99 (see refold versions cli-agent)\n');
   r = await cli(['diff', 'cli-agent', '98', '1']);
   assert.equal(r.stderr, 'refold: cli-agent has no version 98 (see refold versions cli-agent)\n');
+  // Version 1 while it is active: no parent, and the active version is itself. Not an
+  // empty diff (on a pipe: nothing at all, as if nothing had changed) but one line saying
+  // so and how to compare two versions; --json is still the API's answer.
+  assert.equal((await srv.api('POST', '/v1/agents', { name: 'first only', prompt_template: 'Hi {{x}}' })).status, 201);
+  r = await cli(['diff', 'first only', '1']);
+  assert.equal(r.code, 1);
+  assert.equal(r.stdout, '');
+  assert.equal(r.stderr, "refold: first only v1 has nothing to compare with: it has no parent and is the active version (compare it with another: refold diff 'first only' 1 M; see refold versions 'first only')\n");
+  r = await cli(['diff', 'first only', '1', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).base.version, 1);
+  r = await cli(['diff', 'first only', '1', '1']);
+  assert.equal(r.code, 0, 'asked for by name: an empty diff');
+  assert.equal(r.stdout, '');
 });
 
 test('promote and reject: exit codes, messages, --json', async () => {
