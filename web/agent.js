@@ -4,6 +4,7 @@ import { get, getAll, items, enc, isMissingEndpoint } from './api.js';
 import { h, fill, badge, time, pct, num, count, excerpt, table, statCard, empty, errorBox, setTitle, uid, loadMore, focusIfLost } from './ui.js';
 import { setQuery, versionHref, jobHref } from './nav.js';
 import { promoteDialog, improveDialog, newVersionDialog, promptBlock } from './actions.js';
+import { liveStage } from './jobs.js';
 import { openTrace } from './trace.js';
 
 const KINDS = [
@@ -197,7 +198,7 @@ async function recentJobs(agent, card) {
     }
     list.replaceWith(h('ul', { class: 'job-list' }, jobs.map((j) => h('li', null,
       h('a', { href: jobHref(j.id) }, badge(j.status)), ' ',
-      j.status === 'running' ? h('span', { class: 'small' }, (j.stage || '').replace(/_/g, ' '), ` · ${j.progress ?? 0}%`) : null,
+      j.status === 'running' && liveStage(j) ? h('span', { class: 'small' }, liveStage(j)) : null,
       j.result && j.result.new_version_number ? h('a', { href: versionHref(agent.id, j.result.new_version_number), class: 'small' }, `→ v${j.result.new_version_number}`) : null,
       ' ', h('span', { class: 'muted small' }, time(j.created_at))))));
   } catch (err) {

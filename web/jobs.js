@@ -37,6 +37,14 @@ async function agentNames() {
 
 // ---- list -------------------------------------------------------------------
 
+// Where a queued or running job is, as the lists say it beside its status:
+// its stage and percentage ("analyzing failures · 30%"). A job that has
+// reported no stage (a test_sleep job never does, an improvement not before
+// its first event) has no percentage to give either: null, not "0%".
+export function liveStage(j) {
+  return j.stage ? `${j.stage.replace(/_/g, ' ')} · ${j.progress ?? 0}%` : null;
+}
+
 // "Pause updates" on the jobs list, kept for the tab's session (a filter
 // change or a visit to a job page does not resume them).
 const PAUSE_KEY = 'refold.jobs.paused';
@@ -109,8 +117,8 @@ export async function jobsPage(ctx) {
       return id ? h('a', { href: agentHref(id) }, names.get(id) || shortId(id)) : '—';
     } },
     { label: 'Status', cell: (j) => badge(j.status) },
-    { label: 'Stage', class: 'col-fit', cell: (j) => (j.status === 'running' || j.status === 'queued'
-      ? h('span', { class: 'small' }, (j.stage || 'waiting').replace(/_/g, ' '), ` · ${j.progress ?? 0}%`)
+    { label: 'Stage', class: 'col-fit', cell: (j) => ((j.status === 'running' || j.status === 'queued') && liveStage(j)
+      ? h('span', { class: 'small' }, liveStage(j))
       : j.error ? h('span', { class: 'small clamp', title: j.error.message || j.error.code }, j.error.code) : j.result && j.result.new_version_number
         ? h('a', { class: 'small', href: versionHref(j.params.agent_id, j.result.new_version_number) }, `candidate v${j.result.new_version_number}`)
         : h('span', { class: 'muted small' }, '—')) },
@@ -362,14 +370,17 @@ export async function jobPage(ctx, id) {
     fill(statusBadge, badge(st.status));
     attemptEl.textContent = `attempt ${st.attempt || 0} of ${job.max_attempts ?? '?'}`;
     const p = Math.max(0, Math.min(100, Number(st.progress) || 0));
-    bar.style.width = `${p}%`;
-    barWrap.setAttribute('aria-valuenow', String(p));
-    barWrap.className = `bar bar-${st.status}`;
+    // A job that has reported no stage has no percentage: the bar is
+    // indeterminate (no aria-valuenow) and the label says what is known.
+    const known = !!st.stage || p > 0;
+    bar.style.width = known ? `${p}%` : '';
+    if (known) barWrap.setAttribute('aria-valuenow', String(p)); else barWrap.removeAttribute('aria-valuenow');
+    barWrap.className = `bar bar-${st.status}${known ? '' : ' bar-indeterminate'}`;
     logList.classList.toggle('log-done', st.terminal);
-    const stageName = st.stage ? st.stage.replace(/_/g, ' ') : st.status === 'queued' ? 'waiting for a worker' : '';
     // Written only when it changes: every write of a live region is read
     // out, and progress events arrive every 500 ms while the model writes.
-    setText(barLabel, `${p}%${stageName ? ' · ' + stageName : ''}`);
+    setText(barLabel, known ? `${p}%${st.stage ? ' · ' + st.stage.replace(/_/g, ' ') : ''}`
+      : st.status === 'queued' ? 'waiting for a worker' : st.status);
     const cur = STAGE_INDEX.has(st.stage) ? STAGE_INDEX.get(st.stage) : -1;
     for (const [stage, { li, detail, said }] of stageItems) {
       const i = STAGE_INDEX.get(stage);

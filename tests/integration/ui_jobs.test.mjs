@@ -413,6 +413,32 @@ test('job page: a retry that went through says so when the page cannot read the 
   assert.ok(await retry.evaluate((el) => el === document.activeElement), 'the focus stays on the button');
 });
 
+test('a running job that has reported no stage shows no made-up percentage on its page and in the lists', async () => {
+  const job = await runningJob({ sleep_ms: 60000 }); // test_sleep without progress reports no stage
+  try {
+    await go(`#/jobs/${job.id}`);
+    await page.locator('#job-conn', { hasText: 'live' }).waitFor();
+    assert.equal(await page.locator('#job-stage-label').textContent(), 'running');
+    const bar = page.locator('#job-progress');
+    assert.equal(await bar.getAttribute('aria-valuenow'), null, 'an indeterminate progress bar');
+    assert.match(await bar.getAttribute('class'), /bar-indeterminate/);
+    await go('#/jobs');
+    const stage = page.locator(`tr[data-job-id="${job.id}"] td[data-label="Stage"]`);
+    await stage.waitFor();
+    assert.equal(await stage.innerText(), '—', 'the status says running; no stage, no percentage');
+    // An improvement before its first stage event, in the agent page's recent improvements.
+    await page.route((u) => u.pathname === '/v1/jobs' && u.searchParams.get('agent_id') === improveBot.id, (r) => r.fulfill({ contentType: 'application/json',
+      body: JSON.stringify({ data: [{ ...job, type: 'prompt_improvement', status: 'running', stage: null, progress: 0, params: { agent_id: improveBot.id } }], next_cursor: null }) }), { times: 1 });
+    await go(`#/agents/${improveBot.id}`);
+    const recent = page.locator('.job-list li').first();
+    await recent.waitFor();
+    assert.match(await recent.innerText(), /^running\s/);
+    assert.doesNotMatch(await recent.innerText(), /%/);
+  } finally {
+    await api('POST', `/v1/jobs/${job.id}/cancel`);
+  }
+});
+
 test('no requests to other origins and no script errors', () => {
   assert.deepEqual(external, []);
   assert.deepEqual(pageErrors, []);
