@@ -7,6 +7,15 @@ function section(title, ...body) {
   return h('section', { class: 'trace-section' }, h('h3', null, title), body);
 }
 
+// A trace's input or output. A missing one (null) and an empty string both
+// left an empty box, which read as a text not loaded yet: each says what it
+// is instead, in muted words that cannot pass for the trace's own text.
+function traceText(text, what) {
+  if (text === null || text === undefined) return h('p', { class: 'muted' }, `No ${what} recorded.`);
+  if (text === '') return h('p', { class: 'muted' }, `Empty: the ${what} is an empty string.`);
+  return h('pre', { class: 'text', tabindex: 0 }, String(text));
+}
+
 function stepNode(step, i) {
   if (step === null || typeof step !== 'object') return h('li', null, h('pre', { class: 'code' }, String(step)));
   const label = [step.type, step.name || step.tool].filter(Boolean).join(' · ') || `step ${i + 1}`;
@@ -58,8 +67,8 @@ export function openTrace(traceId, evidence) {
     fill(body,
       meta,
       section('Rating and eval', verdicts),
-      section('Input', h('pre', { class: 'text', tabindex: 0 }, t.input)),
-      section('Output', h('pre', { class: 'text', tabindex: 0 }, t.output)),
+      section('Input', traceText(t.input, 'input')),
+      section('Output', traceText(t.output, 'output')),
       section('Steps', steps),
       t.metadata ? section('Metadata', jsonBlock(t.metadata)) : null);
   }).catch((err) => fill(body, errorBox(err, 'Could not load the trace')));

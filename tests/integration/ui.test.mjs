@@ -244,6 +244,29 @@ test('contradictions: filter by kind and open a trace', async () => {
   assert.equal((await filterKind('All', 'all')).length, 6);
 });
 
+test('trace viewer: a missing input or output, and an empty one, say so in muted words instead of an empty box', async () => {
+  const row = page.locator('#contradictions tbody tr').first();
+  const traceId = await row.getAttribute('data-trace-id');
+  const stored = (await srv.api('GET', `/v1/traces/${traceId}`)).json;
+  for (const [input, output, saysIn, saysOut] of [
+    ['', null, 'Empty: the input is an empty string.', 'No output recorded.'],
+    [null, '', 'No input recorded.', 'Empty: the output is an empty string.'],
+  ]) {
+    await page.route((u) => u.pathname === `/v1/traces/${traceId}`, (r) => r.fulfill({ contentType: 'application/json',
+      body: JSON.stringify({ ...stored, input, output }) }), { times: 1 });
+    await row.locator('button.trace-open').click();
+    const dlg = page.locator('dialog[open]');
+    await dlg.getByRole('heading', { name: 'Input' }).waitFor();
+    for (const [name, says] of [['Input', saysIn], ['Output', saysOut]]) {
+      const sec = dlg.locator('section.trace-section').filter({ has: page.getByRole('heading', { name, exact: true }) });
+      assert.equal(await sec.locator('pre').count(), 0, `${name}: no empty box`);
+      assert.equal(await sec.locator('p.muted').innerText(), says);
+    }
+    await page.keyboard.press('Escape');
+    await dlg.waitFor({ state: 'detached' });
+  }
+});
+
 test('contradictions: Load more follows next_cursor past the first page and keeps the keyboard focus', async () => {
   // 405 missed failures and 5 false alarms: three pages of 200 under "All".
   const a = await api('POST', '/v1/agents', { name: 'many-contradictions', prompt_template: 'Answer {{q}}.' }, 201);
