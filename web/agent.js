@@ -22,7 +22,7 @@ export async function agentPage(ctx, id, { focusVersion } = {}) {
   ]);
   setTitle(agent.name);
   const s = agent.stats || {};
-  const reload = (opts) => { if (ctx.alive()) agentPage(ctx, id, opts); };
+  const reload = (opts) => ctx.reload(opts); // a failure says why in the page, as the router does
   const active = agent.active_version;
   const candidates = versions.filter((v) => v.status === 'candidate');
 

@@ -7,7 +7,7 @@
 // next navigation.
 import { request, onUnauthorized, isSessionLost } from './api.js';
 import { parseHash, setRenderer } from './nav.js';
-import { h, fill, field, errorBox, markInvalid, toast, setTitle } from './ui.js';
+import { h, fill, field, errorBox, markInvalid, toast, setTitle, focusIfLost } from './ui.js';
 import { agentsPage } from './agents.js';
 import { agentPage } from './agent.js';
 import { versionPage } from './review.js';
@@ -49,19 +49,38 @@ async function render({ focus = false } = {}) {
   ctx.alive = () => current === ctx;
   // An unknown route is a page too: its heading takes the focus like any other.
   if (!page) { page = notFoundPage; match = [path]; }
+  const args = match.slice(1).map(decodeURIComponent);
+  // A page that renders itself again, with what changed (after a dialog's
+  // action: a rollback, say), does so with ctx.reload(opts), which ends the
+  // same way as this first render when it fails.
+  ctx.reload = async (opts) => {
+    if (!ctx.alive()) return;
+    if (await load(ctx, () => page(ctx, ...args, opts))) return;
+    // It failed: the control that opened the dialog went with the page.
+    if (ctx.alive()) focusIfLost(root.querySelector('h1'));
+  };
   root.append(h('p', { class: 'loading' }, 'Loading…'));
-  try {
-    await page(ctx, ...match.slice(1).map(decodeURIComponent));
-  } catch (err) {
-    if (!ctx.alive() || err.status === 401) return;
-    fill(root, h('h1', null, err.status === 404 ? 'Not found' : 'Something went wrong'), errorBox(err),
-      h('p', null, h('a', { href: '#/agents' }, 'Back to the agents')));
-  }
+  await load(ctx, () => page(ctx, ...args));
   // The heading takes the focus unless the page gave it to a field of its own
   // (the sign-in page to the key).
   if (focus && ctx.alive() && !root.contains(document.activeElement)) {
     const h1 = root.querySelector('h1');
     if (h1) { h1.tabIndex = -1; h1.focus({ preventScroll: true }); }
+  }
+}
+
+// One render of the page in ctx. A failure takes the page's place and says
+// why, unless another page is on screen by now or the session ended (the
+// sign-in page is on its way). Resolves true when the page rendered.
+async function load(ctx, run) {
+  try {
+    await run();
+    return true;
+  } catch (err) {
+    if (!ctx.alive() || err.status === 401) return false;
+    fill(ctx.root, h('h1', null, err.status === 404 ? 'Not found' : 'Something went wrong'), errorBox(err),
+      h('p', null, h('a', { href: '#/agents' }, 'Back to the agents')));
+    return false;
   }
 }
 

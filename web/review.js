@@ -21,7 +21,7 @@ export async function versionPage(ctx, agentId, n, { refocus } = {}) {
   const byId = new Map(versions.map((v) => [v.id, v]));
   const parent = version.parent_version_id ? byId.get(version.parent_version_id) : null;
   setTitle(`v${version.version}`, agent.name);
-  const reload = () => { if (ctx.alive()) versionPage(ctx, agentId, n, { refocus: true }); };
+  const reload = () => ctx.reload({ refocus: true }); // a failure says why in the page, as the router does
 
   const actions = h('div', { class: 'actions' });
   if (version.status === 'candidate') {

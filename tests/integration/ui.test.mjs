@@ -401,6 +401,28 @@ test('rollback: promote the archived version from the timeline', async () => {
   assert.match(await page.locator('.timeline li[data-version="1"]').innerText(), /active[\s\S]*v2 raised escalations/);
 });
 
+test('a rollback whose page then fails to load again says why in the page, as a page that fails to open does', async () => {
+  const fail = (r) => r.fulfill({ status: 503, contentType: 'application/json',
+    body: JSON.stringify({ error: { code: 'unavailable', message: 'scripted reload failure' } }) });
+  // From the agent page's timeline (v2 is archived), then from v1's page (archived by then).
+  for (const [hash, opener, to] of [[`#/agents/${support.id}`, '[data-rollback="2"]', 2], [`#/agents/${support.id}/versions/1`, '#rollback', 1]]) {
+    await go(hash);
+    await page.locator(opener).click();
+    const dlg = page.locator('dialog[open]');
+    await dlg.getByLabel('Review note').waitFor();
+    const errors = pageErrors.length;
+    await page.route((u) => u.pathname === `/v1/agents/${support.id}`, (r) => (r.request().method() === 'GET' ? fail(r) : r.continue()), { times: 1 });
+    await dlg.getByRole('button', { name: `Roll back to v${to}` }).click();
+    const h1 = page.getByRole('heading', { name: 'Something went wrong', level: 1 });
+    await h1.waitFor({ timeout: 10000 });
+    assert.match(await page.locator('main .alert-error[role=alert]').innerText(), /scripted reload failure/);
+    assert.ok(await h1.evaluate((el) => el === document.activeElement), `${hash}: the heading takes the focus of the button that went`);
+    await page.locator('#toast-status').getByText(`Rolled back: v${to} is active.`).waitFor();
+    assert.equal(await activeVersion(support.id), to, 'the rollback itself went through');
+    assert.deepEqual(pageErrors.slice(errors), [], 'no unhandled rejection');
+  }
+});
+
 test('diff: Show unchanged lines unfolds them and hands the focus to the first one', async () => {
   const lines = Array.from({ length: 30 }, (_, i) => `Rule ${i + 1}: answer from {{kb}} only.`);
   const a = await api('POST', '/v1/agents', { name: 'fold-bot', prompt_template: lines.join('\n') }, 201);
