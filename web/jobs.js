@@ -673,7 +673,8 @@ export async function jobPage(ctx, id) {
         connState('disconnected');
         const fresh = await refreshJob();
         if (!ctx.alive()) return;
-        if (fresh && TERMINAL.has(fresh.status)) { if (ctx.alive()) jobPage(ctx, id); return; }
+        // Finished meanwhile: read again, failing like any page load.
+        if (fresh && TERMINAL.has(fresh.status)) { ctx.reload(); return; }
         retryTimer = setTimeout(connect, 3000);
       } else {
         connState('reconnecting…');

@@ -439,6 +439,32 @@ test('a running job that has reported no stage shows no made-up percentage on it
   }
 });
 
+test('job page: a job that finished while its stream was refused, and that then cannot be read, says why in the page', async () => {
+  const job = await runningJob({ sleep_ms: 2500 });
+  const errors = pageErrors.length;
+  const events = (u) => u.pathname === `/v1/jobs/${job.id}/events`;
+  const jobUrl = (u) => u.pathname === `/v1/jobs/${job.id}`;
+  await page.route(events, (r) => r.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ error: { code: 'unavailable', message: 'no stream' } }) }));
+  // The page learns that the job finished (its first finished read), then reads it again: that read fails.
+  let finishedReads = 0;
+  await page.route(jobUrl, async (r) => {
+    const resp = await r.fetch();
+    const j = await resp.json();
+    if (['completed', 'failed', 'cancelled'].includes(j.status) && ++finishedReads === 2) {
+      await r.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ error: { code: 'unavailable', message: 'scripted job read failure' } }) });
+    } else await r.fulfill({ response: resp, json: j });
+  });
+  try {
+    await go(`#/jobs/${job.id}`);
+    await page.getByRole('heading', { name: 'Something went wrong', level: 1 }).waitFor({ timeout: 20000 });
+    assert.match(await page.locator('main .alert-error[role=alert]').innerText(), /scripted job read failure/);
+    assert.deepEqual(pageErrors.slice(errors), [], 'no unhandled rejection');
+  } finally {
+    await page.unroute(events);
+    await page.unroute(jobUrl);
+  }
+});
+
 test('no requests to other origins and no script errors', () => {
   assert.deepEqual(external, []);
   assert.deepEqual(pageErrors, []);
