@@ -709,6 +709,9 @@ function callNode(c, i, runs) {
       msgs.length ? msgs.map(([role, text]) => h('div', { class: 'msg' }, h('div', { class: 'msg-role' }, role), h('pre', { class: 'text', tabindex: 0 }, text)))
         : jsonBlock(req),
       h('div', { class: 'msg msg-response' }, h('div', { class: 'msg-role' }, 'response'),
-        c.response_text ? h('pre', { class: 'text', tabindex: 0 }, c.response_text) : h('p', { class: 'muted' }, 'No response text.')),
+        // An empty reply (the model wrote nothing) is not a missing one (the call failed first).
+        c.response_text === null || c.response_text === undefined ? h('p', { class: 'muted' }, 'No response text.')
+          : c.response_text === '' ? h('p', { class: 'muted' }, 'Empty: the model answered with no text.')
+            : h('pre', { class: 'text', tabindex: 0 }, c.response_text)),
       c.error ? errorBox({ message: typeof c.error === 'string' ? c.error : JSON.stringify(c.error) }) : null)));
 }

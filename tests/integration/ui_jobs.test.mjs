@@ -465,6 +465,20 @@ test('job page: a job that finished while its stream was refused, and that then 
   }
 });
 
+test('job page: the LLM transcript tells an empty reply apart from a call that got none', async () => {
+  assert.ok(finishedJobHash, 'the failing-job case ran');
+  const id = finishedJobHash.split('/').pop();
+  const call = { job_id: id, attempt: 1, run: 1, step: 'analysis', provider: 'scripted', model: 'm', request: { messages: [{ role: 'user', content: 'Find the patterns.' }] },
+    stop_reason: null, http_status: null, provider_request_id: null, input_tokens: null, output_tokens: null, latency_ms: 5, created_at: new Date().toISOString() };
+  await page.route((u) => u.pathname === `/v1/jobs/${id}/llm-calls`, (r) => r.fulfill({ contentType: 'application/json', body: JSON.stringify({
+    data: [{ ...call, id: 'llm_1', response_text: '', stop_reason: 'end_turn', error: null }, { ...call, id: 'llm_2', response_text: null, error: 'connection refused' }], next_cursor: null }) }), { times: 1 });
+  await go(finishedJobHash);
+  const calls = page.locator('#job-transcript details.call');
+  await calls.nth(1).waitFor();
+  const said = await calls.evaluateAll((els) => els.map((el) => el.querySelector('.msg-response p')?.textContent ?? 'a box'));
+  assert.deepEqual(said, ['Empty: the model answered with no text.', 'No response text.']);
+});
+
 test('no requests to other origins and no script errors', () => {
   assert.deepEqual(external, []);
   assert.deepEqual(pageErrors, []);
