@@ -323,3 +323,31 @@ export async function launchChromium() {
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
 }
+
+// A browser context of its own, signed in with key at url (the UI's address with its
+// route), once the sign-in page has let it through. clock: the tab's timers and Date
+// follow tab.clock; onError gets the page's script errors.
+export async function signedInTab(browser, url, key, { width = 1280, height = 900, colorScheme = 'light', locale, clock = false, onError } = {}) {
+  const ctx = await browser.newContext({ viewport: { width, height }, colorScheme, locale });
+  const tab = await ctx.newPage();
+  if (clock) await tab.clock.install();
+  if (onError) tab.on('pageerror', (e) => onError(e.message));
+  await tab.goto(url);
+  await tab.getByLabel('API key').fill(key);
+  await tab.getByRole('button', { name: 'Sign in' }).click();
+  await tab.waitForURL((u) => !u.hash.startsWith('#/signin'));
+  return { ctx, tab };
+}
+
+// Navigate page inside the app; the same fragment again renders the view again.
+export function goTo(page, hash) {
+  return page.evaluate((h) => {
+    if (location.hash === h) window.dispatchEvent(new HashChangeEvent('hashchange'));
+    else location.hash = h;
+  }, hash);
+}
+
+// Whether page fits its viewport's width (no sideways scrolling).
+export function fitsWidth(page) {
+  return page.evaluate(() => document.documentElement.scrollWidth <= document.documentElement.clientWidth);
+}

@@ -10,7 +10,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startServer, outputDir, createWorkspaceKey, sql, launchChromium } from './lib.mjs';
+import { startServer, outputDir, createWorkspaceKey, sql, launchChromium, goTo, fitsWidth } from './lib.mjs';
 
 const OUT = outputDir('ui');
 const shot = (page, name, fullPage = true) => page.screenshot({ path: join(OUT, `${name}.png`), fullPage });
@@ -77,14 +77,8 @@ after(async () => {
   srv.cleanup();
 });
 
-// Navigate inside the app; the same fragment again re-renders the view.
-const go = async (hash) => {
-  await page.evaluate((h) => {
-    if (location.hash === h) window.dispatchEvent(new HashChangeEvent('hashchange'));
-    else location.hash = h;
-  }, hash);
-};
-const noHorizontalScroll = () => page.evaluate(() => document.documentElement.scrollWidth <= document.documentElement.clientWidth);
+const go = (hash) => goTo(page, hash);
+const noHorizontalScroll = () => fitsWidth(page);
 const activeVersion = async (agentId) => (await api('GET', `/v1/agents/${agentId}`, undefined, 200)).active_version?.version;
 
 test('sign in: a wrong key shows an error, the right key enters', async () => {

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServer, outputDir, launchChromium } from './lib.mjs';
+import { startServer, outputDir, launchChromium, goTo, fitsWidth, signedInTab } from './lib.mjs';
 
 const OUT = outputDir('ui');
 const shot = (page, name, fullPage = true) => page.screenshot({ path: join(OUT, `${name}.png`), fullPage });
@@ -110,28 +110,12 @@ after(async () => {
   srv.cleanup();
 });
 
-// Navigate inside the app; the same fragment again re-renders the view.
-const go = async (hash) => {
-  await page.evaluate((h) => {
-    if (location.hash === h) window.dispatchEvent(new HashChangeEvent('hashchange'));
-    else location.hash = h;
-  }, hash);
-};
-const noHorizontalScroll = () => page.evaluate(() => document.documentElement.scrollWidth <= document.documentElement.clientWidth);
+const go = (hash) => goTo(page, hash);
+const noHorizontalScroll = () => fitsWidth(page);
 // A tab of its own on route, signed in, whose timers and Date follow tab.clock
 // (time flows as usual until the test moves it on).
-async function clockTab(route) {
-  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const tab = await ctx.newPage();
-  tab.setDefaultTimeout(30000);
-  await tab.clock.install();
-  tab.on('pageerror', (e) => pageErrors.push(e.message));
-  await tab.goto(srv.url + '/' + route);
-  await tab.getByLabel('API key').fill(srv.key);
-  await tab.getByRole('button', { name: 'Sign in' }).click();
-  await tab.waitForURL((u) => !u.hash.startsWith('#/signin'));
-  return { ctx, tab };
-}
+const clockTab = (route) =>
+  signedInTab(browser, srv.url + '/' + route, srv.key, { clock: true, onError: (m) => pageErrors.push(m) });
 // A test_sleep job, once it is running.
 async function runningJob(params) {
   const job = await api('POST', '/v1/test/jobs', { params }, 202);

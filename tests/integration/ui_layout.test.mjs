@@ -4,7 +4,7 @@
 // Headless Debian chromium driven by playwright-core against the real binary.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, sql, launchChromium } from './lib.mjs';
+import { startServer, sql, launchChromium, signedInTab } from './lib.mjs';
 
 const srv = await startServer();
 let browser;
@@ -65,17 +65,8 @@ after(async () => {
 });
 
 // A new browser context signed in on route (signing in returns to it).
-async function signedIn(route, { width = 1280, height = 900, colorScheme = 'light', clock = false } = {}) {
-  const ctx = await browser.newContext({ viewport: { width, height }, colorScheme, locale: 'en-US' });
-  const tab = await ctx.newPage();
-  if (clock) await tab.clock.install(); // the page's timers and Date follow tab.clock
-  tab.on('pageerror', (e) => pageErrors.push(e.message));
-  await tab.goto(srv.url + '/' + route);
-  await tab.getByLabel('API key').fill(srv.key);
-  await tab.getByRole('button', { name: 'Sign in' }).click();
-  await tab.waitForURL((u) => !u.hash.startsWith('#/signin'));
-  return { ctx, tab };
-}
+const signedIn = (route, opts = {}) =>
+  signedInTab(browser, srv.url + '/' + route, srv.key, { locale: 'en-US', ...opts, onError: (m) => pageErrors.push(m) });
 
 // WCAG contrast ratio of an element's text (pseudo '') or its ::after glyph
 // (pseudo '::after') on the element's own background.

@@ -7,7 +7,7 @@
 // on a test_sleep job followed live (REFOLD_TEST_JOBS).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, createWorkspaceKey, sql, launchChromium } from './lib.mjs';
+import { startServer, createWorkspaceKey, sql, launchChromium, signedInTab } from './lib.mjs';
 
 const srv = await startServer({ env: { REFOLD_TEST_JOBS: '1' } });
 let browser;
@@ -37,15 +37,7 @@ async function completedJob(ws, id, t, eventSeq = 0) {
 }
 
 // A new browser context signed in with key on route.
-async function signedIn(key, route) {
-  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const tab = await ctx.newPage();
-  tab.on('pageerror', (e) => pageErrors.push(e.message));
-  await tab.goto(srv.url + route);
-  await tab.getByLabel('API key').fill(key);
-  await tab.getByRole('button', { name: 'Sign in' }).click();
-  return { ctx, tab };
-}
+const signedIn = (key, route) => signedInTab(browser, srv.url + route, key, { onError: (m) => pageErrors.push(m) });
 
 test('jobs list: Load more reads the next pages and keeps the keyboard focus', async () => {
   const { key, ws } = await workspace('many-jobs');
