@@ -10,7 +10,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startServer, outputDir, createWorkspaceKey, sql, launchChromium, goTo, fitsWidth } from './lib.mjs';
+import { startServer, outputDir, createWorkspaceKey, sql, launchChromium, goTo, fitsWidth, watchedPage } from './lib.mjs';
 
 const OUT = outputDir('ui');
 const shot = (page, name, fullPage = true) => page.screenshot({ path: join(OUT, `${name}.png`), fullPage });
@@ -59,16 +59,7 @@ before(async () => {
   assert.equal(probe.status, 409);
 
   browser = await launchChromium();
-  context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  page = await context.newPage();
-  // Playwright's own default: at ctest -j4 beside other browser tests the page ran ten
-  // times slower than alone, and the agent page's 200-row table took over 10 s to show.
-  page.setDefaultTimeout(30000);
-  page.on('request', (r) => {
-    const u = new URL(r.url());
-    if (u.protocol !== 'data:' && u.origin !== srv.url) external.push(r.url());
-  });
-  page.on('pageerror', (e) => pageErrors.push(e.message));
+  ({ context, page } = await watchedPage(browser, srv.url, external, pageErrors));
 });
 
 after(async () => {

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServer, outputDir, launchChromium, goTo, fitsWidth, signedInTab } from './lib.mjs';
+import { startServer, outputDir, launchChromium, goTo, fitsWidth, signedInTab, watchedPage } from './lib.mjs';
 
 const OUT = outputDir('ui');
 const shot = (page, name, fullPage = true) => page.screenshot({ path: join(OUT, `${name}.png`), fullPage });
@@ -88,16 +88,7 @@ before(async () => {
   failBot = await seedAgent('fail-bot', IMPROVE_TEMPLATE);
 
   browser = await launchChromium();
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  page = await context.newPage();
-  // Playwright's own default: at ctest -j4 beside other browser tests the page ran ten
-  // times slower than alone.
-  page.setDefaultTimeout(30000);
-  page.on('request', (r) => {
-    const u = new URL(r.url());
-    if (u.protocol !== 'data:' && u.origin !== srv.url) external.push(r.url());
-  });
-  page.on('pageerror', (e) => pageErrors.push(e.message));
+  ({ page } = await watchedPage(browser, srv.url, external, pageErrors));
   await page.goto(srv.url + '/');
   await page.getByLabel('API key').fill(srv.key);
   await page.getByRole('button', { name: 'Sign in' }).click();
