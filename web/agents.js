@@ -67,20 +67,56 @@ export async function agentsPage(ctx) {
   ];
   fill(ctx.root, head, table(cols, agents, { caption: 'Agents', rowAttrs: (a) => ({ 'data-agent-id': a.id }) }));
 
-  // Fill "last improvement" without holding up the table.
+  // Fill "last improvement" without holding up the table (nor the heading's focus).
+  fillLastImprovements(ctx, agents, lastCells);
+}
+
+// The "Last improvement" cells: the newest prompt_improvement job of each agent, a link
+// with its status and time, "never" when it has none, "—" when the server has no job
+// endpoints. One read of the workspace's newest 500 such jobs (newest first, so an
+// agent's first job there is its newest; params.agent_id is the agent the jobs list
+// filters on) answers most agents at once; only when that page is not the whole list
+// (next_cursor) do the agents it leaves out ask for their own, 4 requests at a time.
+async function fillLastImprovements(ctx, agents, cells) {
   let available = true;
-  await Promise.all(agents.map(async (a) => {
-    const cell = lastCells.get(a.id);
-    try {
-      const job = available ? await lastImprovement(a.id) : undefined;
-      if (job === undefined) { available = false; fill(cell, '—'); cell.title = 'Jobs are not available on this server'; return; }
-      if (!job) { fill(cell, 'never'); return; }
-      cell.className = '';
-      fill(cell, h('a', { href: jobHref(job.id) }, badge(job.status)), ' ', time(job.created_at));
-    } catch {
-      fill(cell, '—');
+  const show = (cell, job) => {
+    if (job === undefined) { available = false; fill(cell, '—'); cell.title = 'Jobs are not available on this server'; return; }
+    if (!job) { fill(cell, 'never'); return; }
+    cell.className = '';
+    fill(cell, h('a', { href: jobHref(job.id) }, badge(job.status)), ' ', time(job.created_at));
+  };
+  let rest = agents;
+  try {
+    const page = await get('/v1/jobs?type=prompt_improvement&limit=500');
+    const newest = new Map();
+    for (const job of items(page)) {
+      const id = job.params && job.params.agent_id;
+      if (id && !newest.has(id)) newest.set(id, job);
     }
-  }));
+    const complete = Array.isArray(page) || !page.next_cursor;
+    rest = [];
+    for (const a of agents) {
+      if (newest.has(a.id)) show(cells.get(a.id), newest.get(a.id));
+      else if (complete) show(cells.get(a.id), null);
+      else rest.push(a);
+    }
+  } catch (err) {
+    if (isMissingEndpoint(err)) { for (const a of agents) show(cells.get(a.id), undefined); return; }
+    // Any other failure: each agent asks for its own below, as if the page said nothing.
+  }
+  let next = 0;
+  const worker = async () => {
+    while (next < rest.length) {
+      const a = rest[next++], cell = cells.get(a.id);
+      if (!ctx.alive()) return; // the user has left the page
+      try {
+        show(cell, available ? await lastImprovement(a.id) : undefined);
+      } catch {
+        fill(cell, '—');
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(4, rest.length) }, worker));
 }
 
 function rateCell(s) {

@@ -4,10 +4,11 @@
 // and a finished job with more stored events than one page of
 // GET /v1/jobs/{id}/events. The contradictions' Load more is in ui.test.mjs,
 // with the agents it seeds. Also the times of a job's log lines and events,
-// on a test_sleep job followed live (REFOLD_TEST_JOBS).
+// on a test_sleep job followed live (REFOLD_TEST_JOBS). And the agents list's Last improvement
+// column: the /v1/jobs requests it makes, with one page of improvement jobs and more.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, createWorkspaceKey, sql, launchChromium, signedInTab } from './lib.mjs';
+import { startServer, createWorkspaceKey, sql, launchChromium, signedInTab, goTo, sleep } from './lib.mjs';
 
 const srv = await startServer({ env: { REFOLD_TEST_JOBS: '1' } });
 let browser;
@@ -167,6 +168,90 @@ test('job page: the LLM transcript shows every call, past the first page of llm-
   assert.match(await summary(40), /^#41 · analysis · m · run 2 · attempt 1 · /);
   assert.match(await summary(n - 1), new RegExp(`^#${n} · analysis · m · run 2 · attempt 9 · `));
   await ctx2.close();
+});
+
+test('agents list: the last improvement of every agent from one read of the jobs, not one request an agent', async () => {
+  const { key, ws } = await workspace('improvement-column');
+  const names = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot'];
+  const agents = {};
+  for (const name of names) {
+    const r = await srv.api('POST', '/v1/agents', { name }, { key });
+    assert.equal(r.status, 201, r.text);
+    agents[name] = r.json.id;
+  }
+  let seq = 0;
+  const t0 = Date.now() - 3600000;
+  // n jobs of type for agent, newer than every job before them; their ids, oldest first.
+  async function jobs(name, status, n = 1, type = 'prompt_improvement') {
+    const ids = [];
+    const rows = Array.from({ length: n }, () => {
+      const id = `job_01JQ3000000000000000${String(++seq).padStart(6, '0')}`;
+      ids.push(id);
+      return `('${id}', '${ws}', '${type}', '${agents[name]}', '${status}', 100, '{"agent_id": "${agents[name]}"}', 1, 3, ${t0 + seq * 1000}, ${t0 + seq * 1000})`;
+    });
+    for (let i = 0; i < n; i += 200) {
+      await sql(srv.db, 'INSERT INTO jobs (id, workspace_id, type, agent_id, status, progress, params, attempt, max_attempts, run_at, created_at) VALUES ' + rows.slice(i, i + 200).join(', '));
+    }
+    return ids;
+  }
+  await jobs('alpha', 'failed');
+  const alphaNewest = (await jobs('alpha', 'completed'))[0];
+  const bravoJob = (await jobs('bravo', 'cancelled'))[0];
+  await jobs('foxtrot', 'completed', 1, 'test_sleep'); // not an improvement
+
+  // The /v1/jobs requests a visit of the agents list makes, and the most at once.
+  const { ctx, tab } = await signedIn(key, '/#/agents');
+  await tab.locator('tr[data-agent-id]').first().waitFor();
+  let sent = [], open = 0, most = 0;
+  const isJobs = (r) => new URL(r.url()).pathname === '/v1/jobs';
+  tab.on('request', (r) => { if (isJobs(r)) { sent.push(new URL(r.url()).search); most = Math.max(most, ++open); } });
+  const done = (r) => { if (isJobs(r)) open--; };
+  tab.on('requestfinished', done);
+  tab.on('requestfailed', done);
+  const cell = (name) => tab.locator(`tr[data-agent-id="${agents[name]}"] td:last-child`);
+  async function visit() {
+    for (let i = 0; open > 0 && i < 500; i++) await sleep(10); // the first visit's requests have ended
+    sent = []; most = 0;
+    await goTo(tab, '#/agents'); // the same page again, from the start
+    await tab.locator('tr[data-agent-id]').first().waitFor();
+    await tab.waitForFunction(() => [...document.querySelectorAll('tr[data-agent-id] td:last-child')].every((td) => !td.textContent.includes('…')));
+    for (let i = 0; open > 0 && i < 500; i++) await sleep(10); // every requestfinished has arrived
+    return sent;
+  }
+  const shows = async (name, jobId, status) => {
+    const c = cell(name);
+    assert.equal(await c.locator('a').getAttribute('href'), `#/jobs/${jobId}`, `${name} links its newest job`);
+    assert.match(await c.innerText(), new RegExp(`^${status} `), `${name}: ${await c.innerText()}`);
+  };
+
+  // Every improvement job of the workspace fits one page: one request, whatever the number of agents.
+  let reqs = await visit();
+  assert.deepEqual(reqs, ['?type=prompt_improvement&limit=500'], 'one read of the jobs for six agents');
+  await shows('alpha', alphaNewest, 'completed');
+  await shows('bravo', bravoJob, 'cancelled');
+  for (const name of ['charlie', 'delta', 'echo', 'foxtrot']) assert.equal(await cell(name).innerText(), 'never', name);
+
+  // More than one page: the agents the newest 500 leave out ask for their own, at most 4 at a time.
+  const alphaMany = await jobs('alpha', 'completed', 500);
+  reqs = await visit();
+  assert.equal(reqs[0], '?type=prompt_improvement&limit=500');
+  assert.deepEqual(reqs.slice(1).sort(), ['bravo', 'charlie', 'delta', 'echo', 'foxtrot']
+    .map((n) => `?agent_id=${agents[n]}&type=prompt_improvement&limit=1`).sort(), 'one request for each agent not in the page');
+  assert.ok(most <= 4, `at most 4 requests at once (${most})`);
+  await shows('alpha', alphaMany[alphaMany.length - 1], 'completed');
+  await shows('bravo', bravoJob, 'cancelled');
+  for (const name of ['charlie', 'delta', 'echo', 'foxtrot']) assert.equal(await cell(name).innerText(), 'never', name);
+
+  // A server without job endpoints: a dash, and no request an agent.
+  await tab.route((u) => u.pathname === '/v1/jobs', (r) => r.fulfill({ status: 404, contentType: 'application/json',
+    body: JSON.stringify({ error: { code: 'not_found', message: 'no such endpoint' } }) }));
+  reqs = await visit();
+  assert.deepEqual(reqs, ['?type=prompt_improvement&limit=500']);
+  for (const name of names) {
+    assert.equal(await cell(name).innerText(), '—', name);
+    assert.equal(await cell(name).locator('span').getAttribute('title'), 'Jobs are not available on this server');
+  }
+  await ctx.close();
 });
 
 test('no script errors', () => {
