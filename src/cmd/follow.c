@@ -3,7 +3,6 @@
  */
 #include "cmd/follow.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
